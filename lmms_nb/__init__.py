@@ -1,0 +1,61 @@
+"""lmms-nb: a Jupyter-first toolkit for evaluating large multimodal models.
+
+Run evaluations, load every log format into one polars table, compare models with paired statistics,
+build Lite subsets, and render reports. Public names are imported lazily so `import lmms_nb` is instant.
+
+Example:
+    >>> import lmms_nb
+    >>> "synthbench_count" in lmms_nb.list_tasks()
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "evaluate": "lmms_nb.runner",
+    "Run": "lmms_nb.runner",
+    "Task": "lmms_nb.tasks",
+    "Metric": "lmms_nb.tasks",
+    "get_task": "lmms_nb.tasks",
+    "list_tasks": "lmms_nb.tasks",
+    "register_task": "lmms_nb.tasks",
+    "Model": "lmms_nb.models",
+    "Request": "lmms_nb.models",
+    "Response": "lmms_nb.models",
+    "get_model": "lmms_nb.models",
+    "list_models": "lmms_nb.models",
+    "register_model": "lmms_nb.models",
+    "load_logs": "lmms_nb.logs",
+    "scan_logs": "lmms_nb.logs",
+    "rescore": "lmms_nb.logs",
+    "compare": "lmms_nb.analysis",
+    "Comparison": "lmms_nb.analysis",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lmms_nb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from lmms_nb.analysis import Comparison, compare
+    from lmms_nb.logs import load_logs, rescore, scan_logs
+    from lmms_nb.models import Model, Request, Response, get_model, list_models, register_model
+    from lmms_nb.runner import Run, evaluate
+    from lmms_nb.tasks import Metric, Task, get_task, list_tasks, register_task

@@ -1,0 +1,18 @@
+"""Logs: the canonical sample table, our writer, and readers for every log format."""
+
+from lmms_nb.logs.schema import ALIGN_KEY, FIXED_COLUMNS, SAMPLE_KEY, conform, empty_samples, metric_columns
+
+__all__ = ["FIXED_COLUMNS", "SAMPLE_KEY", "ALIGN_KEY", "conform", "empty_samples", "metric_columns"]
+
+
+def __getattr__(name: str):
+    # load_logs / scan_logs / rescore live in lmms_nb.logs.readers and lmms_nb.logs.rescore
+    if name in ("load_logs", "scan_logs"):
+        from lmms_nb.logs import readers
+
+        return getattr(readers, name)
+    if name == "rescore":
+        from lmms_nb.logs.rescore import rescore
+
+        return rescore
+    raise AttributeError(name)

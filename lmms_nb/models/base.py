@@ -1,0 +1,50 @@
+"""The `Model` protocol every backend implements, and the requests and responses it exchanges.
+
+A model receives a batch of `Request`s (images, prompt, generation kwargs) and returns one `Response` per
+request, in order. A backend that fails on one request returns a `Response` with `error` set rather than
+raising, so one bad sample never stops a run; raising is also tolerated (the runner then retries the batch
+one request at a time to find the culprit).
+
+Example:
+    >>> from lmms_nb.models.base import Request, Response
+    >>> Request(doc_id=0, task="t", images=[], prompt="Hi?").generation_kwargs
+    {}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+
+@dataclass
+class Request:
+    doc_id: int
+    task: str
+    images: list  # PIL images
+    prompt: str
+    generation_kwargs: dict[str, Any] = field(default_factory=dict)
+    choices: list[str] | None = None  # the options of a multiple-choice doc, when the task has doc_to_choice
+    doc: dict[str, Any] | None = None  # the raw row, for baselines that need question metadata
+
+
+@dataclass
+class Response:
+    text: str | None
+    error: str | None = None
+    latency_s: float | None = None
+    output_tokens: int | None = None
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What `evaluate()` needs from a model."""
+
+    #: a name for logs and tables (e.g. "llava-tiny-a", "Qwen2-VL-7B-Instruct")
+    name: str
+    #: the arguments that built it, recorded in every run
+    model_args: dict[str, Any]
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        """One response per request, in order."""
+        ...

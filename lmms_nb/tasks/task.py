@@ -1,0 +1,130 @@
+"""`Task`: what to ask a model about each row of a dataset, and how to score the answer.
+
+A task mirrors an lmms-eval task config: a loader returning a `datasets.Dataset`, doc_to_visual /
+doc_to_text / doc_to_target / doc_to_choice, generation kwargs, response filters, metrics and an optional
+category column.
+
+Example:
+    >>> import datasets
+    >>> from lmms_nb.tasks.task import Task, Metric
+    >>> from lmms_nb.metrics import exact_match
+    >>> ds = datasets.Dataset.from_dict({"q": ["2+2?"], "a": ["4"]})
+    >>> t = Task(name="toy", load=lambda: ds, doc_to_visual=lambda d: [], doc_to_text=lambda d: d["q"],
+    ...          doc_to_target=lambda d: d["a"], metrics=[Metric("exact_match", exact_match)])
+    >>> t.score(t.load()[0], "4")
+    {'exact_match': 1.0}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import datasets
+
+Doc = dict[str, Any]
+#: per-sample scorer: (prediction, target, doc) -> float in [0, 1] (or any float)
+Scorer = Callable[[str, str, Doc], float]
+#: aggregation: (per-sample values, their docs) -> (value, stderr or None)
+Aggregation = Callable[[Sequence[float], Sequence[Doc]], tuple[float, float | None]]
+
+
+def mean_aggregation(values: Sequence[float], docs: Sequence[Doc] = ()) -> tuple[float, float | None]:
+    """Mean and its standard error (sample sd / sqrt(n)), as lmms-eval's `mean` with `mean_stderr`."""
+    from lmms_nb.metrics import mean_stderr
+
+    return mean_stderr(values)
+
+
+@dataclass
+class Metric:
+    """One metric of a task: a per-sample scorer and how per-sample values aggregate into the task score."""
+
+    name: str
+    score: Scorer
+    aggregate: Aggregation = mean_aggregation
+    higher_is_better: bool = True
+    #: when False the metric is only an aggregate (e.g. MME acc+): it reuses `source`'s per-sample values.
+    per_sample: bool = True
+    source: str | None = None
+
+
+def _identity_filter(response: str, doc: Doc) -> str:
+    return response
+
+
+@dataclass
+class Task:
+    """A benchmark task. See the module docstring for an example."""
+
+    name: str
+    load: Callable[[], datasets.Dataset]
+    doc_to_visual: Callable[[Doc], list]
+    doc_to_text: Callable[[Doc], str]
+    doc_to_target: Callable[[Doc], str]
+    metrics: list[Metric]
+    doc_to_choice: Callable[[Doc], list[str]] | None = None
+    generation_kwargs: dict[str, Any] = field(default_factory=lambda: {"max_new_tokens": 16, "do_sample": False})
+    #: response filters by name, applied before scoring; each makes one log line per doc (as lmms-eval).
+    filters: dict[str, Callable[[str, Doc], str]] = field(default_factory=lambda: {"none": _identity_filter})
+    category_column: str | None = None
+    split: str = "test"
+    #: the dataset column holding the image(s); checked before a run so a wrong dataset fails early.
+    image_column: str | None = "image"
+    #: where the image bytes live, for image_ref (a `save_to_disk` folder); set by loaders that know it.
+    dataset_path: str | None = None
+    version: str = "1"
+    description: str = ""
+    #: optional per-doc process_results(doc, prediction) -> {metric: float}, overriding the scorers.
+    process_results: Callable[[Doc, str], dict[str, float]] | None = None
+    doc_ids: Sequence[int] | None = None  # restrict to these rows (a Lite subset)
+    config: dict[str, Any] = field(default_factory=dict)  # free-form, recorded in results.json
+
+    def dataset(self) -> datasets.Dataset:
+        """The evaluation split, checked: a missing image column is an error naming the task and column."""
+        ds = self.load()
+        if self.image_column is not None and self.image_column not in ds.column_names:
+            raise ValueError(
+                f"task {self.name!r}: dataset has no image column {self.image_column!r} "
+                f"(columns: {', '.join(ds.column_names)})"
+            )
+        if self.category_column is not None and self.category_column not in ds.column_names:
+            raise ValueError(f"task {self.name!r}: dataset has no category column {self.category_column!r}")
+        if self.doc_ids is not None:
+            ds = ds.select(list(self.doc_ids))
+        return ds
+
+    def score(self, doc: Doc, prediction: str) -> dict[str, float]:
+        """Per-sample metric values for one filtered prediction."""
+        if self.process_results is not None:
+            return {k: float(v) for k, v in self.process_results(doc, prediction).items()}
+        target = self.doc_to_target(doc)
+        return {m.name: float(m.score(prediction, target, doc)) for m in self.metrics if m.per_sample}
+
+    def fingerprint(self) -> str:
+        """A short hash of what determines this task's requests: name, version, prompts, kwargs, data size.
+
+        Used to key caches and to refuse resuming a run whose task changed underneath it.
+        """
+        parts = {
+            "name": self.name,
+            "version": self.version,
+            "split": self.split,
+            "generation_kwargs": self.generation_kwargs,
+            "filters": sorted(self.filters),
+            "metrics": [m.name for m in self.metrics],
+            "doc_ids": list(self.doc_ids) if self.doc_ids is not None else None,
+            "doc_to_text": _source_of(self.doc_to_text),
+            "config": self.config,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _source_of(fn: Callable) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return getattr(fn, "__qualname__", repr(fn))
