@@ -80,11 +80,16 @@ class Task:
     description: str = ""
     #: optional per-doc process_results(doc, prediction) -> {metric: float}, overriding the scorers.
     process_results: Callable[[Doc, str], dict[str, float]] | None = None
-    doc_ids: Sequence[int] | None = None  # restrict to these rows (a Lite subset)
+    #: the training split, when the task has one (baselines such as `majority` and the zoo learn from it)
+    train_load: Callable[[], datasets.Dataset] | None = None
+    doc_ids: Sequence[int] | None = None  # evaluate only these rows (a Lite subset); doc ids stay row indices
     config: dict[str, Any] = field(default_factory=dict)  # free-form, recorded in results.json
 
     def dataset(self) -> datasets.Dataset:
-        """The evaluation split, checked: a missing image column is an error naming the task and column."""
+        """The whole evaluation split, checked: a missing image column is an error naming the task and column.
+
+        Row i of this dataset is doc_id i; `selected_doc_ids()` says which rows a run evaluates.
+        """
         ds = self.load()
         if self.image_column is not None and self.image_column not in ds.column_names:
             raise ValueError(
@@ -93,9 +98,16 @@ class Task:
             )
         if self.category_column is not None and self.category_column not in ds.column_names:
             raise ValueError(f"task {self.name!r}: dataset has no category column {self.category_column!r}")
-        if self.doc_ids is not None:
-            ds = ds.select(list(self.doc_ids))
         return ds
+
+    def selected_doc_ids(self, n_rows: int) -> list[int]:
+        """The row indices (doc ids) this task evaluates: `doc_ids` when set (a Lite subset), else all rows."""
+        if self.doc_ids is None:
+            return list(range(n_rows))
+        bad = [i for i in self.doc_ids if not 0 <= int(i) < n_rows]
+        if bad:
+            raise ValueError(f"task {self.name!r}: doc_ids out of range for {n_rows} rows: {bad[:5]}")
+        return [int(i) for i in self.doc_ids]
 
     def score(self, doc: Doc, prediction: str) -> dict[str, float]:
         """Per-sample metric values for one filtered prediction."""

@@ -1,0 +1,157 @@
+"""Writing our per-sample logs in lmms-eval's v0.7 layout, and healing them after a crash.
+
+Layout: `<out>/<model_name_sanitized>/<YYYYMMDD_HHMMSS>_results.json` and
+`<YYYYMMDD_HHMMSS>_samples_<task>.jsonl`. Each JSONL line is one (doc, filter) with lmms-eval's keys
+(doc_id, target, filtered_resps, resps where it differs, input, one key per metric) plus ours (run_id, model,
+task, filter, split, category, image_ref, error, latency_s, output_tokens). Lines are appended and flushed per
+batch, so a SIGKILL loses at most the batch in flight and may leave a truncated last line, which
+`read_samples_file` drops (and `heal_samples_file` removes from disk) before a resumed run appends again.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x_samples_t.jsonl"
+    >>> with SampleLogWriter(p) as w:
+    ...     w.write([{"doc_id": 0, "filter": "none", "exact_match": 1.0}])
+    >>> [r["doc_id"] for r in read_samples_file(p).records]
+    [0]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+_UNSAFE = re.compile(r"[\"<>:/|\\?*\[\]]+")
+
+
+def sanitize_model_name(name: str) -> str:
+    """The folder name lmms-eval uses for a model (`org/model` -> `org__model`).
+
+    >>> sanitize_model_name("Qwen/Qwen2-VL-7B-Instruct")
+    'Qwen__Qwen2-VL-7B-Instruct'
+    """
+    return _UNSAFE.sub("__", name)
+
+
+def samples_path(model_dir: Path, timestamp: str, task: str) -> Path:
+    return model_dir / f"{timestamp}_samples_{task}.jsonl"
+
+
+def results_path(model_dir: Path, timestamp: str) -> Path:
+    return model_dir / f"{timestamp}_results.json"
+
+
+class SampleLogWriter:
+    """Appends JSON lines to a samples file; each `write` is flushed and fsynced before returning."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def write(self, records: Iterable[dict[str, Any]]) -> None:
+        # One write call per batch: the batch's lines reach the file together or (on a crash) as a prefix.
+        text = "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in records)
+        if text:
+            self._fh.write(text)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "SampleLogWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    return str(obj)
+
+
+@dataclass
+class SamplesFile:
+    """What `read_samples_file` found: the good records and what it had to drop."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    truncated_tail: bool = False
+    dropped: int = 0  # lines dropped as duplicates or incomplete filter sets
+
+
+def read_samples_file(path: Path, filters: Iterable[str] | None = None) -> SamplesFile:
+    """Read one of our samples files, tolerating what a crash can leave behind.
+
+    A last line without a newline or that is not valid JSON is a truncated write and is dropped. When `filters`
+    is given, a doc counts only if it has one line per filter (a crash can split a doc's lines); docs that
+    appear twice keep their first complete set. Any other invalid line is an error naming file and line.
+    """
+    path = Path(path)
+    out = SamplesFile()
+    if not path.exists():
+        return out
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        # no final newline: the last write was cut short
+        lines.pop()
+        out.truncated_tail = True
+    records: list[dict[str, Any]] = []
+    for i, line in enumerate(lines, start=1):
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or "doc_id" not in rec:
+                raise ValueError("expected a JSON object with a doc_id")
+        except ValueError as e:
+            if i == len(lines):  # a torn last line that happened to end in a newline byte
+                out.truncated_tail = True
+                break
+            raise ValueError(f"{path}:{i}: invalid sample line ({e})") from None
+        records.append(rec)
+    wanted = set(filters) if filters is not None else None
+    by_doc: dict[int, dict[str, dict[str, Any]]] = {}
+    for rec in records:
+        by_doc.setdefault(int(rec["doc_id"]), {}).setdefault(rec.get("filter", "none"), rec)
+    kept: list[dict[str, Any]] = []
+    for doc_id, per_filter in by_doc.items():
+        if wanted is not None and set(per_filter) != wanted:
+            continue
+        kept.extend(per_filter.values())
+    out.dropped = len(records) - len(kept)
+    out.records = kept
+    return out
+
+
+def heal_samples_file(path: Path, filters: Iterable[str]) -> SamplesFile:
+    """Read a samples file and, if a crash left a torn line, a partial doc or duplicates, rewrite it clean.
+
+    The rewrite goes to a temporary file that replaces the original atomically, so healing itself cannot lose
+    data if it is interrupted.
+    """
+    found = read_samples_file(path, filters)
+    if found.truncated_tail or found.dropped:
+        tmp = Path(str(path) + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rec in found.records:
+                fh.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    return found
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON through a temporary file and rename, so readers never see half a results file."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
+    os.replace(tmp, path)

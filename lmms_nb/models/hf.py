@@ -1,0 +1,249 @@
+"""`HFImageTextModel`: any transformers image-text-to-text model (LLaVA, Qwen2-VL, ...) behind the `Model` protocol.
+
+Registered as "hf" and "transformers". Loads `AutoProcessor` + `AutoModelForImageTextToText`, builds each prompt
+with the processor's chat template (image placeholders first, then the text, as lmms-eval's llava_hf backend),
+pads on the left, and decodes only the new tokens. Greedy decoding gives the same answers at any batch size.
+
+Example:
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> from lmms_nb.models import Request, get_model
+    >>> from lmms_nb.models.tiny import build_tiny_llava
+    >>> path = build_tiny_llava(tempfile.mkdtemp(), vocab_texts=["How many circles?", "3"])
+    >>> model = get_model("hf", pretrained=path, max_new_tokens=4)
+    >>> [r] = model.generate([Request(doc_id=0, task="t", images=[Image.new("RGB", (64, 64))], prompt="How many?")])
+    >>> r.error is None and isinstance(r.text, str) and r.output_tokens <= 4
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from lmms_nb.models.base import Request, Response
+from lmms_nb.models.registry import register_model
+
+__all__ = ["HFImageTextModel", "apply_until"]
+
+log = logging.getLogger(__name__)
+
+#: generation kwargs passed on to `model.generate`; others (lmms-eval's `image_aspect_ratio`, ...) are ignored
+_GENERATE_KEYS = (
+    "max_new_tokens",
+    "min_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "top_k",
+    "num_beams",
+    "repetition_penalty",
+    "length_penalty",
+    "no_repeat_ngram_size",
+)
+_DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+def apply_until(text: str, until: str | Sequence[str] | None) -> str:
+    """Cut `text` at the first occurrence of any stop string, as lmms-eval does after decoding.
+
+    >>> apply_until("B. a cat\\n\\nExplanation", ["\\n\\n"])
+    'B. a cat'
+    >>> apply_until("yes", None)
+    'yes'
+    """
+    if not until:
+        return text
+    stops = [until] if isinstance(until, str) else list(until)
+    for stop in stops:
+        if stop:
+            text = text.split(stop, 1)[0]
+    return text
+
+
+class HFImageTextModel:
+    """A transformers vision-language model. See the module docstring for an example.
+
+    Args:
+        pretrained: a hub id or a local folder holding a model and its processor.
+        name: the name in logs (default: the folder or repo name).
+        device: where to put the model when `device_map` is not given ("cpu", "cuda", "cuda:1", ...).
+        dtype: "float32" (default; bit-stable results), "bfloat16", "float16" or "auto" (the checkpoint's).
+        device_map: passed to `from_pretrained` (e.g. "auto" to shard a large model); overrides `device`.
+        batch_size: how many requests `generate` sends through the model at once.
+        max_new_tokens: the default when a request's generation kwargs do not set it.
+        trust_remote_code: passed to `from_pretrained`.
+        attn_implementation: e.g. "eager" or "sdpa"; default: transformers' choice.
+    """
+
+    def __init__(
+        self,
+        pretrained: str | Path,
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        device_map: str | dict | None = None,
+        batch_size: int = 8,
+        max_new_tokens: int = 32,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.pretrained = str(pretrained)
+        self.name = name or Path(self.pretrained.rstrip("/")).name
+        self.batch_size = int(batch_size)
+        self.max_new_tokens = int(max_new_tokens)
+        self.model_args: dict[str, Any] = {
+            "pretrained": self.pretrained,
+            "dtype": dtype,
+            "device": device if device_map is None else f"device_map={device_map}",
+            "batch_size": self.batch_size,
+            "max_new_tokens": self.max_new_tokens,
+        }
+        self.processor = AutoProcessor.from_pretrained(self.pretrained, trust_remote_code=trust_remote_code)
+        self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        # Left padding: every prompt then ends at the last column, so generated tokens line up across the batch.
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        load_kwargs: dict[str, Any] = {
+            "dtype": getattr(torch, dtype) if dtype != "auto" else "auto",
+            "trust_remote_code": trust_remote_code,
+        }
+        if device_map is not None:
+            load_kwargs["device_map"] = device_map
+        if attn_implementation is not None:
+            load_kwargs["attn_implementation"] = attn_implementation
+        self.model = AutoModelForImageTextToText.from_pretrained(self.pretrained, **load_kwargs)
+        if device_map is None:
+            self.model.to(device)
+        self.model.eval()
+        self.device = self.model.device
+
+    def __repr__(self) -> str:
+        return f"HFImageTextModel(name={self.name!r}, pretrained={self.pretrained!r})"
+
+    # -- the Model protocol ------------------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        """One response per request, in order; a failing request gets `error` set, the others still run."""
+        responses: list[Response | None] = [None] * len(requests)
+        # Requests with different generation kwargs (or with and without images) cannot share a generate() call.
+        groups: dict[tuple, list[int]] = {}
+        for i, req in enumerate(requests):
+            groups.setdefault(self._group_key(req), []).append(i)
+        for indices in groups.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                for i, resp in zip(chunk, self._generate_or_isolate([requests[i] for i in chunk])):
+                    responses[i] = resp
+        return responses  # type: ignore[return-value]
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _group_key(req: Request) -> tuple:
+        kwargs = tuple(sorted((k, repr(v)) for k, v in (req.generation_kwargs or {}).items()))
+        return (kwargs, bool(req.images))
+
+    def _generate_or_isolate(self, batch: list[Request]) -> list[Response]:
+        try:
+            return self._generate_batch(batch)
+        except Exception as e:  # noqa: BLE001 - a bad sample must not stop the run
+            if len(batch) == 1:
+                return [Response(text=None, error=_describe(batch[0], e))]
+            log.warning("batch of %d failed (%s); retrying one request at a time", len(batch), e)
+            return [self._generate_or_isolate([req])[0] for req in batch]
+
+    def _prompt(self, req: Request) -> str:
+        content = [{"type": "image"} for _ in req.images] + [{"type": "text", "text": req.prompt}]
+        messages = [{"role": "user", "content": content}]
+        if getattr(self.processor, "chat_template", None):
+            return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # no chat template (a base model): image placeholders then the prompt, as lmms-eval does
+        image_token = getattr(self.processor, "image_token", "<image>")
+        return image_token * len(req.images) + ("\n" if req.images else "") + req.prompt
+
+    def _generation_config(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        gen = {k: kwargs[k] for k in _GENERATE_KEYS if k in kwargs and kwargs[k] is not None}
+        gen.setdefault("max_new_tokens", self.max_new_tokens)
+        # lmms-eval's convention: temperature > 0 means sampling unless do_sample says otherwise.
+        if "do_sample" not in gen:
+            gen["do_sample"] = float(gen.get("temperature", 0) or 0) > 0
+        if not gen["do_sample"]:
+            # greedy: drop sampling knobs (a checkpoint's generation_config may set them) so none applies
+            gen.update(temperature=None, top_p=None, top_k=None)
+        gen["pad_token_id"] = self.tokenizer.pad_token_id
+        return gen
+
+    def _generate_batch(self, batch: list[Request]) -> list[Response]:
+        import torch
+
+        start = time.perf_counter()
+        texts = [self._prompt(req) for req in batch]
+        images = [_as_rgb(img, req, k) for req in batch for k, img in enumerate(req.images)]
+        inputs = self.processor(
+            text=texts, images=images or None, padding=True, return_tensors="pt"
+        ).to(self.model.device)
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        gen_kwargs = batch[0].generation_kwargs or {}
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **self._generation_config(gen_kwargs))
+        new_tokens = out[:, inputs["input_ids"].shape[1] :]
+        elapsed = time.perf_counter() - start
+        special = {t for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None}
+        responses = []
+        for req, row in zip(batch, new_tokens.tolist()):
+            n_out = _count_until_special(row, special)
+            text = self.tokenizer.decode(row[:n_out], skip_special_tokens=True)
+            until = (req.generation_kwargs or {}).get("until")
+            responses.append(
+                Response(
+                    text=apply_until(text, until).strip(),
+                    latency_s=elapsed / len(batch),
+                    output_tokens=n_out,
+                )
+            )
+        return responses
+
+
+def _count_until_special(row: list[int], stop_ids: set[int]) -> int:
+    """Number of generated tokens before the first EOS / padding token."""
+    for i, tok in enumerate(row):
+        if tok in stop_ids:
+            return i
+    return len(row)
+
+
+def _as_rgb(image: Any, req: Request, k: int):
+    """The image as an RGB PIL image, or an error that names the doc and image."""
+    from PIL import Image
+
+    where = f"doc {req.doc_id} of task {req.task!r}, image {k}"
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"{where}: expected a PIL image, got {type(image).__name__}")
+    if image.width == 0 or image.height == 0:
+        raise ValueError(f"{where}: image is empty ({image.width}x{image.height} pixels)")
+    try:
+        return image.convert("RGB")  # also forces lazy files to load, so a truncated file fails here
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{where}: cannot read image (mode {image.mode}): {e}") from e
+
+
+def _describe(req: Request, e: Exception) -> str:
+    msg = f"{type(e).__name__}: {e}"
+    return msg if f"doc {req.doc_id}" in msg else f"doc {req.doc_id}: {msg}"
+
+
+register_model("hf", HFImageTextModel)
+register_model("transformers", HFImageTextModel)

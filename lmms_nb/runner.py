@@ -1,0 +1,500 @@
+"""`evaluate()`: run a model on tasks, log every sample as it is made, resume after a crash, return a `Run`.
+
+The flow: task rows -> requests (images, prompt, generation kwargs) -> `Model.generate(batch)` -> filters ->
+per-sample scores -> one JSON line per (doc, filter), appended and fsynced per batch -> aggregate scores.
+
+Resume: a run is identified by its *run key* (model name and args, each task's fingerprint and size, limit,
+seed). `evaluate(..., resume=True)` finds the newest results file in `<output_dir>/<model>/` with the same key,
+heals its samples files (drops a torn last line or a doc whose filter lines were cut), skips the docs already
+there and appends the rest. Killing the process at any moment therefore loses at most the batch in flight.
+
+Example:
+    >>> import tempfile, lmms_nb
+    >>> from lmms_nb.models.baselines import FunctionModel
+    >>> run = lmms_nb.evaluate(FunctionModel(lambda r: "3", name="always-3"), "synthbench_count",
+    ...                        limit=8, output_dir=tempfile.mkdtemp(), progress=False)
+    >>> run.scores.columns[:3]
+    ['task', 'metric', 'filter']
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import html
+import importlib.metadata
+import json
+import platform
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import polars as pl
+
+from lmms_nb.logs.schema import conform
+from lmms_nb.logs.writer import (
+    SampleLogWriter,
+    heal_samples_file,
+    results_path,
+    samples_path,
+    sanitize_model_name,
+    write_json_atomic,
+)
+from lmms_nb.models.base import Model, Request, Response
+from lmms_nb.models.registry import get_model
+from lmms_nb.tasks.registry import get_task
+from lmms_nb.tasks.task import Task
+
+__all__ = ["evaluate", "Run", "BatchProgress"]
+
+_PACKAGES = ("lmms-nb", "torch", "transformers", "datasets", "polars", "numpy", "pillow", "open_clip_torch")
+
+
+@dataclass
+class BatchProgress:
+    """What `on_batch` receives after each batch: enough to draw a progress bar and partial scores."""
+
+    task: str
+    done: int
+    total: int
+    partial_scores: dict[str, float]
+    n_errors: int
+
+
+@dataclass
+class Run:
+    """The result of `evaluate()`: scores, the per-sample table and where the logs are.
+
+    `scores` has one row per task x metric x filter: value, stderr and n (samples that were scored).
+    `samples` is the canonical sample table (see `lmms_nb.logs.schema`); `to_pandas()` converts both.
+    """
+
+    run_id: str
+    model: str
+    model_args: dict[str, Any]
+    tasks: list[str]
+    output_dir: Path
+    results_file: Path
+    sample_files: dict[str, Path]
+    scores: pl.DataFrame
+    samples: pl.DataFrame
+    completed: bool
+    n_errors: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples.select(pl.struct("task", "doc_id").n_unique()).item() if self.samples.height else 0
+
+    def to_pandas(self) -> "Any":
+        """The sample table as a pandas DataFrame."""
+        return self.samples.to_pandas()
+
+    def score(self, task: str, metric: str | None = None, filter: str | None = None) -> float:
+        """One aggregate score (the first metric of the task when `metric` is omitted)."""
+        rows = self.scores.filter(pl.col("task") == task)
+        if metric is not None:
+            rows = rows.filter(pl.col("metric") == metric)
+        if filter is not None:
+            rows = rows.filter(pl.col("filter") == filter)
+        if rows.height == 0:
+            raise KeyError(f"no score for task={task!r} metric={metric!r} filter={filter!r}")
+        return float(rows["value"][0])
+
+    def __repr__(self) -> str:
+        state = "complete" if self.completed else "incomplete"
+        return (f"Run({self.model!r}, tasks={self.tasks}, samples={self.samples.height}, "
+                f"errors={self.n_errors}, {state}, logs={str(self.results_file)!r})")
+
+    def _repr_html_(self) -> str:
+        head = html.escape(f"{self.model} — {len(self.tasks)} task(s), {self.samples.height} samples, "
+                           f"{self.n_errors} errors{'' if self.completed else ' (incomplete)'}")
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+            for row in self.scores.iter_rows()
+        )
+        cols = "".join(f"<th>{html.escape(c)}</th>" for c in self.scores.columns)
+        return f"<b>{head}</b><table><tr>{cols}</tr>{rows}</table><small>{html.escape(str(self.results_file))}</small>"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def evaluate(
+    model: Model | str,
+    tasks: str | Task | Sequence[str | Task],
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    output_dir: str | Path = "outputs",
+    resume: bool = True,
+    seed: int = 0,
+    model_args: dict[str, Any] | None = None,
+    progress: bool = True,
+    on_batch: Callable[[BatchProgress], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> Run:
+    """Evaluate `model` on `tasks`, logging every sample under `output_dir`; see the module docstring.
+
+    `model` is a `Model` or a registered name (built with `model_args`); `tasks` are registered names or
+    `Task` objects. `stop_event`, when set by another thread (a Stop button), ends the run after the batch
+    in flight: what was written stays, and the same call later resumes it.
+    """
+    if isinstance(model, str):
+        model = get_model(model, **(model_args or {}))
+    task_list = [get_task(t) for t in ([tasks] if isinstance(tasks, (str, Task)) else list(tasks))]
+    if not task_list:
+        raise ValueError("evaluate() needs at least one task")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    _seed_everything(seed)
+
+    # Load and check every dataset before generating anything, so a bad task fails fast.
+    datasets_by_task = {t.name: t.dataset() for t in task_list}
+    doc_ids_by_task = {}
+    for t in task_list:
+        ids = t.selected_doc_ids(len(datasets_by_task[t.name]))
+        doc_ids_by_task[t.name] = ids[:limit] if limit is not None else ids
+
+    margs = dict(getattr(model, "model_args", {}) or {})
+    run_key = _run_key(model.name, margs, task_list, doc_ids_by_task, seed)
+    model_dir = Path(output_dir) / sanitize_model_name(model.name)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    previous = _find_resumable(model_dir, run_key) if resume else None
+    if previous is not None:
+        timestamp, header = previous
+        run_id = header["lmms_nb"]["run_id"]
+    else:
+        timestamp = _fresh_timestamp(model_dir)
+        run_id = f"{sanitize_model_name(model.name)}-{timestamp}-{uuid.uuid4().hex[:6]}"
+        header = None
+
+    config = {
+        "model": model.name,
+        "model_args": margs,
+        "batch_size": batch_size,
+        "limit": limit,
+        "seed": seed,
+    }
+    meta = {
+        "version": _version("lmms-nb"),
+        "run_id": run_id,
+        "run_key": run_key,
+        "status": "running",
+        "task_fingerprints": {t.name: t.fingerprint() for t in task_list},
+        "packages": {p: _version(p) for p in _PACKAGES},
+        "python": platform.python_version(),
+        "started": (header or {}).get("lmms_nb", {}).get("started") or _now(),
+    }
+    res_file = results_path(model_dir, timestamp)
+    results_payload = _results_payload(model, config, meta, task_list, {}, doc_ids_by_task)
+    write_json_atomic(res_file, results_payload)
+
+    all_scores: list[pl.DataFrame] = []
+    all_samples: list[pl.DataFrame] = []
+    sample_files: dict[str, Path] = {}
+    stopped = False
+    for task in task_list:
+        s_file = samples_path(model_dir, timestamp, task.name)
+        sample_files[task.name] = s_file
+        if not stopped:
+            stopped = _run_task(
+                model, task, datasets_by_task[task.name], doc_ids_by_task[task.name], s_file,
+                run_id=run_id, batch_size=batch_size, progress=progress, on_batch=on_batch, stop_event=stop_event,
+            )
+        found = heal_samples_file(s_file, task.filters)
+        samples = _records_to_table(found.records, s_file)
+        all_samples.append(samples)
+        all_scores.append(_aggregate(task, samples, datasets_by_task[task.name]))
+
+    scores = pl.concat(all_scores, how="vertical") if all_scores else _empty_scores()
+    samples = pl.concat(all_samples, how="diagonal_relaxed") if all_samples else conform(pl.DataFrame())
+    samples = conform(samples)
+    n_done = {t.name: samples.filter(pl.col("task") == t.name)["doc_id"].n_unique() for t in task_list}
+    completed = not stopped and all(n_done[t.name] == len(doc_ids_by_task[t.name]) for t in task_list)
+    meta["status"] = "complete" if completed else "stopped"
+    meta["finished"] = _now()
+    n_errors = int(samples.filter(pl.col("error").is_not_null()).select(pl.struct("task", "doc_id").n_unique()).item())
+    meta["n_errors"] = n_errors
+    write_json_atomic(res_file, _results_payload(model, config, meta, task_list, _scores_dict(scores), doc_ids_by_task))
+    return Run(
+        run_id=run_id, model=model.name, model_args=margs, tasks=[t.name for t in task_list],
+        output_dir=model_dir, results_file=res_file, sample_files=sample_files, scores=scores,
+        samples=samples, completed=completed, n_errors=n_errors, config=config,
+    )
+
+
+def _run_task(model: Model, task: Task, dataset: Any, doc_ids: list[int], s_file: Path, *, run_id: str,
+              batch_size: int, progress: bool, on_batch: Callable[[BatchProgress], None] | None,
+              stop_event: threading.Event | None) -> bool:
+    """Evaluate the docs of one task not yet in `s_file`. Returns True when stopped early."""
+    from tqdm.auto import tqdm
+
+    done = {int(r["doc_id"]) for r in heal_samples_file(s_file, task.filters).records}
+    pending = [i for i in doc_ids if i not in done]
+    image_ref_base = f"dataset:{task.dataset_path}" if task.dataset_path else None
+    bar = tqdm(total=len(doc_ids), initial=len(doc_ids) - len(pending), desc=task.name, unit="sample",
+               disable=not progress, leave=True)
+    totals: dict[str, list[float]] = {}
+    n_errors = 0
+    try:
+        with SampleLogWriter(s_file) as writer:
+            for start in range(0, len(pending), batch_size):
+                if stop_event is not None and stop_event.is_set():
+                    return True
+                batch_ids = pending[start:start + batch_size]
+                docs = [dataset[i] for i in batch_ids]
+                requests = [_make_request(task, i, d) for i, d in zip(batch_ids, docs)]
+                responses = _generate_safely(model, requests)
+                records = []
+                for doc_id, doc, req, resp in zip(batch_ids, docs, requests, responses):
+                    recs = _score_one(task, doc_id, doc, req, resp, run_id=run_id, model_name=model.name,
+                                      image_ref_base=image_ref_base)
+                    records.extend(recs)
+                    if recs[0]["error"] is not None:
+                        n_errors += 1
+                    for m, v in recs[0].items():
+                        if m in _metric_names(task) and v is not None:
+                            totals.setdefault(m, []).append(v)
+                writer.write(records)
+                bar.update(len(batch_ids))
+                partial = {m: sum(v) / len(v) for m, v in totals.items() if v}
+                bar.set_postfix({m: f"{v:.3f}" for m, v in partial.items()}, refresh=False)
+                if on_batch is not None:
+                    on_batch(BatchProgress(task.name, bar.n, len(doc_ids), partial, n_errors))
+    finally:
+        bar.close()
+    return False
+
+
+def _metric_names(task: Task) -> set[str]:
+    return {m.name for m in task.metrics if m.per_sample}
+
+
+def _make_request(task: Task, doc_id: int, doc: dict[str, Any]) -> Request:
+    return Request(
+        doc_id=doc_id,
+        task=task.name,
+        images=list(task.doc_to_visual(doc) or []),
+        prompt=task.doc_to_text(doc),
+        generation_kwargs=dict(task.generation_kwargs),
+        choices=task.doc_to_choice(doc) if task.doc_to_choice is not None else None,
+        doc={k: v for k, v in doc.items() if k != task.image_column},
+    )
+
+
+def _generate_safely(model: Model, requests: list[Request]) -> list[Response]:
+    """Call the model; if the batch raises, retry one request at a time so only the culprit gets the error."""
+    try:
+        responses = list(model.generate(requests))
+        if len(responses) != len(requests):
+            raise RuntimeError(f"model returned {len(responses)} responses for {len(requests)} requests")
+        return responses
+    except Exception as batch_error:  # noqa: BLE001
+        if len(requests) == 1:
+            return [Response(text=None, error=f"{type(batch_error).__name__}: {batch_error}")]
+        out = []
+        for req in requests:
+            out.extend(_generate_safely(model, [req]))
+        return out
+
+
+def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp: Response, *, run_id: str,
+               model_name: str, image_ref_base: str | None) -> list[dict[str, Any]]:
+    """One log record per filter for this doc, in lmms-eval's key layout plus ours."""
+    target = task.doc_to_target(doc)
+    category = doc.get(task.category_column) if task.category_column else None
+    metric_names = sorted(_metric_names(task))
+    records = []
+    for filter_name, filter_fn in task.filters.items():
+        error = resp.error
+        prediction = None
+        values: dict[str, float | None] = {m: None for m in metric_names}
+        if error is None:
+            raw = resp.text if resp.text is not None else ""
+            try:
+                prediction = filter_fn(raw, doc)
+                values.update(task.score(doc, prediction))
+            except Exception as e:  # noqa: BLE001 - a scorer bug on one sample is that sample's error
+                error = f"scoring failed: {type(e).__name__}: {e}"
+                values = {m: None for m in metric_names}
+        rec: dict[str, Any] = {
+            "doc_id": doc_id,
+            "target": target if isinstance(target, str) else json.dumps(target, ensure_ascii=False),
+            "filtered_resps": [prediction] if prediction is not None else [],
+        }
+        if resp.text is not None and prediction != resp.text:
+            rec["resps"] = [[resp.text]]
+        rec["input"] = req.prompt
+        rec.update(values)
+        rec.update({
+            "filter": filter_name,
+            "run_id": run_id,
+            "model": model_name,
+            "task": task.name,
+            "split": task.split,
+            "category": None if category is None else str(category),
+            "image_ref": f"{image_ref_base}#{doc_id}" if image_ref_base and req.images else None,
+            "error": error,
+            "latency_s": resp.latency_s,
+            "output_tokens": resp.output_tokens,
+            "raw_response": resp.text,
+        })
+        records.append(rec)
+    return records
+
+
+def _records_to_table(records: list[dict[str, Any]], source_file: Path) -> pl.DataFrame:
+    if not records:
+        return conform(pl.DataFrame())
+    rows = []
+    skip = {"filtered_resps", "resps"}
+    for r in records:
+        row = {k: v for k, v in r.items() if k not in skip}
+        fr = r.get("filtered_resps") or []
+        row["prediction"] = fr[0] if fr else None
+        rows.append(row)
+    df = pl.DataFrame(rows, infer_schema_length=None)
+    df = df.with_columns(source_format=pl.lit("lmms_nb"), source_file=pl.lit(str(source_file)))
+    return df
+
+
+def _aggregate(task: Task, samples: pl.DataFrame, dataset: Any) -> pl.DataFrame:
+    """Task scores per metric and filter from the logged samples, using each metric's aggregation."""
+    rows = []
+    if samples.height == 0:
+        return _empty_scores()
+    text_cols = [c for c in dataset.column_names if c != task.image_column]
+    meta = dataset.select_columns(text_cols) if text_cols else None
+    for filter_name in task.filters:
+        part = samples.filter(pl.col("filter") == filter_name).sort("doc_id")
+        for metric in task.metrics:
+            col = metric.name if metric.per_sample else (metric.source or metric.name)
+            if col not in part.columns:
+                continue
+            scored = part.filter(pl.col(col).is_not_null())
+            values = scored[col].to_list()
+            docs = [meta[int(i)] for i in scored["doc_id"].to_list()] if meta is not None else [{}] * len(values)
+            if values:
+                value, stderr = metric.aggregate(values, docs)
+            else:
+                value, stderr = float("nan"), None
+            rows.append({"task": task.name, "metric": metric.name, "filter": filter_name, "value": float(value),
+                         "stderr": None if stderr is None else float(stderr), "n": len(values)})
+    return pl.DataFrame(rows, schema=_SCORE_SCHEMA) if rows else _empty_scores()
+
+
+_SCORE_SCHEMA = {"task": pl.Utf8, "metric": pl.Utf8, "filter": pl.Utf8, "value": pl.Float64,
+                 "stderr": pl.Float64, "n": pl.Int64}
+
+
+def _empty_scores() -> pl.DataFrame:
+    return pl.DataFrame(schema=_SCORE_SCHEMA)
+
+
+def _scores_dict(scores: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for r in scores.iter_rows(named=True):
+        d = out.setdefault(r["task"], {"alias": r["task"]})
+        d[f"{r['metric']},{r['filter']}"] = r["value"]
+        d[f"{r['metric']}_stderr,{r['filter']}"] = r["stderr"] if r["stderr"] is not None else "N/A"
+    return out
+
+
+def _results_payload(model: Model, config: dict[str, Any], meta: dict[str, Any], tasks: list[Task],
+                     scores: dict[str, Any], doc_ids: dict[str, list[int]]) -> dict[str, Any]:
+    """results.json in lmms-eval v0.7's shape, plus our `lmms_nb` block."""
+    return {
+        "results": scores,
+        "configs": {
+            t.name: {
+                "task": t.name,
+                "test_split": t.split,
+                "dataset_path": t.dataset_path,
+                "generation_kwargs": t.generation_kwargs,
+                "metric_list": [{"metric": m.name, "higher_is_better": m.higher_is_better} for m in t.metrics],
+                "filter_list": [{"name": f} for f in t.filters],
+                "output_type": "generate_until",
+                "metadata": {"version": t.version},
+                **({"category_column": t.category_column} if t.category_column else {}),
+                **t.config,
+            }
+            for t in tasks
+        },
+        "versions": {t.name: t.version for t in tasks},
+        "n-samples": {t.name: {"effective": len(doc_ids[t.name])} for t in tasks},
+        "config": {**config, "model_args": _model_args_str(config["model_args"])},
+        "model_name": model.name,
+        "model_name_sanitized": sanitize_model_name(model.name),
+        "date": time.time(),
+        "lmms_nb": meta,
+    }
+
+
+def _model_args_str(args: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in args.items())
+
+
+def _run_key(model_name: str, model_args: dict[str, Any], tasks: list[Task], doc_ids: dict[str, list[int]],
+             seed: int) -> str:
+    parts = {
+        "model": model_name,
+        "model_args": model_args,
+        "tasks": [[t.name, t.fingerprint(), hashlib.sha256(json.dumps(doc_ids[t.name]).encode()).hexdigest()[:12]]
+                  for t in tasks],
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _find_resumable(model_dir: Path, run_key: str) -> tuple[str, dict[str, Any]] | None:
+    """The newest results file in `model_dir` written by a run with the same key, with its timestamp."""
+    for path in sorted(model_dir.glob("*_results.json"), reverse=True):
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(payload, dict) and (payload.get("lmms_nb") or {}).get("run_key") == run_key:
+            return path.name[: -len("_results.json")], payload
+    return None
+
+
+def _fresh_timestamp(model_dir: Path) -> str:
+    # lmms-eval names files by the second; two runs in the same second get the next free second.
+    t = _dt.datetime.now()
+    while True:
+        stamp = t.strftime("%Y%m%d_%H%M%S")
+        if not any(model_dir.glob(f"{stamp}_*")):
+            return stamp
+        t += _dt.timedelta(seconds=1)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:
+        pass
+    import sys
+
+    if "torch" in sys.modules:  # seed torch only when a backend already loaded it
+        sys.modules["torch"].manual_seed(seed)
