@@ -72,7 +72,8 @@ class HFImageTextModel:
         device: where to put the model when `device_map` is not given ("cpu", "cuda", "cuda:1", ...).
         dtype: "float32" (default; bit-stable results), "bfloat16", "float16" or "auto" (the checkpoint's).
         device_map: passed to `from_pretrained` (e.g. "auto" to shard a large model); overrides `device`.
-        batch_size: how many requests `generate` sends through the model at once.
+        batch_size: at most this many requests go through the model at once (default: each list given to
+            `generate`, i.e. the runner's batch, is one model batch).
         max_new_tokens: the default when a request's generation kwargs do not set it.
         trust_remote_code: passed to `from_pretrained`.
         attn_implementation: e.g. "eager" or "sdpa"; default: transformers' choice.
@@ -86,7 +87,7 @@ class HFImageTextModel:
         device: str = "cpu",
         dtype: str = "float32",
         device_map: str | dict | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         max_new_tokens: int = 32,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
@@ -96,11 +97,11 @@ class HFImageTextModel:
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.pretrained = str(pretrained)
         self.name = name or Path(self.pretrained.rstrip("/")).name
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.max_new_tokens = int(max_new_tokens)
         self.model_args: dict[str, Any] = {
             "pretrained": self.pretrained,
@@ -142,8 +143,9 @@ class HFImageTextModel:
         for i, req in enumerate(requests):
             groups.setdefault(self._group_key(req), []).append(i)
         for indices in groups.values():
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start : start + self.batch_size]
+            step = self.batch_size or len(indices)
+            for start in range(0, len(indices), step):
+                chunk = indices[start : start + step]
                 for i, resp in zip(chunk, self._generate_or_isolate([requests[i] for i in chunk])):
                     responses[i] = resp
         return responses  # type: ignore[return-value]
@@ -165,13 +167,19 @@ class HFImageTextModel:
             return [self._generate_or_isolate([req])[0] for req in batch]
 
     def _prompt(self, req: Request) -> str:
-        content = [{"type": "image"} for _ in req.images] + [{"type": "text", "text": req.prompt}]
+        image_token = getattr(self.processor, "image_token", None) or "<image>"
+        if req.images and req.prompt.count(image_token) == len(req.images):
+            # the prompt already places its images (an lmms-eval "<image>" interleaved prompt): keep it
+            content = [{"type": "text", "text": req.prompt}]
+        else:
+            content = [{"type": "image"} for _ in req.images] + [{"type": "text", "text": req.prompt}]
         messages = [{"role": "user", "content": content}]
         if getattr(self.processor, "chat_template", None):
             return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         # no chat template (a base model): image placeholders then the prompt, as lmms-eval does
-        image_token = getattr(self.processor, "image_token", "<image>")
-        return image_token * len(req.images) + ("\n" if req.images else "") + req.prompt
+        if len(content) == 1:
+            return req.prompt
+        return image_token * len(req.images) + "\n" + req.prompt
 
     def _generation_config(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         gen = {k: kwargs[k] for k in _GENERATE_KEYS if k in kwargs and kwargs[k] is not None}
