@@ -64,7 +64,10 @@ def extract_choice_letter(
         text,
         flags=re.IGNORECASE,
     )
-    if match:
+    if match and not (
+        # "the answer is a red one": a bare lower-case "a" followed by a word is an article
+        match.group(1).islower() and "(" not in match.group(0) and re.match(r"\s+[a-z]", text[match.end() :])
+    ):
         return match.group(1).upper()
 
     # 4. a single distinct standalone capital option letter

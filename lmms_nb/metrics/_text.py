@@ -7,6 +7,7 @@ scored as text (``None`` -> ``""``) instead of raising mid-run.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from typing import Any, Iterable, Sequence
@@ -139,9 +140,11 @@ def _to_number(text: str) -> float | None:
     if text.endswith("%"):
         text, scale = text[:-1].strip(), 0.01
     try:
-        return float(text) * scale
+        number = float(text) * scale
     except ValueError:
         return None
+    # "inf"/"nan" parse as floats but are words here; compare them as text
+    return number if math.isfinite(number) else None
 
 
 def relaxed_accuracy(
