@@ -241,6 +241,7 @@ def _run_task(model: Model, task: Task, dataset: Any, doc_ids: list[int], s_file
                disable=not progress, leave=True)
     totals: dict[str, list[float]] = {}
     n_errors = 0
+    n_done = len(doc_ids) - len(pending)  # counted here: a disabled tqdm bar does not count
     try:
         with SampleLogWriter(s_file) as writer:
             for start in range(0, len(pending), batch_size):
@@ -262,10 +263,11 @@ def _run_task(model: Model, task: Task, dataset: Any, doc_ids: list[int], s_file
                             totals.setdefault(m, []).append(v)
                 writer.write(records)
                 bar.update(len(batch_ids))
+                n_done += len(batch_ids)
                 partial = {m: sum(v) / len(v) for m, v in totals.items() if v}
                 bar.set_postfix({m: f"{v:.3f}" for m, v in partial.items()}, refresh=False)
                 if on_batch is not None:
-                    on_batch(BatchProgress(task.name, bar.n, len(doc_ids), partial, n_errors))
+                    on_batch(BatchProgress(task.name, n_done, len(doc_ids), partial, n_errors))
     finally:
         bar.close()
     return False
