@@ -1,0 +1,418 @@
+"""A backend for any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, SGLang, LiteLLM...).
+
+Images travel as base64 PNG data URLs. Requests run concurrently on an asyncio loop (httpx.AsyncClient, a
+semaphore of `concurrency`), and each is retried on 408/409/429/5xx, timeouts and connection errors with
+exponential backoff and jitter, honouring ``Retry-After`` (seconds or an HTTP date) and ``retry-after-ms``,
+each wait capped by `backoff_max_s`, at most `max_retries` times. A request that still fails comes back as
+``Response(error=...)``: `generate` never raises for one bad sample.
+
+Finished answers go to a sqlite cache as soon as each arrives (write-through), keyed by a hash of the
+endpoint, the model, the messages (images by a hash of their pixels) and the generation parameters, so a
+rerun, or a run resumed after a crash, never pays twice for a finished sample.
+
+The API key is read from the environment variable named by `api_key_env` when each batch starts; it is
+never stored on the object, in `model_args`, in the cache, or in error messages (which are redacted).
+
+Example (against a local server; `generate` also works inside Jupyter's running event loop):
+    >>> import sys; sys.path.insert(0, "tests")
+    >>> from _servers import FakeOpenAIServer
+    >>> from lmms_nb.models.base import Request
+    >>> from lmms_nb.models.openai_compat import OpenAIChatModel
+    >>> with FakeOpenAIServer() as srv:
+    ...     model = OpenAIChatModel("fake", base_url=srv.url, api_key_env=None, use_cache=False)
+    ...     [r.text for r in model.generate([Request(doc_id=0, task="t", images=[], prompt="Hi?")])]
+    ['echo:0:Hi?']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import email.utils
+import hashlib
+import io
+import json
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import httpx
+
+from lmms_nb.models.base import Request, Response
+from lmms_nb.models.registry import register_model
+
+__all__ = ["OpenAIChatModel", "ResponseCache", "parse_retry_after", "request_cache_key"]
+
+log = logging.getLogger(__name__)
+
+#: statuses worth retrying (OpenAI's own client retries these too): timeout, conflict, rate limit, server errors
+RETRY_STATUSES = frozenset({408, 409, 429})
+
+
+class OpenAIChatModel:
+    """A `Model` backed by an OpenAI-compatible chat-completions endpoint (see the module docstring).
+
+    Args:
+        model: the endpoint's model id (e.g. ``"gpt-4o-mini"``, or the name a vLLM server serves).
+        base_url: the API root, up to and including ``/v1``.
+        api_key_env: the name of the environment variable holding the key; None for a server without auth.
+        concurrency: requests in flight at once.
+        max_retries: retries after the first attempt (so at most ``max_retries + 1`` attempts per request).
+        timeout_s: per-attempt timeout.
+        backoff_base_s, backoff_max_s: exponential backoff ``base * 2**retry`` with jitter, each wait capped
+            at `backoff_max_s` (Retry-After included).
+        cache_dir: the folder of the response cache (default: ``lmms_nb.config.cache_dir("openai")``).
+        use_cache: False to neither read nor write the cache.
+        name: the name in logs and tables (default: `model`).
+        system_prompt: an optional system message sent before each request.
+        extra_body: extra fields merged into every request body (e.g. ``{"response_format": {...}}``).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = "https://api.openai.com/v1",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        max_retries: int = 5,
+        timeout_s: float = 60.0,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        cache_dir: str | os.PathLike | None = None,
+        use_cache: bool = True,
+        name: str | None = None,
+        system_prompt: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if api_key_env is not None and not os.environ.get(api_key_env):
+            raise ValueError(
+                f"environment variable {api_key_env!r} (api_key_env) is not set: export the API key there, "
+                "or pass api_key_env=None for a server that needs no key"
+            )
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.system_prompt = system_prompt
+        self.extra_body = dict(extra_body or {})
+        self.name = name or model
+        self.use_cache = use_cache
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._cache: ResponseCache | None = None
+        # The variable's name only: model_args go into results.json and reports.
+        self.model_args: dict[str, Any] = {
+            "model": model,
+            "base_url": self.base_url,
+            "api_key_env": api_key_env,
+            "concurrency": concurrency,
+            "max_retries": max_retries,
+            "timeout_s": timeout_s,
+            "backoff_base_s": backoff_base_s,
+            "backoff_max_s": backoff_max_s,
+            "use_cache": use_cache,
+            "system_prompt": system_prompt,
+            "extra_body": self.extra_body or None,
+        }
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel({self.model!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
+
+    @property
+    def cache(self) -> "ResponseCache | None":
+        """The response cache (opened on first use), or None when `use_cache` is False."""
+        if not self.use_cache:
+            return None
+        if self._cache is None:
+            from lmms_nb.config import cache_dir
+
+            folder = self._cache_dir if self._cache_dir is not None else cache_dir("openai")
+            self._cache = ResponseCache(Path(folder) / "responses.sqlite")
+        return self._cache
+
+    # ----------------------------------------------------------------------------------------- public API
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        """One `Response` per request, in order; failures come back as ``Response(error=...)``.
+
+        Runs its own event loop; called from inside a running loop (a Jupyter cell), it runs that loop in a
+        worker thread, since a running loop cannot be re-entered.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.agenerate(requests))
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lmms-nb-openai") as pool:
+            return pool.submit(asyncio.run, self.agenerate(requests)).result()
+
+    async def agenerate(self, requests: Sequence[Request]) -> list[Response]:
+        """The coroutine behind `generate`, for callers already in async code (``await model.agenerate(...)``)."""
+        requests = list(requests)
+        if not requests:
+            return []
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if self.api_key_env and not key:
+            raise ValueError(f"environment variable {self.api_key_env!r} (api_key_env) is not set")
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        semaphore = asyncio.Semaphore(self.concurrency)
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout_s), limits=limits) as client:
+            return list(await asyncio.gather(*(self._one(client, semaphore, r, key) for r in requests)))
+
+    # ---------------------------------------------------------------------------------------- internals
+    def _params(self, gen_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """lmms-eval generation kwargs -> chat-completions parameters (unknown ones are ignored, as lmms-eval)."""
+        params: dict[str, Any] = {}
+        if gen_kwargs.get("max_new_tokens") is not None:
+            params["max_tokens"] = int(gen_kwargs["max_new_tokens"])
+        if gen_kwargs.get("temperature") is not None:
+            params["temperature"] = float(gen_kwargs["temperature"])
+        elif gen_kwargs.get("do_sample") is False:
+            params["temperature"] = 0.0  # greedy, as the local backends do with do_sample=False
+        if gen_kwargs.get("top_p") is not None:
+            params["top_p"] = float(gen_kwargs["top_p"])
+        until = gen_kwargs.get("until")
+        if until:
+            params["stop"] = [until] if isinstance(until, str) else list(until)
+        if gen_kwargs.get("seed") is not None:
+            params["seed"] = int(gen_kwargs["seed"])
+        return params
+
+    def _messages(self, request: Request, image_urls: Sequence[str]) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        if image_urls:
+            content: Any = [{"type": "image_url", "image_url": {"url": u}} for u in image_urls]
+            content.append({"type": "text", "text": request.prompt})
+        else:
+            content = request.prompt  # a plain string: text-only servers reject a list of parts
+        messages.append({"role": "user", "content": content})
+        return messages
+
+    def _cache_key(self, request: Request, params: Mapping[str, Any]) -> str:
+        # Images by pixel hash: the key does not depend on how PNG encoding happens to compress them.
+        hashed = self._messages(request, [f"sha256:{image_digest(im)}" for im in request.images])
+        return request_cache_key(self.base_url, self.model, hashed, {**params, **self.extra_body})
+
+    async def _one(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, request: Request, key: str | None) -> Response:
+        try:
+            params = self._params(request.generation_kwargs)
+            cache_key = self._cache_key(request, params)
+        except Exception as e:  # an unreadable image: this sample fails, the batch goes on
+            return Response(text=None, error=_redact(f"could not build the request: {e!r}", key))
+        cache = self.cache
+        if cache is not None:
+            hit = cache.get(cache_key)
+            if hit is not None:
+                return hit
+        try:
+            body = {"model": self.model, "messages": self._messages(request, [image_data_url(im) for im in request.images])}
+        except Exception as e:
+            return Response(text=None, error=_redact(f"could not encode the images: {e!r}", key))
+        body.update(params)
+        body.update(self.extra_body)
+        async with semaphore:  # held through backoff too: a rate-limited endpoint should see fewer calls
+            response = await self._post_with_retries(client, body, key)
+        if cache is not None and response.error is None:
+            cache.put(cache_key, response, model=self.model)
+        return response
+
+    async def _post_with_retries(self, client: httpx.AsyncClient, body: dict[str, Any], key: str | None) -> Response:
+        url = f"{self.base_url}/chat/completions"
+        last_error = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            retry_after: float | None = None
+            started = time.perf_counter()
+            try:
+                r = await client.post(url, json=body)
+            except httpx.TimeoutException as e:
+                last_error = f"timeout after {self.timeout_s}s ({type(e).__name__})"
+            except httpx.TransportError as e:
+                last_error = f"connection error: {type(e).__name__}: {e}"
+            else:
+                latency = time.perf_counter() - started
+                if r.status_code == 200:
+                    return _parse_completion(r, latency, key)
+                last_error = f"HTTP {r.status_code}: {r.text[:500]}"
+                if not (r.status_code in RETRY_STATUSES or r.status_code >= 500):
+                    break  # 400/401/403/404...: the same request would fail again
+                retry_after = parse_retry_after(r.headers)
+            if attempt < self.max_retries:
+                delay = self._backoff(attempt, retry_after)
+                log.info("retrying %s in %.2fs after: %s", self.name, delay, _redact(last_error, key)[:200])
+                await asyncio.sleep(delay)
+        attempts = attempt + 1
+        return Response(text=None, error=_redact(f"{last_error} (after {attempts} attempt{'s' * (attempts > 1)})", key))
+
+    def _backoff(self, retry: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number `retry + 1`."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.backoff_max_s)
+        cap = min(self.backoff_max_s, self.backoff_base_s * 2**retry)
+        return random.uniform(cap / 2, cap)  # "equal jitter": spread clients out, never wait less than half
+
+
+def _parse_completion(r: httpx.Response, latency: float, key: str | None) -> Response:
+    try:
+        data = r.json()
+        message = data["choices"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return Response(text=None, error=_redact(f"malformed completion (no choices[0].message): {r.text[:500]}", key), latency_s=latency)
+    content = message.get("content")
+    if isinstance(content, list):  # some servers return content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    usage = data.get("usage") or {}
+    tokens = usage.get("completion_tokens")
+    return Response(text=content or "", latency_s=latency, output_tokens=int(tokens) if tokens is not None else None)
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (delta-seconds or an HTTP date), else None.
+
+    >>> parse_retry_after({"retry-after": "1.5"})
+    1.5
+    >>> parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"},
+    ...                   now=datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc))
+    10.0
+    >>> parse_retry_after({}) is None
+    True
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    ms = lower.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = lower.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - (now or datetime.now(timezone.utc))).total_seconds(), 0.0)
+
+
+def _redact(text: str, key: str | None) -> str:
+    # An endpoint may echo the Authorization header back in an error body; errors end up in logs.
+    return text.replace(key, "***") if key else text
+
+
+# ------------------------------------------------------------------------------------------------ images
+def _as_pil(image: Any):
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, (bytes, bytearray)):
+        return Image.open(io.BytesIO(image))
+    if isinstance(image, (str, os.PathLike)):
+        return Image.open(image)
+    if isinstance(image, dict) and (image.get("bytes") or image.get("path")):  # a datasets Image feature row
+        return Image.open(io.BytesIO(image["bytes"])) if image.get("bytes") else Image.open(image["path"])
+    raise TypeError(f"unsupported image type {type(image).__name__} (expected a PIL image, bytes or a path)")
+
+
+def image_digest(image: Any) -> str:
+    """A sha256 of an image's mode, size and pixels (stable across encoders and Pillow versions)."""
+    im = _as_pil(image)
+    h = hashlib.sha256(f"{im.mode}|{im.size[0]}x{im.size[1]}|".encode())
+    h.update(im.tobytes())
+    return h.hexdigest()
+
+
+def image_data_url(image: Any) -> str:
+    """A ``data:image/png;base64,...`` URL of an image (PNG: lossless, so the model sees the exact pixels)."""
+    im = _as_pil(image)
+    if im.mode not in ("RGB", "RGBA", "L", "LA"):
+        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def request_cache_key(base_url: str, model: str, messages: Any, params: Mapping[str, Any]) -> str:
+    """The cache key of one request: a sha256 of endpoint, model, messages and parameters, canonically encoded."""
+    blob = json.dumps(
+        {"base_url": base_url.rstrip("/"), "model": model, "messages": messages, "params": dict(params)},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------- cache
+class ResponseCache:
+    """Finished responses in a sqlite file, committed one by one so a crash keeps what was paid for.
+
+    Stores only the key (a hash), the answer, its token count and latency: never prompts, images or keys.
+    WAL mode lets several processes (data-parallel workers) share one file.
+
+    >>> import tempfile, pathlib
+    >>> c = ResponseCache(pathlib.Path(tempfile.mkdtemp()) / "r.sqlite")
+    >>> c.put("k", Response(text="A", latency_s=0.5, output_tokens=1), model="m")
+    >>> c.get("k")
+    Response(text='A', error=None, latency_s=0.5, output_tokens=1)
+    >>> len(c)
+    1
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # check_same_thread=False: generate() may run its loop in a worker thread; the lock serialises use.
+        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+            "output_tokens INTEGER, latency_s REAL, model TEXT, created REAL)"
+        )
+
+    def get(self, key: str) -> Response | None:
+        with self._lock:
+            row = self._conn.execute("SELECT text, output_tokens, latency_s FROM responses WHERE key = ?", (key,)).fetchone()
+        return None if row is None else Response(text=row[0], output_tokens=row[1], latency_s=row[2])
+
+    def put(self, key: str, response: Response, model: str = "") -> None:
+        with self._lock:  # autocommit (isolation_level=None): each insert is durable on return
+            self._conn.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
+                (key, response.text or "", response.output_tokens, response.latency_s, model, time.time()),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+register_model("openai", OpenAIChatModel)
