@@ -38,6 +38,7 @@ from lmms_nb.logs.schema import conform
 from lmms_nb.logs.writer import (
     SampleLogWriter,
     heal_samples_file,
+    read_samples_file,
     results_path,
     samples_path,
     sanitize_model_name,
@@ -163,15 +164,23 @@ def evaluate(
     margs = dict(getattr(model, "model_args", {}) or {})
     run_key = _run_key(model.name, margs, task_list, doc_ids_by_task, seed)
     model_dir = Path(output_dir) / sanitize_model_name(model.name)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    previous = _find_resumable(model_dir, run_key) if resume else None
-    if previous is not None:
-        timestamp, header = previous
-        run_id = header["lmms_nb"]["run_id"]
+    dist = _Distributed.from_env()
+    # Rank 0 decides which run this is (resumed or new); every rank then works under the same id and files.
+    if dist.rank == 0:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        previous = _find_resumable(model_dir, run_key) if resume else None
+        if previous is not None:
+            timestamp, header = previous
+            run_id = header["lmms_nb"]["run_id"]
+            started = header["lmms_nb"].get("started") or _now()
+        else:
+            timestamp = _fresh_timestamp(model_dir)
+            run_id = f"{sanitize_model_name(model.name)}-{timestamp}-{uuid.uuid4().hex[:6]}"
+            started = _now()
+        decided = [timestamp, run_id, started]
     else:
-        timestamp = _fresh_timestamp(model_dir)
-        run_id = f"{sanitize_model_name(model.name)}-{timestamp}-{uuid.uuid4().hex[:6]}"
-        header = None
+        decided = [None, None, None]
+    timestamp, run_id, started = dist.broadcast(decided)
 
     config = {
         "model": model.name,
@@ -179,6 +188,7 @@ def evaluate(
         "batch_size": batch_size,
         "limit": limit,
         "seed": seed,
+        "world_size": dist.world_size,
     }
     meta = {
         "version": _version("lmms-nb"),
@@ -188,25 +198,45 @@ def evaluate(
         "task_fingerprints": {t.name: t.fingerprint() for t in task_list},
         "packages": {p: _version(p) for p in _PACKAGES},
         "python": platform.python_version(),
-        "started": (header or {}).get("lmms_nb", {}).get("started") or _now(),
+        "started": started,
     }
     res_file = results_path(model_dir, timestamp)
-    results_payload = _results_payload(model, config, meta, task_list, {}, doc_ids_by_task)
-    write_json_atomic(res_file, results_payload)
+    if dist.rank == 0:
+        write_json_atomic(res_file, _results_payload(model, config, meta, task_list, {}, doc_ids_by_task))
 
-    all_scores: list[pl.DataFrame] = []
-    all_samples: list[pl.DataFrame] = []
     sample_files: dict[str, Path] = {}
     stopped = False
     for task in task_list:
         s_file = samples_path(model_dir, timestamp, task.name)
         sample_files[task.name] = s_file
-        if not stopped:
+        if stopped:
+            continue
+        if dist.world_size == 1:
             stopped = _run_task(
                 model, task, datasets_by_task[task.name], doc_ids_by_task[task.name], s_file,
                 run_id=run_id, batch_size=batch_size, progress=progress, on_batch=on_batch, stop_event=stop_event,
             )
-        found = heal_samples_file(s_file, task.filters)
+        else:
+            # Each rank writes its shard of the docs to its own part file; rank 0 merges them into the samples
+            # file (sorted by doc id, as a single process writes them) once every rank is done.
+            part = _shard_path(s_file, dist.rank)
+            done = {int(r["doc_id"]) for r in heal_samples_file(s_file, task.filters).records} if s_file.exists() else set()
+            mine = [i for k, i in enumerate(d for d in doc_ids_by_task[task.name] if d not in done)
+                    if k % dist.world_size == dist.rank]
+            stopped = _run_task(
+                model, task, datasets_by_task[task.name], mine, part, run_id=run_id, batch_size=batch_size,
+                progress=progress and dist.rank == 0, on_batch=on_batch, stop_event=stop_event,
+            )
+            dist.barrier()
+            if dist.rank == 0:
+                _merge_shards(s_file, [_shard_path(s_file, r) for r in range(dist.world_size)], task.filters)
+            dist.barrier()
+
+    all_scores: list[pl.DataFrame] = []
+    all_samples: list[pl.DataFrame] = []
+    for task in task_list:
+        s_file = sample_files[task.name]
+        found = heal_samples_file(s_file, task.filters) if dist.rank == 0 else _read_only(s_file, task.filters)
         samples = _records_to_table(found.records, s_file)
         all_samples.append(samples)
         all_scores.append(_aggregate(task, samples, datasets_by_task[task.name]))
@@ -220,12 +250,86 @@ def evaluate(
     meta["finished"] = _now()
     n_errors = int(samples.filter(pl.col("error").is_not_null()).select(pl.struct("task", "doc_id").n_unique()).item())
     meta["n_errors"] = n_errors
-    write_json_atomic(res_file, _results_payload(model, config, meta, task_list, _scores_dict(scores), doc_ids_by_task))
+    if dist.rank == 0:
+        write_json_atomic(res_file, _results_payload(model, config, meta, task_list, _scores_dict(scores),
+                                                     doc_ids_by_task))
+    dist.barrier()
     return Run(
         run_id=run_id, model=model.name, model_args=margs, tasks=[t.name for t in task_list],
         output_dir=model_dir, results_file=res_file, sample_files=sample_files, scores=scores,
         samples=samples, completed=completed, n_errors=n_errors, config=config,
     )
+
+
+class _Distributed:
+    """Rank, world size and the two collectives the runner needs, from torchrun / accelerate's environment.
+
+    With WORLD_SIZE > 1 it joins (or reuses) a torch.distributed process group on the gloo backend, which only
+    carries a few small Python objects here; model tensors never cross it.
+    """
+
+    def __init__(self, rank: int = 0, world_size: int = 1):
+        self.rank, self.world_size = rank, world_size
+
+    @classmethod
+    def from_env(cls) -> "_Distributed":
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as td
+
+        if not td.is_initialized():
+            td.init_process_group(backend="gloo")
+        return cls(td.get_rank(), td.get_world_size())
+
+    def broadcast(self, values: list[Any]) -> list[Any]:
+        if self.world_size == 1:
+            return values
+        import torch.distributed as td
+
+        td.broadcast_object_list(values, src=0)
+        return values
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as td
+
+            td.barrier()
+
+
+def _shard_path(samples_file: Path, rank: int) -> Path:
+    # Not named *.jsonl, so log readers never mistake a shard in progress for a samples file.
+    return samples_file.with_name(samples_file.name + f".rank{rank}.part")
+
+
+def _merge_shards(samples_file: Path, shards: list[Path], filters: dict[str, Any]) -> None:
+    """Fold the ranks' part files into the samples file, ordered by doc id, then delete the parts."""
+    records = heal_samples_file(samples_file, filters).records if samples_file.exists() else []
+    for shard in shards:
+        records.extend(read_samples_file(shard, filters).records)
+    order = {name: i for i, name in enumerate(filters)}
+    seen: set[tuple[int, str]] = set()
+    merged = []
+    for rec in sorted(records, key=lambda r: (int(r["doc_id"]), order.get(r.get("filter", "none"), 0))):
+        key = (int(rec["doc_id"]), rec.get("filter", "none"))
+        if key not in seen:
+            seen.add(key)
+            merged.append(rec)
+    tmp = samples_file.with_name(samples_file.name + ".merge.tmp")
+    tmp.unlink(missing_ok=True)  # a merge interrupted earlier
+    with SampleLogWriter(tmp) as w:
+        w.write(merged)
+    import os
+
+    os.replace(tmp, samples_file)
+    for shard in shards:
+        shard.unlink(missing_ok=True)
+
+
+def _read_only(samples_file: Path, filters: dict[str, Any]) -> Any:
+    return read_samples_file(samples_file, filters)
 
 
 def _run_task(model: Model, task: Task, dataset: Any, doc_ids: list[int], s_file: Path, *, run_id: str,

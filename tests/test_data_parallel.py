@@ -1,0 +1,72 @@
+"""Data parallel under torchrun: 2 CPU processes each evaluate a shard; rank 0 merges; equal to one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+SCRIPT = textwrap.dedent("""
+    import os, sys, json
+    sys.path.insert(0, {tests!r})
+    import lmms_nb
+    from lmms_nb.models.baselines import FunctionModel
+    from _toy import colour_of, toy_task
+
+    def model(images, prompt):
+        i = int(prompt[1:prompt.index(":")])
+        if i == 13:
+            raise RuntimeError("fails on doc 13")
+        return colour_of(images, prompt) if i % 5 else "purple"
+
+    run = lmms_nb.evaluate(FunctionModel(model, name="dp"), toy_task(41, path=__import__("pathlib").Path({ds!r}),
+                           two_filters=True), output_dir={out!r}, batch_size=4, progress=False)
+    rank = int(os.environ.get("RANK", "0"))
+    print(json.dumps({{"rank": rank, "rows": run.samples.height, "score": run.score("toy_colour", "exact_match")}}))
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _lines(out: Path) -> list[dict]:
+    (path,) = (out / "dp").glob("*_samples_toy_colour.jsonl")
+    drop = {"latency_s", "run_id"}
+    return [{k: v for k, v in json.loads(x).items() if k not in drop} for x in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_two_process_run_equals_single_process(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(TESTS.parent), "OMP_NUM_THREADS": "1"}
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    for out in (single, multi):
+        (tmp_path / f"{out.name}.py").write_text(SCRIPT.format(tests=str(TESTS), ds=str(tmp_path / "ds"), out=str(out)))
+    r1 = subprocess.run([sys.executable, tmp_path / "single.py"], env=env, capture_output=True, text=True, timeout=300)
+    assert r1.returncode == 0, r1.stderr
+    r2 = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(_free_port()), str(tmp_path / "multi.py")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    reports = [json.loads(x) for x in r2.stdout.splitlines() if x.startswith("{")]
+    assert sorted(r["rank"] for r in reports) == [0, 1]
+    single_report = json.loads(r1.stdout.splitlines()[-1])
+    assert all(r["rows"] == single_report["rows"] == 82 for r in reports)
+    assert all(r["score"] == single_report["score"] for r in reports)
+    # the merged log equals the single-process log line for line (but for timings and run ids)
+    assert _lines(multi) == _lines(single)
+    assert not list((multi / "dp").glob("*.part")), "shards are removed after the merge"
+    res = json.loads(next((multi / "dp").glob("*_results.json")).read_text())
+    ref = json.loads(next((single / "dp").glob("*_results.json")).read_text())
+    assert res["results"] == ref["results"] and res["config"]["world_size"] == 2
