@@ -1,0 +1,363 @@
+"""An LLM judge with LiveBench's rubric: (question, response, ground truth, criteria) -> a 0-10 rating.
+
+The judge is any OpenAI-compatible endpoint, reached through `OpenAIChatModel` (so it shares its
+concurrency, retries, Retry-After handling and write-through response cache: a judgement is paid for once).
+Its reply is parsed robustly (a ```json fence, chatter around the object, a rating given as a string);
+a reply without a usable 0-10 rating is a *failed* judgement: its rating is None, it is excluded from the
+score and counted, never scored 0. The task score is ``mean(rating / 10) * 100`` over successful ones.
+
+Example (a local judge server; see tests/_servers.py):
+    >>> import sys; sys.path.insert(0, "tests")
+    >>> from _servers import FakeOpenAIServer
+    >>> from lmms_nb.judge import LLMJudge, judge_score
+    >>> with FakeOpenAIServer() as srv:
+    ...     judge = LLMJudge("judge", base_url=srv.url, api_key_env=None, use_cache=False)
+    ...     j = judge.judge("How many cats?", "two", "Two", criteria="exact count")
+    >>> j.rating, j.error
+    (10.0, None)
+    >>> judge_score([j, 0.0, None])
+    (50.0, 2, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import string
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from lmms_nb.models.base import Request
+from lmms_nb.models.openai_compat import OpenAIChatModel
+from lmms_nb.tasks.task import Doc, Metric
+
+__all__ = [
+    "LIVEBENCH_RUBRIC",
+    "JudgeParseError",
+    "Judgement",
+    "LLMJudge",
+    "judge_aggregation",
+    "judge_metric",
+    "judge_score",
+    "judge_scorer",
+    "parse_judge_reply",
+]
+
+log = logging.getLogger(__name__)
+
+#: LiveBench's judging rubric (as lmms-eval's live_bench task applies it), in our words: the same sections,
+#: the same 0-10 scale (0 incorrect, 10 correct), per-question criteria and a JSON reply with Explanation and
+#: Rating. Pass lmms-eval's exact text as `prompt_template` to reproduce its numbers to the letter.
+LIVEBENCH_RUBRIC = """\
+[Question]
+
+{question}
+
+[Assistant Response]
+
+{response}
+
+[Ground Truth Response]
+
+{ground_truth}
+
+[System]
+
+Judge whether the assistant response matches the ground truth response, with reference to the image(s) above.
+
+Give a rating from 0 to 10, where 0 means incorrect and 10 means correct.
+
+Rate according to these criteria:
+
+{criteria}
+
+Reply in JSON:
+```json
+{{
+    "Explanation": "<your explanation>",
+    "Rating": <an integer from 0 to 10>
+}}
+```
+"""
+
+_TEMPLATE_FIELDS = {"question", "response", "ground_truth", "criteria"}
+
+
+class JudgeParseError(ValueError):
+    """A judge reply without a usable rating; the message says what was wrong and quotes the reply."""
+
+
+@dataclass
+class Judgement:
+    """One judgement: `rating` in [0, 10], or None when the judgement failed (then `error` says why)."""
+
+    rating: float | None
+    explanation: str | None = None
+    error: str | None = None
+    raw: str | None = None  # the judge's reply text, as received
+
+    @property
+    def ok(self) -> bool:
+        return self.rating is not None
+
+    @property
+    def score(self) -> float:
+        """rating / 10, or NaN for a failed judgement (missing, never 0)."""
+        return self.rating / 10.0 if self.rating is not None else math.nan
+
+
+class LLMJudge:
+    """A LiveBench-style judge on an OpenAI-compatible endpoint.
+
+    Args:
+        model: the judge model id at the endpoint.
+        prompt_template: a `str.format` template with the fields question, response, ground_truth, criteria.
+        json_mode: ask the endpoint for a JSON object (``response_format``), as LiveBench does.
+        max_tokens, temperature: the judge's generation parameters (greedy by default, for reproducibility).
+        **endpoint: passed to `OpenAIChatModel` (base_url, api_key_env, concurrency, max_retries, timeout_s,
+            backoff_base_s, backoff_max_s, cache_dir, use_cache...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        prompt_template: str = LIVEBENCH_RUBRIC,
+        json_mode: bool = True,
+        max_tokens: int = 1024,
+        temperature: float = 0.0,
+        **endpoint: Any,
+    ) -> None:
+        fields = {f for _, f, _, _ in string.Formatter().parse(prompt_template) if f is not None}
+        unknown = fields - _TEMPLATE_FIELDS
+        if unknown:
+            raise ValueError(
+                f"prompt_template has unknown field(s) {sorted(unknown)}; allowed: {sorted(_TEMPLATE_FIELDS)}"
+            )
+        missing = {"response"} - fields
+        if missing:
+            raise ValueError("prompt_template must contain a {response} field: the judge has to see the answer")
+        self.prompt_template = prompt_template
+        self.generation_kwargs = {"max_new_tokens": max_tokens, "temperature": temperature}
+        extra = dict(endpoint.pop("extra_body", None) or {})
+        if json_mode:
+            extra.setdefault("response_format", {"type": "json_object"})
+        endpoint.setdefault("name", f"judge:{model}")
+        self.client = OpenAIChatModel(model, extra_body=extra, **endpoint)
+
+    @property
+    def model_args(self) -> dict[str, Any]:
+        """The judge's endpoint arguments (never the key), for results and reports."""
+        return {**self.client.model_args, "generation_kwargs": self.generation_kwargs}
+
+    def prompt(self, question: str, response: str, ground_truth: str, criteria: str = "") -> str:
+        """The judge prompt for one sample."""
+        return self.prompt_template.format(
+            question=question, response=response, ground_truth=ground_truth, criteria=criteria
+        )
+
+    def judge(
+        self, question: str, response: str | None, ground_truth: str, criteria: str = "", images: Sequence[Any] = ()
+    ) -> Judgement:
+        """Judge one response (see `judge_many`)."""
+        return self.judge_many([
+            {"question": question, "response": response, "ground_truth": ground_truth, "criteria": criteria, "images": images}
+        ])[0]
+
+    def judge_many(self, items: Iterable[Mapping[str, Any]]) -> list[Judgement]:
+        """Judge many responses concurrently; each item has question, response, ground_truth, criteria, images.
+
+        An empty response is rated 0 without asking the judge (as LiveBench does): it is a wrong answer, not
+        a failed judgement. A judge reply that cannot be parsed is a failed judgement (rating None).
+        """
+        items = list(items)
+        judgements: list[Judgement | None] = [None] * len(items)
+        requests: list[Request] = []
+        positions: list[int] = []
+        for i, item in enumerate(items):
+            missing = {"question", "response", "ground_truth"} - set(item)
+            if missing:
+                raise KeyError(f"judge item {i} lacks {sorted(missing)} (has {sorted(item)})")
+            if item["response"] is None or not str(item["response"]).strip():
+                judgements[i] = Judgement(rating=0.0, explanation="No response", raw=None)
+                continue
+            prompt = self.prompt(str(item["question"]), str(item["response"]), str(item["ground_truth"]), str(item.get("criteria") or ""))
+            requests.append(Request(doc_id=i, task="llm_judge", images=list(item.get("images") or ()), prompt=prompt,
+                                    generation_kwargs=dict(self.generation_kwargs)))
+            positions.append(i)
+        for pos, reply in zip(positions, self.client.generate(requests)):
+            judgements[pos] = _judgement_from_reply(reply.text, reply.error)
+        failed = sum(1 for j in judgements if j is not None and not j.ok)
+        if failed:
+            log.warning("%d of %d judgements failed (excluded from the score, not scored 0)", failed, len(items))
+        return judgements  # type: ignore[return-value]
+
+
+def _judgement_from_reply(text: str | None, error: str | None) -> Judgement:
+    if error is not None:
+        return Judgement(rating=None, error=f"judge request failed: {error}", raw=text)
+    try:
+        rating, explanation = parse_judge_reply(text or "")
+    except JudgeParseError as e:
+        return Judgement(rating=None, error=str(e), raw=text)
+    return Judgement(rating=rating, explanation=explanation, raw=text)
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+
+def parse_judge_reply(text: str) -> tuple[float, str | None]:
+    """(rating, explanation) from a judge reply: a JSON object with a "Rating" key (any case), possibly in a
+    code fence or surrounded by other text; the rating may be a number or a numeric string, within 0-10.
+
+    >>> parse_judge_reply('Sure! ```json\\n{"Explanation": "right", "Rating": "8"}\\n``` Bye')
+    (8.0, 'right')
+    >>> parse_judge_reply('{"rating": 11}')
+    Traceback (most recent call last):
+    ...
+    lmms_nb.judge.JudgeParseError: judge rating 11 is outside 0-10 in reply: '{"rating": 11}'
+    """
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    obj: dict[str, Any] | None = None
+    for candidate in candidates:
+        obj = _first_json_object(candidate)
+        if obj is not None:
+            break
+    quoted = _quote(text)
+    if obj is None:
+        raise JudgeParseError(f"no JSON object in judge reply: {quoted}")
+    keys = {k.lower(): k for k in obj}
+    if "rating" not in keys:
+        raise JudgeParseError(f"judge JSON has no 'Rating' key (keys: {sorted(obj)}) in reply: {quoted}")
+    value = obj[keys["rating"]]
+    rating: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        rating = float(value)
+    elif isinstance(value, str):
+        try:
+            rating = float(value.strip())
+        except ValueError:
+            pass
+    if rating is None or math.isnan(rating):
+        raise JudgeParseError(f"judge rating {value!r} is not a number in reply: {quoted}")
+    if not 0.0 <= rating <= 10.0:
+        raise JudgeParseError(f"judge rating {value!r} is outside 0-10 in reply: {quoted}")
+    explanation = obj.get(keys["explanation"]) if "explanation" in keys else None
+    return rating, (str(explanation) if explanation is not None else None)
+
+
+def _first_json_object(text: str) -> dict[str, Any] | None:
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\{", text):
+        try:
+            obj, _ = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return None
+
+
+def _quote(text: str, limit: int = 200) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+# ------------------------------------------------------------------------------------------- scoring
+def judge_score(ratings: Iterable[Judgement | float | None]) -> tuple[float, int, int]:
+    """(score 0-100, n_ok, n_failed): ``mean(rating / 10) * 100`` over successful judgements.
+
+    Failed judgements (None, NaN, or a `Judgement` without a rating) are excluded and counted, never 0.
+    With no successful judgement the score is NaN.
+
+    >>> judge_score([10, 5, None, float("nan")])
+    (75.0, 2, 2)
+    """
+    values = [j.rating if isinstance(j, Judgement) else j for j in ratings]
+    ok = np.array([float(v) for v in values if v is not None and not math.isnan(float(v))], dtype=float)
+    n_failed = len(values) - ok.size
+    if n_failed:
+        log.warning("%d judgement(s) failed and were excluded from the score", n_failed)
+    score = float(np.mean(ok / 10.0) * 100.0) if ok.size else math.nan
+    return score, int(ok.size), int(n_failed)
+
+
+def judge_aggregation(values: Sequence[float], docs: Sequence[Doc] = ()) -> tuple[float, float | None]:
+    """Aggregate per-sample rating/10 values (NaN = failed, skipped) into (score 0-100, stderr 0-100).
+
+    >>> judge_aggregation([1.0, 0.5, float("nan")])
+    (75.0, 25.0)
+    """
+    from scipy import stats
+
+    arr = np.asarray([v for v in values if v is not None], dtype=float)
+    arr = arr[~np.isnan(arr)]
+    if arr.size == 0:
+        return math.nan, None
+    stderr = float(stats.sem(arr, ddof=1) * 100.0) if arr.size > 1 else None
+    return float(arr.mean() * 100.0), stderr
+
+
+class _JudgeScorer:
+    """A per-sample scorer ``(prediction, target, doc) -> rating / 10`` (NaN when the judgement failed)."""
+
+    def __init__(self, judge: LLMJudge, question_key: str, criteria_key: str | None, images_key: str | None) -> None:
+        self.judge = judge
+        self.question_key = question_key
+        self.criteria_key = criteria_key
+        self.images_key = images_key
+        #: the failed judgements so far, as (question, error): what `judge_score` counts as n_failed
+        self.failures: list[tuple[str, str]] = []
+
+    def __call__(self, prediction: str, target: str, doc: Doc) -> float:
+        if self.question_key not in doc:
+            raise KeyError(f"llm judge: the doc has no {self.question_key!r} field (fields: {sorted(doc)})")
+        question = str(doc[self.question_key])
+        criteria = str(doc.get(self.criteria_key) or "") if self.criteria_key else ""
+        images = list(doc.get(self.images_key) or ()) if self.images_key else []
+        j = self.judge.judge(question, prediction, str(target), criteria, images=images)
+        if not j.ok:
+            self.failures.append((question, j.error or "unknown error"))
+        return j.score
+
+
+def judge_scorer(
+    judge: LLMJudge, *, question_key: str = "question", criteria_key: str | None = "criteria", images_key: str | None = None
+) -> _JudgeScorer:
+    """A per-sample scorer for `Metric`: ``(prediction, target, doc) -> rating / 10``, NaN when it failed.
+
+    The doc carries the question (`question_key`), the criteria (`criteria_key`) and, when the judge should
+    see them as LiveBench's does, the images (`images_key`). Failures are kept in ``scorer.failures``.
+    """
+    return _JudgeScorer(judge, question_key, criteria_key, images_key)
+
+
+def judge_metric(
+    judge: LLMJudge | None = None,
+    *,
+    name: str = "llm_judge",
+    question_key: str = "question",
+    criteria_key: str | None = "criteria",
+    images_key: str | None = None,
+    **judge_kwargs: Any,
+) -> Metric:
+    """A task `Metric`: per sample rating/10 (NaN when failed), aggregated to ``mean * 100`` over the ok ones.
+
+    Pass a ready `LLMJudge`, or its arguments (``model=..., base_url=..., api_key_env=...``).
+
+    >>> m = judge_metric(model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1", api_key_env=None, use_cache=False)
+    >>> m.name, m.aggregate([1.0, 0.0, float("nan")])[0]
+    ('llm_judge', 50.0)
+    """
+    if judge is None:
+        if "model" not in judge_kwargs:
+            raise TypeError("judge_metric needs a judge=LLMJudge(...) or the judge's model=... and endpoint arguments")
+        judge = LLMJudge(judge_kwargs.pop("model"), **judge_kwargs)
+    elif judge_kwargs:
+        raise TypeError(f"pass either judge= or judge arguments, not both (got {sorted(judge_kwargs)})")
+    scorer = judge_scorer(judge, question_key=question_key, criteria_key=criteria_key, images_key=images_key)
+    return Metric(name=name, score=scorer, aggregate=judge_aggregation, higher_is_better=True)
+
