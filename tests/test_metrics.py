@@ -52,9 +52,8 @@ def test_exact_match_hand_cases(prediction, target, options, expected):
     assert exact_match(prediction, target, None, **options) == expected
 
 
-def test_exact_match_order_case_then_punctuation():
-    # HF evaluate lower-cases before stripping punctuation; the result must not depend on our order here,
-    # but numbers are removed after punctuation: "1.5" -> "15" -> "" with both options.
+def test_exact_match_all_normalisations_together():
+    # "Pi=3.14" -> lower-case "pi=3.14" -> no punctuation "pi314" -> no digits "pi"
     assert exact_match("Pi=3.14", "pi", ignore_case=True, ignore_punctuation=True, ignore_numbers=True) == 1.0
 
 
