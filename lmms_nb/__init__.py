@@ -35,6 +35,8 @@ _EXPORTS: dict[str, str] = {
     "scan_logs": "lmms_nb.logs",
     "rescore": "lmms_nb.logs",
     "compare": "lmms_nb.analysis",
+    "flips": "lmms_nb.analysis",
+    "report": "lmms_nb.reporting",
     "Comparison": "lmms_nb.analysis",
 }
 
@@ -54,8 +56,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from lmms_nb.analysis import Comparison, compare
+    from lmms_nb.analysis import Comparison, compare, flips
     from lmms_nb.logs import load_logs, rescore, scan_logs
     from lmms_nb.models import Model, Request, Response, get_model, list_models, register_model
+    from lmms_nb.reporting import report
     from lmms_nb.runner import Run, evaluate
     from lmms_nb.tasks import Metric, Task, get_task, list_tasks, register_task

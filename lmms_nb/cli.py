@@ -1,4 +1,4 @@
-"""`lmms-nb` command line: eval, demo, tasks, models.
+"""`lmms-nb` command line: eval, report, demo, tasks, models.
 
 Example (shell):
     lmms-nb tasks
@@ -84,6 +84,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(output_dir=args.output, limit=args.limit)
 
 
+def _parse_params(items: list[str]) -> dict[str, object]:
+    """`--param k=v`: v is read as JSON when it parses (numbers, lists, null), else kept as a string."""
+    import json
+
+    params: dict[str, object] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--param: expected key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            params[key.strip()] = json.loads(value)
+        except ValueError:
+            params[key.strip()] = value
+    return params
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from lmms_nb.reporting import ReportError, report
+
+    try:
+        out = report(args.template, _parse_params(args.param), args.output, show_code=args.show_code)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        if e.notebook:
+            print(f"the executed notebook (with the failing cell) is at {e.notebook}", file=sys.stderr)
+        return 1
+    print(f"report written to {out.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmms-nb", description="Evaluate large multimodal models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="list tasks").set_defaults(func=_cmd_tasks)
     sub.add_parser("models", help="list models").set_defaults(func=_cmd_models)
+
+    rep = sub.add_parser("report", help="execute a report notebook with parameters and write standalone HTML")
+    rep.add_argument("template", nargs="?", default="compare_models", help="a built-in name or a notebook path")
+    rep.add_argument("--param", "-p", action="append", default=[], help="key=value (JSON values allowed); repeat")
+    rep.add_argument("--output", "-o", default="reports/report.html")
+    rep.add_argument("--show-code", action="store_true", help="keep code cells in the HTML")
+    rep.set_defaults(func=_cmd_report)
 
     demo = sub.add_parser("demo", help="synthbench + zoo + baselines, end to end, offline")
     demo.add_argument("--output", default="outputs/demo")

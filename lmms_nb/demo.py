@@ -13,7 +13,7 @@ import polars as pl
 
 
 def run_demo(output_dir: str | Path = "outputs/demo", *, limit: int | None = None, zoo: list[str] | None = None,
-             batch_size: int = 16) -> int:
+             batch_size: int = 16, report_path: str | Path | None = "reports/demo.html") -> int:
     """Run the demo; returns a process exit code. Prints each stage's wall time."""
     import torch
 
@@ -48,5 +48,12 @@ def run_demo(output_dir: str | Path = "outputs/demo", *, limit: int | None = Non
     with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_hide_dataframe_shape=True, float_precision=3, tbl_width_chars=200):
         print(wide)
     print(f"[demo] logs under {output_dir.resolve()}")
+    if report_path is not None:
+        from lmms_nb.reporting import report
+
+        t3 = time.perf_counter()
+        out = report("compare_models", {"logs": str(output_dir), "title": "lmms-nb demo: the synthbench zoo",
+                                        "lite_budget": 0.1}, report_path)
+        print(f"[demo] report ({time.perf_counter() - t3:.1f}s): {Path(out).resolve()}")
     print(f"[demo] total {time.perf_counter() - t0:.1f}s")
     return 0

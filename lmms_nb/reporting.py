@@ -1,0 +1,181 @@
+"""Reports (`lmms_nb.report`): execute a parameterized notebook with papermill, then write a standalone HTML with nbconvert.
+
+The notebook runs in a kernel of *this* Python environment (a kernelspec written to a temporary folder), so
+a report always sees the same lmms-nb and packages as the caller. The HTML hides code by default and embeds
+plotly.js and every image, so it opens with no network.
+
+Example (shell):
+    lmms-nb report compare_models --param logs=outputs/demo --param title="Weekly review" -o reports/weekly.html
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["report", "ReportError", "template_path", "show_figure", "show_table", "show_examples", "TEMPLATES"]
+
+_TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+#: built-in templates by name
+TEMPLATES = {"compare_models": _TEMPLATE_DIR / "compare_models.ipynb"}
+_KERNEL_NAME = "lmms-nb-python"
+
+
+class ReportError(RuntimeError):
+    """A cell of the report notebook failed; `cell` is its source and `error` what it raised."""
+
+    def __init__(self, message: str, *, cell: str = "", error: str = "", notebook: Path | None = None):
+        super().__init__(message)
+        self.cell, self.error, self.notebook = cell, error, notebook
+
+
+def template_path(template: str | Path) -> Path:
+    """A built-in template's path by name, or the given notebook path (checked)."""
+    if str(template) in TEMPLATES:
+        return TEMPLATES[str(template)]
+    path = Path(template)
+    if not path.is_file():
+        raise FileNotFoundError(f"report template not found: {template} (built-in: {', '.join(TEMPLATES)})")
+    return path
+
+
+def _kernel_dir() -> Path:
+    """A kernelspec running this interpreter, in a temp JUPYTER_PATH entry (never touches the user's kernels)."""
+    root = Path(tempfile.mkdtemp(prefix="lmms_nb_kernel_"))
+    spec = root / "kernels" / _KERNEL_NAME
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "lmms-nb (this environment)",
+        "language": "python",
+    }))
+    return root
+
+
+def report(template: str | Path, params: dict[str, Any] | None = None, output: str | Path = "reports/report.html",
+           *, show_code: bool = False, timeout_s: int = 1800, keep_notebook: bool = True) -> Path:
+    """Execute `template` with `params` and write a standalone HTML to `output`; returns its path.
+
+    The executed notebook is kept beside the HTML (`<output>.ipynb`) when `keep_notebook`. A failing cell raises
+    `ReportError` naming the cell and its error; the partly executed notebook is still written for inspection.
+    """
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    src = template_path(template)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    executed = output.with_suffix(".ipynb")
+    kernel_root = _kernel_dir()
+    old_path = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(kernel_root)] + ([old_path] if old_path else []))
+    try:
+        pm.execute_notebook(
+            str(src), str(executed), parameters=dict(params or {}), kernel_name=_KERNEL_NAME,
+            progress_bar=False, execution_timeout=timeout_s, cwd=str(Path.cwd()), log_output=False,
+        )
+    except pm.PapermillExecutionError as e:
+        nb = nbformat.read(str(executed), as_version=4)
+        cell = nb.cells[e.cell_index].source if 0 <= e.cell_index < len(nb.cells) else ""
+        _write_html(nb, output, show_code=True)
+        raise ReportError(
+            f"report cell {e.exec_count} failed: {e.ename}: {e.evalue}\n--- cell source ---\n{cell}",
+            cell=cell, error=f"{e.ename}: {e.evalue}", notebook=executed,
+        ) from None
+    finally:
+        if old_path is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = old_path
+    nb = nbformat.read(str(executed), as_version=4)
+    _write_html(nb, output, show_code=show_code)
+    if not keep_notebook:
+        executed.unlink(missing_ok=True)
+    _ = HTMLExporter  # imported above so a missing nbconvert fails before the (slow) execution
+    return output
+
+
+def _write_html(nb: Any, output: Path, *, show_code: bool) -> None:
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = not show_code
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nb)
+    output.write_text(body, encoding="utf-8")
+
+
+# --- display helpers used inside report notebooks (they only format; the analysis is the public API's) ---
+
+_plotlyjs_shown = False
+
+
+def show_figure(fig: Any) -> None:
+    """Display a plotly figure so that it renders offline: plotly.js is embedded once, with the first figure."""
+    from IPython.display import HTML, display
+
+    global _plotlyjs_shown
+    display(HTML(fig.to_html(full_html=False, include_plotlyjs=not _plotlyjs_shown,
+                             config={"displaylogo": False})))
+    _plotlyjs_shown = True
+
+
+def show_table(df: Any, *, caption: str | None = None, max_rows: int = 50, float_digits: int = 3) -> None:
+    """Display a polars/pandas table as escaped HTML (model output never becomes markup)."""
+    from IPython.display import HTML, display
+
+    import polars as pl
+
+    if not isinstance(df, pl.DataFrame):
+        df = pl.from_pandas(df)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for row in df.head(max_rows).iter_rows():
+        cells = []
+        for v in row:
+            text = f"{v:.{float_digits}f}" if isinstance(v, float) else ("" if v is None else str(v))
+            cells.append(f"<td>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    more = f"<p><small>{df.height - max_rows} more rows not shown</small></p>" if df.height > max_rows else ""
+    display(HTML(f"<table class='lmms-nb-table'>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
+                 f"</tbody></table>{more}"))
+
+
+def show_examples(rows: Any, *, title: str, max_rows: int = 5, thumb: int = 96) -> None:
+    """Display disagreement examples (a `Comparison` slice): image, question, target, each model's answer.
+
+    Every string is HTML-escaped; images are inline PNGs, so the page needs no network.
+    """
+    from IPython.display import HTML, display
+
+    from lmms_nb.images import thumbnail_data_url
+
+    parts = [f"<h4>{html.escape(title)}</h4>"]
+    if rows.height == 0:
+        parts.append("<p><i>none</i></p>")
+    pred_cols = [c for c in rows.columns if c.startswith("prediction")]
+    for row in rows.head(max_rows).iter_rows(named=True):
+        url = thumbnail_data_url(row.get("image_ref"), thumb)
+        img = f"<img src='{url}' width='{thumb}' alt='sample image'>" if url else "<div><i>no image</i></div>"
+        answers = "".join(
+            f"<div><b>{html.escape(c.replace('prediction', 'answer'))}</b>: {html.escape(str(row[c]))}</div>"
+            for c in pred_cols
+        )
+        parts.append(
+            "<div class='lmms-nb-example' style='display:flex;gap:12px;margin:8px 0;border-top:1px solid #ddd'>"
+            f"<div>{img}</div><div><div><small>{html.escape(str(row.get('task')))} #{row.get('doc_id')}</small></div>"
+            f"<div><b>question</b>: {html.escape(str(row.get('input') or ''))}</div>"
+            f"<div><b>target</b>: {html.escape(str(row.get('target')))}</div>{answers}</div></div>"
+        )
+    if rows.height > max_rows:
+        parts.append(f"<p><small>{rows.height - max_rows} more not shown</small></p>")
+    display(HTML("".join(parts)))
