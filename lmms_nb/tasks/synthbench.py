@@ -423,7 +423,9 @@ def _generate_splits(family: str, seed: int, n_train: int, n_test: int) -> dict[
 # --------------------------------------------------------------------------------------- build / load
 
 
-def synthbench_path(*, seed: int = 0, n_train: int = 2000, n_test: int = 200, root: str | os.PathLike | None = None) -> Path:
+def synthbench_path(
+    *, seed: int = 0, n_train: int = 2000, n_test: int = 200, root: str | os.PathLike | None = None
+) -> Path:
     """The folder `build_synthbench` writes for these parameters (it may not exist yet).
 
     >>> synthbench_path(seed=3, n_train=10, n_test=4, root="/data").as_posix()
