@@ -1,0 +1,36 @@
+"""Side-by-side error analysis of models: scores with bootstrap CIs, paired tests, slices, figures.
+
+`compare(df)` takes the canonical sample table and returns a `Comparison`; `flips(df, run_a, run_b)` shows
+what a new run (checkpoint) fixed and broke. The statistics helpers are public for reuse in reports.
+
+Example:
+    >>> import polars as pl
+    >>> from lmms_nb.analysis import compare
+    >>> df = pl.DataFrame({"model": ["A"] * 4 + ["B"] * 4, "task": ["t"] * 8,
+    ...                    "doc_id": [0, 1, 2, 3] * 2, "acc": [1, 1, 1, 0, 0, 0, 0, 1]})
+    >>> compare(df).pairwise["p_value"].to_list()
+    [0.625]
+"""
+
+from lmms_nb.analysis._compare import Comparison, Flips, compare, flips
+from lmms_nb.analysis._prepare import CONTINUOUS_CORRECT_THRESHOLD
+from lmms_nb.analysis._stats import (
+    binary_mean_ci,
+    continuous_mean_ci,
+    holm_adjust,
+    mcnemar_exact,
+    paired_binary_diff_ci,
+)
+
+__all__ = [
+    "CONTINUOUS_CORRECT_THRESHOLD",
+    "Comparison",
+    "Flips",
+    "binary_mean_ci",
+    "compare",
+    "continuous_mean_ci",
+    "flips",
+    "holm_adjust",
+    "mcnemar_exact",
+    "paired_binary_diff_ci",
+]
