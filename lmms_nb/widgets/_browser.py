@@ -1,0 +1,255 @@
+"""`SampleBrowser`: page through every model's answers with filters, images and right/wrong colours.
+
+The widget is state and callbacks only: the table and the filtering are `SampleIndex` (polars), the
+correctness is `lmms_nb.analysis`'s, the markup is `_html`. Each control change builds a `SampleQuery`,
+asks the index for one page and renders it.
+
+Example:
+    >>> import polars as pl
+    >>> df = pl.DataFrame({"model": ["A", "B"] * 3, "task": ["t"] * 6, "doc_id": [0, 0, 1, 1, 2, 2],
+    ...                    "input": ["q0", "q0", "q1", "q1", "q2", "q2"], "target": ["x"] * 6,
+    ...                    "prediction": ["x", "y", "x", "x", "<b>", "x"],
+    ...                    "exact_match": [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]})
+    >>> browser = SampleBrowser(df, page_size=2)
+    >>> browser.n_matches, browser.page_label.value
+    (3, 'samples 1–2 of 3 · page 1 of 2')
+    >>> browser.pattern_buttons["A"].value = "wrong"
+    >>> browser.page_rows["doc_id"].to_list(), "&lt;b&gt;" in browser.samples_html.value
+    ([2], True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Mapping, Sequence
+
+import ipywidgets as widgets
+import polars as pl
+
+from lmms_nb.widgets._html import esc, sample_cards_html
+from lmms_nb.widgets._query import SampleIndex, SampleQuery
+
+__all__ = ["SampleBrowser"]
+
+
+class _NoCategory:
+    """The category dropdown's value for samples without a category (None means "all")."""
+
+    def __repr__(self) -> str:
+        return "NO_CATEGORY"
+
+
+NO_CATEGORY = _NoCategory()
+_PATTERN_OPTIONS = ["any", "right", "wrong"]
+_PATTERN_VALUE = {"any": None, "right": True, "wrong": False}
+_PATTERN_LABEL = {None: "any", True: "right", False: "wrong"}
+
+
+class SampleBrowser(widgets.VBox):
+    """Browse samples: filter by task, models, category, a right/wrong pattern and text; one page at a time.
+
+    Args:
+        data: a canonical sample table (polars or pandas), a `Run`, a `Comparison`, log path(s), or a
+            prebuilt `SampleIndex`.
+        metric, runs, models: passed to `SampleIndex` (which metric decides right/wrong, which run to keep
+            when a model has several, model order).
+        page_size: samples per page. thumbnail_px: the longest side of the thumbnails.
+
+    Controls (public attributes, so code and tests can drive them): `task_select`, `category_select`,
+    `model_select`, `pattern_buttons` ({model: ToggleButtons any/right/wrong}), `search_box`,
+    `page_size_select`, `prev_button`, `next_button`. What is shown: `page_label`, `samples_html`,
+    `page_rows` (the page as a polars frame), `n_matches`, `page_number` (from 0).
+    """
+
+    def __init__(self, data: Any, *, metric: str | Mapping[str, str] | None = None,
+                 runs: Mapping[str, str] | str | None = "latest", models: Sequence[str] | None = None,
+                 page_size: int = 10, thumbnail_px: int = 96, **kwargs: Any):
+        self.index = data if isinstance(data, SampleIndex) else SampleIndex(data, metric=metric, runs=runs, models=models)
+        self.thumbnail_px = thumbnail_px
+        self.page_number = 0
+        self.n_matches = 0
+        self.page_rows: pl.DataFrame = self.index.table.clear()
+        self.doc_ids: tuple[int, ...] = ()
+        self._held = False
+
+        ix = self.index
+        self.task_select = widgets.Dropdown(options=[("all tasks", None)] + [(t, t) for t in ix.tasks],
+                                            value=None, description="task")
+        self.category_select = widgets.Dropdown(description="category")
+        self._set_category_options(None)
+        self.search_box = widgets.Text(value="", placeholder="text in question, target or answers",
+                                       description="search", continuous_update=False)
+        self.model_select = widgets.SelectMultiple(options=list(ix.models), value=list(ix.models),
+                                                   description="models", rows=min(6, max(2, len(ix.models))))
+        self.pattern_buttons: dict[str, widgets.ToggleButtons] = {}
+        self.pattern_box = widgets.VBox(layout=widgets.Layout(margin="0 0 0 12px"))
+        self._rebuild_pattern()
+        sizes = sorted({5, 10, 20, 50, int(page_size)})
+        self.page_size_select = widgets.Dropdown(options=sizes, value=int(page_size), description="per page",
+                                                 layout=widgets.Layout(width="160px"))
+        self.prev_button = widgets.Button(description="◀ previous", layout=widgets.Layout(width="110px"))
+        self.next_button = widgets.Button(description="next ▶", layout=widgets.Layout(width="110px"))
+        self.page_label = widgets.Label()
+        self.clear_doc_ids_button = widgets.Button(description="show all docs", layout=widgets.Layout(display="none"))
+        self.info_html = widgets.HTML()
+        self.samples_html = widgets.HTML()
+
+        for control in (self.task_select, self.category_select, self.search_box, self.page_size_select):
+            control.observe(self._on_filter_change, names="value")
+        self.task_select.observe(self._on_task_change, names="value")
+        self.model_select.observe(self._on_models_change, names="value")
+        self.prev_button.on_click(lambda _: self.prev_page())
+        self.next_button.on_click(lambda _: self.next_page())
+        self.clear_doc_ids_button.on_click(lambda _: self._clear_doc_ids())
+
+        metrics = ", ".join(f"{t}: {m}" for t, m in ix.metrics.items()) or "none (no metric column: no right/wrong)"
+        self.info_html.value = (f"<small>{len(ix):,} samples · {len(ix.models)} models · right/wrong by "
+                                f"{esc(metrics)}</small>")
+        controls = widgets.VBox([
+            widgets.HBox([self.task_select, self.category_select, self.search_box]),
+            widgets.HBox([self.model_select, self.pattern_box]),
+            widgets.HBox([self.prev_button, self.next_button, self.page_size_select, self.page_label,
+                          self.clear_doc_ids_button]),
+            self.info_html,
+        ])
+        super().__init__([controls, self.samples_html], **kwargs)
+        self.add_class("lmms-nb-sample-browser")
+        self.refresh()
+
+    # ---- the query -----------------------------------------------------------------------------------------
+    @property
+    def page_size(self) -> int:
+        return int(self.page_size_select.value)
+
+    @property
+    def query(self) -> SampleQuery:
+        """The `SampleQuery` the controls describe."""
+        category = self.category_select.value
+        shown = tuple(self.model_select.value)
+        return SampleQuery(
+            tasks=(self.task_select.value,) if self.task_select.value is not None else (),
+            models=shown if len(shown) < len(self.index.models) else (),
+            categories=() if category is None else ((None,) if category is NO_CATEGORY else (category,)),
+            pattern={m: _PATTERN_VALUE[b.value] for m, b in self.pattern_buttons.items() if b.value != "any"},
+            text=self.search_box.value,
+            doc_ids=self.doc_ids,
+        )
+
+    def set_filter(self, *, task: str | None = None, models: Sequence[str] | None = None,
+                   category: str | None | _NoCategory = None, pattern: Mapping[str, bool | None] | None = None,
+                   text: str = "", doc_ids: Sequence[int] = ()) -> None:
+        """Reset every filter, apply the given ones and show page 1 (one refresh, whatever changes).
+
+        `category=NO_CATEGORY` selects samples without a category; unknown names raise ValueError.
+        """
+        ix = self.index
+        if task is not None and task not in ix.tasks:
+            raise ValueError(f"unknown task {task!r}; tasks: {ix.tasks}")
+        chosen = list(models) if models is not None else list(ix.models)
+        for m in [*chosen, *(pattern or {})]:
+            ix.model_index(m)  # raises naming the model
+        with self._hold():
+            self.task_select.value = task
+            self._set_category_options(task)
+            if category is not None and category not in [v for _, v in self.category_select.options]:
+                raise ValueError(f"unknown category {category!r} for task {task!r}")
+            self.category_select.value = category
+            self.model_select.value = [m for m in ix.models if m in chosen]
+            self._rebuild_pattern()
+            for m, b in self.pattern_buttons.items():
+                b.value = _PATTERN_LABEL[(pattern or {}).get(m)]
+            self.search_box.value = text
+            self.doc_ids = tuple(int(d) for d in doc_ids)
+        self.page_number = 0
+        self.refresh()
+
+    # ---- paging --------------------------------------------------------------------------------------------
+    @property
+    def n_pages(self) -> int:
+        return max(1, -(-self.n_matches // self.page_size))
+
+    def next_page(self) -> None:
+        if self.page_number + 1 < self.n_pages:
+            self.page_number += 1
+            self.refresh()
+
+    def prev_page(self) -> None:
+        if self.page_number > 0:
+            self.page_number -= 1
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Run the query for the current page and redraw."""
+        if self._held:
+            return
+        rows, total = self.index.page(self.query, self.page_number, self.page_size)
+        if rows.height == 0 and total > 0 and self.page_number > 0:  # e.g. the page size grew
+            self.page_number = (total - 1) // self.page_size
+            rows, total = self.index.page(self.query, self.page_number, self.page_size)
+        self.page_rows, self.n_matches = rows, total
+        first = self.page_number * self.page_size
+        self.page_label.value = (f"samples {first + 1}–{first + rows.height} of {total:,} · "
+                                 f"page {self.page_number + 1} of {self.n_pages}" if total else "no sample matches")
+        self.prev_button.disabled = self.page_number == 0
+        self.next_button.disabled = self.page_number + 1 >= self.n_pages
+        self.clear_doc_ids_button.layout.display = "" if self.doc_ids else "none"
+        shown = [(self.index.model_index(m), m) for m in (self.model_select.value or self.index.models)]
+        self.samples_html.value = sample_cards_html(rows, shown, thumbnail_px=self.thumbnail_px,
+                                                    metrics=self.index.metrics)
+
+    # ---- callbacks -----------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _hold(self) -> Iterator[None]:
+        """Apply several control changes with one refresh at the end (by the caller)."""
+        held, self._held = self._held, True
+        try:
+            yield
+        finally:
+            self._held = held
+
+    def _on_filter_change(self, change: dict[str, Any]) -> None:
+        self.page_number = 0
+        self.refresh()
+
+    def _on_task_change(self, change: dict[str, Any]) -> None:
+        with self._hold():
+            self._set_category_options(change["new"])
+        self.page_number = 0
+        self.refresh()
+
+    def _on_models_change(self, change: dict[str, Any]) -> None:
+        with self._hold():
+            self._rebuild_pattern()
+        self.page_number = 0
+        self.refresh()
+
+    def _clear_doc_ids(self) -> None:
+        self.doc_ids = ()
+        self.page_number = 0
+        self.refresh()
+
+    def _set_category_options(self, task: str | None) -> None:
+        table = self.index.table if task is None else self.index.table.filter(pl.col("task") == task)
+        present = set(table["category"].unique().to_list())
+        options: list[tuple[str, Any]] = [("all categories", None)]
+        options += [(c, c) for c in self.index.categories if c is not None and c in present]
+        if None in present and len(present) > 1:
+            options.append(("(no category)", NO_CATEGORY))
+        keep = self.category_select.value if self.category_select.value in [v for _, v in options] else None
+        self.category_select.options = options
+        self.category_select.value = keep
+        self.category_select.disabled = len(options) == 1
+
+    def _rebuild_pattern(self) -> None:
+        """One any/right/wrong toggle per shown model; a model that stays shown keeps its setting."""
+        old = {m: b.value for m, b in self.pattern_buttons.items()}
+        self.pattern_buttons = {}
+        rows = []
+        scored = bool(self.index.metrics)
+        for m in self.model_select.value:
+            b = widgets.ToggleButtons(options=_PATTERN_OPTIONS, value=old.get(m, "any"), disabled=not scored,
+                                      style={"button_width": "56px"}, tooltips=[f"{m}: any", f"{m}: right", f"{m}: wrong"])
+            b.observe(self._on_filter_change, names="value")
+            self.pattern_buttons[m] = b
+            rows.append(widgets.HBox([widgets.Label(m, layout=widgets.Layout(width="140px")), b]))
+        self.pattern_box.children = rows

@@ -1,0 +1,430 @@
+"""Widget state without a browser: set control values, `.click()`, and check what the widgets show and call.
+
+Expected values are computed independently of the code under test: right/wrong sets and text matches by
+plain Python loops over the rows, scores by hand, image pixels by PIL, cross-checks against `compare()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import threading
+
+import datasets
+import numpy as np
+import polars as pl
+import pytest
+from PIL import Image
+
+from lmms_nb.models.baselines import FunctionModel
+from lmms_nb.widgets import NO_CATEGORY, EvalLauncher, SampleBrowser, SampleIndex, SampleQuery, thumbnail_data_uri
+from lmms_nb.widgets._html import esc
+
+from _toy import colour_of, toy_task
+
+XSS = ["<script>window.__xss = 1</script>", '<img src=x onerror="window.__xss = 2">']
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path / "cache"))
+
+
+def random_table(seed: int = 0, n_docs: int = 40) -> pl.DataFrame:
+    """3 models x 2 tasks; t1 exact_match 0/1 with categories, t2 anls in [0, 1]; some errors and absent rows."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for task, metric in (("t1", "exact_match"), ("t2", "anls")):
+        for d in range(n_docs):
+            for m in ("A", "B", "C"):
+                if m == "C" and d % 7 == 3:
+                    continue  # C was not run on these docs
+                error = "timeout" if (m == "B" and d % 11 == 5) else None
+                if metric == "exact_match":
+                    value = None if error else float(rng.random() < (0.3 + 0.25 * "ABC".index(m)))
+                else:
+                    value = None if error else float(np.round(rng.random(), 2))
+                word = ["apple", "Banana", "cherry", "date"][(d + "ABC".index(m)) % 4]
+                rows.append({
+                    "model": m, "task": task, "doc_id": d, "run_id": f"run-{m}",
+                    "input": f"Question {d} of {task}: name the fruit", "target": "apple" if d % 2 else "pear",
+                    "prediction": None if error else f"{word} {d}", "error": error,
+                    "category": None if d % 5 == 0 else ("red" if d % 2 else "blue"),
+                    metric: value,
+                })
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def _right(row: dict, metric: str) -> bool | None:
+    v = row[metric]
+    if v is None:
+        return None
+    return v == 1.0 if metric == "exact_match" else v >= 0.5
+
+
+def expected_keys(df: pl.DataFrame, *, task=None, category="all", pattern=None, text="", models=None):
+    """The (task, doc_id) keys a query should return, by a Python loop over the long table."""
+    metric_of = {"t1": "exact_match", "t2": "anls"}
+    by_key: dict[tuple, dict[str, dict]] = {}
+    for row in df.iter_rows(named=True):
+        by_key.setdefault((row["task"], row["doc_id"]), {})[row["model"]] = row
+    shown = models or ["A", "B", "C"]
+    keys = []
+    for (t, d), per_model in sorted(by_key.items()):
+        any_row = next(iter(per_model.values()))
+        if task is not None and t != task:
+            continue
+        if category != "all" and any_row["category"] != category:
+            continue
+        if models and not any(m in per_model for m in models):
+            continue
+        ok = True
+        for m, want in (pattern or {}).items():
+            r = per_model.get(m)
+            ok &= r is not None and _right(r, metric_of[t]) is want
+        if not ok:
+            continue
+        if text:
+            hay = [any_row["input"], any_row["target"]] + [
+                per_model[m]["prediction"] or "" for m in shown if m in per_model]
+            if not any(text.lower() in h.lower() for h in hay):
+                continue
+        keys.append((t, d))
+    return keys
+
+
+def shown_keys(browser: SampleBrowser) -> list[tuple]:
+    """Every key the browser's filter matches, page by page through the Next button, as the user sees them."""
+    while browser.page_number > 0:
+        browser.prev_button.click()
+    keys = []
+    while True:
+        keys += [(r["task"], r["doc_id"]) for r in browser.page_rows.iter_rows(named=True)]
+        cards = re.findall(r'data-task="([^"]*)" data-doc-id="(\d+)"', browser.samples_html.value)
+        assert [(t, int(d)) for t, d in cards] == [(r["task"], r["doc_id"]) for r in browser.page_rows.iter_rows(named=True)]
+        if browser.next_button.disabled:
+            break
+        browser.next_button.click()
+    return keys
+
+
+# ---- SampleBrowser: filters, pattern, text, paging ----------------------------------------------------------
+def test_filters_match_a_python_loop():
+    df = random_table()
+    browser = SampleBrowser(df, page_size=7)
+    assert browser.index.metrics == {"t1": "exact_match", "t2": "anls"}
+    assert shown_keys(browser) == expected_keys(df)
+
+    browser.task_select.value = "t1"
+    browser.category_select.value = "red"
+    assert shown_keys(browser) == expected_keys(df, task="t1", category="red")
+
+    browser.pattern_buttons["A"].value = "right"
+    browser.pattern_buttons["B"].value = "wrong"
+    want = expected_keys(df, task="t1", category="red", pattern={"A": True, "B": False})
+    assert want and shown_keys(browser) == want
+
+    browser.task_select.value = None  # pattern over both tasks: anls counts as right at >= 0.5
+    browser.category_select.value = None
+    assert shown_keys(browser) == expected_keys(df, pattern={"A": True, "B": False})
+
+    browser.category_select.value = NO_CATEGORY
+    assert shown_keys(browser) == expected_keys(df, category=None, pattern={"A": True, "B": False})
+
+
+def test_pattern_counts_agree_with_compare():
+    from lmms_nb.analysis import compare
+
+    df = random_table(seed=3)
+    cmp = compare(df, n_resamples=200)
+    browser = SampleBrowser(df)
+    for row in cmp.pairwise.iter_rows(named=True):
+        browser.set_filter(task=row["task"], pattern={row["model_a"]: True, row["model_b"]: False})
+        assert browser.n_matches == row["a_right_b_wrong"], row
+        browser.set_filter(task=row["task"], pattern={row["model_a"]: False, row["model_b"]: True})
+        assert browser.n_matches == row["b_right_a_wrong"], row
+
+
+def test_text_search_is_case_insensitive_and_follows_shown_models():
+    df = random_table()
+    browser = SampleBrowser(df, page_size=50)
+    browser.search_box.value = "BANANA 1"
+    want = expected_keys(df, text="banana 1")
+    assert want and shown_keys(browser) == want
+    browser.model_select.value = ("A",)  # only A's answers are searched (and shown)
+    want_a = expected_keys(df, text="banana 1", models=["A"])
+    assert shown_keys(browser) == want_a and len(want_a) < len(want)
+    assert 'data-model="B"' not in browser.samples_html.value
+    browser.search_box.value = "question 13 of t2"
+    assert shown_keys(browser) == [("t2", 13)]
+    browser.search_box.value = "no such text"
+    assert browser.n_matches == 0 and "No sample matches" in browser.samples_html.value
+    assert browser.page_label.value == "no sample matches"
+
+
+def test_paging_labels_and_buttons():
+    df = random_table(n_docs=12)  # 24 samples
+    browser = SampleBrowser(df, page_size=10)
+    assert browser.page_label.value == "samples 1–10 of 24 · page 1 of 3"
+    assert browser.prev_button.disabled and not browser.next_button.disabled
+    browser.next_button.click()
+    browser.next_button.click()
+    assert browser.page_label.value == "samples 21–24 of 24 · page 3 of 3"
+    assert browser.next_button.disabled and browser.page_rows.height == 4
+    browser.next_button.click()  # disabled in the page; clicking from code changes nothing
+    assert browser.page_number == 2
+    browser.page_size_select.value = 20  # a filter change goes back to page 1
+    assert browser.page_label.value == "samples 1–20 of 24 · page 1 of 2"
+    browser.task_select.value = "t2"
+    assert [r["doc_id"] for r in browser.page_rows.iter_rows(named=True)] == list(range(12))
+
+
+def test_answers_are_coloured_by_correctness():
+    df = random_table(n_docs=10)
+    browser = SampleBrowser(df, page_size=50)
+    html = browser.samples_html.value
+    # card by card: each card lists its answers with their state
+    cards = re.split(r'<div class="lmms-nb-card" ', html)[1:]
+    metric_of = {"t1": "exact_match", "t2": "anls"}
+    long = {(r["task"], r["doc_id"], r["model"]): r for r in df.iter_rows(named=True)}
+    seen = 0
+    for card in cards:
+        t, d = re.search(r'data-task="([^"]*)" data-doc-id="(\d+)"', card).groups()
+        for m, state in re.findall(r'data-model="([^"]*)" data-state="(\w+)"', card):
+            row = long.get((t, int(d), m))
+            if row is None:
+                want = "absent"
+            elif row["error"] is not None:
+                want = "unscored"
+            else:
+                want = "right" if _right(row, metric_of[t]) else "wrong"
+            assert state == want, (t, d, m)
+            seen += 1
+    assert seen == len(long) + sum(1 for t in ("t1", "t2") for d in range(10) if d % 7 == 3)
+    assert "error: timeout" in html and "not run on this sample" in html
+
+
+def test_everything_from_data_is_escaped():
+    df = pl.DataFrame({
+        "model": ["<b>evil</b>", "good"], "task": ['t"><script>x()</script>'] * 2, "doc_id": [0, 0],
+        "input": ["Is 1 < 2 & 3 > 2?"] * 2, "target": ["<i>yes</i>"] * 2, "prediction": XSS,
+        "category": ["<u>cat</u>"] * 2, "exact_match": [0.0, 1.0],
+    })
+    browser = SampleBrowser(df)
+    html = browser.samples_html.value + browser.info_html.value
+    for raw in [*XSS, "<b>evil</b>", "<script>x()</script>", "<i>yes</i>", "<u>cat</u>", "1 < 2 &"]:
+        assert raw not in html
+    for text in [*XSS, "<b>evil</b>", "<i>yes</i>", "Is 1 < 2 & 3 > 2?"]:
+        assert esc(text) in html
+    # the only tags in the page are ours
+    tags = set(re.findall(r"<\s*([a-zA-Z]+)", html))
+    assert tags <= {"style", "div", "span", "b", "small", "img"}, tags
+    assert "<img" not in html.replace('<img src="data:image/png;base64,', "")
+
+
+def test_set_filter_and_doc_ids_and_errors():
+    df = random_table()
+    browser = SampleBrowser(df)
+    browser.set_filter(task="t2", doc_ids=[4, 9, 33], models=["C", "A"])
+    assert [r["doc_id"] for r in browser.page_rows.iter_rows(named=True)] == [4, 9, 33]
+    assert browser.model_select.value == ("A", "C")  # display order is the table's
+    assert set(browser.pattern_buttons) == {"A", "C"}
+    assert browser.clear_doc_ids_button.layout.display == ""
+    browser.clear_doc_ids_button.click()
+    assert browser.n_matches == 40 and browser.clear_doc_ids_button.layout.display == "none"
+    with pytest.raises(ValueError, match="unknown model 'Z'"):
+        browser.set_filter(pattern={"Z": True})
+    with pytest.raises(ValueError, match="unknown task 'nope'"):
+        browser.set_filter(task="nope")
+    with pytest.raises(ValueError, match="several metric columns"):
+        SampleBrowser(df.with_columns(pl.lit(1.0).alias("other")))
+    assert SampleBrowser(df.with_columns(pl.lit(1.0).alias("other")), metric={"t1": "exact_match", "t2": "anls"}).n_matches == 80
+
+
+def test_predictions_without_metrics_can_be_browsed():
+    df = random_table(n_docs=4).drop("exact_match", "anls")
+    browser = SampleBrowser(df)
+    assert browser.n_matches == 8 and browser.index.metrics == {}
+    assert all(b.disabled for b in browser.pattern_buttons.values())
+    assert 'data-state="unscored"' in browser.samples_html.value
+
+
+def test_several_runs_keep_the_latest_and_duplicates_are_named():
+    df = random_table(n_docs=5)
+    newer = df.filter(pl.col("model") == "A").with_columns(run_id=pl.lit("run-A2"), prediction=pl.lit("NEW"))
+    browser = SampleBrowser(pl.concat([df, newer], how="diagonal_relaxed"), page_size=50)
+    assert set(browser.page_rows["prediction_0"].to_list()) == {"NEW"}
+    with pytest.raises(ValueError, match="runs"):
+        SampleBrowser(pl.concat([df, newer], how="diagonal_relaxed"), runs=None)
+
+
+# ---- inputs: Run, log folder, pandas ------------------------------------------------------------------------
+def test_browser_reads_a_run_and_its_logs(tmp_path):
+    import lmms_nb
+
+    task = toy_task(12, path=tmp_path / "toy_ds")
+    perfect = FunctionModel(colour_of, name="perfect")
+    red_only = FunctionModel(lambda images, prompt: "red", name="red-only")
+    runs = [lmms_nb.evaluate(m, task, output_dir=tmp_path / "out", progress=False) for m in (perfect, red_only)]
+    from_run = SampleBrowser(runs[1], page_size=12)
+    assert from_run.n_matches == 12 and from_run.index.models == ["red-only"]
+    from_logs = SampleBrowser(tmp_path / "out", page_size=12)
+    assert from_logs.index.models == ["perfect", "red-only"]
+    from_logs.pattern_buttons["perfect"].value = "right"
+    from_logs.pattern_buttons["red-only"].value = "wrong"
+    ds = datasets.load_from_disk(str(tmp_path / "toy_ds"))
+    assert [r["doc_id"] for r in from_logs.page_rows.iter_rows(named=True)] == [i for i in range(12) if ds[i]["answer"] != "red"]
+    # every card shows the doc's own image: decode the thumbnails and compare pixels with the dataset
+    for row, uri in zip(from_logs.page_rows.iter_rows(named=True),
+                        re.findall(r'<img src="data:image/png;base64,([^"]+)"', from_logs.samples_html.value)):
+        thumb = Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB")
+        assert thumb.getpixel((0, 0)) == ds[row["doc_id"]]["image"].convert("RGB").getpixel((0, 0))
+    pandas_browser = SampleBrowser(runs[0].samples.to_pandas())
+    assert pandas_browser.n_matches == 12
+
+
+# ---- thumbnails -------------------------------------------------------------------------------------------
+def _png_b64(colour, size=(40, 20)) -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _decode(uri: str) -> Image.Image:
+    assert uri.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB")
+
+
+def test_thumbnails_from_every_kind_of_image_ref(tmp_path):
+    Image.new("RGB", (300, 150), (10, 20, 30)).save(tmp_path / "a.png")
+    ds = datasets.Dataset.from_dict({"q": ["x", "y"], "img": [Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")]},
+                                    features=datasets.Features({"q": datasets.Value("string"), "img": datasets.Image()}))
+    ds.save_to_disk(str(tmp_path / "ds"))
+    log = tmp_path / "samples.jsonl"
+    log.write_text(json.dumps({"doc_id": 0}) + "\n" + json.dumps({"doc_id": 1, "input_media": [_png_b64("green")]}) + "\n")
+
+    big = _decode(thumbnail_data_uri(f"file:{tmp_path / 'a.png'}", 96))
+    assert big.size == (96, 48) and big.getpixel((5, 5)) == (10, 20, 30)
+    small = _decode(thumbnail_data_uri(f"dataset:{tmp_path / 'ds'}#1", 96))
+    assert small.size == (96, 96) and small.getpixel((50, 50)) == (0, 0, 255)  # 8 px enlarged x12
+    assert _decode(thumbnail_data_uri(f"b64:{log}#2", 64)).getpixel((1, 1)) == (0, 128, 0)
+    assert _decode(thumbnail_data_uri("b64:" + _png_b64("yellow"), 64)).getpixel((1, 1)) == (255, 255, 0)
+    assert _decode(thumbnail_data_uri("b64:data:image/png;base64," + _png_b64("red"), 64)).getpixel((1, 1)) == (255, 0, 0)
+
+    from lmms_nb.widgets import ImageRefError
+
+    for ref, message in [(f"file:{tmp_path / 'gone.png'}", "no such file"), (f"dataset:{tmp_path / 'ds'}#9", "past the end"),
+                         (f"b64:{log}#1", "holds no base64 image"), ("b64:!!!", "not valid base64"),
+                         ("http://x/y.png", "unknown scheme"), (f"dataset:{tmp_path}#0", "no saved dataset")]:
+        with pytest.raises(ImageRefError, match=message):
+            thumbnail_data_uri(ref, 32)
+
+    df = pl.DataFrame({"model": ["m"] * 3, "task": ["t"] * 3, "doc_id": [0, 1, 2], "acc": [1.0, 0.0, 1.0],
+                       "image_ref": [f"dataset:{tmp_path / 'ds'}#0", f"file:{tmp_path / 'gone.png'}", None]})
+    html = SampleBrowser(df).samples_html.value
+    assert html.count('<img src="data:image/png;base64,') == 1
+    assert "image unavailable" in html and "no such file" in html and "no image" in html
+
+
+# ---- EvalLauncher -----------------------------------------------------------------------------------------
+def _launcher(tmp_path, models, n=24, **kwargs):
+    task = toy_task(n, path=tmp_path / "toy_ds")
+    launcher = EvalLauncher(models=models, tasks=[task], output_dir=str(tmp_path / "out"), **kwargs)
+    launcher.task_select.value = (task.name,)
+    return launcher, task
+
+
+def test_launcher_runs_and_hands_back_the_run(tmp_path):
+    half = FunctionModel(lambda images, prompt: "red" if "Q1" in prompt else colour_of(images, prompt), name="half")
+    perfect = FunctionModel(colour_of, name="perfect")
+    got = []
+    launcher, task = _launcher(tmp_path, [perfect, half], on_finished=got.append)
+    launcher.model_select.value = "half"
+    launcher.batch_size_input.value = 5
+    launcher.limit_input.value = 20
+    launcher.run_button.click()
+    run = launcher.wait(60)
+    assert launcher.error is None and run is got[0] and run.completed
+    # hand count: docs 0..19; "Q1" is in Q1 and Q10..Q19; those answer red, right only when the colour is red
+    wrong = [i for i in [1] + list(range(10, 20)) if ["red", "green", "blue"][i % 3] != "red"]
+    assert run.score(task.name) == pytest.approx(1 - len(wrong) / 20)
+    bar = launcher.bars[task.name]
+    assert (bar.value, bar.max, bar.bar_style) == (20, 20, "success")
+    assert f"exact_match {1 - len(wrong) / 20:.3f}" in launcher.score_labels[task.name].value
+    assert "complete" in launcher.status_html.value and f"{1 - len(wrong) / 20:.3f}" in launcher.scores_html.value
+    assert not launcher.run_button.disabled and launcher.stop_button.disabled
+
+
+def test_launcher_stop_keeps_what_was_written_and_run_resumes(tmp_path):
+    gate, first_batch_done = threading.Event(), threading.Event()
+    calls = []
+
+    def slow(images, prompt):
+        calls.append(prompt)
+        if len(calls) > 4:  # the second batch waits until the test has pressed Stop
+            first_batch_done.set()
+            assert gate.wait(30)
+        return colour_of(images, prompt)
+
+    launcher, task = _launcher(tmp_path, [FunctionModel(slow, name="slow")], batch_size=4)
+    partial_scores = []
+    launcher.run_button.click()
+    assert first_batch_done.wait(30)
+    partial_scores.append(launcher.score_labels[task.name].value)
+    launcher.stop_button.click()
+    assert launcher.stop_button.disabled and "stopping" in launcher.status_html.value
+    gate.set()
+    stopped = launcher.wait(60)
+    assert partial_scores == ["4/24 · exact_match 1.000"]
+    assert not stopped.completed and stopped.samples.height == 8  # the batch in flight was finished and kept
+    assert launcher.bars[task.name].value == 8 and launcher.bars[task.name].bar_style == "warning"
+    assert "Run again to resume" in launcher.status_html.value
+    lines = stopped.sample_files[task.name].read_text().splitlines()
+    assert len(lines) == 8
+
+    launcher.run_button.click()  # resumes: only the 16 missing docs are asked
+    resumed = launcher.wait(60)
+    assert resumed.completed and resumed.run_id == stopped.run_id
+    assert len(calls) == 8 + 16 and resumed.samples["doc_id"].sort().to_list() == list(range(24))
+    assert resumed.score(task.name) == 1.0 and launcher.bars[task.name].value == 24
+
+
+def test_launcher_shows_errors(tmp_path):
+    launcher, task = _launcher(tmp_path, ["majority", FunctionModel(colour_of, name="p")])
+    launcher.model_args_text.value = "{not json"
+    launcher.run_button.click()
+    assert launcher._thread is None and "model args: not valid JSON" in launcher.status_html.value
+    launcher.model_select.value = "p"
+    launcher.model_args_text.value = ""
+    launcher.task_select.value = ()
+    launcher.run_button.click()
+    assert "choose at least one task" in launcher.status_html.value
+
+    def broken_load():
+        raise FileNotFoundError("data/<missing>.parquet")
+
+    bad = toy_task(4)
+    bad.name, bad.load = "broken", broken_load
+    launcher = EvalLauncher(models=[FunctionModel(colour_of, name="p")], tasks=[bad], output_dir=str(tmp_path / "o"))
+    launcher.task_select.value = ("broken",)
+    launcher.run_button.click()
+    assert launcher.wait(30) is None and isinstance(launcher.error, FileNotFoundError)
+    assert "FileNotFoundError: data/&lt;missing&gt;.parquet" in launcher.status_html.value
+    assert not launcher.run_button.disabled
+
+
+def test_launcher_lists_registered_models_and_tasks():
+    import lmms_nb
+
+    launcher = EvalLauncher()
+    assert list(launcher.model_select.options) == lmms_nb.list_models()
+    assert list(launcher.task_select.options) == lmms_nb.list_tasks()
+
+
+def test_sample_index_rejects_bad_input():
+    with pytest.raises(TypeError, match="expected a sample table"):
+        SampleIndex(42)
+    with pytest.raises(ValueError, match="page_size"):
+        SampleIndex(random_table(n_docs=2)).page(SampleQuery(), 0, 0)
