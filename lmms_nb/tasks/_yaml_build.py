@@ -1,0 +1,675 @@
+"""Turn one lmms-eval task config (a merged `TaskYaml`) into an lmms-nb `Task`, with lmms-eval 0.7.3's semantics.
+
+How lmms-eval builds a generate_until request, and so how this module does:
+
+* prompt = `description` (a Jinja template, when set) + doc_to_text, where doc_to_text is a field name
+  (``doc[field]``), a Jinja template, or a function called as ``fn(doc, lmms_eval_specific_kwargs)`` (just
+  ``fn(doc)`` when the task has no such kwargs). pre_prompt / post_prompt reach the prompt only through such
+  a function: lmms-eval never adds them to a field-name doc_to_text, and neither does lmms-nb.
+* `lmms_eval_specific_kwargs`: the block named after the model type when there is one; otherwise the
+  whole mapping updated with its `default` block (so the function sees ``pre_prompt`` at the top level).
+* generation_kwargs get ``until: ["\\n\\n"]`` when they do not say, and ``{until, do_sample: False}`` when absent.
+* the response is filtered by each `filter_list` pipeline (one log line per filter; a single one named
+  "none" when there is no filter_list), stripped, then scored by `process_results(doc, [prediction])` or by
+  the metrics of `metric_list` against doc_to_target (``choices[target]`` with doc_to_choice; any of the
+  targets when it is a list).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+import inspect
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from lmms_nb.tasks._yaml_config import FunctionRef, TaskYaml, TaskYamlError
+from lmms_nb.tasks._yaml_metrics import (
+    AGGREGATIONS,
+    BUILTIN_METRICS,
+    DEFAULT_AGGREGATION,
+    DEFAULT_HIGHER_IS_BETTER,
+    custom_aggregation,
+)
+from lmms_nb.tasks.filters import FILTERS, StripThinkingFilter, build_filter_pipeline, strip_reasoning
+from lmms_nb.tasks.task import Metric, Task
+
+Doc = dict[str, Any]
+
+#: Keys of an lmms-eval task config that lmms-nb honours.
+TASK_KEYS = frozenset({
+    "task", "task_alias", "tag", "group", "group_alias",
+    "dataset_path", "dataset_name", "dataset_kwargs", "training_split", "validation_split", "test_split",
+    "fewshot_split", "process_docs",
+    "doc_to_visual", "doc_to_text", "doc_to_target", "doc_to_choice", "process_results",
+    "process_results_use_image", "description", "target_delimiter", "fewshot_delimiter",
+    "metric_list", "output_type", "generation_kwargs", "filter_list", "metadata",
+    "lmms_eval_specific_kwargs", "model_specific_generation_kwargs", "model_specific_target_kwargs",
+    "cluster_key", "score_key", "reasoning_tags", "auto_strip_thinking",
+    # accepted only with their inactive value (checked in `_check_inactive`)
+    "num_fewshot", "fewshot_config", "repeats", "full_docs", "should_decontaminate",
+    "doc_to_decontamination_query", "use_prompt", "doc_to_messages",
+})
+#: Keys of a group config (a YAML whose `task` is a list).
+GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list", "metadata"})
+
+# key -> (inactive values, why lmms-nb cannot honour another value)
+_INACTIVE_ONLY: dict[str, tuple[tuple, str]] = {
+    "num_fewshot": ((None, 0), "few-shot prompting is not supported"),
+    "fewshot_config": ((None, {}), "few-shot prompting is not supported"),
+    "repeats": ((None, 1), "repeated sampling (repeats > 1) is not supported"),
+    "full_docs": ((None, False), "process_results with full_docs is not supported"),
+    "should_decontaminate": ((None, False), "decontamination is not supported"),
+    "use_prompt": ((None,), "promptsource templates are not supported"),
+    "doc_to_messages": ((None,), "chat-message tasks (doc_to_messages) are not supported; use doc_to_text"),
+}
+# dataset_kwargs lmms-eval consumes itself for downloads, not passed to `datasets.load_dataset`
+_DOWNLOAD_ONLY_KWARGS = ("max_retries", "num_proc", "local_files_only", "force_download")
+_VIDEO_KWARGS = ("video", "From_YouTube", "builder_script", "create_link", "force_unzip")
+_LOCAL_BUILDERS = frozenset({"csv", "json", "parquet", "text", "pandas", "arrow"})
+
+
+def check_keys(cfg: TaskYaml, allowed: frozenset[str], kind: str) -> None:
+    """Unknown keys are an error naming the key, its file and line, and the closest known key."""
+    for key in cfg.data:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TaskYamlError(f"{cfg.where(key)}: unsupported {kind} key {key!r}{hint}. "
+                                f"Supported keys: {', '.join(sorted(allowed))}")
+
+
+def _check_inactive(cfg: TaskYaml) -> None:
+    for key, (inactive, why) in _INACTIVE_ONLY.items():
+        if key in cfg.data and cfg.data[key] not in inactive:
+            raise TaskYamlError(f"{cfg.where(key)}: {key}: {cfg.data[key]!r}: {why} by lmms-nb")
+    output_type = cfg.data.get("output_type", "generate_until")
+    if output_type != "generate_until":
+        raise TaskYamlError(f"{cfg.where('output_type')}: output_type {output_type!r} is not supported by lmms-nb "
+                            "(only generate_until; loglikelihood and multiple_choice need token log-probabilities)")
+
+
+def _resolve(cfg: TaskYaml, value: Any, *key_path: Any) -> Any:
+    """A `!function` reference imported; any other value as is."""
+    if isinstance(value, FunctionRef):
+        return value.resolve()
+    return value
+
+
+def _template(text: str, where: str) -> Callable[[Doc], str]:
+    """A Jinja template rendered with the doc's fields, as lmms-eval (StrictUndefined, `regex_replace`)."""
+    import re
+
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.BaseLoader(), undefined=jinja2.StrictUndefined)
+    env.filters["regex_replace"] = lambda s, pattern, repl, count=0: re.sub(pattern, repl, s, count=count)
+    try:
+        compiled = env.from_string(text)
+    except jinja2.TemplateError as e:
+        raise TaskYamlError(f"{where}: invalid template {text!r}: {e}") from e
+
+    def render(doc: Doc) -> str:
+        try:
+            return compiled.render(**doc)
+        except jinja2.UndefinedError as e:
+            raise KeyError(f"{where}: template {text!r}: {e.message} (doc fields: {', '.join(doc)})") from e
+
+    return render
+
+
+def _n_params(fn: Callable) -> int | None:
+    try:
+        return len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return None
+
+
+def select_specific_kwargs(kwargs: Any, model_type: str | None, where: str) -> dict | None:
+    """lmms-eval's choice of `lmms_eval_specific_kwargs` for a model type (see the module docstring).
+
+    >>> blocks = {"default": {"pre_prompt": "", "post_prompt": "Answer:"}, "qwen": {"post_prompt": "Q:"}}
+    >>> select_specific_kwargs(blocks, "qwen", "x.yaml")
+    {'post_prompt': 'Q:'}
+    >>> select_specific_kwargs(blocks, "llava_hf", "x.yaml")["post_prompt"]
+    'Answer:'
+    """
+    if kwargs is None:
+        return None
+    if not isinstance(kwargs, dict):
+        raise TaskYamlError(f"{where}: lmms_eval_specific_kwargs must be a mapping, got {type(kwargs).__name__}")
+    kwargs = copy.deepcopy(kwargs)
+    if model_type is not None and model_type in kwargs:
+        return kwargs[model_type]
+    for block in ("default", "dataset"):
+        if block in kwargs:
+            if not isinstance(kwargs[block], dict):
+                raise TaskYamlError(f"{where}: lmms_eval_specific_kwargs.{block} must be a mapping")
+            kwargs.update(kwargs[block])
+            break
+    return kwargs
+
+
+def _model_block(value: Any, model_type: str | None, default: Any, where: str) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TaskYamlError(f"{where}: must be a mapping of model type -> settings")
+    if model_type is not None and model_type in value:
+        return copy.deepcopy(value[model_type])
+    return copy.deepcopy(value.get("default", default))
+
+
+class _LazyDataset:
+    """Loads the evaluation split once (thread-safe) and remembers its image and category columns."""
+
+    def __init__(self, loader: Callable[[], Any]) -> None:
+        self._loader = loader
+        self._value: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self._value is None:
+                self._value = self._loader()
+            return self._value
+
+
+def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[str, ...] = ()) -> Task:
+    """The `Task` for one merged task config; every error names the file, line and key."""
+    check_keys(cfg, TASK_KEYS, "task")
+    _check_inactive(cfg)
+    data = cfg.data
+    name = data.get("task")
+    if not isinstance(name, str) or not name:
+        raise TaskYamlError(f"{cfg.where('task')}: `task` must be a task name (a string), got {name!r}")
+    if data.get("group") is not None and data.get("tag") is not None:
+        raise TaskYamlError(f"{cfg.where('group')}: a task config has both `group` and `tag`; use `tag`")
+    tags = data.get("tag") if data.get("tag") is not None else data.get("group")
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+
+    specific = select_specific_kwargs(data.get("lmms_eval_specific_kwargs"), model_type,
+                                      cfg.where("lmms_eval_specific_kwargs"))
+    target_kwargs = _model_block(data.get("model_specific_target_kwargs"), model_type, None,
+                                 cfg.where("model_specific_target_kwargs"))
+
+    split = data.get("test_split") or data.get("validation_split")
+    if not split:
+        raise TaskYamlError(f"{cfg.path}: task {name!r} needs test_split (or validation_split)")
+    split_key = "test_split" if data.get("test_split") else "validation_split"
+
+    # -- functions and fields -------------------------------------------------------------------------------
+    doc_to_choice = _choice_fn(cfg, specific)
+    doc_to_text = _text_fn(cfg, specific, doc_to_choice)
+    doc_to_target = _target_fn(cfg, target_kwargs, doc_to_choice is not None)
+    doc_to_visual, visual_field = _visual_fn(cfg, specific)
+    process_docs = _resolve(cfg, data.get("process_docs"), "process_docs")
+    if process_docs is not None and not callable(process_docs):
+        raise TaskYamlError(f"{cfg.where('process_docs')}: process_docs must be a !function")
+
+    generation_kwargs = _generation_kwargs(cfg, model_type)
+    filters = _filters(cfg)
+    metrics = _metrics(cfg, doc_to_choice)
+    process_results = _process_results(cfg)
+
+    metadata = data.get("metadata")
+    version = str(metadata["version"]) if isinstance(metadata, dict) and "version" in metadata else "Yaml"
+
+    # -- the dataset, loaded lazily, once ------------------------------------------------------------------
+    dataset_path = data.get("dataset_path")
+    if not isinstance(dataset_path, str) or not dataset_path:
+        raise TaskYamlError(f"{cfg.where('dataset_path')}: task {name!r} needs dataset_path (a hub name or folder)")
+    resolved_path = _local_path(cfg.origins.get("dataset_path", (cfg.path,))[0], dataset_path)
+    dataset_kwargs = copy.deepcopy(data.get("dataset_kwargs") or {})
+    if not isinstance(dataset_kwargs, dict):
+        raise TaskYamlError(f"{cfg.where('dataset_kwargs')}: dataset_kwargs must be a mapping")
+    for key in _VIDEO_KWARGS:
+        if dataset_kwargs.get(key):
+            raise TaskYamlError(f"{cfg.where('dataset_kwargs', key)}: dataset_kwargs.{key}: video downloads "
+                                "are not supported by lmms-nb")
+    load_from_disk = bool(dataset_kwargs.pop("load_from_disk", False))
+    for key in _DOWNLOAD_ONLY_KWARGS:
+        dataset_kwargs.pop(key, None)
+    if dataset_path in _LOCAL_BUILDERS and "data_files" in dataset_kwargs:
+        base = cfg.origins.get("dataset_kwargs", (cfg.path,))[0].parent
+        dataset_kwargs["data_files"] = _local_data_files(dataset_kwargs["data_files"], base)
+
+    task: Task  # assigned below; the loader records the dataset's columns on it
+
+    def load_splits() -> Any:
+        import datasets
+
+        where = cfg.where("dataset_path")
+        try:
+            if load_from_disk:
+                loaded = datasets.load_from_disk(resolved_path)
+            else:
+                loaded = datasets.load_dataset(resolved_path, name=data.get("dataset_name"), **dataset_kwargs)
+        except Exception as e:  # noqa: BLE001 - any loading failure is reported with the YAML location
+            how = "load_from_disk" if load_from_disk else "load_dataset"
+            raise TaskYamlError(f"{where}: task {name!r}: {how}({resolved_path!r}) failed: "
+                                f"{type(e).__name__}: {e}") from e
+        if not isinstance(loaded, (datasets.DatasetDict, dict)):
+            raise TaskYamlError(f"{where}: task {name!r}: {resolved_path!r} is a single Dataset; lmms-eval "
+                                f"expects splits (a DatasetDict, e.g. DatasetDict({{{split!r}: ds}}))")
+        return loaded
+
+    def load_split(which: str, key: str) -> Any:
+        splits = load_splits()
+        if which not in splits:
+            raise TaskYamlError(f"{cfg.where(key)}: task {name!r}: dataset has no split {which!r} "
+                                f"(splits: {', '.join(splits)})")
+        ds = splits[which]
+        if process_docs is not None:
+            ds = process_docs(ds)
+        return ds
+
+    def load() -> Any:
+        ds = load_split(split, split_key)
+        _record_columns(task, ds, visual_field)
+        return ds
+
+    train_split = data.get("training_split")
+    task = Task(
+        name=name,
+        load=_LazyDataset(load),
+        doc_to_visual=doc_to_visual,
+        doc_to_text=doc_to_text,
+        doc_to_target=doc_to_target,
+        doc_to_choice=doc_to_choice,
+        metrics=metrics,
+        generation_kwargs=generation_kwargs,
+        filters=filters,
+        category_column=None,
+        split=split,
+        image_column=visual_field,
+        dataset_path=_disk_split_path(resolved_path, split) if load_from_disk and process_docs is None else None,
+        version=version,
+        description=str(data.get("task_alias") or ""),
+        process_results=process_results,
+        train_load=_LazyDataset(lambda: load_split(train_split, "training_split")) if train_split else None,
+        config=_task_config(cfg, model_type, specific, tags, groups),
+    )
+    return task
+
+
+def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: list, groups: tuple) -> dict:
+    """What results.json records about the YAML (JSON values only)."""
+    out: dict[str, Any] = {
+        "yaml_path": str(cfg.path),
+        "yaml_sha256": cfg.digest(),
+        "model_type": model_type,
+    }
+    if specific is not None:
+        out["lmms_eval_specific_kwargs"] = specific
+    if tags:
+        out["tag"] = tags
+    if groups:
+        out["group"] = list(groups)
+    for key in ("task_alias", "dataset_path", "dataset_name"):
+        if cfg.data.get(key) is not None:
+            out[key] = cfg.data[key]
+    return out
+
+
+def _local_path(yaml_file: Path, dataset_path: str) -> str:
+    # A relative local folder is read next to the YAML that names it; anything else (a hub name) as given.
+    candidate = Path(yaml_file).parent / dataset_path
+    return str(candidate) if not Path(dataset_path).is_absolute() and candidate.exists() else dataset_path
+
+
+def _local_data_files(value: Any, base: Path) -> Any:
+    if isinstance(value, str):
+        if value and "://" not in value and not Path(value).is_absolute() and (base / value).is_file():
+            return str(base / value)
+        return value
+    if isinstance(value, dict):
+        return {k: _local_data_files(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_local_data_files(v, base) for v in value]
+    return value
+
+
+def _disk_split_path(path: str, split: str) -> str | None:
+    folder = Path(path) / split
+    return str(folder) if (folder / "dataset_info.json").is_file() else None
+
+
+def _record_columns(task: Task, ds: Any, visual_field: str | None) -> None:
+    """Remember the image column (kept out of requests' docs and of aggregation docs) and a category column."""
+    import datasets
+
+    features = getattr(ds, "features", {}) or {}
+
+    def is_image(feature: Any) -> bool:
+        inner = feature[0] if isinstance(feature, list) and feature else getattr(feature, "feature", None)
+        return isinstance(feature, datasets.Image) or isinstance(inner, datasets.Image)
+
+    if visual_field is None:
+        image_columns = [c for c, f in features.items() if is_image(f)]
+        task.image_column = image_columns[0] if image_columns else None
+    if "category" in features:
+        task.category_column = "category"
+
+
+# -- doc_to_* -------------------------------------------------------------------------------------------------
+
+def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None) -> Callable[[Doc], str]:
+    value = _resolve(cfg, cfg.data.get("doc_to_text"), "doc_to_text")
+    where = cfg.where("doc_to_text")
+    description = cfg.data.get("description") or ""
+    describe = _template(description, cfg.where("description")) if description else None
+
+    if value is None:
+        raise TaskYamlError(f"{cfg.path}: task {cfg.data.get('task')!r} needs doc_to_text")
+    if isinstance(value, int) and not isinstance(value, bool):
+        base: Callable[[Doc], Any] = lambda doc: value  # noqa: E731
+    elif isinstance(value, str):
+        render = _template(value, where)
+
+        def base(doc: Doc) -> Any:
+            if value in doc:
+                return doc[value]
+            text = render(doc)
+            # lmms-eval: a template rendering to digits with doc_to_choice is an index into the choices
+            return int(text) if text.isdigit() and doc_to_choice is not None else text
+    elif callable(value):
+        fn = value
+        base = (lambda doc: fn(doc, specific)) if specific is not None else (lambda doc: fn(doc))  # noqa: E731
+    else:
+        raise TaskYamlError(f"{where}: doc_to_text must be a field name, a template or a !function")
+
+    def doc_to_text(doc: Doc) -> str:
+        text = base(doc)
+        if isinstance(text, int) and not isinstance(text, bool):
+            text = doc_to_choice(doc)[text] if doc_to_choice is not None else str(text)
+        if not isinstance(text, str):
+            raise TypeError(f"{where}: doc_to_text returned {type(text).__name__}, not text")
+        return (describe(doc) + text) if describe is not None else text
+
+    doc_to_text.__qualname__ = f"doc_to_text[{cfg.path.name}]"
+    return doc_to_text
+
+
+def _target_fn(cfg: TaskYaml, target_kwargs: Any, has_choice: bool) -> Callable[[Doc], Any]:
+    value = _resolve(cfg, cfg.data.get("doc_to_target"), "doc_to_target")
+    where = cfg.where("doc_to_target")
+    if value is None:
+        raise TaskYamlError(f"{cfg.path}: task {cfg.data.get('task')!r} needs doc_to_target")
+    if isinstance(value, (int, list)) and not isinstance(value, bool):
+        return lambda doc: value
+    if isinstance(value, str):
+        render = _template(value, where)
+
+        def doc_to_target(doc: Doc) -> Any:
+            if value in doc:
+                return doc[value]
+            text = render(doc)
+            if text.isdigit() and has_choice:
+                return int(text)
+            if len(text) >= 2 and text[0] == "[" and text[-1] == "]":
+                try:
+                    return ast.literal_eval(text)
+                except (SyntaxError, ValueError):
+                    return text
+            return text
+
+        return doc_to_target
+    if callable(value):
+        fn = value
+        return (lambda doc: fn(doc, target_kwargs)) if target_kwargs is not None else (lambda doc: fn(doc))
+    raise TaskYamlError(f"{where}: doc_to_target must be a field name, a template, a list or a !function")
+
+
+def _choice_fn(cfg: TaskYaml, specific: Any) -> Callable[[Doc], list] | None:
+    value = _resolve(cfg, cfg.data.get("doc_to_choice"), "doc_to_choice")
+    where = cfg.where("doc_to_choice")
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return lambda doc: list(value)
+    if isinstance(value, dict):
+        return lambda doc: list(value.values())
+    if isinstance(value, str):
+        render = _template(value, where)
+
+        def doc_to_choice(doc: Doc) -> list:
+            if value in doc:
+                return list(doc[value])
+            text = render(doc)
+            try:
+                return list(ast.literal_eval(text))
+            except (SyntaxError, ValueError) as e:
+                raise ValueError(f"{where}: doc_to_choice template gave {text!r}, not a list") from e
+
+        return doc_to_choice
+    if callable(value):
+        return lambda doc: value(doc)
+    raise TaskYamlError(f"{where}: doc_to_choice must be a field name, a template, a list, a mapping or a !function")
+
+
+def _visual_fn(cfg: TaskYaml, specific: Any) -> tuple[Callable[[Doc], list], str | None]:
+    value = _resolve(cfg, cfg.data.get("doc_to_visual"), "doc_to_visual")
+    where = cfg.where("doc_to_visual")
+    if value is None:
+        return (lambda doc: []), None
+    if isinstance(value, str):
+        def doc_to_visual(doc: Doc) -> list:
+            if value not in doc:
+                raise KeyError(f"{where}: doc_to_visual field {value!r} is not in the doc (fields: {', '.join(doc)})")
+            return [doc[value]]
+
+        return doc_to_visual, value
+    if callable(value):
+        # lmms-eval passes the kwargs only to a two-parameter function
+        if specific is not None and _n_params(value) == 2:
+            return (lambda doc: list(value(doc, specific) or [])), None
+        return (lambda doc: list(value(doc) or [])), None
+    raise TaskYamlError(f"{where}: doc_to_visual must be a field name or a !function")
+
+
+# -- generation, filters, metrics ---------------------------------------------------------------------------
+
+def _generation_kwargs(cfg: TaskYaml, model_type: str | None) -> dict[str, Any]:
+    data = cfg.data
+    delimiter = data.get("fewshot_delimiter", "\n\n")
+    gen = data.get("generation_kwargs")
+    if gen is None:
+        gen = {"until": None if delimiter is None else [delimiter], "do_sample": False}
+    elif not isinstance(gen, dict):
+        raise TaskYamlError(f"{cfg.where('generation_kwargs')}: generation_kwargs must be a mapping")
+    else:
+        gen = copy.deepcopy(gen)
+        if "temperature" in gen:
+            try:
+                gen["temperature"] = float(gen["temperature"])
+            except (TypeError, ValueError):
+                raise TaskYamlError(f"{cfg.where('generation_kwargs', 'temperature')}: temperature must be a "
+                                    f"number, got {gen['temperature']!r}") from None
+        gen.setdefault("until", [delimiter])
+    specific = _model_block(data.get("model_specific_generation_kwargs"), model_type, {},
+                            cfg.where("model_specific_generation_kwargs"))
+    if specific:
+        gen.update(specific)
+    until = gen.get("until")
+    if until is not None and not isinstance(until, str) and not (
+            isinstance(until, list) and all(isinstance(u, str) for u in until)):
+        raise TaskYamlError(f"{cfg.where('generation_kwargs', 'until')}: until must be a string or a list of strings")
+    return gen
+
+
+def _filters(cfg: TaskYaml) -> dict[str, Callable[[str, Doc], str]]:
+    data = cfg.data
+    prepend = [(StripThinkingFilter, None)] if data.get("auto_strip_thinking") and not data.get("reasoning_tags") else []
+    tags = data.get("reasoning_tags")
+    if isinstance(tags, str):
+        import json
+
+        tags = None if tags == "none" else json.loads(tags)
+    filter_list = data.get("filter_list")
+    pipelines: dict[str, Callable[[str, Doc], str]] = {}
+    if filter_list is None:
+        pipelines["none"] = build_filter_pipeline(prepend + [("take_first", None)])
+    else:
+        if not isinstance(filter_list, list):
+            raise TaskYamlError(f"{cfg.where('filter_list')}: filter_list must be a list of {{name, filter}} entries")
+        for i, entry in enumerate(filter_list):
+            where = cfg.where("filter_list", i)
+            if not isinstance(entry, dict) or "name" not in entry or "filter" not in entry:
+                raise TaskYamlError(f"{where}: each filter_list entry needs `name` and `filter` (a list of steps)")
+            extra = set(entry) - {"name", "filter"}
+            if extra:
+                raise TaskYamlError(f"{where}: unsupported filter_list key(s) {sorted(extra)}")
+            steps = []
+            for j, step in enumerate(entry["filter"] or []):
+                swhere = cfg.where("filter_list", i, "filter", j)
+                if not isinstance(step, dict) or "function" not in step:
+                    raise TaskYamlError(f"{swhere}: each filter step needs `function`")
+                function = _resolve(cfg, step["function"])
+                if isinstance(function, str) and function not in FILTERS:
+                    close = difflib.get_close_matches(function, sorted(FILTERS), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise TaskYamlError(f"{swhere}: unknown filter {function!r}{hint}; known: {', '.join(sorted(FILTERS))}")
+                steps.append((function, {k: v for k, v in step.items() if k != "function"}))
+            try:
+                pipeline = build_filter_pipeline(prepend + steps)
+            except (TypeError, ValueError, KeyError) as e:
+                raise TaskYamlError(f"{where}: filter {entry['name']!r}: {e}") from e
+            if entry["name"] in pipelines:
+                raise TaskYamlError(f"{where}: two filters named {entry['name']!r}")
+            pipelines[str(entry["name"])] = pipeline
+    if tags:
+        pipelines = {n: _strip_after(p, tags) for n, p in pipelines.items()}
+    return pipelines
+
+
+def _strip_after(pipeline: Callable[[str, Doc], str], tags: list) -> Callable[[str, Doc], str]:
+    return lambda response, doc: strip_reasoning(pipeline(response, doc), tags)
+
+
+def _process_results(cfg: TaskYaml) -> Callable[[Doc, str], dict[str, Any]] | None:
+    fn = _resolve(cfg, cfg.data.get("process_results"), "process_results")
+    if fn is None:
+        return None
+    where = cfg.where("process_results")
+    if not callable(fn):
+        raise TaskYamlError(f"{where}: process_results must be a !function")
+
+    def process_results(doc: Doc, prediction: str) -> dict[str, Any]:
+        # lmms-eval hands over the list of (stripped) filtered responses: one per doc here
+        out = fn(doc, ["" if prediction is None else str(prediction).strip()])
+        if not isinstance(out, dict):
+            raise TypeError(f"{where}: process_results returned {type(out).__name__}, not a dict of metric values")
+        return out
+
+    process_results.__qualname__ = f"process_results[{getattr(fn, '__name__', 'fn')}]"
+    return process_results
+
+
+def _metrics(cfg: TaskYaml, doc_to_choice: Callable | None) -> list[Metric]:
+    data = cfg.data
+    metric_list = data.get("metric_list")
+    custom = data.get("process_results") is not None
+    if metric_list is None:
+        metric_list = [{"metric": "exact_match"}]
+    if not isinstance(metric_list, list):
+        raise TaskYamlError(f"{cfg.where('metric_list')}: metric_list must be a list of {{metric: ...}} entries")
+    metrics = []
+    for i, entry in enumerate(metric_list):
+        where = cfg.where("metric_list", i)
+        if not isinstance(entry, dict) or "metric" not in entry:
+            raise TaskYamlError(f"{where}: each metric_list entry needs `metric`")
+        metric = _resolve(cfg, entry["metric"])
+        name = getattr(metric, "__name__", None) if callable(metric) else metric
+        if not isinstance(name, str):
+            raise TaskYamlError(f"{where}: metric must be a name or a !function, got {metric!r}")
+        options = {k: v for k, v in entry.items() if k not in ("metric", "aggregation", "higher_is_better")}
+        if custom:
+            scorer = _unused_scorer(name)  # process_results computes every value; lmms-eval ignores options here
+        elif callable(metric):
+            scorer = _callable_scorer(name, metric, options, doc_to_choice)
+        elif name in BUILTIN_METRICS:
+            fn, allowed, _, _, takes_doc = BUILTIN_METRICS[name]
+            unknown = set(options) - allowed
+            if unknown:
+                raise TaskYamlError(f"{cfg.where('metric_list', i, sorted(unknown)[0])}: metric {name}: unsupported "
+                                    f"option(s) {sorted(unknown)}; it takes {sorted(allowed) or 'none'}")
+            scorer = _builtin_scorer(name, fn, options, takes_doc, doc_to_choice)
+        else:
+            raise TaskYamlError(f"{cfg.where('metric_list', i, 'metric')}: unknown metric {name!r} "
+                                f"(built in: {', '.join(sorted(BUILTIN_METRICS))}); other names need process_results")
+        aggregation = _resolve(cfg, entry.get("aggregation"))
+        if aggregation is None:
+            if name not in DEFAULT_AGGREGATION:
+                raise TaskYamlError(f"{where}: metric {name!r} has no default aggregation; add `aggregation: mean` "
+                                    "(or a !function)")
+            aggregate = AGGREGATIONS[DEFAULT_AGGREGATION[name]]
+        elif isinstance(aggregation, str):
+            if aggregation not in AGGREGATIONS:
+                raise TaskYamlError(f"{cfg.where('metric_list', i, 'aggregation')}: unsupported aggregation "
+                                    f"{aggregation!r} (supported: {', '.join(AGGREGATIONS)}, or a !function)")
+            aggregate = AGGREGATIONS[aggregation]
+        elif callable(aggregation):
+            aggregate = custom_aggregation(aggregation)
+        else:
+            raise TaskYamlError(f"{cfg.where('metric_list', i, 'aggregation')}: aggregation must be a name or a !function")
+        higher = entry.get("higher_is_better", DEFAULT_HIGHER_IS_BETTER.get(name, True))
+        metrics.append(Metric(name=name, score=scorer, aggregate=aggregate, higher_is_better=bool(higher)))
+    return metrics
+
+
+def _unused_scorer(name: str) -> Callable[[str, Any, Doc], float]:
+    def score(prediction: str, target: Any, doc: Doc) -> float:
+        raise RuntimeError(f"metric {name!r} is computed by the task's process_results")
+
+    return score
+
+
+def _gold(target: Any, doc: Doc, doc_to_choice: Callable | None) -> Any:
+    if doc_to_choice is None:
+        return target
+    choices = doc_to_choice(doc)
+    if not isinstance(target, int) or isinstance(target, bool):
+        raise TypeError(f"with doc_to_choice, doc_to_target must give an index into the choices, got {target!r}")
+    return choices[target]
+
+
+def _builtin_scorer(name: str, fn: Callable[..., float], options: dict, takes_doc: bool,
+                    doc_to_choice: Callable | None) -> Callable[[str, Any, Doc], float]:
+    extra = dict(options)
+
+    def call(result: str, references: list, doc: Doc) -> float:
+        return float(fn(result, references, doc, **extra) if takes_doc else fn(result, references, **extra))
+
+    def score(prediction: str, target: Any, doc: Doc) -> float:
+        result = "" if prediction is None else str(prediction).strip()
+        gold = _gold(target, doc, doc_to_choice)
+        if isinstance(gold, (list, tuple)) and name != "anls":
+            # several acceptable answers: right when any of them matches (lmms-eval's multiple_target)
+            return float(any(call(result, [g], doc) for g in gold))
+        return call(result, list(gold) if isinstance(gold, (list, tuple)) else [gold], doc)
+
+    score.__qualname__ = f"{name}_lmms_eval"
+    return score
+
+
+def _callable_scorer(name: str, fn: Callable, options: dict, doc_to_choice: Callable | None):
+    def call(result: str, references: list) -> float:
+        try:
+            value = fn(references=references, predictions=[result], **options)
+        except TypeError:  # lmms-eval's fallback for "items"-style metric functions
+            value = fn([references, [result]])
+        if isinstance(value, dict):
+            value = value[name]
+        return float(value)
+
+    def score(prediction: str, target: Any, doc: Doc) -> float:
+        result = "" if prediction is None else str(prediction).strip()
+        gold = _gold(target, doc, doc_to_choice)
+        if isinstance(gold, (list, tuple)):
+            return float(any(call(result, [g]) for g in gold))
+        return call(result, [gold])
+
+    return score

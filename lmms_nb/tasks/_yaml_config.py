@@ -1,0 +1,253 @@
+"""Reading lmms-eval task YAMLs: the `!function` tag, `include`, and where every key came from.
+
+lmms-eval loads task YAMLs with a custom `!function module.name` tag and a shallow `include` merge (the
+including file's keys win; of several included files the first listed wins). This module does the same
+with a `yaml.SafeLoader` subclass: `!function` becomes a lazy `FunctionRef`, resolved only when a task is
+built, by importing the module *file* that lies next to the YAML that wrote the tag. Nothing is ever
+imported by module name and no folder is added to `sys.path`, so only folders the user pointed at run code.
+
+Every key remembers its file and line, so an error can say ``tasks/x.yaml:12: metric_list[0].aggregation``.
+
+Example:
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "_base.yaml").write_text("output_type: generate_until\\ntest_split: test\\n")
+    >>> _ = (d / "t.yaml").write_text("include: _base.yaml\\ntask: t\\ndoc_to_text: !function utils.prompt\\n")
+    >>> cfg = read_task_yaml(d / "t.yaml")
+    >>> cfg.data["test_split"], cfg.data["doc_to_text"].dotted, cfg.where("test_split").endswith("_base.yaml:2")
+    ('test', 'utils.prompt', True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import yaml
+
+__all__ = ["FunctionRef", "TaskYaml", "TaskYamlError", "read_task_yaml", "read_yaml_file"]
+
+
+class TaskYamlError(ValueError):
+    """A task YAML (or the code or data it points at) is invalid; the message names the file, line and key."""
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """A `!function module.name` reference, resolved lazily relative to the folder of the YAML that wrote it."""
+
+    dotted: str
+    yaml_file: Path
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.yaml_file}:{self.line}"
+
+    def module_file(self) -> Path:
+        """The Python file that holds the function: `a.b.fn` -> `<yaml folder>/a/b.py` (or `a.b.py`, as lmms-eval)."""
+        parts = self.dotted.split(".")
+        if len(parts) < 2 or not all(parts):
+            raise TaskYamlError(f"{self.where}: !function {self.dotted!r} must look like module.function")
+        folder = self.yaml_file.parent
+        candidates = [folder.joinpath(*parts[:-1]).with_suffix(".py"), folder / (".".join(parts[:-1]) + ".py")]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise TaskYamlError(
+            f"{self.where}: !function {self.dotted}: no file {candidates[0].name} in {folder}. lmms-nb imports "
+            "task functions only from the task's own folder, never installed packages (e.g. lmms_eval.tasks...)"
+        )
+
+    def resolve(self) -> Callable[..., Any]:
+        """Import the module file (once per file content) and return the named attribute."""
+        path = self.module_file()
+        module = _import_file(path, self)
+        name = self.dotted.rsplit(".", 1)[1]
+        try:
+            return getattr(module, name)
+        except AttributeError:
+            public = sorted(n for n in vars(module) if not n.startswith("_"))
+            raise TaskYamlError(
+                f"{self.where}: !function {self.dotted}: {path.name} has no {name!r} (it defines: {', '.join(public)})"
+            ) from None
+
+
+_MODULES: dict[tuple[str, str], ModuleType] = {}
+_MODULES_LOCK = threading.Lock()
+
+
+def _import_file(path: Path, ref: FunctionRef) -> ModuleType:
+    """Import a task's utils file under a unique module name, cached by path and content."""
+    source = path.read_bytes()
+    key = (str(path.resolve()), hashlib.sha256(source).hexdigest())
+    with _MODULES_LOCK:
+        if key in _MODULES:
+            return _MODULES[key]
+        # unique per file and content: two task folders may both have a utils.py
+        name = f"lmms_nb_yaml_tasks.{path.stem}_{key[1][:12]}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise TaskYamlError(f"{ref.where}: cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        # registered so that dataclasses, pickling and tracebacks inside the module work
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:
+            sys.modules.pop(name, None)
+            raise TaskYamlError(
+                f"{ref.where}: !function {ref.dotted}: importing {path} failed: {type(e).__name__}: {e}"
+            ) from e
+        _MODULES[key] = module
+        return module
+
+
+class _TaskLoader(yaml.SafeLoader):
+    """SafeLoader plus lmms-eval's `!function` tag; the file name travels with the loader."""
+
+    yaml_file: Path = Path("<string>")
+
+
+def _construct_function(loader: _TaskLoader, node: yaml.Node) -> FunctionRef:
+    value = loader.construct_scalar(node)
+    if not isinstance(value, str) or not value.strip():
+        raise TaskYamlError(f"{loader.yaml_file}:{node.start_mark.line + 1}: !function needs module.function")
+    return FunctionRef(value.strip(), loader.yaml_file, node.start_mark.line + 1)
+
+
+_TaskLoader.add_constructor("!function", _construct_function)
+
+
+def _key_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Line (1-based) of every mapping key and sequence item, by its path from the document root."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            out[path + (key,)] = key_node.start_mark.line + 1
+            _key_lines(value_node, path + (key,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[path + (i,)] = item.start_mark.line + 1
+            _key_lines(item, path + (i,), out)
+    return out
+
+
+def read_yaml_file(path: Path) -> tuple[Any, dict[tuple, int]]:
+    """Parse one YAML file with `!function` support: (data, line of each key path)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise TaskYamlError(f"{path}: cannot read: {e}") from e
+    loader = _TaskLoader(text)
+    loader.yaml_file = path
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        lines = _key_lines(node)
+        data = loader.construct_document(node)
+    except TaskYamlError:
+        raise
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise TaskYamlError(f"{where}: invalid YAML: {problem}") from e
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+@dataclass
+class TaskYaml:
+    """One task (or group) YAML after `include` resolution: the merged keys and where each came from."""
+
+    path: Path
+    data: dict[str, Any]
+    #: top-level key -> (file that set it, that file's key-path -> line map, the key's path prefix in that file)
+    origins: dict[str, tuple[Path, dict[tuple, int], tuple]] = field(default_factory=dict)
+    #: every YAML file read to build this one (the file itself and its includes), for fingerprints
+    files: list[Path] = field(default_factory=list)
+
+    def where(self, *key_path: Any) -> str:
+        """`file:line` of a key path such as ("metric_list", 0, "aggregation"), or the file alone."""
+        if not key_path or key_path[0] not in self.origins:
+            return str(self.path)
+        file, lines, prefix = self.origins[key_path[0]]
+        for depth in range(len(key_path), 0, -1):
+            line = lines.get(prefix + tuple(key_path[:depth]))
+            if line is not None:
+                return f"{file}:{line}"
+        return str(file)
+
+    def with_overrides(self, overrides: dict[str, Any], source: "TaskYaml", prefix: tuple = ()) -> "TaskYaml":
+        """A copy with `overrides` on top, written in `source` under key path `prefix` (e.g. ("task", 2) for a
+        group's third task entry; () for top-level keys of a group file applied to all its subtasks)."""
+        origins = dict(self.origins)
+        for key in overrides:
+            if prefix:
+                file, lines, base = source.origins.get(prefix[0], (source.path, {}, ()))
+                origins[key] = (file, lines, base + prefix)
+            else:
+                origins[key] = source.origins.get(key, (source.path, {}, ()))
+        files = self.files + [f for f in source.files if f not in self.files]
+        return TaskYaml(path=self.path, data={**self.data, **overrides}, origins=origins, files=files)
+
+    def digest(self) -> str:
+        """A hash of every YAML file this config was read from."""
+        h = hashlib.sha256()
+        for f in self.files:
+            h.update(f.read_bytes())
+        return h.hexdigest()[:16]
+
+
+def read_task_yaml(path: str | Path, _stack: tuple[Path, ...] = ()) -> TaskYaml:
+    """Read a task YAML and merge its `include`s as lmms-eval does (shallow; this file's keys win).
+
+    Relative include paths are looked up next to the including file (lmms-eval also tries the current
+    directory; lmms-nb does not, so a task folder reads the same wherever it is run from).
+    """
+    path = Path(path).absolute()
+    if path in _stack:
+        chain = " -> ".join(str(p) for p in (*_stack, path))
+        raise TaskYamlError(f"{path}: include cycle: {chain}")
+    data, lines = read_yaml_file(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TaskYamlError(f"{path}: a task YAML must be a mapping of keys, got {type(data).__name__}")
+    own = dict(data)
+    include = own.pop("include", None)
+    merged: dict[str, Any] = {}
+    origins: dict[str, tuple[Path, dict[tuple, int], tuple]] = {}
+    files = [path]
+    if include is not None:
+        includes = [include] if isinstance(include, str) else include
+        if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+            raise TaskYamlError(f"{path}:{lines.get(('include',), 1)}: include must be a file name or a list of them")
+        # lmms-eval applies the last include first, so the first one listed wins over later ones.
+        for i, name in reversed(list(enumerate(includes))):
+            target = _include_target(path, name, lines.get(("include", i)) or lines.get(("include",), 1))
+            sub = read_task_yaml(target, (*_stack, path))
+            merged.update(sub.data)
+            origins.update(sub.origins)
+            files.extend(f for f in sub.files if f not in files)
+    merged.update(own)
+    origins.update({k: (path, lines, ()) for k in own})
+    return TaskYaml(path=path, data=merged, origins=origins, files=files)
+
+
+def _include_target(path: Path, name: str, line: int) -> Path:
+    # an absolute name stays absolute under `/`; a relative one is looked up next to the including file only
+    candidate = path.parent / name
+    if candidate.is_file():
+        return candidate.absolute()
+    raise TaskYamlError(f"{path}:{line}: include {name!r}: no such file next to {path.name}")
