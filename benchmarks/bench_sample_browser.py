@@ -66,7 +66,7 @@ def pandas_page(pdf, query, index, page: int, page_size: int):
     if needle:
         hit = pdf["_search"].str.contains(needle, regex=False).to_numpy(dtype=bool)
         for i in shown:
-            hit |= pdf[f"_search_{i}"].str.contains(needle, regex=False).to_numpy(dtype=bool)
+            hit = hit | pdf[f"_search_{i}"].str.contains(needle, regex=False).to_numpy(dtype=bool)
         mask &= hit
     rows = np.flatnonzero(mask)
     return pdf.iloc[rows[page * page_size:(page + 1) * page_size]], len(rows)
@@ -125,7 +125,7 @@ def main() -> None:
     times = []
     for i in range(args.repeats):
         t = time.perf_counter()
-        browser.set_filter(tasks=["task_1"], pattern={"model-0": i % 2 == 0, "model-2": False}, text="circle")
+        browser.set_filter(task="task_1", pattern={"model-0": i % 2 == 0, "model-2": False}, text="circle")
         times.append(time.perf_counter() - t)
     print(f"SampleBrowser.set_filter (filter + page + HTML of {browser.page_size} cards): "
           f"median {statistics.median(times) * 1e3:.1f} ms")
