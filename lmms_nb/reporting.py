@@ -83,7 +83,9 @@ def report(template: str | Path, params: dict[str, Any] | None = None, output: s
         )
     except pm.PapermillExecutionError as e:
         nb = nbformat.read(str(executed), as_version=4)
-        cell = nb.cells[e.cell_index].source if 0 <= e.cell_index < len(nb.cells) else ""
+        # papermill's cell_index can be off by its injected-parameters cell; the execution count is not
+        failed = [c for c in nb.cells if c.get("execution_count") == e.exec_count and c.cell_type == "code"]
+        cell = failed[0].source if failed else ""
         _write_html(nb, output, show_code=True)
         raise ReportError(
             f"report cell {e.exec_count} failed: {e.ename}: {e.evalue}\n--- cell source ---\n{cell}",
@@ -105,7 +107,7 @@ def report(template: str | Path, params: dict[str, Any] | None = None, output: s
 def _write_html(nb: Any, output: Path, *, show_code: bool) -> None:
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab")
+    exporter = HTMLExporter(template_name="lmms_nb_offline", extra_template_basedirs=[str(_TEMPLATE_DIR / "nbconvert")])
     exporter.exclude_input = not show_code
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True

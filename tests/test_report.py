@@ -14,6 +14,7 @@ from lmms_nb.reporting import ReportError, report
 
 from _toy import colour_of, toy_task
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 XSS = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
 
 
@@ -78,7 +79,7 @@ def test_report_on_our_logs_renders_offline_and_escapes_model_output(toy_logs, t
     assert "&lt;script&gt;" in html_text
     assert "def " not in html_text.split("<body")[1][:20000] or "jp-InputArea" not in html_text  # code hidden
     n_plots, n_svg, errors, requests, pwned, text = _open_offline(
-        out, Path("test-artifacts") / "report_toy.png")
+        out, ARTIFACTS / "report_toy.png")
     assert n_plots >= 5 and n_svg >= n_plots
     assert errors == []
     assert requests == [], f"the report fetched from the network: {requests[:3]}"
@@ -92,7 +93,7 @@ def test_report_on_realworld_lmms_eval_logs(realworld, tmp_path):
     logs = realworld / "lmms_eval" / "shaydamoezzi__lmms-eval" / "output"
     out = report("compare_models", {"logs": [str(logs / "smoke_test"), str(logs / "smoke_test_qwen")],
                                     "title": "InternVL2-2B vs Qwen2-VL-7B"}, tmp_path / "real.html")
-    n_plots, _, errors, requests, pwned, text = _open_offline(out, Path("test-artifacts") / "report_real.png")
+    n_plots, _, errors, requests, pwned, text = _open_offline(out, ARTIFACTS / "report_real.png")
     assert n_plots >= 3 and errors == [] and requests == [] and pwned is None
     assert "InternVL2-2B" in text and "Qwen2-VL-7B" in text
 
