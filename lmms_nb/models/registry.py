@@ -48,7 +48,7 @@ def _ensure_builtin() -> None:
     # Backends register themselves on import; imported lazily so `import lmms_nb` does not load torch.
     import importlib
 
-    for mod in ("baselines", "hf", "zoo"):
+    for mod in ("baselines", "hf", "zoo", "openai_compat", "clip_zeroshot"):
         try:
             importlib.import_module(f"lmms_nb.models.{mod}")
         except ModuleNotFoundError as e:  # a backend module not written yet
