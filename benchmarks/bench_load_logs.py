@@ -1,0 +1,176 @@
+"""`load_logs` speed and memory against pandas.read_json(lines=True) and raw polars.read_ndjson, side by side.
+
+Data: lmms-eval v0.7 per-sample logs generated here (default 1M rows over 8 files: 4 models x 2 tasks, in
+`<out>/<model>/<date>_samples_<task>.jsonl` with a results JSON per run). Lines are shaped like real v0.7
+ones: `filtered_resps` a bare string, `token_counts`, `doc_hash`, `input_media` paths, a ~200-character
+prompt, doc_ids in multi-GPU order; one task scores with `exact_match` floats, the other with MME-style dict
+metrics `{question_id, category, score}`.
+
+Each method runs in its own fresh subprocess (so its peak RSS is its own), `--repeat` times; the table
+shows the median time, the peak RSS (ru_maxrss) and the RSS growth during the load, then the ratios:
+- pandas: `pd.concat(pd.read_json(f, lines=True) for f in files)` (no canonical columns, dicts stay objects);
+- raw polars: `pl.concat(pl.read_ndjson(f) for f in files, how="diagonal_relaxed")` (inferred schema, no
+  canonical columns): the floor for "parse the JSON";
+- load_logs: the canonical table (prediction, category and score out of the dict metrics, output tokens...).
+Goals: load_logs >= 5x faster than pandas, >= 0.5x the speed of raw polars, peak RSS <= half of pandas'.
+
+Run:  python benchmarks/bench_load_logs.py                   # 1M rows, polars on 1 thread
+      python benchmarks/bench_load_logs.py --rows 200000 --repeat 1   # a quick look
+      python benchmarks/bench_load_logs.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODELS = ["org__model-a", "org__model-b", "org__model-c", "org__model-d"]
+TASKS = ["scienceqa_img", "mme"]
+WORDS = ("which of these objects is shown in the picture what color is the small shape near the left edge "
+         "how many animals can you count answer with the option letter from the given choices directly").split()
+
+
+def generate(out: Path, rows: int, seed: int = 0) -> list[Path]:
+    """Write `rows` sample lines over len(MODELS) x len(TASKS) files; return the samples files."""
+    rng = random.Random(seed)
+    per_file = rows // (len(MODELS) * len(TASKS))
+    files = []
+    for m, model in enumerate(MODELS):
+        folder = out / model
+        folder.mkdir(parents=True, exist_ok=True)
+        date = f"20250101_1200{m:02d}"
+        (folder / f"{date}_results.json").write_text(json.dumps({
+            "results": {t: {"alias": t} for t in TASKS},
+            "configs": {t: {"task": t, "test_split": "test"} for t in TASKS},
+            "config": {"model": "hf", "model_args": f"pretrained={model.replace('__', '/')}"},
+            "model_name": model.replace("__", "/"), "model_name_sanitized": model,
+        }))
+        for task in TASKS:
+            path = folder / f"{date}_samples_{task}.jsonl"
+            # two "GPUs": rank 0 wrote the even doc_ids, rank 1 the odd ones, then the logs were concatenated
+            order = list(range(0, per_file, 2)) + list(range(1, per_file, 2))
+            with open(path, "w", encoding="utf-8") as fh:
+                lines = []
+                for doc_id in order:
+                    target = "ABCD"[doc_id % 4] if task == "scienceqa_img" else ("Yes" if doc_id % 2 else "No")
+                    answer = target if rng.random() < 0.6 + 0.05 * m else ("ABCD"[rng.randrange(4)] if task == "scienceqa_img" else "Yes")
+                    rec = {
+                        "doc_id": doc_id,
+                        "target": target,
+                        "filtered_resps": answer,
+                        "token_counts": [{"input_tokens": rng.randrange(200, 400), "output_tokens": rng.randrange(1, 4),
+                                          "generation_seconds": round(rng.uniform(0.1, 0.5), 4)}],
+                        "doc_hash": f"{rng.getrandbits(256):064x}",
+                        "input_media": [f"images/{doc_id:07d}.png"],
+                    }
+                    if task == "scienceqa_img":
+                        rec["exact_match"] = float(answer == target)
+                    else:
+                        rec["mme_perception_score"] = {"question_id": f"images/{doc_id:07d}.png",
+                                                       "category": ["color", "count", "OCR"][doc_id % 3],
+                                                       "score": float(answer == target)}
+                    rec["input"] = " ".join(rng.choice(WORDS) for _ in range(30)) + "?"
+                    lines.append(json.dumps(rec))
+                    if len(lines) == 10_000:
+                        fh.write("\n".join(lines) + "\n")
+                        lines = []
+                if lines:
+                    fh.write("\n".join(lines) + "\n")
+            files.append(path)
+    return files
+
+
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_one(method: str, folder: Path) -> dict:
+    """Runs in the child process: import, then time one load and report peak RSS."""
+    files = sorted(folder.rglob("*_samples_*.jsonl"))
+    if method == "pandas":
+        import pandas as pd
+
+        def load():
+            return pd.concat([pd.read_json(f, lines=True) for f in files], ignore_index=True)
+    elif method == "polars":
+        import polars as pl
+
+        def load():
+            return pl.concat([pl.read_ndjson(f) for f in files], how="diagonal_relaxed")
+    else:
+        from lmms_nb.logs.readers import load_logs
+
+        def load():
+            return load_logs(folder)
+    base = _rss_now_mb()
+    t0 = time.perf_counter()
+    frame = load()
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"method": method, "seconds": seconds, "peak_rss_mb": peak, "growth_mb": peak - base, "rows": len(frame)}
+
+
+def measure(method: str, folder: Path, threads: int) -> dict:
+    env = dict(os.environ, POLARS_MAX_THREADS=str(threads), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, __file__, "--child", method, str(folder)], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="POLARS_MAX_THREADS for load_logs and raw polars")
+    ap.add_argument("--keep", help="generate into (or reuse) this folder instead of a temporary one")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_one(args.child[0], Path(args.child[1]))))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench_load_logs_") as tmp:
+        folder = Path(args.keep) if args.keep else Path(tmp)
+        t0 = time.perf_counter()
+        files = sorted(folder.rglob("*_samples_*.jsonl")) if args.keep else []
+        if not files:
+            files = generate(folder, args.rows)
+        size = sum(f.stat().st_size for f in files) / 2**20
+        print(f"data: {len(files)} files, {size:.0f} MiB, {args.rows:,} rows (generated in {time.perf_counter() - t0:.1f} s); "
+              f"polars threads: {args.threads}; median of {args.repeat}")
+        results = {}
+        for method in ("pandas", "polars", "load_logs"):
+            runs = [measure(method, folder, args.threads) for _ in range(args.repeat)]
+            results[method] = {
+                "seconds": statistics.median(r["seconds"] for r in runs),
+                "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+                "growth_mb": statistics.median(r["growth_mb"] for r in runs),
+                "rows": runs[0]["rows"],
+            }
+        print(f"{'method':<28}{'rows':>10}{'time s':>10}{'rows/s':>12}{'peak RSS MiB':>14}{'RSS growth MiB':>16}")
+        labels = {"pandas": "pandas.read_json(lines)", "polars": "polars.read_ndjson (raw)", "load_logs": "lmms_nb.load_logs"}
+        for method, r in results.items():
+            print(f"{labels[method]:<28}{r['rows']:>10,}{r['seconds']:>10.2f}{r['rows'] / r['seconds']:>12,.0f}"
+                  f"{r['peak_rss_mb']:>14,.0f}{r['growth_mb']:>16,.0f}")
+        ours, pandas, raw = results["load_logs"], results["pandas"], results["polars"]
+        speed_vs_pandas = pandas["seconds"] / ours["seconds"]
+        speed_vs_polars = raw["seconds"] / ours["seconds"]
+        rss_vs_pandas = ours["peak_rss_mb"] / pandas["peak_rss_mb"]
+        print(f"load_logs speed vs pandas:     {speed_vs_pandas:6.2f}x   (goal >= 5x)   {'ok' if speed_vs_pandas >= 5 else 'MISSED'}")
+        print(f"load_logs speed vs raw polars: {speed_vs_polars:6.2f}x   (goal >= 0.5x) {'ok' if speed_vs_polars >= 0.5 else 'MISSED'}")
+        print(f"load_logs peak RSS / pandas:   {rss_vs_pandas:6.2f}    (goal <= 0.5)  {'ok' if rss_vs_pandas <= 0.5 else 'MISSED'}")
+        print(f"RSS growth / pandas':          {ours['growth_mb'] / pandas['growth_mb']:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""One sample record (a parsed JSON line of any lmms-eval / harness / lmms-nb version) -> canonical fields.
+
+This is the reference reading of a line: the slow path uses it for every line of odd files, the fast
+polars path (`_samples`) must give the same table for the files it accepts (a test checks both agree).
+
+What it understands, across versions:
+- `filtered_resps` as a list (`["B"]`), a nested list (`[["B"]]`) or a bare string (lmms-eval v0.7);
+  `resps` as `[[...]]`, `[...]` or absent when equal to `filtered_resps` (raw_response = prediction then);
+- the prompt from `input` (v0.4+), from `arguments` (`[context, gen_kwargs, ...]` to v0.3, or only generation
+  kwargs, then there is none) or lm-evaluation-harness's `{"gen_args_0": {"arg_0": context}}`;
+- metric values that are numbers, booleans, null, or dicts (MME `{question_id, category, score}`, LiveBench
+  `{rating, explanation, ...}`, `{correct: bool, question_type}`): a dict gives its score-like field and its
+  category-like field;
+- `token_counts` (output tokens, generation seconds), `input_media` (paths, or base64 that stays on disk).
+
+Example:
+    >>> fields, metrics = normalize_record(
+    ...     {"doc_id": 3, "target": "Yes", "filtered_resps": "Yes",
+    ...      "mme_cognition_score": {"question_id": "a.png", "category": "OCR", "score": 1.0}},
+    ...     source_file="s.jsonl", line=4)
+    >>> fields["doc_id"], fields["prediction"], fields["category"], metrics
+    (3, 'Yes', 'OCR', {'mme_cognition_score': 1.0})
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from lmms_nb.logs.schema import FIXED_COLUMNS
+
+#: Keys of a sample line that are never metrics (lmms-eval, lm-evaluation-harness, forks, and ours).
+NON_METRIC_KEYS = frozenset(FIXED_COLUMNS) | {
+    "doc", "arguments", "resps", "filtered_resps", "doc_hash", "prompt_hash", "target_hash", "filter_key",
+    "metrics", "token_counts", "input_media", "success", "bypass", "id", "question_id", "sample_id", "index",
+    "idx", "timestamp", "time", "messages",
+}
+
+#: Fields of a dict metric value that hold its score, by preference (MME/POPE "score", motion bench
+#: "correct", LiveBench "rating", VLMEvalKit-style "hit"...).
+SCORE_FIELDS = ("score", "correct", "rating", "acc", "accuracy", "hit", "is_correct", "match", "value", "result")
+#: Fields of a dict metric value (or of a doc) that hold its category, by preference.
+CATEGORY_FIELDS = (
+    "category", "question_type", "task_type", "subtask", "sub_task", "l2-category", "l2_category",
+    "subcategory", "topic", "subject", "capability", "type",
+)
+#: Doc fields that hold the question when a line has no prompt of its own.
+QUESTION_FIELDS = ("question", "prompt", "query", "text")
+
+BASE64_MIN_LEN = 512
+
+
+class BadLine(Exception):
+    """A line a reader cannot use; carries what was wrong and what was expected."""
+
+    def __init__(self, problem: str, expected: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.expected = expected
+
+
+def json_text(value: Any) -> str:
+    """A non-string value as JSON text (how lists and dicts are stored in text columns)."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json_text(value)
+
+
+def first_response(value: Any) -> str | None:
+    """The first response of a `filtered_resps`/`resps` value: a bare string, `[x, ...]` or `[[x, ...], ...]`."""
+    if isinstance(value, list):
+        if not value:
+            return None
+        head = value[0]
+        if isinstance(head, list):
+            return as_text(head[0]) if head else None
+        return as_text(head)
+    return as_text(value)
+
+
+def doc_id_of(value: Any) -> int:
+    """An integer doc_id (JSON integers, integral floats and digit strings); BadLine otherwise."""
+    if isinstance(value, bool) or value is None:
+        raise BadLine(f"doc_id is {json_text(value)}", "an integer doc_id")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise BadLine(f"doc_id is {json_text(value)[:60]}", "an integer doc_id")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def score_field(value: dict[str, Any], metric: str) -> str | None:
+    """Which field of a dict metric value holds its score (see SCORE_FIELDS), or None."""
+    for key in SCORE_FIELDS + (metric,):
+        if key in value and _number(value[key]) is not None:
+            return key
+    # a dict with no known score field: its first float or boolean (ints are usually ids)
+    for key, v in value.items():
+        if isinstance(v, (bool, float)):
+            return key
+    return None
+
+
+def category_field(value: dict[str, Any]) -> str | None:
+    for key in CATEGORY_FIELDS:
+        if key in value and value[key] is not None and not isinstance(value[key], (dict, list)):
+            return key
+    return None
+
+
+def metric_value(name: str, value: Any) -> tuple[bool, float | None, str | None]:
+    """(is a metric, its float value, a category it carries) for one key of a sample line."""
+    if value is None:
+        return True, None, None
+    if isinstance(value, (bool, int, float)):
+        return True, float(value), None
+    if isinstance(value, dict):
+        key = score_field(value, name)
+        cat = category_field(value)
+        return True, _number(value[key]) if key else None, as_text(value[cat]) if cat else None
+    return False, None, None  # strings and lists are payload, not scores
+
+
+def image_ref_of(media: Any, source_file: str, line: int | None) -> str | None:
+    """`file:<path>` for a media path, `b64:<source_file>#<line>` for inline base64 (kept out of the table)."""
+    if isinstance(media, list):
+        media = media[0] if media else None
+    if isinstance(media, dict):
+        path = media.get("path") or media.get("image_path") or media.get("url")
+        if isinstance(path, str) and path:
+            media = path
+        else:
+            return f"b64:{source_file}#{line}"
+    if not isinstance(media, str) or not media:
+        return None
+    if is_base64(media):
+        return f"b64:{source_file}#{line}"
+    return f"file:{media}"
+
+
+def is_base64(text: str) -> bool:
+    """Inline image data rather than a path: a data URI, or BASE64_MIN_LEN bytes or more (no path is that long)."""
+    return text.startswith("data:") or len(text.encode("utf-8")) >= BASE64_MIN_LEN
+
+
+def _prompt_from_arguments(arguments: Any) -> str | None:
+    if isinstance(arguments, dict):  # lm-evaluation-harness: {"gen_args_0": {"arg_0": context, "arg_1": kwargs}}
+        first = next(iter(arguments.values()), None)
+        if isinstance(first, dict):
+            arguments = first.get("arg_0")
+        else:
+            return None  # generation kwargs only (lmms-eval v0.2.4-0.3)
+    if isinstance(arguments, str):
+        return arguments
+    if isinstance(arguments, list) and arguments:
+        head = arguments[0]
+        if isinstance(head, list) and head:
+            head = head[0]
+        if isinstance(head, str):
+            return head
+    return None
+
+
+def _first_user_message(messages: Any) -> str | None:
+    """The text of the first user turn of a chat-format doc (`[{"role": "user", "content": ...}, ...]`)."""
+    if not isinstance(messages, list):
+        return None
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):  # [{"type": "text", "text": ...}, {"type": "image"}, ...]
+                texts = [c.get("text") for c in content if isinstance(c, dict) and isinstance(c.get("text"), str)]
+                return "\n".join(texts) if texts else None
+            return None
+    return None
+
+
+def _loglikelihood_choice(filtered: Any) -> tuple[str, str] | None:
+    """lm-evaluation-harness multiple choice: [[loglik, is_greedy], ...] -> (argmax index, logliks as JSON)."""
+    if not (isinstance(filtered, list) and len(filtered) > 1):
+        return None
+    logliks: list[float] = []
+    for item in filtered:
+        if isinstance(item, list) and len(item) == 1 and isinstance(item[0], list):
+            item = item[0]
+        if not (isinstance(item, list) and len(item) == 2):
+            return None
+        number = _number(item[0])
+        if number is None or isinstance(item[0], bool):
+            return None
+        logliks.append(number)
+    best = max(range(len(logliks)), key=lambda i: logliks[i])
+    return str(best), json_text(logliks)
+
+
+def normalize_record(
+    rec: Any,
+    *,
+    source_file: str,
+    line: int | None,
+    harness: bool = False,
+) -> tuple[dict[str, Any], dict[str, float | None]]:
+    """Canonical fields (without run-level defaults) and metric values of one sample record; BadLine if unusable."""
+    if not isinstance(rec, dict):
+        raise BadLine(f"a JSON {type(rec).__name__} instead of an object", "one JSON object per line")
+    if "doc_id" not in rec:
+        raise BadLine("no doc_id", "an integer doc_id")
+    fields: dict[str, Any] = {"doc_id": doc_id_of(rec["doc_id"])}
+
+    filt = rec.get("filter") if rec.get("filter") is not None else rec.get("filter_key")
+    fields["filter"] = as_text(filt)
+
+    filtered = rec.get("filtered_resps")
+    choice = _loglikelihood_choice(filtered) if harness else None
+    if choice is not None:
+        fields["prediction"], loglik_text = choice
+        raw = loglik_text
+    else:
+        fields["prediction"] = first_response(filtered)
+        raw = None
+    own_raw = rec.get("raw_response")
+    if isinstance(own_raw, str):
+        raw = own_raw
+    elif raw is None and rec.get("resps") is not None:
+        raw = first_response(rec["resps"])
+    fields["raw_response"] = raw if raw is not None else fields["prediction"]
+
+    prompt = rec.get("input")
+    if not isinstance(prompt, str):
+        prompt = _prompt_from_arguments(rec.get("arguments"))
+    doc = rec.get("doc") if isinstance(rec.get("doc"), dict) else None
+    if prompt is None and doc is not None:
+        prompt = next((doc[k] for k in QUESTION_FIELDS if isinstance(doc.get(k), str)), None)
+        if prompt is None:
+            prompt = _first_user_message(doc.get("messages"))
+    fields["input"] = prompt
+    fields["target"] = as_text(rec.get("target"))
+
+    metrics: dict[str, float | None] = {}
+    metric_category: str | None = None
+    for key, value in rec.items():
+        if key in NON_METRIC_KEYS:
+            continue
+        is_metric, number, cat = metric_value(key, value)
+        if is_metric:
+            metrics[key] = number
+            if metric_category is None and cat is not None:
+                metric_category = cat
+
+    category = as_text(rec.get("category"))
+    if category is None:
+        category = metric_category
+    if category is None and doc is not None:
+        cat_key = category_field(doc)
+        category = as_text(doc[cat_key]) if cat_key else None
+    fields["category"] = category
+
+    image_ref = rec.get("image_ref")
+    fields["image_ref"] = image_ref if isinstance(image_ref, str) else image_ref_of(rec.get("input_media"), source_file, line)
+
+    counts = rec.get("token_counts")
+    first_count = counts[0] if isinstance(counts, list) and counts and isinstance(counts[0], dict) else {}
+    tokens = rec.get("output_tokens")
+    if not isinstance(tokens, int) or isinstance(tokens, bool):
+        tokens = first_count.get("output_tokens")
+    fields["output_tokens"] = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
+    latency = rec.get("latency_s")
+    if _number(latency) is None or isinstance(latency, (bool, str)):
+        latency = first_count.get("generation_seconds")
+    latency = _number(latency) if not isinstance(latency, (bool, str)) else None
+    fields["latency_s"] = latency if latency is None or math.isfinite(latency) else None
+
+    fields["error"] = as_text(rec.get("error"))
+    for key in ("run_id", "model", "task", "split"):
+        value = rec.get(key)
+        fields[key] = value if isinstance(value, str) else None
+    return fields, metrics

@@ -1,0 +1,346 @@
+"""`load_logs` / `scan_logs` / `load_scores`: every evaluation log format into the canonical sample table.
+
+Readers, chosen automatically per file (see `lmms_nb.logs._detect`):
+- lmms-nb's own runs (lmms-eval v0.7 layout plus our keys; a results JSON with an `lmms_nb` block);
+- lmms-eval, every layout: v0.1 and v0.2.0-0.2.3 `<task>.json` logs, v0.2.4+ `<date>_samples_<task>.jsonl`
+  with every line variant (`resps` nested, flat or absent, `filtered_resps` a list or a bare string, `doc`,
+  `arguments`, dict-valued metrics, several filters, `token_counts`, `input_media`, predict-only `bypass`);
+- VLMEvalKit prediction tables (`<model>_<dataset>.xlsx|tsv|csv`);
+- lm-evaluation-harness `samples_<task>_<date>.jsonl` with `results_<date>.json`.
+
+Per-model score tables (results JSONs, VLMEvalKit `*_score.csv`) are aggregates, not samples: `load_scores`
+reads them into a long table of (run_id, model, task, metric, filter, value, stderr).
+
+Example:
+    >>> import json, tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "org__model"
+    >>> out.mkdir()
+    >>> lines = [{"doc_id": i, "target": "4", "filtered_resps": [a], "exact_match": float(a == "4")}
+    ...          for i, a in enumerate(["4", "5", "4"])]
+    >>> _ = (out / "20240101_120000_samples_count.jsonl").write_text(
+    ...     "".join(json.dumps(line) + "\\n" for line in lines))
+    >>> df = load_logs(out.parent)
+    >>> df.select("model", "task", "doc_id", "prediction", "exact_match").rows()[1]
+    ('org__model', 'count', 1, '5', 0.0)
+    >>> df["source_format"][0], df["exact_match"].mean()
+    ('lmms_eval', 0.6666666666666666)
+    >>> (out / "20240101_120000_samples_bad.jsonl").write_text('{"doc_id": "x"}\\n')
+    16
+    >>> df, errors = load_logs(out.parent, strict=False)
+    >>> df.height, [e.line for e in errors]
+    (3, [1])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Sequence, overload
+
+import polars as pl
+
+from lmms_nb.logs._detect import (
+    HARNESS_RESULTS_NAME,
+    HARNESS_SAMPLES_NAME,
+    KNOWN_FORMATS,
+    RESULTS_NAME,
+    SAMPLES_NAME,
+    Found,
+    discover,
+    expand_results,
+)
+from lmms_nb.logs._errors import LogFormatError, Problems
+from lmms_nb.logs._lmms_eval_legacy import legacy_run_id, read_legacy_json
+from lmms_nb.logs._runinfo import RunInfo, model_from_results, read_results_json, run_info_from_results
+from lmms_nb.logs._samples import FileMeta, read_jsonl_samples, scan_jsonl_samples
+from lmms_nb.logs._vlmevalkit import read_predictions, read_score_table
+from lmms_nb.logs.schema import FIXED_COLUMNS, conform, empty_samples
+
+__all__ = ["LogFormatError", "load_logs", "scan_logs", "load_scores", "SCORE_COLUMNS"]
+
+PathLike = str | os.PathLike
+Paths = PathLike | Sequence[PathLike]
+
+#: Columns of `load_scores`' table.
+SCORE_COLUMNS: dict[str, pl.DataType] = {
+    "run_id": pl.String,
+    "model": pl.String,
+    "task": pl.String,
+    "metric": pl.String,
+    "filter": pl.String,
+    "value": pl.Float64,
+    "stderr": pl.Float64,
+    "source_format": pl.String,
+    "source_file": pl.String,
+}
+
+
+# --------------------------------------------------------------------------- run context
+
+
+class _RunContext:
+    """Parses each results JSON once per load and turns it into run-level defaults for samples files."""
+
+    def __init__(self, problems: Problems) -> None:
+        self.problems = problems
+        self._cache: dict[Path, dict[str, Any] | None] = {}
+
+    def results(self, path: Path) -> dict[str, Any] | None:
+        if path not in self._cache:
+            payload = None
+            if path.is_file():
+                try:
+                    payload = read_results_json(path)
+                except ValueError as e:
+                    self.problems.error(path, None, f"unreadable results JSON: {e}", "a results JSON object")
+            self._cache[path] = payload
+        return self._cache[path]
+
+    def meta(self, item: Found) -> FileMeta:
+        path = item.path
+        folder = path.parent.name
+        if item.kind == "harness":
+            match = HARNESS_SAMPLES_NAME.match(path.name)
+            task, date = (match.group("task"), match.group("date")) if match else (path.stem, None)
+            results_file = path.parent / f"results_{date}.json" if date else None
+            source_format = "lm_eval_harness"
+        else:
+            match = SAMPLES_NAME.match(path.name)
+            task, date = (match.group("task"), match.group("date")) if match else (path.stem, None)
+            results_file = path.parent / f"{date}_results.json" if date else None
+            source_format = "lmms_eval"
+        run_id = f"{folder}/{date or path.stem}"
+        payload = self.results(results_file) if results_file else None
+        if payload is not None:
+            info = run_info_from_results(payload, results_file, run_id)
+            if item.kind == "harness":
+                info.source_format = source_format
+        else:
+            info = RunInfo(source_format=source_format, run_id=run_id)
+            if item.kind == "samples" and _looks_like_ours(path):
+                info.source_format = "lmms_nb"
+        return FileMeta(
+            path=path,
+            source_format=info.source_format,
+            model=info.model or folder or None,
+            task=task,
+            run_id=info.run_id,
+            split=info.splits.get(task),
+            filters=info.filters.get(task, []),
+            harness=item.kind == "harness",
+        )
+
+
+def _looks_like_ours(path: Path) -> bool:
+    """A samples file without its results JSON (a run that crashed early) is ours when its lines say so."""
+    try:
+        with open(path, "rb") as fh:
+            first = json.loads(fh.readline().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(first, dict) and {"run_id", "model", "task"} <= first.keys()
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bool = True) -> pl.DataFrame | None:
+    if item.kind in ("samples", "harness"):
+        return read_jsonl_samples(context.meta(item), problems, fast=fast)
+    if item.kind == "legacy":
+        return read_legacy_json(item.path, problems)
+    if item.kind == "vlmevalkit":
+        return read_predictions(item.path, problems)
+    if item.kind == "vlmevalkit_score":
+        if item.explicit:
+            problems.error(
+                item.path, None, "a per-model score table, not per-sample logs (read it with load_scores)",
+                "per-sample logs",
+            )
+        return None
+    return None
+
+
+def _sample_files(paths: Paths, problems: Problems) -> list[Found]:
+    found = discover(paths, problems)
+    files = expand_results(found, problems)
+    if not files and not problems.items:
+        problems.error(
+            ", ".join(os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)) or "[]",
+            None, "no log files found", KNOWN_FORMATS,
+        )
+    return files
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    frames = [f for f in frames if f is not None and f.height]
+    if not frames:
+        return empty_samples()
+    return conform(pl.concat(frames, how="diagonal_relaxed"))
+
+
+@overload
+def load_logs(paths: Paths, *, strict: Literal[True] = ...) -> pl.DataFrame: ...
+@overload
+def load_logs(paths: Paths, *, strict: Literal[False]) -> tuple[pl.DataFrame, list[LogFormatError]]: ...
+def load_logs(paths: Paths, *, strict: bool = True) -> pl.DataFrame | tuple[pl.DataFrame, list[LogFormatError]]:
+    """Every per-sample log under `paths` (files, folders searched recursively, globs) as one canonical table.
+
+    Rows: one per model x task x doc (x filter), with the fixed columns of `lmms_nb.logs.schema` then one
+    Float64 column per metric, named as the source wrote it. `source_format` says which reader read the row
+    ("lmms_nb", "lmms_eval", "lm_eval_harness", "vlmevalkit") and `source_file` from which file.
+
+    strict=True raises `LogFormatError` ("path:line: what was wrong (expected ...)") at the first problem;
+    strict=False skips what it cannot read and returns `(df, errors)`, a list of `LogFormatError` (including
+    warning-level entries for what it tolerated, such as the truncated last line of an interrupted lmms-nb run).
+    """
+    problems = Problems(strict)
+    context = _RunContext(problems)
+    frames = [_read_one(item, context, problems) for item in _sample_files(paths, problems)]
+    df = _concat(frames)
+    return df if strict else (df, problems.items)
+
+
+def _conform_lazy(lazy: pl.LazyFrame) -> pl.LazyFrame:
+    # `schema.conform` for a LazyFrame: fixed columns first with their dtypes, metrics as Float64
+    names = lazy.collect_schema().names()
+    exprs = [
+        pl.col(name).cast(dtype, strict=False) if name in names else pl.lit(None, dtype).alias(name)
+        for name, dtype in FIXED_COLUMNS.items()
+    ]
+    exprs += [pl.col(m).cast(pl.Float64, strict=False) for m in names if m not in FIXED_COLUMNS]
+    return lazy.select(exprs).with_columns(pl.col("filter").fill_null("none"))
+
+
+def scan_logs(paths: Paths) -> pl.LazyFrame:
+    """`load_logs` as a polars LazyFrame, for folders too large to load whole before filtering.
+
+    Regular JSONL files become lazy `scan_ndjson` plans (nothing is read until `.collect()`); the others
+    (older layouts, spreadsheets, files whose first lines look odd) are read eagerly. File-level problems
+    (unknown format, empty file) raise `LogFormatError` here; a lazily scanned file that turns out to be
+    malformed further down fails at collect time with a polars error; `load_logs` checks every line.
+
+    >>> import json, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "m"
+    >>> d.mkdir()
+    >>> _ = (d / "20240101_000000_samples_t.jsonl").write_text(
+    ...     "".join(json.dumps({"doc_id": i, "filtered_resps": ["a"], "acc": i % 2}) + "\\n" for i in range(4)))
+    >>> scan_logs(d).filter(pl.col("acc") == 1).select("doc_id").collect()["doc_id"].to_list()
+    [1, 3]
+    """
+    problems = Problems(strict=True)
+    context = _RunContext(problems)
+    lazies: list[pl.LazyFrame] = []
+    for item in _sample_files(paths, problems):
+        if item.kind in ("samples", "harness"):
+            lazies.append(scan_jsonl_samples(context.meta(item), problems))
+        else:
+            frame = _read_one(item, context, problems)
+            if frame is not None and frame.height:
+                lazies.append(frame.lazy())
+    if not lazies:
+        return empty_samples().lazy()
+    return _conform_lazy(pl.concat(lazies, how="diagonal_relaxed"))
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def _flatten(prefix: str, value: Any) -> list[tuple[str, float]]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [(prefix, float(value))]
+    if isinstance(value, dict):
+        out = []
+        for key, inner in value.items():
+            out.extend(_flatten(f"{prefix}.{key}", inner))
+        return out
+    return []
+
+
+def _scores_from_results(path: Path, payload: dict[str, Any]) -> pl.DataFrame:
+    harness = HARNESS_RESULTS_NAME.match(path.name)
+    ours = RESULTS_NAME.match(path.name)
+    if harness:
+        run_id, source_format = f"{path.parent.name}/{harness.group('date')}", "lm_eval_harness"
+    elif ours:
+        run_id, source_format = f"{path.parent.name}/{ours.group('date')}", "lmms_eval"
+    else:
+        run_id, source_format = legacy_run_id(path), "lmms_eval"
+    block = payload.get("lmms_nb")
+    if isinstance(block, dict):
+        source_format = "lmms_nb"
+        run_id = block.get("run_id") if isinstance(block.get("run_id"), str) else run_id
+    model = model_from_results(payload) or path.parent.name
+    rows = []
+    results = payload.get("results") if isinstance(payload.get("results"), dict) else {}
+    for task, entries in results.items():
+        if not isinstance(entries, dict):
+            continue
+        for key, value in entries.items():
+            metric, sep, filt = key.rpartition(",")
+            if not sep:
+                continue  # "alias" and other labels
+            if "_stderr" in metric:
+                continue
+            stderr = entries.get(f"{metric}_stderr,{filt}")
+            stderr = float(stderr) if isinstance(stderr, (int, float)) and not isinstance(stderr, bool) else None
+            for name, number in _flatten(metric, value):
+                # {"LLM_JUDGE": {"LLM_JUDGE": 1.0}}: the metric's own key is the metric
+                name = metric if name == f"{metric}.{metric}" else name
+                rows.append((run_id, model, str(task), name, filt, number, stderr if name == metric else None))
+    frame = pl.DataFrame(rows, schema=list(SCORE_COLUMNS)[:7], orient="row")
+    return frame.with_columns(source_format=pl.lit(source_format), source_file=pl.lit(str(path)))
+
+
+@overload
+def load_scores(paths: Paths, *, strict: Literal[True] = ...) -> pl.DataFrame: ...
+@overload
+def load_scores(paths: Paths, *, strict: Literal[False]) -> tuple[pl.DataFrame, list[LogFormatError]]: ...
+def load_scores(paths: Paths, *, strict: bool = True) -> pl.DataFrame | tuple[pl.DataFrame, list[LogFormatError]]:
+    """Aggregate scores (one row per run x task x metric x filter) from results JSONs and VLMEvalKit score tables.
+
+    Dict-valued aggregates are flattened with dots (`accuracy_by_topic.Flags`,
+    `motion_analysis_bench_acc.overall_acc`); `stderr` is filled where the source gives a number. VLMEvalKit
+    score tables give one row per column (`perception`, `reasoning`, `OCR`...) with source_format
+    "vlmevalkit_score" and filter "none". The run_id of a results JSON is the run_id of its samples'
+    rows in `load_logs`, so the two tables join.
+
+    >>> import json, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "org__m"
+    >>> d.mkdir()
+    >>> _ = (d / "20240101_000000_results.json").write_text(json.dumps({"results": {"t": {
+    ...     "alias": "t", "acc,none": 0.5, "acc_stderr,none": 0.1}}, "model_name_sanitized": "org__m"}))
+    >>> load_scores(d).select("model", "task", "metric", "value", "stderr").rows()
+    [('org__m', 't', 'acc', 0.5, 0.1)]
+    """
+    problems = Problems(strict)
+    frames: list[pl.DataFrame] = []
+    found = discover(paths, problems)
+    for item in found:
+        if item.kind == "results":
+            try:
+                payload = read_results_json(item.path)
+            except ValueError as e:
+                problems.error(item.path, None, f"unreadable results JSON: {e}", "a results JSON object")
+                continue
+            frames.append(_scores_from_results(item.path, payload))
+        elif item.kind == "vlmevalkit_score":
+            table = read_score_table(item.path, problems)
+            if table is not None:
+                frames.append(
+                    table.with_columns(
+                        run_id=pl.lit(f"{item.path.parent.name}/{item.path.stem}"),
+                        filter=pl.lit("none"),
+                        stderr=pl.lit(None, pl.Float64),
+                        source_format=pl.lit("vlmevalkit_score"),
+                        source_file=pl.lit(str(item.path)),
+                    )
+                )
+    if not found and not problems.items:
+        problems.error(str(paths), None, "no results file found", "a results JSON or a VLMEvalKit score table")
+    frames = [f.select([pl.col(c).cast(t) for c, t in SCORE_COLUMNS.items()]) for f in frames if f.height]
+    df = pl.concat(frames) if frames else pl.DataFrame(schema=SCORE_COLUMNS)
+    return df if strict else (df, problems.items)
