@@ -1,0 +1,65 @@
+"""Lite subsets: embed a task's docs, pick k-center greedy centers, estimate scores, check fidelity, export.
+
+LMMs-Eval-Lite picked benchmark subsets by k-center greedy over concatenated CLIP image and BGE text
+embeddings and scored them with a plain mean. This package does the same, exactly and fast, adds the
+cell-size-weighted estimate, and measures how well a subset keeps the full set's scores and ranking
+against random and category-stratified subsets of the same size.
+
+Example:
+    >>> import numpy as np
+    >>> from lmms_nb.lite_selection import kcenter_greedy
+    >>> kcenter_greedy(np.array([[0.0], [1.0], [9.0]]), 2).picks.tolist()
+    [0, 2]
+"""
+
+from lmms_nb.lite_selection._embeddings import (
+    DEFAULT_IMAGE_MODEL,
+    DEFAULT_IMAGE_PRETRAINED,
+    DEFAULT_TEXT_MODEL,
+    ImageEmbedder,
+    TaskEmbeddings,
+    TextEmbedder,
+    build_tiny_clip,
+    combine_embeddings,
+    embed_task,
+)
+from lmms_nb.lite_selection._estimates import ScoreMatrix, lite_estimates, score_matrix
+from lmms_nb.lite_selection._export import (
+    load_lite_subset,
+    lite_task,
+    save_lite_dataset,
+    save_lite_subset,
+    write_lmms_eval_yaml,
+)
+from lmms_nb.lite_selection._fidelity import LiteFidelity, lite_fidelity, plot_fidelity
+from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
+from lmms_nb.lite_selection._subset import LiteSubset, build_lite_subset, resolve_budget
+
+__all__ = [
+    "DEFAULT_IMAGE_MODEL",
+    "DEFAULT_IMAGE_PRETRAINED",
+    "DEFAULT_TEXT_MODEL",
+    "ImageEmbedder",
+    "KCenterResult",
+    "LiteFidelity",
+    "LiteSubset",
+    "ScoreMatrix",
+    "TaskEmbeddings",
+    "TextEmbedder",
+    "assign_to_nearest",
+    "build_lite_subset",
+    "build_tiny_clip",
+    "combine_embeddings",
+    "embed_task",
+    "kcenter_greedy",
+    "lite_estimates",
+    "lite_fidelity",
+    "lite_task",
+    "load_lite_subset",
+    "plot_fidelity",
+    "resolve_budget",
+    "save_lite_dataset",
+    "save_lite_subset",
+    "score_matrix",
+    "write_lmms_eval_yaml",
+]
