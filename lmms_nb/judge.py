@@ -164,9 +164,8 @@ class LLMJudge:
         self, question: str, response: str | None, ground_truth: str, criteria: str = "", images: Sequence[Any] = ()
     ) -> Judgement:
         """Judge one response (see `judge_many`)."""
-        return self.judge_many([
-            {"question": question, "response": response, "ground_truth": ground_truth, "criteria": criteria, "images": images}
-        ])[0]
+        item = {"question": question, "response": response, "ground_truth": ground_truth, "criteria": criteria}
+        return self.judge_many([{**item, "images": images}])[0]
 
     def judge_many(self, items: Iterable[Mapping[str, Any]]) -> list[Judgement]:
         """Judge many responses concurrently; each item has question, response, ground_truth, criteria, images.
@@ -185,7 +184,9 @@ class LLMJudge:
             if item["response"] is None or not str(item["response"]).strip():
                 judgements[i] = Judgement(rating=0.0, explanation="No response", raw=None)
                 continue
-            prompt = self.prompt(str(item["question"]), str(item["response"]), str(item["ground_truth"]), str(item.get("criteria") or ""))
+            prompt = self.prompt(
+                str(item["question"]), str(item["response"]), str(item["ground_truth"]), str(item.get("criteria") or "")
+            )
             requests.append(Request(doc_id=i, task="llm_judge", images=list(item.get("images") or ()), prompt=prompt,
                                     generation_kwargs=dict(self.generation_kwargs)))
             positions.append(i)
@@ -325,7 +326,11 @@ class _JudgeScorer:
 
 
 def judge_scorer(
-    judge: LLMJudge, *, question_key: str = "question", criteria_key: str | None = "criteria", images_key: str | None = None
+    judge: LLMJudge,
+    *,
+    question_key: str = "question",
+    criteria_key: str | None = "criteria",
+    images_key: str | None = None,
 ) -> _JudgeScorer:
     """A per-sample scorer for `Metric`: ``(prediction, target, doc) -> rating / 10``, NaN when it failed.
 

@@ -28,14 +28,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 __all__ = [
     "Call",
@@ -48,6 +54,7 @@ __all__ = [
     "judge_reply_for",
     "prompt_of",
     "random_faults",
+    "server_process",
     "slow_first_attempts",
 ]
 
@@ -128,7 +135,9 @@ def judge_reply_for(prompt: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------- plans
-def fail_first_attempts(n: int, status: int = 429, retry_after: str | None = None, when: Callable[[Call], bool] | None = None) -> Plan:
+def fail_first_attempts(
+    n: int, status: int = 429, retry_after: str | None = None, when: Callable[[Call], bool] | None = None
+) -> Plan:
     """Each distinct request body fails its first `n` attempts with `status` (and Retry-After)."""
 
     def plan(call: Call) -> Fault | None:
@@ -155,7 +164,14 @@ def always_fail_if(marker: str, status: int = 500) -> Plan:
     return lambda call: Fault(status=status) if marker in call.prompt else None
 
 
-def random_faults(p_429: float = 0.0, p_500: float = 0.0, p_slow: float = 0.0, slow_s: float = 1.0, retry_after: str | None = "0", seed: int = 0) -> Plan:
+def random_faults(
+    p_429: float = 0.0,
+    p_500: float = 0.0,
+    p_slow: float = 0.0,
+    slow_s: float = 1.0,
+    retry_after: str | None = "0",
+    seed: int = 0,
+) -> Plan:
     """Faults drawn per (body, attempt) from a hash, so the same run meets the same faults every time."""
 
     def plan(call: Call) -> Fault | None:
@@ -256,6 +272,14 @@ class FakeOpenAIServer:
         """The chat-completions calls whose prompt contains (or, `exact`, equals) `marker`, in arrival order."""
         return [c for c in self.completions() if (c.prompt == marker if exact else marker in c.prompt)]
 
+    def stats(self) -> dict[str, Any]:
+        """Counts for a client that cannot see `calls` (the server runs in another process)."""
+        done = self.completions()
+        statuses: dict[str, int] = {}
+        for c in done:
+            statuses[str(c.status)] = statuses.get(str(c.status), 0) + 1
+        return {"completions": len(done), "max_in_flight": self.max_in_flight, "statuses": statuses}
+
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
@@ -295,7 +319,10 @@ class FakeOpenAIServer:
             time.sleep(delay)
         if fault is not None and (fault.status != 200 or fault.body is not None):
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            body = fault.body.encode() if fault.body is not None else _error_body(f"injected {fault.status}", "server_error")
+            if fault.body is not None:
+                body = fault.body.encode()
+            else:
+                body = _error_body(f"injected {fault.status}", "server_error")
             return fault.status, headers, body
         prompt = call.prompt
         text = judge_reply_for(prompt)
@@ -329,6 +356,11 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints: clients reuse connections
 
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out as two writes; with Nagle on, the body waits for a delayed ACK (40 ms).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             pass
 
@@ -348,6 +380,10 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
+            if self.path.rstrip("/").endswith("/_reset"):
+                server.reset()
+                self._send(200, {}, b"{}")
+                return
             call = server._record("POST", self.path, headers, raw)
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 status, extra, body = 404, {}, _error_body(f"no route {self.path}", "not_found")
@@ -364,6 +400,8 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             call = server._record("GET", self.path, headers, b"")
             if self.path.rstrip("/").endswith("/models"):
                 status, body = 200, json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+            elif self.path.rstrip("/").endswith("/_stats"):  # for a server in another process (server_process)
+                status, body = 200, json.dumps(server.stats()).encode()
             else:
                 status, body = 404, _error_body(f"no route {self.path}", "not_found")
             server._done(call, status)
@@ -371,3 +409,48 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
     return Handler
 
+
+
+# ------------------------------------------------------------------------------------ a server process
+@contextlib.contextmanager
+def server_process(reply_delay_s: float = 0.0, p_429: float = 0.0, p_500: float = 0.0, p_slow: float = 0.0,
+                   slow_s: float = 1.0, seed: int = 0) -> Iterator[str]:
+    """A `FakeOpenAIServer` in its own process (its own GIL: for benchmarks and multi-process clients).
+
+    Yields the base URL; ``GET <url>/_stats`` returns the counts, ``POST <url>/_reset`` clears them.
+    """
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--delay-s", str(reply_delay_s), "--p-429", str(p_429),
+           "--p-500", str(p_500), "--p-slow", str(p_slow), "--slow-s", str(slow_s), "--seed", str(seed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip() if proc.stdout else ""
+        if not line.startswith("http://"):
+            raise RuntimeError(f"fake server process did not start (printed {line!r}, exit code {proc.poll()})")
+        yield line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Serve a fake OpenAI-compatible endpoint; prints its base URL.")
+    ap.add_argument("--delay-s", type=float, default=0.0)
+    ap.add_argument("--p-429", type=float, default=0.0)
+    ap.add_argument("--p-500", type=float, default=0.0)
+    ap.add_argument("--p-slow", type=float, default=0.0)
+    ap.add_argument("--slow-s", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    faulty = a.p_429 or a.p_500 or a.p_slow
+    plan = random_faults(a.p_429, a.p_500, a.p_slow, a.slow_s, seed=a.seed) if faulty else None
+    srv = FakeOpenAIServer(plan=plan, reply_delay_s=a.delay_s).start()
+    print(srv.url, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    _main()

@@ -340,3 +340,17 @@ def test_registered_as_openai_and_model_args_hold_the_variable_name_only(server,
     assert "sk-secret-value" not in json.dumps(model.model_args)
     assert model.model_args["api_key_env"] == "MY_ENDPOINT_KEY"
     assert model.generate([]) == []
+
+
+def test_server_in_its_own_process_counts_attempts(tmp_path):
+    import httpx
+
+    from _servers import server_process
+
+    with server_process(p_429=0.5, seed=3) as url:
+        responses = OpenAIChatModel("fake-vlm", base_url=url, api_key_env=None, use_cache=False,
+                                    backoff_base_s=0.01, max_retries=8).generate([_req(i) for i in range(12)])
+        stats = httpx.get(f"{url}/_stats").json()
+    assert [r.text for r in responses] == [answer_for(f"q{i}", 0) for i in range(12)]
+    assert stats["statuses"].get("429", 0) > 0  # faults were injected, and retried through
+    assert stats["completions"] == 12 + stats["statuses"]["429"]

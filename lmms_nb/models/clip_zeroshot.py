@@ -152,7 +152,10 @@ class CLIPZeroShotModel:
     @staticmethod
     def _problem(r: Request) -> str | None:
         if not r.choices:
-            return "CLIP zero-shot needs a multiple-choice request (Request.choices is empty: the task has no doc_to_choice)"
+            return (
+                "CLIP zero-shot needs a multiple-choice request "
+                "(Request.choices is empty: the task has no doc_to_choice)"
+            )
         if len(r.choices) > len(_LETTERS):
             return f"CLIP zero-shot answers with a letter: at most {len(_LETTERS)} options, got {len(r.choices)}"
         if not r.images:
