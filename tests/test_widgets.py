@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from lmms_nb.models.baselines import FunctionModel
-from lmms_nb.widgets import NO_CATEGORY, EvalLauncher, SampleBrowser, SampleIndex, SampleQuery, thumbnail_data_uri
+from lmms_nb.widgets import NO_CATEGORY, CompareDashboard, EvalLauncher, SampleBrowser, SampleIndex, SampleQuery, thumbnail_data_uri
 from lmms_nb.widgets._html import esc
 
 from _toy import colour_of, toy_task
@@ -428,3 +428,73 @@ def test_sample_index_rejects_bad_input():
         SampleIndex(42)
     with pytest.raises(ValueError, match="page_size"):
         SampleIndex(random_table(n_docs=2)).page(SampleQuery(), 0, 0)
+
+
+# ---- CompareDashboard ---------------------------------------------------------------------------------------
+def frontend_click(figure, trace_index: int, point_index) -> None:
+    """What plotly's frontend sends over the comm when a point is clicked (the real path to `on_click`)."""
+    figure._js2py_pointsCallback = {
+        "event_type": "plotly_click",
+        "points": {"trace_indexes": [trace_index], "point_indexes": [point_index], "xs": [None], "ys": [None]},
+        "device_state": None,
+        "selector": None,
+    }
+
+
+def test_dashboard_shows_compare_and_clicks_open_the_browser():
+    from lmms_nb.analysis import compare
+
+    df = random_table(seed=5)
+    dash = CompareDashboard(df, n_resamples=300)
+    cmp = compare(df, n_resamples=300, runs="latest")
+    assert dash.comparison.scores.equals(cmp.scores) and dash.comparison.pairwise.equals(cmp.pairwise)
+    for row in cmp.scores.iter_rows(named=True):  # the table shows each score with its CI
+        assert all(f"{row[c]:.3f}" in dash.scores_html.value for c in ("score", "ci_low", "ci_high"))
+    assert set(dash.figures) == {"bar", "category", "samples"}
+    assert dash.browser.layout.display == "none"
+
+    bar = dash.figures["bar"]
+    trace_b = [t.name for t in bar.data].index("B")
+    point_t2 = [c[1] for c in bar.data[trace_b].customdata].index("t2")
+    frontend_click(bar, trace_b, point_t2)
+    assert dash.last_click == {"model": "B", "task": "t2", "group": None, "doc_id": None}
+    assert dash.browser.layout.display == "" and dash.browser.task_select.value == "t2"
+    n_b = cmp.scores.filter((pl.col("model") == "B") & (pl.col("task") == "t2"))
+    assert shown_keys(dash.browser) == expected_keys(df, task="t2")
+    assert sum(1 for r in df.iter_rows(named=True) if r["model"] == "B" and r["task"] == "t2" and r["anls"] is not None) == n_b["n"][0]
+
+    heat = dash.figures["category"]  # [row = model, column = task/group]
+    cells = heat.data[0].customdata
+    i, j = next((i, j) for i in range(len(cells)) for j in range(len(cells[i]))
+                if cells[i][j][0] == "A" and cells[i][j][1] == "t1" and cells[i][j][2] == "red")
+    frontend_click(heat, 0, [i, j])
+    assert dash.last_click["group"] == "red" and dash.browser.category_select.value == "red"
+    assert shown_keys(dash.browser) == expected_keys(df, task="t1", category="red")
+    by_group = cmp.scores_by_group.filter((pl.col("model") == "A") & (pl.col("task") == "t1") & (pl.col("category") == "red"))
+    assert by_group["n"][0] == sum(1 for r in df.iter_rows(named=True) if (r["model"], r["task"], r["category"]) == ("A", "t1", "red"))
+
+    samples = dash.figures["samples"]
+    model, task, doc_id, _ = samples.data[0].customdata[1][7]
+    frontend_click(samples, 0, [1, 7])
+    assert dash.last_click["doc_id"] == doc_id and dash.last_click["model"] == model
+    assert [(r["task"], r["doc_id"]) for r in dash.browser.page_rows.iter_rows(named=True)] == [(task, doc_id)]
+    assert "Samples behind" in dash.browser_title.value
+
+    dash.close_browser_button.click()
+    assert dash.browser.layout.display == "none"
+
+
+def test_dashboard_selection_reruns_compare_and_reports_errors():
+    df = random_table(seed=2)
+    dash = CompareDashboard(df, n_resamples=200)
+    dash.model_select.value = ("A", "C")
+    dash.task_select.value = ("t1",)
+    assert dash.comparison.models == ["A", "C"] and dash.comparison.tasks == ["t1"]
+    assert dash.comparison.pairwise.height == 1 and [t.name for t in dash.figures["bar"].data] == ["A", "C"]
+    dash.model_select.value = ()
+    assert dash.comparison is None and "choose at least one model" in dash.status_html.value
+    assert dash.figures == {}
+    evil = df.with_columns(pl.when(pl.col("model") == "A").then(pl.lit("<img src=x onerror=alert(1)>")).otherwise("model").alias("model"))
+    dash = CompareDashboard(evil, n_resamples=100)
+    assert "<img src=x" not in dash.scores_html.value + dash.pairwise_html.value
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dash.scores_html.value
