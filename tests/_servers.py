@@ -6,6 +6,9 @@ request it receives (arrival time, headers, parsed body, the status it sent) and
 *plan*: a callable `(call) -> Fault | None` deciding, per incoming request, whether to answer with a 429 and
 a Retry-After, a 5xx, a slow reply beyond the client's timeout, or anything else.
 
+`server_process(...)` runs one in a separate process (its own GIL: for benchmarks, or clients in several
+processes); ``GET <url>/_stats`` then reports the counts and ``POST <url>/_reset`` clears them.
+
 Answers:
 - a judge prompt (one containing ``[Ground Truth Response]``, as LiveBench's rubric) gets a JSON rating,
   10 when the assistant response equals the ground truth (case- and space-insensitive) else 0, wrapped in

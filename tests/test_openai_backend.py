@@ -318,7 +318,7 @@ def test_answers_paid_for_before_a_crash_are_kept(server, tmp_path):
 
 # --------------------------------------------------------------------------------------- event loops, API
 def test_generate_works_inside_a_running_event_loop(server, tmp_path):
-    model = _model(server, tmp_path, use_cache=False)
+    model = _model(server, tmp_path)
 
     async def notebook_cell():
         sync = model.generate([_req(0)])  # as a Jupyter cell calls it: a loop is already running
@@ -327,6 +327,9 @@ def test_generate_works_inside_a_running_event_loop(server, tmp_path):
 
     responses = asyncio.run(notebook_cell())
     assert [r.text for r in responses] == [answer_for("q0", 0), answer_for("q1", 0)]
+    # the cache written from the worker thread serves the main thread
+    assert [r.text for r in model.generate([_req(0), _req(1)])] == [r.text for r in responses]
+    assert len(server.completions()) == 2
 
 
 def test_registered_as_openai_and_model_args_hold_the_variable_name_only(server, tmp_path, monkeypatch):
