@@ -32,8 +32,11 @@ def list_models() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def get_model(name: str | Model, **kwargs: Any) -> Model:
-    """Build the model registered as `name` with `kwargs` (a `Model` instance passes through)."""
+def get_model(name: str | Model, /, **kwargs: Any) -> Model:
+    """Build the model registered as `name` with `kwargs` (a `Model` instance passes through).
+
+    `name` is positional-only so a backend's own `name=` keyword (its display name) can be passed through.
+    """
     if not isinstance(name, str):
         return name
     _ensure_builtin()
