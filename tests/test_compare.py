@@ -343,3 +343,17 @@ def test_result_columns_are_canonical_plus_computed():
                                   "ci_low", "ci_high"]
     assert not math.isnan(cmp.scores["ci_low"][0])
     assert np.all(cmp.scores["ci_low"].to_numpy() <= cmp.scores["ci_high"].to_numpy())
+
+
+def test_selection_edge_cases_have_clear_errors():
+    df = pl.concat([two_models(), rows("C", [1], task="u")])
+    with pytest.raises(ValueError, match=r"model\(s\) \['C'\] have no samples in task\(s\) \['t'\]"):
+        compare(df, models=["A", "C"], tasks=["t"])
+    with pytest.raises(ValueError, match="the sample table has no rows"):
+        compare(two_models().clear())
+    with pytest.raises(ValueError, match="runs= names model 'Z', which is not compared"):
+        compare(df, runs={"Z": "r"})
+    single = compare(rows("A", A))
+    assert single.pairwise.height == 0 and single.missing.height == 0
+    assert single.scores["score"].to_list() == [pytest.approx(5 / 8)]
+    assert "Comparison(models=['A']" in repr(single)

@@ -1,8 +1,9 @@
 """compare() on real lmms-eval logs: InternVL2-2B vs Qwen2-VL-7B on the same 13 motion_analysis_bench docs.
 
-The table is built here from the JSONL files with a plain polars read (doc_id, target, filtered_resps[0],
-input and the dict metric motion_analysis_bench_acc.correct), independently of lmms_nb's log readers, and
-the expected numbers come from reading those files by hand: InternVL2-2B right on docs 2, 3, 4, 7, 11, 12
+The table comes from `lmms_nb.load_logs`; one test also builds it with a plain polars read of the JSONL
+files (doc_id, target, filtered_resps[0], input and the dict metric motion_analysis_bench_acc.correct),
+independently of lmms_nb's readers, and checks that both give the same comparison. The expected numbers
+come from reading those files by hand: InternVL2-2B right on docs 2, 3, 4, 7, 11, 12
 (6/13), Qwen2-VL-7B on 0, 2, 3, 4, 5, 7, 9, 11 (8/13); they disagree on 0, 5, 9 (Qwen right) and 12
 (InternVL right).
 """
@@ -15,12 +16,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import lmms_nb
+
 from lmms_nb.analysis import compare
 
 OUTPUT = Path("lmms_eval/shaydamoezzi__lmms-eval/output")
+INTERNVL, QWEN = "OpenGVLab__InternVL2-2B", "Qwen__Qwen2-VL-7B-Instruct"  # lmms-eval's sanitized model names
 LOGS = {
-    "InternVL2-2B": "smoke_test/OpenGVLab__InternVL2-2B/20251022_112322_samples_motion_analysis_bench.jsonl",
-    "Qwen2-VL-7B": "smoke_test_qwen/Qwen__Qwen2-VL-7B-Instruct/20251024_233356_samples_motion_analysis_bench.jsonl",
+    INTERNVL: "smoke_test/OpenGVLab__InternVL2-2B/20251022_112322_samples_motion_analysis_bench.jsonl",
+    QWEN: "smoke_test_qwen/Qwen__Qwen2-VL-7B-Instruct/20251024_233356_samples_motion_analysis_bench.jsonl",
 }
 
 
@@ -58,21 +62,35 @@ def read_lmms_eval_samples(path: Path, model: str) -> pl.DataFrame:
 
 @pytest.fixture()
 def table(realworld: Path) -> pl.DataFrame:
+    return lmms_nb.load_logs([realworld / OUTPUT / "smoke_test", realworld / OUTPUT / "smoke_test_qwen"])
+
+
+@pytest.fixture()
+def independent_table(realworld: Path) -> pl.DataFrame:
     return pl.concat([read_lmms_eval_samples(realworld / OUTPUT / rel, model) for model, rel in LOGS.items()],
                      how="diagonal_relaxed")
 
 
+def test_load_logs_and_an_independent_read_give_the_same_comparison(table, independent_table):
+    ours, independent = compare(table), compare(independent_table)
+    assert ours.models == independent.models == [INTERNVL, QWEN]
+    assert ours.scores.select("model", "n", "score", "ci_low", "ci_high").equals(
+        independent.scores.select("model", "n", "score", "ci_low", "ci_high"))
+    cols = ["n_both", "a_right_b_wrong", "b_right_a_wrong", "p_value", "ci_low", "ci_high"]
+    assert ours.pairwise.select(cols).equals(independent.pairwise.select(cols))
+
+
 def test_scores_and_mcnemar_on_real_logs(table):
-    cmp = compare(table, models=["InternVL2-2B", "Qwen2-VL-7B"])
+    cmp = compare(table, models=[INTERNVL, QWEN])
     scores = {r["model"]: r for r in cmp.scores.iter_rows(named=True)}
-    assert scores["InternVL2-2B"]["n"] == 13 and scores["Qwen2-VL-7B"]["n"] == 13
-    assert round(100 * scores["InternVL2-2B"]["score"], 2) == 46.15
-    assert round(100 * scores["Qwen2-VL-7B"]["score"], 2) == 61.54
+    assert scores[INTERNVL]["n"] == 13 and scores[QWEN]["n"] == 13
+    assert round(100 * scores[INTERNVL]["score"], 2) == 46.15
+    assert round(100 * scores[QWEN]["score"], 2) == 61.54
     # The bootstrap distribution of a 0/1 mean is Binomial(13, k/13)/13; its 2.5% and 97.5% quantiles by hand:
-    for model, k in (("InternVL2-2B", 6), ("Qwen2-VL-7B", 8)):
+    for model, k in ((INTERNVL, 6), (QWEN, 8)):
         low, high = binomial_quantiles(13, k / 13)
         assert (scores[model]["ci_low"], scores[model]["ci_high"]) == (pytest.approx(low / 13), pytest.approx(high / 13))
-    assert (scores["InternVL2-2B"]["ci_low"], scores["InternVL2-2B"]["ci_high"]) == (pytest.approx(3 / 13), pytest.approx(9 / 13))
+    assert (scores[INTERNVL]["ci_low"], scores[INTERNVL]["ci_high"]) == (pytest.approx(3 / 13), pytest.approx(9 / 13))
     row = cmp.pairwise.row(0, named=True)
     assert (row["n_both"], row["only_a"], row["only_b"]) == (13, 0, 0)
     assert (row["a_right_b_wrong"], row["b_right_a_wrong"]) == (1, 3)
@@ -84,7 +102,7 @@ def test_scores_and_mcnemar_on_real_logs(table):
 
 def test_disagreement_slices_on_real_logs(table):
     cmp = compare(table)
-    a, b = "InternVL2-2B", "Qwen2-VL-7B"
+    a, b = INTERNVL, QWEN
     assert cmp.a_right_b_wrong(a, b)["doc_id"].to_list() == [12]
     fixed = cmp.b_right_a_wrong(a, b)
     assert fixed["doc_id"].to_list() == [0, 5, 9]
@@ -101,7 +119,7 @@ def test_disagreement_slices_on_real_logs(table):
 def test_figures_on_real_logs(table):
     cmp = compare(table)
     bar = cmp.bar_figure()
-    assert [t.name for t in bar.data] == ["InternVL2-2B", "Qwen2-VL-7B"]
+    assert [t.name for t in bar.data] == [INTERNVL, QWEN]
     assert list(bar.data[1].y) == [pytest.approx(8 / 13)]
     heat = cmp.sample_heatmap()
     assert heat.data[0].z.shape == (2, 13)

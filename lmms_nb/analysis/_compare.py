@@ -1,8 +1,14 @@
 """`compare()`: scores with bootstrap CIs, paired tests between models, disagreement slices and figures.
 
-Samples of two models are aligned on (task, doc_id, filter) with one polars pivot (models become columns),
-and every pairwise count is a polars expression over that wide table; numpy/scipy only see the resulting
-counts (and, for continuous metrics, the paired differences).
+How the work is split, so that 10 models x 100k samples take well under a second (benchmarks/bench_compare.py):
+- one polars group-by summarises the samples per model x run x task x filter (x category): the metric
+  choice, the run checks and every score come from that small table;
+- samples are aligned on (task, doc_id, filter) by polars joins on one integer key into a wide table
+  (one value and one correct column per model; null = not scored for that model);
+- every pairwise count (n_both, only_a, a_right_b_wrong, ...) of every model pair is an entry of a product
+  of that wide table's presence / correctness matrices (one BLAS call per task);
+- scipy sees only counts (exact McNemar, exact binomial bootstrap quantiles) and, for continuous metrics,
+  the paired differences (scipy.stats.bootstrap, ttest).
 
 Example:
     >>> import polars as pl
@@ -400,28 +406,38 @@ class Comparison:
         right and others wrong qualify; ties go to the most even split.
         """
         self._check_task(task)
-        rows = self.samples.filter(pl.col("correct").is_not_null())
-        if task is not None:
-            rows = rows.filter(pl.col("task") == task)
-        strength = self.scores.select("model", "task", "filter", pl.col("score").alias("_strength"))
-        rows = rows.join(strength, on=["model", "task", "filter"], how="left")
+        k = len(self.models)
+        wide = self.wide if task is None else self.wide.filter(pl.col("task") == task)
+        # Each model's score on the sample's task (its "ability"), as columns s_<i> next to correct_<i>.
+        strength = self.scores.select(
+            "task", "filter", pl.col("model").replace_strict({m: f"s_{i}" for i, m in enumerate(self.models)}), "score"
+        ).pivot(on="model", index=["task", "filter"], values="score")
+        strength = strength.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"s_{i}") for i in range(k)
+                                         if f"s_{i}" not in strength.columns)
+        right = [pl.col(f"correct_{i}").cast(pl.Float64) for i in range(k)]
+        wrong = [1.0 - r for r in right]
+        ability = [pl.col(f"s_{i}") for i in range(k)]
         keyed = (
-            rows.group_by(_KEY)
-            .agg(
-                pl.len().alias("n_models"),
-                pl.col("correct").sum().cast(pl.Int64).alias("n_right"),
+            wide.join(strength, on=["task", "filter"], how="left")
+            .select(
+                *_KEY,
+                pl.sum_horizontal(r.is_not_null() for r in right).cast(pl.Int64).alias("n_models"),
+                pl.sum_horizontal(right).cast(pl.Int64).alias("n_right"),
                 (
-                    pl.col("_strength").filter(pl.col("correct")).mean()
-                    - pl.col("_strength").filter(~pl.col("correct")).mean()
+                    pl.sum_horizontal(r * a for r, a in zip(right, ability)) / pl.sum_horizontal(right)
+                    - pl.sum_horizontal(w * a for w, a in zip(wrong, ability)) / pl.sum_horizontal(wrong)
                 ).alias("separation"),
-                pl.col("model").filter(pl.col("correct")).sort().alias("right"),
-                pl.col("model").filter(~pl.col("correct")).sort().alias("wrong"),
+                *[pl.col(f"correct_{i}") for i in range(k)],
             )
             .filter((pl.col("n_right") > 0) & (pl.col("n_right") < pl.col("n_models")))
             .with_columns((pl.col("n_right") / pl.col("n_models") - 0.5).abs().alias("_balance"))
             .sort(["separation", "_balance", "task", "filter", "doc_id"], descending=[True, False, False, False, False])
             .head(n)
-            .drop("_balance")
+            .with_columns(  # who got it right / wrong, for the top rows only
+                pl.concat_list(pl.when(r == 1).then(pl.lit(m)) for r, m in zip(right, self.models)).list.drop_nulls().alias("right"),
+                pl.concat_list(pl.when(r == 0).then(pl.lit(m)) for r, m in zip(right, self.models)).list.drop_nulls().alias("wrong"),
+            )
+            .drop("_balance", *[f"correct_{i}" for i in range(k)])
         )
         return self._browse(keyed)
 
@@ -495,6 +511,12 @@ class Comparison:
         return agreement_figure(self)
 
     # ---- notebook display -----------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (
+            f"Comparison(models={self.models}, tasks={self.tasks}, metrics={self.metrics}, by={self.by}, "
+            f"pairwise={self.pairwise.height} rows, missing={self.missing.height})"
+        )
+
     def _repr_html_(self) -> str:
         return _comparison_html(self)
 
@@ -523,11 +545,19 @@ def compare(
             (the run id that sorts last); otherwise that case raises.
         confidence, n_resamples, seed: of the percentile bootstrap CIs (fixed seed: reproducible numbers).
 
+    `scores` / `scores_by_group`: n (scored samples), n_unscored (rows whose metric is null, e.g. a model
+    error), score (mean of the metric) and a percentile bootstrap CI: for 0/1 metrics computed exactly from
+    the binomial (the limit of infinitely many resamples), for continuous ones by scipy.stats.bootstrap.
+
+    "Correct" (slices, flips, agreement, the sample heatmap) is value == 1 for 0/1 metrics and value >= 0.5
+    (`CONTINUOUS_CORRECT_THRESHOLD`) for continuous ones such as ANLS.
+
     `pairwise` has one row per model pair (a before b in model order) x task x filter: n_both, only_a/only_b
     (samples scored for one side only: counted here, listed in `missing`), a_right_b_wrong, b_right_a_wrong,
-    score_a/score_b on the shared samples, diff = score_a - score_b with its paired bootstrap CI, and
-    p_value from McNemar's exact test (0/1 metrics) or a paired t-test (continuous metrics), p_holm adjusted
-    over all pairs of the same task and filter, and `test` naming the test.
+    score_a/score_b on the shared samples, diff = score_a - score_b with its paired bootstrap CI (pairs
+    resampled; n_resamples draws seeded by seed and the pair's counts), and p_value from McNemar's exact test
+    (0/1 metrics: binomial test on the discordant pairs) or a paired t-test (continuous metrics), p_holm
+    adjusted (Holm) over all model pairs of the same task and filter, and `test` naming the test.
 
     >>> import polars as pl
     >>> df = pl.DataFrame({"model": ["A", "A", "B"], "task": ["t"] * 3, "doc_id": [0, 1, 0], "acc": [1, 0, 1]})
@@ -580,6 +610,12 @@ class Flips:
     fixed: pl.DataFrame
     broken: pl.DataFrame
     missing: pl.DataFrame
+
+    def __repr__(self) -> str:
+        return (
+            f"Flips({self.run_a!r} -> {self.run_b!r}: {self.fixed.height} fixed, {self.broken.height} broken, "
+            f"{self.missing.height} missing on one side)"
+        )
 
     def _repr_html_(self) -> str:
         e = html.escape

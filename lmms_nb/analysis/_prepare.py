@@ -148,7 +148,13 @@ def select_rows(
     task_order = list(dict.fromkeys(tasks)) if tasks is not None else present_tasks
     task_order = [t for t in task_order if t in set(blocks["task"].to_list())]
     if blocks.height == 0:
+        if models is None and tasks is None:
+            raise ValueError("the sample table has no rows")
         raise ValueError(f"no samples left for models={models} and tasks={tasks}")
+    have = set(blocks["model"].to_list())
+    empty = [m for m in model_order if m not in have]
+    if empty:
+        raise ValueError(f"model(s) {empty} have no samples in task(s) {task_order}")
     return table, blocks, model_order, task_order
 
 
@@ -205,9 +211,12 @@ def resolve_runs(table: pl.DataFrame, blocks: pl.DataFrame, runs: RunChoice) -> 
     """
     keep: pl.Expr | None = None
     if isinstance(runs, Mapping):
+        compared = set(blocks["model"].to_list())
         for model, run_id in runs.items():
+            if model not in compared:
+                raise ValueError(f"runs= names model {model!r}, which is not compared; models: {sorted(compared)}")
             have = blocks.filter(pl.col("model") == model)["run_id"].unique().to_list()
-            if have and run_id not in have:
+            if run_id not in have:
                 raise ValueError(f"runs= picks run {run_id!r} for model {model!r}, whose runs are {sorted(map(str, have))}")
         keep = pl.lit(True)
         for model, run_id in runs.items():
