@@ -324,6 +324,23 @@ class _JudgeScorer:
             self.failures.append((question, j.error or "unknown error"))
         return j.score
 
+    def batch(self, predictions: Sequence[str], targets: Sequence[str], docs: Sequence[Doc]) -> list[float]:
+        """Score a whole batch with one concurrent `judge_many` call (the runner's `Metric.score_batch`)."""
+        items = []
+        for prediction, target, doc in zip(predictions, targets, docs):
+            if self.question_key not in doc:
+                raise KeyError(f"llm judge: the doc has no {self.question_key!r} field (fields: {sorted(doc)})")
+            items.append({
+                "question": str(doc[self.question_key]), "response": prediction, "ground_truth": str(target),
+                "criteria": str(doc.get(self.criteria_key) or "") if self.criteria_key else "",
+                "images": list(doc.get(self.images_key) or ()) if self.images_key else [],
+            })
+        judgements = self.judge.judge_many(items)
+        for item, j in zip(items, judgements):
+            if not j.ok:
+                self.failures.append((item["question"], j.error or "unknown error"))
+        return [j.score for j in judgements]
+
 
 def judge_scorer(
     judge: LLMJudge,
@@ -364,5 +381,6 @@ def judge_metric(
     elif judge_kwargs:
         raise TypeError(f"pass either judge= or judge arguments, not both (got {sorted(judge_kwargs)})")
     scorer = judge_scorer(judge, question_key=question_key, criteria_key=criteria_key, images_key=images_key)
-    return Metric(name=name, score=scorer, aggregate=judge_aggregation, higher_is_better=True)
+    return Metric(name=name, score=scorer, aggregate=judge_aggregation, higher_is_better=True,
+                  score_batch=scorer.batch)
 

@@ -356,9 +356,11 @@ def _run_task(model: Model, task: Task, dataset: Any, doc_ids: list[int], s_file
                 requests = [_make_request(task, i, d) for i, d in zip(batch_ids, docs)]
                 responses = _generate_safely(model, requests)
                 records = []
-                for doc_id, doc, req, resp in zip(batch_ids, docs, requests, responses):
+                batch_scores = _score_batched_metrics(task, docs, responses)
+                for k, (doc_id, doc, req, resp) in enumerate(zip(batch_ids, docs, requests, responses)):
                     recs = _score_one(task, doc_id, doc, req, resp, run_id=run_id, model_name=model.name,
-                                      image_ref_base=image_ref_base)
+                                      image_ref_base=image_ref_base,
+                                      precomputed={f: v[k] for f, v in batch_scores.items()})
                     records.extend(recs)
                     if recs[0]["error"] is not None:
                         n_errors += 1
@@ -409,9 +411,50 @@ def _generate_safely(model: Model, requests: list[Request]) -> list[Response]:
         return out
 
 
+def _score_batched_metrics(task: Task, docs: list[dict[str, Any]],
+                           responses: list[Response]) -> dict[str, list[dict[str, Any]]]:
+    """Values of the task's batched metrics, per filter then per doc: {filter: [{metric: value | Exception}]}.
+
+    One call per metric and filter covers the whole batch (an LLM judge then sends its requests concurrently).
+    A scorer that raises marks the batch's samples with that error instead of stopping the run.
+    """
+    metrics = task.batch_metrics()
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not metrics:
+        return out
+    ok = [i for i, r in enumerate(responses) if r.error is None]
+    for filter_name, filter_fn in task.filters.items():
+        per_doc: list[dict[str, Any]] = [{} for _ in docs]
+        preds, idx = [], []
+        for i in ok:
+            try:
+                preds.append(filter_fn(responses[i].text or "", docs[i]))
+                idx.append(i)
+            except Exception:  # noqa: BLE001 - reported per sample by _score_one
+                pass
+        targets = [task.doc_to_target(docs[i]) for i in idx]
+        for m in metrics:
+            try:
+                values = list(m.score_batch(preds, targets, [docs[i] for i in idx])) if idx else []
+                if len(values) != len(idx):
+                    raise RuntimeError(f"{m.name}: {len(values)} values for {len(idx)} samples")
+            except Exception as e:  # noqa: BLE001
+                values = [e] * len(idx)
+            for i, v in zip(idx, values):
+                per_doc[i][m.name] = v
+        out[filter_name] = per_doc
+    return out
+
+
 def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp: Response, *, run_id: str,
-               model_name: str, image_ref_base: str | None) -> list[dict[str, Any]]:
-    """One log record per filter for this doc, in lmms-eval's key layout plus ours."""
+               model_name: str, image_ref_base: str | None,
+               precomputed: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One log record per filter for this doc, in lmms-eval's key layout plus ours.
+
+    A metric value that is NaN (e.g. a failed LLM judgement) is logged as null: missing, never a 0.
+    """
+    import math
+
     target = task.doc_to_target(doc)
     category = doc.get(task.category_column) if task.category_column else None
     metric_names = sorted(_metric_names(task))
@@ -424,7 +467,22 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
             raw = resp.text if resp.text is not None else ""
             try:
                 prediction = filter_fn(raw, doc)
-                values.update(task.score(doc, prediction))
+                batched = (precomputed or {}).get(filter_name, {})
+                if task.process_results is not None:
+                    values.update(task.score(doc, prediction))
+                else:
+                    target_value = task.doc_to_target(doc)
+                    for m in task.metrics:
+                        if not m.per_sample:
+                            continue
+                        if m.name in batched:
+                            v = batched[m.name]
+                            if isinstance(v, Exception):
+                                raise v
+                            values[m.name] = float(v)
+                        else:
+                            values[m.name] = float(m.score(prediction, target_value, doc))
+                values = {k: (None if v is not None and math.isnan(v) else v) for k, v in values.items()}
             except Exception as e:  # noqa: BLE001 - a scorer bug on one sample is that sample's error
                 error = f"scoring failed: {type(e).__name__}: {e}"
                 values = {m: None for m in metric_names}

@@ -154,3 +154,22 @@ def test_pandas_on_request(tmp_path):
     run = lmms_nb.evaluate(FunctionModel(colour_of, name="p"), toy_task(6), output_dir=tmp_path, progress=False)
     pdf = run.to_pandas()
     assert len(pdf) == 6 and "exact_match" in pdf.columns
+
+
+def test_batched_metric_is_called_once_per_batch_and_nan_is_missing(tmp_path):
+    calls = []
+
+    def judge_like(preds, targets, docs):
+        calls.append(len(preds))
+        # "fails" (NaN) on green docs, as a judge whose reply could not be parsed
+        return [float("nan") if t == "green" else float(p == t) for p, t in zip(preds, targets)]
+
+    task = toy_task(12)
+    task.metrics = [lmms_nb.Metric("judged", lambda p, t, d: 0.0, score_batch=judge_like)]
+    run = lmms_nb.evaluate(FunctionModel(colour_of, name="judged"), task, output_dir=tmp_path, batch_size=5,
+                           progress=False)
+    assert calls == [5, 5, 2]
+    assert run.samples["judged"].null_count() == 4  # the 4 green docs: missing, not 0
+    assert run.samples["error"].null_count() == 12
+    row = run.scores.row(0, named=True)
+    assert row["n"] == 8 and row["value"] == 1.0

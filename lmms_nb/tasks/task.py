@@ -50,6 +50,9 @@ class Metric:
     #: when False the metric is only an aggregate (e.g. MME acc+): it reuses `source`'s per-sample values.
     per_sample: bool = True
     source: str | None = None
+    #: optional batched scorer (predictions, targets, docs) -> values, used instead of `score` when set: for
+    #: scorers that call a model (an LLM judge), so one batch of samples is one batch of concurrent requests.
+    score_batch: Callable[[Sequence[str], Sequence[str], Sequence[Doc]], Sequence[float]] | None = None
 
 
 def _identity_filter(response: str, doc: Doc) -> str:
@@ -110,11 +113,25 @@ class Task:
         return [int(i) for i in self.doc_ids]
 
     def score(self, doc: Doc, prediction: str) -> dict[str, float]:
-        """Per-sample metric values for one filtered prediction."""
+        """Per-sample metric values for one filtered prediction (batched scorers are called with a batch of 1)."""
         if self.process_results is not None:
             return {k: float(v) for k, v in self.process_results(doc, prediction).items()}
         target = self.doc_to_target(doc)
-        return {m.name: float(m.score(prediction, target, doc)) for m in self.metrics if m.per_sample}
+        out = {}
+        for m in self.metrics:
+            if not m.per_sample:
+                continue
+            if m.score_batch is not None:
+                out[m.name] = float(m.score_batch([prediction], [target], [doc])[0])
+            else:
+                out[m.name] = float(m.score(prediction, target, doc))
+        return out
+
+    def batch_metrics(self) -> list[Metric]:
+        """The per-sample metrics that score a whole batch at once (see `Metric.score_batch`)."""
+        if self.process_results is not None:
+            return []
+        return [m for m in self.metrics if m.per_sample and m.score_batch is not None]
 
     def fingerprint(self) -> str:
         """A short hash of what determines this task's requests: name, version, prompts, kwargs, data size.
