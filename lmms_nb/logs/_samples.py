@@ -223,14 +223,16 @@ def read_jsonl_slow(meta: FileMeta, problems: Problems) -> pl.DataFrame:
 
 
 _TOKEN_COUNTS = pl.List(pl.Struct({"output_tokens": pl.Int64, "generation_seconds": pl.Float64}))
-_TEXT_KEYS = ("target", "filtered_resps", "resps", "input", "filter", "filter_key",
+_RESPONSE_TYPES = {0: pl.String, 1: pl.List(pl.String), 2: pl.List(pl.List(pl.String))}
+_TEXT_KEYS = ("target", "input", "filter", "filter_key",
               "run_id", "model", "task", "split", "category", "image_ref", "error", "raw_response")
 
 
 @dataclass
 class _Plan:
     schema: dict[str, pl.DataType]
-    filtered_is_list: bool
+    filtered_depth: int  # 0: a bare string, 1: ["x"], 2: [["x"]]
+    resps_depth: int
     metrics: dict[str, tuple[str, str | None, str | None]]  # name -> (kind, score field, category field)
 
 
@@ -244,6 +246,32 @@ def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "dict"
     return "other"
+
+
+def _depth(values: list[Any]) -> int | None:
+    """How `filtered_resps`/`resps` values nest: 0 bare strings, 1 `[x]`, 2 `[[x]]`; -1 unknown (nulls, empty
+    lists); None when the values disagree or hold something else (the slow path handles those)."""
+    depths = set()
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, str):
+            depths.add(0)
+        elif isinstance(value, list):
+            heads = [v for v in value if v is not None]
+            if not heads:
+                continue
+            if all(isinstance(v, list) for v in heads) and all(isinstance(x, str) or x is None for v in heads for x in v):
+                depths.add(2)
+            elif all(isinstance(v, str) for v in heads):
+                depths.add(1)
+            else:
+                return None
+        else:
+            return None
+    if len(depths) > 1:
+        return None
+    return depths.pop() if depths else -1
 
 
 def _sniff(path: Path) -> list[dict[str, Any]] | None:
@@ -284,10 +312,17 @@ def _plan(records: list[dict[str, Any]]) -> _Plan | None:
             return None
         for key in rec:
             keys.setdefault(key, None)
-    fr_kinds = {type(rec["filtered_resps"]).__name__ for rec in records if rec.get("filtered_resps") is not None}
-    if not fr_kinds <= {"str", "list"} or len(fr_kinds) > 1:
+    filtered_depth = _depth([rec.get("filtered_resps") for rec in records])
+    resps_depth = _depth([rec.get("resps") for rec in records])
+    if filtered_depth is None or resps_depth is None or resps_depth == 0:
         return None
+    if filtered_depth < 0:
+        filtered_depth = 1  # only nulls and empty lists so far
+    if resps_depth < 0:  # no `resps` in the first lines: lmms-eval nests them like filtered_resps, v0.7 flat
+        resps_depth = 1 if filtered_depth == 0 else 2
     for rec in records:
+        if not all(isinstance(rec.get(k), (str, int, float, type(None))) for k in ("target", "input")):
+            return None  # lists or dicts there are stored as JSON text, which polars cannot write exactly
         counts = rec.get("token_counts")
         if counts is not None and not (isinstance(counts, list) and all(isinstance(c, dict) for c in counts)):
             return None
@@ -297,10 +332,13 @@ def _plan(records: list[dict[str, Any]]) -> _Plan | None:
 
     schema: dict[str, pl.DataType] = {"doc_id": pl.Int64}
     schema.update({key: pl.String for key in _TEXT_KEYS})
-    # token_counts and input_media are read as their JSON text and decoded afterwards: polars builds nested
-    # List/Struct columns from NDJSON several times slower than strings, and `str.json_decode` is fast
-    schema.update({"latency_s": pl.Float64, "output_tokens": pl.Int64, "token_counts": pl.String,
-                   "input_media": pl.String})
+    # responses and media paths are read with their exact list types: polars reads a list into a String column
+    # as text that does not escape backslashes and control characters, so it cannot be decoded back.
+    # token_counts (numbers only) is read as that text and decoded afterwards: polars builds a nested
+    # List(Struct) from NDJSON several times slower than a string, and `str.json_decode` is fast.
+    schema.update({"filtered_resps": _RESPONSE_TYPES[filtered_depth], "resps": _RESPONSE_TYPES[resps_depth],
+                   "latency_s": pl.Float64, "output_tokens": pl.Int64, "token_counts": pl.String,
+                   "input_media": pl.List(pl.String)})
     metrics: dict[str, tuple[str, str | None, str | None]] = {}
     for key in keys:
         if key in NON_METRIC_KEYS:
@@ -336,25 +374,22 @@ def _plan(records: list[dict[str, Any]]) -> _Plan | None:
         else:
             schema[key] = pl.Boolean if kind == "bool" else pl.Float64
             metrics[key] = (kind, None, None)
-    return _Plan(schema=schema, filtered_is_list=fr_kinds != {"str"}, metrics=metrics)
+    return _Plan(schema=schema, filtered_depth=filtered_depth, resps_depth=resps_depth, metrics=metrics)
 
 
-def _first_of_list_text(col: pl.Expr) -> pl.Expr:
-    # polars reads a list into a String column as its JSON text: take its first (or first-of-first) item
-    return (
-        pl.when(col.str.starts_with("[["))
-        .then(col.str.json_path_match("$[0][0]"))
-        .when(col.str.starts_with("["))
-        .then(col.str.json_path_match("$[0]"))
-        .otherwise(col)
-    )
+def _first_response(col: pl.Expr, depth: int) -> pl.Expr:
+    if depth == 0:
+        return col
+    if depth == 1:
+        return col.list.first()
+    return col.list.first().list.first()
 
 
 def _expressions(plan: _Plan, meta: FileMeta) -> list[pl.Expr]:
     source_file = str(meta.path)
     filtered = pl.col("filtered_resps")
-    prediction = _first_of_list_text(filtered) if plan.filtered_is_list else filtered
-    raw_response = pl.coalesce(pl.col("raw_response"), _first_of_list_text(pl.col("resps")), prediction)
+    prediction = _first_response(filtered, plan.filtered_depth)
+    raw_response = pl.coalesce(pl.col("raw_response"), _first_response(pl.col("resps"), plan.resps_depth), prediction)
 
     metric_exprs: list[pl.Expr] = []
     categories: list[pl.Expr] = [pl.col("category")]
@@ -409,7 +444,7 @@ def _staged(plan: _Plan) -> list[pl.Expr]:
     # decoded once in a first stage, because the final expressions use them in several branches
     media = pl.col("input_media")
     return [
-        pl.when(media.str.starts_with("[")).then(media.str.json_path_match("$[0]")).otherwise(media).alias("__media"),
+        media.list.first().alias("__media"),
         pl.col("token_counts").str.json_decode(_TOKEN_COUNTS).list.first().alias("__first_count"),
     ]
 
@@ -427,9 +462,18 @@ def scan_fast(meta: FileMeta) -> pl.LazyFrame | None:
 
 
 def _is_clean(frame: pl.DataFrame) -> bool:
-    """No missing doc_id and no duplicate (doc_id, filter): otherwise the slow path names the lines."""
+    """No missing doc_id and no duplicate (doc_id, filter): otherwise the slow path names the lines.
+
+    Also sends back to the slow path a file whose target or input holds a list or dict further down than
+    the sniffed lines (polars would have turned it into text without JSON escaping); a plain text target
+    that starts with "[" or "{" costs a slow read but reads the same.
+    """
     if frame.height == 0 or frame["doc_id"].null_count():
         return False
+    for name in ("target", "input"):
+        text = frame[name]
+        if (text.str.starts_with("[") | text.str.starts_with("{")).any():
+            return False
     if frame["filter"].n_unique() == 1:
         return not frame["doc_id"].is_duplicated().any()
     return not frame.select(pl.struct("doc_id", "filter").is_duplicated().any()).item()
