@@ -435,9 +435,6 @@ def test_vlmevalkit_prediction_tables(tmp_path):
 
 def test_our_own_runs_through_the_runner(tmp_path):
     """lmms-nb's runner writes real logs; load_logs must give back the table the runner itself built."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from _toy import toy_task
 
     from lmms_nb.models.baselines import FunctionModel

@@ -251,13 +251,15 @@ def _kind(value: Any) -> str:
 def _depth(values: list[Any]) -> int | None:
     """How `filtered_resps`/`resps` values nest: 0 bare strings, 1 `[x]`, 2 `[[x]]`; -1 unknown (nulls, empty
     lists); None when the values disagree or hold something else (the slow path handles those)."""
-    depths = set()
+    depths: set[int] = set()
+    some_list = False
     for value in values:
         if value is None:
             continue
         if isinstance(value, str):
             depths.add(0)
         elif isinstance(value, list):
+            some_list = True
             heads = [v for v in value if v is not None]
             if not heads:
                 continue
@@ -269,7 +271,7 @@ def _depth(values: list[Any]) -> int | None:
                 return None
         else:
             return None
-    if len(depths) > 1:
+    if len(depths) > 1 or (some_list and depths == {0}):
         return None
     return depths.pop() if depths else -1
 
@@ -330,15 +332,21 @@ def _plan(records: list[dict[str, Any]]) -> _Plan | None:
         if media is not None and not (isinstance(media, list) and all(isinstance(m, str) for m in media)):
             return None
 
+    # Only the keys the first lines have are read (each declared key costs a lookup per line), except `resps`,
+    # which lmms-eval writes only on the lines where it differs from `filtered_resps`.
+    # Responses are read with their exact list types: polars reads a list into a String column as text that
+    # does not escape backslashes and control characters, so it cannot be decoded back exactly.
+    # token_counts (numbers) and input_media (paths) are read as that text anyway and decoded afterwards:
+    # polars builds nested List columns from NDJSON several times slower than strings; a media path with a
+    # backslash or control character, the one case that text garbles, sends the file to the slow path.
     schema: dict[str, pl.DataType] = {"doc_id": pl.Int64}
-    schema.update({key: pl.String for key in _TEXT_KEYS})
-    # responses and media paths are read with their exact list types: polars reads a list into a String column
-    # as text that does not escape backslashes and control characters, so it cannot be decoded back.
-    # token_counts (numbers only) is read as that text and decoded afterwards: polars builds a nested
-    # List(Struct) from NDJSON several times slower than a string, and `str.json_decode` is fast.
-    schema.update({"filtered_resps": _RESPONSE_TYPES[filtered_depth], "resps": _RESPONSE_TYPES[resps_depth],
-                   "latency_s": pl.Float64, "output_tokens": pl.Int64, "token_counts": pl.String,
-                   "input_media": pl.List(pl.String)})
+    schema.update({key: pl.String for key in _TEXT_KEYS if key in keys})
+    schema["filtered_resps"] = _RESPONSE_TYPES[filtered_depth]
+    schema["resps"] = _RESPONSE_TYPES[resps_depth]
+    for key, dtype in (("latency_s", pl.Float64), ("output_tokens", pl.Int64), ("token_counts", pl.String),
+                       ("input_media", pl.String)):
+        if key in keys:
+            schema[key] = dtype
     metrics: dict[str, tuple[str, str | None, str | None]] = {}
     for key in keys:
         if key in NON_METRIC_KEYS:
@@ -387,12 +395,16 @@ def _first_response(col: pl.Expr, depth: int) -> pl.Expr:
 
 def _expressions(plan: _Plan, meta: FileMeta) -> list[pl.Expr]:
     source_file = str(meta.path)
+
+    def col(name: str, dtype: pl.DataType = pl.String) -> pl.Expr:
+        return pl.col(name) if name in plan.schema else pl.lit(None, dtype)
+
     filtered = pl.col("filtered_resps")
     prediction = _first_response(filtered, plan.filtered_depth)
-    raw_response = pl.coalesce(pl.col("raw_response"), _first_response(pl.col("resps"), plan.resps_depth), prediction)
+    raw_response = pl.coalesce(col("raw_response"), _first_response(pl.col("resps"), plan.resps_depth), prediction)
 
     metric_exprs: list[pl.Expr] = []
-    categories: list[pl.Expr] = [pl.col("category")]
+    categories: list[pl.Expr] = [col("category")]
     for name, (kind, score, cat) in plan.metrics.items():
         if kind == "dict":
             value = pl.col(name).struct.field(score).cast(pl.Float64) if score else pl.lit(None, pl.Float64)
@@ -405,7 +417,7 @@ def _expressions(plan: _Plan, meta: FileMeta) -> list[pl.Expr]:
     media = pl.col("__media")
     looks_base64 = media.str.starts_with("data:") | (media.str.len_bytes() >= BASE64_MIN_LEN)
     media_ref = (
-        pl.when(media.is_null() | (media.str.len_bytes() == 0))
+        pl.when(media.is_null() | (media.str.len_bytes() == 0) | pl.col("__unsafe"))
         .then(pl.lit(None, pl.String))
         .when(looks_base64)
         .then(pl.format("b64:{}#{}", pl.lit(source_file), pl.col("__row") + 1))
@@ -414,43 +426,53 @@ def _expressions(plan: _Plan, meta: FileMeta) -> list[pl.Expr]:
     first_count = pl.col("__first_count").struct
 
     def run_level(name: str, default: str | None) -> pl.Expr:
-        return pl.coalesce(pl.col(name), pl.lit(default, pl.String)).alias(name)
+        return pl.coalesce(col(name), pl.lit(default, pl.String)).alias(name)
 
     fixed = {
         "run_id": run_level("run_id", meta.run_id),
         "model": run_level("model", meta.model),
         "task": run_level("task", meta.task),
         "doc_id": pl.col("doc_id"),
-        "filter": pl.coalesce(pl.col("filter"), pl.col("filter_key"), pl.lit(meta.default_filter)).alias("filter"),
+        "filter": pl.coalesce(col("filter"), col("filter_key"), pl.lit(meta.default_filter)).alias("filter"),
         "split": run_level("split", meta.split),
-        "input": pl.col("input"),
-        "target": pl.col("target"),
+        "input": col("input").alias("input"),
+        "target": col("target").alias("target"),
         "prediction": prediction.alias("prediction"),
         "raw_response": raw_response.alias("raw_response"),
         "category": pl.coalesce(categories).alias("category"),
-        "image_ref": pl.coalesce(pl.col("image_ref"), media_ref).alias("image_ref"),
-        "error": pl.col("error"),
-        "latency_s": pl.coalesce(pl.col("latency_s"), first_count.field("generation_seconds")).alias("latency_s"),
-        "output_tokens": pl.coalesce(pl.col("output_tokens"), first_count.field("output_tokens")).alias(
+        "image_ref": pl.coalesce(col("image_ref"), media_ref).alias("image_ref"),
+        "error": col("error").alias("error"),
+        "latency_s": pl.coalesce(col("latency_s", pl.Float64), first_count.field("generation_seconds")).alias("latency_s"),
+        "output_tokens": pl.coalesce(col("output_tokens", pl.Int64), first_count.field("output_tokens")).alias(
             "output_tokens"
         ),
         "source_format": pl.lit(meta.source_format, pl.String).alias("source_format"),
         "source_file": pl.lit(source_file, pl.String).alias("source_file"),
     }
-    return [fixed[name] for name in FIXED_COLUMNS] + metric_exprs
+    return [fixed[name] for name in FIXED_COLUMNS] + metric_exprs + [pl.col("__unsafe")]
 
 
 def _staged(plan: _Plan) -> list[pl.Expr]:
     # decoded once in a first stage, because the final expressions use them in several branches
-    media = pl.col("input_media")
-    return [
-        media.list.first().alias("__media"),
-        pl.col("token_counts").str.json_decode(_TOKEN_COUNTS).list.first().alias("__first_count"),
-    ]
+    if "input_media" in plan.schema:
+        text = pl.col("input_media")
+        media = pl.when(text.str.starts_with("[")).then(text.str.json_path_match("$[0]")).otherwise(text)
+        unsafe = text.str.contains(r"[\\\x00-\x1f]").fill_null(False)
+    else:
+        media, unsafe = pl.lit(None, pl.String), pl.lit(False)
+    if "token_counts" in plan.schema:
+        first_count = pl.col("token_counts").str.json_decode(_TOKEN_COUNTS).list.first()
+    else:
+        first_count = pl.lit(None, _TOKEN_COUNTS.inner)
+    return [media.alias("__media"), unsafe.alias("__unsafe"), first_count.alias("__first_count")]
 
 
 def scan_fast(meta: FileMeta) -> pl.LazyFrame | None:
-    """A lazy polars read of the whole file with a sniffed schema; None when the file needs the slow path."""
+    """A lazy polars read of the whole file with a sniffed schema; None when the file needs the slow path.
+
+    The frame has one extra Boolean column, `__unsafe`: rows whose media path polars could not give back
+    exactly (their image_ref is null); `read_jsonl_samples` rereads such files on the slow path.
+    """
     if meta.harness:
         return None
     records = _sniff(meta.path)
@@ -490,8 +512,8 @@ def read_jsonl_samples(meta: FileMeta, problems: Problems, *, fast: bool = True)
                 if isinstance(e, (KeyboardInterrupt, SystemExit, GeneratorExit)):
                     raise
                 frame = None
-            if frame is not None and _is_clean(frame):
-                return frame
+            if frame is not None and not frame["__unsafe"].any() and _is_clean(frame):
+                return frame.drop("__unsafe")
     return read_jsonl_slow(meta, problems)
 
 
@@ -499,5 +521,5 @@ def scan_jsonl_samples(meta: FileMeta, problems: Problems) -> pl.LazyFrame:
     """Lazy version for `scan_logs`: unchecked polars scan when the head looks regular, else an eager slow read."""
     lazy = scan_fast(meta)
     if lazy is not None:
-        return lazy
+        return lazy.drop("__unsafe")
     return read_jsonl_slow(meta, problems).lazy()
