@@ -4,7 +4,7 @@ Formats are told by file name first, then by a peek at the content:
 
 | kind | name | content |
 |---|---|---|
-| samples (lmms-eval v0.4+, lmms-nb) | `<date>_samples_<task>.jsonl` | or any .jsonl whose first line has doc_id and filtered_resps |
+| samples (lmms-eval v0.4+, lmms-nb) | `<date>_samples_<task>.jsonl` | or a .jsonl whose first line has doc_id, filtered_resps |
 | harness (lm-evaluation-harness) | `samples_<task>_<YYYY-MM-DDTHH-MM-SS...>.jsonl` | or `arguments` as a dict |
 | legacy (lmms-eval <= v0.2.3) | `<task>.json` | an object starting with `args`/`model_configs`/`logs` |
 | results | `results.json`, `<date>_results.json`, `results_<date>.json` | run-level context and scores |

@@ -279,7 +279,9 @@ def normalize_record(
     fields["category"] = category
 
     image_ref = rec.get("image_ref")
-    fields["image_ref"] = image_ref if isinstance(image_ref, str) else image_ref_of(rec.get("input_media"), source_file, line)
+    if not isinstance(image_ref, str):
+        image_ref = image_ref_of(rec.get("input_media"), source_file, line)
+    fields["image_ref"] = image_ref
 
     counts = rec.get("token_counts")
     first_count = counts[0] if isinstance(counts, list) and counts and isinstance(counts[0], dict) else {}

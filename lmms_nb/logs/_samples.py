@@ -263,7 +263,8 @@ def _depth(values: list[Any]) -> int | None:
             heads = [v for v in value if v is not None]
             if not heads:
                 continue
-            if all(isinstance(v, list) for v in heads) and all(isinstance(x, str) or x is None for v in heads for x in v):
+            nested = all(isinstance(v, list) for v in heads)
+            if nested and all(isinstance(x, str) or x is None for v in heads for x in v):
                 depths.add(2)
             elif all(isinstance(v, str) for v in heads):
                 depths.add(1)
@@ -442,7 +443,9 @@ def _expressions(plan: _Plan, meta: FileMeta) -> list[pl.Expr]:
         "category": pl.coalesce(categories).alias("category"),
         "image_ref": pl.coalesce(col("image_ref"), media_ref).alias("image_ref"),
         "error": col("error").alias("error"),
-        "latency_s": pl.coalesce(col("latency_s", pl.Float64), first_count.field("generation_seconds")).alias("latency_s"),
+        "latency_s": pl.coalesce(col("latency_s", pl.Float64), first_count.field("generation_seconds")).alias(
+            "latency_s"
+        ),
         "output_tokens": pl.coalesce(col("output_tokens", pl.Int64), first_count.field("output_tokens")).alias(
             "output_tokens"
         ),

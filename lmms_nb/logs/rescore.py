@@ -144,7 +144,8 @@ def rescore(
     if fast is not None:
         # plain-string ASCII rows: polars; JSON-list targets and non-ASCII text (whose case mapping differs
         # between Python's and Rust's Unicode tables) go to the Python scorer below
-        eligible = _is_ascii(pred.fill_null("")) & _is_ascii(gold.fill_null("")) & ~gold.fill_null("").str.starts_with("[")
+        plain_gold = ~gold.fill_null("").str.starts_with("[")
+        eligible = _is_ascii(pred.fill_null("")) & _is_ascii(gold.fill_null("")) & plain_gold
         frame = df.select(eligible.alias("eligible"), fast.alias("value"))
         done = frame["eligible"] & ~errors
         values = frame["value"].zip_with(done, values)
