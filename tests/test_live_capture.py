@@ -196,6 +196,16 @@ def test_without_selectors_the_ad_is_there_and_capture_works_inside_an_event_loo
     assert im.getpixel((5, 5)) == (255, 0, 0)
 
 
+def test_a_tall_page_is_cut_to_max_height(site, tmp_path):
+    result = capture_pages([site.url("/news.html"), site.url("/forum.html")], tmp_path, max_height_px=1000,
+                           progress=False)
+    news, forum = (s.image() for s in result.screenshots)
+    assert news.size == (1280, 1000) and news.getpixel((5, 5)) == (255, 0, 0)
+    assert news.getpixel((5, 999)) == (255, 255, 255)  # still the content: the blue footer starts at 2000
+    # shorter than the cap: the whole 900 px page
+    assert forum.size == (1280, 900)
+
+
 def test_bad_arguments_fail_before_any_page_is_loaded(site, tmp_path):
     before = dict(site.hits)
     with pytest.raises(ValueError, match=r"'div\[' is not a valid CSS selector"):

@@ -232,3 +232,11 @@ def test_live_task_without_a_judge_records_answers_only(tmp_path, monkeypatch):
     assert run.scores.height == 0 and run.samples["task"].unique().to_list() == ["my_live"]
     with pytest.raises(KeyError, match="no 'llm_judge' column"):
         live_scores(run)
+    # a set whose questions changed is another task: a run of the old one is not resumed on it
+    s.go(1)
+    s.accept(question="Q1, reworded")
+    s.save(tmp_path / "live")
+    changed = live_task(tmp_path / "live", name="my_live", pre_prompt="Look. ", post_prompt=" Be brief.")
+    assert changed.fingerprint() != task.fingerprint()
+    assert live_task(tmp_path / "live", name="my_live", pre_prompt="Look. ", post_prompt=" Be brief.").fingerprint() \
+        == changed.fingerprint()

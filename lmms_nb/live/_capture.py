@@ -162,6 +162,7 @@ def capture_pages(
     retry_wait_s: float = 1.0,
     viewport: tuple[int, int] = (1280, 800),
     full_page: bool = True,
+    max_height_px: int | None = None,
     wait_until: str = "load",
     settle_ms: int = 0,
     executable_path: str = DEFAULT_CHROMIUM,
@@ -179,6 +180,8 @@ def capture_pages(
         retries: further attempts after a transient failure (so at most ``retries + 1`` attempts per URL).
         retry_wait_s: the pause before each retry, doubled each time.
         viewport: the browser window (width, height) in CSS pixels; a full-page shot keeps the width.
+        max_height_px: cut full-page shots to this height (the top of the page): some front pages scroll for
+            tens of thousands of pixels, which models downscale into illegibility anyway.
         wait_until: playwright's navigation milestone: "load", "domcontentloaded", "networkidle" or "commit".
         settle_ms: extra milliseconds to wait after loading (late images, animations).
         executable_path, browser_args: the Chromium to launch and its flags.
@@ -194,6 +197,8 @@ def capture_pages(
         raise ValueError(f"retries must be >= 0, got {retries}")
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+    if max_height_px is not None and max_height_px < 1:
+        raise ValueError(f"max_height_px must be >= 1, got {max_height_px}")
     if wait_until not in ("load", "domcontentloaded", "networkidle", "commit"):
         raise ValueError(f"wait_until must be load, domcontentloaded, networkidle or commit, got {wait_until!r}")
     selectors = [str(s) for s in remove_selectors]
@@ -205,11 +210,11 @@ def capture_pages(
     out.mkdir(parents=True, exist_ok=True)
     config = {
         "remove_selectors": selectors, "timeout_s": timeout_s, "retries": retries, "viewport": list(viewport),
-        "full_page": full_page, "wait_until": wait_until, "settle_ms": settle_ms,
+        "full_page": full_page, "max_height_px": max_height_px, "wait_until": wait_until, "settle_ms": settle_ms,
         "browser_args": list(browser_args),
     }
-    job = _CaptureJob(url_list, out, selectors, timeout_s, retries, retry_wait_s, viewport, full_page, wait_until,
-                      settle_ms, executable_path, list(browser_args), progress)
+    job = _CaptureJob(url_list, out, selectors, timeout_s, retries, retry_wait_s, viewport, full_page, max_height_px,
+                      wait_until, settle_ms, executable_path, list(browser_args), progress)
     screenshots, failures = _outside_event_loop(job.run)
     manifest = out / MANIFEST
     _write_manifest(manifest, screenshots, failures, config)
@@ -239,6 +244,7 @@ class _CaptureJob:
     retry_wait_s: float
     viewport: tuple[int, int]
     full_page: bool
+    max_height_px: int | None
     wait_until: str
     settle_ms: int
     executable_path: str
@@ -345,7 +351,12 @@ class _CaptureJob:
                 }
                 html = page.content()
                 title = page.title()
-                png = page.screenshot(full_page=self.full_page, timeout=remaining_ms(), type="png")
+                clip = None
+                if self.full_page and self.max_height_px is not None:
+                    size = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+                    if size[1] > self.max_height_px:
+                        clip = {"x": 0, "y": 0, "width": size[0], "height": self.max_height_px}
+                png = page.screenshot(full_page=self.full_page, clip=clip, timeout=remaining_ms(), type="png")
             except PlaywrightTimeout:
                 raise _PageError(f"timed out after {self.timeout_s:g}s taking the screenshot", retryable=True) from None
             except PlaywrightError as e:

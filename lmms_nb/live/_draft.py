@@ -239,7 +239,8 @@ def draft_questions(
 
 
 def _candidate_id(shot: Screenshot, k: int) -> str:
-    digest = hashlib.sha256(f"{shot.url}\n{shot.png_sha256}".encode()).hexdigest()[:10]
+    # the path too: the same page captured twice in one folder gives two screenshots, two sets of questions
+    digest = hashlib.sha256(f"{shot.url}\n{shot.png_sha256}\n{Path(shot.path).name}".encode()).hexdigest()[:10]
     return f"{digest}-{k}"
 
 

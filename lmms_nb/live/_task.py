@@ -105,9 +105,19 @@ def live_task(
         dataset_path=str(folder),
         description=ds.info.description or f"live benchmark {month}",
         # what the questions are, so a resumed run refuses a dataset that changed underneath it
-        config={"month": month, "dataset_fingerprint": ds._fingerprint, "pre_prompt": pre_prompt,
+        config={"month": month, "questions_sha256": _questions_digest(ds), "pre_prompt": pre_prompt,
                 "post_prompt": post_prompt},
     )
+
+
+def _questions_digest(ds: Any) -> str:
+    """A hash of what is asked and expected (ids, questions, answers, criteria, screenshot hashes)."""
+    import hashlib
+    import json
+
+    cols = [c for c in ("id", "question", "answer", "criteria", "png_sha256") if c in ds.column_names]
+    payload = json.dumps(ds.select_columns(cols).to_dict(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
 def live_scores(run_or_samples: Any, *, task: str | None = None, metric: str = JUDGE_METRIC) -> pl.DataFrame:
