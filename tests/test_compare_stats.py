@@ -8,10 +8,11 @@ import scipy.stats
 
 from lmms_nb.analysis import (
     binary_mean_ci,
-    continuous_mean_ci,
     holm_adjust,
     mcnemar_exact,
     paired_binary_diff_ci,
+    paired_t_pvalue,
+    shared_bootstrap_ci,
 )
 
 
@@ -102,16 +103,77 @@ def test_paired_binary_diff_ci_vectorised_equals_scalar_shape_and_nan():
     assert -1 <= low[0] <= 3 / 13 - 1 / 13 <= high[0] <= 1
 
 
-def test_continuous_ci_close_to_normal_theory_for_a_large_sample():
+def test_shared_bootstrap_of_a_mean_matches_scipy_bootstrap():
+    x = np.random.default_rng(4).uniform(0, 1, 500)
+    ref = scipy.stats.bootstrap((x,), np.mean, n_resamples=20000, method="percentile",
+                                rng=np.random.default_rng(0)).confidence_interval
+    low, high = shared_bootstrap_ci(x[:, None], np.ones((x.size, 1)), n_resamples=20000, seed=1)
+    width = ref.high - ref.low
+    assert low[0] == pytest.approx(ref.low, abs=0.03 * width)
+    assert high[0] == pytest.approx(ref.high, abs=0.03 * width)
+
+
+def test_shared_bootstrap_close_to_normal_theory_for_a_large_sample():
     x = np.random.default_rng(4).uniform(0, 1, 4000)
-    low, high = continuous_mean_ci(x, n_resamples=2000, seed=0)
+    low, high = shared_bootstrap_ci(x[:, None], np.ones((x.size, 1)), n_resamples=2000, seed=0)
     half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
-    assert low == pytest.approx(x.mean() - half, abs=0.15 * half)
-    assert high == pytest.approx(x.mean() + half, abs=0.15 * half)
+    assert low[0] == pytest.approx(x.mean() - half, abs=0.15 * half)
+    assert high[0] == pytest.approx(x.mean() + half, abs=0.15 * half)
 
 
-def test_continuous_ci_degenerate_inputs():
-    assert continuous_mean_ci(np.array([0.4])) == (0.4, 0.4)
-    assert continuous_mean_ci(np.array([0.25, 0.25, 0.25])) == (0.25, 0.25)
-    low, high = continuous_mean_ci(np.array([]))
-    assert np.isnan(low) and np.isnan(high)
+def test_shared_bootstrap_of_paired_differences_matches_scipy_paired_bootstrap():
+    rng = np.random.default_rng(7)
+    a = rng.uniform(0, 1, 400)
+    b = np.clip(a - 0.05 + rng.normal(0, 0.2, 400), 0, 1)
+    ref = scipy.stats.bootstrap(
+        (a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), paired=True, n_resamples=20000,
+        method="percentile", rng=np.random.default_rng(8),
+    ).confidence_interval
+    # columns: a's mean, b's mean, the paired difference; all from the same resamples
+    num = np.stack([a, b, a - b], axis=1)
+    low, high = shared_bootstrap_ci(num, np.ones_like(num), n_resamples=20000, seed=9)
+    width = ref.high - ref.low
+    assert low[2] == pytest.approx(ref.low, abs=0.03 * width) and high[2] == pytest.approx(ref.high, abs=0.03 * width)
+    assert low[0] < a.mean() < high[0] and low[1] < b.mean() < high[1]
+
+
+def test_shared_bootstrap_ratio_skips_absent_rows_and_is_column_independent():
+    x = np.array([1.0, 0.0, 0.5, 0.0, 1.0])
+    present = np.array([1.0, 1.0, 1.0, 0.0, 1.0])  # row 3 absent for this column
+    alone = shared_bootstrap_ci(x[:, None], present[:, None], seed=3)
+    with_other = shared_bootstrap_ci(np.stack([x, x * 0], 1), np.stack([present, np.zeros(5)], 1), seed=3)
+    assert (alone[0][0], alone[1][0]) == (with_other[0][0], with_other[1][0])
+    assert 0.0 <= alone[0][0] <= 0.625 <= alone[1][0] <= 1.0
+    assert np.isnan(with_other[0][1]) and np.isnan(with_other[1][1])  # never present: no interval
+    empty = shared_bootstrap_ci(np.zeros((0, 2)), np.zeros((0, 2)))
+    assert np.isnan(empty[0]).all()
+
+
+def test_paired_t_pvalue_matches_scipy_and_edge_cases():
+    d = np.array([0.1, -0.05, 0.2, 0.3, 0.0])
+    assert paired_t_pvalue(d) == pytest.approx(scipy.stats.ttest_1samp(d, 0).pvalue)
+    assert paired_t_pvalue(np.zeros(4)) == 1.0 and paired_t_pvalue(np.full(4, 0.2)) == 0.0
+    assert np.isnan(paired_t_pvalue(np.array([0.3])))
+
+
+def test_shared_bootstrap_contrasts_equal_the_explicit_difference_columns():
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 1, (300, 3))
+    explicit = shared_bootstrap_ci(np.hstack([x, x[:, [0]] - x[:, [2]]]), np.ones((300, 4)), seed=5)
+    contrasts = np.array([[1.0], [0.0], [-1.0]])
+    via_contrast = shared_bootstrap_ci(x, contrasts=contrasts, seed=5)
+    np.testing.assert_allclose(via_contrast[0], explicit[0], rtol=1e-10)
+    np.testing.assert_allclose(via_contrast[1], explicit[1], rtol=1e-10)
+
+
+def test_shared_bootstrap_segments_equal_masked_columns():
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0, 1, (200, 2))
+    first = (np.arange(200) < 70).astype(float)  # rows 0-69 are segment 0, 70-199 segment 1
+    masked = np.hstack([x * first[:, None], x * (1 - first)[:, None]])
+    dens = np.hstack([np.repeat(first[:, None], 2, 1), np.repeat((1 - first)[:, None], 2, 1)])
+    explicit = shared_bootstrap_ci(masked, dens, seed=2)
+    via_segments = shared_bootstrap_ci(x, segments=[slice(0, 70), slice(70, 200)], seed=2)
+    np.testing.assert_allclose(via_segments[0][2:], explicit[0])
+    np.testing.assert_allclose(via_segments[1][2:], explicit[1])
+    assert explicit[0][0] <= x[:70, 0].mean() <= explicit[1][0]

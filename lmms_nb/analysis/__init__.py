@@ -16,10 +16,11 @@ from lmms_nb.analysis._compare import Comparison, Flips, compare, flips
 from lmms_nb.analysis._prepare import CONTINUOUS_CORRECT_THRESHOLD
 from lmms_nb.analysis._stats import (
     binary_mean_ci,
-    continuous_mean_ci,
     holm_adjust,
     mcnemar_exact,
     paired_binary_diff_ci,
+    paired_t_pvalue,
+    shared_bootstrap_ci,
 )
 
 __all__ = [
@@ -28,9 +29,10 @@ __all__ = [
     "Flips",
     "binary_mean_ci",
     "compare",
-    "continuous_mean_ci",
     "flips",
     "holm_adjust",
     "mcnemar_exact",
     "paired_binary_diff_ci",
+    "paired_t_pvalue",
+    "shared_bootstrap_ci",
 ]

@@ -55,10 +55,13 @@ def _ordered(df: pl.DataFrame, orders: Mapping[str, Sequence[str]], then: Sequen
     return df.sort([*ranks, *then], nulls_last=True)
 
 
-def _with_cis(
-    table: pl.DataFrame, scored: pl.DataFrame, keys: list[str], info: Prepared, *, confidence: float, n_resamples: int, seed: int
-) -> pl.DataFrame:
-    """Add metric, binary, ci_low, ci_high to a table of groups with n, n_unscored, score, _sum."""
+def _with_cis(table: pl.DataFrame, keys: list[str], info: Prepared, continuous: pl.DataFrame | None, *,
+              confidence: float) -> pl.DataFrame:
+    """Add metric, binary, ci_low, ci_high to a table of groups with n, n_unscored, score, _sum.
+
+    0/1 metrics: exact binomial bootstrap quantiles from (n, successes). Continuous metrics: the intervals
+    `_continuous_intervals` computed (`continuous`, keyed like `table`).
+    """
     table = table.with_columns(
         pl.col("task").replace_strict(info.metrics, return_dtype=pl.Utf8).alias("metric"),
         pl.col("task").replace_strict(info.binary, return_dtype=pl.Boolean).alias("binary"),
@@ -71,30 +74,18 @@ def _with_cis(
         low[is_binary], high[is_binary] = _stats.binary_mean_ci(
             successes, table["n"].to_numpy()[is_binary], confidence=confidence
         )
-    if (~is_binary).any():
-        # Continuous metrics need the values themselves: gather them for those groups only.
-        continuous = [t for t, b in info.binary.items() if not b]
-        values = (
-            scored.filter(pl.col("task").is_in(continuous))
-            .group_by(keys)
-            .agg(pl.col("value").drop_nulls().alias("_values"))
+    table = table.with_columns(ci_low=pl.Series(low), ci_high=pl.Series(high))
+    if continuous is not None and (~is_binary).any():
+        table = table.join(continuous, on=keys, how="left", nulls_equal=True, suffix="_c").with_columns(
+            pl.when(pl.col("binary")).then(pl.col("ci_low")).otherwise(pl.col("ci_low_c")).alias("ci_low"),
+            pl.when(pl.col("binary")).then(pl.col("ci_high")).otherwise(pl.col("ci_high_c")).alias("ci_high"),
         )
-        table = table.join(values, on=keys, how="left", nulls_equal=True)
-        for i in np.flatnonzero(~is_binary):
-            vals = table["_values"][int(i)]
-            low[i], high[i] = _stats.continuous_mean_ci(
-                vals.to_numpy() if vals is not None else np.array([]),
-                n_resamples=n_resamples,
-                confidence=confidence,
-                seed=seed,
-            )
-        table = table.drop("_values")
-    return table.with_columns(ci_low=pl.Series(low), ci_high=pl.Series(high)).select(
-        *keys, "metric", "binary", "n", "n_unscored", "score", "ci_low", "ci_high"
+    return table.select(*keys, "metric", "binary", "n", "n_unscored", "score", "ci_low", "ci_high").with_columns(
+        pl.col("ci_low", "ci_high").fill_nan(None)
     )
 
 
-def _block_scores(scored: pl.DataFrame, info: Prepared, keys: list[str], **stats: Any) -> pl.DataFrame:
+def _block_scores(info: Prepared, keys: list[str], continuous: pl.DataFrame | None, *, confidence: float) -> pl.DataFrame:
     """Scores per group of `keys`, summed from the block summary (no second pass over the samples)."""
     table = info.blocks.group_by(keys).agg(
         pl.col("n").sum().cast(pl.Int64),
@@ -102,8 +93,90 @@ def _block_scores(scored: pl.DataFrame, info: Prepared, keys: list[str], **stats
         pl.col("sum").sum().alias("_sum"),
     )
     table = table.with_columns((pl.col("_sum") / pl.col("n")).fill_nan(None).alias("score"))
-    table = _with_cis(table, scored, keys, info, **stats)
+    table = _with_cis(table, keys, info, continuous, confidence=confidence)
     return _ordered(table, {"model": info.models, "task": info.tasks}, keys[2:])
+
+
+def _continuous_intervals(
+    wide: pl.DataFrame, scored: pl.DataFrame, info: Prepared, *, confidence: float, n_resamples: int, seed: int
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None, dict[tuple[int, int, int], tuple[float, float, float]]]:
+    """Bootstrap CIs for the continuous-metric tasks: per model x task, per model x task x group, per pair.
+
+    Per (task, filter) one set of resamples of the aligned samples serves every model's mean, every pair's
+    mean difference and every model's mean per group (`shared_bootstrap_ci`; a group's size then varies
+    between resamples, as it would between draws of the benchmark). Pairs also get their paired t-test
+    p-value here, from the same aligned matrices. Returns (task CIs, group CIs, {(block, i, j):
+    (ci_low, ci_high, p_value)}).
+    """
+    k = len(info.models)
+    names = {b: tf for tf, b in info.block_index.items()}
+    blocks = [b for b, (t, _) in names.items() if not info.binary[t]]
+    if not blocks:
+        return None, None, {}
+    stats = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
+    sub = wide.filter(pl.col("_block").is_in(blocks))
+    if info.by:
+        # a sample's group (e.g. its category) is a property of the doc: take it from any model's row
+        continuous_tasks = sorted({names[b][0] for b in blocks})
+        groups = scored.filter(pl.col("task").is_in(continuous_tasks)).select("_key", *info.by).unique("_key", keep="first")
+        sub = sub.join(groups, on="_key", how="left").sort("_key")
+    pairs = list(combinations(range(k), 2))
+    ia, ib = [i for i, _ in pairs], [j for _, j in pairs]
+    task_rows: list[tuple] = []
+    group_rows: list[tuple] = []
+    pair_cis: dict[tuple[int, int, int], tuple[float, float, float]] = {}
+
+    def matrices(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        values = frame.select(f"value_{i}" for i in range(k)).to_numpy().astype(np.float64)
+        present = ~np.isnan(values)
+        return np.where(present, values, 0.0), present.astype(np.float64)
+
+    for block in blocks:
+        task, filter_ = names[block]
+        part = sub.filter(pl.col("_block") == block)
+        segments: list[slice] = []
+        group_keys: list[tuple] = []
+        if info.by:
+            # rows sorted by group, so each group is one slice of rows for the shared bootstrap
+            part = part.sort(info.by, nulls_last=True, maintain_order=True)
+            keys = part.select(info.by).rows()
+            bounds = [0] + [r for r in range(1, len(keys)) if keys[r] != keys[r - 1]] + [len(keys)]
+            segments = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+            group_keys = [keys[a] for a in bounds[:-1]]
+        x, p = matrices(part)
+        n_pairs = len(pairs)
+        both = p[:, ia] * p[:, ib]
+        diffs = (x[:, ia] - x[:, ib]) * both
+        # Columns of one shared bootstrap: the k model means; then the pairs' mean differences, as contrasts
+        # of the means when every model has every sample, else as their own columns over the shared samples;
+        # then each model's mean per group (row segments).
+        if p.all():
+            contrasts = np.zeros((k, n_pairs))
+            contrasts[ia, np.arange(n_pairs)], contrasts[ib, np.arange(n_pairs)] = 1.0, -1.0
+            low, high = _stats.shared_bootstrap_ci(
+                x, contrasts=contrasts if n_pairs else None, segments=segments, segment_columns=k, **stats
+            )
+            pair_at, group_at = k, k + n_pairs
+        else:
+            low, high = _stats.shared_bootstrap_ci(
+                np.hstack([x, diffs]), np.hstack([p, both]), segments=segments, segment_columns=k, **stats
+            )
+            pair_at, group_at = k, k + n_pairs
+        task_rows += [(m, task, filter_, low[i], high[i]) for i, m in enumerate(info.models)]
+        for c, (i, j) in enumerate(pairs):
+            p_value = _stats.paired_t_pvalue(diffs[both[:, c] > 0, c])
+            pair_cis[(block, i, j)] = (low[pair_at + c], high[pair_at + c], p_value)
+        for g, key in enumerate(group_keys):
+            for i, m in enumerate(info.models):
+                col = group_at + g * k + i
+                group_rows.append((m, task, filter_, *key, low[col], high[col]))
+    task_cis = pl.DataFrame(task_rows, schema=["model", "task", "filter", "ci_low", "ci_high"], orient="row")
+    group_cis = None
+    if info.by:
+        group_schema = {"model": pl.Utf8, "task": pl.Utf8, "filter": pl.Utf8, **{c: scored.schema[c] for c in info.by},
+                        "ci_low": pl.Float64, "ci_high": pl.Float64}
+        group_cis = pl.DataFrame(group_rows, schema=group_schema, orient="row")
+    return task_cis, group_cis, pair_cis
 
 
 def _duplicate_error(model: str, part: pl.DataFrame, info: Prepared) -> ValueError:
@@ -177,8 +250,19 @@ def _pair_counts(wide: pl.DataFrame, k: int) -> dict[int, dict[str, np.ndarray]]
     return out
 
 
-def _pairwise(wide: pl.DataFrame, info: Prepared, *, confidence: float, n_resamples: int, seed: int) -> pl.DataFrame:
-    """All model pairs x (task, filter): aligned counts, diff with paired bootstrap CI, p-value, Holm p-value."""
+def _pairwise(
+    wide: pl.DataFrame,
+    info: Prepared,
+    continuous: Mapping[tuple[int, int, int], tuple[float, float, float]],
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> pl.DataFrame:
+    """All model pairs x (task, filter): aligned counts, diff with paired bootstrap CI, p-value, Holm p-value.
+
+    `continuous` holds (ci_low, ci_high, p_value) of the continuous-metric pairs, by (block, i, j).
+    """
     k = len(info.models)
     pairs = list(combinations(range(k), 2))
     schema = {
@@ -230,15 +314,7 @@ def _pairwise(wide: pl.DataFrame, info: Prepared, *, confidence: float, n_resamp
             b[sel], c[sel], n_both[sel], n_resamples=n_resamples, confidence=confidence, seed=seed
         )
     for r in np.flatnonzero(~binary & tested):
-        i, j, block = columns["_i"][r], columns["_j"][r], columns["_block"][r]
-        diffs = (
-            wide.filter(pl.col("_block") == block)
-            .select((pl.col(f"value_{i}") - pl.col(f"value_{j}")).drop_nulls())
-            .to_series()
-            .to_numpy()
-        )
-        low[r], high[r] = _stats.continuous_mean_ci(diffs, n_resamples=n_resamples, confidence=confidence, seed=seed)
-        p_value[r] = _stats.paired_t_pvalue(diffs)
+        low[r], high[r], p_value[r] = continuous[(columns["_block"][r], columns["_i"][r], columns["_j"][r])]
     # Holm family: all model pairs on one (task, filter), i.e. "which models differ on this benchmark".
     p_holm = np.full(n, np.nan)
     blocks = np.array(columns["_block"])
@@ -570,12 +646,13 @@ def compare(
     source = as_canonical(df, keep=[by] if isinstance(by, str) else list(by or []))
     scored, info = prepare(source, models=models, tasks=tasks, metric=metric, by=by, runs=runs)
     stats: dict[str, Any] = dict(confidence=confidence, n_resamples=n_resamples, seed=seed)
-    scores = _block_scores(scored, info, ["model", "task", "filter"], **stats)
+    wide = _wide(scored, info)
+    task_cis, group_cis, pair_cis = _continuous_intervals(wide, scored, info, **stats)
+    scores = _block_scores(info, ["model", "task", "filter"], task_cis, confidence=confidence)
     if info.by:
-        by_scores = _block_scores(scored, info, ["model", "task", "filter", *info.by], **stats)
+        by_scores = _block_scores(info, ["model", "task", "filter", *info.by], group_cis, confidence=confidence)
     else:
         by_scores = pl.DataFrame(schema=scores.schema)
-    wide = _wide(scored, info)
     return Comparison(
         models=info.models,
         tasks=info.tasks,
@@ -584,7 +661,7 @@ def compare(
         by=info.by,
         scores=scores,
         scores_by_group=by_scores,
-        pairwise=_pairwise(wide, info, **stats),
+        pairwise=_pairwise(wide, info, pair_cis, **stats),
         missing=_missing(wide, scored, info.models),
         samples=scored,
         wide=wide,
