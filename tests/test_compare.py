@@ -21,8 +21,9 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path / "cache"))
 
 
-def rows(model: str, values, *, task: str = "t", metric: str = "acc", run_id: str | None = None, start: int = 0,
-         **columns) -> pl.DataFrame:
+def rows(
+    model: str, values, *, task: str = "t", metric: str = "acc", run_id: str | None = None, start: int = 0, **columns
+) -> pl.DataFrame:
     """A canonical table for one model: doc ids start.., predictions/targets derived from the doc id."""
     n = len(values)
     data = {
@@ -65,8 +66,20 @@ def test_mcnemar_three_vs_one_through_compare():
     assert row["ci_low"] < 2 / 8 < row["ci_high"]
     assert -1 <= row["ci_low"] and row["ci_high"] <= 1
     assert list(cmp.pairwise.columns[:14]) == [
-        "model_a", "model_b", "task", "filter", "metric", "n_both", "only_a", "only_b", "a_right_b_wrong",
-        "b_right_a_wrong", "score_a", "score_b", "diff", "ci_low",
+        "model_a",
+        "model_b",
+        "task",
+        "filter",
+        "metric",
+        "n_both",
+        "only_a",
+        "only_b",
+        "a_right_b_wrong",
+        "b_right_a_wrong",
+        "score_a",
+        "score_b",
+        "diff",
+        "ci_low",
     ]
 
 
@@ -144,8 +157,12 @@ def test_lazy_public_exports():
 
 def test_several_tasks_with_their_own_metric_columns():
     df = pl.concat(
-        [rows("A", A, task="vqa", metric="exact_match"), rows("B", B, task="vqa", metric="exact_match"),
-         rows("A", [0.9, 0.2, 0.6], task="docvqa", metric="anls"), rows("B", [0.3, 0.4, 0.6], task="docvqa", metric="anls")],
+        [
+            rows("A", A, task="vqa", metric="exact_match"),
+            rows("B", B, task="vqa", metric="exact_match"),
+            rows("A", [0.9, 0.2, 0.6], task="docvqa", metric="anls"),
+            rows("B", [0.3, 0.4, 0.6], task="docvqa", metric="anls"),
+        ],
         how="diagonal_relaxed",
     )
     cmp = compare(df)
@@ -177,13 +194,16 @@ def test_metric_choice_errors_list_the_candidates():
 
 
 def test_model_and_task_selection_and_order():
-    df = pl.concat([two_models(), rows("C", [1] * 8), rows("A", [1], task="u"), rows("B", [0], task="u")],
-                   how="diagonal_relaxed")
+    df = pl.concat(
+        [two_models(), rows("C", [1] * 8), rows("A", [1], task="u"), rows("B", [0], task="u")], how="diagonal_relaxed"
+    )
     cmp = compare(df, models=["C", "A"], tasks=["t"])
     assert cmp.models == ["C", "A"] and cmp.tasks == ["t"]
     assert cmp.scores["model"].to_list() == ["C", "A"]
     assert cmp.pairwise.select("model_a", "model_b").rows() == [("C", "A")]
-    with pytest.raises(ValueError, match=r"model\(s\) \['Z'\] not in the sample table; models present: \['A', 'B', 'C'\]"):
+    with pytest.raises(
+        ValueError, match=r"model\(s\) \['Z'\] not in the sample table; models present: \['A', 'B', 'C'\]"
+    ):
         compare(df, models=["A", "Z"])
     with pytest.raises(ValueError, match=r"task\(s\) \['x'\] not in the sample table"):
         compare(df, tasks=["x"])
@@ -193,7 +213,9 @@ def test_two_runs_of_one_model_are_ambiguous_unless_chosen():
     old = rows("A", [0, 0, 1, 0, 1, 1, 0, 0], run_id="A-20250101")
     new = rows("A", A, run_id="A-20250301")
     df = pl.concat([old, new, rows("B", B)])
-    with pytest.raises(ValueError, match=r"model 'A' has rows from 2 runs for task 't' \(run ids: \['A-20250101', 'A-20250301'\]\)"):
+    with pytest.raises(
+        ValueError, match=r"model 'A' has rows from 2 runs for task 't' \(run ids: \['A-20250101', 'A-20250301'\]\)"
+    ):
         compare(df)
     latest = compare(df, runs="latest")
     assert latest.pairwise["a_right_b_wrong"].to_list() == [3]
@@ -212,7 +234,9 @@ def test_runs_on_different_tasks_are_not_ambiguous():
 
 def test_duplicate_rows_name_the_sample():
     df = pl.concat([two_models(), rows("B", [1], start=5)])
-    with pytest.raises(ValueError, match=r"model 'B' has 2 rows for the same sample \(task='t', doc_id=5, filter='none'\)"):
+    with pytest.raises(
+        ValueError, match=r"model 'B' has 2 rows for the same sample \(task='t', doc_id=5, filter='none'\)"
+    ):
         compare(df)
 
 
@@ -237,7 +261,9 @@ def test_filters_are_separate_samples_and_separate_tests():
     assert set(tests) == {"none", "letter"}
     assert tests["none"]["p_value"] == pytest.approx(0.625) and tests["letter"]["p_value"] == 1.0
     assert cmp.scores.filter(pl.col("model") == "A").select("filter", "score").sort("filter").rows() == [
-        ("letter", 1.0), ("none", 5 / 8)]
+        ("letter", 1.0),
+        ("none", 5 / 8),
+    ]
 
 
 def test_scores_by_category_and_by_any_column():
@@ -246,7 +272,11 @@ def test_scores_by_category_and_by_any_column():
     cmp = compare(df)
     assert cmp.by == ["category"]
     got = {(r["model"], r["category"]): (r["n"], r["score"]) for r in cmp.scores_by_group.iter_rows(named=True)}
-    assert got[("A", "x")] == (2, 1.0) and got[("A", "y")] == (3, pytest.approx(2 / 3)) and got[("A", "z")] == (3, pytest.approx(1 / 3))
+    assert (
+        got[("A", "x")] == (2, 1.0)
+        and got[("A", "y")] == (3, pytest.approx(2 / 3))
+        and got[("A", "z")] == (3, pytest.approx(1 / 3))
+    )
     assert got[("B", "x")] == (2, 0.0) and got[("B", "y")] == (3, pytest.approx(2 / 3))
     # by= a column outside the schema (kept as is, not mistaken for a metric)
     diff = ["easy"] * 4 + ["hard"] * 4
@@ -262,8 +292,13 @@ def test_three_models_holm_over_the_pairs_of_a_task():
     pw = {(r["model_a"], r["model_b"]): r for r in cmp.pairwise.iter_rows(named=True)}
     assert list(pw) == [("A", "B"), ("A", "C"), ("B", "C")]
     # By hand: A-B 3 vs 1; A-C 0 vs 3; B-C 0 vs 5.
-    raw = {k: 2 * scipy.stats.binom.cdf(min(r["a_right_b_wrong"], r["b_right_a_wrong"]),
-                                      r["a_right_b_wrong"] + r["b_right_a_wrong"], 0.5) for k, r in pw.items()}
+    raw = {
+        k: 2
+        * scipy.stats.binom.cdf(
+            min(r["a_right_b_wrong"], r["b_right_a_wrong"]), r["a_right_b_wrong"] + r["b_right_a_wrong"], 0.5
+        )
+        for k, r in pw.items()
+    }
     assert raw[("A", "C")] == pytest.approx(0.25) and raw[("B", "C")] == pytest.approx(0.0625)
     assert pw[("A", "B")]["p_value"] == pytest.approx(0.625)
     # Holm: 0.0625*3 = 0.1875; 0.25*2 = 0.5; 0.625*1 -> 0.625
@@ -284,8 +319,13 @@ def test_all_fail_and_most_separating():
     # docs 0-2: A, C right, B wrong -> (5/8 + 7/8)/2 - 3/8 = 0.375; doc 6: C right -> 7/8 - 1/2 = 0.375;
     # doc 3: B, C right, A wrong -> (3/8 + 7/8)/2 - 5/8 = 0. Ties go to the more even split (2 of 3 vs 1 of 3).
     got = {r["doc_id"]: r["separation"] for r in cmp.most_separating(n=10).iter_rows(named=True)}
-    assert got == {0: pytest.approx(0.375), 1: pytest.approx(0.375), 2: pytest.approx(0.375),
-                   6: pytest.approx(0.375), 3: pytest.approx(0.0)}
+    assert got == {
+        0: pytest.approx(0.375),
+        1: pytest.approx(0.375),
+        2: pytest.approx(0.375),
+        6: pytest.approx(0.375),
+        3: pytest.approx(0.0),
+    }
     assert sep.height == 3 and set(sep["doc_id"].to_list()) <= {0, 1, 2, 6}
     assert sep.row(0, named=True)["right"] == ["A", "C"] and sep.row(0, named=True)["wrong"] == ["B"]
     assert "prediction:B" in sep.columns and "target" in sep.columns
@@ -321,14 +361,24 @@ def test_flips_between_two_runs_of_a_model():
 def test_repr_html_escapes_every_name():
     evil_model = "<script>alert('m')</script>"
     evil_task = "<img src=x onerror=alert(1)>"
-    df = pl.concat([rows(evil_model, A, task=evil_task, category="<b>cat</b>"), rows("B", B, task=evil_task, category="<b>cat</b>")])
+    df = pl.concat(
+        [
+            rows(evil_model, A, task=evil_task, category="<b>cat</b>"),
+            rows("B", B, task=evil_task, category="<b>cat</b>"),
+        ]
+    )
     cmp = compare(df)
     page = cmp._repr_html_()
     assert "<script>" not in page and "<img" not in page and "<b>cat" not in page
     assert "&lt;script&gt;alert(&#x27;m&#x27;)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    for fig in (cmp.bar_figure(), cmp.category_heatmap(), cmp.agreement_figure(), cmp.sample_heatmap(),
-                cmp.scatter(evil_model, "B")):
+    for fig in (
+        cmp.bar_figure(),
+        cmp.category_heatmap(),
+        cmp.agreement_figure(),
+        cmp.sample_heatmap(),
+        cmp.scatter(evil_model, "B"),
+    ):
         text = fig.to_json()
         assert "<script>" not in text and "<img" not in text
     # customdata keeps the raw names so a widget can filter on them
@@ -339,8 +389,18 @@ def test_result_columns_are_canonical_plus_computed():
     cmp = compare(two_models())
     assert list(cmp.samples.columns[: len(FIXED_COLUMNS)]) == list(FIXED_COLUMNS)
     assert {"value", "correct"} <= set(cmp.samples.columns)
-    assert cmp.scores.columns == ["model", "task", "filter", "metric", "binary", "n", "n_unscored", "score",
-                                  "ci_low", "ci_high"]
+    assert cmp.scores.columns == [
+        "model",
+        "task",
+        "filter",
+        "metric",
+        "binary",
+        "n",
+        "n_unscored",
+        "score",
+        "ci_low",
+        "ci_high",
+    ]
     assert not math.isnan(cmp.scores["ci_low"][0])
     assert np.all(cmp.scores["ci_low"].to_numpy() <= cmp.scores["ci_high"].to_numpy())
 

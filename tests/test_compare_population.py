@@ -39,12 +39,22 @@ def population() -> pd.DataFrame:
         anls = np.clip(p + rng.normal(0, 0.2, N_DOCS), 0, 1).round(3)
         for task, metric, values in (("vqa", "exact_match", right), ("docvqa", "anls", anls)):
             keep = rng.random(N_DOCS) > 0.03  # ~3% of the samples missing per model and task
-            frames.append(pd.DataFrame({
-                "run_id": f"{model}-20250101", "model": model, "task": task, "doc_id": np.arange(N_DOCS)[keep],
-                "category": category[keep], "input": [f"q{i}" for i in np.arange(N_DOCS)[keep]],
-                "target": "t", "prediction": "p", "image_ref": [f"file:{i}.png" for i in np.arange(N_DOCS)[keep]],
-                metric: values[keep],
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "run_id": f"{model}-20250101",
+                        "model": model,
+                        "task": task,
+                        "doc_id": np.arange(N_DOCS)[keep],
+                        "category": category[keep],
+                        "input": [f"q{i}" for i in np.arange(N_DOCS)[keep]],
+                        "target": "t",
+                        "prediction": "p",
+                        "image_ref": [f"file:{i}.png" for i in np.arange(N_DOCS)[keep]],
+                        metric: values[keep],
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -72,11 +82,24 @@ def expected_pairwise(pop: pd.DataFrame) -> pd.DataFrame:
                 p = scipy.stats.binomtest(n_ab, n_ab + n_ba, 0.5).pvalue if n_ab + n_ba else 1.0
             else:
                 p = scipy.stats.ttest_rel(xa, xb).pvalue
-            rows.append(dict(model_a=a, model_b=b, task=task, n_both=len(shared),
-                             only_a=len(ta.index.difference(tb.index)), only_b=len(tb.index.difference(ta.index)),
-                             a_right_b_wrong=n_ab, b_right_a_wrong=n_ba, diff=xa.mean() - xb.mean(), p_value=p))
+            rows.append(
+                dict(
+                    model_a=a,
+                    model_b=b,
+                    task=task,
+                    n_both=len(shared),
+                    only_a=len(ta.index.difference(tb.index)),
+                    only_b=len(tb.index.difference(ta.index)),
+                    a_right_b_wrong=n_ab,
+                    b_right_a_wrong=n_ba,
+                    diff=xa.mean() - xb.mean(),
+                    p_value=p,
+                )
+            )
     out = pd.DataFrame(rows)
-    out["p_holm"] = out.groupby("task")["p_value"].transform(lambda s: pd.Series(holm_by_hand(s.tolist()), index=s.index))
+    out["p_holm"] = out.groupby("task")["p_value"].transform(
+        lambda s: pd.Series(holm_by_hand(s.tolist()), index=s.index)
+    )
     return out
 
 
@@ -123,7 +146,7 @@ def test_bar_figure_traces_error_bars_and_customdata(population):
     fig = cmp.bar_figure()
     assert [t.name for t in fig.data] == MODELS and all(t.type == "bar" for t in fig.data)
     assert fig.layout.barmode == "group"
-    for trace, model in zip(fig.data, MODELS):
+    for trace, model in zip(fig.data, MODELS, strict=True):
         s = cmp.scores.filter(pl.col("model") == model)
         assert list(trace.x) == s["task"].to_list()
         np.testing.assert_allclose(trace.y, s["score"].to_numpy())
@@ -180,7 +203,7 @@ def test_scatter_and_agreement(population):
     points = fig.data[0]
     assert len(points.x) == 2 * len(CATEGORIES)
     sc = cmp.scores_by_group
-    for x, y, (task, category, a, b) in zip(points.x, points.y, points.customdata):
+    for x, y, (task, category, a, b) in zip(points.x, points.y, points.customdata, strict=True):
         assert (a, b) == ("m-weak", "m-best")
         pick = sc.filter((pl.col("task") == task) & (pl.col("category") == category))
         assert x == pytest.approx(pick.filter(pl.col("model") == a)["score"].item())
@@ -191,7 +214,9 @@ def test_scatter_and_agreement(population):
     z = np.asarray(agree.z, dtype=float)
     assert z.shape == (len(MODELS), len(MODELS)) and np.allclose(np.diag(z), 1) and np.allclose(z, z.T)
     # by hand: share of shared samples (both tasks pooled, binary view) with the same correctness
-    pop = population.assign(right=np.where(population.task == "vqa", population.exact_match == 1, population.anls >= 0.5))
+    pop = population.assign(
+        right=np.where(population.task == "vqa", population.exact_match == 1, population.anls >= 0.5)
+    )
     wide = pop.pivot_table(index=["task", "doc_id"], columns="model", values="right", aggfunc="first")
     for i, j in combinations(range(len(MODELS)), 2):
         both = wide[[MODELS[i], MODELS[j]]].dropna()
@@ -200,6 +225,9 @@ def test_scatter_and_agreement(population):
 
 
 def test_core_import_does_not_load_plotly_or_ipywidgets():
-    code = "import sys, lmms_nb.analysis; c = lmms_nb.analysis.compare; print('plotly' in sys.modules, 'ipywidgets' in sys.modules)"
+    code = (
+        "import sys, lmms_nb.analysis; c = lmms_nb.analysis.compare; "
+        "print('plotly' in sys.modules, 'ipywidgets' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -67,15 +67,17 @@ def table(realworld: Path) -> pl.DataFrame:
 
 @pytest.fixture()
 def independent_table(realworld: Path) -> pl.DataFrame:
-    return pl.concat([read_lmms_eval_samples(realworld / OUTPUT / rel, model) for model, rel in LOGS.items()],
-                     how="diagonal_relaxed")
+    return pl.concat(
+        [read_lmms_eval_samples(realworld / OUTPUT / rel, model) for model, rel in LOGS.items()], how="diagonal_relaxed"
+    )
 
 
 def test_load_logs_and_an_independent_read_give_the_same_comparison(table, independent_table):
     ours, independent = compare(table), compare(independent_table)
     assert ours.models == independent.models == [INTERNVL, QWEN]
     assert ours.scores.select("model", "n", "score", "ci_low", "ci_high").equals(
-        independent.scores.select("model", "n", "score", "ci_low", "ci_high"))
+        independent.scores.select("model", "n", "score", "ci_low", "ci_high")
+    )
     cols = ["n_both", "a_right_b_wrong", "b_right_a_wrong", "p_value", "ci_low", "ci_high"]
     assert ours.pairwise.select(cols).equals(independent.pairwise.select(cols))
 
@@ -89,7 +91,10 @@ def test_scores_and_mcnemar_on_real_logs(table):
     # The bootstrap distribution of a 0/1 mean is Binomial(13, k/13)/13; its 2.5% and 97.5% quantiles by hand:
     for model, k in ((INTERNVL, 6), (QWEN, 8)):
         low, high = binomial_quantiles(13, k / 13)
-        assert (scores[model]["ci_low"], scores[model]["ci_high"]) == (pytest.approx(low / 13), pytest.approx(high / 13))
+        assert (scores[model]["ci_low"], scores[model]["ci_high"]) == (
+            pytest.approx(low / 13),
+            pytest.approx(high / 13),
+        )
     assert (scores[INTERNVL]["ci_low"], scores[INTERNVL]["ci_high"]) == (pytest.approx(3 / 13), pytest.approx(9 / 13))
     row = cmp.pairwise.row(0, named=True)
     assert (row["n_both"], row["only_a"], row["only_b"]) == (13, 0, 0)

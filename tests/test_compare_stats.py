@@ -26,7 +26,7 @@ def test_mcnemar_matches_scipy_binomtest_on_a_grid():
     b, c = np.meshgrid(np.arange(0, 25), np.arange(0, 25))
     b, c = b.ravel(), c.ravel()
     ours = mcnemar_exact(b, c)
-    for bi, ci, p in zip(b, c, ours):
+    for bi, ci, p in zip(b, c, ours, strict=True):
         expected = 1.0 if bi + ci == 0 else scipy.stats.binomtest(int(bi), int(bi + ci), 0.5).pvalue
         assert p == pytest.approx(expected, rel=1e-9, abs=1e-15), (bi, ci)
 
@@ -88,8 +88,12 @@ def test_paired_binary_diff_ci_matches_scipy_paired_bootstrap():
     a = np.array([1] * 30 + [0] * 10 + [1] * 100 + [0] * 60, dtype=float)
     b = np.array([0] * 30 + [1] * 10 + [1] * 100 + [0] * 60, dtype=float)
     ref = scipy.stats.bootstrap(
-        (a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), paired=True, n_resamples=20000,
-        method="percentile", rng=np.random.default_rng(5),
+        (a, b),
+        lambda x, y, axis: x.mean(axis) - y.mean(axis),
+        paired=True,
+        n_resamples=20000,
+        method="percentile",
+        rng=np.random.default_rng(5),
     ).confidence_interval
     low, high = paired_binary_diff_ci(30, 10, 200, n_resamples=20000, seed=6)
     assert low == pytest.approx(ref.low, abs=0.006)
@@ -105,8 +109,9 @@ def test_paired_binary_diff_ci_vectorised_equals_scalar_shape_and_nan():
 
 def test_shared_bootstrap_of_a_mean_matches_scipy_bootstrap():
     x = np.random.default_rng(4).uniform(0, 1, 500)
-    ref = scipy.stats.bootstrap((x,), np.mean, n_resamples=20000, method="percentile",
-                                rng=np.random.default_rng(0)).confidence_interval
+    ref = scipy.stats.bootstrap(
+        (x,), np.mean, n_resamples=20000, method="percentile", rng=np.random.default_rng(0)
+    ).confidence_interval
     low, high = shared_bootstrap_ci(x[:, None], np.ones((x.size, 1)), n_resamples=20000, seed=1)
     width = ref.high - ref.low
     assert low[0] == pytest.approx(ref.low, abs=0.03 * width)
@@ -126,8 +131,12 @@ def test_shared_bootstrap_of_paired_differences_matches_scipy_paired_bootstrap()
     a = rng.uniform(0, 1, 400)
     b = np.clip(a - 0.05 + rng.normal(0, 0.2, 400), 0, 1)
     ref = scipy.stats.bootstrap(
-        (a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), paired=True, n_resamples=20000,
-        method="percentile", rng=np.random.default_rng(8),
+        (a, b),
+        lambda x, y, axis: x.mean(axis) - y.mean(axis),
+        paired=True,
+        n_resamples=20000,
+        method="percentile",
+        rng=np.random.default_rng(8),
     ).confidence_interval
     # columns: a's mean, b's mean, the paired difference; all from the same resamples
     num = np.stack([a, b, a - b], axis=1)

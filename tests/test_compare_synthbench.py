@@ -3,8 +3,6 @@ expected disagreements known by construction (which doc ids each model is made t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import pytest
 import scipy.stats
@@ -28,16 +26,22 @@ def runs(tmp_path_factory) -> dict[str, object]:
         def answer(req):
             right = target[req.doc_id]
             return ("no" if right.lower() == "yes" else "yes") if req.doc_id in wrong_ids else right
+
         return answer
 
     out = tmp_path_factory.mktemp("runs")
     wrong_v1 = {i for i in target if i % 4 == 0}
     wrong_v2 = {i for i in target if i % 5 == 0}
     made = {
-        "yes": lmms_nb.evaluate(FunctionModel(lambda req: "yes", name="always-yes"), task, output_dir=out, progress=False),
-        "v1": lmms_nb.evaluate(FunctionModel(oracle_except(wrong_v1), name="oracle"), task, output_dir=out, progress=False),
-        "v2": lmms_nb.evaluate(FunctionModel(oracle_except(wrong_v2), name="oracle"), task, output_dir=out / "b",
-                               progress=False),
+        "yes": lmms_nb.evaluate(
+            FunctionModel(lambda req: "yes", name="always-yes"), task, output_dir=out, progress=False
+        ),
+        "v1": lmms_nb.evaluate(
+            FunctionModel(oracle_except(wrong_v1), name="oracle"), task, output_dir=out, progress=False
+        ),
+        "v2": lmms_nb.evaluate(
+            FunctionModel(oracle_except(wrong_v2), name="oracle"), task, output_dir=out / "b", progress=False
+        ),
     }
     return {"task": task.name, "target": target, "wrong_v1": wrong_v1, "wrong_v2": wrong_v2, **made}
 

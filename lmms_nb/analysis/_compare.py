@@ -55,8 +55,9 @@ def _ordered(df: pl.DataFrame, orders: Mapping[str, Sequence[str]], then: Sequen
     return df.sort([*ranks, *then], nulls_last=True)
 
 
-def _with_cis(table: pl.DataFrame, keys: list[str], info: Prepared, continuous: pl.DataFrame | None, *,
-              confidence: float) -> pl.DataFrame:
+def _with_cis(
+    table: pl.DataFrame, keys: list[str], info: Prepared, continuous: pl.DataFrame | None, *, confidence: float
+) -> pl.DataFrame:
     """Add metric, binary, ci_low, ci_high to a table of groups with n, n_unscored, score, _sum.
 
     0/1 metrics: exact binomial bootstrap quantiles from (n, successes). Continuous metrics: the intervals
@@ -85,7 +86,9 @@ def _with_cis(table: pl.DataFrame, keys: list[str], info: Prepared, continuous: 
     )
 
 
-def _block_scores(info: Prepared, keys: list[str], continuous: pl.DataFrame | None, *, confidence: float) -> pl.DataFrame:
+def _block_scores(
+    info: Prepared, keys: list[str], continuous: pl.DataFrame | None, *, confidence: float
+) -> pl.DataFrame:
     """Scores per group of `keys`, summed from the block summary (no second pass over the samples)."""
     table = info.blocks.group_by(keys).agg(
         pl.col("n").sum().cast(pl.Int64),
@@ -118,7 +121,9 @@ def _continuous_intervals(
     if info.by:
         # a sample's group (e.g. its category) is a property of the doc: take it from any model's row
         continuous_tasks = sorted({names[b][0] for b in blocks})
-        groups = scored.filter(pl.col("task").is_in(continuous_tasks)).select("_key", *info.by).unique("_key", keep="first")
+        groups = (
+            scored.filter(pl.col("task").is_in(continuous_tasks)).select("_key", *info.by).unique("_key", keep="first")
+        )
         sub = sub.join(groups, on="_key", how="left").sort("_key")
     pairs = list(combinations(range(k), 2))
     ia, ib = [i for i, _ in pairs], [j for _, j in pairs]
@@ -141,7 +146,7 @@ def _continuous_intervals(
             part = part.sort(info.by, nulls_last=True, maintain_order=True)
             keys = part.select(info.by).rows()
             bounds = [0] + [r for r in range(1, len(keys)) if keys[r] != keys[r - 1]] + [len(keys)]
-            segments = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+            segments = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
             group_keys = [keys[a] for a in bounds[:-1]]
         x, p = matrices(part)
         n_pairs = len(pairs)
@@ -173,8 +178,14 @@ def _continuous_intervals(
     task_cis = pl.DataFrame(task_rows, schema=["model", "task", "filter", "ci_low", "ci_high"], orient="row")
     group_cis = None
     if info.by:
-        group_schema = {"model": pl.Utf8, "task": pl.Utf8, "filter": pl.Utf8, **{c: scored.schema[c] for c in info.by},
-                        "ci_low": pl.Float64, "ci_high": pl.Float64}
+        group_schema = {
+            "model": pl.Utf8,
+            "task": pl.Utf8,
+            "filter": pl.Utf8,
+            **{c: scored.schema[c] for c in info.by},
+            "ci_low": pl.Float64,
+            "ci_high": pl.Float64,
+        }
         group_cis = pl.DataFrame(group_rows, schema=group_schema, orient="row")
     return task_cis, group_cis, pair_cis
 
@@ -235,7 +246,7 @@ def _pair_counts(wide: pl.DataFrame, k: int) -> dict[int, dict[str, np.ndarray]]
     starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
     ends = np.r_[starts[1:], len(block)]
     out = {}
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         present = ~np.isnan(values[s:e])
         p = present.astype(np.float64)
         x = np.where(present, values[s:e], 0.0)
@@ -356,7 +367,9 @@ def _missing(wide: pl.DataFrame, scored: pl.DataFrame, models: list[str]) -> pl.
         pl.sum_horizontal(present).cast(pl.Int64).alias("present_for"),
         *[(~p).alias(str(i)) for i, p in enumerate(present)],
     )
-    long = flags.unpivot(index=[*_KEY, "_key", "present_for"], variable_name="_m", value_name="_missing").filter("_missing")
+    long = flags.unpivot(index=[*_KEY, "_key", "present_for"], variable_name="_m", value_name="_missing").filter(
+        "_missing"
+    )
     long = long.with_columns(
         pl.col("_m").replace_strict({str(i): m for i, m in enumerate(models)}, return_dtype=pl.Utf8).alias("model")
     )
@@ -458,7 +471,9 @@ class Comparison:
         rows = self.samples.join(keyed.select(_KEY), on=_KEY, how="semi")
         extra = [c for c in self.by if c not in _SAMPLE_COLUMNS]
         info = rows.group_by(_KEY).agg(pl.col(c).drop_nulls().first() for c in [*_SAMPLE_COLUMNS, *extra])
-        preds = rows.select(*_KEY, "model", "prediction").pivot(on="model", on_columns=self.models, index=_KEY, values="prediction")
+        preds = rows.select(*_KEY, "model", "prediction").pivot(
+            on="model", on_columns=self.models, index=_KEY, values="prediction"
+        )
         preds = preds.rename({m: f"prediction:{m}" for m in self.models})
         return keyed.join(info, on=_KEY, how="left").join(preds, on=_KEY, how="left")
 
@@ -467,11 +482,15 @@ class Comparison:
         self._check_task(task)
         correct = [pl.col(f"correct_{i}") for i in range(len(self.models))]
         wide = self.wide if task is None else self.wide.filter(pl.col("task") == task)
-        keyed = wide.select(
-            *_KEY,
-            pl.sum_horizontal(c.is_not_null() for c in correct).cast(pl.Int64).alias("n_models"),
-            pl.sum_horizontal(c.fill_null(0) for c in correct).cast(pl.Int64).alias("_right"),
-        ).filter((pl.col("n_models") > 0) & (pl.col("_right") == 0)).drop("_right")
+        keyed = (
+            wide.select(
+                *_KEY,
+                pl.sum_horizontal(c.is_not_null() for c in correct).cast(pl.Int64).alias("n_models"),
+                pl.sum_horizontal(c.fill_null(0) for c in correct).cast(pl.Int64).alias("_right"),
+            )
+            .filter((pl.col("n_models") > 0) & (pl.col("_right") == 0))
+            .drop("_right")
+        )
         return _ordered(self._browse(keyed), {"task": self.tasks}, ["filter", "doc_id"])
 
     def most_separating(self, n: int = 20, *, task: str | None = None) -> pl.DataFrame:
@@ -488,8 +507,9 @@ class Comparison:
         strength = self.scores.select(
             "task", "filter", pl.col("model").replace_strict({m: f"s_{i}" for i, m in enumerate(self.models)}), "score"
         ).pivot(on="model", index=["task", "filter"], values="score")
-        strength = strength.with_columns(pl.lit(None, dtype=pl.Float64).alias(f"s_{i}") for i in range(k)
-                                         if f"s_{i}" not in strength.columns)
+        strength = strength.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(f"s_{i}") for i in range(k) if f"s_{i}" not in strength.columns
+        )
         right = [pl.col(f"correct_{i}").cast(pl.Float64) for i in range(k)]
         wrong = [1.0 - r for r in right]
         ability = [pl.col(f"s_{i}") for i in range(k)]
@@ -500,8 +520,8 @@ class Comparison:
                 pl.sum_horizontal(r.is_not_null() for r in right).cast(pl.Int64).alias("n_models"),
                 pl.sum_horizontal(right).cast(pl.Int64).alias("n_right"),
                 (
-                    pl.sum_horizontal(r * a for r, a in zip(right, ability)) / pl.sum_horizontal(right)
-                    - pl.sum_horizontal(w * a for w, a in zip(wrong, ability)) / pl.sum_horizontal(wrong)
+                    pl.sum_horizontal(r * a for r, a in zip(right, ability, strict=True)) / pl.sum_horizontal(right)
+                    - pl.sum_horizontal(w * a for w, a in zip(wrong, ability, strict=True)) / pl.sum_horizontal(wrong)
                 ).alias("separation"),
                 *[pl.col(f"correct_{i}") for i in range(k)],
             )
@@ -510,8 +530,12 @@ class Comparison:
             .sort(["separation", "_balance", "task", "filter", "doc_id"], descending=[True, False, False, False, False])
             .head(n)
             .with_columns(  # who got it right / wrong, for the top rows only
-                pl.concat_list(pl.when(r == 1).then(pl.lit(m)) for r, m in zip(right, self.models)).list.drop_nulls().alias("right"),
-                pl.concat_list(pl.when(r == 0).then(pl.lit(m)) for r, m in zip(right, self.models)).list.drop_nulls().alias("wrong"),
+                pl.concat_list(pl.when(r == 1).then(pl.lit(m)) for r, m in zip(right, self.models, strict=True))
+                .list.drop_nulls()
+                .alias("right"),
+                pl.concat_list(pl.when(r == 0).then(pl.lit(m)) for r, m in zip(right, self.models, strict=True))
+                .list.drop_nulls()
+                .alias("wrong"),
             )
             .drop("_balance", *[f"correct_{i}" for i in range(k)])
         )
@@ -536,7 +560,9 @@ class Comparison:
             }
             for i, j in combinations(range(len(self.models)), 2)
         ]
-        return pl.DataFrame(rows, schema={"model_a": pl.Utf8, "model_b": pl.Utf8, "n_both": pl.Int64, "agreement": pl.Float64})
+        return pl.DataFrame(
+            rows, schema={"model_a": pl.Utf8, "model_b": pl.Utf8, "n_both": pl.Int64, "agreement": pl.Float64}
+        )
 
     def flips(self, run_a: str, run_b: str, *, task: str | None = None) -> "Flips":
         """What changed between two runs (e.g. two checkpoints) in the table this comparison was built from."""
@@ -790,8 +816,10 @@ def _table_html(frame: pl.DataFrame, max_rows: int = 30) -> str:
 def _comparison_html(cmp: Comparison) -> str:
     e = html.escape
     tasks = cmp.tasks
-    header = "<tr><th>model</th>" + "".join(f"<th>{e(t)}<br><small>{e(cmp.metrics[t])}</small></th>" for t in tasks) + "</tr>"
-    cells = {(r["model"], r["task"]): r for r in cmp.scores.filter(pl.col("filter") == pl.col("filter").min().over("task")).iter_rows(named=True)}
+    header = "<tr><th>model</th>" + "".join(f"<th>{e(t)}<br><small>{e(cmp.metrics[t])}</small></th>" for t in tasks)
+    # one cell per model x task: the task's first filter (alphabetically); all filters are in `.scores`
+    first_filter = cmp.scores.filter(pl.col("filter") == pl.col("filter").min().over("task"))
+    cells = {(r["model"], r["task"]): r for r in first_filter.iter_rows(named=True)}
     rows = []
     for m in cmp.models:
         tds = []
@@ -805,15 +833,31 @@ def _comparison_html(cmp: Comparison) -> str:
                 )
         rows.append(f"<tr><th>{e(m)}</th>{''.join(tds)}</tr>")
     pw = cmp.pairwise.select(
-        "model_a", "model_b", "task", "n_both", "a_right_b_wrong", "b_right_a_wrong", "diff", "ci_low", "ci_high",
-        "p_value", "p_holm", "test",
+        "model_a",
+        "model_b",
+        "task",
+        "n_both",
+        "a_right_b_wrong",
+        "b_right_a_wrong",
+        "diff",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "p_holm",
+        "test",
     )
+    groups = ""
+    if cmp.by and cmp.scores_by_group.height:
+        table = cmp.scores_by_group.select("model", "task", *cmp.by, "n", "score", "ci_low", "ci_high")
+        groups = f"<details><summary>scores by {e(' / '.join(cmp.by))}</summary>{_table_html(table, 60)}</details>"
     n_missing = cmp.missing.height
+    level = int(round(cmp.confidence * 100))
     return (
         f"<div class='lmms-nb-comparison'><p><b>Comparison</b> of {len(cmp.models)} models on {len(tasks)} tasks "
-        f"({int(cmp.confidence * 100)}% percentile bootstrap CIs, {cmp.n_resamples} resamples)</p>"
-        f"<table><thead>{header}</thead><tbody>{''.join(rows)}</tbody></table>"
-        f"<p><b>Pairwise</b> (aligned on task, doc_id, filter; Holm over pairs per task)</p>{_table_html(pw)}"
-        f"<p>{n_missing} (sample, model) pairs missing on one side" + (" &mdash; see <code>.missing</code>" if n_missing else "")
+        f"({level}% percentile bootstrap CIs)</p>"
+        f"<table><thead>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>{groups}"
+        f"<p><b>Pairwise</b> (aligned on task, doc_id, filter; Holm over the pairs of each task)</p>{_table_html(pw)}"
+        f"<p>{n_missing} (sample, model) pairs missing on one side"
+        + (" &mdash; see <code>.missing</code>" if n_missing else "")
         + "</p></div>"
     )

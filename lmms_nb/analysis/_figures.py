@@ -195,7 +195,11 @@ def scatter(cmp: "Comparison", a: str, b: str) -> "go.Figure":
             hovertemplate="%{text}<br>x %{x:.3f}<br>y %{y:.3f}<extra></extra>",
         )
     )
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="equal", line=dict(dash="dash", color="grey"), hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", name="equal", line=dict(dash="dash", color="grey"), hoverinfo="skip"
+        )
+    )
     fig.update_layout(
         title=_e(f"{b} vs {a} per " + (" / ".join(by) if by else "task")),
         xaxis_title=_e(a),
@@ -216,7 +220,7 @@ def agreement_figure(cmp: "Comparison") -> "go.Figure":
         value = np.nan if r["agreement"] is None else r["agreement"]
         z[i, j] = z[j, i] = value
         n[i, j] = n[j, i] = r["n_both"]
-    for i, m in enumerate(cmp.models):
+    for i in range(len(cmp.models)):
         n[i, i] = int(cmp.wide[f"correct_{i}"].is_not_null().sum())
     labels = [_e(m) for m in cmp.models]
     fig = go.Figure(

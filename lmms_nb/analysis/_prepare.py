@@ -66,7 +66,9 @@ def as_canonical(df: Any, *, keep: Sequence[str] = ()) -> pl.DataFrame:
         import pandas as pd
 
         if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"expected a polars or pandas DataFrame (the canonical sample table), got {type(df).__name__}")
+            raise TypeError(
+                f"expected a polars or pandas DataFrame (the canonical sample table), got {type(df).__name__}"
+            )
         df = pl.from_pandas(df)
     required = ("model", "task", "doc_id")
     absent = [c for c in required if c not in df.columns]
@@ -158,7 +160,9 @@ def select_rows(
     return table, blocks, model_order, task_order
 
 
-def choose_metrics(blocks: pl.DataFrame, metric: str | Mapping[str, str] | None, candidates: Sequence[str]) -> dict[str, str]:
+def choose_metrics(
+    blocks: pl.DataFrame, metric: str | Mapping[str, str] | None, candidates: Sequence[str]
+) -> dict[str, str]:
     """One metric column per task.
 
     A metric given by name (for all tasks) or as {task: metric} is used as is. Otherwise a task's metric is
@@ -187,7 +191,9 @@ def choose_metrics(blocks: pl.DataFrame, metric: str | Mapping[str, str] | None,
     for task, cols in sorted(with_values.items()):
         if task in given:
             if given[task] not in cols:
-                raise ValueError(f"metric {given[task]!r} has no value for task {task!r}; its metric columns with values: {cols}")
+                raise ValueError(
+                    f"metric {given[task]!r} has no value for task {task!r}; its metric columns with values: {cols}"
+                )
             chosen[task] = given[task]
         elif len(cols) == 1:
             chosen[task] = cols[0]
@@ -217,7 +223,9 @@ def resolve_runs(table: pl.DataFrame, blocks: pl.DataFrame, runs: RunChoice) -> 
                 raise ValueError(f"runs= names model {model!r}, which is not compared; models: {sorted(compared)}")
             have = blocks.filter(pl.col("model") == model)["run_id"].unique().to_list()
             if run_id not in have:
-                raise ValueError(f"runs= picks run {run_id!r} for model {model!r}, whose runs are {sorted(map(str, have))}")
+                raise ValueError(
+                    f"runs= picks run {run_id!r} for model {model!r}, whose runs are {sorted(map(str, have))}"
+                )
         keep = pl.lit(True)
         for model, run_id in runs.items():
             keep = keep & ((pl.col("model") != model) | (pl.col("run_id") == run_id))
@@ -243,7 +251,9 @@ def resolve_runs(table: pl.DataFrame, blocks: pl.DataFrame, runs: RunChoice) -> 
         dropped = multi.select("model", "task", pl.col("runs").list.head(pl.col("runs").list.len() - 1)).explode("runs")
         drop = pl.lit(False)
         for model, task, run_id in dropped.iter_rows():
-            drop = drop | ((pl.col("model") == model) & (pl.col("task") == task) & (pl.col("run_id").eq_missing(run_id)))
+            drop = drop | (
+                (pl.col("model") == model) & (pl.col("task") == task) & (pl.col("run_id").eq_missing(run_id))
+            )
         keep = ~drop if keep is None else keep & ~drop
         blocks = blocks.filter(~drop)
     if keep is not None:
@@ -278,9 +288,7 @@ def prepare(
     chosen = choose_metrics(blocks, metric, candidates)
     table, blocks = resolve_runs(table, blocks, runs)
 
-    binary = {
-        t: bool(blocks.filter(pl.col("task") == t)[f"{m}:01"].all()) for t, m in chosen.items()
-    }
+    binary = {t: bool(blocks.filter(pl.col("task") == t)[f"{m}:01"].all()) for t, m in chosen.items()}
     # The block summary already holds each block's count and sum of its chosen metric.
     metric_of = pl.col("task").replace_strict(chosen, return_dtype=pl.Utf8)
     n_expr: Any = pl
