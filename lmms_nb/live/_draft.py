@@ -296,10 +296,13 @@ def review_candidates(
     try:
         for chunk in _batches(len(items), batch_size):
             requests, sent = [], []
+            # several candidates share a screenshot: decode each PNG once per batch (a tall page takes ~0.3 s)
+            decoded: dict[str, Any] = {}
             for i in chunk:
                 cand = items[i]
                 try:
-                    image = cand.image()
+                    image = decoded[cand.image_path] if cand.image_path in decoded else cand.image()
+                    decoded[cand.image_path] = image
                 except Exception as e:  # noqa: BLE001
                     _review_failed(result, cand, reviewer, template, f"{cand.image_path}: cannot read the screenshot: {e}", None)
                     continue
