@@ -161,12 +161,12 @@ def _continuous_intervals(
             low, high = _stats.shared_bootstrap_ci(
                 x, contrasts=contrasts if n_pairs else None, segments=segments, segment_columns=k, **stats
             )
-            pair_at, group_at = k, k + n_pairs
         else:
             low, high = _stats.shared_bootstrap_ci(
                 np.hstack([x, diffs]), np.hstack([p, both]), segments=segments, segment_columns=k, **stats
             )
-            pair_at, group_at = k, k + n_pairs
+        # either way the output columns are: k models, n_pairs pairs, then k per group
+        pair_at, group_at = k, k + n_pairs
         task_rows += [(m, task, filter_, low[i], high[i]) for i, m in enumerate(info.models)]
         for c, (i, j) in enumerate(pairs):
             p_value = _stats.paired_t_pvalue(diffs[both[:, c] > 0, c])
@@ -393,7 +393,10 @@ class Comparison:
         scores_by_group: the same per `by` group (empty when `by` is empty).
         pairwise: one row per model pair x task x filter (see `compare`).
         missing: samples scored for some models but not others, with reason "absent" or "unscored".
-        samples: the scored long table (canonical columns + value, metric, binary, correct).
+        samples: the scored long table: the canonical columns plus value (the task's chosen metric), correct
+            (the binary view) and _key (an integer standing for task, filter, doc_id).
+        wide: one row per aligned sample, value_<i> / correct_<i> per model i (models[i]); null = not scored.
+        source: the canonical input table (all runs), for `flips`.
     """
 
     models: list[str]
