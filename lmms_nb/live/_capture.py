@@ -69,6 +69,9 @@ RETRY_STATUSES = frozenset({408, 429})
 
 T = TypeVar("T")
 
+_REMOVE_JS = "s => { const els = document.querySelectorAll(s); els.forEach(e => e.remove()); return els.length }"
+_PAGE_SIZE_JS = "() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+
 
 @dataclass
 class Screenshot:
@@ -310,7 +313,10 @@ class _CaptureJob:
             else:
                 shot.attempts = attempt
                 return shot
-        detail = errors[-1] if len(set(errors)) == 1 else "; ".join(f"attempt {i + 1}: {e}" for i, e in enumerate(errors))
+        if len(set(errors)) == 1:
+            detail = errors[-1]
+        else:
+            detail = "; ".join(f"attempt {i + 1}: {e}" for i, e in enumerate(errors))
         return CaptureFailure(url=url, error=detail, attempts=len(errors))
 
     def _capture_once(self, browser: Any, index: int, url: str) -> Screenshot:
@@ -344,16 +350,12 @@ class _CaptureJob:
             try:
                 if self.settle_ms:
                     page.wait_for_timeout(min(self.settle_ms, remaining_ms()))
-                removed = {
-                    s: int(page.evaluate(
-                        "s => { const els = document.querySelectorAll(s); els.forEach(e => e.remove()); return els.length }", s))
-                    for s in self.selectors
-                }
+                removed = {s: int(page.evaluate(_REMOVE_JS, s)) for s in self.selectors}
                 html = page.content()
                 title = page.title()
                 clip = None
                 if self.full_page and self.max_height_px is not None:
-                    size = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+                    size = page.evaluate(_PAGE_SIZE_JS)
                     if size[1] > self.max_height_px:
                         clip = {"x": 0, "y": 0, "width": size[0], "height": self.max_height_px}
                 png = page.screenshot(full_page=self.full_page, clip=clip, timeout=remaining_ms(), type="png")

@@ -12,8 +12,9 @@ Example:
     >>> from lmms_nb.live._draft import Candidate
     >>> png = tempfile.mktemp(suffix=".png"); Image.new("RGB", (8, 8), "white").save(png)
     >>> c = Candidate(id="c0", subtask="Basic Understanding", question="Colour?", answer="white",
-    ...               criteria="10 if white", image_path=png, url="http://127.0.0.1/", captured_at="2026-11-03T10:00:00+00:00",
-    ...               png_sha256="0" * 64, html_sha256="1" * 64, drafted_by="m", draft_template="livebench-draft@1")
+    ...               criteria="10 if white", image_path=png, url="http://127.0.0.1/",
+    ...               captured_at="2026-11-03T10:00:00+00:00", png_sha256="0" * 64, html_sha256="1" * 64,
+    ...               drafted_by="m", draft_template="livebench-draft@1")
     >>> ds = save_live_dataset([c], tempfile.mkdtemp())
     >>> ds[0]["month"], "2026-11" in ds.info.description, ds[0]["images"][0].size
     ('2026-11', True, (8, 8))

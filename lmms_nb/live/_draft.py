@@ -223,7 +223,8 @@ def draft_questions(
                 try:
                     image = shot.image()
                 except Exception as e:  # noqa: BLE001 - an unreadable PNG fails that screenshot only
-                    result.failures.append(DraftFailure("draft", shot.path, shot.url, f"{shot.path}: cannot read the screenshot: {e}"))
+                    error = f"{shot.path}: cannot read the screenshot: {e}"
+                    result.failures.append(DraftFailure("draft", shot.path, shot.url, error))
                     continue
                 prompt = _render(template, {"url": shot.url, "captured_at": shot.captured_at,
                                             "n_questions": n_questions, "subtasks": subtask_list(subtasks)})
@@ -304,7 +305,8 @@ def review_candidates(
                     image = decoded[cand.image_path] if cand.image_path in decoded else cand.image()
                     decoded[cand.image_path] = image
                 except Exception as e:  # noqa: BLE001
-                    _review_failed(result, cand, reviewer, template, f"{cand.image_path}: cannot read the screenshot: {e}", None)
+                    error = f"{cand.image_path}: cannot read the screenshot: {e}"
+                    _review_failed(result, cand, reviewer, template, error, None)
                     continue
                 prompt = _render(template, {**cand.fields(), "url": cand.url, "subtasks": subtask_list(subtasks)})
                 requests.append(Request(doc_id=i, task="live_review", images=[image], prompt=prompt,

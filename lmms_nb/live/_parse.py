@@ -142,7 +142,8 @@ def parse_draft_reply(
         if listed is None:
             if _field(data, "question") is None:
                 raise ReplyParseError(
-                    f"{source}: the drafting reply's JSON has no 'questions' list (keys: {sorted(data)}): {_quote(text)}"
+                    f"{source}: the drafting reply's JSON has no 'questions' list (keys: {sorted(data)}): "
+                    f"{_quote(text)}"
                 )
             listed = [data]
         data = listed

@@ -113,8 +113,9 @@ class PromptTemplate:
 
     def edited(self, text: str, version: str | None = None) -> "PromptTemplate":
         """A copy with new `text`; its version is `version`, or this one's plus a hash of the new text."""
-        new_version = version if version is not None else f"{self.version}+{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-        return dataclasses.replace(self, text=text, version=new_version)
+        if version is None:
+            version = f"{self.version}+{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+        return dataclasses.replace(self, text=text, version=version)
 
 
 def normalize_subtask(value: Any, subtasks: tuple[str, ...] = SUBTASKS) -> str | None:

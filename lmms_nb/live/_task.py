@@ -17,8 +17,9 @@ Example (a stand-in model; no judge, so answers only):
     >>> from lmms_nb.live._dataset import save_live_dataset
     >>> from lmms_nb.models.baselines import FunctionModel
     >>> png = tempfile.mktemp(suffix=".png"); Image.new("RGB", (8, 8)).save(png)
-    >>> c = Candidate(id="c0", subtask="Basic Understanding", question="Colour?", answer="black", criteria="10 if black",
-    ...               image_path=png, url="http://127.0.0.1/", captured_at="2026-11-03T10:00:00+00:00",
+    >>> c = Candidate(id="c0", subtask="Basic Understanding", question="Colour?", answer="black",
+    ...               criteria="10 if black", image_path=png, url="http://127.0.0.1/",
+    ...               captured_at="2026-11-03T10:00:00+00:00",
     ...               png_sha256="0" * 64, html_sha256="", drafted_by="m", draft_template="livebench-draft@1")
     >>> path = tempfile.mkdtemp(); _ = save_live_dataset([c], path)
     >>> task = live_task(path)

@@ -77,7 +77,9 @@ class LiveReviewWidget(widgets.VBox):
                  image_width: str = "560px", **kwargs: Any) -> None:
         from lmms_nb.live import SUBTASKS, ReviewSession
 
-        self.session = candidates if isinstance(candidates, ReviewSession) else ReviewSession(candidates, journal=journal)
+        if not isinstance(candidates, ReviewSession):
+            candidates = ReviewSession(candidates, journal=journal)
+        self.session = candidates
         self.dataset: Any = None
         self.editing = False
         self._callbacks: list[Callable[[Any], None]] = [on_saved] if on_saved else []
@@ -279,7 +281,8 @@ def _meta_html(cand: Any, status: str | None, index: int, total: int) -> str:
     if cand.review_notes:
         rows.append(("review notes", cand.review_notes))
     if cand.draft:
-        rows.append(("as drafted", f"[{cand.draft.get('subtask')}] {cand.draft.get('question')} → {cand.draft.get('answer')}"))
+        d = cand.draft
+        rows.append(("as drafted", f"[{d.get('subtask')}] {d.get('question')} → {d.get('answer')}"))
     body = "".join(f"<tr><th style='text-align:left;padding-right:6px;vertical-align:top'>{esc(k)}</th>"
                    f"<td style='white-space:pre-wrap;word-break:break-word'>{esc(v)}</td></tr>" for k, v in rows)
     label = status or "undecided"
