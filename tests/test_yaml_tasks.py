@@ -23,7 +23,14 @@ from lmms_nb.runner import evaluate
 from lmms_nb.tasks import get_task
 from lmms_nb.tasks._yaml_metrics import AGGREGATIONS, anls_lmms, exact_match_lmms
 from lmms_nb.tasks.filters import build_filter_pipeline
-from lmms_nb.tasks.yaml_loader import TaskYamlError, group_scores, load_task, load_tasks, resolve_tasks
+from lmms_nb.tasks.yaml_loader import (
+    TaskYamlError,
+    group_scores,
+    load_task,
+    load_tasks,
+    metric_number,
+    resolve_tasks,
+)
 
 FIXTURES = Path(__file__).parent / "yaml_tasks"
 COLOURS = ["red", "green", "blue", "yellow", "red", "blue", "green", "yellow"]
@@ -213,6 +220,18 @@ def test_regex_filter_group_select_tuple_groups_and_fallback():
     assert build_filter_pipeline([("strip_thinking", None)])("<think>B? no</think> C", {}) == "C"
 
 
+def test_reasoning_blocks_are_removed_after_filters_as_the_lmms_eval_cli_does(tmp_path):
+    path = write_task(tmp_path, "filter_list:\n  - {name: f, filter: [{function: take_first}]}\n")
+    keep = write_task(tmp_path / "off", "reasoning_tags: none\n")
+    own = write_task(tmp_path / "own", 'reasoning_tags: \'[["<r>", "</r>"]]\'\n')
+    answer = " <think>maybe red</think> <analysis>or blue</analysis> green "
+    assert load_task(path).filters["f"](answer, {}) == "green"
+    assert load_task(keep).filters["none"](answer, {}) == answer
+    assert load_task(own).filters["none"]("<r>x</r> y <think>z</think>", {}) == "y <think>z</think>"
+    # the chat template put the opening tag in the prompt: keep what follows the last closing tag
+    assert load_task(path).filters["f"]("reasoning ...</think>B", {}) == "B"
+
+
 # -- metrics ---------------------------------------------------------------------------------------------------
 
 def test_metrics_keep_lmms_eval_semantics():
@@ -281,6 +300,22 @@ def test_dict_valued_process_results_reach_a_function_aggregation(tmp_path):
     assert values[0] == {"qid": 1, "category": "colour", "score": 1.0}
     # colour: (1 + 0) / 2, count: 1 -> mean over categories 0.75
     assert task.metrics[0].aggregate(values, list(docs)) == (0.75, None)
+    # the number for the canonical table's float column
+    assert [metric_number(v) for v in values] == [1.0, 0.0, 1.0]
+    assert metric_number({"rating": 4, "note": "ok"}) == 4.0 and metric_number({"text": "x"}) is None
+    assert metric_number({"points": 2, "score": 9}, score_key="points") == 2.0
+
+
+def test_fingerprint_follows_the_yaml_files_and_the_functions_they_name(colours_dir):
+    before = load_task(colours_dir / "colours_open.yaml").fingerprint()
+    assert load_task(colours_dir / "colours_open.yaml").fingerprint() == before
+    utils = colours_dir / "utils.py"
+    utils.write_text(utils.read_text() + "\n# an edit\n")
+    after_utils = load_task(colours_dir / "colours_open.yaml").fingerprint()
+    template = colours_dir / "_default_template_yaml"
+    template.write_text(template.read_text() + "\n# an edit\n")
+    after_template = load_task(colours_dir / "colours_open.yaml").fingerprint()
+    assert len({before, after_utils, after_template}) == 3
 
 
 # -- full runs through evaluate() ------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ How lmms-eval builds a generate_until request, and so how this module does:
   whole mapping updated with its `default` block (so the function sees ``pre_prompt`` at the top level).
 * generation_kwargs get ``until: ["\\n\\n"]`` when they do not say, and ``{until, do_sample: False}`` when absent.
 * the response is filtered by each `filter_list` pipeline (one log line per filter; a single one named
-  "none" when there is no filter_list), stripped, then scored by `process_results(doc, [prediction])` or by
-  the metrics of `metric_list` against doc_to_target (``choices[target]`` with doc_to_choice; any of the
-  targets when it is a list).
+  "none" when there is no filter_list); then, as the lmms-eval CLI does by default (its --reasoning_tags),
+  ``<think>...</think>`` and ``<analysis>...</analysis>`` blocks are removed and the answer stripped (a task's
+  own `reasoning_tags` replaces the pairs; ``none`` turns it off); then it is scored by
+  `process_results(doc, [prediction])` or by the metrics of `metric_list` against doc_to_target
+  (``choices[target]`` with doc_to_choice; any of the targets when it is a list).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import copy
 import difflib
 import inspect
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lmms_nb.tasks._yaml_config import FunctionRef, TaskYaml, TaskYamlError
 from lmms_nb.tasks._yaml_metrics import (
@@ -33,7 +36,12 @@ from lmms_nb.tasks._yaml_metrics import (
     DEFAULT_HIGHER_IS_BETTER,
     custom_aggregation,
 )
-from lmms_nb.tasks.filters import FILTERS, StripThinkingFilter, build_filter_pipeline, strip_reasoning
+from lmms_nb.tasks.filters import (
+    FILTERS,
+    StripThinkingFilter,
+    build_filter_pipeline,
+    strip_reasoning,
+)
 from lmms_nb.tasks.task import Metric, Task
 
 Doc = dict[str, Any]
@@ -91,7 +99,7 @@ def _check_inactive(cfg: TaskYaml) -> None:
                             "(only generate_until; loglikelihood and multiple_choice need token log-probabilities)")
 
 
-def _resolve(cfg: TaskYaml, value: Any, *key_path: Any) -> Any:
+def _resolve(value: Any) -> Any:
     """A `!function` reference imported; any other value as is."""
     if isinstance(value, FunctionRef):
         return value.resolve()
@@ -163,7 +171,7 @@ def _model_block(value: Any, model_type: str | None, default: Any, where: str) -
 
 
 class _LazyDataset:
-    """Loads the evaluation split once (thread-safe) and remembers its image and category columns."""
+    """Calls `loader` once (thread-safe) and returns its result ever after: a task's split is read once."""
 
     def __init__(self, loader: Callable[[], Any]) -> None:
         self._loader = loader
@@ -201,11 +209,11 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
     split_key = "test_split" if data.get("test_split") else "validation_split"
 
     # -- functions and fields -------------------------------------------------------------------------------
-    doc_to_choice = _choice_fn(cfg, specific)
+    doc_to_choice = _choice_fn(cfg)
     doc_to_text = _text_fn(cfg, specific, doc_to_choice)
     doc_to_target = _target_fn(cfg, target_kwargs, doc_to_choice is not None)
     doc_to_visual, visual_field = _visual_fn(cfg, specific)
-    process_docs = _resolve(cfg, data.get("process_docs"), "process_docs")
+    process_docs = _resolve(data.get("process_docs"))
     if process_docs is not None and not callable(process_docs):
         raise TaskYamlError(f"{cfg.where('process_docs')}: process_docs must be a !function")
 
@@ -247,7 +255,7 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
                 loaded = datasets.load_from_disk(resolved_path)
             else:
                 loaded = datasets.load_dataset(resolved_path, name=data.get("dataset_name"), **dataset_kwargs)
-        except Exception as e:  # noqa: BLE001 - any loading failure is reported with the YAML location
+        except Exception as e:
             how = "load_from_disk" if load_from_disk else "load_dataset"
             raise TaskYamlError(f"{where}: task {name!r}: {how}({resolved_path!r}) failed: "
                                 f"{type(e).__name__}: {e}") from e
@@ -299,7 +307,10 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
     """What results.json records about the YAML (JSON values only)."""
     out: dict[str, Any] = {
         "yaml_path": str(cfg.path),
+        # the YAML files and the Python files their !function tags name: an edit to either changes the
+        # task's fingerprint, so a run is never resumed with different prompts or scoring
         "yaml_sha256": cfg.digest(),
+        "functions_sha256": _functions_digest(cfg.data),
         "model_type": model_type,
     }
     if specific is not None:
@@ -308,10 +319,32 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
         out["tag"] = tags
     if groups:
         out["group"] = list(groups)
-    for key in ("task_alias", "dataset_path", "dataset_name"):
+    for key in ("task_alias", "dataset_path", "dataset_name", "score_key", "cluster_key"):
         if cfg.data.get(key) is not None:
             out[key] = cfg.data[key]
     return out
+
+
+def _functions_digest(data: Any) -> str:
+    import hashlib
+
+    files: set[Path] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, FunctionRef):
+            files.add(value.module_file())
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(data)
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _local_path(yaml_file: Path, dataset_path: str) -> str:
@@ -357,7 +390,7 @@ def _record_columns(task: Task, ds: Any, visual_field: str | None) -> None:
 # -- doc_to_* -------------------------------------------------------------------------------------------------
 
 def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None) -> Callable[[Doc], str]:
-    value = _resolve(cfg, cfg.data.get("doc_to_text"), "doc_to_text")
+    value = _resolve(cfg.data.get("doc_to_text"))
     where = cfg.where("doc_to_text")
     description = cfg.data.get("description") or ""
     describe = _template(description, cfg.where("description")) if description else None
@@ -365,7 +398,7 @@ def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None) -> Ca
     if value is None:
         raise TaskYamlError(f"{cfg.path}: task {cfg.data.get('task')!r} needs doc_to_text")
     if isinstance(value, int) and not isinstance(value, bool):
-        base: Callable[[Doc], Any] = lambda doc: value  # noqa: E731
+        base: Callable[[Doc], Any] = lambda doc: value
     elif isinstance(value, str):
         render = _template(value, where)
 
@@ -377,7 +410,7 @@ def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None) -> Ca
             return int(text) if text.isdigit() and doc_to_choice is not None else text
     elif callable(value):
         fn = value
-        base = (lambda doc: fn(doc, specific)) if specific is not None else (lambda doc: fn(doc))  # noqa: E731
+        base = (lambda doc: fn(doc, specific)) if specific is not None else (lambda doc: fn(doc))
     else:
         raise TaskYamlError(f"{where}: doc_to_text must be a field name, a template or a !function")
 
@@ -394,7 +427,7 @@ def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None) -> Ca
 
 
 def _target_fn(cfg: TaskYaml, target_kwargs: Any, has_choice: bool) -> Callable[[Doc], Any]:
-    value = _resolve(cfg, cfg.data.get("doc_to_target"), "doc_to_target")
+    value = _resolve(cfg.data.get("doc_to_target"))
     where = cfg.where("doc_to_target")
     if value is None:
         raise TaskYamlError(f"{cfg.path}: task {cfg.data.get('task')!r} needs doc_to_target")
@@ -423,8 +456,8 @@ def _target_fn(cfg: TaskYaml, target_kwargs: Any, has_choice: bool) -> Callable[
     raise TaskYamlError(f"{where}: doc_to_target must be a field name, a template, a list or a !function")
 
 
-def _choice_fn(cfg: TaskYaml, specific: Any) -> Callable[[Doc], list] | None:
-    value = _resolve(cfg, cfg.data.get("doc_to_choice"), "doc_to_choice")
+def _choice_fn(cfg: TaskYaml) -> Callable[[Doc], list] | None:
+    value = _resolve(cfg.data.get("doc_to_choice"))
     where = cfg.where("doc_to_choice")
     if value is None:
         return None
@@ -451,7 +484,7 @@ def _choice_fn(cfg: TaskYaml, specific: Any) -> Callable[[Doc], list] | None:
 
 
 def _visual_fn(cfg: TaskYaml, specific: Any) -> tuple[Callable[[Doc], list], str | None]:
-    value = _resolve(cfg, cfg.data.get("doc_to_visual"), "doc_to_visual")
+    value = _resolve(cfg.data.get("doc_to_visual"))
     where = cfg.where("doc_to_visual")
     if value is None:
         return (lambda doc: []), None
@@ -500,14 +533,35 @@ def _generation_kwargs(cfg: TaskYaml, model_type: str | None) -> dict[str, Any]:
     return gen
 
 
-def _filters(cfg: TaskYaml) -> dict[str, Callable[[str, Doc], str]]:
-    data = cfg.data
-    prepend = [(StripThinkingFilter, None)] if data.get("auto_strip_thinking") and not data.get("reasoning_tags") else []
-    tags = data.get("reasoning_tags")
+#: the lmms-eval CLI's default --reasoning_tags: applied to every filtered answer unless the task says otherwise
+DEFAULT_REASONING_TAGS = [["<think>", "</think>"], ["<analysis>", "</analysis>"]]
+
+
+def _reasoning_tags(cfg: TaskYaml) -> list | None:
+    """lmms-eval's reasoning tags for a task: its `reasoning_tags`, else the CLI default; "none"/false: off."""
+    tags = cfg.data.get("reasoning_tags")
+    if tags is None:
+        return DEFAULT_REASONING_TAGS
+    if tags is False or tags == "none":
+        return None
     if isinstance(tags, str):
         import json
 
-        tags = None if tags == "none" else json.loads(tags)
+        try:
+            tags = json.loads(tags)
+        except ValueError as e:
+            raise TaskYamlError(f"{cfg.where('reasoning_tags')}: reasoning_tags is not JSON: {e}") from e
+    if not (isinstance(tags, list) and all(isinstance(p, list) and len(p) == 2 and all(isinstance(t, str) for t in p)
+                                           for p in tags)):
+        raise TaskYamlError(f"{cfg.where('reasoning_tags')}: reasoning_tags must be a list of [start, end] tag pairs")
+    return tags
+
+
+def _filters(cfg: TaskYaml) -> dict[str, Callable[[str, Doc], str]]:
+    data = cfg.data
+    tags = _reasoning_tags(cfg)
+    # auto_strip_thinking only acts when no reasoning tags are in force (they already strip), as in lmms-eval
+    prepend = [(StripThinkingFilter, None)] if data.get("auto_strip_thinking") and tags is None else []
     filter_list = data.get("filter_list")
     pipelines: dict[str, Callable[[str, Doc], str]] = {}
     if filter_list is None:
@@ -527,7 +581,7 @@ def _filters(cfg: TaskYaml) -> dict[str, Callable[[str, Doc], str]]:
                 swhere = cfg.where("filter_list", i, "filter", j)
                 if not isinstance(step, dict) or "function" not in step:
                     raise TaskYamlError(f"{swhere}: each filter step needs `function`")
-                function = _resolve(cfg, step["function"])
+                function = _resolve(step["function"])
                 if isinstance(function, str) and function not in FILTERS:
                     close = difflib.get_close_matches(function, sorted(FILTERS), n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -546,11 +600,16 @@ def _filters(cfg: TaskYaml) -> dict[str, Callable[[str, Doc], str]]:
 
 
 def _strip_after(pipeline: Callable[[str, Doc], str], tags: list) -> Callable[[str, Doc], str]:
-    return lambda response, doc: strip_reasoning(pipeline(response, doc), tags)
+    # after the filters, as lmms-eval's evaluator: reasoning blocks removed and the answer stripped
+    def filtered(response: str, doc: Doc) -> str:
+        return strip_reasoning(pipeline(response, doc), tags)
+
+    filtered.steps = getattr(pipeline, "steps", [])  # type: ignore[attr-defined]
+    return filtered
 
 
 def _process_results(cfg: TaskYaml) -> Callable[[Doc, str], dict[str, Any]] | None:
-    fn = _resolve(cfg, cfg.data.get("process_results"), "process_results")
+    fn = _resolve(cfg.data.get("process_results"))
     if fn is None:
         return None
     where = cfg.where("process_results")
@@ -581,7 +640,7 @@ def _metrics(cfg: TaskYaml, doc_to_choice: Callable | None) -> list[Metric]:
         where = cfg.where("metric_list", i)
         if not isinstance(entry, dict) or "metric" not in entry:
             raise TaskYamlError(f"{where}: each metric_list entry needs `metric`")
-        metric = _resolve(cfg, entry["metric"])
+        metric = _resolve(entry["metric"])
         name = getattr(metric, "__name__", None) if callable(metric) else metric
         if not isinstance(name, str):
             raise TaskYamlError(f"{where}: metric must be a name or a !function, got {metric!r}")
@@ -594,13 +653,13 @@ def _metrics(cfg: TaskYaml, doc_to_choice: Callable | None) -> list[Metric]:
             fn, allowed, _, _, takes_doc = BUILTIN_METRICS[name]
             unknown = set(options) - allowed
             if unknown:
-                raise TaskYamlError(f"{cfg.where('metric_list', i, sorted(unknown)[0])}: metric {name}: unsupported "
+                raise TaskYamlError(f"{cfg.where('metric_list', i, min(unknown))}: metric {name}: unsupported "
                                     f"option(s) {sorted(unknown)}; it takes {sorted(allowed) or 'none'}")
             scorer = _builtin_scorer(name, fn, options, takes_doc, doc_to_choice)
         else:
             raise TaskYamlError(f"{cfg.where('metric_list', i, 'metric')}: unknown metric {name!r} "
                                 f"(built in: {', '.join(sorted(BUILTIN_METRICS))}); other names need process_results")
-        aggregation = _resolve(cfg, entry.get("aggregation"))
+        aggregation = _resolve(entry.get("aggregation"))
         if aggregation is None:
             if name not in DEFAULT_AGGREGATION:
                 raise TaskYamlError(f"{where}: metric {name!r} has no default aggregation; add `aggregation: mean` "

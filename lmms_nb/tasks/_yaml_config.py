@@ -24,10 +24,11 @@ import hashlib
 import importlib.util
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -188,7 +189,7 @@ class TaskYaml:
                 return f"{file}:{line}"
         return str(file)
 
-    def with_overrides(self, overrides: dict[str, Any], source: "TaskYaml", prefix: tuple = ()) -> "TaskYaml":
+    def with_overrides(self, overrides: dict[str, Any], source: TaskYaml, prefix: tuple = ()) -> TaskYaml:
         """A copy with `overrides` on top, written in `source` under key path `prefix` (e.g. ("task", 2) for a
         group's third task entry; () for top-level keys of a group file applied to all its subtasks)."""
         origins = dict(self.origins)

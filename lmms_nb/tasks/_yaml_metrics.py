@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 import re
 import string
-from typing import Any, Callable, Sequence
-
-from lmms_nb.metrics import METRICS, levenshtein_distance, mean_stderr
+from collections.abc import Callable, Sequence
+from typing import Any
 
 Doc = dict[str, Any]
 
@@ -72,6 +71,10 @@ def anls_lmms(prediction: str, references: Sequence[Any], *, thresh_hold: float 
     >>> anls_lmms("abc", ["xyz", "abd"]), anls_lmms("abc", ["xyz"])
     (0.6666666666666667, 0.0)
     """
+    from lmms_nb.metrics import (
+        levenshtein_distance,  # imported on use: lmms_nb.metrics loads scipy
+    )
+
     pred = "" if prediction is None else str(prediction)
     values = []
     for ref in references:
@@ -87,9 +90,10 @@ def anls_lmms(prediction: str, references: Sequence[Any], *, thresh_hold: float 
 
 
 def _lmms_nb_metric(name: str) -> Callable[..., float]:
-    scorer = METRICS[name]
-
     def score(prediction: str, references: Sequence[Any], doc: Doc | None = None, **options: Any) -> float:
+        from lmms_nb.metrics import METRICS
+
+        scorer = METRICS[name]
         return float(any(scorer(prediction, r, doc, **options) for r in references))
 
     return score
@@ -113,12 +117,16 @@ DEFAULT_HIGHER_IS_BETTER = {name: spec[3] for name, spec in BUILTIN_METRICS.item
 
 
 def _mean(values: Sequence[Any], docs: Sequence[Doc] = ()) -> tuple[float, float | None]:
-    # lmms-eval: sum / len (in doc order, so the float rounding is the same), stderr = sample sd / sqrt(n)
+    # lmms-eval's arithmetic, step for step, so both value and stderr agree to the last bit: sum / len in doc
+    # order, stderr = sqrt(sum of squared deviations / (n - 1)) / sqrt(n); none below two values.
     values = [float(v) for v in values]
     if not values:
         return math.nan, None
-    _, stderr = mean_stderr(values)
-    return sum(values) / len(values), stderr
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    sample_sd = math.sqrt(sum((x - mean) ** 2 for x in values) / (len(values) - 1))
+    return mean, sample_sd / math.sqrt(len(values))
 
 
 def _median(values: Sequence[Any], docs: Sequence[Doc] = ()) -> tuple[float, float | None]:
@@ -145,3 +153,28 @@ def custom_aggregation(fn: Callable[..., Any]) -> Callable[[Sequence[Any], Seque
     aggregate.__wrapped__ = fn  # type: ignore[attr-defined]
     aggregate.__name__ = getattr(fn, "__name__", "aggregate")
     return aggregate
+
+
+#: keys tried, in order, for the number inside a dict-valued per-sample metric (after the task's score_key)
+_NUMERIC_KEYS = ("score", "rating", "correct", "acc", "accuracy")
+
+
+def metric_number(value: Any, score_key: str | None = None) -> float | None:
+    """The number a per-sample metric value stands for, for the canonical table's float column.
+
+    lmms-eval's process_results may return dicts (MME: {question_id, category, score}); the aggregation
+    needs the dict, the table a number: `score_key` (the task's, default "score"), else "rating", "correct",
+    "acc", "accuracy". None when there is no number.
+
+    >>> metric_number(1), metric_number(True), metric_number({"question_id": "q1", "score": 0.5}), metric_number("x")
+    (1.0, 1.0, 0.5, None)
+    """
+    if isinstance(value, (int, float)):  # bool included
+        return float(value)
+    if isinstance(value, dict):
+        for key in ((score_key,) if score_key else ()) + _NUMERIC_KEYS:
+            inner = value.get(key)
+            if isinstance(inner, (int, float)):  # bool is an int: True -> 1.0
+                return float(inner)
+    return None
+

@@ -28,7 +28,8 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 Doc = dict[str, Any]
 
@@ -171,7 +172,7 @@ class WhitespaceFilter:
     """Drop one leading space of each response."""
 
     def apply(self, resps: Iterable[list], docs: Sequence[Doc]) -> list:
-        return [[resp[1:] if resp.startswith(" ") else resp for resp in r] for r in resps]
+        return [[resp.removeprefix(" ") for resp in r] for r in resps]
 
 
 class LowercaseFilter:

@@ -38,15 +38,25 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lmms_nb.tasks._yaml_build import GROUP_KEYS, TASK_KEYS, build_task, check_keys
 from lmms_nb.tasks._yaml_config import TaskYaml, TaskYamlError, read_task_yaml
+from lmms_nb.tasks._yaml_metrics import metric_number
 from lmms_nb.tasks.task import Task
 
-__all__ = ["TaskYamlError", "group_scores", "is_yaml_task_spec", "load_task", "load_tasks", "resolve_tasks"]
+__all__ = [
+    "TaskYamlError",
+    "group_scores",
+    "is_yaml_task_spec",
+    "load_task",
+    "load_tasks",
+    "metric_number",
+    "resolve_tasks",
+]
 
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints"}
 
