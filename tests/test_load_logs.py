@@ -365,6 +365,23 @@ def test_base64_media_stays_out_of_the_table(tmp_path):
     assert_frame_equal(*fast_and_slow(path)[:2])
 
 
+def test_backslashes_and_control_characters_survive_the_fast_path(tmp_path):
+    # polars' list-to-text coercion does not escape backslashes: responses are read as typed lists, and a
+    # media path with a backslash sends load_logs to the reference reading
+    answers = ["\\frac{1}{2}", "tab\there", "quote \" and \\n", "\x1f"]
+    lines = [{"doc_id": i, "target": "x", "filtered_resps": [a], "resps": [[a + " raw"]],
+              "input_media": ["C:\\data\\new.png" if i == 1 else f"img/{i}.png"], "acc": 0.0} for i, a in enumerate(answers)]
+    path = write_jsonl(tmp_path / "m" / "20250106_000000_samples_math.jsonl", lines)
+    df = load_logs(path)
+    assert df["prediction"].to_list() == answers
+    assert df["raw_response"].to_list() == [a + " raw" for a in answers]
+    assert df["image_ref"].to_list() == ["file:img/0.png", "file:C:\\data\\new.png", "file:img/2.png", "file:img/3.png"]
+    assert scan_logs(path).collect()["image_ref"].to_list() == ["file:img/0.png", None, "file:img/2.png", "file:img/3.png"]
+    fast, slow, used_fast = fast_and_slow(path)
+    assert used_fast
+    assert_frame_equal(fast, slow)
+
+
 def test_lm_evaluation_harness(tmp_path):
     folder = tmp_path / "EleutherAI__pythia-70m"
     date = "2024-05-01T12-30-45.123456"

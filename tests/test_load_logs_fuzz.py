@@ -63,7 +63,8 @@ def sample_lines(draw) -> list[dict]:
         if draw(st.booleans()):
             line["token_counts"] = [{"output_tokens": draw(st.integers(0, 99)), "generation_seconds": draw(st.floats(0, 9))}]
         if draw(st.booleans()):
-            line["input_media"] = [draw(st.sampled_from(["img/a.png", "data:image/png;base64,AAAA", "x" * 600]))]
+            line["input_media"] = [draw(st.sampled_from(
+                ["img/a.png", "data:image/png;base64,AAAA", "x" * 600, "C:\\img\\a.png", 'q"uote\t.png', ""]))]
         line["input"] = draw(texts)
         if layout == "ours":
             line.update({"filter": "none", "run_id": "r1", "model": "m", "task": "t", "split": "test",

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import json
+import mmap
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -507,6 +508,18 @@ def _is_clean(frame: pl.DataFrame) -> bool:
     return not frame.select(pl.struct("doc_id", "filter").is_duplicated().any()).item()
 
 
+def _lines_match(frame: pl.DataFrame, meta: FileMeta) -> bool:
+    """`b64:<file>#<line>` refs count rows as lines: true only when the file has no blank line (checked only
+    when there are such refs, by counting newlines)."""
+    if not frame["image_ref"].str.starts_with("b64:").any():
+        return True
+    with open(meta.path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        newlines = 0
+        for start in range(0, len(data), 1 << 24):
+            newlines += data[start : start + (1 << 24)].count(b"\n")
+    return newlines == frame.height
+
+
 def read_jsonl_samples(meta: FileMeta, problems: Problems, *, fast: bool = True) -> pl.DataFrame:
     """Read one samples file: polars fast path when the file is regular, the Python slow path otherwise."""
     if fast:
@@ -518,7 +531,7 @@ def read_jsonl_samples(meta: FileMeta, problems: Problems, *, fast: bool = True)
                 if isinstance(e, (KeyboardInterrupt, SystemExit, GeneratorExit)):
                     raise
                 frame = None
-            if frame is not None and not frame["__unsafe"].any() and _is_clean(frame):
+            if frame is not None and not frame["__unsafe"].any() and _is_clean(frame) and _lines_match(frame, meta):
                 return frame.drop("__unsafe")
     return read_jsonl_slow(meta, problems)
 

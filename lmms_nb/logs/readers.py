@@ -219,7 +219,10 @@ def scan_logs(paths: Paths) -> pl.LazyFrame:
     Regular JSONL files become lazy `scan_ndjson` plans (nothing is read until `.collect()`); the others
     (older layouts, spreadsheets, files whose first lines look odd) are read eagerly. File-level problems
     (unknown format, empty file) raise `LogFormatError` here; a lazily scanned file that turns out to be
-    malformed further down fails at collect time with a polars error; `load_logs` checks every line.
+    malformed further down fails at collect time with a polars error; `load_logs` checks every line. Two more
+    things only `load_logs` does: reject duplicate doc_ids, and give the image_ref of an `input_media` path that
+    holds a backslash (null in a lazy scan, because polars cannot hand such a path back exactly); and in a file
+    with blank lines, the line numbers of `b64:` image refs count rows, not lines, in a lazy scan.
 
     >>> import json, tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "m"
