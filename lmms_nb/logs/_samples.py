@@ -95,6 +95,7 @@ def _iter_json_lines(meta: FileMeta, problems: Problems) -> Iterator[tuple[int, 
     except OSError as e:
         problems.error(path, None, f"cannot read the file ({e.strerror or e})", "a readable file")
         return
+    data = data.removeprefix(b"\xef\xbb\xbf")  # tolerate a UTF-8 byte order mark
     if not data.strip():
         problems.error(path, None, "empty file", _EXPECT_LINE)
         return
