@@ -10,6 +10,9 @@ Two readings of the same file, giving the same table:
   and line of every problem, tolerates a truncated last line of our own format, and assigns filter names to
   lmms-eval files that logged several filters without saying which line is which.
 
+One thing the fast path cannot notice: a key that first appears after the sniffed lines is not read.
+lmms-eval writes the same keys on every line of a task, except `resps`, which is therefore always read.
+
 Example:
     >>> import json, tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "20240101_120000_samples_demo.jsonl"
