@@ -177,7 +177,7 @@ def main() -> None:
     budgets = [float(b) for b in args.budgets.split(",")]
 
     t0 = time.perf_counter()
-    samples, x_test, images, y_test = build_samples(args.full, args.seed)
+    samples, x_test, images, _ = build_samples(args.full, args.seed)
     acc = samples.group_by("model").agg((pl.col("acc").mean() * 100).alias("acc")).sort("acc")
     print(f"population: {acc.height} models on a {args.full}-doc full set (built in {time.perf_counter() - t0:.1f} s); "
           f"accuracy {acc['acc'].min():.1f}-{acc['acc'].max():.1f} %, median {acc['acc'].median():.1f} %")

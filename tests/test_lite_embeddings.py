@@ -181,7 +181,7 @@ def test_changed_weights_at_the_same_path_invalidate_the_cache(tmp_path) -> None
 
 
 def test_interrupted_run_keeps_finished_batches(embedders) -> None:
-    image, text = embedders
+    image, _ = embedders
     counter = Counter()
     counter.fail_on = {QUESTIONS[4]}
     task = make_task(counter)

@@ -106,7 +106,7 @@ def test_property_equals_reference(n: int, d: int, k_frac: float, seed: int, sca
     x = (rng.normal(size=(n, d)) * scale).astype(np.float32)
     if len(np.unique(x, axis=0)) < n:  # duplicates are covered by their own test
         return
-    k = max(1, int(round(k_frac * n)))
+    k = max(1, round(k_frac * n))
     res = kcenter_greedy(x, k, start=0)
     picks, radii = reference_kcenter(x, k, 0)
     assert res.picks.tolist() == picks

@@ -25,8 +25,8 @@ from lmms_nb.lite_selection._embeddings import (
 )
 from lmms_nb.lite_selection._estimates import ScoreMatrix, lite_estimates, score_matrix
 from lmms_nb.lite_selection._export import (
-    load_lite_subset,
     lite_task,
+    load_lite_subset,
     save_lite_dataset,
     save_lite_subset,
     write_lmms_eval_yaml,

@@ -41,9 +41,11 @@ import json
 import logging
 import os
 import uuid
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -186,7 +188,7 @@ class ImageEmbedder:
         self._model: Any = None
         self._preprocess: Callable | None = None
 
-    def load(self) -> "ImageEmbedder":
+    def load(self) -> ImageEmbedder:
         """Load the model now (otherwise the first `encode` does)."""
         if self._model is None:
             import open_clip
@@ -240,7 +242,7 @@ class TextEmbedder:
         self.device = device or _default_device()
         self._model: Any = None
 
-    def load(self) -> "TextEmbedder":
+    def load(self) -> TextEmbedder:
         """Load the model now (otherwise the first `encode` does)."""
         if self._model is None:
             from sentence_transformers import SentenceTransformer
@@ -436,8 +438,8 @@ class _PartCache:
             try:
                 with np.load(shard) as z:
                     out.update(zip(z["doc_ids"].tolist(), z["vectors"]))
-            except Exception:  # a shard cut short by a crash: its docs are simply recomputed
-                continue
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                continue  # a shard cut short by a crash: its docs are simply recomputed
         if len(shards) > self._COMPACT_AT and out:
             ids = np.fromiter(out, dtype=np.int64)
             self.append(ids, np.stack([out[i] for i in ids.tolist()]), name="shard-0-compact")
