@@ -246,3 +246,25 @@ def test_bad_inputs_are_named(tmp_path, embedders) -> None:
         ImageEmbedder("ViT-B-32", pretrained="no-such-tag").load()
     with pytest.raises(ValueError, match="needs image_model, text_model or both"):
         embed_task(task, image_model=None, text_model=None)
+
+
+def test_a_corrupt_cache_shard_is_recomputed(embedders, tmp_path) -> None:
+    image, _ = embedders
+    counter = Counter()
+    task = make_task(counter)
+    first = embed_task(task, image_model=image, text_model=None, batch_size=3, progress=False)
+    shards = sorted((tmp_path / "cache" / "lite_embeddings").glob("image-*/shard-*.npz"))
+    assert len(shards) == 2  # one per batch of 3 docs
+    shards[0].write_bytes(b"PK\x03\x04 cut short by a crash")
+    counter.visual = 0
+    again = embed_task(task, image_model=image, text_model=None, batch_size=3, progress=False)
+    assert counter.visual == 3  # only the lost shard's docs
+    np.testing.assert_allclose(again.vectors, first.vectors, atol=1e-6)
+
+
+def test_hub_names_use_the_real_loaders_and_fail_clearly_offline() -> None:
+    text = TextEmbedder("BAAI/bge-small-en-v1.5", device="cpu")
+    assert text.model_id == "BAAI/bge-small-en-v1.5"  # the cache key needs no download
+    with pytest.raises(RuntimeError, match="could not load sentence-transformers model 'BAAI/bge-small-en-v1.5'"):
+        text.load()
+    assert ImageEmbedder().model_id == "ViT-B-32@openai"
