@@ -25,6 +25,8 @@ _EXPORTS: dict[str, str] = {
     "get_task": "lmms_nb.tasks",
     "list_tasks": "lmms_nb.tasks",
     "register_task": "lmms_nb.tasks",
+    "load_task": "lmms_nb.tasks.yaml_loader",
+    "load_tasks": "lmms_nb.tasks.yaml_loader",
     "Model": "lmms_nb.models",
     "Request": "lmms_nb.models",
     "Response": "lmms_nb.models",
@@ -66,3 +68,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from lmms_nb.reporting import report
     from lmms_nb.runner import Run, evaluate
     from lmms_nb.tasks import Metric, Task, get_task, list_tasks, register_task
+    from lmms_nb.tasks.yaml_loader import load_task, load_tasks

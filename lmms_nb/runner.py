@@ -138,16 +138,20 @@ def evaluate(
     progress: bool = True,
     on_batch: Callable[[BatchProgress], None] | None = None,
     stop_event: threading.Event | None = None,
+    model_type: str | None = None,
 ) -> Run:
     """Evaluate `model` on `tasks`, logging every sample under `output_dir`; see the module docstring.
 
     `model` is a `Model` or a registered name (built with `model_args`); `tasks` are registered names or
-    `Task` objects. `stop_event`, when set by another thread (a Stop button), ends the run after the batch
+    `Task` objects, lmms-eval task YAML files or folders of them (`model_type`, e.g. "llava_hf", picks the
+    YAMLs' per-model prompt blocks). `stop_event`, when set by another thread (a Stop button), ends the run after the batch
     in flight: what was written stays, and the same call later resumes it.
     """
     if isinstance(model, str):
         model = get_model(model, **(model_args or {}))
-    task_list = [get_task(t) for t in ([tasks] if isinstance(tasks, (str, Task)) else list(tasks))]
+    from lmms_nb.tasks.yaml_loader import resolve_tasks
+
+    task_list = resolve_tasks(tasks, model_type=model_type)
     if not task_list:
         raise ValueError("evaluate() needs at least one task")
     if batch_size < 1:

@@ -30,9 +30,16 @@ def list_tasks() -> list[str]:
 
 
 def get_task(name: str | Task) -> Task:
-    """The task registered as `name` (a `Task` passes through). Unknown names raise with close matches."""
+    """The task registered as `name`, or loaded from an lmms-eval YAML path (a `Task` passes through).
+
+    Unknown names raise with close matches.
+    """
     if isinstance(name, Task):
         return name
+    from lmms_nb.tasks.yaml_loader import is_yaml_task_spec, load_task
+
+    if is_yaml_task_spec(name):  # an lmms-eval task YAML (a folder goes through load_tasks / evaluate)
+        return load_task(name)
     _ensure_builtin()
     if name not in _FACTORIES:
         close = difflib.get_close_matches(name, list(_FACTORIES), n=3)
