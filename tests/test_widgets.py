@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from lmms_nb.models.baselines import FunctionModel
-from lmms_nb.widgets import NO_CATEGORY, CompareDashboard, EvalLauncher, SampleBrowser, SampleIndex, SampleQuery, thumbnail_data_uri
+from lmms_nb.widgets import ALL, NO_CATEGORY, CompareDashboard, EvalLauncher, SampleBrowser, SampleIndex, SampleQuery, thumbnail_data_uri
 from lmms_nb.widgets._html import esc
 
 from _toy import colour_of, toy_task
@@ -126,8 +126,10 @@ def test_filters_match_a_python_loop():
     want = expected_keys(df, task="t1", category="red", pattern={"A": True, "B": False})
     assert want and shown_keys(browser) == want
 
-    browser.task_select.value = None  # pattern over both tasks: anls counts as right at >= 0.5
-    browser.category_select.value = None
+    assert browser.task_select.label == "t1" and browser.category_select.label == "red"
+    browser.task_select.value = ALL  # pattern over both tasks: anls counts as right at >= 0.5
+    browser.category_select.value = ALL
+    assert browser.category_select.label == "all categories"
     assert shown_keys(browser) == expected_keys(df, pattern={"A": True, "B": False})
 
     browser.category_select.value = NO_CATEGORY

@@ -32,14 +32,20 @@ from lmms_nb.widgets._query import SampleIndex, SampleQuery
 __all__ = ["SampleBrowser"]
 
 
-class _NoCategory:
-    """The category dropdown's value for samples without a category (None means "all")."""
+class _Choice:
+    """A dropdown value that no task or category name can equal (ipywidgets shows a None value as blank)."""
+
+    def __init__(self, name: str):
+        self.name = name
 
     def __repr__(self) -> str:
-        return "NO_CATEGORY"
+        return self.name
 
 
-NO_CATEGORY = _NoCategory()
+#: The task / category dropdowns' value for "every task" / "every category".
+ALL = _Choice("ALL")
+#: The category dropdown's value for samples without a category.
+NO_CATEGORY = _Choice("NO_CATEGORY")
 _PATTERN_OPTIONS = ["any", "right", "wrong"]
 _PATTERN_VALUE = {"any": None, "right": True, "wrong": False}
 _PATTERN_LABEL = {None: "any", True: "right", False: "wrong"}
@@ -73,10 +79,10 @@ class SampleBrowser(widgets.VBox):
         self._held = False
 
         ix = self.index
-        self.task_select = widgets.Dropdown(options=[("all tasks", None)] + [(t, t) for t in ix.tasks],
-                                            value=None, description="task")
-        self.category_select = widgets.Dropdown(description="category")
-        self._set_category_options(None)
+        self.task_select = widgets.Dropdown(options=[("all tasks", ALL)] + [(t, t) for t in ix.tasks],
+                                            value=ALL, description="task")
+        self.category_select = widgets.Dropdown(options=[("all categories", ALL)], value=ALL, description="category")
+        self._set_category_options(ALL)
         self.search_box = widgets.Text(value="", placeholder="text in question, target or answers",
                                        description="search", continuous_update=False)
         self.model_select = widgets.SelectMultiple(options=list(ix.models), value=list(ix.models),
@@ -114,6 +120,13 @@ class SampleBrowser(widgets.VBox):
         ])
         super().__init__([controls, self.samples_html], **kwargs)
         self.add_class("lmms-nb-sample-browser")
+        # stable class names for styling and for the browser tests (never built from data)
+        for widget, name in ((self.task_select, "task"), (self.category_select, "category"),
+                             (self.search_box, "search"), (self.model_select, "models"),
+                             (self.page_size_select, "page-size"), (self.prev_button, "prev"),
+                             (self.next_button, "next"), (self.page_label, "page-label"),
+                             (self.samples_html, "samples"), (self.clear_doc_ids_button, "clear-docs")):
+            widget.add_class(f"lmms-nb-{name}")
         self.refresh()
 
     # ---- the query -----------------------------------------------------------------------------------------
@@ -127,20 +140,21 @@ class SampleBrowser(widgets.VBox):
         category = self.category_select.value
         shown = tuple(self.model_select.value)
         return SampleQuery(
-            tasks=(self.task_select.value,) if self.task_select.value is not None else (),
+            tasks=() if self.task_select.value is ALL else (self.task_select.value,),
             models=shown if len(shown) < len(self.index.models) else (),
-            categories=() if category is None else ((None,) if category is NO_CATEGORY else (category,)),
+            categories=() if category is ALL else ((None,) if category is NO_CATEGORY else (category,)),
             pattern={m: _PATTERN_VALUE[b.value] for m, b in self.pattern_buttons.items() if b.value != "any"},
             text=self.search_box.value,
             doc_ids=self.doc_ids,
         )
 
     def set_filter(self, *, task: str | None = None, models: Sequence[str] | None = None,
-                   category: str | None | _NoCategory = None, pattern: Mapping[str, bool | None] | None = None,
+                   category: str | None | _Choice = None, pattern: Mapping[str, bool | None] | None = None,
                    text: str = "", doc_ids: Sequence[int] = ()) -> None:
         """Reset every filter, apply the given ones and show page 1 (one refresh, whatever changes).
 
-        `category=NO_CATEGORY` selects samples without a category; unknown names raise ValueError.
+        None means every task / category; `category=NO_CATEGORY` selects samples without a category.
+        Unknown names raise ValueError.
         """
         ix = self.index
         if task is not None and task not in ix.tasks:
@@ -149,9 +163,10 @@ class SampleBrowser(widgets.VBox):
         for m in [*chosen, *(pattern or {})]:
             ix.model_index(m)  # raises naming the model
         with self._hold():
-            self.task_select.value = task
-            self._set_category_options(task)
-            if category is not None and category not in [v for _, v in self.category_select.options]:
+            self.task_select.value = ALL if task is None else task
+            self._set_category_options(self.task_select.value)
+            category = ALL if category is None else category
+            if category not in [v for _, v in self.category_select.options]:
                 raise ValueError(f"unknown category {category!r} for task {task!r}")
             self.category_select.value = category
             self.model_select.value = [m for m in ix.models if m in chosen]
@@ -187,15 +202,16 @@ class SampleBrowser(widgets.VBox):
             self.page_number = (total - 1) // self.page_size
             rows, total = self.index.page(self.query, self.page_number, self.page_size)
         self.page_rows, self.n_matches = rows, total
-        first = self.page_number * self.page_size
-        self.page_label.value = (f"samples {first + 1}–{first + rows.height} of {total:,} · "
-                                 f"page {self.page_number + 1} of {self.n_pages}" if total else "no sample matches")
         self.prev_button.disabled = self.page_number == 0
         self.next_button.disabled = self.page_number + 1 >= self.n_pages
         self.clear_doc_ids_button.layout.display = "" if self.doc_ids else "none"
         shown = [(self.index.model_index(m), m) for m in (self.model_select.value or self.index.models)]
         self.samples_html.value = sample_cards_html(rows, shown, thumbnail_px=self.thumbnail_px,
                                                     metrics=self.index.metrics)
+        # the label changes last: when it shows the new page, the cards above already do
+        first = self.page_number * self.page_size
+        self.page_label.value = (f"samples {first + 1}–{first + rows.height} of {total:,} · "
+                                 f"page {self.page_number + 1} of {self.n_pages}" if total else "no sample matches")
 
     # ---- callbacks -----------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -228,14 +244,14 @@ class SampleBrowser(widgets.VBox):
         self.page_number = 0
         self.refresh()
 
-    def _set_category_options(self, task: str | None) -> None:
-        table = self.index.table if task is None else self.index.table.filter(pl.col("task") == task)
+    def _set_category_options(self, task: Any) -> None:
+        table = self.index.table if task is ALL else self.index.table.filter(pl.col("task") == task)
         present = set(table["category"].unique().to_list())
-        options: list[tuple[str, Any]] = [("all categories", None)]
+        options: list[tuple[str, Any]] = [("all categories", ALL)]
         options += [(c, c) for c in self.index.categories if c is not None and c in present]
         if None in present and len(present) > 1:
             options.append(("(no category)", NO_CATEGORY))
-        keep = self.category_select.value if self.category_select.value in [v for _, v in options] else None
+        keep = self.category_select.value if self.category_select.value in [v for _, v in options] else ALL
         self.category_select.options = options
         self.category_select.value = keep
         self.category_select.disabled = len(options) == 1
@@ -248,8 +264,10 @@ class SampleBrowser(widgets.VBox):
         scored = bool(self.index.metrics)
         for m in self.model_select.value:
             b = widgets.ToggleButtons(options=_PATTERN_OPTIONS, value=old.get(m, "any"), disabled=not scored,
-                                      style={"button_width": "56px"}, tooltips=[f"{m}: any", f"{m}: right", f"{m}: wrong"])
+                                      style={"button_width": "64px"}, tooltips=[f"{m}: any", f"{m}: right", f"{m}: wrong"])
             b.observe(self._on_filter_change, names="value")
             self.pattern_buttons[m] = b
-            rows.append(widgets.HBox([widgets.Label(m, layout=widgets.Layout(width="140px")), b]))
+            row = widgets.HBox([widgets.Label(m, layout=widgets.Layout(width="140px")), b])
+            row.add_class(f"lmms-nb-pattern-{self.index.model_index(m)}")
+            rows.append(row)
         self.pattern_box.children = rows

@@ -89,6 +89,10 @@ class CompareDashboard(widgets.VBox):
             self.browser,
         ], **kwargs)
         self.add_class("lmms-nb-compare-dashboard")
+        for widget, name in ((self.model_select, "models"), (self.task_select, "tasks"), (self.status_html, "status"),
+                             (self.scores_html, "scores"), (self.pairwise_html, "pairwise"),
+                             (self.browser_title, "browser-title"), (self.close_browser_button, "hide-samples")):
+            widget.add_class(f"lmms-nb-{name}")
         self.refresh()
 
     # ---- compare and draw ----------------------------------------------------------------------------------
@@ -134,6 +138,7 @@ class CompareDashboard(widgets.VBox):
         for kind, fig in figures.items():
             fig.update_layout(height=380 if kind != "bar" else 420, margin=dict(l=60, r=20, t=50, b=60))
             widget = go.FigureWidget(fig)
+            widget.add_class(f"lmms-nb-figure-{kind}")
             for trace in widget.data:
                 trace.on_click(functools.partial(self._on_click, kind))
             self.figures[kind] = widget

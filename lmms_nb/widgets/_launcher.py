@@ -63,7 +63,7 @@ class EvalLauncher(widgets.VBox):
                                             description="model args")
         self.task_select = widgets.SelectMultiple(options=list(self._tasks), value=(), description="tasks",
                                                   rows=min(8, max(3, len(self._tasks))))
-        self.limit_input = widgets.BoundedIntText(value=limit or 0, min=0, max=10**9, description="limit",
+        self.limit_input = widgets.BoundedIntText(value=limit or 0, min=0, max=10**9, description="limit (0 = all)",
                                                   tooltip="docs per task; 0 = all")
         self.batch_size_input = widgets.BoundedIntText(value=batch_size, min=1, max=4096, description="batch size")
         self.output_dir_text = widgets.Text(value=str(output_dir), description="output dir")
@@ -85,6 +85,10 @@ class EvalLauncher(widgets.VBox):
         ])
         super().__init__([form, self.progress_box, self.scores_html], **kwargs)
         self.add_class("lmms-nb-eval-launcher")
+        for widget, name in ((self.model_select, "model"), (self.task_select, "tasks"), (self.limit_input, "limit"),
+                             (self.batch_size_input, "batch-size"), (self.run_button, "run"),
+                             (self.stop_button, "stop"), (self.status_html, "status"), (self.scores_html, "scores")):
+            widget.add_class(f"lmms-nb-{name}")
 
     # ---- public actions ------------------------------------------------------------------------------------
     def on_finished(self, callback: Callable[[Any], None]) -> None:
@@ -160,6 +164,8 @@ class EvalLauncher(widgets.VBox):
             bar = widgets.IntProgress(value=0, min=0, max=1, description=name, bar_style="info",
                                       style={"description_width": "initial"}, layout=widgets.Layout(width="420px"))
             label = widgets.Label("waiting")
+            bar.add_class("lmms-nb-progress")
+            label.add_class("lmms-nb-partial-scores")
             self.bars[name], self.score_labels[name] = bar, label
             rows.append(widgets.HBox([bar, label]))
         self.progress_box.children = rows
@@ -215,7 +221,7 @@ class EvalLauncher(widgets.VBox):
 
     def _show_status(self, text: str, kind: str) -> None:
         colour = {"error": "#d62728", "running": "#1f77b4", "done": "#2ca02c"}.get(kind, "#444")
-        self.status_html.value = f'<span class="lmms-nb-status" data-kind="{kind}" style="color:{colour}">{esc(text)}</span>'
+        self.status_html.value = f'<span class="lmms-nb-status-text" data-kind="{kind}" style="color:{colour}">{esc(text)}</span>'
 
 
 def _name(obj: Any) -> str:
