@@ -46,7 +46,7 @@ from lmms_nb.logs.writer import (
 )
 from lmms_nb.models.base import Model, Request, Response
 from lmms_nb.models.registry import get_model
-from lmms_nb.tasks.registry import get_task
+from lmms_nb.tasks._yaml_metrics import metric_number
 from lmms_nb.tasks.task import Task
 
 __all__ = ["evaluate", "Run", "BatchProgress"]
@@ -241,9 +241,9 @@ def evaluate(
     for task in task_list:
         s_file = sample_files[task.name]
         found = heal_samples_file(s_file, task.filters) if dist.rank == 0 else _read_only(s_file, task.filters)
-        samples = _records_to_table(found.records, s_file)
+        samples = _records_to_table(found.records, s_file, _metric_names(task), task.config.get("score_key"))
         all_samples.append(samples)
-        all_scores.append(_aggregate(task, samples, datasets_by_task[task.name]))
+        all_scores.append(_aggregate(task, found.records, datasets_by_task[task.name]))
 
     scores = pl.concat(all_scores, how="vertical") if all_scores else _empty_scores()
     samples = pl.concat(all_samples, how="diagonal_relaxed") if all_samples else conform(pl.DataFrame())
@@ -369,8 +369,10 @@ def _run_task(model: Model, task: Task, dataset: Any, doc_ids: list[int], s_file
                     if recs[0]["error"] is not None:
                         n_errors += 1
                     for m, v in recs[0].items():
-                        if m in _metric_names(task) and v is not None:
-                            totals.setdefault(m, []).append(v)
+                        if m in _metric_names(task):
+                            number = metric_number(v, task.config.get("score_key"))
+                            if number is not None:
+                                totals.setdefault(m, []).append(number)
                 writer.write(records)
                 bar.update(len(batch_ids))
                 n_done += len(batch_ids)
@@ -486,7 +488,7 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
                             values[m.name] = float(v)
                         else:
                             values[m.name] = float(m.score(prediction, target_value, doc))
-                values = {k: (None if v is not None and math.isnan(v) else v) for k, v in values.items()}
+                values = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
             except Exception as e:  # noqa: BLE001 - a scorer bug on one sample is that sample's error
                 error = f"scoring failed: {type(e).__name__}: {e}"
                 values = {m: None for m in metric_names}
@@ -516,13 +518,14 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
     return records
 
 
-def _records_to_table(records: list[dict[str, Any]], source_file: Path) -> pl.DataFrame:
+def _records_to_table(records: list[dict[str, Any]], source_file: Path, metric_names: set[str] = frozenset(),
+                      score_key: str | None = None) -> pl.DataFrame:
     if not records:
         return conform(pl.DataFrame())
     rows = []
     skip = {"filtered_resps", "resps"}
     for r in records:
-        row = {k: v for k, v in r.items() if k not in skip}
+        row = {k: (metric_number(v, score_key) if k in metric_names else v) for k, v in r.items() if k not in skip}
         fr = r.get("filtered_resps") or []
         row["prediction"] = fr[0] if fr else None
         rows.append(row)
@@ -531,28 +534,32 @@ def _records_to_table(records: list[dict[str, Any]], source_file: Path) -> pl.Da
     return df
 
 
-def _aggregate(task: Task, samples: pl.DataFrame, dataset: Any) -> pl.DataFrame:
-    """Task scores per metric and filter from the logged samples, using each metric's aggregation."""
-    rows = []
-    if samples.height == 0:
+def _aggregate(task: Task, records: list[dict[str, Any]], dataset: Any) -> pl.DataFrame:
+    """Task scores per metric and filter from the logged records, using each metric's aggregation.
+
+    The aggregation gets the values as logged (dicts included, as lmms-eval passes them) and the docs.
+    """
+    if not records:
         return _empty_scores()
     text_cols = [c for c in dataset.column_names if c != task.image_column]
     meta = dataset.select_columns(text_cols) if text_cols else None
+    rows = []
     for filter_name in task.filters:
-        part = samples.filter(pl.col("filter") == filter_name).sort("doc_id")
+        part = sorted((r for r in records if r.get("filter", "none") == filter_name), key=lambda r: int(r["doc_id"]))
         for metric in task.metrics:
             col = metric.name if metric.per_sample else (metric.source or metric.name)
-            if col not in part.columns:
+            scored = [r for r in part if r.get(col) is not None]
+            if not any(col in r for r in part):
                 continue
-            scored = part.filter(pl.col(col).is_not_null())
-            values = scored[col].to_list()
-            docs = [meta[int(i)] for i in scored["doc_id"].to_list()] if meta is not None else [{}] * len(values)
+            values = [r[col] for r in scored]
+            docs = [meta[int(r["doc_id"])] for r in scored] if meta is not None else [{}] * len(values)
             if values:
                 value, stderr = metric.aggregate(values, docs)
             else:
                 value, stderr = float("nan"), None
             rows.append({"task": task.name, "metric": metric.name, "filter": filter_name, "value": float(value),
-                         "stderr": None if stderr is None else float(stderr), "n": len(values)})
+                         "stderr": None if stderr is None or stderr == "N/A" else float(stderr),
+                         "n": len(values)})
     return pl.DataFrame(rows, schema=_SCORE_SCHEMA) if rows else _empty_scores()
 
 

@@ -485,3 +485,43 @@ def test_duplicate_task_names_in_a_folder_are_an_error(colours_dir):
     shutil.copy(colours_dir / "colours_mcq.yaml", colours_dir / "copy_of_mcq.yaml")
     with pytest.raises(TaskYamlError, match="task 'colours_mcq' is also defined in"):
         load_tasks(colours_dir)
+
+
+def test_dict_valued_metric_end_to_end_through_evaluate(tmp_path):
+    """MME-style dict metrics: logged as dicts like lmms-eval, numbers in the table, dicts to the aggregation."""
+    import lmms_nb
+    from lmms_nb.models.baselines import FunctionModel
+
+    (tmp_path / "d.csv").write_text("qid,cat,q,a\n1,colour,x,yes\n2,colour,y,no\n3,count,z,yes\n4,count,w,no\n")
+    (tmp_path / "utils.py").write_text(textwrap.dedent("""\
+        def process(doc, results):
+            return {"cat_score": {"qid": doc["qid"], "category": doc["cat"], "score": float(results[0] == doc["a"])}}
+
+        def per_category(items):
+            cats = {}
+            for item in items:
+                cats.setdefault(item["category"], []).append(item["score"])
+            return 100 * sum(sum(v) / len(v) for v in cats.values()) / len(cats)
+        """))
+    (tmp_path / "t.yaml").write_text(textwrap.dedent("""\
+        task: dict_metric_e2e
+        dataset_path: csv
+        dataset_kwargs: {data_files: {test: d.csv}}
+        test_split: test
+        doc_to_text: q
+        doc_to_target: a
+        process_results: !function utils.process
+        metric_list:
+          - {metric: cat_score, aggregation: !function utils.per_category, higher_is_better: true}
+        """))
+    # answers "yes" always: colour 1/2 right, count 1/2 right -> 50.0
+    run = lmms_nb.evaluate(FunctionModel(lambda req: "yes", name="yes-man"), tmp_path / "t.yaml",
+                           output_dir=tmp_path / "out", progress=False)
+    assert run.score("dict_metric_e2e", "cat_score") == 50.0
+    assert run.samples["cat_score"].to_list() == [1.0, 0.0, 1.0, 0.0]
+    line = json.loads(run.sample_files["dict_metric_e2e"].read_text().splitlines()[0])
+    assert line["cat_score"] == {"qid": 1, "category": "colour", "score": 1.0}
+    # and a resumed call re-aggregates from the logged dicts
+    again = lmms_nb.evaluate(FunctionModel(lambda req: "no", name="yes-man", model_args=run.model_args),
+                             tmp_path / "t.yaml", output_dir=tmp_path / "out", progress=False)
+    assert again.run_id == run.run_id and again.score("dict_metric_e2e", "cat_score") == 50.0

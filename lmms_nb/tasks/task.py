@@ -82,7 +82,7 @@ class Task:
     version: str = "1"
     description: str = ""
     #: optional per-doc process_results(doc, prediction) -> {metric: float}, overriding the scorers.
-    process_results: Callable[[Doc, str], dict[str, float]] | None = None
+    process_results: Callable[[Doc, str], dict[str, Any]] | None = None
     #: the training split, when the task has one (baselines such as `majority` and the zoo learn from it)
     train_load: Callable[[], datasets.Dataset] | None = None
     doc_ids: Sequence[int] | None = None  # evaluate only these rows (a Lite subset); doc ids stay row indices
@@ -112,10 +112,15 @@ class Task:
             raise ValueError(f"task {self.name!r}: doc_ids out of range for {n_rows} rows: {bad[:5]}")
         return [int(i) for i in self.doc_ids]
 
-    def score(self, doc: Doc, prediction: str) -> dict[str, float]:
-        """Per-sample metric values for one filtered prediction (batched scorers are called with a batch of 1)."""
+    def score(self, doc: Doc, prediction: str) -> dict[str, Any]:
+        """Per-sample metric values for one filtered prediction (batched scorers are called with a batch of 1).
+
+        Values are floats, except what an lmms-eval `process_results` returns, which is kept as it is (MME
+        returns dicts such as {question_id, category, score} that its aggregation needs); the log keeps it too,
+        and the canonical table takes its number (see `lmms_nb.tasks._yaml_metrics.metric_number`).
+        """
         if self.process_results is not None:
-            return {k: float(v) for k, v in self.process_results(doc, prediction).items()}
+            return dict(self.process_results(doc, prediction))
         target = self.doc_to_target(doc)
         out = {}
         for m in self.metrics:
