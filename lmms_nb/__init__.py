@@ -39,7 +39,17 @@ _EXPORTS: dict[str, str] = {
     "judge_metric": "lmms_nb.judge",
     "load_logs": "lmms_nb.logs",
     "scan_logs": "lmms_nb.logs",
+    "load_scores": "lmms_nb.logs",
+    "LogFormatError": "lmms_nb.logs",
     "rescore": "lmms_nb.logs",
+    "embed_task": "lmms_nb.lite_selection",
+    "kcenter_greedy": "lmms_nb.lite_selection",
+    "build_lite_subset": "lmms_nb.lite_selection",
+    "lite_estimates": "lmms_nb.lite_selection",
+    "lite_fidelity": "lmms_nb.lite_selection",
+    "lite_task": "lmms_nb.lite_selection",
+    "save_lite_subset": "lmms_nb.lite_selection",
+    "load_lite_subset": "lmms_nb.lite_selection",
     "compare": "lmms_nb.analysis",
     "flips": "lmms_nb.analysis",
     "report": "lmms_nb.reporting",
@@ -63,7 +73,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from lmms_nb.analysis import Comparison, compare, flips
-    from lmms_nb.logs import load_logs, rescore, scan_logs
+    from lmms_nb.lite_selection import (build_lite_subset, embed_task, kcenter_greedy, lite_estimates, lite_fidelity,
+                                        lite_task, load_lite_subset, save_lite_subset)
+    from lmms_nb.logs import LogFormatError, load_logs, load_scores, rescore, scan_logs
     from lmms_nb.models import Model, Request, Response, get_model, list_models, register_model
     from lmms_nb.reporting import report
     from lmms_nb.runner import Run, evaluate

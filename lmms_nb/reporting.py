@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["report", "ReportError", "template_path", "show_figure", "show_table", "show_examples", "TEMPLATES"]
+__all__ = ["report", "ReportError", "template_path", "show_figure", "show_table", "show_examples",
+           "show_lite_fidelity", "TEMPLATES"]
 
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 #: built-in templates by name
@@ -181,3 +182,41 @@ def show_examples(rows: Any, *, title: str, max_rows: int = 5, thumb: int = 96) 
     if rows.height > max_rows:
         parts.append(f"<p><small>{rows.height - max_rows} more not shown</small></p>")
     display(HTML("".join(parts)))
+
+
+def show_lite_fidelity(df: Any, cmp: Any, *, budget: float, image_model: str | None = None,
+                       text_model: str | None = None, n_random: int = 100) -> None:
+    """The Lite section: for each compared task that lmms-nb can load, how well a k-center subset of `budget`
+    keeps the full set's scores and ranking, against random and stratified subsets of the same size.
+
+    Embedding models default to ones that load offline (`local_embedding_models`). Tasks the logs name but
+    lmms-nb cannot load (e.g. another tool's custom task) are listed as skipped, never silently dropped.
+    """
+    from IPython.display import Markdown, display
+
+    import polars as pl
+
+    from lmms_nb.lite_selection import embed_task, lite_fidelity, local_embedding_models, plot_fidelity
+    from lmms_nb.tasks import get_task
+
+    if image_model is None or text_model is None:
+        local_image, local_text = local_embedding_models()
+        image_model, text_model = image_model or local_image, text_model or local_text
+    budgets = sorted({min(1.0, max(0.02, b)) for b in (budget / 2, budget, budget * 2, budget * 4)})
+    for name in cmp.tasks:
+        try:
+            task = get_task(name)
+        except (KeyError, ValueError) as e:
+            display(Markdown(f"_{html.escape(name)}: skipped, its task definition is not available here ({html.escape(str(e)[:120])})._"))
+            continue
+        if len(cmp.models) < 3:
+            display(Markdown(f"_{html.escape(name)}: skipped, fidelity across models needs at least 3 models._"))
+            continue
+        samples = cmp.samples.filter(pl.col("task") == name)
+        emb = embed_task(task, image_model=image_model, text_model=text_model, progress=False)
+        fid = lite_fidelity(samples, emb, budgets, metric=cmp.metrics[name], task=name, n_random=n_random)
+        display(Markdown(f"### {html.escape(name)}"))
+        show_table(fid.summary, caption=f"Lite fidelity across {len(cmp.models)} models (points = metric x 100)",
+                   max_rows=40)
+        show_figure(plot_fidelity(fid, "spearman", goal=0.95))
+        show_figure(plot_fidelity(fid, "mae_points", goal=1.5))

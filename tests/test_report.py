@@ -107,3 +107,18 @@ def test_failing_cell_exits_non_zero_and_shows_the_cell(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert cli.returncode == 1
     assert "failed" in cli.stderr and "load_logs" in cli.stderr
+
+
+def test_report_lite_section_on_synthbench_runs(tmp_path):
+    """With lite_budget, the report embeds the task's docs offline and shows k-center vs random fidelity."""
+    import re
+
+    out = tmp_path / "logs"
+    for name, answer in [("says-1", "1"), ("says-2", "2"), ("says-3", "3"), ("says-4", "4")]:
+        lmms_nb.evaluate(FunctionModel(lambda images, prompt, a=answer: a, name=name), "synthbench_count",
+                         limit=60, output_dir=out, progress=False)
+    html_path = report("compare_models", {"logs": str(out), "lite_budget": 0.1}, tmp_path / "lite.html")
+    text = html_path.read_text()
+    assert "Lite fidelity across 4 models" in text
+    assert "kcenter" in text and "random" in text
+    assert len(re.findall(r'class="plotly-graph-div"', text)) >= 7

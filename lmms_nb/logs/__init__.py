@@ -2,12 +2,13 @@
 
 from lmms_nb.logs.schema import ALIGN_KEY, FIXED_COLUMNS, SAMPLE_KEY, conform, empty_samples, metric_columns
 
-__all__ = ["FIXED_COLUMNS", "SAMPLE_KEY", "ALIGN_KEY", "conform", "empty_samples", "metric_columns"]
+__all__ = ["FIXED_COLUMNS", "SAMPLE_KEY", "ALIGN_KEY", "conform", "empty_samples", "metric_columns", "load_logs",
+           "scan_logs", "load_scores", "rescore", "LogFormatError"]
 
 
 def __getattr__(name: str):
     # load_logs / scan_logs / rescore live in lmms_nb.logs.readers and lmms_nb.logs.rescore
-    if name in ("load_logs", "scan_logs"):
+    if name in ("load_logs", "scan_logs", "load_scores", "LogFormatError"):
         from lmms_nb.logs import readers
 
         return getattr(readers, name)
