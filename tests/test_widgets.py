@@ -417,6 +417,17 @@ def test_launcher_shows_errors(tmp_path):
     assert not launcher.run_button.disabled
 
 
+def test_launcher_reports_a_failing_callback(tmp_path):
+    def explode(run):
+        raise RuntimeError("<b>callback bug</b>")
+
+    launcher, _ = _launcher(tmp_path, [FunctionModel(colour_of, name="p")], n=4, on_finished=explode)
+    launcher.run_button.click()
+    run = launcher.wait(60)
+    assert run.completed and isinstance(launcher.error, RuntimeError)
+    assert "on_finished callback explode failed: RuntimeError: &lt;b&gt;callback bug&lt;/b&gt;" in launcher.status_html.value
+
+
 def test_launcher_lists_registered_models_and_tasks():
     import lmms_nb
 
@@ -484,6 +495,20 @@ def test_dashboard_shows_compare_and_clicks_open_the_browser():
 
     dash.close_browser_button.click()
     assert dash.browser.layout.display == "none"
+
+
+def test_browser_and_dashboard_accept_a_comparison():
+    from lmms_nb.analysis import compare
+
+    df = random_table(seed=4)
+    cmp = compare(df, models=["C", "A"], n_resamples=100)
+    browser = SampleBrowser(cmp)
+    assert browser.index.models == ["C", "A"] and 'data-model="B"' not in browser.samples_html.value
+    browser.set_filter(pattern={"C": True, "A": False})
+    row = cmp.pairwise.group_by("model_a").agg(pl.col("a_right_b_wrong").sum()).row(0)
+    assert row[0] == "C" and browser.n_matches == row[1]
+    dash = CompareDashboard(cmp, n_resamples=100)
+    assert dash.index.models == ["A", "B", "C"]  # the dashboard starts from the comparison's source table
 
 
 def test_dashboard_selection_reruns_compare_and_reports_errors():

@@ -199,7 +199,12 @@ class EvalLauncher(widgets.VBox):
             self.run_button.disabled, self.stop_button.disabled = False, True
         if run is not None:
             for callback in list(self._callbacks):
-                callback(run)
+                try:
+                    callback(run)
+                except Exception as e:  # noqa: BLE001 - it runs in the worker thread: show it, or it is lost
+                    self.error = e
+                    self._show_status(f"the run finished, but on_finished callback {_name(callback)} failed: "
+                                      f"{type(e).__name__}: {e}", "error")
 
     def _show_finished(self, run: Any) -> None:
         import polars as pl
@@ -225,4 +230,4 @@ class EvalLauncher(widgets.VBox):
 
 
 def _name(obj: Any) -> str:
-    return obj if isinstance(obj, str) else str(getattr(obj, "name", obj))
+    return obj if isinstance(obj, str) else str(getattr(obj, "name", None) or getattr(obj, "__name__", obj))
