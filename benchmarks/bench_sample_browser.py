@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
 
-    import torch  # noqa: F401 - imported by the package anyway; pin threads for comparable numbers
+    import torch  # imported by the package anyway; one thread for comparable numbers
 
     torch.set_num_threads(1)
     from lmms_nb.widgets import SampleBrowser

@@ -26,9 +26,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -109,7 +110,7 @@ def start_jupyter_lab(home: Path | None = None, *, timeout: float = 120.0, env: 
     })
     run_env.update(env or {})
     log_path = home / "jupyter_lab.log"
-    log = open(log_path, "w")
+    log = open(log_path, "w")  # noqa: SIM115 - the server writes to it until `stop()` closes it
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.token=",
          "--ServerApp.password=", "--ip", "127.0.0.1", "--port", str(port), "--notebook-dir", str(root),

@@ -8,11 +8,11 @@ model "good" is right on every sample, "bad" only on even doc ids. Screenshots g
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from browser import (  # noqa: F401 - fixtures, until tests/conftest.py registers pytest_plugins = ["browser"]
     chromium_browser,
     jupyter_lab,
@@ -57,7 +57,7 @@ launcher"""
 
 
 @pytest.fixture(scope="module")
-def page(jupyter_lab: Any, chromium_browser: Any) -> Iterator[Any]:
+def page(jupyter_lab: Any, chromium_browser: Any) -> Iterator[Any]:  # noqa: F811 - the imported fixtures
     """The widgets notebook, opened and run once in JupyterLab."""
     write_notebook(jupyter_lab.root / "widgets.ipynb", [SETUP, BROWSER, DASHBOARD, LAUNCHER])
     context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})

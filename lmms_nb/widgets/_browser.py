@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import polars as pl

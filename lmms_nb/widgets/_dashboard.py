@@ -22,7 +22,8 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import polars as pl
@@ -57,7 +58,8 @@ class CompareDashboard(widgets.VBox):
                  **kwargs: Any):
         source = getattr(data, "source", None)  # a Comparison keeps the table it was built from
         self.source = source if isinstance(source, pl.DataFrame) else as_sample_table(data)
-        self._options = dict(metric=metric, by=by, runs=runs, confidence=confidence, n_resamples=n_resamples, seed=seed)
+        self._options = {"metric": metric, "by": by, "runs": runs, "confidence": confidence,
+                         "n_resamples": n_resamples, "seed": seed}
         self.index = SampleIndex(self.source, metric=metric, runs=runs)
         self.comparison: Any = None
         self.figures: dict[str, Any] = {}
@@ -120,7 +122,7 @@ class CompareDashboard(widgets.VBox):
                      "a_right_b_wrong", "b_right_a_wrong", "diff", "ci_low", "ci_high", "p_value", "p_holm", "test"]
         self.pairwise_html.value = (table_html(cmp.pairwise.select(pair_cols), digits=4) if cmp.pairwise.height
                                     else "<small>one model: no pairs</small>")
-        level = int(round(cmp.confidence * 100))
+        level = round(cmp.confidence * 100)
         metrics = ", ".join(f"{t}: {m}" for t, m in cmp.metrics.items())
         self.status_html.value = (f"<small>{len(cmp.models)} models · {len(cmp.tasks)} tasks · metric {esc(metrics)} · "
                                   f"{level}% percentile-bootstrap CIs ({cmp.n_resamples} resamples) · "
@@ -136,7 +138,7 @@ class CompareDashboard(widgets.VBox):
         figures["samples"] = cmp.sample_heatmap()
         self.figures = {}
         for kind, fig in figures.items():
-            fig.update_layout(height=380 if kind != "bar" else 420, margin=dict(l=60, r=20, t=50, b=60))
+            fig.update_layout(height=380 if kind != "bar" else 420, margin={"l": 60, "r": 20, "t": 50, "b": 60})
             widget = go.FigureWidget(fig)
             widget.add_class(f"lmms-nb-figure-{kind}")
             for trace in widget.data:

@@ -14,13 +14,14 @@ Example:
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
 from lmms_nb.widgets._images import thumbnail_data_uri
 
-__all__ = ["esc", "answer_html", "sample_cards_html", "table_html", "STYLE"]
+__all__ = ["STYLE", "answer_html", "esc", "sample_cards_html", "table_html"]
 
 #: Longest text shown per field; the rest is cut (with a note) so one runaway answer cannot swamp a page.
 MAX_CHARS = 2000

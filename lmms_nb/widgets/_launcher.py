@@ -19,9 +19,11 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -117,9 +119,9 @@ class EvalLauncher(widgets.VBox):
         self.scores_html.value = ""
         self.run_button.disabled, self.stop_button.disabled = True, False
         self._show_status(f"running {_name(model)} on {len(tasks)} task(s)…", "running")
-        kwargs = dict(limit=self.limit_input.value or None, batch_size=self.batch_size_input.value,
-                      output_dir=self.output_dir_text.value, resume=True, progress=False,
-                      on_batch=self._on_batch, stop_event=self._stop, model_args=model_args)
+        kwargs = {"limit": self.limit_input.value or None, "batch_size": self.batch_size_input.value,
+                  "output_dir": self.output_dir_text.value, "resume": True, "progress": False,
+                  "on_batch": self._on_batch, "stop_event": self._stop, "model_args": model_args}
         self._thread = threading.Thread(target=self._work, args=(model, tasks, kwargs), daemon=True,
                                         name="lmms-nb-eval-launcher")
         self._thread.start()
@@ -154,8 +156,8 @@ class EvalLauncher(widgets.VBox):
             args = json.loads(text)
         except ValueError as e:
             raise ValueError(f"model args: not valid JSON ({e})") from None
-        if not isinstance(args, dict):
-            raise ValueError(f"model args: expected a JSON object such as {{\"path\": \"...\"}}, got {text!r}")
+        if not isinstance(args, dict):  # a form field's value: reported in the widget like the other form errors
+            raise ValueError(f"model args: expected a JSON object such as {{\"path\": \"...\"}}, got {text!r}")  # noqa: TRY004
         return model, args
 
     def _make_bars(self, task_names: list[str]) -> None:
@@ -218,7 +220,7 @@ class EvalLauncher(widgets.VBox):
                 bar.max, bar.value = max(1, n), n
             bar.bar_style = "success" if run.completed or n >= bar.max else "warning"
             scores = run.scores.filter(pl.col("task") == name)
-            text = " · ".join(f"{m} {v:.3f}" for m, v in scores.select("metric", "value").iter_rows() if v == v)
+            text = " · ".join(f"{m} {v:.3f}" for m, v in scores.select("metric", "value").iter_rows() if not math.isnan(v))
             self.score_labels[name].value = f"{n} samples" + (f" · {text}" if text else "")
         state = "complete" if run.completed else "stopped: what was written is kept; Run again to resume"
         self._show_status(f"{run.model}: {state} — {run.samples.height} rows, {run.n_errors} errors", "done")
