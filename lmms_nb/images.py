@@ -1,89 +1,186 @@
-"""Resolve an `image_ref` of the canonical table back to an image, and render it as a small inline PNG.
+"""Resolve an `image_ref` of the canonical table into a small inline PNG for the sample browser.
 
-`image_ref` forms: `dataset:<save_to_disk folder>#<row>` (the image column of that row), `file:<path>`,
-`b64:<source_file>#<line>` (an lmms-eval `input_media` entry kept in its log), or a plain path.
+The table never holds image bytes, only a reference (see `lmms_nb.logs.schema`):
+
+- ``dataset:<save_to_disk folder>#<row>``: row `row` of a `datasets.load_from_disk` folder, first image column;
+- ``file:<path>``: an image file;
+- ``b64:<source_file>#<line>``: the base64 image held inline by line `line` (1-based) of a JSONL log file;
+- ``b64:<base64 data>`` or ``b64:data:image/...;base64,<data>``: the image itself.
+
+Thumbnails are cached (per reference and size) and datasets are opened once per folder, so turning pages
+back and forth costs nothing after the first visit.
 
 Example:
-    >>> from lmms_nb.images import load_image
-    >>> load_image(None) is None
+    >>> import base64, io
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.new("RGB", (300, 200), "red").save(buf, format="PNG")
+    >>> uri = thumbnail_data_uri("b64:" + base64.b64encode(buf.getvalue()).decode(), 64)
+    >>> uri.startswith("data:image/png;base64,")
     True
+    >>> load_image("b64:" + base64.b64encode(buf.getvalue()).decode()).size
+    (300, 200)
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-__all__ = ["load_image", "thumbnail_data_url"]
+__all__ = ["ImageRefError", "load_image", "thumbnail_data_uri"]
+
+_ROW_REF = re.compile(r"^(?P<path>.+)#(?P<row>\d+)$")
+_BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s]+$")
+#: JSONL keys that hold inline media in the logs we read, searched first (then any base64-looking string).
+_MEDIA_KEYS = ("input_media", "image", "images", "image_b64", "media", "doc")
 
 
+class ImageRefError(ValueError):
+    """An image reference that cannot be resolved; the message names the reference and what was wrong."""
+
+
+def load_image(ref: str) -> Image.Image:
+    """The image an `image_ref` points at (full size). Raises `ImageRefError` naming the reference."""
+    if not isinstance(ref, str) or ":" not in ref:
+        raise ImageRefError(f"image_ref {ref!r}: expected 'dataset:<folder>#<row>', 'file:<path>' or 'b64:...'")
+    scheme, _, rest = ref.partition(":")
+    if scheme == "dataset":
+        return _from_dataset(ref, rest)
+    if scheme == "file":
+        path = Path(rest)
+        if not path.is_file():
+            raise ImageRefError(f"image_ref {ref!r}: no such file {str(path)!r}")
+        return _open(path.read_bytes(), ref)
+    if scheme == "b64":
+        return _from_b64(ref, rest)
+    raise ImageRefError(f"image_ref {ref!r}: unknown scheme {scheme!r} (dataset:, file: or b64:)")
+
+
+@functools.lru_cache(maxsize=2048)
+def thumbnail_data_uri(ref: str, size: int = 96) -> str:
+    """A ``data:image/png;base64,...`` URI of the image scaled to fit `size` x `size` pixels (cached).
+
+    Images smaller than half of `size` are enlarged by a whole factor so a 16-pixel chart stays visible.
+    """
+    image = load_image(ref)
+    image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+    image.thumbnail((size, size))
+    if max(image.size) < size // 2:  # tiny benchmark images are enlarged (nearest: pixels stay sharp)
+        scale = size // max(image.size)
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _open(data: bytes, ref: str) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as e:  # noqa: BLE001 - PIL raises several types for bad bytes
+        raise ImageRefError(f"image_ref {ref!r}: not a readable image ({type(e).__name__}: {e})") from None
+    return image
+
+
+# ---- dataset:<folder>#<row> ------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=16)
-def _dataset(folder: str) -> Any:
+def _dataset_images(folder: str) -> tuple[Any, str]:
+    """The dataset saved in `folder`, reduced to its first image column, and that column's name."""
     import datasets
 
-    return datasets.load_from_disk(folder)
-
-
-def _image_column(ds: Any) -> str | None:
-    import datasets
-
+    try:
+        ds = datasets.load_from_disk(folder)
+    except FileNotFoundError:
+        raise ImageRefError(f"dataset folder {folder!r} does not exist or holds no saved dataset") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if len(ds) != 1:  # row numbers are per split: guessing the split would show the wrong image
+            raise ImageRefError(f"dataset folder {folder!r} holds splits {list(ds)}; an image_ref must name a "
+                                f"split folder such as {folder.rstrip('/')}/{next(iter(ds))}")
+        ds = ds[next(iter(ds))]
     for name, feature in ds.features.items():
-        if isinstance(feature, datasets.Image):
-            return name
-        if isinstance(feature, (list, datasets.Sequence)) and isinstance(getattr(feature, "feature", None), datasets.Image):
-            return name
+        inner = getattr(feature, "feature", None)  # Sequence / List of images
+        if isinstance(feature, datasets.Image) or isinstance(inner, datasets.Image) or (
+            isinstance(feature, list) and feature and isinstance(feature[0], datasets.Image)
+        ):
+            return ds.select_columns([name]), name
+    raise ImageRefError(f"dataset {folder!r} has no image column (columns: {', '.join(ds.column_names)})")
+
+
+def _from_dataset(ref: str, rest: str) -> Image.Image:
+    match = _ROW_REF.match(rest)
+    if not match:
+        raise ImageRefError(f"image_ref {ref!r}: expected 'dataset:<folder>#<row>'")
+    images, column = _dataset_images(match["path"])
+    row = int(match["row"])
+    if row >= len(images):
+        raise ImageRefError(f"image_ref {ref!r}: row {row} is past the end of the dataset ({len(images)} rows)")
+    value = images[row][column]
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None:
+        raise ImageRefError(f"image_ref {ref!r}: row {row} has no image in column {column!r}")
+    return value
+
+
+# ---- b64:... ---------------------------------------------------------------------------------------------------
+def _from_b64(ref: str, rest: str) -> Image.Image:
+    match = _ROW_REF.match(rest)
+    if match and Path(match["path"]).is_file():
+        data = _b64_in_log_line(ref, Path(match["path"]), int(match["row"]))
+    else:
+        data = rest
+    return _open(_decode_b64(data, ref), ref)
+
+
+def _decode_b64(text: str, ref: str) -> bytes:
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        shown = ref if len(ref) < 80 else ref[:77] + "..."
+        raise ImageRefError(f"image_ref {shown!r}: not valid base64") from None
+
+
+def _b64_in_log_line(ref: str, path: Path, line_no: int) -> str:
+    line = _read_line(path, line_no)
+    if line is None:
+        raise ImageRefError(f"image_ref {ref!r}: {path} has no line {line_no}")
+    try:
+        record = json.loads(line)
+    except ValueError as e:
+        raise ImageRefError(f"image_ref {ref!r}: {path}:{line_no} is not JSON ({e})") from None
+    ordered = [record[k] for k in _MEDIA_KEYS if isinstance(record, dict) and k in record] + [record]
+    for value in ordered:
+        found = _first_base64(value)
+        if found is not None:
+            return found
+    raise ImageRefError(f"image_ref {ref!r}: {path}:{line_no} holds no base64 image")
+
+
+def _read_line(path: Path, line_no: int) -> str | None:
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if number == line_no:
+                return line
     return None
 
 
-def load_image(image_ref: str | None) -> Image.Image | None:
-    """The image an `image_ref` points at, or None when it is missing or cannot be read (never raises)."""
-    if not image_ref:
+def _first_base64(value: Any) -> str | None:
+    if isinstance(value, str):
+        if value.startswith("data:image") or (len(value) >= 64 and _BASE64_CHARS.match(value)):
+            return value
         return None
-    try:
-        kind, _, rest = image_ref.partition(":")
-        if kind == "dataset":
-            folder, _, row = rest.rpartition("#")
-            ds = _dataset(folder)
-            if hasattr(ds, "keys"):  # a DatasetDict: the first split that has the row
-                ds = next(iter(ds.values()))
-            col = _image_column(ds)
-            if col is None:
-                return None
-            value = ds[int(row)][col]
-            return value[0] if isinstance(value, list) else value
-        if kind == "b64":
-            source, _, line = rest.rpartition("#")
-            with open(source, encoding="utf-8") as fh:
-                for i, text in enumerate(fh, start=1):
-                    if i == int(line):
-                        media = json.loads(text).get("input_media") or []
-                        for item in media:
-                            if isinstance(item, str) and len(item) > 200:
-                                return Image.open(io.BytesIO(base64.b64decode(item.split(",")[-1])))
-                        return None
-            return None
-        path = Path(rest if kind == "file" else image_ref)
-        return Image.open(path) if path.is_file() else None
-    except Exception:  # noqa: BLE001 - a picture we cannot show must never break a table or a report
-        return None
-
-
-def thumbnail_data_url(image_ref: str | None, size: int = 128) -> str | None:
-    """A `data:image/png;base64,...` URL of the image, fitted in size x size; None when there is no image."""
-    img = load_image(image_ref)
-    if img is None:
-        return None
-    img = img.convert("RGB")
-    img.thumbnail((size, size))
-    if max(img.size) < size // 2:  # tiny benchmark images are enlarged so people can see them
-        scale = size // max(img.size)
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        found = _first_base64(item)
+        if found is not None:
+            return found
+    return None
