@@ -14,7 +14,6 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-import polars as pl
 import pytest
 import torch
 import yaml
@@ -150,7 +149,7 @@ def test_the_map_is_the_pca_of_the_embeddings(builder) -> None:
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     ref = centred @ vt[:2].T
     shown = np.column_stack([builder.map.data[0].x, builder.map.data[0].y])
-    assert len(shown) == N
+    assert len(shown) == N and [t.type for t in builder.map.data] == ["scatter", "scatter"]  # SVG: few docs
     for j in range(2):  # a principal axis is defined up to its sign
         sign = np.sign(ref[:, j] @ shown[:, j])
         np.testing.assert_allclose(shown[:, j], sign * ref[:, j], atol=1e-5)
@@ -392,3 +391,17 @@ def test_a_yaml_task_path_with_two_filters(task, cache, tmp_path) -> None:
     rows, full = lite.dataset(), colours.dataset()
     assert lite.name == "colours_open_lite" and len(rows) == 4
     assert [lite.doc_to_text(rows[j]) for j in range(4)] == [colours.doc_to_text(full[int(d)]) for d in b.subset.doc_ids]
+
+
+def test_large_tasks_are_drawn_with_webgl() -> None:
+    n = 3500  # above WEBGL_ABOVE: SVG markers would slow the page down
+    ds = datasets.Dataset.from_dict({"question": [f"question {i} <b>?</b>" for i in range(n)]})
+    big = Task(name="many_questions", load=lambda: ds, doc_to_visual=lambda d: [], doc_to_text=lambda d: d["question"],
+               doc_to_target=lambda d: "", metrics=[], image_column=None)
+    vectors = np.random.default_rng(1).normal(size=(n, 5)).astype(np.float32)
+    b = LiteBuilder(big, tasks=[xss_task()], budget=40, max_budget=40,
+                    embeddings=TaskEmbeddings(task=big.name, doc_ids=np.arange(n), vectors=vectors))
+    assert [t.type for t in b.map.data] == ["scattergl", "scattergl"]
+    assert len(b.map.data[0].x) == n and len(b.map.data[1].x) == 40
+    assert b.map.data[0].hovertext[7] == "<b>doc 7</b><br>question 7 &lt;b&gt;?&lt;/b&gt;"
+    assert list(b.map.data[1].customdata) == build_lite_subset(b.embeddings, 40).doc_ids.tolist()

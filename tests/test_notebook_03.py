@@ -29,7 +29,7 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "03_build_lite.ipynb"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-PARAMS = dict(n_train=40, n_test=60, seed=0, budget=6, fidelity_budgets=[3, 6, 12, 24], n_random=20)
+PARAMS = {"n_train": 40, "n_test": 60, "seed": 0, "budget": 6, "fidelity_budgets": [3, 6, 12, 24], "n_random": 20}
 PROBES = {
     "scores": "scores.to_dicts()",
     "subset_doc_ids": "subset.doc_ids.tolist()",
@@ -91,7 +91,7 @@ def executed(tmp_path_factory):
         mp.setenv("LMMS_NB_CACHE", str(work / "cache"))
         mp.setenv("OMP_NUM_THREADS", "1")
         papermill.execute_notebook(str(source), str(work / "executed.ipynb"), kernel_name="lmms-nb-03",
-                                   parameters=dict(PARAMS, out_dir=str(work / "out")), cwd=str(work),
+                                   parameters={**PARAMS, "out_dir": str(work / "out")}, cwd=str(work),
                                    progress_bar=False, execution_timeout=300)
         yield work, json.loads(probe.read_text()), nbformat.read(work / "executed.ipynb", as_version=4)
 

@@ -55,6 +55,8 @@ HUB = "hub: CLIP ViT-B-32 (openai) + BGE-small"
 CUSTOM = "custom"
 FORMATS = ("json", "dataset", "yaml")
 STATS = ("spearman", "kendall", "pearson", "mae_points", "max_abs_error_points")
+#: Docs above which the map draws with WebGL (SVG markers slow the page down past a few thousand).
+WEBGL_ABOVE = 3000
 #: Characters of a doc's prompt shown on hover (a long OCR passage must not cover the whole map).
 HOVER_CHARS = 300
 
@@ -294,7 +296,11 @@ class LiteBuilder(widgets.VBox):
 
     # ---- embedding -------------------------------------------------------------------------------------------
     def _preset_changed(self) -> None:
-        from lmms_nb.lite_selection import DEFAULT_IMAGE_MODEL, DEFAULT_IMAGE_PRETRAINED, DEFAULT_TEXT_MODEL
+        from lmms_nb.lite_selection import (
+            DEFAULT_IMAGE_MODEL,
+            DEFAULT_IMAGE_PRETRAINED,
+            DEFAULT_TEXT_MODEL,
+        )
 
         preset = self.embedding_select.value
         fields = (self.image_model_text, self.image_pretrained_text, self.text_model_text)
@@ -371,6 +377,10 @@ class LiteBuilder(widgets.VBox):
         self.task, self.embeddings = task, emb
         self.coords = _pca_2d(emb.vectors)
         self._hover = _hover_texts(task, emb.doc_ids)
+        webgl = n > WEBGL_ABOVE
+        if (self.map.data[0].type == "scattergl") != webgl:
+            self.map.data = []
+            self.map.add_traces(_map_traces(webgl))
         with self.map.batch_update():
             everyone = self.map.data[0]
             everyone.x, everyone.y = self.coords[:, 0], self.coords[:, 1]
@@ -479,8 +489,8 @@ class LiteBuilder(widgets.VBox):
         if self.fidelity_figure is None or self.subset is None:
             return
         x = len(self.subset) / self.subset.n_full
-        line = dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper", xref="x",
-                    line=dict(color="#9467bd", dash="dash", width=1.5))
+        line = {"type": "line", "x0": x, "x1": x, "y0": 0, "y1": 1, "yref": "paper", "xref": "x",
+                "line": {"color": "#9467bd", "dash": "dash", "width": 1.5}}
         self.fidelity_figure.layout.shapes = (*self._base_shapes, line)
 
     # ---- export ------------------------------------------------------------------------------------------------
@@ -490,7 +500,12 @@ class LiteBuilder(widgets.VBox):
 
         Returns {format: path}; also sets `exported`, `exported_task` (`lite_task`) and calls `on_export`.
         """
-        from lmms_nb.lite_selection import lite_task, save_lite_dataset, save_lite_subset, write_lmms_eval_yaml
+        from lmms_nb.lite_selection import (
+            lite_task,
+            save_lite_dataset,
+            save_lite_subset,
+            write_lmms_eval_yaml,
+        )
 
         if self.subset is None:
             raise ValueError("nothing to export yet: press Embed & pick first")
@@ -557,20 +572,28 @@ def _registered() -> list[str]:
     return lmms_nb.list_tasks()
 
 
+def _map_traces(webgl: bool) -> list[Any]:
+    """The map's two layers: every doc (grey) and the picked docs (coloured by cell size)."""
+    import plotly.graph_objects as go
+
+    kind = go.Scattergl if webgl else go.Scatter
+    return [
+        kind(x=[], y=[], mode="markers", name="all docs", hovertext=[],
+             marker={"color": "#c7c7c7", "size": 6}, hovertemplate="%{hovertext}<extra>doc</extra>"),
+        kind(x=[], y=[], mode="markers", name="picked (colour: cell size)", hovertext=[],
+             marker={"color": [], "colorscale": "Viridis", "size": 11, "showscale": True,
+                     "line": {"color": "#222", "width": 1}, "colorbar": {"title": {"text": "cell size"}}},
+             hovertemplate="%{hovertext}<extra>picked</extra>"),
+    ]
+
+
 def _empty_map() -> Any:
     import plotly.graph_objects as go
 
-    fig = go.Figure([
-        go.Scattergl(x=[], y=[], mode="markers", name="all docs", hovertext=[],
-                     marker=dict(color="#c7c7c7", size=6), hovertemplate="%{hovertext}<extra>doc</extra>"),
-        go.Scattergl(x=[], y=[], mode="markers", name="picked (colour: cell size)", hovertext=[],
-                     marker=dict(color=[], colorscale="Viridis", size=11, showscale=True,
-                                 line=dict(color="#222", width=1), colorbar=dict(title=dict(text="cell size"))),
-                     hovertemplate="%{hovertext}<extra>picked</extra>"),
-    ])
-    fig.update_layout(template="plotly_white", height=460, margin=dict(l=40, r=20, t=50, b=40),
-                      xaxis_title="PC 1", yaxis_title="PC 2", legend=dict(orientation="h", y=-0.12),
-                      title=dict(text="embed a task to see its docs"))
+    fig = go.Figure(_map_traces(webgl=False))
+    fig.update_layout(template="plotly_white", height=460, margin={"l": 40, "r": 20, "t": 50, "b": 40},
+                      xaxis_title="PC 1", yaxis_title="PC 2", legend={"orientation": "h", "y": -0.12},
+                      title={"text": "embed a task to see its docs"})
     return fig
 
 
