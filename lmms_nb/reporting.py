@@ -160,14 +160,20 @@ def show_examples(rows: Any, *, title: str, max_rows: int = 5, thumb: int = 96) 
     """
     from IPython.display import HTML, display
 
-    from lmms_nb.images import thumbnail_data_url
+    from lmms_nb.images import ImageRefError, thumbnail_data_uri
+
+    def thumbnail(ref: Any) -> str | None:
+        try:
+            return thumbnail_data_uri(ref, thumb) if ref else None
+        except ImageRefError:  # shown as "no image"; the report goes on
+            return None
 
     parts = [f"<h4>{html.escape(title)}</h4>"]
     if rows.height == 0:
         parts.append("<p><i>none</i></p>")
     pred_cols = [c for c in rows.columns if c.startswith("prediction")]
     for row in rows.head(max_rows).iter_rows(named=True):
-        url = thumbnail_data_url(row.get("image_ref"), thumb)
+        url = thumbnail(row.get("image_ref"))
         img = f"<img src='{url}' width='{thumb}' alt='sample image'>" if url else "<div><i>no image</i></div>"
         answers = "".join(
             f"<div><b>{html.escape(c.replace('prediction', 'answer'))}</b>: {html.escape(str(row[c]))}</div>"

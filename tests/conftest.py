@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# jupyter_lab / chromium fixtures for the real-browser tests (tests/browser.py)
+pytest_plugins = ["browser"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -13,9 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from browser import (  # noqa: F401 - fixtures
-    chromium_browser,
-    jupyter_lab,
+from browser import (  # the jupyter_lab / chromium fixtures come from conftest's pytest_plugins
     notebook_errors,
     open_notebook,
     run_all_cells,

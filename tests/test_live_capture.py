@@ -189,7 +189,11 @@ def test_without_selectors_the_ad_is_there_and_capture_works_inside_an_event_loo
     async def in_a_notebook_cell():  # Jupyter runs cells inside an asyncio loop; playwright's sync API refuses that
         return capture_pages([site.url("/news.html")], tmp_path, progress=False)
 
-    result = asyncio.run(in_a_notebook_cell())
+    # In a thread of its own, so a loop left running by another test's playwright fixture cannot interfere.
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        result = pool.submit(asyncio.run, in_a_notebook_cell()).result()
     assert not result.failures
     im = result.screenshots[0].image()
     assert im.size == (1280, AD_HEIGHT + CONTENT_HEIGHT + FOOTER_HEIGHT)

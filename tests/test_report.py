@@ -38,25 +38,21 @@ def toy_logs(tmp_path_factory) -> Path:
     return out
 
 
-def _open_offline(html_path: Path, screenshot: Path):
-    """Load the page in headless Chromium with every network request blocked; return counts and console errors."""
-    from playwright.sync_api import sync_playwright
+def _open_offline(browser, html_path: Path, screenshot: Path):
+    """Load the page in the session's headless Chromium with every network request blocked; return what it shows."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    errors, requests = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page()
-        errors, requests = [], []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    def block(route):
+        requests.append(route.request.url)
+        route.abort()
 
-        def block(route):
-            requests.append(route.request.url)
-            route.abort()
-
-        page.route("http://**/*", block)
-        page.route("https://**/*", block)
+    page.route("http://**/*", block)
+    page.route("https://**/*", block)
+    try:
         page.goto(html_path.as_uri())
         page.wait_for_selector(".js-plotly-plot", timeout=30000)
         page.wait_for_timeout(500)
@@ -66,12 +62,13 @@ def _open_offline(html_path: Path, screenshot: Path):
         text = page.inner_text("body")
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=False)
-        browser.close()
+    finally:
+        context.close()
     return n_plots, n_svg, errors, requests, pwned, text
 
 
 @pytest.mark.browser
-def test_report_on_our_logs_renders_offline_and_escapes_model_output(toy_logs, tmp_path):
+def test_report_on_our_logs_renders_offline_and_escapes_model_output(toy_logs, tmp_path, chromium_browser):
     out = report("compare_models", {"logs": str(toy_logs), "title": "Toy review"}, tmp_path / "toy.html")
     html_text = out.read_text()
     assert "Toy review" in html_text
@@ -79,7 +76,7 @@ def test_report_on_our_logs_renders_offline_and_escapes_model_output(toy_logs, t
     assert "&lt;script&gt;" in html_text
     assert "def " not in html_text.split("<body")[1][:20000] or "jp-InputArea" not in html_text  # code hidden
     n_plots, n_svg, errors, requests, pwned, text = _open_offline(
-        out, ARTIFACTS / "report_toy.png")
+        chromium_browser, out, ARTIFACTS / "report_toy.png")
     assert n_plots >= 5 and n_svg >= n_plots
     assert errors == []
     assert requests == [], f"the report fetched from the network: {requests[:3]}"
@@ -89,11 +86,11 @@ def test_report_on_our_logs_renders_offline_and_escapes_model_output(toy_logs, t
 
 
 @pytest.mark.browser
-def test_report_on_realworld_lmms_eval_logs(realworld, tmp_path):
+def test_report_on_realworld_lmms_eval_logs(realworld, tmp_path, chromium_browser):
     logs = realworld / "lmms_eval" / "shaydamoezzi__lmms-eval" / "output"
     out = report("compare_models", {"logs": [str(logs / "smoke_test"), str(logs / "smoke_test_qwen")],
                                     "title": "InternVL2-2B vs Qwen2-VL-7B"}, tmp_path / "real.html")
-    n_plots, _, errors, requests, pwned, text = _open_offline(out, ARTIFACTS / "report_real.png")
+    n_plots, _, errors, requests, pwned, text = _open_offline(chromium_browser, out, ARTIFACTS / "report_real.png")
     assert n_plots >= 3 and errors == [] and requests == [] and pwned is None
     assert "InternVL2-2B" in text and "Qwen2-VL-7B" in text
 

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import (  # noqa: F401 - fixtures, until tests/conftest.py registers pytest_plugins = ["browser"]
-    chromium_browser,
-    jupyter_lab,
+from browser import (  # the jupyter_lab / chromium fixtures come from conftest's pytest_plugins
     notebook_errors,
     open_notebook,
     run_all_cells,

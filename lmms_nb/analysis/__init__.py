@@ -13,7 +13,7 @@ Example:
 """
 
 from lmms_nb.analysis._compare import Comparison, Flips, compare, flips
-from lmms_nb.analysis._prepare import CONTINUOUS_CORRECT_THRESHOLD
+from lmms_nb.analysis._prepare import CONTINUOUS_CORRECT_THRESHOLD, as_canonical, prepare
 from lmms_nb.analysis._stats import (
     binary_mean_ci,
     holm_adjust,
@@ -27,6 +27,8 @@ __all__ = [
     "CONTINUOUS_CORRECT_THRESHOLD",
     "Comparison",
     "Flips",
+    "as_canonical",
+    "prepare",
     "binary_mean_ci",
     "compare",
     "flips",

@@ -20,7 +20,7 @@ from typing import Any
 
 from lmms_nb.widgets._browser import ALL, NO_CATEGORY, SampleBrowser
 from lmms_nb.widgets._dashboard import CompareDashboard
-from lmms_nb.widgets._images import ImageRefError, load_image, thumbnail_data_uri
+from lmms_nb.images import ImageRefError, load_image, thumbnail_data_uri
 from lmms_nb.widgets._launcher import EvalLauncher
 from lmms_nb.widgets._query import SampleIndex, SampleQuery
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from lmms_nb.widgets._images import thumbnail_data_uri
+from lmms_nb.images import thumbnail_data_uri
 
 __all__ = ["STYLE", "answer_html", "esc", "sample_cards_html", "table_html"]
 

@@ -192,7 +192,7 @@ def _score(data: Any, *, metric: Any, runs: Any, models: Sequence[str] | None
         tasks = sorted(table["task"].drop_nulls().unique().to_list())
         return table.filter(pl.col("model").is_in(order)), order, tasks, {}
     # The same metric choice, run choice and binary view as compare(), so colours agree with its numbers.
-    from lmms_nb.analysis._prepare import as_canonical, prepare
+    from lmms_nb.analysis import as_canonical, prepare
 
     scored, info = prepare(as_canonical(table), models=models, metric=metric, runs=runs, by=[])
     return scored, list(info.models), list(info.tasks), dict(info.metrics)
