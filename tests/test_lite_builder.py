@@ -405,3 +405,8 @@ def test_large_tasks_are_drawn_with_webgl() -> None:
     assert len(b.map.data[0].x) == n and len(b.map.data[1].x) == 40
     assert b.map.data[0].hovertext[7] == "<b>doc 7</b><br>question 7 &lt;b&gt;?&lt;/b&gt;"
     assert list(b.map.data[1].customdata) == build_lite_subset(b.embeddings, 40).doc_ids.tolist()
+    # many docs, few dimensions: the map comes from the covariance's eigenvectors; same axes as an SVD
+    centred = vectors.astype(np.float64) - vectors.mean(axis=0)
+    ref = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+    shown = np.column_stack([b.map.data[0].x, b.map.data[0].y])
+    np.testing.assert_allclose(np.abs(shown), np.abs(ref), atol=1e-6)

@@ -605,7 +605,10 @@ def _pca_2d(vectors: np.ndarray) -> np.ndarray:
     out = np.zeros((x.shape[0], 2))
     n_comp = min(2, x.shape[0], x.shape[1])
     if n_comp >= 1 and x.shape[0] > 1:
-        out[:, :n_comp] = PCA(n_components=n_comp, svd_solver="full").fit_transform(x)
+        # many more docs than dimensions (the usual case): the d x d covariance's eigenvectors are exact and
+        # ~20x faster than an SVD of the whole n x d matrix
+        solver = "covariance_eigh" if x.shape[0] >= x.shape[1] else "full"
+        out[:, :n_comp] = PCA(n_components=n_comp, svd_solver=solver).fit_transform(x)
     return out
 
 
