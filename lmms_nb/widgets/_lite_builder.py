@@ -278,8 +278,8 @@ class LiteBuilder(widgets.VBox):
         metrics: list[str] = []
         filters: list[str] = []
         if rows is not None and rows.height:
-            metrics = [c for c in metric_columns(rows) if rows.schema[c].is_numeric() and rows[c].null_count() < rows.height
-                       and c not in ("doc_id",)]
+            metrics = [c for c in metric_columns(rows)
+                       if rows.schema[c].is_numeric() and rows[c].null_count() < rows.height]
             if "filter" in rows.columns:
                 filters = rows["filter"].fill_null("none").unique().sort().to_list()
         self._syncing = True
