@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 #: Notebooks that need services their own tests start (a fake OpenAI server, local web pages): executed there.
-RUN_ELSEWHERE = {"04_live_benchmark.ipynb": "test_live_notebook.py"}
+RUN_ELSEWHERE = {"03_build_lite.ipynb": "test_notebook_03.py", "04_live_benchmark.ipynb": "test_live_notebook.py"}
 NOTEBOOKS = [p for p in sorted((REPO / "notebooks").glob("*.ipynb")) if p.name not in RUN_ELSEWHERE]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
