@@ -325,7 +325,11 @@ def test_generate_works_inside_a_running_event_loop(server, tmp_path):
         awaited = await model.agenerate([_req(1)])
         return sync + awaited
 
-    responses = asyncio.run(notebook_cell())
+    # asyncio.run in a thread of its own: a loop left running by another test's playwright fixture cannot interfere
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        responses = pool.submit(asyncio.run, notebook_cell()).result()
     assert [r.text for r in responses] == [answer_for("q0", 0), answer_for("q1", 0)]
     # the cache written from the worker thread serves the main thread
     assert [r.text for r in model.generate([_req(0), _req(1)])] == [r.text for r in responses]
