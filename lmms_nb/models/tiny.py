@@ -96,6 +96,7 @@ def build_tiny_llava(
     vocab_size: int = 512,
     vision_hidden_size: int | None = None,
     vision_layers: int | None = None,
+    vision_feature_layer: int = -1,
 ) -> Path:
     """Create a randomly initialised (seeded) tiny LLaVA with its processor and save both into `path`.
 
@@ -162,8 +163,8 @@ def build_tiny_llava(
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         image_seq_length=(image_size // patch_size) ** 2,
         vision_feature_select_strategy="default",
-        # the last layer: with only a couple of vision layers the usual -2 would leave the last one unused
-        vision_feature_layer=-1,
+        # default: the last layer; with only a couple of vision layers the usual -2 would leave one unused
+        vision_feature_layer=vision_feature_layer,
     )
     config.pad_token_id = tokenizer.pad_token_id
     torch.manual_seed(seed)

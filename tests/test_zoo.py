@@ -1,0 +1,232 @@
+"""The zoo on a very small synthbench: deterministic training, the on-disk cache, and that training teaches the
+model its training answers (loss and exact match against the untrained model, computed independently here)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lmms_nb.models import Request, get_model
+from lmms_nb.models import zoo
+from lmms_nb.models.hf import HFImageTextModel
+from lmms_nb.models.zoo import COMPLETE_MARKER, ZOO, ZooSpec, build_zoo, train_zoo_member, zoo_model_path
+
+# A small synthbench (40 training rows per family) and a model small enough to train in a few seconds.
+TINY = ZooSpec(
+    "unit-test",
+    "hidden 32, 1 layer, 20 counting steps then 40 mixed: for the test suite only",
+    hidden_size=32,
+    num_layers=1,
+    curriculum_steps=20,
+    steps=40,
+    batch_size=16,
+    lr=1e-2,
+    synthbench_n_train=40,
+)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("zoo_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LMMS_NB_CACHE", str(path))
+        torch.set_num_threads(1)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def trained(cache):
+    return train_zoo_member(TINY, seed=0, progress=False)
+
+
+def _train_docs(n_per_family: int = 8):
+    from lmms_nb.tasks.synthbench import FAMILIES, synthbench_task
+
+    docs = []
+    for family in FAMILIES:
+        task = synthbench_task(family, split="train", n_train=TINY.synthbench_n_train)
+        for doc in task.dataset().select(range(n_per_family)):
+            docs.append((task, doc))
+    return docs
+
+
+def _answer_loss(path, docs) -> float:
+    """Mean cross-entropy of the answer tokens (+ EOS) given prompt and image, built with the processor alone."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(path)
+    net = AutoModelForImageTextToText.from_pretrained(path).eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for task, doc in docs:
+            prompt = f"<s>USER: <image>\n{task.doc_to_text(doc)}\nASSISTANT:"
+            image = task.doc_to_visual(doc)
+            n_prompt = processor(text=[prompt], images=image, return_tensors="pt")["input_ids"].shape[1]
+            full = processor(text=[f"{prompt} {task.doc_to_target(doc)}</s>"], images=image, return_tensors="pt")
+            logits = net(**full).logits[0, n_prompt - 1 : -1]
+            targets = full["input_ids"][0, n_prompt:]
+            total += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+            count += len(targets)
+    return total / count
+
+
+def _predict(path, docs) -> list[str]:
+    model = HFImageTextModel(path, max_new_tokens=6)
+    reqs = [Request(i, t.name, t.doc_to_visual(d), t.doc_to_text(d)) for i, (t, d) in enumerate(docs)]
+    return [r.text for r in model.generate(reqs)]
+
+
+def _exact(predictions, docs) -> float:
+    return sum(p == t.doc_to_target(d) for p, (t, d) in zip(predictions, docs)) / len(docs)
+
+
+def test_zoo_has_four_distinct_members():
+    assert len(ZOO) >= 4
+    assert len({spec.config_hash() for spec in ZOO.values()}) == len(ZOO)
+    assert all(spec.name == name for name, spec in ZOO.items())
+
+
+def test_config_hash_follows_what_determines_the_weights():
+    assert TINY.config_hash() == dataclasses.replace(TINY, name="other", description="x").config_hash()
+    assert TINY.config_hash() != dataclasses.replace(TINY, steps=61).config_hash()
+    assert TINY.config_hash() != TINY.config_hash(seed=1)
+
+
+def test_invalid_specs_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="unknown families"):
+        ZooSpec("x", "", exclude_families=("counting",))
+    with pytest.raises(ValueError, match="curriculum family 'count' is excluded"):
+        ZooSpec("x", "", exclude_families=("count",))
+    with pytest.raises(ValueError, match="at least one step"):
+        ZooSpec("x", "", steps=0, curriculum_family=None)
+
+
+def test_curriculum_rows_come_first_then_every_family():
+    families = ["count"] * 10 + ["mcq"] * 10 + ["yesno"] * 10
+    spec = ZooSpec("x", "", curriculum_steps=3, steps=5, batch_size=4)
+    order = zoo._training_order(families, spec, seed=0)
+    assert len(order) == spec.total_steps * spec.batch_size == 32
+    assert all(families[i] == "count" for i in order[:12])
+    assert {families[i] for i in order[12:]} == {"count", "mcq", "yesno"}
+    # shuffled epochs: the 20 mixed rows come from one pass over the 30 rows, so none repeats
+    assert len(set(order[12:])) == 20
+    assert order == zoo._training_order(families, spec, seed=0) != zoo._training_order(families, spec, seed=1)
+
+
+def test_training_is_cached_with_a_completion_marker(cache, trained):
+    assert trained.parent == cache / "zoo" and trained.name == f"unit-test-{TINY.config_hash()}"
+    stats = json.loads((trained / COMPLETE_MARKER).read_text())
+    assert stats["steps"] == TINY.total_steps == 60 and len(stats["losses"]) == 60
+    assert stats["examples"] == 5 * TINY.synthbench_n_train
+    weights = trained / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert train_zoo_member(TINY, seed=0, progress=False) == trained  # found, not retrained
+    assert weights.stat().st_mtime_ns == stamp
+    # a folder without the marker is an interrupted build: it is rebuilt
+    (trained / COMPLETE_MARKER).unlink()
+    rebuilt = train_zoo_member(TINY, seed=0, progress=False)
+    assert rebuilt == trained and (rebuilt / COMPLETE_MARKER).is_file()
+    assert weights.stat().st_mtime_ns != stamp
+    assert not [p for p in trained.parent.iterdir() if ".tmp-" in p.name]  # no leftover build folders
+
+
+def test_training_is_deterministic(trained, tmp_path):
+    again = train_zoo_member(TINY, seed=0, progress=False, root=tmp_path)
+    first, second = load_file(trained / "model.safetensors"), load_file(again / "model.safetensors")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert (trained / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
+    docs = _train_docs(2)
+    reqs = [Request(i, t.name, t.doc_to_visual(d), t.doc_to_text(d)) for i, (t, d) in enumerate(docs)]
+    a = [r.text for r in HFImageTextModel(trained).generate(reqs)]
+    assert a == [r.text for r in HFImageTextModel(again).generate(reqs)]
+    # and a different seed gives a different model
+    other = load_file(train_zoo_member(dataclasses.replace(TINY, steps=5), seed=1, root=tmp_path,
+                                       progress=False) / "model.safetensors")
+    assert not all(torch.equal(other[k], first[k]) for k in first)
+
+
+def test_training_beats_the_untrained_model_on_training_rows(trained, tmp_path):
+    stats = json.loads((trained / COMPLETE_MARKER).read_text())
+    assert stats["final_loss"] < 0.5 * stats["first_loss"]
+    # the same architecture and processor, freshly initialised
+    from transformers import AutoConfig, AutoProcessor, LlavaForConditionalGeneration
+
+    untrained = tmp_path / "untrained"
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(AutoConfig.from_pretrained(trained)).save_pretrained(untrained)
+    AutoProcessor.from_pretrained(trained).save_pretrained(untrained)
+    docs = _train_docs(8)
+    assert _answer_loss(trained, docs) < 0.5 * _answer_loss(untrained, docs)
+    trained_answers, untrained_answers = _predict(trained, docs), _predict(untrained, docs)
+    assert _exact(trained_answers, docs) >= _exact(untrained_answers, docs) + 0.15
+    # it learned each family's answer format: yes/no questions get "Yes" or "No", options get a letter
+    by_family = {}
+    for answer, (task, _) in zip(trained_answers, docs):
+        by_family.setdefault(task.config["family"], []).append(answer)
+    assert set(by_family["yesno"]) <= {"Yes", "No"}
+    assert set(by_family["mcq"]) <= set("ABCD")
+    assert not set(untrained_answers) & {"Yes", "No", "A", "B", "C", "D"}
+
+
+def test_prompt_encoding_matches_the_processor(trained):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(trained)
+    docs = _train_docs(1)
+    encoded = zoo._encode(processor, [
+        {"image": t.doc_to_visual(d)[0], "prompt": t.doc_to_text(d), "answer": t.doc_to_target(d)} for t, d in docs
+    ])
+    model = HFImageTextModel(trained)
+    for (task, doc), ex in zip(docs, encoded):
+        req = Request(0, task.name, task.doc_to_visual(doc), task.doc_to_text(doc))
+        # the prompt part is token for token what the evaluation backend feeds the model
+        expected = processor(text=[model._prompt(req)], images=req.images, return_tensors="pt")["input_ids"][0]
+        n = len(expected)
+        assert ex["input_ids"][:n] == expected.tolist()
+        assert ex["labels"][:n] == [-100] * n
+        answer = processor.tokenizer.decode(ex["input_ids"][n:])
+        assert answer == f" {task.doc_to_target(doc)}</s>" and ex["labels"][n:] == ex["input_ids"][n:]
+
+
+def test_registered_member_trains_once_then_loads(cache, trained):
+    zoo.register_zoo_member(TINY)
+    try:
+        assert zoo_model_path("unit-test") == trained
+        assert build_zoo(["unit-test"], progress=False) == {"unit-test": trained}
+        stamp = (trained / "model.safetensors").stat().st_mtime_ns
+        model = get_model("zoo-unit-test", max_new_tokens=4)
+        assert isinstance(model, HFImageTextModel) and model.name == "zoo-unit-test"
+        assert model.model_args["pretrained"] == str(trained)
+        assert (trained / "model.safetensors").stat().st_mtime_ns == stamp
+    finally:
+        ZOO.pop("unit-test", None)
+    with pytest.raises(KeyError, match="known"):
+        zoo_model_path("no-such-member")
+
+
+def test_excluded_family_is_not_trained_on(cache, tmp_path):
+    spec = dataclasses.replace(TINY, steps=2, exclude_families=("ocr", "chart"))
+    path = train_zoo_member(spec, root=tmp_path, progress=False)
+    stats = json.loads((path / COMPLETE_MARKER).read_text())
+    assert stats["examples"] == 3 * TINY.synthbench_n_train
+
+
+def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path):
+    specs = [dataclasses.replace(TINY, name="unit-a", steps=6), dataclasses.replace(TINY, name="unit-b", steps=8)]
+    for spec in specs:
+        zoo.register_zoo_member(spec)
+    try:
+        paths = build_zoo(["unit-a", "unit-b"], workers=2, progress=False)  # two spawned processes
+    finally:
+        for spec in specs:
+            ZOO.pop(spec.name, None)
+    for spec in specs:
+        assert paths[spec.name] == cache / "zoo" / f"{spec.name}-{spec.config_hash()}"
+        alone = train_zoo_member(spec, root=tmp_path, progress=False)
+        a, b = load_file(paths[spec.name] / "model.safetensors"), load_file(alone / "model.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)
