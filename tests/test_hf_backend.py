@@ -216,3 +216,10 @@ def test_prompt_with_its_own_image_placeholder(model):
     responses = model.generate([req, orphan])
     assert responses[0].error is None and responses[1].text is None
     assert "doc 9" in responses[1].error and "image" in responses[1].error
+
+
+def test_bfloat16_loads_and_generates(tiny_path):
+    model = get_model("hf", pretrained=tiny_path, dtype="bfloat16", max_new_tokens=4)
+    assert model.model.dtype == torch.bfloat16 and model.model_args["dtype"] == "bfloat16"
+    responses = model.generate(_requests(4))
+    assert all(r.error is None and 1 <= r.output_tokens <= 4 for r in responses)
