@@ -10,10 +10,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lmms_nb.models import Request, get_model
-from lmms_nb.models import zoo
+from lmms_nb.models import Request, get_model, zoo
 from lmms_nb.models.hf import HFImageTextModel
-from lmms_nb.models.zoo import COMPLETE_MARKER, ZOO, ZooSpec, build_zoo, train_zoo_member, zoo_model_path
+from lmms_nb.models.zoo import (
+    COMPLETE_MARKER,
+    ZOO,
+    ZooSpec,
+    build_zoo,
+    train_zoo_member,
+    zoo_model_path,
+)
 
 # A small synthbench (40 training rows per family) and a model small enough to train in a few seconds.
 TINY = ZooSpec(

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lmms_nb.models.base import Request, Response
 from lmms_nb.models.registry import register_model
@@ -244,7 +245,7 @@ def _as_rgb(image: Any, req: Request, k: int):
         raise ValueError(f"{where}: image is empty ({image.width}x{image.height} pixels)")
     try:
         return image.convert("RGB")  # also forces lazy files to load, so a truncated file fails here
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise ValueError(f"{where}: cannot read image (mode {image.mode}): {e}") from e
 
 

@@ -19,10 +19,10 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-__all__ = ["build_tiny_llava", "CHAT_TEMPLATE", "IMAGE_TOKEN", "PAD_TOKEN", "BOS_TOKEN", "EOS_TOKEN"]
+__all__ = ["BOS_TOKEN", "CHAT_TEMPLATE", "EOS_TOKEN", "IMAGE_TOKEN", "PAD_TOKEN", "build_tiny_llava"]
 
 IMAGE_TOKEN = "<image>"
 PAD_TOKEN = "<pad>"

@@ -29,9 +29,10 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from lmms_nb.config import cache_dir
 from lmms_nb.models.registry import register_model
