@@ -114,6 +114,11 @@ class HFImageTextModel:
         self.processor = AutoProcessor.from_pretrained(self.pretrained, trust_remote_code=trust_remote_code)
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         # Left padding: every prompt then ends at the last column, so generated tokens line up across the batch.
+        # Batch invariance of greedy answers (tested at batch 1 vs 8): generate() masks the pads and derives
+        # position_ids from the attention mask (cumsum), so a padded prompt sees the same positions as alone;
+        # what remains is float rounding from differently shaped matmuls, measured at ~2e-7 on the logits of
+        # the tiny LLaVA in float32 (sdpa and eager alike). Hence float32 by default: in bfloat16 that noise is
+        # ~1e-2 and can flip near-ties between two tokens.
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
