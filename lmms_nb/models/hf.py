@@ -117,8 +117,8 @@ class HFImageTextModel:
         # Batch invariance of greedy answers (tested at batch 1 vs 8): generate() masks the pads and derives
         # position_ids from the attention mask (cumsum), so a padded prompt sees the same positions as alone;
         # what remains is float rounding from differently shaped matmuls, measured at ~2e-7 on the logits of
-        # the tiny LLaVA in float32 (sdpa and eager alike). Hence float32 by default: in bfloat16 that noise is
-        # ~1e-2 and can flip near-ties between two tokens.
+        # the tiny LLaVA in float32 (sdpa and eager alike). Hence float32 by default: bfloat16 keeps only ~3
+        # significant digits, so the same rounding is far larger there and can flip near-ties between tokens.
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
