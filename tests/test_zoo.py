@@ -83,7 +83,8 @@ def _answer_loss(path, docs) -> float:
 def _predict(path, docs) -> list[str]:
     model = HFImageTextModel(path, max_new_tokens=6)
     reqs = [Request(i, t.name, t.doc_to_visual(d), t.doc_to_text(d)) for i, (t, d) in enumerate(docs)]
-    return [r.text for r in model.generate(reqs)]
+    # stripped here: the backend returns the decoded text as lmms-eval does, with the leading space of a BPE token
+    return [r.text.strip() for r in model.generate(reqs)]
 
 
 def _exact(predictions, docs) -> float:

@@ -223,7 +223,9 @@ class HFImageTextModel:
             until = (req.generation_kwargs or {}).get("until")
             responses.append(
                 Response(
-                    text=apply_until(text, until).strip(),
+                    # not stripped: lmms-eval hands the decoded text to its filters as it is (" A"), and
+                    # anchored filter regexes must see the same string to give the same scores
+                    text=apply_until(text, until),
                     latency_s=elapsed / len(batch),
                     output_tokens=n_out,
                 )
