@@ -1,9 +1,12 @@
-"""Build a tiny LLaVA (about 250k parameters) entirely offline.
+"""Build tiny vision-language models (about 250k-400k parameters) entirely offline, one per transformers family.
 
-The model is a real `LlavaForConditionalGeneration` (CLIP vision tower + Llama decoder) with a byte-level BPE
-tokenizer trained locally on the texts it will see, so the whole transformers loading path
-(`AutoProcessor` / `AutoModelForImageTextToText` / chat template / `generate`) is exercised without a download.
-Its weights are random (seeded): train it (see `lmms_nb.models.zoo`) before expecting sensible answers.
+`build_tiny_llava` makes a real `LlavaForConditionalGeneration` (CLIP vision tower + Llama decoder),
+`build_tiny_qwen2_5_vl` a `Qwen2_5_VLForConditionalGeneration` (Qwen2VLImageProcessor, multimodal RoPE) and
+`build_tiny_idefics3` an `Idefics3ForConditionalGeneration` (SmolVLM's architecture), each with a byte-level BPE
+tokenizer trained locally on the texts it will see, the family's special tokens and its chat template, so the whole
+transformers loading path (`AutoProcessor` / `AutoModelForImageTextToText` / chat template / `generate`) is
+exercised without a download. Weights are random (seeded): train a model (see `lmms_nb.models.zoo`) before
+expecting sensible answers.
 
 Example:
     >>> import tempfile
@@ -22,7 +25,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["BOS_TOKEN", "CHAT_TEMPLATE", "EOS_TOKEN", "IMAGE_TOKEN", "PAD_TOKEN", "build_tiny_llava"]
+__all__ = [
+    "BOS_TOKEN",
+    "CHAT_TEMPLATE",
+    "EOS_TOKEN",
+    "IDEFICS3_CHAT_TEMPLATE",
+    "IMAGE_TOKEN",
+    "PAD_TOKEN",
+    "QWEN_CHAT_TEMPLATE",
+    "build_tiny_idefics3",
+    "build_tiny_llava",
+    "build_tiny_qwen2_5_vl",
+]
 
 IMAGE_TOKEN = "<image>"
 PAD_TOKEN = "<pad>"
@@ -51,12 +65,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def _train_tokenizer(vocab_texts: Iterable[str], vocab_size: int):
-    """A byte-level BPE tokenizer trained on `vocab_texts`, wrapped for transformers."""
+def _byte_level_bpe(texts: Iterable[str], specials: list[str], vocab_size: int):
+    """A `tokenizers` byte-level BPE of at most `vocab_size` tokens trained on `texts`, `specials` first."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
-    specials = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN]
     backend = Tokenizer(models.BPE())
     # add_prefix_space=False: "ASSISTANT: 3" must tokenize the answer the same way in training and generation.
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -68,9 +80,18 @@ def _train_tokenizer(vocab_texts: Iterable[str], vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
+    backend.train_from_iterator(list(texts), trainer=trainer)
+    return backend
+
+
+def _train_tokenizer(vocab_texts: Iterable[str], vocab_size: int):
+    """A byte-level BPE tokenizer trained on `vocab_texts`, wrapped for transformers."""
+    from transformers import PreTrainedTokenizerFast
+
+    specials = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN]
     # the chat template's own words are always in the vocabulary
     texts = ["USER: ", "ASSISTANT:", "SYSTEM: ", *vocab_texts]
-    backend.train_from_iterator(texts, trainer=trainer)
+    backend = _byte_level_bpe(texts, specials, vocab_size)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token=PAD_TOKEN,
@@ -174,6 +195,282 @@ def build_tiny_llava(
         tokenizer.pad_token_id,
         tokenizer.bos_token_id,
         tokenizer.eos_token_id,
+    )
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+# -- Qwen2.5-VL ------------------------------------------------------------------------------------------------
+
+QWEN_PAD_TOKEN = "<|endoftext|>"
+QWEN_IM_START = "<|im_start|>"
+QWEN_IM_END = "<|im_end|>"
+QWEN_VISION_START = "<|vision_start|>"
+QWEN_VISION_END = "<|vision_end|>"
+QWEN_IMAGE_PAD = "<|image_pad|>"
+QWEN_VIDEO_PAD = "<|video_pad|>"
+
+#: Qwen2-VL / Qwen2.5-VL's own chat template (the one their Instruct checkpoints ship): a default system turn, then
+#: <|im_start|>role\n ... <|im_end|>, each image as <|vision_start|><|image_pad|><|vision_end|> where it stands.
+#: Newlines sit right before block tags, where transformers' trim_blocks=True leaves them alone.
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_qwen2_5_vl(
+    path: str | Path,
+    *,
+    vocab_texts: Iterable[str],
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    patch_size: int = 14,
+    min_pixels: int = 28 * 28,
+    max_pixels: int = 56 * 56,
+    seed: int = 0,
+    vocab_size: int = 512,
+) -> Path:
+    """Create a seeded random tiny `Qwen2_5_VLForConditionalGeneration` with its processor and save both into `path`.
+
+    The vision tower cuts each image into `patch_size` px patches after `Qwen2VLImageProcessor` has resized it to
+    between `min_pixels` and `max_pixels` pixels (sides multiples of 2 * patch_size); every 2x2 patches merge into
+    one `<|image_pad|>` token, so an image costs (pixels / (2 * patch_size) ** 2) tokens (1 to 4 by default).
+    The tokenizer is a byte-level BPE trained on `vocab_texts` with Qwen's special tokens and chat template.
+
+    >>> import tempfile
+    >>> from transformers import AutoModelForImageTextToText, AutoProcessor
+    >>> path = build_tiny_qwen2_5_vl(tempfile.mkdtemp(), vocab_texts=["How many circles are there?", "3"])
+    >>> type(AutoModelForImageTextToText.from_pretrained(path)).__name__
+    'Qwen2_5_VLForConditionalGeneration'
+    >>> type(AutoProcessor.from_pretrained(path)).__name__
+    'Qwen2_5_VLProcessor'
+    """
+    import torch
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = [QWEN_PAD_TOKEN, QWEN_IM_START, QWEN_IM_END, QWEN_VISION_START, QWEN_VISION_END, QWEN_IMAGE_PAD,
+                QWEN_VIDEO_PAD]
+    texts = ["system\nYou are a helpful assistant.", "user\n", "assistant\n", *vocab_texts]
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=_byte_level_bpe(texts, specials, vocab_size),
+        pad_token=QWEN_PAD_TOKEN,
+        eos_token=QWEN_IM_END,  # an Instruct checkpoint stops at the end of its turn
+        extra_special_tokens={"image_token": QWEN_IMAGE_PAD, "video_token": QWEN_VIDEO_PAD},
+        padding_side="left",
+        model_max_length=512,
+    )
+    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    merge_size = 2
+    image_processor = Qwen2VLImageProcessor(
+        min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size, merge_size=merge_size
+    )
+    video_processor = Qwen2VLVideoProcessor(
+        min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size, merge_size=merge_size
+    )
+    processor = Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=QWEN_CHAT_TEMPLATE,
+    )
+    heads = max(1, hidden_size // 16)
+    head_dim = hidden_size // heads
+    # multimodal RoPE splits each head's rotary half (head_dim / 2 frequencies) into time, height, width parts
+    mrope_section = [head_dim // 2 - 2 * (head_dim // 2 // 3), head_dim // 2 // 3, head_dim // 2 // 3]
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in specials}
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "num_hidden_layers": num_layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": heads,
+            "max_position_embeddings": 512,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section},
+            "bos_token_id": ids[QWEN_IM_START],
+            "eos_token_id": ids[QWEN_IM_END],
+            "pad_token_id": ids[QWEN_PAD_TOKEN],
+        },
+        vision_config={
+            "depth": num_layers,
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "num_heads": heads,
+            "patch_size": patch_size,
+            "spatial_merge_size": merge_size,
+            "temporal_patch_size": image_processor.temporal_patch_size,
+            "out_hidden_size": hidden_size,
+            # window attention over 2x2 merged cells, and full attention in the last layer (as 7, 15, 23, 31 of 32)
+            "window_size": 2 * merge_size * patch_size,
+            "fullatt_block_indexes": [num_layers - 1],
+        },
+        image_token_id=ids[QWEN_IMAGE_PAD],
+        video_token_id=ids[QWEN_VIDEO_PAD],
+        vision_start_token_id=ids[QWEN_VISION_START],
+        vision_end_token_id=ids[QWEN_VISION_END],
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    gen = model.generation_config
+    gen.pad_token_id, gen.bos_token_id, gen.eos_token_id = ids[QWEN_PAD_TOKEN], None, ids[QWEN_IM_END]
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+# -- Idefics3 / SmolVLM ----------------------------------------------------------------------------------------
+
+IDEFICS3_BOS_TOKEN = "<|im_start|>"
+IDEFICS3_PAD_TOKEN = "<|endoftext|>"
+IDEFICS3_END_OF_UTTERANCE = "<end_of_utterance>"
+IDEFICS3_FAKE_IMAGE_TOKEN = "<fake_token_around_image>"
+IDEFICS3_GLOBAL_IMAGE_TOKEN = "<global-img>"
+
+#: SmolVLM's chat template ("<|im_start|>User:<image>How many?<end_of_utterance>\nAssistant:"), which also
+#: accepts plain-string content. The processor expands each <image> into
+#: <fake_token_around_image><global-img><image>*image_seq_len<fake_token_around_image>.
+IDEFICS3_CHAT_TEMPLATE = (
+    "<|im_start|>"
+    "{% for message in messages %}"
+    "{{ message['role'] | capitalize }}"
+    "{% if message['content'] is string %}{{ ': ' }}{{ message['content'] }}"
+    "{% else %}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for line in message['content'] %}"
+    "{% if line['type'] == 'text' %}{{ line['text'] }}{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "<end_of_utterance>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_tiny_idefics3(
+    path: str | Path,
+    *,
+    vocab_texts: Iterable[str],
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    image_size: int = 64,
+    patch_size: int = 16,
+    scale_factor: int = 2,
+    seed: int = 0,
+    vocab_size: int = 512,
+) -> Path:
+    """Create a seeded random tiny `Idefics3ForConditionalGeneration` (SmolVLM's architecture) and its processor.
+
+    Images are resized to `image_size` px squares (no splitting into tiles), cut into `patch_size` px patches by
+    the SigLIP-like vision tower, and pixel-shuffled by `scale_factor`, so each image becomes
+    (image_size / patch_size / scale_factor) ** 2 `<image>` tokens (4 by default). The tokenizer is a byte-level
+    BPE trained on `vocab_texts` with Idefics3's special tokens and SmolVLM's chat template.
+
+    >>> import tempfile
+    >>> from transformers import AutoModelForImageTextToText, AutoProcessor
+    >>> path = build_tiny_idefics3(tempfile.mkdtemp(), vocab_texts=["How many circles are there?", "3"])
+    >>> type(AutoModelForImageTextToText.from_pretrained(path)).__name__
+    'Idefics3ForConditionalGeneration'
+    >>> AutoProcessor.from_pretrained(path).image_seq_len
+    4
+    """
+    import torch
+    from transformers import (
+        Idefics3Config,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessor,
+        Idefics3Processor,
+        PreTrainedTokenizerFast,
+    )
+
+    if image_size % (patch_size * scale_factor):
+        raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size * scale_factor "
+                         f"({patch_size} * {scale_factor})")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = [IDEFICS3_PAD_TOKEN, IDEFICS3_BOS_TOKEN, IDEFICS3_END_OF_UTTERANCE, IDEFICS3_FAKE_IMAGE_TOKEN,
+                IMAGE_TOKEN, IDEFICS3_GLOBAL_IMAGE_TOKEN]
+    texts = ["User: ", "User:", "Assistant:", *vocab_texts]
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=_byte_level_bpe(texts, specials, vocab_size),
+        bos_token=IDEFICS3_BOS_TOKEN,
+        eos_token=IDEFICS3_END_OF_UTTERANCE,  # SmolVLM ends its turn with <end_of_utterance>
+        pad_token=IDEFICS3_PAD_TOKEN,
+        extra_special_tokens={"image_token": IMAGE_TOKEN},
+        padding_side="left",
+        model_max_length=512,
+    )
+    tokenizer.chat_template = IDEFICS3_CHAT_TEMPLATE
+    image_processor = Idefics3ImageProcessor(
+        size={"longest_edge": image_size},
+        max_image_size={"longest_edge": image_size},
+        do_image_splitting=False,
+    )
+    image_seq_len = (image_size // patch_size // scale_factor) ** 2
+    processor = Idefics3Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        image_seq_len=image_seq_len,
+        chat_template=IDEFICS3_CHAT_TEMPLATE,
+    )
+    heads = max(1, hidden_size // 16)
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in specials}
+    config = Idefics3Config(
+        vision_config={
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "num_hidden_layers": num_layers,
+            "num_attention_heads": heads,
+            "image_size": image_size,
+            "patch_size": patch_size,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": len(tokenizer),
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "num_hidden_layers": num_layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": heads,
+            "max_position_embeddings": 512,
+            "bos_token_id": ids[IDEFICS3_BOS_TOKEN],
+            "eos_token_id": ids[IDEFICS3_END_OF_UTTERANCE],
+            "pad_token_id": ids[IDEFICS3_PAD_TOKEN],
+        },
+        image_token_id=ids[IMAGE_TOKEN],
+        scale_factor=scale_factor,
+        pad_token_id=ids[IDEFICS3_PAD_TOKEN],
+    )
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config)
+    gen = model.generation_config
+    gen.pad_token_id, gen.bos_token_id, gen.eos_token_id = (
+        ids[IDEFICS3_PAD_TOKEN],
+        ids[IDEFICS3_BOS_TOKEN],
+        ids[IDEFICS3_END_OF_UTTERANCE],
     )
     model.save_pretrained(path)
     processor.save_pretrained(path)
