@@ -1,8 +1,10 @@
-"""`HFImageTextModel`: any transformers image-text-to-text model (LLaVA, Qwen2-VL, ...) behind the `Model` protocol.
+"""`HFImageTextModel`: any transformers image-text-to-text model (LLaVA, Qwen2/2.5-VL, Idefics3/SmolVLM, ...)
+behind the `Model` protocol.
 
 Registered as "hf" and "transformers". Loads `AutoProcessor` + `AutoModelForImageTextToText`, builds each prompt
 with the processor's chat template (image placeholders first, then the text, as lmms-eval's llava_hf backend),
 pads on the left, and decodes only the new tokens. Greedy decoding gives the same answers at any batch size.
+Tested on tiny models of the LLaVA, Qwen2.5-VL and Idefics3 families built offline (`lmms_nb.models.tiny`).
 
 Example:
     >>> import tempfile
@@ -45,6 +47,8 @@ _GENERATE_KEYS = (
     "no_repeat_ngram_size",
 )
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
+#: the image placeholder lmms-eval task prompts write, whatever the model family
+_LMMS_EVAL_IMAGE_TOKEN = "<image>"
 
 
 def apply_until(text: str, until: str | Sequence[str] | None) -> str:
@@ -173,10 +177,21 @@ class HFImageTextModel:
             return [self._generate_or_isolate([req])[0] for req in batch]
 
     def _prompt(self, req: Request) -> str:
-        image_token = getattr(self.processor, "image_token", None) or "<image>"
+        image_token = getattr(self.processor, "image_token", None) or _LMMS_EVAL_IMAGE_TOKEN
         if req.images and req.prompt.count(image_token) == len(req.images):
-            # the prompt already places its images (an lmms-eval "<image>" interleaved prompt): keep it
+            # the prompt already places its images in this processor's own token (an lmms-eval "<image>"
+            # interleaved prompt for LLaVA or Idefics3): keep it
             content = [{"type": "text", "text": req.prompt}]
+        elif req.images and req.prompt.count(_LMMS_EVAL_IMAGE_TOKEN) == len(req.images):
+            # lmms-eval's "<image>" placeholders for a family whose image token is another one (Qwen2-VL's
+            # <|vision_start|><|image_pad|><|vision_end|>): each image goes where its placeholder stood, so the
+            # common "<image>\nQuestion" becomes image-then-"\nQuestion", as lmms-eval's qwen2_vl backend sends it
+            parts = req.prompt.split(_LMMS_EVAL_IMAGE_TOKEN)
+            content = [{"type": "text", "text": parts[0]}] if parts[0] else []
+            for part in parts[1:]:
+                content.append({"type": "image"})
+                if part:
+                    content.append({"type": "text", "text": part})
         else:
             content = [{"type": "image"} for _ in req.images] + [{"type": "text", "text": req.prompt}]
         messages = [{"role": "user", "content": content}]
@@ -199,6 +214,18 @@ class HFImageTextModel:
         gen["pad_token_id"] = self.tokenizer.pad_token_id
         return gen
 
+    def _stop_token_ids(self) -> set[int]:
+        """Token ids that end an answer: padding, the tokenizer's EOS, and every EOS of the generation config.
+
+        Chat checkpoints often stop at several tokens (Qwen2-VL: <|im_end|> and <|endoftext|>), and generate()
+        stops at any of them, so the answer's length must be counted up to any of them too.
+        """
+        config_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if config_eos is None or isinstance(config_eos, int):
+            config_eos = [config_eos]
+        ids = (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, *config_eos)
+        return {int(t) for t in ids if t is not None}
+
     def _generate_batch(self, batch: list[Request]) -> list[Response]:
         import torch
 
@@ -215,7 +242,7 @@ class HFImageTextModel:
             out = self.model.generate(**inputs, **self._generation_config(gen_kwargs))
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         elapsed = time.perf_counter() - start
-        special = {t for t in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id) if t is not None}
+        special = self._stop_token_ids()
         responses = []
         for req, row in zip(batch, new_tokens.tolist()):
             n_out = _count_until_special(row, special)
