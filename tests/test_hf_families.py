@@ -1,4 +1,4 @@
-"""The transformers backend on tiny Qwen2.5-VL and Idefics3 (SmolVLM) models built here from their configs: loading
+"""The transformers backend on tiny Qwen2-VL, Qwen2.5-VL and Idefics3 (SmolVLM) models built here from their configs: loading
 through the registry, each family's chat template, greedy decoding checked against a hand-written loop, batch 1 vs 8,
 text-only prompts, bfloat16, multi-token EOS, lmms-eval "<image>" placeholders, and a task's pre/post prompts reaching
 the model's input ids during `evaluate()`."""
@@ -15,7 +15,11 @@ from PIL import Image, ImageDraw
 from lmms_nb.metrics import exact_match
 from lmms_nb.models import Request, get_model
 from lmms_nb.models.hf import HFImageTextModel
-from lmms_nb.models.tiny import build_tiny_idefics3, build_tiny_qwen2_5_vl
+from lmms_nb.models.tiny import (
+    build_tiny_idefics3,
+    build_tiny_qwen2_5_vl,
+    build_tiny_qwen2_vl,
+)
 from lmms_nb.runner import evaluate
 from lmms_nb.tasks.task import Metric, Task
 
@@ -37,6 +41,18 @@ FAMILIES = {
         "text_only": "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{prompt}"
         "<|im_end|>\n<|im_start|>assistant\n",
         # a 64x64 image: smart_resize to 56x56 (multiples of 2 * 14 px), 4x4 patches of 14 px, merged 2x2 -> 4
+        "tokens_per_64px_image": (56 // 14) ** 2 // 4,
+    },
+    "qwen2_vl": {
+        "build": build_tiny_qwen2_vl,
+        "model_class": "Qwen2VLForConditionalGeneration",
+        "processor_class": "Qwen2VLProcessor",
+        "img": "<|vision_start|><|image_pad|><|vision_end|>",
+        "image_token": "<|image_pad|>",
+        "with_image": "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{img}{prompt}"
+        "<|im_end|>\n<|im_start|>assistant\n",
+        "text_only": "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{prompt}"
+        "<|im_end|>\n<|im_start|>assistant\n",
         "tokens_per_64px_image": (56 // 14) ** 2 // 4,
     },
     "idefics3": {
@@ -219,7 +235,7 @@ def test_lmms_eval_image_placeholders_are_placed_for_every_family(model, family)
     a, b = _images()[2:4]
     one = Request(doc_id=0, task="toy", images=[a], prompt="<image>\nHow many circles?")
     two = Request(doc_id=1, task="toy", images=[a, b], prompt="Left <image> right <image> same?")
-    if name == "qwen2_5_vl":
+    if name.startswith("qwen"):
         # "<image>" means nothing to Qwen's tokenizer: each image goes where its placeholder stood, in Qwen's own
         # vision tokens, and the rest of the text is kept as it is
         img = facts["img"]

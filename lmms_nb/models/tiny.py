@@ -36,6 +36,7 @@ __all__ = [
     "build_tiny_idefics3",
     "build_tiny_llava",
     "build_tiny_qwen2_5_vl",
+    "build_tiny_qwen2_vl",
 ]
 
 IMAGE_TOKEN = "<image>"
@@ -259,16 +260,64 @@ def build_tiny_qwen2_5_vl(
     >>> type(AutoProcessor.from_pretrained(path)).__name__
     'Qwen2_5_VLProcessor'
     """
+    return _build_tiny_qwen(
+        "2.5", path, vocab_texts=vocab_texts, hidden_size=hidden_size, num_layers=num_layers, patch_size=patch_size,
+        min_pixels=min_pixels, max_pixels=max_pixels, seed=seed, vocab_size=vocab_size,
+    )
+
+
+def build_tiny_qwen2_vl(
+    path: str | Path,
+    *,
+    vocab_texts: Iterable[str],
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    patch_size: int = 14,
+    min_pixels: int = 28 * 28,
+    max_pixels: int = 56 * 56,
+    seed: int = 0,
+    vocab_size: int = 512,
+) -> Path:
+    """As `build_tiny_qwen2_5_vl`, for the first generation: `Qwen2VLForConditionalGeneration` + `Qwen2VLProcessor`.
+
+    >>> import tempfile
+    >>> from transformers import AutoModelForImageTextToText
+    >>> path = build_tiny_qwen2_vl(tempfile.mkdtemp(), vocab_texts=["How many circles are there?", "3"])
+    >>> type(AutoModelForImageTextToText.from_pretrained(path)).__name__
+    'Qwen2VLForConditionalGeneration'
+    """
+    return _build_tiny_qwen(
+        "2", path, vocab_texts=vocab_texts, hidden_size=hidden_size, num_layers=num_layers, patch_size=patch_size,
+        min_pixels=min_pixels, max_pixels=max_pixels, seed=seed, vocab_size=vocab_size,
+    )
+
+
+def _build_tiny_qwen(
+    generation: str,
+    path: str | Path,
+    *,
+    vocab_texts: Iterable[str],
+    hidden_size: int,
+    num_layers: int,
+    patch_size: int,
+    min_pixels: int,
+    max_pixels: int,
+    seed: int,
+    vocab_size: int,
+) -> Path:
+    """Qwen2-VL ("2") or Qwen2.5-VL ("2.5"): same tokenizer, template and image processor, different towers."""
     import torch
+    import transformers
     from transformers import (
         PreTrainedTokenizerFast,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
         Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
     )
 
+    prefix = {"2": "Qwen2VL", "2.5": "Qwen2_5_VL"}[generation]
+    config_class = getattr(transformers, f"{prefix}Config")
+    model_class = getattr(transformers, f"{prefix}ForConditionalGeneration")
+    processor_class = getattr(transformers, f"{prefix}Processor")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     specials = [QWEN_PAD_TOKEN, QWEN_IM_START, QWEN_IM_END, QWEN_VISION_START, QWEN_VISION_END, QWEN_IMAGE_PAD,
@@ -290,7 +339,7 @@ def build_tiny_qwen2_5_vl(
     video_processor = Qwen2VLVideoProcessor(
         min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size, merge_size=merge_size
     )
-    processor = Qwen2_5_VLProcessor(
+    processor = processor_class(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
@@ -298,10 +347,31 @@ def build_tiny_qwen2_5_vl(
     )
     heads = max(1, hidden_size // 16)
     head_dim = hidden_size // heads
-    # multimodal RoPE splits each head's rotary half (head_dim / 2 frequencies) into time, height, width parts
-    mrope_section = [head_dim // 2 - 2 * (head_dim // 2 // 3), head_dim // 2 // 3, head_dim // 2 // 3]
+    # multimodal RoPE splits each head's head_dim / 2 rotary frequencies into time, height and width sections
+    third = head_dim // 2 // 3
+    mrope_section = [head_dim // 2 - 2 * third, third, third]
     ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in specials}
-    config = Qwen2_5_VLConfig(
+    vision_common = {
+        "depth": num_layers,
+        "num_heads": heads,
+        "patch_size": patch_size,
+        "spatial_merge_size": merge_size,
+        "temporal_patch_size": image_processor.temporal_patch_size,
+    }
+    if generation == "2":
+        # Qwen2-VL: `embed_dim` is the tower's width, `hidden_size` what the merger hands the language model
+        vision_config = {**vision_common, "embed_dim": hidden_size, "hidden_size": hidden_size, "mlp_ratio": 2}
+    else:
+        vision_config = {
+            **vision_common,
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "out_hidden_size": hidden_size,
+            # window attention over 2x2 merged cells, full attention in the last layer (as 7, 15, 23, 31 of 32)
+            "window_size": 2 * merge_size * patch_size,
+            "fullatt_block_indexes": [num_layers - 1],
+        }
+    config = config_class(
         text_config={
             "vocab_size": len(tokenizer),
             "hidden_size": hidden_size,
@@ -315,26 +385,14 @@ def build_tiny_qwen2_5_vl(
             "eos_token_id": ids[QWEN_IM_END],
             "pad_token_id": ids[QWEN_PAD_TOKEN],
         },
-        vision_config={
-            "depth": num_layers,
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_heads": heads,
-            "patch_size": patch_size,
-            "spatial_merge_size": merge_size,
-            "temporal_patch_size": image_processor.temporal_patch_size,
-            "out_hidden_size": hidden_size,
-            # window attention over 2x2 merged cells, and full attention in the last layer (as 7, 15, 23, 31 of 32)
-            "window_size": 2 * merge_size * patch_size,
-            "fullatt_block_indexes": [num_layers - 1],
-        },
+        vision_config=vision_config,
         image_token_id=ids[QWEN_IMAGE_PAD],
         video_token_id=ids[QWEN_VIDEO_PAD],
         vision_start_token_id=ids[QWEN_VISION_START],
         vision_end_token_id=ids[QWEN_VISION_END],
     )
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
+    model = model_class(config)
     gen = model.generation_config
     gen.pad_token_id, gen.bos_token_id, gen.eos_token_id = ids[QWEN_PAD_TOKEN], None, ids[QWEN_IM_END]
     model.save_pretrained(path)
