@@ -4,7 +4,8 @@ behind the `Model` protocol.
 Registered as "hf" and "transformers". Loads `AutoProcessor` + `AutoModelForImageTextToText`, builds each prompt
 with the processor's chat template (image placeholders first, then the text, as lmms-eval's llava_hf backend),
 pads on the left, and decodes only the new tokens. Greedy decoding gives the same answers at any batch size.
-Tested on tiny models of the LLaVA, Qwen2.5-VL and Idefics3 families built offline (`lmms_nb.models.tiny`).
+Tested on tiny LLaVA, Qwen2-VL, Qwen2.5-VL and Idefics3 models built offline (`lmms_nb.models.tiny`), on CPU
+and once on a CUDA GPU (device="cuda" and device_map="auto"; float32 and bfloat16).
 
 Example:
     >>> import tempfile
