@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lmms_nb
-from lmms_nb.logs.rescore import rescore
+from lmms_nb.logs._rescore import rescore
 from lmms_nb.metrics import METRICS, anls, exact_match, yes_no_accuracy
 
 REALWORLD = Path(__file__).resolve().parents[1].parent / "shared" / "realworld"

@@ -7,13 +7,14 @@ __all__ = ["FIXED_COLUMNS", "SAMPLE_KEY", "ALIGN_KEY", "conform", "empty_samples
 
 
 def __getattr__(name: str):
-    # load_logs / scan_logs / rescore live in lmms_nb.logs.readers and lmms_nb.logs.rescore
+    # load_logs / scan_logs live in lmms_nb.logs.readers, rescore in lmms_nb.logs._rescore (private, so the
+    # submodule can never shadow the function as an attribute of lmms_nb.logs)
     if name in ("load_logs", "scan_logs", "load_scores", "LogFormatError"):
         from lmms_nb.logs import readers
 
         return getattr(readers, name)
     if name == "rescore":
-        from lmms_nb.logs.rescore import rescore
+        from lmms_nb.logs._rescore import rescore
 
         return rescore
     raise AttributeError(name)
