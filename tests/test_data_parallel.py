@@ -30,7 +30,9 @@ SCRIPT = textwrap.dedent("""
     run = lmms_nb.evaluate(FunctionModel(model, name="dp"), toy_task(41, path=__import__("pathlib").Path({ds!r}),
                            two_filters=True), output_dir={out!r}, batch_size=4, progress=False)
     rank = int(os.environ.get("RANK", "0"))
-    print(json.dumps({{"rank": rank, "rows": run.samples.height, "score": run.score("toy_colour", "exact_match")}}))
+    # one file per rank: torchrun merges the ranks' stdout, and two lines can interleave there
+    report = {{"rank": rank, "rows": run.samples.height, "score": run.score("toy_colour", "exact_match")}}
+    (__import__("pathlib").Path({out!r}) / f"report_rank{{rank}}.json").write_text(json.dumps(report))
 """)
 
 
@@ -59,9 +61,9 @@ def test_two_process_run_equals_single_process(tmp_path):
          "--master_port", str(_free_port()), str(tmp_path / "multi.py")],
         env=env, capture_output=True, text=True, timeout=300)
     assert r2.returncode == 0, r2.stderr[-3000:]
-    reports = [json.loads(x) for x in r2.stdout.splitlines() if x.startswith("{")]
+    reports = [json.loads(p.read_text()) for p in sorted(multi.glob("report_rank*.json"))]
     assert sorted(r["rank"] for r in reports) == [0, 1]
-    single_report = json.loads(r1.stdout.splitlines()[-1])
+    single_report = json.loads((single / "report_rank0.json").read_text())
     assert all(r["rows"] == single_report["rows"] == 82 for r in reports)
     assert all(r["score"] == single_report["score"] for r in reports)
     # the merged log equals the single-process log line for line (but for timings and run ids)
