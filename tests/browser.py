@@ -16,6 +16,7 @@ Screenshots go to ``test-artifacts/`` at the repository root (gitignored).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -293,3 +294,27 @@ def copy_into_lab(lab: JupyterLab, source: Path, name: str | None = None) -> Pat
     target = lab.root / (name or source.name)
     shutil.copy(source, target)
     return target
+
+
+@contextlib.contextmanager
+def notebook_page(lab: JupyterLab, browser: Any, name: str, cells: list[str], *, ready: str,
+                  failure_shot: str) -> Iterator[Any]:
+    """Write notebook `name`, open it in a fresh browser context, run all cells, wait for `ready` (a CSS
+    selector) and check no cell printed an error; on failure save a screenshot named `failure_shot`.
+    JS dialogs (an alert() from injected markup) are recorded in `page.dialogs`."""
+    write_notebook(lab.root / name, cells)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.dialogs = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    try:
+        open_notebook(pg, lab, name)
+        run_all_cells(pg)
+        pg.wait_for_selector(ready, timeout=60_000)
+        assert notebook_errors(pg) == []
+        yield pg
+    except Exception:
+        save_screenshot(pg, failure_shot)
+        raise
+    finally:
+        context.close()

@@ -14,11 +14,8 @@ from typing import Any, Iterator
 import pytest
 
 from browser import (  # the jupyter_lab / chromium fixtures come from conftest's pytest_plugins
-    notebook_errors,
-    open_notebook,
-    run_all_cells,
+    notebook_page,
     save_screenshot,
-    write_notebook,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
@@ -55,22 +52,9 @@ def wait_for(page: Any, read: Any, expected: Any, timeout_s: float = 30.0) -> An
 
 @pytest.fixture(scope="module")
 def page(jupyter_lab: Any, chromium_browser: Any) -> Iterator[Any]:
-    write_notebook(jupyter_lab.root / "live_review.ipynb", [SETUP])
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    try:
-        open_notebook(pg, jupyter_lab, "live_review.ipynb")
-        run_all_cells(pg)
-        pg.wait_for_selector(".lmms-nb-live-review .lmms-nb-live-keys input", timeout=60_000)
-        assert notebook_errors(pg) == []
+    with notebook_page(jupyter_lab, chromium_browser, "live_review.ipynb", [SETUP],
+                       ready=".lmms-nb-live-review .lmms-nb-live-keys input", failure_shot="live-review-failure") as pg:
         yield pg
-    except Exception:
-        save_screenshot(pg, "live-review-failure")
-        raise
-    finally:
-        context.close()
 
 
 def test_review_with_the_keyboard_in_jupyterlab(page, jupyter_lab):

@@ -22,20 +22,14 @@ from lmms_nb.logs._samples import scan_fast
 from lmms_nb.logs.readers import load_logs, load_scores, scan_logs
 from lmms_nb.logs.schema import FIXED_COLUMNS
 
-REALWORLD = Path(__file__).resolve().parents[1].parent / "shared" / "realworld"
+from conftest import REALWORLD  # noqa: E402 - the one definition of where ../shared/realworld is
+
 LMMS = REALWORLD / "lmms_eval"
 
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def realworld() -> Path:
-    if not REALWORLD.is_dir():
-        pytest.skip("../shared/realworld is not present")
-    return REALWORLD
 
 
 def write_jsonl(path: Path, records: list, *, tail: str = "\n") -> Path:

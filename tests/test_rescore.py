@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import string
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -16,20 +15,14 @@ import lmms_nb
 from lmms_nb.logs._rescore import rescore
 from lmms_nb.metrics import METRICS, anls, exact_match, yes_no_accuracy
 
-REALWORLD = Path(__file__).resolve().parents[1].parent / "shared" / "realworld"
+from conftest import REALWORLD  # noqa: E402 - the one definition of where ../shared/realworld is
+
 LMMS = REALWORLD / "lmms_eval"
 
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def realworld() -> Path:
-    if not REALWORLD.is_dir():
-        pytest.skip("../shared/realworld is not present")
-    return REALWORLD
 
 
 def test_rescore_reproduces_scienceqa_exact_match(realworld):

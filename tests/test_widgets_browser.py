@@ -14,11 +14,8 @@ from typing import Any
 
 import pytest
 from browser import (  # the jupyter_lab / chromium fixtures come from conftest's pytest_plugins
-    notebook_errors,
-    open_notebook,
-    run_all_cells,
+    notebook_page,
     save_screenshot,
-    write_notebook,
 )
 
 pytestmark = pytest.mark.browser
@@ -57,22 +54,9 @@ launcher"""
 @pytest.fixture(scope="module")
 def page(jupyter_lab: Any, chromium_browser: Any) -> Iterator[Any]:  # noqa: F811 - the imported fixtures
     """The widgets notebook, opened and run once in JupyterLab."""
-    write_notebook(jupyter_lab.root / "widgets.ipynb", [SETUP, BROWSER, DASHBOARD, LAUNCHER])
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    try:
-        open_notebook(pg, jupyter_lab, "widgets.ipynb")
-        run_all_cells(pg)
-        pg.wait_for_selector(".lmms-nb-sample-browser .lmms-nb-card", timeout=60_000)
-        assert notebook_errors(pg) == []
+    with notebook_page(jupyter_lab, chromium_browser, "widgets.ipynb", [SETUP, BROWSER, DASHBOARD, LAUNCHER],
+                       ready=".lmms-nb-sample-browser .lmms-nb-card", failure_shot="widgets-notebook-failure") as pg:
         yield pg
-    except Exception:
-        save_screenshot(pg, "widgets-notebook-failure")
-        raise
-    finally:
-        context.close()
 
 
 def _doc_ids(browser: Any) -> list[int]:
