@@ -202,15 +202,19 @@ def test_answers_are_coloured_by_correctness():
     seen = 0
     for card in cards:
         t, d = re.search(r'data-task="([^"]*)" data-doc-id="(\d+)"', card).groups()
-        for m, state in re.findall(r'data-model="([^"]*)" data-state="(\w+)"', card):
+        for m, state, value in re.findall(r'data-model="([^"]*)" data-state="(\w+)"(?: data-value="([^"]*)")?', card):
             row = long.get((t, int(d), m))
             if row is None:
                 want = "absent"
             elif row["error"] is not None:
                 want = "unscored"
+            elif metric_of[t] == "anls" and 0.5 <= row["anls"] < 1.0:  # continuous: right at 1, partial from 0.5
+                want = "partial"
             else:
                 want = "right" if _right(row, metric_of[t]) else "wrong"
             assert state == want, (t, d, m)
+            if want in ("right", "partial", "wrong"):  # the chip shows the metric value
+                assert float(value) == pytest.approx(row[metric_of[t]], abs=1e-5), (t, d, m)
             seen += 1
     assert seen == len(long) + sum(1 for t in ("t1", "t2") for d in range(10) if d % 7 == 3)
     assert "error: timeout" in html and "not run on this sample" in html
@@ -230,7 +234,8 @@ def test_everything_from_data_is_escaped():
         assert esc(text) in html
     # the only tags in the page are ours
     tags = set(re.findall(r"<\s*([a-zA-Z]+)", html))
-    assert tags <= {"style", "div", "span", "b", "small", "img"}, tags
+    assert tags <= {"style", "div", "span", "b", "small", "img", "details", "summary", "table", "thead", "tbody",
+                    "tr", "th", "td", "label", "input", "br"}, tags
     assert "<img" not in html.replace('<img src="data:image/png;base64,', "")
 
 

@@ -23,7 +23,8 @@ from lmms_nb.analysis._palette import (
     answer_state,
     model_colors,
 )
-from lmms_nb.analysis._summary import Summary, format_p, summarize
+from lmms_nb.analysis._figures import plotly_template
+from lmms_nb.analysis._summary import Summary, chance_levels, format_p, summarize
 from lmms_nb.analysis._stats import (
     binary_mean_ci,
     holm_adjust,
@@ -43,6 +44,8 @@ __all__ = [
     "STATE_ICONS",
     "Summary",
     "answer_state",
+    "chance_levels",
+    "plotly_template",
     "format_p",
     "model_colors",
     "summarize",

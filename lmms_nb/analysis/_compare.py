@@ -604,11 +604,12 @@ class Comparison:
         )
 
     # ---- figures (plotly imported lazily) -------------------------------------------------------------------
-    def bar_figure(self, *, groups: bool = False) -> "go.Figure":
-        """Grouped bars of the score per task (or per task x group), one trace per model, CI error bars."""
+    def bar_figure(self, *, groups: bool = False, chance: Mapping[str, float] | bool = True) -> "go.Figure":
+        """Grouped bars of the score per task (or per task x group), one trace per model in its fixed colour,
+        CI error bars and a dotted chance line per task (`chance=False` to leave it out)."""
         from lmms_nb.analysis._figures import bar_figure
 
-        return bar_figure(self, groups=groups)
+        return bar_figure(self, groups=groups, chance=chance)
 
     def category_heatmap(self, *, task: str | None = None) -> "go.Figure":
         """Models x categories (the `by` groups) heatmap of scores."""

@@ -35,7 +35,7 @@ import polars as pl
 if TYPE_CHECKING:
     from lmms_nb.analysis._compare import Comparison
 
-__all__ = ["Summary", "format_p", "summarize"]
+__all__ = ["Summary", "chance_levels", "format_p", "summarize"]
 
 #: A model whose most frequent answer covers at least this share of a task's samples gets a warning.
 NEAR_CONSTANT_SHARE = 0.9
@@ -186,6 +186,12 @@ def _answers(cmp: "Comparison") -> tuple[pl.DataFrame, dict[str, float]]:
         pl.col("task").replace_strict(order[1], default=len(order[1]), return_dtype=pl.Int64),
     )
     return answers, chance
+
+
+def chance_levels(cmp: "Comparison") -> dict[str, float]:
+    """{task: the score of always giving the task's most frequent target} for 0/1-metric tasks with more
+    than one distinct target: the "chance" line of the bar charts (a model at that line may know nothing)."""
+    return _answers(cmp)[1]
 
 
 def _warnings(answers: pl.DataFrame) -> list[str]:
