@@ -489,6 +489,12 @@ def test_dashboard_shows_compare_and_clicks_open_the_browser():
     assert dash.last_click == {"model": "B", "task": "t2", "group": None, "doc_id": None}
     assert dash.browser.layout.display == "" and dash.browser.task_select.value == "t2"
     n_b = cmp.scores.filter((pl.col("model") == "B") & (pl.col("task") == "t2"))
+    # the clicked model is outlined and "B wrong" preselected; the browser opens right under the bar chart
+    assert dash.browser.highlight == "B" and dash.browser.pattern_buttons["B"].value == "wrong"
+    kids = list(dash.figures_box.children)
+    assert kids.index(dash.browser_box) == kids.index(dash.figures["bar"]) + 1
+    assert shown_keys(dash.browser) == expected_keys(df, task="t2", pattern={"B": False})
+    dash.browser.pattern_buttons["B"].value = "any"
     assert shown_keys(dash.browser) == expected_keys(df, task="t2")
     assert sum(1 for r in df.iter_rows(named=True) if r["model"] == "B" and r["task"] == "t2" and r["anls"] is not None) == n_b["n"][0]
 
@@ -498,7 +504,9 @@ def test_dashboard_shows_compare_and_clicks_open_the_browser():
                 if cells[i][j][0] == "A" and cells[i][j][1] == "t1" and cells[i][j][2] == "red")
     frontend_click(heat, 0, [i, j])
     assert dash.last_click["group"] == "red" and dash.browser.category_select.value == "red"
-    assert shown_keys(dash.browser) == expected_keys(df, task="t1", category="red")
+    assert shown_keys(dash.browser) == expected_keys(df, task="t1", category="red", pattern={"A": False})
+    kids = list(dash.figures_box.children)
+    assert kids.index(dash.browser_box) == kids.index(dash.figures["category"]) + 1
     by_group = cmp.scores_by_group.filter((pl.col("model") == "A") & (pl.col("task") == "t1") & (pl.col("category") == "red"))
     assert by_group["n"][0] == sum(1 for r in df.iter_rows(named=True) if (r["model"], r["task"], r["category"]) == ("A", "t1", "red"))
 
@@ -541,3 +549,22 @@ def test_dashboard_selection_reruns_compare_and_reports_errors():
     dash = CompareDashboard(evil, n_resamples=100)
     assert "<img src=x" not in dash.scores_html.value + dash.pairwise_html.value
     assert "&lt;img src=x onerror=alert(1)&gt;" in dash.scores_html.value
+
+
+def test_dashboard_updates_figures_in_place_with_fixed_colours_and_a_summary():
+    df = random_table(seed=3)
+    dash = CompareDashboard(df, n_resamples=100)
+    bar = dash.figures["bar"]
+    colour = {t.name: t.marker.color for t in bar.data}
+    assert len(set(colour.values())) == 3
+    for selection in [("B", "C"), ("C",), ("A", "C"), ("A", "B", "C")]:
+        dash.model_select.value = selection
+        assert dash.figures["bar"] is bar  # the same widget, updated in place
+        plotted = [t.name for t in bar.data]
+        tabled = dash.summary.grid["model"].to_list()
+        assert sorted(plotted) == sorted(tabled) == sorted(selection)
+        assert {t.name: t.marker.color for t in bar.data} == {m: colour[m] for m in selection}
+        assert [t.name for t in dash.figures["samples"].data[:1]] and len(dash.figures["samples"].data[0].y) == len(selection)
+        assert all(f'data-model="{m}"' in dash.summary_html.value for m in selection)
+    assert "Best overall" in dash.summary_html.value and dash.busy_html.value == ""
+    assert "CI method" in dash.scores_html.value and "wilson" in dash.scores_html.value
