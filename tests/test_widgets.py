@@ -568,3 +568,28 @@ def test_dashboard_updates_figures_in_place_with_fixed_colours_and_a_summary():
         assert all(f'data-model="{m}"' in dash.summary_html.value for m in selection)
     assert "Best overall" in dash.summary_html.value and dash.busy_html.value == ""
     assert "CI method" in dash.scores_html.value and "wilson" in dash.scores_html.value
+
+
+def test_launcher_form_per_backend_and_one_line_errors(tmp_path):
+    launcher = EvalLauncher(models=["openai", "hf", "majority", "function"], tasks=[toy_task(4)],
+                            output_dir=str(tmp_path / "o"))
+    launcher.task_select.value = ("toy_colour",)
+    launcher.model_select.value = "openai"
+    fields = launcher.arg_widgets
+    assert fields["model"].description == "model *" and fields["model"].placeholder.startswith("required")
+    assert fields["base_url"].value == "https://api.openai.com/v1" and fields["concurrency"].value == 8
+    assert "model id" in launcher.args_box.children[0].children[1].value  # the help beside the field
+    launcher.run_button.click()  # no model name: said in one line, naming the field and its help, no TypeError
+    status = launcher.status_html.value
+    assert launcher._thread is None and "cannot run: openai needs model (model: the endpoint" in status
+    assert "TypeError" not in status and "\n" not in status
+    launcher.model_select.value = "hf"
+    assert list(launcher.arg_widgets)[0] == "pretrained" and launcher.arg_widgets["dtype"].value == "float32"
+    launcher.arg_widgets["max_new_tokens"].value = 7
+    launcher.arg_widgets["pretrained"].value = "some/model"
+    assert launcher._chosen_model() == ("hf", {"pretrained": "some/model", "max_new_tokens": 7})
+    launcher.model_select.value = "function"
+    launcher.run_button.click()
+    assert "function needs fn (a Python object)" in launcher.status_html.value
+    launcher.model_select.value = "majority"
+    assert launcher._chosen_model() == ("majority", None)
