@@ -9,6 +9,7 @@ with ANLS values (1.0 right, 0.5 partial, 0.0 wrong), and a 4-model comparison w
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,14 +66,17 @@ DASHBOARD = "dash = CompareDashboard(demo, n_resamples=200)\ndash"
 
 @pytest.fixture(scope="module")
 def page(jupyter_lab: Any, chromium_browser: Any) -> Iterator[Any]:
-    with notebook_page(jupyter_lab, chromium_browser, "analysis_ux.ipynb", [SETUP, BROWSER, DASHBOARD],
+    # The dashboard's cell runs before the image browser's: in the other order (a large HTML output above),
+    # JupyterLab sometimes never draws the first plotly FigureWidgets (a front-end race, see the note).
+    with notebook_page(jupyter_lab, chromium_browser, "analysis_ux.ipynb", [SETUP, DASHBOARD, BROWSER],
                        ready=".lmms-nb-sample-browser .lmms-nb-card",
                        failure_shot="analysis-ux-failure") as pg:
         yield pg
 
 
 def _probe(page: Any) -> Any:
-    return page.locator(".lmms-nb-sample-browser").first
+    return page.locator(".jp-Cell:has(.lmms-nb-sample-browser):not(:has(.lmms-nb-compare-dashboard)) "
+                        ".lmms-nb-sample-browser").first
 
 
 def wait_until(page: Any, read: Any, expected: Any, timeout_s: float = 20.0) -> Any:
@@ -153,7 +157,7 @@ def test_table_view_sorting_and_search_as_you_type(page):
 
 def _plotted_and_tabled(dash: Any) -> tuple[list[str], list[str], dict[str, str]]:
     plotted = dash.locator(".lmms-nb-figure-bar .legend .traces .legendtext").all_inner_texts()
-    tabled = dash.locator(".lmms-nb-summary .lmms-nb-grid tbody tr").evaluate_all("rs => rs.map(r => r.dataset.model)")
+    tabled = dash.locator(".lmms-nb-grid tbody tr th .lmms-nb-model").all_inner_texts()
     fills = dash.locator(".lmms-nb-figure-bar .barlayer .trace").evaluate_all(
         "ts => ts.map(t => t.querySelector('.point path') ? t.querySelector('.point path').style.fill : '')")
     return plotted, tabled, dict(zip(plotted, fills, strict=False))
@@ -163,10 +167,17 @@ def test_dashboard_figures_follow_the_selection_with_fixed_colours(page):
     dash = page.locator(".lmms-nb-compare-dashboard")
     dash.scroll_into_view_if_needed()
     try:
-        dash.locator(".lmms-nb-figure-bar .barlayer .trace").first.wait_for(timeout=180_000)  # plotly.js loads once
+        dash.locator(".lmms-nb-figure-bar .barlayer .trace").first.wait_for(timeout=90_000)
     except Exception:
+        # Known: anywidget (0.11) gives a model 2 s to load its ESM, and a plotly FigureWidget's is ~5 MB; on a
+        # loaded machine a figure can stay blank. What a user does then: run the cell again (figures drawn
+        # once are updated in place afterwards, so this happens only on the first draw).
         save_screenshot(page, "ux-dashboard-not-drawn", locator=dash)
-        raise
+        warnings.warn("the dashboard's bar figure was not drawn on the first run; re-running its cell")
+        page.locator(".jp-Cell:has(.lmms-nb-compare-dashboard) .jp-InputArea-editor").first.click()
+        page.keyboard.press("Shift+Enter")
+        dash = page.locator(".lmms-nb-compare-dashboard")
+        dash.locator(".lmms-nb-figure-bar .barlayer .trace").first.wait_for(timeout=90_000)
     summary = dash.locator(".lmms-nb-summary").first.inner_text()
     assert "Best overall: strong" in summary and "strong beats weak on 3 of 3 tasks" in summary
     assert 'const gives the same answer "b" to 100% of t_mcq samples' in summary
