@@ -11,10 +11,13 @@ The stages, each in its own module, in the order a run goes through them:
 
 Data-parallel runs (torchrun / accelerate) split each task's pending docs over the ranks (`_distributed`).
 
-Resume: a run is identified by its *run key*. `evaluate(..., resume=True)` finds the newest results file in
-`<output_dir>/<model>/` with the same key, heals its samples files (drops a torn last line or a doc whose filter
-lines were cut), skips the docs already there and appends the rest. Killing the process at any moment
-therefore loses at most the batch in flight.
+Resume: a run is identified by everything that determines its answers and scores (`_identity`: the tasks'
+config and code, the data, the model and its weights, the seed, lmms-nb's version). `evaluate(..., resume=True)`
+finds the newest results file in `<output_dir>/<model>/` with the same identity, heals its samples files (drops
+a torn last line or a doc whose filter lines were cut), retries the docs that failed (`retry_errors`), skips
+the docs already there and appends the rest. Killing the process at any moment therefore loses at most the
+batch in flight. When the identity differs from the newest earlier run of the same tasks, a new run starts
+and one log line says what changed.
 
 Example:
     >>> import tempfile, lmms_nb
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 from lmms_nb.runner._evaluate import evaluate
 from lmms_nb.runner._generate import generate_safely
+from lmms_nb.runner._plan import ResumeError
 from lmms_nb.runner._run import BatchProgress, Run
 
-__all__ = ["evaluate", "Run", "BatchProgress", "generate_safely"]
+__all__ = ["evaluate", "Run", "BatchProgress", "ResumeError", "generate_safely"]

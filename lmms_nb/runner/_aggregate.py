@@ -23,7 +23,7 @@ def records_to_table(records: list[dict[str, Any]], source_file: Path, metric_na
     if not records:
         return conform(pl.DataFrame())
     rows = []
-    skip = {"filtered_resps", "resps"}
+    skip = {"filtered_resps", "resps", "history", "failed_metrics", "cached", "truncated"}
     for r in records:
         row = {k: (metric_number(v, score_key) if k in metric_names else v) for k, v in r.items() if k not in skip}
         fr = r.get("filtered_resps") or []

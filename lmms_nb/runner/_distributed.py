@@ -1,18 +1,21 @@
 """Data-parallel execution: rank and world size from torchrun / accelerate, and the ranks' shard files.
 
 Each rank writes its share of a task's docs to its own part file; rank 0 merges every part file it finds
-into the samples file (sorted by doc id, as a single process writes them) once every rank is done.
+into the samples file (sorted by doc id, as a single process writes them) once every rank is done. Before the
+ranks start, rank 0 alone heals the samples file and merges the parts an interrupted run left behind (of any
+world size, so a run resumed on fewer ranks loses none); the others wait for it at a barrier.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import Any
 
-from lmms_nb.logs.writer import SampleLogWriter, heal_samples_file, read_samples_file
+from lmms_nb.logs.writer import heal_samples_file, read_samples_file, rewrite_samples_file
 
-__all__ = ["Distributed", "merge_shards", "shard_path"]
+__all__ = ["Distributed", "found_shards", "merge_shards", "shard_path"]
 
 
 class Distributed:
@@ -59,8 +62,19 @@ def shard_path(samples_file: Path, rank: int) -> Path:
     return samples_file.with_name(samples_file.name + f".rank{rank}.part")
 
 
+def found_shards(samples_file: Path) -> list[Path]:
+    """Every rank's part file of this samples file, whatever the world size that wrote it."""
+    return sorted(samples_file.parent.glob(glob.escape(samples_file.name) + ".rank*.part"))
+
+
 def merge_shards(samples_file: Path, shards: list[Path], filters: dict[str, Any]) -> None:
-    """Fold the ranks' part files into the samples file, ordered by doc id, then delete the parts."""
+    """Fold the ranks' part files into the samples file, ordered by doc id, then delete the parts.
+
+    A doc already in the samples file keeps its lines there; the file is replaced atomically before any part
+    is deleted, so an interrupted merge loses nothing and a repeated one duplicates nothing.
+    """
+    if not shards:
+        return
     records = heal_samples_file(samples_file, filters).records if samples_file.exists() else []
     for shard in shards:
         records.extend(read_samples_file(shard, filters).records)
@@ -72,10 +86,6 @@ def merge_shards(samples_file: Path, shards: list[Path], filters: dict[str, Any]
         if key not in seen:
             seen.add(key)
             merged.append(rec)
-    tmp = samples_file.with_name(samples_file.name + ".merge.tmp")
-    tmp.unlink(missing_ok=True)  # a merge interrupted earlier
-    with SampleLogWriter(tmp) as w:
-        w.write(merged)
-    os.replace(tmp, samples_file)
+    rewrite_samples_file(samples_file, merged)
     for shard in shards:
         shard.unlink(missing_ok=True)

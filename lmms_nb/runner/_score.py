@@ -1,7 +1,8 @@
 """Stage 3, score: responses -> filters -> per-sample metric values -> one log record per (doc, filter).
 
 A scorer that raises on one sample becomes that sample's error; a NaN value (a failed LLM judgement) is
-logged as null: missing, never a 0.
+logged as null (missing, never a 0) and named in the record's `failed_metrics`. A retried doc carries the
+earlier attempts' errors in `history`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from lmms_nb.models.base import Request, Response
 from lmms_nb.tasks.task import Task
 
-__all__ = ["metric_names", "score_batch"]
+__all__ = ["is_failed", "metric_names", "score_batch"]
 
 
 def metric_names(task: Task) -> set[str]:
@@ -21,15 +22,21 @@ def metric_names(task: Task) -> set[str]:
     return {m.name for m in task.metrics if m.per_sample}
 
 
+def is_failed(record: dict[str, Any]) -> bool:
+    """Whether a log record is a failure to retry: a model or scorer error, or a metric without a value."""
+    return record.get("error") is not None or bool(record.get("failed_metrics"))
+
+
 def score_batch(task: Task, doc_ids: list[int], docs: list[dict[str, Any]], requests: list[Request],
-                responses: list[Response], *, run_id: str, model_name: str) -> list[dict[str, Any]]:
+                responses: list[Response], *, run_id: str, model_name: str,
+                history: dict[int, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """The log records of one generated batch, doc by doc, one per filter, in lmms-eval's key layout plus ours."""
     image_ref_base = f"dataset:{task.dataset_path}" if task.dataset_path else None
     batched = _score_batched_metrics(task, docs, responses)
     records: list[dict[str, Any]] = []
     for k, (doc_id, doc, req, resp) in enumerate(zip(doc_ids, docs, requests, responses)):
         records.extend(_score_one(task, doc_id, doc, req, resp, run_id=run_id, model_name=model_name,
-                                  image_ref_base=image_ref_base,
+                                  image_ref_base=image_ref_base, history=(history or {}).get(doc_id),
                                   precomputed={f: v[k] for f, v in batched.items()}))
     return records
 
@@ -70,7 +77,7 @@ def _score_batched_metrics(task: Task, docs: list[dict[str, Any]],
 
 
 def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp: Response, *, run_id: str,
-               model_name: str, image_ref_base: str | None,
+               model_name: str, image_ref_base: str | None, history: list[dict[str, Any]] | None = None,
                precomputed: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One log record per filter for this doc."""
     target = task.doc_to_target(doc)
@@ -79,6 +86,7 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
     records = []
     for filter_name, filter_fn in task.filters.items():
         error = resp.error
+        failed: list[str] = []
         prediction = None
         values: dict[str, float | None] = {m: None for m in names}
         if error is None:
@@ -100,7 +108,8 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
                             values[m.name] = float(v)
                         else:
                             values[m.name] = float(m.score(prediction, target_value, doc))
-                values = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+                failed = sorted(k for k, v in values.items() if isinstance(v, float) and math.isnan(v))
+                values = {k: (None if k in failed else v) for k, v in values.items()}
             except Exception as e:  # noqa: BLE001 - a scorer bug on one sample is that sample's error
                 error = f"scoring failed: {type(e).__name__}: {e}"
                 values = {m: None for m in names}
@@ -126,5 +135,12 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
             "output_tokens": resp.output_tokens,
             "raw_response": resp.text,
         })
+        if failed:  # a metric without a value (a failed judgement): retried like an error, counted as one
+            rec["failed_metrics"] = failed
+        for flag in ("cached", "truncated"):
+            if getattr(resp, flag, None) is not None:
+                rec[flag] = getattr(resp, flag)
+        if history:
+            rec["history"] = history
         records.append(rec)
     return records
