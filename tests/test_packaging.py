@@ -34,3 +34,12 @@ def test_scripts_install_the_torch_pins_before_the_rest():
     env_sh = (ROOT / "scripts" / "env.sh").read_text()
     assert env_sh.index('"torch==2.14.1" "torchvision==0.29.1"') < env_sh.index("-e \"$ROOT[test]\"")
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_ruff_finds_nothing():
+    """`ruff check .` with the configuration in pyproject.toml (ruff comes with the test extra)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

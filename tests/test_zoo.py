@@ -216,11 +216,24 @@ def test_registered_member_trains_once_then_loads(cache, trained):
         zoo_model_path("no-such-member")
 
 
-def test_excluded_family_is_not_trained_on(cache, tmp_path):
+def test_excluded_family_is_not_trained_on(cache, tmp_path, monkeypatch):
+    from lmms_nb.tasks.synthbench import synthbench_task
+
+    # A spy on the real encoder (it still encodes): every row the trainer turns into training examples.
+    encoded = []
+    real_encode = zoo._encode
+    monkeypatch.setattr(zoo, "_encode", lambda processor, docs: encoded.extend(docs) or real_encode(processor, docs))
     spec = dataclasses.replace(TINY, steps=2, exclude_families=("ocr", "chart"))
     path = train_zoo_member(spec, root=tmp_path, progress=False)
-    stats = json.loads((path / COMPLETE_MARKER).read_text())
-    assert stats["examples"] == 3 * TINY.synthbench_n_train
+
+    def rows(family):  # (prompt, answer) of a family's training split, read from the dataset itself
+        task = synthbench_task(family, split="train", n_train=TINY.synthbench_n_train)
+        return sorted((task.doc_to_text(d), str(task.doc_to_target(d))) for d in task.dataset())
+
+    trained_on = sorted((d["prompt"], d["answer"]) for d in encoded)
+    assert trained_on == sorted(rows("count") + rows("mcq") + rows("yesno"))
+    assert not set(trained_on) & set(rows("ocr") + rows("chart"))
+    assert json.loads((path / COMPLETE_MARKER).read_text())["examples"] == len(trained_on)
 
 
 def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path):

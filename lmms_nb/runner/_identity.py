@@ -236,7 +236,7 @@ def _global_names(code: types.CodeType) -> list[str]:
 
 def _cell_filled(cell: types.CellType) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents
     except ValueError:
         return False
     return True
