@@ -85,6 +85,14 @@ class Task:
     process_results: Callable[[Doc, str], dict[str, Any]] | None = None
     #: the training split, when the task has one (baselines such as `majority` and the zoo learn from it)
     train_load: Callable[[], datasets.Dataset] | None = None
+    #: lmms-eval's doc_to_messages(doc) -> chat messages, when the task defines it: what lmms-eval sends to
+    #: chat backends instead of doc_to_visual + doc_to_text (which the other backends get)
+    doc_to_messages: Callable[[Doc], list[dict[str, Any]]] | None = None
+    #: "generate_until" (the model writes an answer) or "multiple_choice" (the model scores each choice's
+    #: loglikelihood; see `lmms_nb.tasks._yaml_choice`), as lmms-eval's output_type
+    output_type: str = "generate_until"
+    #: what separates the prompt from each choice in a multiple_choice request (lmms-eval's default " ")
+    target_delimiter: str = " "
     doc_ids: Sequence[int] | None = None  # evaluate only these rows (a Lite subset); doc ids stay row indices
     config: dict[str, Any] = field(default_factory=dict)  # free-form, recorded in results.json
 
