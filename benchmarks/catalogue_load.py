@@ -101,8 +101,9 @@ def main() -> int:
             try:
                 if path in unreadable:
                     raise TaskYamlError(unreadable[path])
-                load_tasks(path)
-                outcomes[f"loaded ({kind})"] += 1
+                tasks = load_tasks(path)
+                deferred = any(t.config.get("deferred_imports") for t in tasks)
+                outcomes[f"loaded ({kind}{', utils import deferred to the run: needs a key or the hub' if deferred else ''})"] += 1
             except Exception as e:  # noqa: BLE001 - every failure is listed with its reason
                 message = str(e) if isinstance(e, TaskYamlError) else f"{type(e).__name__}: {e}"
                 outcomes[f"failed: {reason_of(message)}"] += 1

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lmms_nb.tasks._yaml_choice import CHOICE_METRICS, DEFAULT_CHOICE_METRICS, choice_process_results
-from lmms_nb.tasks._yaml_config import FunctionRef, TaskYaml, TaskYamlError, resolve_deferred
+from lmms_nb.tasks._yaml_config import DEFERRED_FILES, FunctionRef, TaskYaml, TaskYamlError, resolve_deferred
 from lmms_nb.tasks._yaml_metrics import (
     AGGREGATIONS,
     BUILTIN_METRICS,
@@ -57,8 +57,10 @@ TASK_KEYS = frozenset({
     "metric_list", "output_type", "generation_kwargs", "filter_list", "metadata",
     "lmms_eval_specific_kwargs", "model_specific_generation_kwargs", "model_specific_target_kwargs",
     "cluster_key", "score_key", "reasoning_tags", "auto_strip_thinking",
+    # lmms-eval 0.7.3 reads full_docs but its evaluator never passes the docs on: inert there, and here
+    "full_docs",
     # accepted only with their inactive value (checked in `_check_inactive`)
-    "num_fewshot", "fewshot_config", "repeats", "full_docs", "should_decontaminate",
+    "num_fewshot", "fewshot_config", "repeats", "should_decontaminate",
     "doc_to_decontamination_query", "use_prompt", "doc_to_messages",
 })
 #: Keys of a group config (a YAML whose `task` is a list).
@@ -68,7 +70,6 @@ GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list",
 _INACTIVE_ONLY: dict[str, tuple[tuple, str]] = {
     "num_fewshot": ((None, 0), "few-shot prompting is not supported"),
     "repeats": ((None, 1), "repeated sampling (repeats > 1) is not supported"),
-    "full_docs": ((None, False), "process_results with full_docs is not supported"),
     "should_decontaminate": ((None, False), "decontamination is not supported"),
     "use_prompt": ((None,), "promptsource templates are not supported"),
 }
@@ -370,6 +371,10 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
         "functions_sha256": _functions_digest(cfg.data),
         "model_type": model_type,
     }
+    deferred = sorted(str(f) for f in _function_files(cfg.data) if f.resolve() in DEFERRED_FILES)
+    if deferred:
+        # imported when a run starts (they need an API key or the hub at import): see DeferredFunction
+        out["deferred_imports"] = deferred
     if specific is not None:
         out["lmms_eval_specific_kwargs"] = specific
     if tags:
@@ -385,6 +390,13 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
 def _functions_digest(data: Any) -> str:
     import hashlib
 
+    h = hashlib.sha256()
+    for f in sorted(_function_files(data)):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _function_files(data: Any) -> set[Path]:
     files: set[Path] = set()
 
     def walk(value: Any) -> None:
@@ -398,10 +410,7 @@ def _functions_digest(data: Any) -> str:
                 walk(v)
 
     walk(data)
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return files
 
 
 def _local_path(yaml_file: Path, dataset_path: str) -> str:

@@ -119,15 +119,21 @@ class _NeedsApiKey(Exception):
 
 
 def _needs_api_key(error: BaseException) -> bool:
-    """True for the error an API client (openai, azure, anthropic...) raises when built with no key."""
+    """True for an error that says the module needs a run-time resource at import: an API client (openai,
+    azure, ...) built with no key, or a file fetched from the Hugging Face hub while offline."""
     import re
 
     text = f"{type(error).__module__}.{type(error).__name__}: {error}"
-    return bool(re.search(r"api[_ ]?key|OPENAI_API|AZURE_|credential", text, re.IGNORECASE))
+    return bool(re.search(r"api[_ ]?key|OPENAI_API|AZURE_|credential|LocalEntryNotFoundError|OfflineModeIsEnabled",
+                          text, re.IGNORECASE))
+
+
+#: module files whose import was deferred (they need an API key or the hub at import) -> why
+DEFERRED_FILES: dict[Path, str] = {}
 
 
 class DeferredFunction:
-    """A task function whose module needs an API key at import: imported when a run starts, not when loading.
+    """A task function whose module needs an API key (or the hub) at import: imported when a run starts.
 
     It has the real function's signature (read from the source with `ast`), so a task is built exactly as
     with the real function; calling it (or `resolve_deferred`) imports the module, and fails with a clear
@@ -136,6 +142,7 @@ class DeferredFunction:
 
     def __init__(self, ref: FunctionRef, path: Path, name: str, why: str) -> None:
         self.ref, self.path, self.__name__, self.why = ref, path, name, why
+        DEFERRED_FILES[path.resolve()] = why
         self.__qualname__ = name
         self.__signature__ = _signature_from_source(path, name, ref)
         self._real: Callable[..., Any] | None = None
@@ -145,8 +152,9 @@ class DeferredFunction:
             real = self.ref.resolve()
             if isinstance(real, DeferredFunction):
                 raise TaskYamlError(f"{self.ref.where}: !function {self.ref.dotted}: {self.path} needs an API "
-                                    f"key when it is imported, and importing it still fails: {real.why}. Set "
-                                    "the key (e.g. OPENAI_API_KEY, or API_TYPE/AZURE_* for azure) before the run")
+                                    f"key (or the Hugging Face hub) when it is imported, and importing it still "
+                                    f"fails: {real.why}. Set the key (e.g. OPENAI_API_KEY, or API_TYPE/AZURE_* "
+                                    "for azure), or put the file in the hub cache, before the run")
             self._real = real
         return self._real
 

@@ -140,10 +140,17 @@ def _median(values: Sequence[Any], docs: Sequence[Doc] = ()) -> tuple[float, flo
     return float(values[len(values) // 2]), None
 
 
+def _bypass(values: Sequence[Any], docs: Sequence[Doc] = ()) -> tuple[float, None]:
+    # lmms-eval 0.7.3's `bypass`: the task's real score is computed elsewhere (a judge, a submission file);
+    # its registered aggregation returns the constant 999, kept so that scores agree
+    return 999.0, None
+
+
 #: aggregation name -> (values, docs) -> (value, stderr)
 AGGREGATIONS: dict[str, Callable[[Sequence[Any], Sequence[Doc]], tuple[float, float | None]]] = {
     "mean": _mean,
     "median": _median,
+    "bypass": _bypass,
 }
 
 
