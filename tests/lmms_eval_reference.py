@@ -1,6 +1,6 @@
 """Run lmms-eval 0.7.3's own evaluator on catalogue tasks with a scripted model; print per-sample values as JSON.
 
-    python tests/lmms_eval_reference.py ANSWERS_JSON POLICY OUT_JSON TASK [TASK ...]
+    [LMMS_EVAL_INCLUDE=folder] python tests/lmms_eval_reference.py ANSWERS_JSON POLICY OUT_JSON TASK [TASK ...]
 
 Run from the folder that holds the stand-in datasets (see tests/catalogue_standins.py): the tasks'
 `dataset_path`s resolve there. The model answers doc `doc_id` of `task` with ``answers[task][policy][doc_id]``,
@@ -31,14 +31,17 @@ def main() -> None:
         def generate_until_multi_round(self, requests):
             raise NotImplementedError
 
-    result = simple_evaluate(model=ScriptedLM(), tasks=list(tasks), task_manager=TaskManager(),
+    import os
+
+    include = os.environ.get("LMMS_EVAL_INCLUDE") or None
+    result = simple_evaluate(model=ScriptedLM(), tasks=list(tasks), task_manager=TaskManager(include_path=include),
                              bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=1234,
                              torch_random_seed=1234, fewshot_random_seed=1234)
     out = {"results": result["results"], "samples": {}}
     for task, samples in result["samples"].items():
         out["samples"][task] = [
             {"doc_id": s["doc_id"], "filter": s.get("filter", "none"),
-             "filtered_resps": s.get("filtered_resps"),
+             "filtered_resps": s.get("filtered_resps"), "input": (s.get("arguments") or [None])[0],
              **{k: v for k, v in s.items() if k not in ("doc", "arguments", "resps", "filtered_resps", "doc_id",
                                                          "doc_hash", "prompt_hash", "target_hash", "filter",
                                                          "target", "input", "metrics")}}

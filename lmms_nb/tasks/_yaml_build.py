@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lmms_nb.tasks._yaml_choice import CHOICE_METRICS, DEFAULT_CHOICE_METRICS, choice_process_results
+from lmms_nb.tasks._yaml_fewshot import SAMPLERS, FewShotSampler
 from lmms_nb.tasks._yaml_config import DEFERRED_FILES, FunctionRef, TaskYaml, TaskYamlError, resolve_deferred
 from lmms_nb.tasks._yaml_metrics import (
     AGGREGATIONS,
@@ -68,7 +69,6 @@ GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list",
 
 # key -> (inactive values, why lmms-nb cannot honour another value)
 _INACTIVE_ONLY: dict[str, tuple[tuple, str]] = {
-    "num_fewshot": ((None, 0), "few-shot prompting is not supported"),
     "repeats": ((None, 1), "repeated sampling (repeats > 1) is not supported"),
     "should_decontaminate": ((None, False), "decontamination is not supported"),
     "use_prompt": ((None,), "promptsource templates are not supported"),
@@ -312,6 +312,7 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
         return ds
 
     train_split = data.get("training_split")
+    prompt_at = _fewshot_prompt(cfg, doc_to_text, doc_to_target, doc_to_choice, load_split)
     task = Task(
         name=name,
         load=_LazyDataset(load),
@@ -332,10 +333,50 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
         train_load=_LazyDataset(lambda: load_split(train_split, "training_split")) if train_split else None,
         config=_task_config(cfg, model_type, specific, tags, groups),
         doc_to_messages=_messages_fn(doc_to_messages, specific) if doc_to_messages is not None else None,
+        prompt_at=prompt_at,
         output_type="multiple_choice" if is_choice else "generate_until",
         target_delimiter=str(data.get("target_delimiter", " ")),
     )
     return task
+
+
+def _fewshot_prompt(cfg: TaskYaml, doc_to_text: Callable, doc_to_target: Callable, doc_to_choice: Callable | None,
+                    load_split: Callable[[str, str], Any]) -> Callable[[int, Doc], str] | None:
+    """The k-th doc's prompt with lmms-eval's few-shot examples, or None for a zero-shot task."""
+    data = cfg.data
+    num_fewshot = data.get("num_fewshot")
+    if num_fewshot is None or num_fewshot == 0:
+        return None  # zero-shot: a fewshot_config is then inert, as in lmms-eval
+    if not isinstance(num_fewshot, int) or isinstance(num_fewshot, bool) or num_fewshot < 0:
+        raise TaskYamlError(f"{cfg.where('num_fewshot')}: num_fewshot must be a whole number >= 0, got {num_fewshot!r}")
+    if not hasattr(doc_to_text, "bare"):
+        raise TaskYamlError(f"{cfg.where('num_fewshot')}: few-shot prompts need doc_to_text (this task has only "
+                            "doc_to_messages)")
+    fewshot_config = data.get("fewshot_config") or {}
+    if not isinstance(fewshot_config, dict):
+        raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config must be a mapping")
+    sampler = fewshot_config.get("sampler", "default")
+    extra = set(fewshot_config) - {"sampler"}
+    if sampler not in SAMPLERS or extra:
+        what = f"sampler {sampler!r}" if sampler not in SAMPLERS else f"key(s) {sorted(extra)}"
+        raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config {what} is not supported by lmms-nb "
+                            f"(samplers: {', '.join(SAMPLERS)})")
+    for key in ("fewshot_split", "training_split", "validation_split", "test_split"):
+        if data.get(key):
+            source_key = key
+            break
+    split = data[source_key]
+    fewshot = FewShotSampler(lambda: load_split(split, source_key), num_fewshot, sampler,
+                             same_split=data.get("fewshot_split") == data.get("test_split"),
+                             text=doc_to_text.raw, target=doc_to_target, choices=doc_to_choice,
+                             target_delimiter=str(data.get("target_delimiter", " ")),
+                             fewshot_delimiter=str(data.get("fewshot_delimiter", "\n\n")))
+    describe = doc_to_text.describe
+
+    def prompt_at(k: int, doc: Doc) -> str:
+        return (describe(doc) if describe is not None else "") + fewshot.context(k, doc) + doc_to_text.bare(doc)
+
+    return prompt_at
 
 
 def _messages_fn(fn: Callable, specific: Any) -> Callable[[Doc], list]:
@@ -490,15 +531,23 @@ def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None,
     else:
         raise TaskYamlError(f"{where}: doc_to_text must be a field name, a template or a !function")
 
-    def doc_to_text(doc: Doc) -> str:
+    def bare(doc: Doc) -> str:
         text = base(doc)
         if isinstance(text, int) and not isinstance(text, bool):
             text = doc_to_choice(doc)[text] if doc_to_choice is not None else str(text)
         if not isinstance(text, str):
             raise TypeError(f"{where}: doc_to_text returned {type(text).__name__}, not text")
+        return text
+
+    def doc_to_text(doc: Doc) -> str:
+        text = bare(doc)
         return (describe(doc) + text) if describe is not None else text
 
     doc_to_text.__qualname__ = f"doc_to_text[{cfg.path.name}]"
+    # few-shot prompts put the examples between the description and the text (see _yaml_fewshot)
+    doc_to_text.bare = bare  # type: ignore[attr-defined]
+    doc_to_text.describe = describe  # type: ignore[attr-defined]
+    doc_to_text.raw = base  # type: ignore[attr-defined]
     return doc_to_text
 
 

@@ -26,11 +26,14 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from lmms_nb.tasks._yaml_build import GROUP_KEYS, TASK_KEYS, build_task, check_keys
 from lmms_nb.tasks._yaml_config import TaskYaml, TaskYamlError, read_task_yaml
@@ -45,8 +48,47 @@ _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints"}
 class Entry:
     kind: str  # "task", "group" or "tag"
     name: str
-    cfg: TaskYaml | None = None
+    path: Path | None = None  # the YAML that defines a task or group (None for a tag)
     tasks: list[str] = field(default_factory=list)  # a tag's member tasks
+    _cfg: TaskYaml | None = field(default=None, repr=False)
+
+    @property
+    def cfg(self) -> TaskYaml | None:
+        """The YAML read in full (with where each key came from), on first use: indexing reads only names."""
+        if self._cfg is None and self.path is not None:
+            self._cfg = read_task_yaml(self.path)
+        return self._cfg
+
+
+class _QuickLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Only for indexing (as lmms-eval's "simple" mode): `!function` values are not needed to know the names."""
+
+
+_QuickLoader.add_constructor("!function", lambda loader, node: None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quick_read(path: Path, mtime: float, stack: tuple[Path, ...] = ()) -> dict:
+    """The merged top-level keys of a YAML and its includes, fast (C parser, no line numbers)."""
+    if path in stack:
+        raise TaskYamlError(f"{path}: include cycle")
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_QuickLoader) or {}
+    if not isinstance(data, dict):
+        raise TaskYamlError(f"{path}: a task YAML must be a mapping of keys")
+    include = data.pop("include", None)
+    merged: dict = {}
+    for name in reversed([include] if isinstance(include, str) else list(include or [])):
+        target = path.parent / str(name)
+        merged.update(_quick_read(target, target.stat().st_mtime, (*stack, path)))
+    merged.update(data)
+    return merged
+
+
+def _names_of(path: Path) -> dict:
+    try:
+        return _quick_read(path, path.stat().st_mtime)
+    except Exception:  # noqa: BLE001 - read it again in full for an error that names the file, line and key
+        return read_task_yaml(path).data
 
 
 @dataclass(frozen=True)
@@ -86,9 +128,9 @@ class TaskIndex:
                 kept = merged.entries.get(name)
                 if kept is None:
                     merged.entries[name] = entry
-                elif kept.cfg is not None and entry.cfg is not None:
-                    merged.duplicates.append((name, str(kept.cfg.path), str(entry.cfg.path)))
-                    warnings.warn(f"{name!r} is defined in {kept.cfg.path} and {entry.cfg.path}: using the first "
+                elif kept.path is not None and entry.path is not None:
+                    merged.duplicates.append((name, str(kept.path), str(entry.path)))
+                    warnings.warn(f"{name!r} is defined in {kept.path} and {entry.path}: using the first "
                                   "(the earlier folder wins, as in lmms-eval)", stacklevel=3)
         return merged
 
@@ -102,24 +144,24 @@ class TaskIndex:
             for fname in files:
                 if not fname.endswith(".yaml"):
                     continue
-                path = Path(root) / fname
+                path = (Path(root) / fname).absolute()
                 try:
-                    cfg = read_task_yaml(path)
+                    data = _names_of(path)
                 except TaskYamlError as e:
                     index.errors.append(TaskLoadFailure(fname, str(path), str(e)))
                     continue
-                task = cfg.data.get("task")
-                if is_group_config(cfg):
-                    name = cfg.data.get("group")
+                task = data.get("task")
+                if isinstance(task, list):
+                    name = data.get("group")
                     if not isinstance(name, str):
-                        index.errors.append(TaskLoadFailure(fname, str(path), f"{cfg.where('task')}: a group config "
+                        index.errors.append(TaskLoadFailure(fname, str(path), f"{path}: a group config "
                                                                              "(task: [list]) needs `group: <name>`"))
                         continue
-                    index._put(Entry("group", name, cfg))
+                    index._put(Entry("group", name, path))
                 elif isinstance(task, str):
-                    index._put(Entry("task", task, cfg))
+                    index._put(Entry("task", task, path))
                     for attr in ("tag", "group"):
-                        tags = cfg.data.get(attr)
+                        tags = data.get(attr)
                         for tag in [tags] if isinstance(tags, str) else list(tags or []):
                             if not isinstance(tag, str):
                                 continue
@@ -128,7 +170,7 @@ class TaskIndex:
                                 entries[tag] = Entry("tag", tag, tasks=[task])
                             elif entry.kind != "tag":
                                 warnings.warn(f"{path}: tag {tag!r} is already a {entry.kind} "
-                                              f"({entry.cfg.path if entry.cfg else '?'}); not registered as a tag, "
+                                              f"({entry.path}); not registered as a tag, "
                                               "as in lmms-eval", stacklevel=4)
                                 break
                             else:
@@ -138,9 +180,9 @@ class TaskIndex:
 
     def _put(self, entry: Entry) -> None:
         old = self.entries.get(entry.name)
-        if old is not None and old.cfg is not None and entry.cfg is not None:
-            self.duplicates.append((entry.name, str(entry.cfg.path), str(old.cfg.path)))
-            warnings.warn(f"{entry.kind} {entry.name!r} is defined in {old.cfg.path} and {entry.cfg.path}: using "
+        if old is not None and old.path is not None and entry.path is not None:
+            self.duplicates.append((entry.name, str(entry.path), str(old.path)))
+            warnings.warn(f"{entry.kind} {entry.name!r} is defined in {old.path} and {entry.path}: using "
                           "the latter (the last one lmms-eval's index sees)", stacklevel=4)
         self.entries[entry.name] = entry
 

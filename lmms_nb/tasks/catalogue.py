@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lmms_nb.tasks._yaml_index import Expander, TaskIndex
+from lmms_nb.tasks._yaml_index import Expander, TaskIndex, _names_of
 from lmms_nb.tasks.yaml_loader import TaskList, _check_no_repeats, _expand
 
 __all__ = ["TaskCatalogue", "catalogue_folders", "get_catalogue", "lmms_eval_tasks_dir"]
@@ -107,9 +107,9 @@ class TaskCatalogue:
         for name in self.names():
             e = self.index.entries[name]
             members = e.tasks if e.kind == "tag" else (
-                [m if isinstance(m, str) else str(m.get("task")) for m in e.cfg.data.get("task", [])]
-                if e.kind == "group" and e.cfg is not None else [])
-            rows.append({"name": name, "kind": e.kind, "yaml_path": str(e.cfg.path) if e.cfg else None,
+                [m if isinstance(m, str) else str(m.get("task")) for m in _names_of(e.path).get("task", [])]
+                if e.kind == "group" and e.path is not None else [])
+            rows.append({"name": name, "kind": e.kind, "yaml_path": str(e.path) if e.path else None,
                          "members": members})
         return pl.DataFrame(rows, schema={"name": pl.Utf8, "kind": pl.Utf8, "yaml_path": pl.Utf8,
                                           "members": pl.List(pl.Utf8)})

@@ -78,7 +78,7 @@ def _expand(expander: Expander, names: Sequence[str], strict: bool, where: str) 
             if strict:
                 raise
             entry = expander.index.entries.get(n)
-            path = str(entry.cfg.path) if entry is not None and entry.cfg is not None else where
+            path = str(entry.path) if entry is not None and entry.path is not None else where
             reason = str(e) if isinstance(e, TaskYamlError) else f"{path}: {type(e).__name__}: {e}"
             out.failures.append(TaskLoadFailure(n, path, reason))
     if out.failures:
