@@ -337,6 +337,9 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
         output_type="multiple_choice" if is_choice else "generate_until",
         target_delimiter=str(data.get("target_delimiter", " ")),
     )
+    if video_dir is not None:
+        # the runner refuses, before generating, a backend that does not take video
+        task.config.update(video=True, video_dir=video_dir)
     return task
 
 
