@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lmms_nb.lite_selection import anchor_points, fit_irt, lite_fidelity
+from lmms_nb.lite_selection import anchor_points, fidelity_verdicts, fit_irt, lite_fidelity, subset_vs_random
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.logs.schema import conform
 
@@ -128,7 +128,7 @@ def test_verdict_says_when_a_method_is_no_better_than_random() -> None:
             assert row["verdict"] == "no better than random"
         assert row["mae_points_lo"] <= row["mae_points"] <= row["mae_points_hi"] or row["n_draws"] > 1
     assert set(s["method"]) == {"kcenter", "kcenter_weighted", "kcenter_irt", "anchor", "anchor_irt", "random",
-                                "random_irt"}
+                                "random_irt", "random_calibrated", "difficulty"}
     rnd = fid.draws.filter(pl.col("method") == "random")["mae_points"].to_numpy()
     rnd_irt = fid.draws.filter(pl.col("method") == "random_irt")["mae_points"].to_numpy()
     row = s.filter(pl.col("method") == "random_irt").row(0, named=True)
@@ -136,3 +136,47 @@ def test_verdict_says_when_a_method_is_no_better_than_random() -> None:
     assert row["mae_points_lo"] == pytest.approx(np.quantile(rnd_irt, 0.025))
     with pytest.raises(ValueError, match="unknown method"):
         lite_fidelity(samples_of(correct), emb, budgets=[40], methods=["kcenter", "magic"])
+
+
+def test_fidelity_verdicts_and_subset_vs_random_say_it_plainly() -> None:
+    correct, _, _, b = simulate(10, 400, seed=4)
+    noise = (np.arange(400), np.random.default_rng(2).normal(size=(400, 8)))
+    fid = lite_fidelity(samples_of(correct), noise, budgets=[0.05, 0.1], n_random=40, seed=0)
+    lines = fidelity_verdicts(fid, 0.1)
+    at = fid.summary.filter(pl.col("k") == 40)
+    better = at.filter(pl.col("verdict") == "better than random")
+    assert lines[0].startswith("At 40 of 400 docs (10%), across 10 models")
+    if better.height == 0:
+        assert "No method does better than random here" in lines[0]
+    assert len(lines) == at.height  # one line per method besides random, plus the headline
+    assert all(any(w in line for w in ("better than random", "worse than random")) for line in lines[1:])
+    # a subset made of the docs every model got right is worse than random at the score
+    easy = np.nonzero(correct.mean(0) == 1)[0][:20]
+    out = subset_vs_random(samples_of(correct), doc_ids=easy.tolist(), n_random=50)
+    row = out.row(0, named=True)
+    assert row["mae_points"] == pytest.approx(np.abs(100 - correct.mean(1) * 100).mean())
+    assert row["verdict"] == "worse than random" and row["beats_random_mae"] == 0.0
+    with pytest.raises(ValueError, match=r"subset doc ids \[999\] are not in the sample table"):
+        subset_vs_random(samples_of(correct), doc_ids=[999])
+
+
+def test_difficulty_design_and_calibration() -> None:
+    from lmms_nb.lite_selection._heldout import difficulty_design
+
+    correct, *_ = simulate(20, 500, seed=5)
+    correct[:, :50] = 1.0  # docs every model gets right: a stratum that needs no doc
+    design = difficulty_design(correct, 50)
+    assert design.alloc.sum() == 50 and (design.alloc <= design.sizes).all()
+    assert design.alloc[0] == 0 and design.impute[0] == 1.0 and design.sizes[0] >= 50
+    docs = design.draw(np.random.default_rng(0))
+    assert len(np.unique(docs)) == 50
+    # the estimate is the stratified one: share-weighted stratum means, the empty stratum imputed
+    share = design.sizes / design.sizes.sum()
+    by_hand = sum(share[h] * (correct[:, docs[design.strata[docs] == h]].mean(1) if design.alloc[h]
+                              else design.impute[h]) for h in range(len(share)) if design.sizes[h])
+    np.testing.assert_allclose(design.estimate(correct, docs), by_hand)
+    # calibration: exact when the full score is a linear function of the subset mean
+    fold = FoldEstimators(correct[:10])
+    sub_train = (correct[:10].mean(1) * 0.5 + 0.2)[None, :]
+    cal = fold.calibrated(sub_train, (correct[10:].mean(1) * 0.5 + 0.2)[None, :])
+    np.testing.assert_allclose(cal[0], correct[10:].mean(1))

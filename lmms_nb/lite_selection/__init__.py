@@ -38,6 +38,7 @@ from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, METHODS, LiteFi
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import LiteSubset, build_lite_subset, resolve_budget
+from lmms_nb.lite_selection._verdict import fidelity_verdicts, subset_vs_random, verdict_of
 
 __all__ = [
     "BEATS_RANDOM_SHARE",
@@ -59,6 +60,7 @@ __all__ = [
     "build_tiny_clip",
     "combine_embeddings",
     "embed_task",
+    "fidelity_verdicts",
     "fit_irt",
     "kcenter_greedy",
     "lite_estimates",
@@ -71,5 +73,7 @@ __all__ = [
     "save_lite_dataset",
     "save_lite_subset",
     "score_matrix",
+    "subset_vs_random",
+    "verdict_of",
     "write_lmms_eval_yaml",
 ]

@@ -10,6 +10,11 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
 - ``anchor_irt``: the anchor points, gp-IRT estimate;
 - ``random``: uniform random subsets of k docs (`n_random` draws), plain mean;
 - ``random_irt``: the same random subsets, gp-IRT estimate;
+- ``random_calibrated``: the same random subsets, their mean calibrated on the training models
+  (``full ~ a + b * subset mean``, least squares);
+- ``difficulty``: random subsets stratified by the training models' mean score on each doc (docs all of them
+  got right, all got wrong, and quantile bins between), Neyman allocation, stratified estimate; a stratum
+  that gets no doc is estimated by the training models' mean there;
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
   remainders; every category gets at least one doc when k allows), scored with the stratified estimator
   (each category's mean weighted by its share of the full set); only when the table has categories.
@@ -19,7 +24,7 @@ their fold held out: nothing scores itself. Per subset: Spearman, Kendall (tau-b
 between the models' estimated and full-set scores (scipy.stats), and the mean and max absolute error in
 points. Random and stratified rows give the mean, sd and a 95% interval over draws; single-subset rows a 95%
 bootstrap interval over models. Every row but random says in what share of random draws it did strictly
-better (paired by draw for random_irt and stratified) and gives a plain verdict: "better than random" when it
+better (paired by draw for the drawn methods; the same subsets for random_irt and random_calibrated) and gives a plain verdict: "better than random" when it
 beats random in >= 80% of draws on MAE, "worse than random" when in <= 20%, else "no better than random".
 
 Example:
@@ -52,9 +57,9 @@ from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kc
 from lmms_nb.lite_selection._subset import resolve_budget
 
 METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "anchor", "anchor_irt", "random", "random_irt",
-           "stratified")
-_LEARNED = ("kcenter_irt", "anchor", "anchor_irt", "random_irt")
-_DRAWN = ("random", "random_irt", "stratified")
+           "random_calibrated", "stratified", "difficulty")
+_LEARNED = ("kcenter_irt", "anchor", "anchor_irt", "random_irt", "random_calibrated", "difficulty")
+_DRAWN = ("random", "random_irt", "random_calibrated", "stratified", "difficulty")
 #: learned methods need this many models: 5-fold CV then leaves >= 4 to fit on, 2 for each inner half
 _MIN_MODELS_TO_LEARN = 6
 #: a method "beats random" when its MAE is lower than random's in at least this share of draws
@@ -187,6 +192,21 @@ def lite_fidelity(
                 out = fitted[f].gp_irt(rows, np.tile(masks, (len(test), 1)), np.tile(masks, (len(test), 1)))
                 ests[:, test] = out.reshape(len(test), n_random).T
             draw_rows += _rows(k, "random_irt", _draw_stats(full, ests * scale))
+        if "random_calibrated" in wanted:
+            subset_means = unit[:, idx].mean(axis=2).T  # draws x models
+            ests = np.zeros((n_random, len(full)))
+            for f, test in enumerate(fold_tests):
+                train = np.delete(np.arange(len(full)), test)
+                ests[:, test] = fitted[f].calibrated(subset_means[:, train], subset_means[:, test])
+            draw_rows += _rows(k, "random_calibrated", _draw_stats(full, ests * scale))
+        if "difficulty" in wanted:
+            ests = np.zeros((n_random, len(full)))
+            fold_rng = np.random.default_rng([seed, k])
+            for f, test in enumerate(fold_tests):
+                design = fitted[f].difficulty_design(k)
+                for d in range(n_random):
+                    ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
+            draw_rows += _rows(k, "difficulty", _draw_stats(full, ests * scale))
         if "stratified" in wanted and sm.categories is not None:
             draw_rows += _rows(k, "stratified",
                                _draw_stats(full, _stratified_estimates(scores, sm.categories, k, n_random, rng)))
@@ -364,11 +384,13 @@ def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal[
     if stat not in _STATS:
         raise ValueError(f"stat must be one of {list(_STATS)}, got {stat!r}")
     colors = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "kcenter_irt": "#17becf", "anchor": "#9467bd",
-              "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "stratified": "#ff7f0e"}
+              "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "random_calibrated": "#bcbd22",
+              "stratified": "#ff7f0e", "difficulty": "#d62728"}
     names = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cell-weighted)",
              "kcenter_irt": "k-center (gp-IRT)", "anchor": "anchor points", "anchor_irt": "anchor points (gp-IRT)",
              "random": "random (mean ± sd)", "random_irt": "random (gp-IRT, mean ± sd)",
-             "stratified": "stratified (mean ± sd)"}
+             "random_calibrated": "random (calibrated, mean ± sd)", "stratified": "stratified (mean ± sd)",
+             "difficulty": "difficulty-stratified (mean ± sd)"}
     fig = go.Figure()
     for method in METHODS:
         rows = fidelity.summary.filter(pl.col("method") == method).sort("k")
