@@ -13,6 +13,7 @@ Example:
 """
 
 from lmms_nb.analysis._compare import Comparison, Flips, compare, flips
+from lmms_nb.analysis._slices import Slices, find_slices
 from lmms_nb.analysis._prepare import CONTINUOUS_CORRECT_THRESHOLD, as_canonical, prepare
 from lmms_nb.analysis._stats import (
     binary_mean_ci,
@@ -27,10 +28,12 @@ __all__ = [
     "CONTINUOUS_CORRECT_THRESHOLD",
     "Comparison",
     "Flips",
+    "Slices",
     "as_canonical",
     "prepare",
     "binary_mean_ci",
     "compare",
+    "find_slices",
     "flips",
     "holm_adjust",
     "mcnemar_exact",

@@ -1,0 +1,370 @@
+"""`find_slices`: the coherent groups of samples where a model fails, or does worse than a baseline, found for you.
+
+Candidates (see `_slice_candidates`) are metadata values and their pairs, words of the prompts and k-means
+clusters of the Lite embeddings (image, text and both). Honest by construction: the samples' docs are split
+at random into two halves; candidates are ranked on the *discovery* half, the best `max_tests` are tested
+once on the *confirmation* half, and only those tests are corrected for multiplicity (Holm). Because the
+candidates never see correctness and the halves are disjoint, a model that fails uniformly at random gets
+a significant slice with probability at most `alpha`. Rates, CIs and p-values are all read on the
+confirmation half (no winner's curse); `size` counts all samples.
+
+Example:
+    >>> import polars as pl
+    >>> rows = [{"model": "m", "task": "t", "doc_id": i, "category": "hard" if i % 4 == 0 else "easy",
+    ...          "acc": float(i % 4 != 0)} for i in range(400)]
+    >>> found = find_slices(pl.DataFrame(rows), "m")
+    >>> found.table.filter("significant")["rule"].to_list()
+    ['category = hard']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+import scipy.stats
+
+from lmms_nb.analysis._prepare import RunChoice, as_canonical, prepare
+from lmms_nb.analysis._slice_candidates import Candidates, build_candidates
+from lmms_nb.analysis._stats import binary_mean_ci, holm_adjust, paired_binary_diff_ci
+
+_KEY = ["task", "doc_id", "filter"]
+_TEXT = ["input", "target", "category", "prediction"]
+_DUPLICATE_JACCARD = 0.8  # two candidates this alike are one slice: test (and report) only the better one
+_COVER = 0.8  # a slice that is this much covered by smaller reported slices merely merges them
+
+
+@dataclass
+class Slices:
+    """What `find_slices` found. `table`: one row per slice tested on the confirmation half, best first
+    (`significant` marks the reported ones); `members`: slice_id, task, doc_id, filter of every slice's
+    samples; `samples`: one row per sample with its outcome, its half and (with embeddings) map_x / map_y."""
+
+    model: str
+    baseline: str | None
+    table: pl.DataFrame
+    members: pl.DataFrame
+    samples: pl.DataFrame
+    n_candidates: int
+    n_tested: int
+    n_pruned: int
+    alpha: float
+
+    @property
+    def significant(self) -> pl.DataFrame:
+        """The reported slices: significant after Holm correction, merges of smaller ones pruned."""
+        return self.table.filter(pl.col("significant"))
+
+    def filter(self, df: Any, slice_id: int) -> pl.DataFrame:
+        """The rows of `df` (any table with task and doc_id, e.g. the sample table) that belong to a slice.
+
+        >>> import polars as pl
+        >>> rows = pl.DataFrame({"model": "m", "task": "t", "doc_id": range(400), "acc": [float(i % 5 > 0) for i in range(400)],
+        ...                      "category": ["x" if i % 5 == 0 else "y" for i in range(400)]})
+        >>> found = find_slices(rows, "m")
+        >>> found.filter(rows, 0)["category"].unique().to_list()
+        ['x']
+        """
+        if slice_id not in set(self.table["slice_id"].to_list()):
+            raise ValueError(f"no slice {slice_id!r}; slice ids: {self.table['slice_id'].to_list()}")
+        table = df.collect() if isinstance(df, pl.LazyFrame) else df
+        if not isinstance(table, pl.DataFrame):
+            table = pl.from_pandas(table)
+        on = [c for c in _KEY if c in table.columns]
+        keys = self.members.filter(pl.col("slice_id") == slice_id).select(on).unique()
+        return table.join(keys, on=on, how="semi")
+
+    def map_figure(self, *, top: int = 5) -> Any:
+        """Plotly map of the samples (2-D PCA of their embeddings), coloured by outcome, top slices outlined."""
+        from lmms_nb.analysis._slice_figures import slice_map_figure
+
+        return slice_map_figure(self, top=top)
+
+    def __repr__(self) -> str:
+        what = f"{self.model} vs {self.baseline}" if self.baseline else self.model
+        return (f"Slices({what}: {self.significant.height} significant of {self.n_tested} tested on the held-out "
+                f"half; {self.n_candidates} candidates tried, {self.n_pruned} pruned as merges or duplicates)")
+
+
+def _sample_rows(scored: pl.DataFrame, model: str, baseline: str | None, by: list[str]) -> pl.DataFrame:
+    cols = list(dict.fromkeys(["_key", *_KEY, *_TEXT, *by]))
+    rows = scored.filter((pl.col("model") == model) & pl.col("value").is_not_null()).select(*cols, "correct")
+    if baseline is not None:
+        other = scored.filter((pl.col("model") == baseline) & pl.col("value").is_not_null()).select(
+            "_key", pl.col("correct").alias("baseline_correct"), pl.col("prediction").alias("baseline_prediction"))
+        rows = rows.join(other, on="_key", how="inner")
+        # +1: the model is wrong where the baseline is right; -1: the reverse; 0: they agree
+        outcome = pl.col("baseline_correct").cast(pl.Int8) - pl.col("correct").cast(pl.Int8)
+    else:
+        outcome = (~pl.col("correct")).cast(pl.Int8)
+    return rows.sort("_key").with_columns(outcome.cast(pl.Float64).alias("outcome"))
+
+
+def _embedding_parts(embeddings: Any, rows: pl.DataFrame) -> dict[str, np.ndarray]:
+    """{"image" | "text" | "image+text": (samples x dim)} aligned with `rows`, from Lite embeddings."""
+    if embeddings is None:
+        return {}
+    from lmms_nb.lite_selection import TaskEmbeddings, TextEmbedder, embed_task, local_embedding_models
+    from lmms_nb.tasks.task import Task
+
+    if isinstance(embeddings, str):
+        if embeddings != "text":
+            raise ValueError(f"embeddings={embeddings!r}: pass 'text', Lite TaskEmbeddings or Tasks")
+        texts = rows["input"].fill_null("").to_list()
+        return {"text": TextEmbedder(local_embedding_models()[1], device="cpu").encode(texts)}
+    items = list(embeddings.values()) if isinstance(embeddings, Mapping) else (
+        [embeddings] if isinstance(embeddings, (TaskEmbeddings, Task)) else list(embeddings))
+    if any(isinstance(e, Task) for e in items):
+        image_model, text_model = local_embedding_models()
+        items = [embed_task(e, image_model=image_model, text_model=text_model, progress=False, device="cpu")
+                 if isinstance(e, Task) else e for e in items]
+    by_task = {e.task: e for e in items}
+    absent = sorted(set(rows["task"].to_list()) - set(by_task))
+    if absent:
+        raise ValueError(f"embeddings cover tasks {sorted(by_task)} but not {absent}")
+    parts: dict[str, np.ndarray] = {}
+    for part in ("image", "text", "vectors"):
+        chunks, order = [], []
+        for task, group in rows.with_row_index("_row").group_by("task", maintain_order=True):
+            emb = by_task[task[0]]
+            values = getattr(emb, part)
+            if values is None or not np.any(values):
+                break
+            chunks.append(values[emb.rows_of(group["doc_id"].to_list())])
+            order.append(group["_row"].to_numpy())
+        else:
+            if len({c.shape[1] for c in chunks}) != 1:
+                raise ValueError(f"the tasks' {part} embeddings have different sizes; embed them with the same models")
+            out = np.empty((rows.height, chunks[0].shape[1]), np.float32)
+            out[np.concatenate(order)] = np.concatenate(chunks)
+            parts["image+text" if part == "vectors" else part] = out
+    if len(parts) == 2 and "image+text" in parts:  # only one part was computed: "vectors" is that part again
+        parts.pop("image+text")
+    return parts
+
+
+def _discovery_ranking(cands: Candidates, y: np.ndarray, half: np.ndarray, min_size: int, max_tests: int) -> list[int]:
+    """Candidates in order of their one-sided z on the discovery half (z > 1.645), duplicates left out."""
+    m = cands.matrix.tocsr()[half].tocsc()
+    yd = y[half]
+    n_in = np.asarray(m.sum(axis=0)).ravel()
+    s_in = m.T @ yd
+    n_out = len(yd) - n_in
+    with np.errstate(divide="ignore", invalid="ignore"):
+        effect = s_in / n_in - (yd.sum() - s_in) / n_out
+        z = effect / np.sqrt(yd.var() * (1 / n_in + 1 / n_out))
+    z = np.where((n_in >= max(5, min_size // 2)) & (n_out >= 5) & np.isfinite(z), z, -np.inf)
+    for j, parents in enumerate(cands.parents):  # a pair must fail more than either of its two conditions
+        if parents is not None and effect[j] <= max(effect[parents[0]], effect[parents[1]]):
+            z[j] = -np.inf
+    chosen: list[int] = []
+    full = cands.matrix
+    sizes = np.asarray(full.sum(axis=0)).ravel()
+    for j in np.argsort(-z, kind="stable"):
+        if z[j] <= 1.645 or len(chosen) >= max_tests:
+            break
+        if chosen:
+            inter = (full[:, chosen].T @ full[:, j]).toarray().ravel()
+            if np.any(inter / (sizes[chosen] + sizes[j] - inter) >= _DUPLICATE_JACCARD):
+                continue
+        chosen.append(int(j))
+    return chosen
+
+
+def _prune_merges(matrix: sp.csc_matrix, confirm: np.ndarray, y: np.ndarray, baseline: bool, alpha: float) -> list[int]:
+    """Indices (columns of `matrix`, the significant slices) of slices that merely merge smaller ones: a slice
+    holding (>= 80% of) one or more smaller significant slices is dropped when what remains of it once they
+    are taken out is unremarkable on the confirmation half (one-sided Fisher p > alpha), e.g. a coarse
+    cluster that fails more only because a reported finer cluster lies inside it."""
+    sizes = np.asarray(matrix.sum(axis=0)).ravel()
+    inter = (matrix.T @ matrix).toarray()
+    dense = matrix.toarray() > 0
+    dropped: list[int] = []
+    for i in np.argsort(-sizes, kind="stable"):
+        parts = [j for j in range(len(sizes)) if j != i and j not in dropped and sizes[j] < sizes[i]
+                 and inter[i, j] >= _COVER * sizes[j]]
+        if not parts:
+            continue
+        rest_of_slice = dense[:, i] & ~dense[:, parts].any(axis=1) & confirm
+        outside = ~dense[:, i] & confirm
+        if rest_of_slice.sum() == 0 or _one_sided_p(y[rest_of_slice], y[outside], baseline) > alpha:
+            dropped.append(int(i))
+    return dropped
+
+
+def _one_sided_p(inside: np.ndarray, outside: np.ndarray, baseline: bool) -> float:
+    """One-sided p-value that `inside` fails more than `outside`. Without a baseline (0/1 failures): Fisher's
+    exact test. With one (+1 the model loses to the baseline, 0 a tie, -1 it wins) the slice must be worse in two
+    ways, so the larger of two p-values (an intersection-union test, valid at the same level): the model loses
+    more than it wins inside the slice (one-sided exact McNemar), and its gap there is worse than on the rest
+    (Mann-Whitney U on the outcomes, counting wins as well as losses)."""
+    if len(inside) == 0 or len(outside) == 0:
+        return 1.0
+    if not baseline:
+        worse_in, worse_out = int((inside > 0).sum()), int((outside > 0).sum())
+        table = [[worse_in, len(inside) - worse_in], [worse_out, len(outside) - worse_out]]
+        return float(scipy.stats.fisher_exact(table, alternative="greater").pvalue)
+    losses, wins = int((inside > 0).sum()), int((inside < 0).sum())
+    p_inside = float(scipy.stats.binom.sf(losses - 1, losses + wins, 0.5)) if losses else 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = scipy.stats.mannwhitneyu(inside, outside, alternative="greater", method="asymptotic").pvalue
+    p_rest = float(p) if np.isfinite(p) else 1.0  # all outcomes equal: no evidence either way
+    return max(p_inside, p_rest)
+
+
+def _label(cands: Candidates, j: int, mask: np.ndarray, rows: pl.DataFrame, words: sp.csc_matrix,
+           vocabulary: list[str]) -> str:
+    """The rule for metadata and word slices; for clusters, their dominant categories and words."""
+    if cands.kind[j] != "cluster":
+        return cands.rule[j]
+    parts = []
+    for col in ("task", "category"):
+        if col in rows.columns and (col != "task" or rows["task"].n_unique() > 1):
+            counts = rows.filter(pl.Series(mask))[col].value_counts(sort=True)
+            value, count = counts.row(0)
+            if count >= 0.5 * mask.sum() and value is not None:
+                parts.append(f"{col} {value} ({count / mask.sum():.0%})")
+    if words.shape[1]:
+        inside = np.asarray(words[mask].mean(axis=0)).ravel()
+        overall = np.asarray(words.mean(axis=0)).ravel()
+        lift = np.where(inside >= 0.3, inside / np.maximum(overall, 1e-9), 0)
+        top = [vocabulary[w] for w in np.argsort(-lift)[:3] if lift[w] >= 1.5]
+        if top:
+            parts.append("words: " + ", ".join(top))
+    return "; ".join(parts) or cands.rule[j]
+
+
+def find_slices(
+    df: Any,
+    model: str,
+    baseline: str | None = None,
+    embeddings: Any = None,
+    by: str | Sequence[str] | None = None,
+    *,
+    tasks: Sequence[str] | None = None,
+    metric: str | Mapping[str, str] | None = None,
+    runs: RunChoice = None,
+    min_size: int = 20,
+    alpha: float = 0.05,
+    max_tests: int = 50,
+    cluster_sizes: Sequence[int] = (4, 8, 16, 32),
+    n_examples: int = 5,
+    seed: int = 0,
+) -> Slices:
+    """Slices of the samples where `model` fails more than on the rest (with `baseline`: where it loses more
+    often to the baseline), each with its size, rate, CI, Holm-adjusted p-value, label and example failures.
+
+    df: the canonical sample table. embeddings: None (no cluster candidates), Lite `TaskEmbeddings` (one, a
+    list or {task: ...}), `Task`s (embedded with `local_embedding_models()`, cached) or "text" (the prompts,
+    embedded with the offline text model). by: extra columns of df to slice on (question type, image size...).
+    Unscored samples (null metric) are left out, as in `compare`. See the module docstring for the method.
+
+    Table columns: slice_id, label, rule, kind (metadata, pair, word, cluster), size, share, then on the
+    confirmation half n_confirm and fail_rate, ci_low, ci_high, rest_fail_rate (with a baseline: accuracy,
+    baseline_accuracy, gap = accuracy - baseline_accuracy with its paired CI, rest_gap), p_value,
+    p_adjusted, significant, examples (failures: task, doc_id, filter, input, target, prediction).
+    """
+    if baseline is not None and baseline == model:
+        raise ValueError(f"baseline must differ from model (both are {model!r})")
+    if min_size < 2:
+        raise ValueError(f"min_size must be >= 2, got {min_size}")
+    by_list = [] if by is None else [by] if isinstance(by, str) else list(by)
+    canonical = as_canonical(df, keep=by_list)
+    models = [model] if baseline is None else [model, baseline]
+    scored, _ = prepare(canonical, models=models, tasks=tasks, metric=metric, by=by_list, runs=runs)
+    rows = _sample_rows(scored, model, baseline, by_list)
+    if rows.height < 4 * min_size:
+        raise ValueError(f"{rows.height} scored samples{' shared with ' + baseline if baseline else ''} for "
+                         f"{model!r}: too few to split in halves and find slices of min_size={min_size}")
+    parts = _embedding_parts(embeddings, rows)
+    cands = build_candidates(rows, parts, by_list, min_size=min_size, cluster_sizes=cluster_sizes, seed=seed)
+
+    # halves by doc (a doc's filters stay together), from a seeded coin per doc
+    doc_index = rows.select(pl.struct("task", "doc_id").rank("dense")).to_series().to_numpy() - 1
+    discover = (np.random.default_rng(seed).random(int(doc_index.max()) + 1) < 0.5)[doc_index]
+    y = rows["outcome"].to_numpy()
+    chosen = _discovery_ranking(cands, y, discover, min_size, max_tests)
+
+    confirm = ~discover
+    m = cands.matrix[:, chosen].tocsr()[confirm].tocsc()
+    yc = y[confirm]
+    n_in = np.asarray(m.sum(axis=0)).ravel().astype(np.int64)
+    n_out = len(yc) - n_in
+    worse_in = (m.T @ (yc > 0)).astype(np.int64)  # failures (with a baseline: the model wrong, baseline right)
+    worse_out = int((yc > 0).sum()) - worse_in
+    better_in = (m.T @ (yc < 0)).astype(np.int64)
+    better_out = int((yc < 0).sum()) - better_in
+    in_slice = m.toarray() > 0
+    p = np.array([_one_sided_p(yc[in_slice[:, i]], yc[~in_slice[:, i]], baseline is not None) for i in range(len(chosen))])
+    p_adj = holm_adjust(p) if len(p) else p
+    significant = p_adj <= alpha
+
+    full = cands.matrix[:, chosen].tocsc()
+    sig = [i for i in range(len(chosen)) if significant[i]]
+    dropped = {sig[i] for i in _prune_merges(full[:, sig], confirm, y, baseline is not None, alpha)} if len(sig) > 1 else set()
+    keep = [i for i in range(len(chosen)) if i not in dropped]
+    keep.sort(key=lambda i: (not significant[i], p_adj[i], -(worse_in[i] / max(n_in[i], 1))))
+
+    word_cols = [j for j, k in enumerate(cands.kind) if k == "word"]
+    words = cands.matrix[:, word_cols].tocsr()
+    vocabulary = [cands.rule[j].split('"')[1] for j in word_cols]
+    rng = np.random.default_rng(seed)
+    records, member_parts = [], []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for rank, i in enumerate(keep):
+            j = chosen[i]
+            mask = full[:, i].toarray().ravel() > 0
+            failures = np.nonzero(mask & (y > 0))[0]
+            picks = np.sort(rng.permutation(failures)[:n_examples])
+            example_cols = [*_KEY, "input", "target", "prediction", *(["baseline_prediction"] if baseline else [])]
+            record: dict[str, Any] = {
+                "slice_id": rank, "label": _label(cands, j, mask, rows, words, vocabulary), "rule": cands.rule[j],
+                "kind": cands.kind[j], "size": int(mask.sum()), "share": float(mask.mean()), "n_confirm": int(n_in[i]),
+            }
+            if baseline is None:
+                low, high = binary_mean_ci([worse_in[i]], [n_in[i]])
+                record |= {"fail_rate": worse_in[i] / n_in[i], "ci_low": float(low[0]), "ci_high": float(high[0]),
+                           "rest_fail_rate": worse_out[i] / n_out[i]}
+            else:
+                acc = rows["correct"].to_numpy()[confirm][in_slice[:, i]].mean()
+                base = rows["baseline_correct"].to_numpy()[confirm][in_slice[:, i]].mean()
+                low, high = paired_binary_diff_ci(int(better_in[i]), int(worse_in[i]), int(n_in[i]), seed=seed)
+                record |= {"accuracy": float(acc), "baseline_accuracy": float(base),
+                           "gap": (better_in[i] - worse_in[i]) / n_in[i], "ci_low": low, "ci_high": high,
+                           "rest_gap": (better_out[i] - worse_out[i]) / n_out[i]}
+            record |= {"p_value": float(p[i]), "p_adjusted": float(p_adj[i]), "significant": bool(significant[i]),
+                       "examples": rows[picks].select(example_cols).with_columns(
+                           pl.col("input").str.slice(0, 300)).to_dicts()}
+            records.append(record)
+            member_parts.append(rows.filter(pl.Series(mask)).select(pl.lit(rank).alias("slice_id"), *_KEY))
+    table = pl.DataFrame(records) if records else _empty_table(baseline)
+    members = pl.concat(member_parts) if member_parts else pl.DataFrame(
+        schema={"slice_id": pl.Int64, "task": pl.Utf8, "doc_id": pl.Int64, "filter": pl.Utf8})
+    samples = rows.drop("_key").with_columns(pl.Series("half", np.where(discover, "discover", "confirm")))
+    if parts:
+        samples = samples.with_columns(*_map_coordinates(parts, seed))
+    return Slices(model, baseline, table, members, samples, len(cands), len(chosen), len(dropped), alpha)
+
+
+def _map_coordinates(parts: dict[str, np.ndarray], seed: int) -> list[pl.Series]:
+    from sklearn.decomposition import PCA
+
+    vectors = parts.get("image+text", next(iter(parts.values())))
+    xy = PCA(n_components=2, svd_solver="randomized", random_state=seed).fit_transform(vectors)
+    return [pl.Series("map_x", xy[:, 0]), pl.Series("map_y", xy[:, 1])]
+
+
+def _empty_table(baseline: str | None) -> pl.DataFrame:
+    rates = (["fail_rate", "ci_low", "ci_high", "rest_fail_rate"] if baseline is None
+             else ["accuracy", "baseline_accuracy", "gap", "ci_low", "ci_high", "rest_gap"])
+    schema: dict[str, Any] = {"slice_id": pl.Int64, "label": pl.Utf8, "rule": pl.Utf8, "kind": pl.Utf8,
+                              "size": pl.Int64, "share": pl.Float64, "n_confirm": pl.Int64}
+    schema |= {c: pl.Float64 for c in rates}
+    schema |= {"p_value": pl.Float64, "p_adjusted": pl.Float64, "significant": pl.Boolean, "examples": pl.List(pl.Null)}
+    return pl.DataFrame(schema=schema)
+
+
+__all__ = ["Slices", "find_slices"]
