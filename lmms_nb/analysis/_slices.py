@@ -195,6 +195,21 @@ def _prune_merges(matrix: sp.csc_matrix, confirm: np.ndarray, y: np.ndarray, bas
     return dropped
 
 
+def _prune_overlaps(matrix: sp.csc_matrix, ranked: list[int]) -> set[int]:
+    """Of two significant slices sharing >= 80% of the smaller one's samples (the same group seen through two
+    words, a word and a cluster...), keep the better ranked; its label lists the words they share."""
+    sizes = np.asarray(matrix.sum(axis=0)).ravel()
+    inter = (matrix.T @ matrix).toarray()
+    kept: list[int] = []
+    dropped: set[int] = set()
+    for i in ranked:
+        if any(inter[i, k] >= _COVER * min(sizes[i], sizes[k]) for k in kept):
+            dropped.add(i)
+        else:
+            kept.append(i)
+    return dropped
+
+
 def _one_sided_p(inside: np.ndarray, outside: np.ndarray, baseline: bool) -> float:
     """One-sided p-value that `inside` fails more than `outside`. Without a baseline (0/1 failures): Fisher's
     exact test. With one (+1 the model loses to the baseline, 0 a tie, -1 it wins) the slice must be worse in two
@@ -217,21 +232,21 @@ def _one_sided_p(inside: np.ndarray, outside: np.ndarray, baseline: bool) -> flo
 
 def _label(cands: Candidates, j: int, mask: np.ndarray, rows: pl.DataFrame, words: sp.csc_matrix,
            vocabulary: list[str]) -> str:
-    """The rule for metadata and word slices; for clusters, their dominant categories and words."""
-    if cands.kind[j] != "cluster":
-        return cands.rule[j]
-    parts = []
+    """The slice's dominant task and category (>= 50% of it) and its most over-represented words, after its rule
+    for metadata and word slices (a cluster's rule, "image cluster 3 of 16", says little by itself)."""
+    parts = [] if cands.kind[j] == "cluster" else [cands.rule[j]]
     for col in ("task", "category"):
         if col in rows.columns and (col != "task" or rows["task"].n_unique() > 1):
             counts = rows.filter(pl.Series(mask))[col].value_counts(sort=True)
             value, count = counts.row(0)
-            if count >= 0.5 * mask.sum() and value is not None:
+            if count >= 0.5 * mask.sum() and value is not None and f"{col} = {value}" not in cands.rule[j]:
                 parts.append(f"{col} {value} ({count / mask.sum():.0%})")
     if words.shape[1]:
         inside = np.asarray(words[mask].mean(axis=0)).ravel()
         overall = np.asarray(words.mean(axis=0)).ravel()
         lift = np.where(inside >= 0.3, inside / np.maximum(overall, 1e-9), 0)
-        top = [vocabulary[w] for w in np.argsort(-lift)[:3] if lift[w] >= 1.5]
+        top = [vocabulary[w] for w in np.argsort(-lift)[:4] if lift[w] >= 1.5
+               and f'"{vocabulary[w]}"' not in cands.rule[j]][:3]
         if top:
             parts.append("words: " + ", ".join(top))
     return "; ".join(parts) or cands.rule[j]
@@ -284,20 +299,21 @@ def find_slices(
 
     # halves by doc (a doc's filters stay together), from a seeded coin per doc
     doc_index = rows.select(pl.struct("task", "doc_id").rank("dense")).to_series().to_numpy() - 1
-    discover = (np.random.default_rng(seed).random(int(doc_index.max()) + 1) < 0.5)[doc_index]
+    # salted: a plain default_rng(seed) would replay the stream a user may have drawn their own data from
+    discover = (np.random.default_rng([seed, 0x5_11CE]).random(int(doc_index.max()) + 1) < 0.5)[doc_index]
     y = rows["outcome"].to_numpy()
     chosen = _discovery_ranking(cands, y, discover, min_size, max_tests)
 
     confirm = ~discover
     m = cands.matrix[:, chosen].tocsr()[confirm].tocsc()
     yc = y[confirm]
-    n_in = np.asarray(m.sum(axis=0)).ravel().astype(np.int64)
-    n_out = len(yc) - n_in
-    worse_in = (m.T @ (yc > 0)).astype(np.int64)  # failures (with a baseline: the model wrong, baseline right)
-    worse_out = int((yc > 0).sum()) - worse_in
-    better_in = (m.T @ (yc < 0)).astype(np.int64)
-    better_out = int((yc < 0).sum()) - better_in
     in_slice = m.toarray() > 0
+    n_in = in_slice.sum(axis=0)
+    n_out = len(yc) - n_in
+    worse_in = (in_slice & (yc > 0)[:, None]).sum(axis=0)  # failures (with a baseline: losses to it)
+    worse_out = int((yc > 0).sum()) - worse_in
+    better_in = (in_slice & (yc < 0)[:, None]).sum(axis=0)  # with a baseline: wins over it
+    better_out = int((yc < 0).sum()) - better_in
     p = np.array([_one_sided_p(yc[in_slice[:, i]], yc[~in_slice[:, i]], baseline is not None) for i in range(len(chosen))])
     p_adj = holm_adjust(p) if len(p) else p
     significant = p_adj <= alpha
@@ -307,6 +323,9 @@ def find_slices(
     dropped = {sig[i] for i in _prune_merges(full[:, sig], confirm, y, baseline is not None, alpha)} if len(sig) > 1 else set()
     keep = [i for i in range(len(chosen)) if i not in dropped]
     keep.sort(key=lambda i: (not significant[i], p_adj[i], -(worse_in[i] / max(n_in[i], 1))))
+    overlapping = _prune_overlaps(full, [i for i in keep if significant[i]])
+    keep = [i for i in keep if i not in overlapping]
+    dropped |= overlapping
 
     word_cols = [j for j, k in enumerate(cands.kind) if k == "word"]
     words = cands.matrix[:, word_cols].tocsr()
