@@ -43,13 +43,21 @@ def test_a_column_slice_and_a_pair_are_found_with_their_rates():
 
 
 def test_a_slice_that_merely_merges_two_reported_ones_is_pruned():
-    # g0 and g1 both fail; "family = A" is exactly their union and adds nothing
+    # g0 and g1 fail differently; "family = A" is exactly their union and adds nothing
+    df = _table(4000, lambda r: {"g0": 0.9, "g1": 0.45}.get(r["group"], 0.1), seed=1)
+    found = find_slices(df, "m", by=["group", "family"])
+    rules = found.significant["rule"].to_list()
+    assert rules[:2] == ["group = g0", "group = g1"], rules
+    assert "family = A" not in rules
+    assert found.n_pruned >= 1
+
+
+def test_parts_that_fail_alike_are_reported_as_their_union():
+    # g0 and g1 fail alike: "family = A" says it in one slice, and the parts are the ones pruned
     df = _table(4000, lambda r: 0.6 if r["group"] in ("g0", "g1") else 0.1, seed=1)
     found = find_slices(df, "m", by=["group", "family"])
     rules = found.significant["rule"].to_list()
-    assert "group = g0" in rules and "group = g1" in rules, rules
-    assert "family = A" not in rules
-    assert found.n_pruned >= 1
+    assert rules[0] == "family = A" and "group = g0" not in rules and "group = g1" not in rules, rules
 
 
 def test_uniform_failures_yield_nothing_on_any_seed():

@@ -175,23 +175,37 @@ def _discovery_ranking(cands: Candidates, y: np.ndarray, half: np.ndarray, min_s
 
 
 def _prune_merges(matrix: sp.csc_matrix, confirm: np.ndarray, y: np.ndarray, baseline: bool, alpha: float) -> list[int]:
-    """Indices (columns of `matrix`, the significant slices) of slices that merely merge smaller ones: a slice
-    holding (>= 80% of) one or more smaller significant slices is dropped when what remains of it once they
-    are taken out is unremarkable on the confirmation half (one-sided Fisher p > alpha), e.g. a coarse
-    cluster that fails more only because a reported finer cluster lies inside it."""
+    """Indices (columns of `matrix`, the significant slices) to drop where one slice merges smaller ones.
+
+    A slice S holding (>= 80% of) smaller significant slices, whose remainder once they are taken out is
+    unremarkable on the confirmation half (one-sided test, p > alpha), only fails through its parts. With one
+    part, or parts covering less than 80% of it, S goes. If several parts covering it fail alike (chi-square homogeneity on the confirmation half, p > alpha: e.g. one blind spot that
+    a finer clustering cut in two) S is the one slice that says it all and the parts go; otherwise S merely
+    merges different failures and goes itself."""
     sizes = np.asarray(matrix.sum(axis=0)).ravel()
     inter = (matrix.T @ matrix).toarray()
     dense = matrix.toarray() > 0
     dropped: list[int] = []
     for i in np.argsort(-sizes, kind="stable"):
+        if i in dropped:
+            continue
         parts = [j for j in range(len(sizes)) if j != i and j not in dropped and sizes[j] < sizes[i]
                  and inter[i, j] >= _COVER * sizes[j]]
+        # the largest parts only: a part nested in another part is the other's business
+        parts = [j for j in parts if not any(k != j and sizes[k] > sizes[j] and inter[k, j] >= _COVER * sizes[j]
+                                             for k in parts)]
         if not parts:
             continue
         rest_of_slice = dense[:, i] & ~dense[:, parts].any(axis=1) & confirm
         outside = ~dense[:, i] & confirm
-        if rest_of_slice.sum() == 0 or _one_sided_p(y[rest_of_slice], y[outside], baseline) > alpha:
-            dropped.append(int(i))
+        if rest_of_slice.sum() and _one_sided_p(y[rest_of_slice], y[outside], baseline) <= alpha:
+            continue  # S fails beyond its parts: a slice of its own
+        counts = np.array([[int((y[dense[:, j] & confirm] > 0).sum()), int((y[dense[:, j] & confirm] <= 0).sum())]
+                           for j in parts])
+        covered = (dense[:, i] & dense[:, parts].any(axis=1)).sum() >= _COVER * sizes[i]
+        alike = len(parts) > 1 and covered and (counts.sum(axis=0).min() == 0 or
+                                    scipy.stats.chi2_contingency(counts[counts.sum(axis=1) > 0]).pvalue > alpha)
+        dropped.extend(parts if alike else [int(i)])
     return dropped
 
 
@@ -369,10 +383,12 @@ def find_slices(
 
 
 def _map_coordinates(parts: dict[str, np.ndarray], seed: int) -> list[pl.Series]:
-    from sklearn.decomposition import PCA
-
-    vectors = parts.get("image+text", next(iter(parts.values())))
-    xy = PCA(n_components=2, svd_solver="randomized", random_state=seed).fit_transform(vectors)
+    """The samples' two principal components (eigenvectors of the d x d covariance: cheap for any n)."""
+    vectors = np.asarray(parts.get("image+text", next(iter(parts.values()))), dtype=np.float64)
+    centred = vectors - vectors.mean(axis=0)
+    _, eigenvectors = np.linalg.eigh(centred.T @ centred)
+    xy = centred @ eigenvectors[:, ::-1][:, :2]
+    xy *= np.where(xy.sum(axis=0) < 0, -1.0, 1.0)  # a fixed sign, so the map does not flip between runs
     return [pl.Series("map_x", xy[:, 0]), pl.Series("map_y", xy[:, 1])]
 
 
