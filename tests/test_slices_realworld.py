@@ -7,6 +7,7 @@ its exact_match values shuffled across docs (same accuracy, no structure) yields
 
 from __future__ import annotations
 
+import html
 import re
 
 import numpy as np
@@ -63,3 +64,18 @@ def test_the_same_log_with_shuffled_scores_has_no_slice(llava):
         shuffled = df.with_columns(pl.Series("exact_match", rng.permutation(df["exact_match"].to_numpy())))
         found = find_slices(shuffled, model)
         assert found.significant.height == 0, found.significant
+
+
+def test_the_report_has_a_where_it_fails_section(llava, realworld, tmp_path):
+    from lmms_nb.reporting import report
+
+    df, _ = llava
+    model = df["model"].unique().item()
+    found = find_slices(df, model, runs="latest")
+    out = report("compare_models", {"logs": str(realworld / RUN), "title": "llava"}, tmp_path / "llava.html")
+    page = out.read_text()
+    section = page[page.index("Where it fails"):page.index("Lite subset fidelity")]
+    assert f"{found.significant.height} significant slices of {found.n_tested} tested" in section
+    for label in found.significant["label"].head(10).to_list():
+        assert html.escape(label, quote=False) in section, label
+    assert "failures in the top slice" in section

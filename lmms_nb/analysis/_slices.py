@@ -209,9 +209,11 @@ def _prune_merges(matrix: sp.csc_matrix, confirm: np.ndarray, y: np.ndarray, bas
     return dropped
 
 
-def _prune_overlaps(matrix: sp.csc_matrix, ranked: list[int]) -> set[int]:
-    """Of two significant slices sharing >= 80% of the smaller one's samples (the same group seen through two
-    words, a word and a cluster...), keep the better ranked; its label lists the words they share."""
+def _prune_overlaps(matrix: sp.csc_matrix, ranked: list[int], confirm: np.ndarray, y: np.ndarray, baseline: bool,
+                    alpha: float) -> set[int]:
+    """Walking the significant slices best first, drop one that repeats those kept: sharing >= 80% of the
+    smaller one's samples with a kept slice, or failing only where kept slices are (what lies outside them
+    is unremarkable on the confirmation half, p > alpha): the same group seen through another word."""
     sizes = np.asarray(matrix.sum(axis=0)).ravel()
     inter = (matrix.T @ matrix).toarray()
     kept: list[int] = []
@@ -219,8 +221,15 @@ def _prune_overlaps(matrix: sp.csc_matrix, ranked: list[int]) -> set[int]:
     for i in ranked:
         if any(inter[i, k] >= _COVER * min(sizes[i], sizes[k]) for k in kept):
             dropped.add(i)
-        else:
-            kept.append(i)
+            continue
+        if kept:
+            mask = matrix[:, i].toarray().ravel() > 0
+            elsewhere = (matrix[:, kept].sum(axis=1).A1 > 0)
+            own = mask & ~elsewhere & confirm
+            if _one_sided_p(y[own], y[~mask & ~elsewhere & confirm], baseline) > alpha:
+                dropped.add(i)
+                continue
+        kept.append(i)
     return dropped
 
 
@@ -337,7 +346,7 @@ def find_slices(
     dropped = {sig[i] for i in _prune_merges(full[:, sig], confirm, y, baseline is not None, alpha)} if len(sig) > 1 else set()
     keep = [i for i in range(len(chosen)) if i not in dropped]
     keep.sort(key=lambda i: (not significant[i], p_adj[i], -(worse_in[i] / max(n_in[i], 1))))
-    overlapping = _prune_overlaps(full, [i for i in keep if significant[i]])
+    overlapping = _prune_overlaps(full, [i for i in keep if significant[i]], confirm, y, baseline is not None, alpha)
     keep = [i for i in keep if i not in overlapping]
     dropped |= overlapping
 

@@ -152,6 +152,19 @@ class CompareDashboard(widgets.VBox):
         self.scores_html.value = self.pairwise_html.value = ""
         self.figures, self.figures_box.children = {}, []
 
+    def show_slices(self, model: str, baseline: str | None = None, embeddings: Any = None, **kwargs: Any) -> Any:
+        """Run `lmms_nb.find_slices` on the selected tasks and list the slices above the samples (a click shows them).
+        kwargs go to find_slices (by, min_size...)."""
+        from lmms_nb.analysis import find_slices
+        from lmms_nb.widgets._slices import SliceList
+
+        found = find_slices(self.source, model, baseline, embeddings, tasks=list(self.task_select.value),
+                            metric=self._options["metric"], runs=self._options["runs"], **kwargs)
+        self.slice_list = SliceList(found, browser=self.browser)
+        kept = [c for c in self.children if not isinstance(c, SliceList)]
+        self.children = (*kept[:-2], self.slice_list, *kept[-2:])  # just above the browser
+        return self.slice_list
+
     # ---- click-through -------------------------------------------------------------------------------------
     def _on_click(self, kind: str, trace: Any, points: Any, state: Any) -> None:
         if not points.point_inds:
