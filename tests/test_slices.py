@@ -94,3 +94,30 @@ def test_clear_errors():
     found = find_slices(df, "m")
     with pytest.raises(ValueError, match="no slice"):
         found.filter(df, 999)
+
+
+def test_text_embeddings_of_the_prompts_find_a_topic_no_word_names_alone():
+    # two topics written with varied words: no single word covers a topic, the sentence embeddings do
+    animals = ["Is the kitten asleep?", "How many puppies play here?", "What colour is the parrot?",
+               "Where does the hamster hide?", "Which horse runs fastest?", "Is the goldfish eating?"]
+    sums = ["What is seven plus two?", "Compute 12 minus 5.", "How much is three times four?",
+            "Divide twenty by four.", "What is the square of nine?", "Add eleven and six."]
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(480):
+        maths = i % 4 == 0
+        prompt = (sums if maths else animals)[i // 4 % 6] + f" (item {i})"
+        rows.append({"model": "m", "task": "t", "doc_id": i, "input": prompt,
+                     "acc": float(rng.random() >= (0.75 if maths else 0.1))})
+    df = pl.DataFrame(rows)
+    found = find_slices(df, "m", embeddings="text")
+    maths_docs = {i for i in range(480) if i % 4 == 0}
+    found_docs: set[int] = set()
+    assert found.significant.height >= 1
+    for row in found.significant.iter_rows(named=True):  # the topic may come as one cluster or in parts
+        assert row["kind"] == "cluster" and row["rule"].startswith("text cluster")
+        members = set(found.members.filter(pl.col("slice_id") == row["slice_id"])["doc_id"].to_list())
+        assert len(members & maths_docs) >= 0.8 * len(members), row
+        found_docs |= members
+    assert len(found_docs & maths_docs) >= 0.8 * len(maths_docs)
+    assert {"map_x", "map_y"} <= set(found.samples.columns)
