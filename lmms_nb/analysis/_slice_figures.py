@@ -67,7 +67,7 @@ def slice_map_figure(found: Slices, *, top: int = 5) -> go.Figure:
     fig = go.Figure()
     for value, name, colour in _OUTCOMES["baseline" if found.baseline else None]:
         part = shown.filter(pl.col("outcome") == value)
-        hover = [html.escape(str(t)[:80]) for t in part["input"].fill_null("").to_list()]
+        hover = [html.escape(str(t)[:80], quote=False) for t in part["input"].fill_null("").to_list()]
         fig.add_trace(go.Scattergl(
             x=part["map_x"].to_numpy(), y=part["map_y"].to_numpy(), mode="markers", name=name,
             marker={"size": 5, "color": colour, "opacity": 0.6}, text=hover,
@@ -84,14 +84,15 @@ def slice_map_figure(found: Slices, *, top: int = 5) -> go.Figure:
         ring = _hull(xy[dist <= np.quantile(dist, 0.9)]) if len(xy) else None
         if ring is None:
             continue
-        label = html.escape(f"slice {row['slice_id']}: {row['label']}"[:90])
+        label = html.escape(f"slice {row['slice_id']}: {row['label']}"[:90], quote=False)  # plotly shows &quot; as is
         fig.add_trace(go.Scatter(
             x=ring[:, 0], y=ring[:, 1], mode="lines", name=label, customdata=[row["slice_id"]] * len(ring),
             line={"color": _OUTLINE_COLOURS[n % len(_OUTLINE_COLOURS)], "width": 2}, hoverinfo="name",
         ))
     what = f"{found.model} vs {found.baseline}" if found.baseline else found.model
-    fig.update_layout(title=html.escape(f"Where {what} fails: samples by embedding (PCA), top slices outlined"),
-                      xaxis_title="PC 1", yaxis_title="PC 2", legend={"itemsizing": "constant"})
+    fig.update_layout(title=html.escape(f"Where {what} fails: samples by embedding (PCA), top slices outlined", quote=False),
+                      xaxis_title="PC 1", yaxis_title="PC 2", height=520,
+                      legend={"itemsizing": "constant", "orientation": "h", "y": -0.15})
     return fig
 
 
