@@ -74,7 +74,8 @@ def test_the_report_has_a_where_it_fails_section(llava, realworld, tmp_path):
     found = find_slices(df, model, runs="latest")
     out = report("compare_models", {"logs": str(realworld / RUN), "title": "llava"}, tmp_path / "llava.html")
     page = out.read_text()
-    section = page[page.index("Where it fails"):page.index("Lite subset fidelity")]
+    start = page.rindex("Where it fails")  # the heading, after the table of contents
+    section = page[start:page.index("Lite subset fidelity", start)]
     assert f"{found.significant.height} significant slices of {found.n_tested} tested" in section
     for label in found.significant["label"].head(10).to_list():
         assert html.escape(label, quote=False) in section, label
