@@ -32,11 +32,12 @@ def test_a_click_in_the_dashboard_shows_the_slice_samples():
     dash = CompareDashboard(df, n_resamples=200)
     panel = dash.show_slices("a", baseline="b", embeddings=emb)
     assert isinstance(panel, SliceList) and panel in dash.children
-    assert dash.children.index(panel) == len(dash.children) - 3  # just above the browser
+    assert dash.children.index(panel) == dash.children.index(dash.figures_box) + 1  # under the figures
     top = panel.slices.significant.row(0, named=True)
     assert "&lt;i&gt;blob&lt;/i&gt;" in panel.rows_html[0].value and "<i>blob" not in panel.rows_html[0].value
     panel.slice_buttons[top["slice_id"]].click()
     assert panel.selected == top["slice_id"] and dash.browser.layout.display == ""
+    assert dash.browser_box in dash.figures_box.children and "Samples of slice" in dash.browser_title.value
     members = set(panel.slices.members.filter(pl.col("slice_id") == top["slice_id"])["doc_id"].to_list())
     assert dash.browser.n_matches == len(members) == top["size"]
     assert set(dash.browser.page_rows["doc_id"].to_list()) <= members

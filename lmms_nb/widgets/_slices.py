@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -47,14 +48,17 @@ class SliceList(widgets.VBox):
         slices: what `lmms_nb.find_slices` returned.
         browser: the `SampleBrowser` a click filters; or `data` (a sample table...) to make one here.
         top: how many slices to list. show_map: draw the embedding map (when the slices have one).
+        on_select: called with the slice's table row after a click filtered the browser (the dashboard uses it
+            to show its browser).
 
     Shown: `summary_html`, `slice_buttons` ({slice_id: Button}), `rows_html` (one HTML per slice), `map`
     (a plotly FigureWidget or None; clicking a slice outline selects it too). `selected` is the shown slice.
     """
 
     def __init__(self, slices: Any, *, browser: SampleBrowser | None = None, data: Any = None, top: int = 10,
-                 show_map: bool = True, **kwargs: Any):
+                 show_map: bool = True, on_select: Callable[[dict[str, Any]], None] | None = None, **kwargs: Any):
         self.slices = slices
+        self.on_select = on_select
         own_browser = browser is None and data is not None
         self.browser = SampleBrowser(data) if own_browser else browser
         self.selected: int | None = None
@@ -111,6 +115,8 @@ class SliceList(widgets.VBox):
         self.browser.set_filter(task=tasks[0] if len(tasks) == 1 else None, models=shown or None,
                                 doc_ids=members["doc_id"].unique().sort().to_list())
         self.browser.layout.display = ""
+        if self.on_select is not None:
+            self.on_select(self.slices.table.filter(pl.col("slice_id") == slice_id).row(0, named=True))
 
     def _on_map_click(self, trace: Any, points: Any, state: Any) -> None:
         if not points.point_inds:
