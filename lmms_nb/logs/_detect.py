@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from lmms_nb.logs._errors import Problems
-from lmms_nb.logs._vlmevalkit import TABLE_SUFFIXES, is_score_table, looks_like_predictions, read_table
+from lmms_nb.logs._vlmevalkit import TABLE_SUFFIXES, is_score_table, judged_base, looks_like_predictions, read_table
 
 SAMPLES_NAME = re.compile(r"^(?P<date>.+?)_samples_(?P<task>.+)\.jsonl$")
 HARNESS_SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.:-]+)\.jsonl$")
@@ -57,6 +57,7 @@ class Found:
     path: Path
     kind: str
     explicit: bool
+    judged: tuple[Path, ...] = ()  # VLMEvalKit: the judged copies of this prediction file, merged into its rows
 
 
 def classify_name(path: Path) -> str | None:
@@ -169,7 +170,47 @@ def discover(paths: PathLike | Sequence[PathLike], problems: Problems) -> list[F
                     add(mpath, explicit=False)
         else:
             problems.error(text, None, "no such file or folder", "an existing file, folder or glob")
-    return [found[p] for p in sorted(found, key=str)]
+    return _group_judged([found[p] for p in sorted(found, key=str)])
+
+
+def _group_judged(found: list[Found]) -> list[Found]:
+    """Fold VLMEvalKit's judged copies (`X_openai_result.xlsx`, `X_auxmatch.xlsx`...) into the file they judge.
+
+    A judged copy whose plain file is not among the found files still has it looked up next to it; without one,
+    the judged copy stands for the run itself.
+    """
+    tables = {item.path for item in found if item.kind == "vlmevalkit"}
+    if not tables:
+        return found
+    by_folder: dict[Path, set[Path]] = {}
+    for item in found:
+        if item.kind == "vlmevalkit" and item.path.parent not in by_folder:
+            folder = item.path.parent
+            neighbours = {p for p in folder.iterdir() if p.suffix.lower() in TABLE_SUFFIXES and p.is_file()}
+            by_folder[folder] = neighbours | {t for t in tables if t.parent == folder}
+    judged_of: dict[Path, list[Path]] = {}
+    roots: dict[Path, Path] = {}
+    for path in sorted(tables, key=lambda p: len(p.stem)):
+        base = judged_base(path, by_folder[path.parent])
+        if base is None:
+            continue
+        root = roots.get(base, base)
+        roots[path] = root
+        judged_of.setdefault(root, []).append(path)
+    out = []
+    for item in found:
+        if item.path in roots:
+            continue
+        if item.path in judged_of:
+            item = Found(item.path, item.kind, item.explicit, tuple(judged_of.pop(item.path)))
+        out.append(item)
+    for root, copies in judged_of.items():  # a plain file the search did not list (another glob, not named)
+        kind = classify(root)
+        if kind == "vlmevalkit":
+            out.append(Found(root, kind, False, tuple(copies)))
+        else:
+            out.extend(Found(c, "vlmevalkit", False) for c in copies)
+    return sorted(out, key=lambda f: str(f.path))
 
 
 def results_companions(path: Path) -> list[Path]:

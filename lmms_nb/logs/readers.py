@@ -151,7 +151,7 @@ def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bo
     if item.kind == "legacy":
         return read_legacy_json(item.path, problems)
     if item.kind == "vlmevalkit":
-        return read_predictions(item.path, problems)
+        return read_predictions(item.path, problems, item.judged)
     if item.kind == "vlmevalkit_score":
         if item.explicit:
             problems.error(
