@@ -69,7 +69,7 @@ def classify_name(path: Path) -> str | None:
         return "samples"
     if name == "results.json" or RESULTS_NAME.match(name) or HARNESS_RESULTS_NAME.match(name):
         return "results"
-    if path.suffix.lower() in TABLE_SUFFIXES and is_score_table(path):
+    if is_score_table(path):
         return "vlmevalkit_score"
     return None
 

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from pathlib import Path
@@ -40,7 +41,8 @@ _EXPECT_PRED = "a VLMEvalKit prediction table with `index` and `prediction` colu
 
 
 def is_score_table(path: Path) -> bool:
-    return path.suffix.lower() in TABLE_SUFFIXES and bool(_SCORE_TABLE.search(path.stem))
+    """`<model>_<dataset>_score.csv`, `_acc.csv`, `_acc.json`, `_prefetch.xlsx`...: aggregate scores of a run."""
+    return path.suffix.lower() in TABLE_SUFFIXES + (".json",) and bool(_SCORE_TABLE.search(path.stem))
 
 
 def judge_of(path: Path) -> str | None:
@@ -204,10 +206,15 @@ def read_predictions(path: Path, problems: Problems, judged: tuple[Path, ...] = 
 
 
 def _merge_judged(out: pl.DataFrame, path: Path, problems: Problems) -> pl.DataFrame:
+    judge = judge_of(path) or path.stem
+    if judge == "exact_matching" and "judge" in out.columns and out["judge"].is_not_null().any():
+        problems.warning(path, None, "VLMEvalKit's exact matching verdicts set aside: an LLM judge's verdicts of the "
+                         "same run are merged (rescore(df, scheme='vlmevalkit') recomputes the exact matching ones)",
+                         "one judge per run")
+        return out
     rows = _prediction_rows(path, problems)
     if rows is None:
         return out
-    judge = judge_of(path) or path.stem
     verdicts = rows.select(pl.col("__doc_id").alias("doc_id"), *_verdict_exprs(rows))
     if verdicts.width == 1:
         return out  # a details file without per-sample verdicts (VQA `_results`)
@@ -265,9 +272,58 @@ def prediction_extras(source_file: str) -> dict[int, dict[str, object]]:
     return _EXTRAS_CACHE[key]
 
 
+#: Columns that label the rows of a score table (MMBench `split`, older tables' `Category`, MMSci `subject`...).
+LABEL_COLUMNS = ("split", "category", "field", "task&skill", "subject", "l2-category", "dimension", "task", "type")
+_UNNAMED = re.compile(r"^(?:|Unnamed: \d+|__UNNAMED__\d+|index)$")
+
+
+def _number(text: object) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(str(text).strip())
+    except ValueError:
+        return None
+
+
+def _score_json(path: Path) -> list[tuple[str, float]]:
+    payload = json.loads(path.read_text(encoding="utf-8"))
+
+    def flatten(prefix: str, value: object) -> list[tuple[str, float]]:
+        if isinstance(value, bool):
+            return []
+        if isinstance(value, (int, float)):
+            return [(prefix, float(value))]
+        if isinstance(value, dict):
+            return [item for k, v in value.items() for item in flatten(f"{prefix}/{k}" if prefix else str(k), v)]
+        return []
+
+    return flatten("", payload)
+
+
 def read_score_table(path: Path, problems: Problems) -> pl.DataFrame | None:
-    """Long rows (model, task, metric, value) of a per-model score table."""
+    """Long rows (model, task, metric, value) of a per-model score table, every layout VLMEvalKit has written.
+
+    - one row of numbers (MME `_score.csv`, VQA `_acc.csv`): metric = the column;
+    - rows labelled by a column (`split` in MMBench's `_acc.csv`, `Category` in 2023 `_prefetch.xlsx` / MMVet,
+      `field`, `Task&Skill` in MathVista...; any text column counts): metric = `<column>/<label>`, e.g.
+      `Overall/dev`, `acc/Overall`; several label columns join with "/";
+    - a pandas index written as an unnamed first column: dropped when it only counts rows, a label otherwise;
+    - JSON scores (`_score.json` of OCRBench, `_acc.json` of MTVQA): metric = the key (nested keys joined by "/").
+    """
     expected = "a VLMEvalKit score table (a header row and rows of numbers)"
+    model, dataset = split_model_dataset(path)
+    schema = {"model": pl.String, "task": pl.String, "metric": pl.String, "value": pl.Float64}
+    if path.suffix.lower() == ".json":
+        try:
+            items = _score_json(path)
+        except (OSError, ValueError, RecursionError) as e:
+            problems.error(path, None, f"cannot read the scores ({type(e).__name__}: {str(e)[:200]})", expected)
+            return None
+        if not items:
+            problems.error(path, None, "no number in the JSON", expected)
+            return None
+        return pl.DataFrame([(model, dataset, k, v) for k, v in items], schema=schema, orient="row")
     try:
         frame = read_table(path)
     except Exception as e:  # noqa: BLE001
@@ -276,25 +332,26 @@ def read_score_table(path: Path, problems: Problems) -> pl.DataFrame | None:
     if frame.height == 0:
         problems.error(path, None, "empty table", expected)
         return None
-    model, dataset = split_model_dataset(path)
+    records = frame.rows(named=True)
+    unnamed = [c for c in frame.columns if _UNNAMED.match(c)]
+    counting = [c for c in unnamed if [_number(r[c]) for r in records] == [float(i) for i in range(len(records))]
+                or [_number(r[c]) for r in records] == [float(i) for i in range(1, len(records) + 1)]]
+    columns = [c for c in frame.columns if c not in counting]
+    labels = [c for c in columns if c.strip().lower() in LABEL_COLUMNS
+              or any(r[c] is not None and _number(r[c]) is None for r in records)]
+    if not labels and len(records) > 1:
+        labels = [c for c in unnamed if c in columns][:1]
     rows = []
-    # tables with a `split` column (MMBench-style) have one row per split; others have one row
-    split_col = next((c for c in frame.columns if c.lower() == "split"), None)
-    for r, record in enumerate(frame.iter_rows(named=True), start=2):
-        split = record.get(split_col) if split_col else None
-        for metric, text in record.items():
-            if metric == split_col or text is None:
+    for record in records:
+        label = "/".join(str(record[c]) for c in labels if record[c] is not None) if labels else ""
+        for metric in columns:
+            if metric in labels:
                 continue
-            try:
-                value = float(str(text).strip())
-            except ValueError:
-                continue  # a label column, not a score
-            name = metric if split is None else f"{metric}/{split}"
-            rows.append((model, dataset, name, value, r))
+            value = _number(record[metric])
+            if value is None:
+                continue
+            rows.append((model, dataset, f"{metric}/{label}" if label else metric, value))
     if not rows:
         problems.error(path, None, "no numeric cell", expected)
         return None
-    return pl.DataFrame(
-        rows, schema={"model": pl.String, "task": pl.String, "metric": pl.String, "value": pl.Float64, "row": pl.Int64},
-        orient="row",
-    ).drop("row")
+    return pl.DataFrame(rows, schema=schema, orient="row")

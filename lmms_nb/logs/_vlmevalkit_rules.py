@@ -4,8 +4,9 @@ open-compass/VLMEvalKit e8e78f05, 2026-08). Each function returns a `Verdict`: a
 rules cannot settle the answer and it would ask an LLM judge (its `exact_matching` mode then scores the row 0).
 
 Differences from VLMEvalKit, on purpose:
-- a prediction stored as the text of a Python list of strings (`"['B.']"`, written by models that return lists)
-  is unwrapped before matching; VLMEvalKit's rules leave it to the judge, which answers with the option inside.
+- a prediction stored as the text of a Python list of strings (`"['B.']"`, written when a model returns a list:
+  VLMEvalKit stores `str(response)`) is unwrapped and matched again when the rules cannot read it as it is;
+  VLMEvalKit's rules leave it to its LLM judge (exact matching counts it wrong), which reads the option inside.
 - nothing here is random: VLMEvalKit picks a random option when its judge fails three times; we leave that row
   to a judge.
 
@@ -98,8 +99,12 @@ def match_option(prediction: Any, choices: Mapping[str, str]) -> str | None:
 
     `choices` maps letters to option texts, in order ({"A": "cat", "B": "dog"}).
     """
-    answer = unwrap_list_prediction(str(prediction))
-    return _option_letter(answer, choices) or _option_text(answer, choices)
+    answer = str(prediction)
+    found = _option_letter(answer, choices) or _option_text(answer, choices)
+    unwrapped = unwrap_list_prediction(answer)
+    if found is None and unwrapped != answer:
+        found = _option_letter(unwrapped, choices) or _option_text(unwrapped, choices)
+    return found
 
 
 def process_punctuation(text: str) -> str:
@@ -118,11 +123,12 @@ def process_punctuation(text: str) -> str:
 
 def yes_or_no(prediction: Any) -> str | None:
     """vlmeval YOrN_Extraction: "Yes" / "No" when exactly one of the words appears; None (Unknown) otherwise."""
-    words = process_punctuation(unwrap_list_prediction(str(prediction)).lower()).split()
-    if "yes" in words and "no" not in words:
-        return "Yes"
-    if "no" in words and "yes" not in words:
-        return "No"
+    for text in dict.fromkeys((str(prediction), unwrap_list_prediction(str(prediction)))):
+        words = process_punctuation(text.lower()).split()
+        if "yes" in words and "no" not in words:
+            return "Yes"
+        if "no" in words and "yes" not in words:
+            return "No"
     return None
 
 

@@ -10,8 +10,8 @@ The dataset is the row's `task` (VLMEvalKit's dataset name), and the rule is cho
   exact accuracy (OCRVQA, GQA): `score`.
 
 A row the rules cannot settle (no option found, both or neither of yes/no, a dataset VLMEvalKit scores only with
-an LLM judge) gets a null score and `error` = "needs an LLM judge: ..."; where a judge's verdict is already in
-the column (a merged `*_openai_result.xlsx`), that verdict is kept. VLMEvalKit's `exact_matching` mode counts
+an LLM judge) gets a null score and `error` = "needs an LLM judge: ..."; where an LLM judge's verdict is already
+in the column (a merged `*_openai_result.xlsx`), that verdict is kept. VLMEvalKit's `exact_matching` mode counts
 such rows as 0: `df["hit"].fill_null(0).mean()` is its number.
 
 Option texts are not part of the canonical table: they are read again from each row's VLMEvalKit source file.
@@ -150,29 +150,43 @@ def score_vlmevalkit(df: pl.DataFrame, options: Callable[[str], dict[int, dict[s
                 score[r["_i"]], reason[r["_i"]] = scorer(r)
 
     out = df
+    kept = pl.Series([False] * df.height, dtype=pl.Boolean)
     if any(r.startswith("mcq") for r in rules_used):
-        out = _merge_column(out, "hit", pl.Series("hit", hit, dtype=pl.Float64), reason)
+        out, kept_hit = _merge_column(out, "hit", pl.Series("hit", hit, dtype=pl.Float64), reason)
+        kept = kept | kept_hit
     if any(not r.startswith("mcq") for r in rules_used):
-        out = _merge_column(out, "score", pl.Series("score", score, dtype=pl.Float64), reason)
+        out, kept_score = _merge_column(out, "score", pl.Series("score", score, dtype=pl.Float64), reason)
+        kept = kept | kept_score
     error = out["error"] if "error" in out.columns else pl.Series("error", [None] * out.height, dtype=pl.String)
     mine = pl.Series("_reason", reason, dtype=pl.String)
-    needs = mine.is_not_null() & ~_judged(out)
+    needs = mine.is_not_null() & ~kept
     return out.with_columns(pl.when(error.is_null() & needs).then(mine).otherwise(error).alias("error"))
 
 
+#: Judged files whose verdicts are VLMEvalKit's rules again (their unsettled rows hold 0, not a judgement):
+#: `_exact_matching_result`, and `_auxmatch`, which does not say whether an LLM settled a row.
+RULE_JUDGES = ("exact_matching", "auxmatch", "results")
+
+
 def _judged(df: pl.DataFrame) -> pl.Series:
+    """Rows whose verdict came from an LLM judge (kept where the rules cannot settle the row)."""
     if "judge" not in df.columns:
         return pl.Series([False] * df.height, dtype=pl.Boolean)
-    return df["judge"].is_not_null()
+    return df["judge"].is_not_null() & ~df["judge"].is_in(list(RULE_JUDGES))
 
 
-def _merge_column(df: pl.DataFrame, name: str, new: pl.Series, reason: list[str | None]) -> pl.DataFrame:
-    """Set `name` to the rules' values; where the rules could not settle a row, a judge's verdict already there stays."""
+def _merge_column(
+    df: pl.DataFrame, name: str, new: pl.Series, reason: list[str | None]
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Set `name` to the rules' values; where the rules could not settle a row, an LLM judge's verdict already
+    there stays. Returns the table and which rows kept a judge's verdict."""
+    kept = pl.Series([False] * df.height, dtype=pl.Boolean)
     if name in df.columns:
         old = df[name].cast(pl.Float64, strict=False)
         unsettled = pl.Series([r is not None for r in reason], dtype=pl.Boolean) & _judged(df)
-        new = old.zip_with(unsettled & old.is_not_null(), new)
-    return df.with_columns(new.alias(name))
+        kept = unsettled & old.is_not_null()
+        new = old.zip_with(kept, new)
+    return df.with_columns(new.alias(name)), kept
 
 
 def _circular(rows: list[dict[str, Any]], verdicts: dict[int, tuple[float | None, str | None]]):
