@@ -60,6 +60,14 @@ def load_image(ref: str) -> Image.Image:
         return _open(path.read_bytes(), ref)
     if scheme == "b64":
         return _from_b64(ref, rest)
+    if scheme == "inspect":  # an image inside an inspect_ai log: `inspect:<log>#<sample id>/<epoch>`
+        from lmms_nb.logs._inspect import inspect_image
+
+        try:
+            image = inspect_image(rest)
+        except (OSError, ValueError) as e:
+            raise ImageRefError(f"image_ref {ref!r}: {e}") from None
+        return _from_b64(ref, image) if image.startswith("data:") else load_image(f"file:{image}")
     raise ImageRefError(f"image_ref {ref!r}: unknown scheme {scheme!r} (dataset:, file: or b64:)")
 
 

@@ -9,7 +9,8 @@ Formats are told by file name first, then by a peek at the content:
 | legacy (lmms-eval <= v0.2.3) | `<task>.json` | an object starting with `args`/`model_configs`/`logs` |
 | results | `results.json`, `<date>_results.json`, `results_<date>.json` | run-level context and scores |
 | vlmevalkit | `<model>_<dataset>.xlsx/.tsv/.csv` | `index` and `prediction` columns |
-| vlmevalkit_score | `<model>_<dataset>_score.csv` (or `_acc`) | one row of aggregate scores |
+| vlmevalkit_score | `<model>_<dataset>_score.csv` (or `_acc`, `_acc.json`...) | aggregate scores |
+| inspect (inspect_ai) | `<date>_<task>_<id>.eval` / `.json` | a zip with header.json / an EvalLog object |
 
 Inside a folder, files of no known kind (datasets, notebooks, paper tables) are skipped silently; a file named
 explicitly must be a log, or its read reports an unknown format.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from lmms_nb.logs._errors import Problems
+from lmms_nb.logs._inspect import looks_like_inspect
 from lmms_nb.logs._vlmevalkit import TABLE_SUFFIXES, is_score_table, judged_base, looks_like_predictions, read_table
 
 SAMPLES_NAME = re.compile(r"^(?P<date>.+?)_samples_(?P<task>.+)\.jsonl$")
@@ -45,7 +47,7 @@ PathLike = str | os.PathLike
 KNOWN_FORMATS = (
     "an lmms-eval or lmms-nb `<date>_samples_<task>.jsonl`, an lm-evaluation-harness "
     "`samples_<task>_<date>.jsonl`, an lmms-eval <= v0.2.3 `<task>.json`, a results JSON, "
-    "or a VLMEvalKit `<model>_<dataset>.xlsx|tsv|csv`"
+    "a VLMEvalKit `<model>_<dataset>.xlsx|tsv|csv`, or an inspect_ai `.eval` / `.json` log"
 )
 _PEEK_BYTES = 64 * 1024
 
@@ -98,12 +100,16 @@ def classify(path: Path) -> str | None:
         if isinstance(first, dict) and "doc_id" in first and ("filtered_resps" in first or "resps" in first):
             return "harness" if isinstance(first.get("arguments"), dict) else "samples"
         return None
+    if suffix == ".eval":
+        return "inspect" if looks_like_inspect(path) else None
     if suffix == ".json":
         try:
             with open(path, "rb") as fh:
                 head = fh.read(_PEEK_BYTES)
         except OSError:
             return None
+        if looks_like_inspect(path, head):
+            return "inspect"
         text = head.lstrip()
         if text.startswith(b"{") and any(key in head for key in (b'"logs"', b'"model_configs"')):
             return "legacy"

@@ -6,7 +6,8 @@ Readers, chosen automatically per file (see `lmms_nb.logs._detect`):
   with every line variant (`resps` nested, flat or absent, `filtered_resps` a list or a bare string, `doc`,
   `arguments`, dict-valued metrics, several filters, `token_counts`, `input_media`, predict-only `bypass`);
 - VLMEvalKit prediction tables (`<model>_<dataset>.xlsx|tsv|csv`);
-- lm-evaluation-harness `samples_<task>_<date>.jsonl` with `results_<date>.json`.
+- lm-evaluation-harness `samples_<task>_<date>.jsonl` with `results_<date>.json`;
+- inspect_ai logs, `.eval` archives and `.json` files (one row per sample and epoch).
 
 Per-model score tables (results JSONs, VLMEvalKit `*_score.csv`) are aggregates, not samples: `load_scores`
 reads them into a long table of (run_id, model, task, metric, filter, value, stderr).
@@ -51,6 +52,7 @@ from lmms_nb.logs._detect import (
     expand_results,
 )
 from lmms_nb.logs._errors import LogFormatError, Problems
+from lmms_nb.logs._inspect import read_inspect_log
 from lmms_nb.logs._lmms_eval_legacy import legacy_run_id, read_legacy_json
 from lmms_nb.logs._runinfo import RunInfo, model_from_results, read_results_json, run_info_from_results
 from lmms_nb.logs._samples import FileMeta, read_jsonl_samples, scan_jsonl_samples
@@ -152,6 +154,8 @@ def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bo
         return read_legacy_json(item.path, problems)
     if item.kind == "vlmevalkit":
         return read_predictions(item.path, problems, item.judged)
+    if item.kind == "inspect":
+        return read_inspect_log(item.path, problems)
     if item.kind == "vlmevalkit_score":
         if item.explicit:
             problems.error(
