@@ -41,6 +41,7 @@ from typing import Any, Literal, Sequence, overload
 
 import polars as pl
 
+from lmms_nb.logs._cache import LogCache, default_cache
 from lmms_nb.logs._detect import (
     HARNESS_RESULTS_NAME,
     HARNESS_SAMPLES_NAME,
@@ -48,6 +49,7 @@ from lmms_nb.logs._detect import (
     RESULTS_NAME,
     SAMPLES_NAME,
     Found,
+    classify_name,
     discover,
     expand_results,
 )
@@ -166,6 +168,23 @@ def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bo
     return None
 
 
+def _depends_on(item: Found) -> tuple[Path, ...]:
+    """The files whose content goes into `item`'s rows besides itself (for the cache key)."""
+    if item.kind in ("samples", "harness"):
+        return tuple(sorted(p for p in item.path.parent.glob("*.json") if classify_name(p) == "results"))
+    if item.kind == "legacy":
+        return (item.path.parent / "results.json",)
+    return item.judged
+
+
+def _read_cached(item: Found, context: _RunContext, problems: Problems, cache: LogCache | None) -> pl.DataFrame | None:
+    if cache is None or item.kind == "vlmevalkit_score":
+        return _read_one(item, context, problems)
+    before = len(problems.items)
+    return cache.get_or_read(item.path, _depends_on(item), item.kind, lambda: _read_one(item, context, problems),
+                             cacheable=lambda: len(problems.items) == before)
+
+
 def _sample_files(paths: Paths, problems: Problems) -> list[Found]:
     found = discover(paths, problems)
     files = expand_results(found, problems)
@@ -185,10 +204,14 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 @overload
-def load_logs(paths: Paths, *, strict: Literal[True] = ...) -> pl.DataFrame: ...
+def load_logs(paths: Paths, *, strict: Literal[True] = ..., cache: bool = ...) -> pl.DataFrame: ...
 @overload
-def load_logs(paths: Paths, *, strict: Literal[False]) -> tuple[pl.DataFrame, list[LogFormatError]]: ...
-def load_logs(paths: Paths, *, strict: bool = True) -> pl.DataFrame | tuple[pl.DataFrame, list[LogFormatError]]:
+def load_logs(
+    paths: Paths, *, strict: Literal[False], cache: bool = ...
+) -> tuple[pl.DataFrame, list[LogFormatError]]: ...
+def load_logs(
+    paths: Paths, *, strict: bool = True, cache: bool = True
+) -> pl.DataFrame | tuple[pl.DataFrame, list[LogFormatError]]:
     """Every per-sample log under `paths` (files, folders searched recursively, globs) as one canonical table.
 
     Rows: one per model x task x doc (x filter), with the fixed columns of `lmms_nb.logs.schema` then one
@@ -198,10 +221,14 @@ def load_logs(paths: Paths, *, strict: bool = True) -> pl.DataFrame | tuple[pl.D
     strict=True raises `LogFormatError` ("path:line: what was wrong (expected ...)") at the first problem;
     strict=False skips what it cannot read and returns `(df, errors)`, a list of `LogFormatError` (including
     warning-level entries for what it tolerated, such as the truncated last line of an interrupted lmms-nb run).
+
+    cache=True keeps each file's parsed rows as Parquet under `$LMMS_NB_CACHE/logs`, keyed by path, size and
+    modification time (see `lmms_nb.logs._cache`): loading the same logs again reads only what changed.
     """
     problems = Problems(strict)
     context = _RunContext(problems)
-    frames = [_read_one(item, context, problems) for item in _sample_files(paths, problems)]
+    store = default_cache() if cache else None
+    frames = [_read_cached(item, context, problems, store) for item in _sample_files(paths, problems)]
     df = _concat(frames)
     return df if strict else (df, problems.items)
 
@@ -217,7 +244,7 @@ def _conform_lazy(lazy: pl.LazyFrame) -> pl.LazyFrame:
     return lazy.select(exprs).with_columns(pl.col("filter").fill_null("none"))
 
 
-def scan_logs(paths: Paths) -> pl.LazyFrame:
+def scan_logs(paths: Paths, *, cache: bool = True) -> pl.LazyFrame:
     """`load_logs` as a polars LazyFrame, for folders too large to load whole before filtering.
 
     Regular JSONL files become lazy `scan_ndjson` plans (nothing is read until `.collect()`); the others
@@ -227,6 +254,7 @@ def scan_logs(paths: Paths) -> pl.LazyFrame:
     things only `load_logs` does: reject duplicate doc_ids, and give the image_ref of an `input_media` path that
     holds a backslash (null in a lazy scan, because polars cannot hand such a path back exactly); and in a file
     with blank lines, the line numbers of `b64:` image refs count rows, not lines, in a lazy scan.
+    A file that `load_logs` has cached (cache=True) is scanned from its Parquet entry instead.
 
     >>> import json, tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "m"
@@ -238,12 +266,16 @@ def scan_logs(paths: Paths) -> pl.LazyFrame:
     """
     problems = Problems(strict=True)
     context = _RunContext(problems)
+    store = default_cache() if cache else None
     lazies: list[pl.LazyFrame] = []
     for item in _sample_files(paths, problems):
-        if item.kind in ("samples", "harness"):
+        entry = store.entry(item.path, _depends_on(item), item.kind) if store is not None else None
+        if entry is not None:  # parsed before by load_logs or scan_logs: a lazy Parquet scan
+            lazies.append(pl.scan_parquet(entry))
+        elif item.kind in ("samples", "harness"):
             lazies.append(scan_jsonl_samples(context.meta(item), problems))
         else:
-            frame = _read_one(item, context, problems)
+            frame = _read_cached(item, context, problems, store)
             if frame is not None and frame.height:
                 lazies.append(frame.lazy())
     if not lazies:
