@@ -123,7 +123,9 @@ def classify(path: Path) -> str | None:
 
 
 def _is_hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+    # `.__name` is not hidden on purpose: lm-evaluation-harness names the output folder of a model given by a
+    # relative path (`pretrained=./name`) `.__name`
+    return any(part.startswith(".") and not part.startswith(".__") for part in path.relative_to(root).parts)
 
 
 def _walk(root: Path) -> list[Path]:
