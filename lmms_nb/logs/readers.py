@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Sequence, overload
 
@@ -89,6 +90,8 @@ class _RunContext:
     def __init__(self, problems: Problems) -> None:
         self.problems = problems
         self._cache: dict[Path, dict[str, Any] | None] = {}
+        #: samples file -> (its run's status, the docs its results JSON counts for its task)
+        self.status: dict[Path, tuple[str | None, int | None]] = {}
 
     def results(self, path: Path) -> dict[str, Any] | None:
         if path not in self._cache:
@@ -124,6 +127,7 @@ class _RunContext:
             info = RunInfo(source_format=source_format, run_id=run_id)
             if item.kind == "samples" and _looks_like_ours(path):
                 info.source_format = "lmms_nb"
+        self.status[path] = (info.status, info.expected.get(task))
         return FileMeta(
             path=path,
             source_format=info.source_format,
@@ -151,7 +155,8 @@ def _looks_like_ours(path: Path) -> bool:
 
 def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bool = True) -> pl.DataFrame | None:
     if item.kind in ("samples", "harness"):
-        return read_jsonl_samples(context.meta(item), problems, fast=fast)
+        frame = read_jsonl_samples(context.meta(item), problems, fast=fast)
+        return _with_run_status(frame, item.path, context) if frame is not None else None
     if item.kind == "legacy":
         return read_legacy_json(item.path, problems)
     if item.kind == "vlmevalkit":
@@ -168,6 +173,19 @@ def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bo
     return None
 
 
+def _with_run_status(frame: pl.DataFrame, path: Path, context: _RunContext) -> pl.DataFrame:
+    """The run's status on every row; a samples file holding fewer docs than its results JSON counts is
+    "partial", with a warning (its run was cut short, or the file was truncated since)."""
+    status, expected = context.status.get(path, (None, None))
+    if expected and frame.height:
+        found = frame["doc_id"].n_unique()
+        if found < expected:
+            warnings.warn(f"{path}: holds {found} of the {expected} docs its results JSON counts; read as a "
+                          "partial run", UserWarning, stacklevel=3)
+            status = "partial"
+    return frame.with_columns(run_status=pl.lit(status, pl.String))
+
+
 def _depends_on(item: Found) -> tuple[Path, ...]:
     """The files whose content goes into `item`'s rows besides itself (for the cache key)."""
     if item.kind in ("samples", "harness"):
@@ -178,9 +196,16 @@ def _depends_on(item: Found) -> tuple[Path, ...]:
 
 
 def _read_cached(item: Found, context: _RunContext, problems: Problems, cache: LogCache | None) -> pl.DataFrame | None:
+    """`_read_one` through the Parquet cache. The run status (and its short-run warning) is applied after the
+    cache, so a cached file warns again."""
     if cache is None or item.kind == "vlmevalkit_score":
         return _read_one(item, context, problems)
     before = len(problems.items)
+    if item.kind in ("samples", "harness"):
+        meta = context.meta(item)
+        frame = cache.get_or_read(item.path, _depends_on(item), item.kind, lambda: read_jsonl_samples(meta, problems),
+                                  cacheable=lambda: len(problems.items) == before)
+        return _with_run_status(frame, item.path, context) if frame is not None else None
     return cache.get_or_read(item.path, _depends_on(item), item.kind, lambda: _read_one(item, context, problems),
                              cacheable=lambda: len(problems.items) == before)
 
@@ -188,6 +213,9 @@ def _read_cached(item: Found, context: _RunContext, problems: Problems, cache: L
 def _sample_files(paths: Paths, problems: Problems) -> list[Found]:
     found = discover(paths, problems)
     files = expand_results(found, problems)
+    from lmms_nb.images import allow_image_roots
+
+    allow_image_roots(*{f.path.parent for f in files})  # a log's images may be read from its own folder
     if not files and not problems.items:
         problems.error(
             ", ".join(os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)) or "[]",
@@ -270,10 +298,15 @@ def scan_logs(paths: Paths, *, cache: bool = True) -> pl.LazyFrame:
     lazies: list[pl.LazyFrame] = []
     for item in _sample_files(paths, problems):
         entry = store.entry(item.path, _depends_on(item), item.kind) if store is not None else None
-        if entry is not None:  # parsed before by load_logs or scan_logs: a lazy Parquet scan
+        if item.kind in ("samples", "harness"):
+            # parsed before by load_logs: a lazy scan of its Parquet entry; otherwise a lazy JSONL plan
+            lazy = pl.scan_parquet(entry) if entry is not None else scan_jsonl_samples(context.meta(item), problems)
+            if entry is not None:
+                context.meta(item)  # the run's status
+            status = context.status.get(item.path, (None, None))[0]  # (doc counts are load_logs' check)
+            lazies.append(lazy.with_columns(run_status=pl.lit(status, pl.String)))
+        elif entry is not None:
             lazies.append(pl.scan_parquet(entry))
-        elif item.kind in ("samples", "harness"):
-            lazies.append(scan_jsonl_samples(context.meta(item), problems))
         else:
             frame = _read_cached(item, context, problems, store)
             if frame is not None and frame.height:
