@@ -182,9 +182,18 @@ def _signature_from_source(path: Path, name: str, ref: FunctionRef) -> Any:
 
 
 def resolve_deferred(value: Any) -> None:
-    """Import every `DeferredFunction` inside `value` (a task config): raises while a key is still missing."""
+    """Import the modules of every deferred function a task config names: raises while a key is still missing."""
     if isinstance(value, DeferredFunction):
         value.load()
+    elif isinstance(value, FunctionRef):
+        try:
+            deferred = value.module_file().resolve() in DEFERRED_FILES
+        except TaskYamlError:
+            return
+        if deferred:
+            resolved = value.resolve()
+            if isinstance(resolved, DeferredFunction):
+                resolved.load()
     elif isinstance(value, dict):
         for v in value.values():
             resolve_deferred(v)
