@@ -209,3 +209,15 @@ def write_standins(root: Path, tasks: list[str]) -> dict[str, Any]:
         answers[name] = standin.answers()
     (root / "answers.json").write_text(json.dumps(answers))
     return answers
+
+
+#: a group of two catalogue tasks, as a user writes one in an include_path folder: lmms-eval's group score
+GROUP_YAML = """\
+group: sqa_and_textvqa
+task:
+  - scienceqa_img
+  - textvqa_val
+aggregate_metric_list:
+  - metric: exact_match
+    weight_by_size: true
+"""

@@ -29,7 +29,7 @@ from lmms_nb.tasks._yaml_choice import decode_results
 from lmms_nb.tasks.catalogue import TaskCatalogue, get_catalogue, lmms_eval_tasks_dir
 from lmms_nb.tasks.yaml_loader import TaskYamlError, load_tasks
 
-from catalogue_standins import STANDINS, write_standins
+from catalogue_standins import GROUP_YAML, STANDINS, write_standins
 
 TESTS = Path(__file__).parent
 E2E_TASKS = list(STANDINS)
@@ -228,3 +228,78 @@ def test_catalogue_task_gives_lmms_evals_values_and_aggregates(standins, ours, t
         metric, filt = key.split(",")
         got = run.scores.filter((run.scores["metric"] == metric) & (run.scores["filter"] == filt))["value"].to_list()
         assert got and math.isclose(got[0], value, rel_tol=1e-9, abs_tol=1e-12), (task, key, got, value)
+
+
+def test_a_group_from_an_include_path_gets_lmms_evals_group_score(standins):
+    root, answers, _ = standins
+    include = root / "my_tasks"
+    include.mkdir(exist_ok=True)
+    (include / "group.yaml").write_text(GROUP_YAML)
+    env = {**os.environ, "HF_HOME": str(root / "hf"), "HF_DATASETS_CACHE": str(root / "hf_datasets"),
+           "LMMS_EVAL_INCLUDE": str(include)}
+    out = root / "reference_group.json"
+    proc = subprocess.run([sys.executable, str(TESTS / "lmms_eval_reference.py"), str(root / "answers.json"),
+                           "constant", str(out), "sqa_and_textvqa"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference = json.loads(out.read_text())["results"]
+    import datasets
+
+    old, old_cache = os.getcwd(), datasets.config.HF_DATASETS_CACHE
+    os.chdir(root)
+    datasets.config.HF_DATASETS_CACHE = root / "hf_datasets_ours"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = lmms_nb.evaluate(ScriptedModel(answers, "constant"), ["sqa_and_textvqa"], include_path=[include],
+                                   output_dir=root / "ours_group", progress=False, resume=False)
+    finally:
+        os.chdir(old)
+        datasets.config.HF_DATASETS_CACHE = old_cache
+    scores = {(r["task"], r["metric"]): r["value"] for r in run.scores.iter_rows(named=True)}
+    for task in ("scienceqa_img", "textvqa_val", "sqa_and_textvqa"):
+        assert scores[task, "exact_match"] == pytest.approx(reference[task]["exact_match,none"], rel=1e-12)
+
+
+FEWSHOT_YAML = """\
+task: fewshot_toy
+dataset_path: csv
+dataset_kwargs:
+  data_files: {train: train.csv, test: test.csv}
+training_split: train
+test_split: test
+num_fewshot: 2
+description: "Answer with a number.\\n\\n"
+doc_to_text: "Q: {{q}}\\nA:"
+doc_to_target: a
+generation_kwargs: {max_new_tokens: 4}
+metric_list:
+  - {metric: exact_match, aggregation: mean, higher_is_better: true}
+"""
+
+
+def test_few_shot_prompts_are_lmms_evals_example_for_example(tmp_path):
+    folder = tmp_path / "fewshot"
+    folder.mkdir()
+    (folder / "train.csv").write_text("q,a\n" + "".join(f"{i}+1,{i + 1}\n" for i in range(7)))
+    (folder / "test.csv").write_text("q,a\n" + "".join(f"{i}*2,{2 * i}\n" for i in range(6)))
+    (folder / "fewshot.yaml").write_text(FEWSHOT_YAML)
+    answers = {"fewshot_toy": {"constant": ["4"] * 6}}
+    (tmp_path / "answers.json").write_text(json.dumps(answers))
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf_datasets"),
+           "LMMS_EVAL_INCLUDE": str(folder)}
+    out = tmp_path / "reference.json"
+    proc = subprocess.run([sys.executable, str(TESTS / "lmms_eval_reference.py"), str(tmp_path / "answers.json"),
+                           "constant", str(out), "fewshot_toy"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference = json.loads(out.read_text())
+    prompts = {s["doc_id"]: s["input"] for s in reference["samples"]["fewshot_toy"]}
+    task = lmms_nb.load_task(folder / "fewshot.yaml")
+    ds = task.dataset()
+    ours = {i: task.prompt(i, ds[i]) for i in reversed(range(len(ds)))}  # any order: draws replay by doc id
+    assert ours == prompts
+    assert prompts[0].startswith("Answer with a number.\n\nQ: ") and prompts[0].count("\n\n") == 3
+    run = lmms_nb.evaluate(FunctionModel(lambda req: "4", name="fours"), folder / "fewshot.yaml",
+                           output_dir=tmp_path / "out", progress=False)
+    assert run.score("fewshot_toy", "exact_match") == reference["results"]["fewshot_toy"]["exact_match,none"]
