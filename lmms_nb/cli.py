@@ -46,7 +46,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     tasks = [t for t in args.tasks.split(",") if t]
     run = evaluate(args.model, tasks, limit=args.limit, batch_size=args.batch_size, output_dir=args.output,
-                   resume=not args.no_resume, seed=args.seed, model_args=_parse_model_args(args.model_args))
+                   resume=not args.no_resume, retry_errors=args.retry_errors, seed=args.seed,
+                   model_args=_parse_model_args(args.model_args))
     with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True):
         print(run.scores)
     print(f"logs: {run.results_file}")
@@ -68,7 +69,28 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         task = get_task(name)
         metrics = ", ".join(m.name for m in task.metrics)
         print(f"{name:28s} {metrics}")
+    _print_catalogue()
     return 0
+
+
+def _print_catalogue() -> None:
+    """lmms-eval's installed catalogue: its groups and tags (with their tasks), then its tasks."""
+    import warnings
+
+    from lmms_nb.tasks.catalogue import get_catalogue
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names: lmms-eval's choice is kept, listed once
+        table = get_catalogue().table()
+    if table.is_empty():
+        print("\n(lmms-eval's task catalogue is not installed: pip install 'lmms-nb[lmms-eval]')")
+        return
+    for kind in ("group", "tag", "task"):
+        rows = table.filter(table["kind"] == kind)
+        print(f"\nlmms-eval {kind}s ({rows.height}):")
+        for row in rows.iter_rows(named=True):
+            members = f" ({', '.join(row['members'])})" if row["members"] else ""
+            print(f"  {row['name']}{members}")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -127,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--output", "--output_path", default="outputs")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--no-resume", action="store_true", help="start a new run instead of resuming a matching one")
+    ev.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
+                    help="on a resumed run, ask again for the samples that failed (default: yes)")
     ev.set_defaults(func=_cmd_eval)
 
     sub.add_parser("tasks", help="list tasks").set_defaults(func=_cmd_tasks)

@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +249,8 @@ def show_lite_fidelity(df: Any, cmp: Any, *, budget: float, image_model: str | N
 
     import polars as pl
 
-    from lmms_nb.lite_selection import embed_task, lite_fidelity, local_embedding_models, plot_fidelity
+    from lmms_nb.lite_selection import (embed_task, fidelity_verdicts, lite_fidelity, local_embedding_models,
+                                        plot_fidelity)
     from lmms_nb.tasks import get_task
 
     if image_model is None or text_model is None:
@@ -270,6 +270,8 @@ def show_lite_fidelity(df: Any, cmp: Any, *, budget: float, image_model: str | N
         emb = embed_task(task, image_model=image_model, text_model=text_model, progress=False)
         fid = lite_fidelity(samples, emb, budgets, metric=cmp.metrics[name], task=name, n_random=n_random)
         display(Markdown(f"### {html.escape(name)}"))
+        verdicts = fidelity_verdicts(fid, budget)  # plain words first: does any subset beat random here?
+        display(Markdown(f"**{html.escape(verdicts[0])}**\n\n" + "\n".join(f"- {html.escape(v)}" for v in verdicts[1:])))
         show_table(fid.summary, caption=f"Lite fidelity across {len(cmp.models)} models (points = metric x 100)",
                    max_rows=40)
         show_figure(plot_fidelity(fid, "spearman", goal=0.95))

@@ -258,6 +258,26 @@ class CompareDashboard(widgets.VBox):
         self.scores_html.value = self.pairwise_html.value = self.answers_html.value = self.summary_html.value = ""
         self.figures, self.figures_box.children = {}, []
 
+    def show_slices(self, model: str, baseline: str | None = None, embeddings: Any = None, **kwargs: Any) -> Any:
+        """Run `lmms_nb.find_slices` on the selected tasks and list its slices under the figures; a click on a
+        slice opens the samples browser on it. kwargs go to find_slices (by, min_size...)."""
+        from lmms_nb.analysis import find_slices
+        from lmms_nb.widgets._slices import SliceList
+
+        found = find_slices(self.source, model, baseline, embeddings, tasks=list(self.task_select.value),
+                            metric=self._options["metric"], runs=self._options["runs"], **kwargs)
+        self.slice_list = SliceList(found, browser=self.browser, on_select=self._show_slice_samples)
+        kept = [c for c in self.children if not isinstance(c, SliceList)]
+        at = kept.index(self.figures_box) + 1
+        self.children = (*kept[:at], self.slice_list, *kept[at:])
+        return self.slice_list
+
+    def _show_slice_samples(self, row: dict[str, Any]) -> None:
+        self.browser_title.value = f"<b>Samples of slice {row['slice_id']}</b> {esc(row['label'])}"
+        self.close_browser_button.layout.display = ""
+        self._browser_after = "slices"  # no figure of that name: the browser goes under the figures
+        self._layout_figures()
+
     # ---- click-through -------------------------------------------------------------------------------------
     def _on_click(self, kind: str, trace: Any, points: Any, state: Any) -> None:
         if not points.point_inds or trace.customdata is None:
