@@ -599,3 +599,18 @@ def test_launcher_form_per_backend_and_one_line_errors(tmp_path):
     assert "function needs fn (a Python object)" in launcher.status_html.value
     launcher.model_select.value = "majority"
     assert launcher._chosen_model() == ("majority", None)
+
+
+def test_browser_sorts_and_exports_the_filtered_rows(tmp_path):
+    df = random_table(n_docs=10)
+    browser = SampleBrowser(df, page_size=3)
+    browser.task_select.value = "t2"
+    browser.sort_select.value = ("value_0", True)  # A's score, high first
+    values = [v for v in browser.to_frame()["value:A"].to_list() if v is not None]
+    assert values == sorted(values, reverse=True) and browser.page_rows["value_0"][0] == values[0]
+    assert browser.to_frame().height == browser.n_matches == 10
+    csv, parquet = browser.to_csv(tmp_path / "s.csv"), browser.to_parquet(tmp_path / "s.parquet")
+    assert pl.read_csv(csv).height == pl.read_parquet(parquet).height == 10
+    assert {"prediction:A", "raw_response:B", "latency_s:C", "error:A"} <= set(pl.read_parquet(parquet).columns)
+    browser.sort_select.value = ""
+    assert browser.query.sort is None

@@ -106,7 +106,7 @@ class SampleBrowser(widgets.VBox):
         self.view_buttons = widgets.ToggleButtons(options=["cards", "table"], value=view,
                                                   style={"button_width": "64px"}, tooltips=["one card per sample",
                                                                                             "one row per sample"])
-        self.sort_select = widgets.Dropdown(options=[("display order", None)], value=None, description="sort",
+        self.sort_select = widgets.Dropdown(options=[("display order", "")], value="", description="sort",
                                             style=_LABEL, layout=widgets.Layout(width="260px"))
         self.csv_button = widgets.Button(description="CSV", icon="download", tooltip="write the filtered rows as CSV",
                                          layout=widgets.Layout(width="80px"))
@@ -186,7 +186,7 @@ class SampleBrowser(widgets.VBox):
             pattern={m: _PATTERN_VALUE[b.value] for m, b in self.pattern_buttons.items() if b.value != "any"},
             text=self.search_box.value,
             doc_ids=self.doc_ids,
-            sort=self.sort_select.value,
+            sort=self.sort_select.value or None,  # "" is "display order" (a None value shows as blank)
         )
 
     def set_filter(self, *, task: str | None = None, models: Sequence[str] | None = None,
@@ -326,12 +326,12 @@ class SampleBrowser(widgets.VBox):
         self.export_label.value = f"<small>{self.n_matches:,} samples written to <code>{esc(written)}</code></small>"
 
     def _set_sort_options(self) -> None:
-        options: list[tuple[str, Any]] = [("display order", None)]
+        options: list[tuple[str, Any]] = [("display order", "")]
         for m in self.model_select.value:
             i = self.index.model_index(m)
             options += [(f"{m}: score, low first", (f"value_{i}", False)), (f"{m}: score, high first", (f"value_{i}", True)),
                         (f"{m}: latency, slow first", (f"latency_{i}", True))]
-        keep = self.sort_select.value if self.sort_select.value in [v for _, v in options] else None
+        keep = self.sort_select.value if self.sort_select.value in [v for _, v in options] else ""
         self.sort_select.options = options
         self.sort_select.value = keep
 

@@ -36,12 +36,14 @@ STYLE = """<style>
 .lmms-nb-open,.lmms-nb-close,.lmms-nb-viewer-bar input{position:absolute;opacity:0;pointer-events:none;width:0;height:0}
 .lmms-nb-viewer{display:none}
 .lmms-nb-card:has(.lmms-nb-open:checked){flex-wrap:nowrap}
-.lmms-nb-card:has(.lmms-nb-open:checked) .lmms-nb-viewer{display:flex;flex-direction:column;flex:1 1 auto;min-width:0}
-.lmms-nb-card:has(.lmms-nb-open:checked) .lmms-nb-body{flex:0 0 360px}
+.lmms-nb-card:has(.lmms-nb-open:checked) .lmms-nb-viewer{display:flex;flex-direction:column;flex:1 1 auto;min-width:0;
+  max-width:calc(100% - 380px)}
+.lmms-nb-card:has(.lmms-nb-open:checked) .lmms-nb-body{flex:0 0 360px;min-width:0}
 .lmms-nb-viewer-bar{display:flex;gap:6px;align-items:center;font-size:12px;margin-bottom:2px}
 .lmms-nb-viewer-bar label{cursor:pointer;padding:0 6px;border:1px solid var(--jp-border-color2,#ccc);border-radius:3px}
 .lmms-nb-viewer-bar label:has(input:checked){background:var(--jp-layout-color3,#ddd);font-weight:600}
-.lmms-nb-viewport{overflow:auto;max-height:80vh;border:1px solid var(--jp-border-color2,#ddd);
+.lmms-nb-viewport{overflow:auto;max-height:80vh;max-width:min(1100px,calc(100vw - 720px));
+  border:1px solid var(--jp-border-color2,#ddd);
   background:var(--jp-layout-color0,#fff)}
 .lmms-nb-full,.lmms-nb-size{display:none}
 .lmms-nb-size{font-size:11px;color:var(--jp-ui-font-color2,#666)}
@@ -82,6 +84,7 @@ STYLE = """<style>
 .lmms-nb-clicked{outline:2px solid var(--jp-brand-color1,#1976d2);outline-offset:1px}
 .lmms-nb-more{font-size:11px;margin-top:2px}
 .lmms-nb-more summary{cursor:pointer;color:var(--jp-ui-font-color2,#666)}
+.lmms-nb-more td,.lmms-nb-more th{text-align:left}
 .lmms-nb-empty{color:var(--jp-ui-font-color2,#666);font-style:italic;padding:8px}
 .lmms-nb-table{border-collapse:collapse;font-size:12px;color:var(--jp-ui-font-color1,#222)}
 .lmms-nb-table th,.lmms-nb-table td{border:1px solid var(--jp-border-color2,#ddd);padding:1px 5px;text-align:right;
