@@ -166,7 +166,8 @@ def lite_fidelity(
         if "kcenter_weighted" in wanted:
             single["kcenter_weighted"] = scores[:, picks] @ cells / cells.sum()
         if "kcenter_irt" in wanted:
-            single["kcenter_irt"] = _per_fold(fold_tests, lambda f, t: fitted[f].gp_irt(unit[t], mask, cell_w)) * scale
+            single["kcenter_irt"] = _per_fold(
+                fold_tests, lambda f, t, mask=mask, cell_w=cell_w: fitted[f].gp_irt(unit[t], mask, cell_w)) * scale
         if "anchor" in wanted or "anchor_irt" in wanted:
             anchor, anchor_irt = np.zeros(len(full)), np.zeros(len(full))
             for f, test in enumerate(fold_tests):

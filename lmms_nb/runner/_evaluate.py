@@ -20,6 +20,7 @@ from lmms_nb.runner._run import BatchProgress, Run
 from lmms_nb.runner._score import is_failed, metric_names, score_batch
 from lmms_nb.runner._write import read_history, retire_failed, run_meta, version, write_results
 from lmms_nb.tasks._yaml_metrics import AGGREGATION_ARGS, EvalArgs, metric_number
+from lmms_nb.tasks.yaml_loader import group_scores
 from lmms_nb.tasks.task import Task
 
 __all__ = ["evaluate"]
@@ -113,6 +114,8 @@ def _execute(model: Model, plan: RunPlan, dist: Distributed, *, batch_size: int,
         meta.setdefault("n_failed", {})[task.name] = len({int(r["doc_id"]) for r in found.records if is_failed(r)})
 
     scores = pl.concat(all_scores, how="vertical") if all_scores else empty_scores()
+    # lmms-eval groups with an aggregate_metric_list get their score rows (task = the group's name)
+    scores = pl.concat([scores, group_scores(scores, plan.tasks)], how="vertical")
     samples = conform(pl.concat(all_samples, how="diagonal_relaxed") if all_samples else pl.DataFrame())
     n_done = {t.name: samples.filter(pl.col("task") == t.name)["doc_id"].n_unique() for t in plan.tasks}
     completed = not stopped and all(n_done[t.name] == len(plan.doc_ids[t.name]) for t in plan.tasks)
