@@ -48,13 +48,14 @@ def evaluate(
     `model` is a `Model` or a registered name (built with `model_args`); `tasks` are registered names or
     `Task` objects, lmms-eval task YAML files or folders of them (`model_type`, e.g. "llava_hf", picks the
     YAMLs' per-model prompt blocks); a name not registered resolves from lmms-eval's installed task catalogue and
-    the `include_path` folders (groups and tags expand to their tasks; see `lmms_nb.tasks.catalogue`). `resume=True` continues the newest earlier run with the same identity
-    (see `lmms_nb.runner._identity`), `False` always starts a new run, `"must"` raises `ResumeError` when there
-    is none to continue. `retry_errors` (default True) asks again, on a resumed run, for the docs whose
-    generation or scoring failed (a failed judgement included); the earlier errors stay in the record's
-    `history`. `stop_event`, when set by another thread (a Stop button), ends the run after the batch in
-    flight: what was written stays, and the same call later resumes it. An API backend gets at least
-    `model.concurrency` requests per call, so `batch_size` never caps the requests it keeps in flight.
+    the `include_path` folders (groups and tags expand to their tasks; see `lmms_nb.tasks.catalogue`).
+    `resume=True` continues the newest earlier run with the same identity (see `lmms_nb.runner._identity`),
+    `False` always starts a new run, `"must"` raises `ResumeError` when there is none to continue.
+    `retry_errors` (default True) asks again, on a resumed run, for the docs whose generation or scoring failed
+    (a failed judgement included); the earlier errors stay in the record's `history`. `stop_event`, when set
+    by another thread (a Stop button), ends the run after the batch in flight: what was written stays, and the
+    same call later resumes it. An API backend gets at least `model.concurrency` requests per call, so
+    `batch_size` never caps the requests it keeps in flight.
     """
     if isinstance(model, str):
         model = get_model(model, **(model_args or {}))

