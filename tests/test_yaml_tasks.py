@@ -412,7 +412,9 @@ def write_task(folder: Path, extra: str, base: str = GOOD) -> Path:
     ("output_type: generate_visual_cot\n", r"bad.yaml:7: output_type 'generate_visual_cot' is not supported by "
      r"lmms-nb: it needs a model that generates images"),
     ("output_type: multiple_choice\n", r"bad.yaml:7: output_type multiple_choice needs doc_to_choice"),
-    ("num_fewshot: 3\n", r"bad.yaml:7: num_fewshot: 3: few-shot prompting is not supported"),
+    ("num_fewshot: -1\n", r"bad.yaml:7: num_fewshot must be a whole number >= 0, got -1"),
+    ("num_fewshot: 2\nfewshot_config: {sampler: balanced}\n",
+     r"bad.yaml:8: fewshot_config sampler 'balanced' is not supported"),
     ("repeats: 4\n", r"bad.yaml:7: repeats: 4"),
     ("metric_list:\n  - metric: bleurt\n", r"bad.yaml:8: unknown metric 'bleurt'"),
     ("metric_list:\n  - metric: exact_match\n    ignore_cases: true\n",

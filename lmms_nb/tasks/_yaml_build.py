@@ -373,12 +373,12 @@ def _fewshot_prompt(cfg: TaskYaml, doc_to_text: Callable, doc_to_target: Callabl
     fewshot_config = data.get("fewshot_config") or {}
     if not isinstance(fewshot_config, dict):
         raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config must be a mapping")
+    # lmms-eval 0.7.3 reads only `sampler` (its samplers take doc_to_text / doc_to_target from the task and
+    # ignore `samples`): the other keys are inert there, and here
     sampler = fewshot_config.get("sampler", "default")
-    extra = set(fewshot_config) - {"sampler"}
-    if sampler not in SAMPLERS or extra:
-        what = f"sampler {sampler!r}" if sampler not in SAMPLERS else f"key(s) {sorted(extra)}"
-        raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config {what} is not supported by lmms-nb "
-                            f"(samplers: {', '.join(SAMPLERS)})")
+    if sampler not in SAMPLERS:
+        raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config sampler {sampler!r} is not supported by "
+                            f"lmms-nb (lmms-eval 0.7.3's samplers: {', '.join(SAMPLERS)})")
     for key in ("fewshot_split", "training_split", "validation_split", "test_split"):
         if data.get(key):
             source_key = key
