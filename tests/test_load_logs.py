@@ -257,7 +257,8 @@ def test_lmms_eval_v024_arguments_are_generation_kwargs_only(tmp_path):
     write_json(folder / "20240610_101010_results.json", _results("ocrbench"))
     lines = [{"doc_id": i, "doc": {"question": f"What is written? ({i})", "question_type": "Text Recognition"},
               "target": "['STOP', 'stop']", "arguments": [{"max_new_tokens": 128, "temperature": 0}],
-              "resps": [[f"stop {i}"]], "filtered_resps": [f"stop {i}"], "doc_hash": "x", "ocrbench_accuracy": {"question_type": "Text Recognition", "score": i % 2}}
+              "resps": [[f"stop {i}"]], "filtered_resps": [f"stop {i}"], "doc_hash": "x",
+              "ocrbench_accuracy": {"question_type": "Text Recognition", "score": i % 2}}
              for i in range(4)]
     path = write_jsonl(folder / "20240610_101010_samples_ocrbench.jsonl", lines)
     df = load_logs(tmp_path)
