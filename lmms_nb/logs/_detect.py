@@ -71,8 +71,8 @@ def classify_name(path: Path) -> str | None:
         return "samples"
     if name == "results.json" or RESULTS_NAME.match(name) or HARNESS_RESULTS_NAME.match(name):
         return "results"
-    if is_score_table(path):
-        return "vlmevalkit_score"
+    if is_score_table(path) and path.suffix.lower() != ".json":
+        return "vlmevalkit_score"  # (a `<model>_<dataset>_acc.json` is told by its content: see classify)
     return None
 
 
@@ -113,7 +113,7 @@ def classify(path: Path) -> str | None:
         text = head.lstrip()
         if text.startswith(b"{") and any(key in head for key in (b'"logs"', b'"model_configs"')):
             return "legacy"
-        return None
+        return "vlmevalkit_score" if is_score_table(path) else None
     if suffix in TABLE_SUFFIXES:
         try:
             return "vlmevalkit" if looks_like_predictions(read_table(path, header_only=True).columns) else None
