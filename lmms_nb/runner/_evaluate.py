@@ -20,6 +20,7 @@ from lmms_nb.runner._run import BatchProgress, Run
 from lmms_nb.runner._score import is_failed, metric_names, score_batch
 from lmms_nb.runner._write import read_history, retire_failed, run_meta, version, write_results
 from lmms_nb.tasks._yaml_metrics import AGGREGATION_ARGS, EvalArgs, metric_number
+from lmms_nb.tasks.yaml_loader import group_scores
 from lmms_nb.tasks.task import Task
 
 __all__ = ["evaluate"]
@@ -47,13 +48,14 @@ def evaluate(
     `model` is a `Model` or a registered name (built with `model_args`); `tasks` are registered names or
     `Task` objects, lmms-eval task YAML files or folders of them (`model_type`, e.g. "llava_hf", picks the
     YAMLs' per-model prompt blocks); a name not registered resolves from lmms-eval's installed task catalogue and
-    the `include_path` folders (groups and tags expand to their tasks; see `lmms_nb.tasks.catalogue`). `resume=True` continues the newest earlier run with the same identity
-    (see `lmms_nb.runner._identity`), `False` always starts a new run, `"must"` raises `ResumeError` when there
-    is none to continue. `retry_errors` (default True) asks again, on a resumed run, for the docs whose
-    generation or scoring failed (a failed judgement included); the earlier errors stay in the record's
-    `history`. `stop_event`, when set by another thread (a Stop button), ends the run after the batch in
-    flight: what was written stays, and the same call later resumes it. An API backend gets at least
-    `model.concurrency` requests per call, so `batch_size` never caps the requests it keeps in flight.
+    the `include_path` folders (groups and tags expand to their tasks; see `lmms_nb.tasks.catalogue`).
+    `resume=True` continues the newest earlier run with the same identity (see `lmms_nb.runner._identity`),
+    `False` always starts a new run, `"must"` raises `ResumeError` when there is none to continue.
+    `retry_errors` (default True) asks again, on a resumed run, for the docs whose generation or scoring failed
+    (a failed judgement included); the earlier errors stay in the record's `history`. `stop_event`, when set
+    by another thread (a Stop button), ends the run after the batch in flight: what was written stays, and the
+    same call later resumes it. An API backend gets at least `model.concurrency` requests per call, so
+    `batch_size` never caps the requests it keeps in flight.
     """
     if isinstance(model, str):
         model = get_model(model, **(model_args or {}))
@@ -112,6 +114,8 @@ def _execute(model: Model, plan: RunPlan, dist: Distributed, *, batch_size: int,
         meta.setdefault("n_failed", {})[task.name] = len({int(r["doc_id"]) for r in found.records if is_failed(r)})
 
     scores = pl.concat(all_scores, how="vertical") if all_scores else empty_scores()
+    # lmms-eval groups with an aggregate_metric_list get their score rows (task = the group's name)
+    scores = pl.concat([scores, group_scores(scores, plan.tasks)], how="vertical")
     samples = conform(pl.concat(all_samples, how="diagonal_relaxed") if all_samples else pl.DataFrame())
     n_done = {t.name: samples.filter(pl.col("task") == t.name)["doc_id"].n_unique() for t in plan.tasks}
     completed = not stopped and all(n_done[t.name] == len(plan.doc_ids[t.name]) for t in plan.tasks)
