@@ -31,7 +31,7 @@ from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models.base import Request, Response
 from lmms_nb.models.registry import register_model
 
-__all__ = ["HFImageTextModel", "apply_until"]
+__all__ = ["HFImageTextModel", "apply_until", "lmms_eval_model_name"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class HFImageTextModel:
 
     Args:
         pretrained: a hub id or a local folder holding a model and its processor.
-        name: the name in logs (default: the folder or repo name).
+        name: the name in logs (default: lmms-eval's, the last two parts of `pretrained`, e.g. "org/model").
         device: where to put the model when `device_map` is not given ("cpu", "cuda", "cuda:1", ...).
         dtype: "float32" (default; bit-stable results), "bfloat16", "float16" or "auto" (the checkpoint's).
         device_map: passed to `from_pretrained` (e.g. "auto" to shard a large model); overrides `device`.
@@ -115,7 +115,7 @@ class HFImageTextModel:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.pretrained = str(pretrained)
-        self.name = name or Path(self.pretrained.rstrip("/")).name
+        self.name = name or lmms_eval_model_name(self.pretrained)
         self.batch_size = batch_size
         self.max_new_tokens = int(max_new_tokens)
         self.style = style or ChatStyle()
@@ -291,6 +291,17 @@ class HFImageTextModel:
                 )
             )
         return responses
+
+
+def lmms_eval_model_name(pretrained: str) -> str:
+    """The name lmms-eval gives a checkpoint: the last two parts of its hub id or path (`org/name`), whose
+    sanitized form (`org__name`) is the folder lmms-eval writes the logs to.
+
+    >>> lmms_eval_model_name("/data/ckpt/anchor/tiny_model/"), lmms_eval_model_name("Qwen/Qwen2.5-VL-3B-Instruct")
+    ('anchor/tiny_model', 'Qwen/Qwen2.5-VL-3B-Instruct')
+    """
+    parts = [p for p in str(pretrained).replace("\\", "/").rstrip("/").split("/") if p]
+    return "/".join(parts[-2:]) if parts else str(pretrained)
 
 
 def _count_until_special(row: list[int], stop_ids: set[int]) -> int:
