@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 import polars as pl
 
 from lmms_nb.logs.schema import conform
+from lmms_nb.logs._model_names import unify_model_names
 from lmms_nb.logs.writer import (
     SampleLogWriter,
     heal_samples_file,
@@ -531,6 +532,7 @@ def _records_to_table(records: list[dict[str, Any]], source_file: Path, metric_n
         rows.append(row)
     df = pl.DataFrame(rows, infer_schema_length=None)
     df = df.with_columns(source_format=pl.lit("lmms_nb"), source_file=pl.lit(str(source_file)))
+    df = unify_model_names(df)  # the name load_logs gives the same rows (org/name -> org__name)
     return df
 
 
