@@ -90,7 +90,13 @@ def _plan(ns: Any) -> dict[str, Any] | None:
     batch_size = _batch_size(ns.batch_size, ns.max_batch_size)
     tasks = _resolve_tasks(ns.tasks, ns.include_path, model_type=ns.model)
     gen_kwargs = parse_kv_string(ns.gen_kwargs) if ns.gen_kwargs else {}
+    from lmms_nb.logs._lmms_eval_073 import DEFAULT_REASONING_TAGS
+
     for task in tasks:
+        # lmms-eval's command line strips <think>/<analysis> blocks (--reasoning_tags default) unless the task says
+        task.config.setdefault("reasoning_tags", DEFAULT_REASONING_TAGS)
+        if task.config["reasoning_tags"] in ("none", False):
+            task.config["reasoning_tags"] = None
         if gen_kwargs:  # lmms-eval: "these settings will be used over set parameters in yaml tasks"
             task.generation_kwargs = {**task.generation_kwargs, **gen_kwargs}
         if ns.system_instruction is not None and ns.model not in _CHAT_CLASSES:
@@ -121,7 +127,7 @@ def _execute(ns: Any, *, tasks: list, model_args: dict[str, Any], batch_size: in
     for limit, group in by_limit.items():
         runs.append(evaluate(model, group, limit=limit, batch_size=batch_size,
                              output_dir=ns.output_path or "outputs", resume=not getattr(ns, "no_resume", False),
-                             seed=seed, model_type=ns.model))
+                             seed=seed, model_type=ns.model, run_config=_run_config(ns, model, gen_kwargs)))
     with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True):
         print(pl.concat([r.scores for r in runs]))
     for run in runs:
@@ -135,6 +141,43 @@ def _execute(ns: Any, *, tasks: list, model_args: dict[str, Any], batch_size: in
     if n_errors:
         print(f"warning: {n_errors} of {n_docs} samples failed (see the 'error' field in the logs)", file=sys.stderr)
     return 0
+
+
+def _run_config(ns: Any, model: Any, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What lmms-eval 0.7.3 records about the run in its results JSON, from this command line."""
+    import json
+
+    resolved = {}
+    for key, value in vars(ns).items():
+        try:
+            json.dumps(value)
+            resolved[key] = value
+        except (TypeError, ValueError):
+            resolved[key] = str(value)
+    seeds = list(ns.seed)
+    return {
+        "model_source": ns.model,
+        "model_name": _lmms_eval_model_name(ns.model_args),
+        "system_instruction": ns.system_instruction,
+        "fewshot_as_multiturn": ns.fewshot_as_multiturn,
+        "config": {
+            "model": ns.model, "model_args": ns.model_args,
+            "model_backend": f"{type(model).__module__}.{type(model).__name__} (lmms-nb)",
+            "batch_size": ns.batch_size, "batch_sizes": [], "device": ns.device, "use_cache": None,
+            "limit": ns.limit, "offset": 0, "bootstrap_iters": 100000, "process_docs_parallel": 4,
+            "gen_kwargs": gen_kwargs or ns.gen_kwargs, "random_seed": seeds[0], "numpy_seed": seeds[1],
+            "torch_seed": seeds[2], "fewshot_seed": seeds[3], "resolved_cli_args": resolved,
+        },
+    }
+
+
+def _lmms_eval_model_name(model_args: str) -> str:
+    """lmms-eval's GeneralConfigTracker._get_model_name: the value of the first of its keys in --model_args."""
+    for prefix in ("peft=", "delta=", "pretrained=", "model=", "model_version=", "model_name=", "model_id=", "path=",
+                   "engine="):
+        if prefix in model_args:
+            return model_args.split(prefix)[1].split(",")[0]
+    return ""
 
 
 def _batch_size(value: str, max_batch_size: int | None) -> int:

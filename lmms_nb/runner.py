@@ -35,8 +35,10 @@ from typing import Any, Callable, Sequence
 import polars as pl
 
 from lmms_nb.logs.schema import conform
+from lmms_nb.logs._lmms_eval_073 import clt_stderr, results_extras, sample_line, strip_reasoning, task_config_073
 from lmms_nb.logs._model_names import unify_model_names
 from lmms_nb.logs.writer import (
+    order_samples_file,
     SampleLogWriter,
     heal_samples_file,
     read_samples_file,
@@ -140,14 +142,17 @@ def evaluate(
     on_batch: Callable[[BatchProgress], None] | None = None,
     stop_event: threading.Event | None = None,
     model_type: str | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> Run:
     """Evaluate `model` on `tasks`, logging every sample under `output_dir`; see the module docstring.
 
     `model` is a `Model` or a registered name (built with `model_args`); `tasks` are registered names or
     `Task` objects, lmms-eval task YAML files or folders of them (`model_type`, e.g. "llava_hf", picks the
     YAMLs' per-model prompt blocks). `stop_event`, when set by another thread (a Stop button), ends the run after the batch
-    in flight: what was written stays, and the same call later resumes it.
+    in flight: what was written stays, and the same call later resumes it. `run_config` adds lmms-eval's run
+    fields to the results JSON (`lmms-nb eval` passes its command line's: config entries, system_instruction, ...).
     """
+    started_perf = time.perf_counter()
     if isinstance(model, str):
         model = get_model(model, **(model_args or {}))
     from lmms_nb.tasks.yaml_loader import resolve_tasks
@@ -239,9 +244,15 @@ def evaluate(
 
     all_scores: list[pl.DataFrame] = []
     all_samples: list[pl.DataFrame] = []
+    lines_by_task: dict[str, list[dict[str, Any]]] = {}
     for task in task_list:
         s_file = sample_files[task.name]
         found = heal_samples_file(s_file, task.filters) if dist.rank == 0 else _read_only(s_file, task.filters)
+        if dist.rank == 0 and not stopped and len({r["doc_id"] for r in found.records}) == len(
+                doc_ids_by_task[task.name]):
+            # a finished task's file gets lmms-eval's order: one block of lines per filter, docs in order
+            found.records = order_samples_file(s_file, list(task.filters), found.records)
+        lines_by_task[task.name] = found.records
         samples = _records_to_table(found.records, s_file, _metric_names(task), task.config.get("score_key"))
         all_samples.append(samples)
         all_scores.append(_aggregate(task, found.records, datasets_by_task[task.name]))
@@ -256,8 +267,11 @@ def evaluate(
     n_errors = int(samples.filter(pl.col("error").is_not_null()).select(pl.struct("task", "doc_id").n_unique()).item())
     meta["n_errors"] = n_errors
     if dist.rank == 0:
-        write_json_atomic(res_file, _results_payload(model, config, meta, task_list, _scores_dict(scores),
-                                                     doc_ids_by_task))
+        extras = _lmms_eval_extras(model, task_list, datasets_by_task, lines_by_task, run_config or {},
+                                   timestamp=timestamp, started=started_perf, model_type=model_type)
+        write_json_atomic(res_file, _results_payload(model, config, meta, task_list,
+                                                     _scores_dict(scores, _clt(task_list, lines_by_task)),
+                                                     doc_ids_by_task, extras=extras, run_config=run_config))
     dist.barrier()
     return Run(
         run_id=run_id, model=model.name, model_args=margs, tasks=[t.name for t in task_list],
@@ -468,12 +482,14 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
     records = []
     for filter_name, filter_fn in task.filters.items():
         error = resp.error
-        prediction = None
+        prediction = before_strip = None
         values: dict[str, float | None] = {m: None for m in metric_names}
         if error is None:
             raw = resp.text if resp.text is not None else ""
             try:
-                prediction = filter_fn(raw, doc)
+                before_strip = filter_fn(raw, doc)
+                # lmms-eval 0.7.3 strips reasoning blocks and whitespace from each filtered answer before scoring
+                prediction = strip_reasoning(before_strip, task.config.get("reasoning_tags"))
                 batched = (precomputed or {}).get(filter_name, {})
                 if task.process_results is not None:
                     values.update(task.score(doc, prediction))
@@ -493,15 +509,9 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
             except Exception as e:  # noqa: BLE001 - a scorer bug on one sample is that sample's error
                 error = f"scoring failed: {type(e).__name__}: {e}"
                 values = {m: None for m in metric_names}
-        rec: dict[str, Any] = {
-            "doc_id": doc_id,
-            "target": target if isinstance(target, str) else json.dumps(target, ensure_ascii=False),
-            "filtered_resps": [prediction] if prediction is not None else [],
-        }
-        if resp.text is not None and prediction != resp.text:
-            rec["resps"] = [[resp.text]]
-        rec["input"] = req.prompt
-        rec.update(values)
+        rec = sample_line(doc_id=doc_id, target=target, resps=before_strip if error is None else None,
+                          filtered_resps=prediction, output_tokens=resp.output_tokens, doc=req.doc or {},
+                          metrics=values, input=req.prompt)
         rec.update({
             "filter": filter_name,
             "run_id": run_id,
@@ -524,11 +534,11 @@ def _records_to_table(records: list[dict[str, Any]], source_file: Path, metric_n
     if not records:
         return conform(pl.DataFrame())
     rows = []
-    skip = {"filtered_resps", "resps"}
+    skip = {"filtered_resps", "resps", "token_counts", "doc_hash"}
     for r in records:
         row = {k: (metric_number(v, score_key) if k in metric_names else v) for k, v in r.items() if k not in skip}
-        fr = r.get("filtered_resps") or []
-        row["prediction"] = fr[0] if fr else None
+        fr = r.get("filtered_resps")
+        row["prediction"] = (fr[0] if fr else None) if isinstance(fr, list) else (None if r.get("error") else fr)
         rows.append(row)
     df = pl.DataFrame(rows, infer_schema_length=None)
     df = df.with_columns(source_format=pl.lit("lmms_nb"), source_file=pl.lit(str(source_file)))
@@ -573,22 +583,74 @@ def _empty_scores() -> pl.DataFrame:
     return pl.DataFrame(schema=_SCORE_SCHEMA)
 
 
-def _scores_dict(scores: pl.DataFrame) -> dict[str, dict[str, Any]]:
+def _scores_dict(scores: pl.DataFrame, clt: dict[tuple[str, str, str], Any] | None = None) -> dict[str, dict[str, Any]]:
+    """results.json's `results`: per task its alias, then per (metric, filter) the value and 0.7.3's stderrs."""
     out: dict[str, dict[str, Any]] = {}
     for r in scores.iter_rows(named=True):
         d = out.setdefault(r["task"], {"alias": r["task"]})
         d[f"{r['metric']},{r['filter']}"] = r["value"]
         d[f"{r['metric']}_stderr,{r['filter']}"] = r["stderr"] if r["stderr"] is not None else "N/A"
+        d[f"{r['metric']}_stderr_clt,{r['filter']}"] = (clt or {}).get((r["task"], r["metric"], r["filter"]), "N/A")
+        d[f"{r['metric']}_stderr_clustered,{r['filter']}"] = "N/A"  # 0.7.3: only for tasks with a cluster_key
     return out
 
 
+def _clt(tasks: list[Task], lines_by_task: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str, str], Any]:
+    out: dict[tuple[str, str, str], Any] = {}
+    for task in tasks:
+        score_key = task.config.get("score_key") or "score"
+        for metric in task.metrics:
+            col = metric.name if metric.per_sample else (metric.source or metric.name)
+            for filter_name in task.filters:
+                values = [r[col] for r in lines_by_task.get(task.name, [])
+                          if r.get("filter", "none") == filter_name and r.get(col) is not None]
+                out[(task.name, metric.name, filter_name)] = clt_stderr(values, score_key)
+    return out
+
+
+def _lmms_eval_extras(model: Model, tasks: list[Task], datasets_by_task: dict[str, Any],
+                      lines_by_task: dict[str, list[dict[str, Any]]], run_config: dict[str, Any], *,
+                      timestamp: str, started: float, model_type: str | None) -> dict[str, Any]:
+    margs = dict(getattr(model, "model_args", {}) or {})
+    model_name = str(run_config.get("model_name") or margs.get("pretrained") or model.name)
+    lmms_eval_keys = ("doc_id", "target", "resps", "filtered_resps", "token_counts", "doc_hash", "input")
+    return results_extras(
+        task_names=[t.name for t in tasks],
+        lines_by_task={name: [{k: v for k, v in r.items() if k in lmms_eval_keys or k not in _OUR_KEYS}
+                              for r in lines] for name, lines in lines_by_task.items()},
+        n_original={t.name: len(datasets_by_task[t.name]) for t in tasks},
+        higher_is_better={t.name: {m.name: bool(m.higher_is_better) for m in t.metrics} for t in tasks},
+        n_shot={t.name: int(t.config.get("num_fewshot") or 0) for t in tasks},
+        model_source=str(run_config.get("model_source") or model_type or model.name),
+        model_name=model_name, model_name_sanitized=sanitize_model_name(model.name), date=timestamp,
+        start_time=started, end_time=time.perf_counter(),
+        generation_seconds=sum({(name, r.get("doc_id")): float(r.get("latency_s") or 0)
+                                for name, lines in lines_by_task.items() for r in lines}.values()),
+        version=_version("lmms-nb") or "unknown", system_instruction=run_config.get("system_instruction"),
+        chat_template=run_config.get("chat_template"),
+        fewshot_as_multiturn=bool(run_config.get("fewshot_as_multiturn")),
+        groups={g: [t.name for t in tasks if g in (t.config.get("groups") or {})]
+                for t0 in tasks for g in (t0.config.get("groups") or {})},
+    )
+
+
+#: the keys lmms-nb adds to each sample line (besides 0.7.3's and the metrics)
+_OUR_KEYS = frozenset({"filter", "run_id", "model", "task", "split", "category", "image_ref", "error", "latency_s",
+                       "output_tokens", "raw_response"})
+
+
 def _results_payload(model: Model, config: dict[str, Any], meta: dict[str, Any], tasks: list[Task],
-                     scores: dict[str, Any], doc_ids: dict[str, list[int]]) -> dict[str, Any]:
-    """results.json in lmms-eval v0.7's shape, plus our `lmms_nb` block."""
-    return {
+                     scores: dict[str, Any], doc_ids: dict[str, list[int]], *, extras: dict[str, Any] | None = None,
+                     run_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """results.json with every top-level key lmms-eval 0.7.3 writes (once the run has finished), plus our
+    `lmms_nb` block; `config` holds 0.7.3's entries (from `run_config`) and ours."""
+    extras = dict(extras or {})
+    lmms_eval_config = dict((run_config or {}).get("config") or {})
+    payload: dict[str, Any] = {
         "results": scores,
+        "group_subtasks": extras.pop("group_subtasks", {t.name: [] for t in tasks}),
         "configs": {
-            t.name: {
+            t.name: task_config_073({
                 "task": t.name,
                 "test_split": t.split,
                 "dataset_path": t.dataset_path,
@@ -599,17 +661,30 @@ def _results_payload(model: Model, config: dict[str, Any], meta: dict[str, Any],
                 "metadata": {"version": t.version},
                 **({"category_column": t.category_column} if t.category_column else {}),
                 **t.config,
-            }
-            for t in tasks
+            })
+            for t in sorted(tasks, key=lambda t: t.name)
         },
-        "versions": {t.name: t.version for t in tasks},
-        "n-samples": {t.name: {"effective": len(doc_ids[t.name])} for t in tasks},
-        "config": {**config, "model_args": _model_args_str(config["model_args"])},
+        "versions": {t.name: _version_number(t.version) for t in sorted(tasks, key=lambda t: t.name)},
+        "n-shot": extras.pop("n-shot", {t.name: 0 for t in tasks}),
+        "higher_is_better": extras.pop("higher_is_better", {}),
+        "n-samples": extras.pop("n-samples", {t.name: {"effective": len(doc_ids[t.name])} for t in tasks}),
+        # 0.7.3's config entries as its command line gave them (when run through it), ours beside them
+        "config": {**config, "model_args": _model_args_str(config["model_args"]), **lmms_eval_config},
         "model_name": model.name,
         "model_name_sanitized": sanitize_model_name(model.name),
-        "date": time.time(),
-        "lmms_nb": meta,
+        "date": _dt.datetime.now().strftime("%Y%m%d_%H%M%S"),
     }
+    payload.update(extras)
+    payload["lmms_nb"] = meta
+    return payload
+
+
+def _version_number(version: Any) -> Any:
+    # lmms-eval writes a task's metadata version as the YAML gives it (1.0: a number)
+    try:
+        return float(version)
+    except (TypeError, ValueError):
+        return version
 
 
 def _model_args_str(args: dict[str, Any]) -> str:

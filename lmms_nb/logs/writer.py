@@ -149,6 +149,23 @@ def heal_samples_file(path: Path, filters: Iterable[str]) -> SamplesFile:
     return found
 
 
+def order_samples_file(path: Path, filters: list[str], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rewrite a finished samples file in lmms-eval's order (one block of lines per filter, in `filters` order,
+    docs ascending), through a temporary file and an atomic rename; returns the records in that order."""
+    rank = {name: i for i, name in enumerate(filters)}
+    ordered = sorted(records, key=lambda r: (rank.get(r.get("filter", "none"), len(rank)), int(r["doc_id"])))
+    if ordered != records:
+        path = Path(path)
+        tmp = Path(str(path) + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rec in ordered:
+                fh.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    return ordered
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON through a temporary file and rename, so readers never see half a results file."""
     path = Path(path)
