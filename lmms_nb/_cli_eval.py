@@ -105,13 +105,12 @@ def _plan(ns: Any) -> dict[str, Any] | None:
             _set_fewshot(task, ns.num_fewshot)
         if ns.predict_only:
             _bypass_metrics(task)
-    limits = {t.name: _sample_size(len(t.dataset()), ns.limit) for t in tasks}  # also loads every dataset now
-    return {"tasks": tasks, "model_args": model_args, "batch_size": batch_size, "limits": limits,
-            "gen_kwargs": gen_kwargs}
+    for t in tasks:  # every dataset loads (and fails) now, before the model does
+        t.dataset()
+    return {"tasks": tasks, "model_args": model_args, "batch_size": batch_size, "gen_kwargs": gen_kwargs}
 
 
-def _execute(ns: Any, *, tasks: list, model_args: dict[str, Any], batch_size: int, limits: dict[str, int | None],
-             gen_kwargs: dict[str, Any]) -> int:
+def _execute(ns: Any, *, tasks: list, model_args: dict[str, Any], batch_size: int, gen_kwargs: dict[str, Any]) -> int:
     import polars as pl
 
     from lmms_nb.models import get_model
@@ -119,15 +118,10 @@ def _execute(ns: Any, *, tasks: list, model_args: dict[str, Any], batch_size: in
 
     model = get_model(ns.model, **model_args)
     seed = ns.seed[0] if ns.seed[0] is not None else 0
-    runs = []
-    # one evaluate() per distinct limit keeps each task's sample count what lmms-eval would take
-    by_limit: dict[int | None, list] = {}
-    for t in tasks:
-        by_limit.setdefault(limits[t.name], []).append(t)
-    for limit, group in by_limit.items():
-        runs.append(evaluate(model, group, limit=limit, batch_size=batch_size,
-                             output_dir=ns.output_path or "outputs", resume=not getattr(ns, "no_resume", False),
-                             seed=seed, model_type=ns.model, run_config=_run_config(ns, model, gen_kwargs)))
+    runs = [evaluate(model, tasks, limit=None if ns.limit in (None, -1) else ns.limit, batch_size=batch_size,
+                     output_dir=ns.output_path or "outputs", resume=not getattr(ns, "no_resume", False),
+                     retry_errors=getattr(ns, "retry_errors", True), seed=seed, model_type=ns.model,
+                     run_config=_run_config(ns, model, gen_kwargs))]
     with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True):
         print(pl.concat([r.scores for r in runs]))
     for run in runs:
@@ -195,15 +189,6 @@ def _batch_size(value: str, max_batch_size: int | None) -> int:
     return size
 
 
-def _sample_size(n_docs: int, limit: float | None) -> int | None:
-    """lmms-eval's get_sample_size: -1 or None = all, 0 < limit < 1 = that fraction (rounded up), else a count."""
-    if limit is None or limit == -1:
-        return None
-    if 0 < limit < 1.0:
-        return int(math.ceil(n_docs * limit))
-    return int(limit)
-
-
 def _resolve_tasks(spec: str, include_path: str | None, *, model_type: str) -> list:
     """--tasks as lmms-eval reads it: a folder of YAMLs, or comma-separated names (tasks, groups, tags) and YAML
     paths; names are looked up in --include_path first, then among lmms-nb's tasks and the lmms-eval catalogue."""
@@ -252,4 +237,4 @@ def _bypass_metrics(task: Any) -> None:
 
     task.metrics = [Metric("bypass", lambda prediction, target, doc: math.nan,
                            aggregate=lambda values, docs: (999.0, None))]
-    task.process_results = None
+    task.process_results = lambda doc, prediction: {"bypass": None}

@@ -4,7 +4,7 @@
 --batch_size 1 --log_samples --output_path OUT`) into an `argparse.Namespace` with lmms-eval's destinations and
 types. Abbreviations resolve against lmms-eval's option list only (`--out` is `--output_path`, `--log` is ambiguous
 as in lmms-eval), so a command that lmms-eval accepts means the same here; lmms-nb's own spellings (`--output`,
-`--model-args`, `--batch-size`, `--no-resume`) match only when written in full. Flags lmms-nb does not implement
+`--model-args`, `--batch-size`, `--no-resume`, `--[no-]retry-errors`) match only when written in full. Flags lmms-nb does not implement
 are parsed, then refused by name; an unknown flag gets a "did you mean".
 
 Example:
@@ -121,6 +121,10 @@ _OWN_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--batch-size",), {"dest": "batch_size", "type": str}),
     (("--no-resume",), {"action": "store_true", "default": False,
                         "help": "start a new run instead of resuming a matching one (lmms-nb only)"}),
+    (("--retry-errors",), {"dest": "retry_errors", "action": "store_true", "default": True,
+                           "help": "on a resumed run, ask again for the samples that failed (default; lmms-nb only)"}),
+    (("--no-retry-errors",), {"dest": "retry_errors", "action": "store_false",
+                              "help": "on a resumed run, keep the failed samples as they are (lmms-nb only)"}),
 ]
 
 SUPPORTED: list[str] = [opts[0] for opts, _, ok in LMMS_EVAL_FLAGS if ok]

@@ -10,6 +10,12 @@ The table never holds image bytes, only a reference (see `lmms_nb.logs.schema`):
 Thumbnails are cached (per reference and size) and datasets are opened once per folder, so turning pages
 back and forth costs nothing after the first visit.
 
+References come from logs, which may be other people's: a path is read only when it lies under an allowed
+root (after resolving symlinks): the folders of the logs `load_logs` read in this process, the datasets
+`evaluate` ran on, lmms-nb's cache (`LMMS_NB_CACHE`), the folders in ``LMMS_NB_IMAGE_ROOTS`` (os.pathsep
+separated), the folder of the log named by `source_file`, and roots added with `allow_image_roots`. Anything
+else raises `ImageRefError` saying why, without opening the file, and shows as a missing image.
+
 Example:
     >>> import base64, io
     >>> from PIL import Image
@@ -34,7 +40,7 @@ from typing import Any
 
 from PIL import Image
 
-__all__ = ["ImageRefError", "load_image", "thumbnail_data_uri"]
+__all__ = ["ImageRefError", "allow_image_roots", "allowed_image_roots", "load_image", "thumbnail_data_uri"]
 
 _ROW_REF = re.compile(r"^(?P<path>.+)#(?P<row>\d+)$")
 _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s]+$")
@@ -46,30 +52,69 @@ class ImageRefError(ValueError):
     """An image reference that cannot be resolved; the message names the reference and what was wrong."""
 
 
-def load_image(ref: str) -> Image.Image:
-    """The image an `image_ref` points at (full size). Raises `ImageRefError` naming the reference."""
+_ROOTS: set[Path] = set()
+
+
+def allow_image_roots(*folders: str | Path) -> None:
+    """Allow image references to files under these folders (see the module docstring)."""
+    _ROOTS.update(Path(f).expanduser().resolve() for f in folders)
+
+
+def allowed_image_roots(source_file: str | Path | None = None) -> list[Path]:
+    """The folders image references may read from, for a row of the log `source_file` (if given)."""
+    import os
+
+    from lmms_nb.config import cache_dir
+
+    roots = set(_ROOTS) | {cache_dir().resolve()}
+    roots |= {Path(p).expanduser().resolve() for p in os.environ.get("LMMS_NB_IMAGE_ROOTS", "").split(os.pathsep) if p}
+    if source_file:
+        roots.add(Path(source_file).expanduser().resolve().parent)
+    return sorted(roots)
+
+
+def _check_allowed(path: Path, ref: str, source_file: str | Path | None) -> Path:
+    resolved = path.expanduser().resolve()
+    roots = allowed_image_roots(source_file)
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ImageRefError(
+            f"image_ref {ref!r}: {str(path)!r} is outside the allowed image roots (the logs' folders, the datasets "
+            "evaluated, lmms-nb's cache, LMMS_NB_IMAGE_ROOTS); not read. lmms_nb.images.allow_image_roots(folder) "
+            "allows a folder you trust")
+    return resolved
+
+
+def load_image(ref: str, *, source_file: str | Path | None = None) -> Image.Image:
+    """The image an `image_ref` points at (full size). Raises `ImageRefError` naming the reference.
+
+    `source_file`, the log the reference comes from, adds that log's folder to the allowed roots.
+    """
     if not isinstance(ref, str) or ":" not in ref:
         raise ImageRefError(f"image_ref {ref!r}: expected 'dataset:<folder>#<row>', 'file:<path>' or 'b64:...'")
     scheme, _, rest = ref.partition(":")
     if scheme == "dataset":
-        return _from_dataset(ref, rest)
+        return _from_dataset(ref, rest, source_file)
     if scheme == "file":
-        path = Path(rest)
+        path = _check_allowed(Path(rest), ref, source_file)
         if not path.is_file():
-            raise ImageRefError(f"image_ref {ref!r}: no such file {str(path)!r}")
+            raise ImageRefError(f"image_ref {ref!r}: no such file {rest!r}")
         return _open(path.read_bytes(), ref)
     if scheme == "b64":
-        return _from_b64(ref, rest)
+        return _from_b64(ref, rest, source_file)
     raise ImageRefError(f"image_ref {ref!r}: unknown scheme {scheme!r} (dataset:, file: or b64:)")
 
 
-@functools.lru_cache(maxsize=2048)
-def thumbnail_data_uri(ref: str, size: int = 96) -> str:
+def thumbnail_data_uri(ref: str, size: int = 96, *, source_file: str | Path | None = None) -> str:
     """A ``data:image/png;base64,...`` URI of the image scaled to fit `size` x `size` pixels (cached).
 
     Images smaller than half of `size` are enlarged by a whole factor so a 16-pixel chart stays visible.
     """
-    image = load_image(ref)
+    return _thumbnail(ref, size, str(source_file) if source_file else None)
+
+
+@functools.lru_cache(maxsize=2048)
+def _thumbnail(ref: str, size: int, source_file: str | None) -> str:
+    image = load_image(ref, source_file=source_file)
     image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
     image.thumbnail((size, size))
     if max(image.size) < size // 2:  # tiny benchmark images are enlarged (nearest: pixels stay sharp)
@@ -113,11 +158,11 @@ def _dataset_images(folder: str) -> tuple[Any, str]:
     raise ImageRefError(f"dataset {folder!r} has no image column (columns: {', '.join(ds.column_names)})")
 
 
-def _from_dataset(ref: str, rest: str) -> Image.Image:
+def _from_dataset(ref: str, rest: str, source_file: str | Path | None) -> Image.Image:
     match = _ROW_REF.match(rest)
     if not match:
         raise ImageRefError(f"image_ref {ref!r}: expected 'dataset:<folder>#<row>'")
-    images, column = _dataset_images(match["path"])
+    images, column = _dataset_images(str(_check_allowed(Path(match["path"]), ref, source_file)))
     row = int(match["row"])
     if row >= len(images):
         raise ImageRefError(f"image_ref {ref!r}: row {row} is past the end of the dataset ({len(images)} rows)")
@@ -130,10 +175,13 @@ def _from_dataset(ref: str, rest: str) -> Image.Image:
 
 
 # ---- b64:... ---------------------------------------------------------------------------------------------------
-def _from_b64(ref: str, rest: str) -> Image.Image:
+def _from_b64(ref: str, rest: str, source_file: str | Path | None) -> Image.Image:
     match = _ROW_REF.match(rest)
-    if match and Path(match["path"]).is_file():
-        data = _b64_in_log_line(ref, Path(match["path"]), int(match["row"]))
+    if match:  # "<log file>#<line>": '#' is never part of base64 data
+        path = _check_allowed(Path(match["path"]), ref, source_file)
+        if not path.is_file():
+            raise ImageRefError(f"image_ref {ref!r}: no such log file {match['path']!r}")
+        data = _b64_in_log_line(ref, path, int(match["row"]))
     else:
         data = rest
     return _open(_decode_b64(data, ref), ref)

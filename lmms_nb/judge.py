@@ -147,7 +147,12 @@ class LLMJudge:
         if json_mode:
             extra.setdefault("response_format", {"type": "json_object"})
         endpoint.setdefault("name", f"judge:{model}")
-        self.client = OpenAIChatModel(model, extra_body=extra, **endpoint)
+        # a reply without a usable rating is a failed judgement: never cached, so the next call asks again
+        self.client = OpenAIChatModel(model, extra_body=extra, accept=_has_rating, **endpoint)
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this judge's ratings: endpoint, model, generation settings and prompt template."""
+        return {"model_args": self.model_args, "prompt_template": self.prompt_template}
 
     @property
     def model_args(self) -> dict[str, Any]:
@@ -196,6 +201,14 @@ class LLMJudge:
         if failed:
             log.warning("%d of %d judgements failed (excluded from the score, not scored 0)", failed, len(items))
         return judgements  # type: ignore[return-value]
+
+
+def _has_rating(text: str) -> bool:
+    try:
+        parse_judge_reply(text)
+    except JudgeParseError:
+        return False
+    return True
 
 
 def _judgement_from_reply(text: str | None, error: str | None) -> Judgement:
@@ -312,6 +325,10 @@ class _JudgeScorer:
         self.images_key = images_key
         #: the failed judgements so far, as (question, error): what `judge_score` counts as n_failed
         self.failures: list[tuple[str, str]] = []
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this scorer's values (for a run's identity): the judge and the doc fields it reads."""
+        return {"judge": self.judge.identity(), "keys": [self.question_key, self.criteria_key, self.images_key]}
 
     def __call__(self, prediction: str, target: str, doc: Doc) -> float:
         if self.question_key not in doc:

@@ -331,12 +331,17 @@ class FakeOpenAIServer:
         text = judge_reply_for(prompt)
         if text is None:
             text = self.answer(prompt, len(call.image_urls))
+        finish_reason = "stop"
+        max_tokens = call.body.get("max_tokens")
+        if isinstance(max_tokens, int) and len(text.split()) > max_tokens:  # one word = one token here
+            text, finish_reason = " ".join(text.split()[:max_tokens]), "length"
         payload = {
             "id": f"chatcmpl-{call.index}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": call.body.get("model", ""),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": finish_reason}],
             "usage": {
                 "prompt_tokens": len(prompt.split()),
                 "completion_tokens": len(text.split()),

@@ -158,12 +158,13 @@ def test_judge_many_rates_fails_and_reports_against_a_server(tmp_path):
         assert not any("Empty answer?" in c.prompt for c in calls)
         assert len([c for c in calls if "DOWN" in c.prompt]) == 3  # max_retries=2 -> 3 attempts
 
-        # judgements are cached: a new judge pays only for the one whose request failed
+        # judgements are cached: a new judge pays only for the failed ones (a request that failed, a reply
+        # without a rating: neither is ever cached)
         n_before = len(srv.completions())
         again = _judge(srv, tmp_path).judge_many(items)
         new_calls = srv.completions()[n_before:]
         assert [j.rating for j in again] == [j.rating for j in judgements]
-        assert {c.prompt.split("\n")[2] for c in new_calls} == {"DOWN question"}
+        assert {c.prompt.split("\n")[2] for c in new_calls} == {"DOWN question", "UNPARSEABLE question"}
 
 
 def test_judge_sees_the_images(tmp_path):

@@ -39,6 +39,10 @@ FORUM = """<!doctype html><html><head><title>Forum</title><style>body { margin: 
 .post { height: 900px; background: rgb(240, 240, 240) }</style></head>
 <body><div id="cookie">We use cookies</div><div class="post">First post</div></body></html>"""
 
+#: Chromium keeps its sandbox unless told otherwise; as root (a CI container) it cannot start one, so these
+#: tests opt out, explicitly.
+SANDBOX = os.geteuid() != 0
+
 
 class Site:
     """A tiny website on 127.0.0.1 with good, slow, missing, broken and flaky pages; counts requests per path."""
@@ -115,7 +119,7 @@ def captured(site, tmp_path_factory):
     out = tmp_path_factory.mktemp("capture")
     started = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     result = capture_pages(urls, out, remove_selectors=[".ad", "#cookie"], timeout_s=1.5, retries=1,
-                           retry_wait_s=0.05, progress=False)
+                           retry_wait_s=0.05, progress=False, sandbox=SANDBOX)
     finished = dt.datetime.now(dt.timezone.utc)
     return urls, result, started, finished
 
@@ -189,7 +193,7 @@ def test_manifest_reads_back(captured):
 
 def test_without_selectors_the_ad_is_there_and_capture_works_inside_an_event_loop(site, tmp_path):
     async def in_a_notebook_cell():  # Jupyter runs cells inside an asyncio loop; playwright's sync API refuses that
-        return capture_pages([site.url("/news.html")], tmp_path, progress=False)
+        return capture_pages([site.url("/news.html")], tmp_path, progress=False, sandbox=SANDBOX)
 
     # In a thread of its own, so a loop left running by another test's playwright fixture cannot interfere.
     import concurrent.futures
@@ -204,7 +208,7 @@ def test_without_selectors_the_ad_is_there_and_capture_works_inside_an_event_loo
 
 def test_a_tall_page_is_cut_to_max_height(site, tmp_path):
     result = capture_pages([site.url("/news.html"), site.url("/forum.html")], tmp_path, max_height_px=1000,
-                           progress=False)
+                           progress=False, sandbox=SANDBOX)
     news, forum = (s.image() for s in result.screenshots)
     assert news.size == (1280, 1000) and news.getpixel((5, 5)) == (255, 0, 0)
     assert news.getpixel((5, 999)) == (255, 255, 255)  # still the content: the blue footer starts at 2000
@@ -215,11 +219,13 @@ def test_a_tall_page_is_cut_to_max_height(site, tmp_path):
 def test_bad_arguments_fail_before_any_page_is_loaded(site, tmp_path):
     before = dict(site.hits)
     with pytest.raises(ValueError, match=r"'div\[' is not a valid CSS selector"):
-        capture_pages([site.url("/news.html")], tmp_path, remove_selectors=["div["], progress=False)
+        capture_pages([site.url("/news.html")], tmp_path, remove_selectors=["div["], progress=False,
+                      sandbox=SANDBOX)
     with pytest.raises(ValueError, match=r"urls\[1\] = 'ftp://example.org/x' is not an http\(s\) or file URL"):
-        capture_pages([site.url("/news.html"), "ftp://example.org/x"], tmp_path, progress=False)
+        capture_pages([site.url("/news.html"), "ftp://example.org/x"], tmp_path, progress=False, sandbox=SANDBOX)
     with pytest.raises(RuntimeError, match="/nonexistent/chromium"):
-        capture_pages([site.url("/news.html")], tmp_path, executable_path="/nonexistent/chromium", progress=False)
+        capture_pages([site.url("/news.html")], tmp_path, executable_path="/nonexistent/chromium", progress=False,
+                      sandbox=SANDBOX)
     assert site.hits == before
 
 

@@ -188,19 +188,25 @@ def test_a_template_with_a_field_the_step_cannot_fill_fails_before_any_request(s
     assert server.completions() == []
 
 
-def test_a_model_that_raises_fails_its_batch_only(shots):
+def test_a_model_that_raises_fails_only_the_culprit_request(shots):
+    """The runner's safe-generate helper: a raising batch is retried one request at a time."""
+    culprit = shots[1].url
+
     class Flaky:
         name, model_args, calls = "flaky", {}, 0
 
         def generate(self, requests):
             self.calls += 1
-            if self.calls == 1:
+            if any(culprit in r.prompt for r in requests):
                 raise ConnectionError("endpoint went away")
             return [type("R", (), {"text": GOOD_REPLY, "error": None})() for _ in requests]
 
-    result = draft_questions(shots[:4], Flaky(), batch_size=2, progress=False)
-    assert [f.error.split(": ", 2)[-1] for f in result.failures] == ["ConnectionError: endpoint went away"] * 2
-    assert len(result.candidates) == 4  # the second batch: two screenshots x two questions
+    model = Flaky()
+    result = draft_questions(shots[:4], model, batch_size=2, progress=False)
+    assert [(f.url, f.error.split(": ", 2)[-1]) for f in result.failures] == [
+        (culprit, "ConnectionError: endpoint went away")]
+    assert len(result.candidates) == 6  # three screenshots x two questions
+    assert model.calls == 2 + 2  # two batches, then the failing batch's two requests alone
 
 
 # ------------------------------------------------------------------------------------------------- review

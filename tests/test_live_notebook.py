@@ -76,6 +76,7 @@ def test_the_live_notebook_runs_end_to_end(tmp_path, monkeypatch):
                 progress_bar=False,
                 parameters=dict(urls=[f"http://127.0.0.1:{srv.server_port}/index.html"], remove_selectors=[],
                                 out_dir=str(out), month="2026-11", n_questions=2, auto_accept=True,
+                                sandbox=os.geteuid() != 0,  # as root Chromium cannot sandbox: opt out, explicitly
                                 drafting={"model": "drafter", **endpoint}, reviewing={"model": "reviewer", **endpoint},
                                 judging={"model": "judge", **endpoint}, answering={"model": "answerer", **endpoint}),
             )

@@ -107,7 +107,7 @@ def test_key_is_sent_but_never_written_to_any_file_log_or_error(tmp_path, monkey
     with FakeOpenAIServer(plan=echo_key, require_key=key) as srv:
         srv.plan = lambda c: echo_key(c) or fail_first_attempts(1, 500)(c)  # retries get logged too
         model = _model(srv, tmp_path, api_key_env="LMMS_NB_TEST_KEY")
-        responses = model.generate([_req(i, images=[_image(i)]) for i in range(4)] + [_req(9, "ECHOKEY")])
+        responses = model.generate([_req(i, images=[_image(i)], temperature=0) for i in range(4)] + [_req(9, "ECHOKEY")])
         calls = srv.completions()
 
     assert {c.headers.get("authorization") for c in calls} == {f"Bearer {key}"}
@@ -253,18 +253,19 @@ def test_bad_image_and_malformed_reply_fail_only_their_sample(server, tmp_path):
 
 # ------------------------------------------------------------------------------------------------- cache
 def test_rerun_is_served_from_cache(server, tmp_path):
-    requests = [_req(i, images=[_image(i)], max_new_tokens=8) for i in range(6)]
+    requests = [_req(i, images=[_image(i)], max_new_tokens=8, do_sample=False) for i in range(6)]
     first = _model(server, tmp_path).generate(requests)
     assert len(server.completions()) == 6
 
     again = _model(server, tmp_path).generate(requests)  # a fresh object, as a rerun in a new kernel
     assert len(server.completions()) == 6  # zero new requests
     assert [(r.text, r.output_tokens, r.latency_s) for r in again] == [(r.text, r.output_tokens, r.latency_s) for r in first]
+    assert [r.cached for r in first] == [False] * 6 and [r.cached for r in again] == [True] * 6
 
     # the key covers the image pixels, the parameters, the model and the endpoint
-    other_image = [_req(0, images=[_image(99)], max_new_tokens=8)]
+    other_image = [_req(0, images=[_image(99)], max_new_tokens=8, do_sample=False)]
     _model(server, tmp_path).generate(other_image)
-    _model(server, tmp_path).generate([_req(0, images=[_image(0)], max_new_tokens=9)])
+    _model(server, tmp_path).generate([_req(0, images=[_image(0)], max_new_tokens=9, do_sample=False)])
     OpenAIChatModel("other-vlm", base_url=server.url, api_key_env=None, cache_dir=tmp_path / "api_cache").generate(requests[:1])
     _model(server, tmp_path, use_cache=False).generate(requests[:1])
     assert len(server.completions()) == 10
@@ -272,7 +273,7 @@ def test_rerun_is_served_from_cache(server, tmp_path):
 
 def test_default_cache_lives_under_lmms_nb_cache(server, tmp_path):
     model = OpenAIChatModel("fake-vlm", base_url=server.url, api_key_env=None)
-    model.generate([_req(0)])
+    model.generate([_req(0, temperature=0)])
     assert model.cache.path == tmp_path / "lmms_nb_cache" / "openai" / "responses.sqlite"
     assert len(model.cache) == 1
 
@@ -285,7 +286,8 @@ _CRASHING_CLIENT = textwrap.dedent(
     url, cache = sys.argv[1], sys.argv[2]
     model = OpenAIChatModel("fake-vlm", base_url=url, api_key_env=None, cache_dir=cache, timeout_s=600)
     prompts = ["HANG"] + [f"q{i}" for i in range(7)]
-    model.generate([Request(doc_id=i, task="t", images=[], prompt=p) for i, p in enumerate(prompts)])
+    model.generate([Request(doc_id=i, task="t", images=[], prompt=p, generation_kwargs={"temperature": 0})
+                    for i, p in enumerate(prompts)])
     """
 )
 
@@ -310,7 +312,7 @@ def test_answers_paid_for_before_a_crash_are_kept(server, tmp_path):
 
     server.plan = None
     prompts = ["HANG"] + [f"q{i}" for i in range(7)]
-    responses = _model(server, tmp_path).generate([_req(i, p) for i, p in enumerate(prompts)])
+    responses = _model(server, tmp_path).generate([_req(i, p, temperature=0) for i, p in enumerate(prompts)])
     assert [r.text for r in responses] == [answer_for(p, 0) for p in prompts]
     new_calls = server.completions()[8:]
     assert [c.prompt for c in new_calls] == ["HANG"]  # only the unfinished sample was paid for again
@@ -321,8 +323,8 @@ def test_generate_works_inside_a_running_event_loop(server, tmp_path):
     model = _model(server, tmp_path)
 
     async def notebook_cell():
-        sync = model.generate([_req(0)])  # as a Jupyter cell calls it: a loop is already running
-        awaited = await model.agenerate([_req(1)])
+        sync = model.generate([_req(0, temperature=0)])  # as a Jupyter cell calls it: a loop is already running
+        awaited = await model.agenerate([_req(1, temperature=0)])
         return sync + awaited
 
     # asyncio.run in a thread of its own: a loop left running by another test's playwright fixture cannot interfere
@@ -332,7 +334,7 @@ def test_generate_works_inside_a_running_event_loop(server, tmp_path):
         responses = pool.submit(asyncio.run, notebook_cell()).result()
     assert [r.text for r in responses] == [answer_for("q0", 0), answer_for("q1", 0)]
     # the cache written from the worker thread serves the main thread
-    assert [r.text for r in model.generate([_req(0), _req(1)])] == [r.text for r in responses]
+    assert [r.text for r in model.generate([_req(0, temperature=0), _req(1, temperature=0)])] == [r.text for r in responses]
     assert len(server.completions()) == 2
 
 

@@ -89,22 +89,36 @@ def test_a_model_whose_generate_raises_for_the_batch_only_blames_the_culprit(tmp
     assert run.samples.filter(pl.col("exact_match") == 1.0).height == 11
 
 
-def test_resume_skips_finished_samples(tmp_path):
-    calls = []
+class CountingModel(FunctionModel):
+    """A perfect toy model that counts the prompts it answers (the count is not part of its identity)."""
 
-    def counting(images, prompt):
-        calls.append(prompt)
-        return colour_of(images, prompt)
+    def __init__(self, name: str):
+        super().__init__(colour_of, name=name)
+        self.prompts: list[str] = []
 
+    def generate(self, requests):
+        self.prompts += [r.prompt for r in requests]
+        return super().generate(requests)
+
+
+def test_resume_skips_finished_samples_and_a_different_limit_is_a_different_run(tmp_path):
     task = toy_task(20)
-    m = FunctionModel(counting, name="counting")
+    m = CountingModel("counting")
     first = lmms_nb.evaluate(m, task, output_dir=tmp_path, limit=8, progress=False)
-    assert len(calls) == 8
-    # a different limit is a different run; the same call again is resumed and costs nothing
+    assert len(m.prompts) == 8
+    # the same call again is resumed and costs nothing
     again = lmms_nb.evaluate(m, task, output_dir=tmp_path, limit=8, progress=False)
-    assert len(calls) == 8 and again.run_id == first.run_id and again.samples.height == 8
+    assert len(m.prompts) == 8 and again.run_id == first.run_id and again.samples.height == 8
+    # a different limit selects other docs: a different run, which asks for all of its docs again
+    other = lmms_nb.evaluate(m, task, output_dir=tmp_path, limit=12, progress=False)
+    assert len(m.prompts) == 20 and other.run_id != first.run_id and other.samples.height == 12
+    assert other.results_file != first.results_file and first.results_file.exists()
+    # and each of the two runs still resumes itself
+    assert lmms_nb.evaluate(m, task, output_dir=tmp_path, limit=8, progress=False).run_id == first.run_id
+    assert lmms_nb.evaluate(m, task, output_dir=tmp_path, limit=12, progress=False).run_id == other.run_id
+    assert len(m.prompts) == 20
     fresh = lmms_nb.evaluate(m, task, output_dir=tmp_path, limit=8, progress=False, resume=False)
-    assert len(calls) == 16 and fresh.run_id != first.run_id
+    assert len(m.prompts) == 28 and fresh.run_id not in (first.run_id, other.run_id)
 
 
 def test_stop_event_keeps_what_was_written_and_a_later_call_resumes(tmp_path):

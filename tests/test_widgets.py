@@ -314,7 +314,9 @@ def test_thumbnails_from_every_kind_of_image_ref(tmp_path):
     ds.save_to_disk(str(tmp_path / "ds"))
     log = tmp_path / "samples.jsonl"
     log.write_text(json.dumps({"doc_id": 0}) + "\n" + json.dumps({"doc_id": 1, "input_media": [_png_b64("green")]}) + "\n")
+    from lmms_nb.images import allow_image_roots
 
+    allow_image_roots(tmp_path)  # references are read only under allowed roots (tests/test_image_roots.py)
     big = _decode(thumbnail_data_uri(f"file:{tmp_path / 'a.png'}", 96))
     assert big.size == (96, 48) and big.getpixel((5, 5)) == (10, 20, 30)
     small = _decode(thumbnail_data_uri(f"dataset:{tmp_path / 'ds'}#1", 96))
@@ -369,16 +371,20 @@ def test_launcher_runs_and_hands_back_the_run(tmp_path):
 
 def test_launcher_stop_keeps_what_was_written_and_run_resumes(tmp_path):
     gate, first_batch_done = threading.Event(), threading.Event()
-    calls = []
 
-    def slow(images, prompt):
-        calls.append(prompt)
-        if len(calls) > 4:  # the second batch waits until the test has pressed Stop
-            first_batch_done.set()
-            assert gate.wait(30)
-        return colour_of(images, prompt)
+    class Slow(FunctionModel):  # the call count is the model's state, not its code: no part of its identity
+        calls: list[str] = []
 
-    launcher, task = _launcher(tmp_path, [FunctionModel(slow, name="slow")], batch_size=4)
+        def generate(self, requests):
+            self.calls.extend(r.prompt for r in requests)
+            if len(self.calls) > 4:  # the second batch waits until the test has pressed Stop
+                first_batch_done.set()
+                assert gate.wait(30)
+            return super().generate(requests)
+
+    model = Slow(colour_of, name="slow")
+    calls = model.calls
+    launcher, task = _launcher(tmp_path, [model], batch_size=4)
     partial_scores = []
     launcher.run_button.click()
     assert first_batch_done.wait(30)

@@ -515,13 +515,16 @@ def test_dict_valued_metric_end_to_end_through_evaluate(tmp_path):
           - {metric: cat_score, aggregation: !function utils.per_category, higher_is_better: true}
         """))
     # answers "yes" always: colour 1/2 right, count 1/2 right -> 50.0
-    run = lmms_nb.evaluate(FunctionModel(lambda req: "yes", name="yes-man"), tmp_path / "t.yaml",
+    def yes(req):
+        return "yes"
+
+    run = lmms_nb.evaluate(FunctionModel(yes, name="yes-man"), tmp_path / "t.yaml",
                            output_dir=tmp_path / "out", progress=False)
     assert run.score("dict_metric_e2e", "cat_score") == 50.0
     assert run.samples["cat_score"].to_list() == [1.0, 0.0, 1.0, 0.0]
     line = json.loads(run.sample_files["dict_metric_e2e"].read_text().splitlines()[0])
     assert line["cat_score"] == {"qid": 1, "category": "colour", "score": 1.0}
     # and a resumed call re-aggregates from the logged dicts
-    again = lmms_nb.evaluate(FunctionModel(lambda req: "no", name="yes-man", model_args=run.model_args),
-                             tmp_path / "t.yaml", output_dir=tmp_path / "out", progress=False)
+    again = lmms_nb.evaluate(FunctionModel(yes, name="yes-man"), tmp_path / "t.yaml", output_dir=tmp_path / "out",
+                             progress=False)
     assert again.run_id == run.run_id and again.score("dict_metric_e2e", "cat_score") == 50.0

@@ -12,7 +12,9 @@ whole capture is written to ``<out_dir>/manifest.json`` (paths relative to it) a
 `load_capture`.
 
 The browser is Debian's Chromium (``/usr/bin/chromium``), never a browser downloaded by
-``playwright install``; the flags keep it from calling home (no component updates, sync or QUIC).
+``playwright install``; the flags keep it from calling home (no component updates, sync or QUIC). Pages are
+arbitrary web content, so Chromium keeps its sandbox unless the caller opts out with ``sandbox=False`` (needed
+when running as root, where Chromium cannot start its sandbox: tests in a root container say so).
 
 Example (a page served by a local server; see tests/test_live_capture.py):
     >>> import http.server, tempfile, threading, functools
@@ -21,7 +23,7 @@ Example (a page served by a local server; see tests/test_live_capture.py):
     >>> srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     >>> threading.Thread(target=srv.serve_forever, daemon=True).start()
     >>> result = capture_pages([f"http://127.0.0.1:{srv.server_port}/index.html"], tempfile.mkdtemp(),
-    ...                        progress=False)
+    ...                        progress=False, sandbox=os.geteuid() != 0)  # root: no sandbox, by choice
     >>> srv.shutdown()
     >>> len(result.screenshots), result.failures, len(result.screenshots[0].png_sha256)
     (1, [], 64)
@@ -54,7 +56,6 @@ __all__ = [
 #: Flags for a headless Chromium that stays offline except for the pages it is sent to.
 CHROMIUM_ARGS: tuple[str, ...] = (
     "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
@@ -171,6 +172,7 @@ def capture_pages(
     executable_path: str = DEFAULT_CHROMIUM,
     browser_args: Sequence[str] = CHROMIUM_ARGS,
     progress: bool = True,
+    sandbox: bool = True,
 ) -> CaptureResult:
     """Screenshot every URL into `out_dir` (see the module docstring); failures are listed, never raised.
 
@@ -188,6 +190,7 @@ def capture_pages(
         wait_until: playwright's navigation milestone: "load", "domcontentloaded", "networkidle" or "commit".
         settle_ms: extra milliseconds to wait after loading (late images, animations).
         executable_path, browser_args: the Chromium to launch and its flags.
+        sandbox: False runs Chromium without its sandbox (required as root); only for pages you trust.
 
     Raises ValueError for a bad argument (a URL that is not http/https/file, a selector the browser cannot
     parse) before any page is captured, and RuntimeError when Chromium cannot be launched.
@@ -204,6 +207,9 @@ def capture_pages(
         raise ValueError(f"max_height_px must be >= 1, got {max_height_px}")
     if wait_until not in ("load", "domcontentloaded", "networkidle", "commit"):
         raise ValueError(f"wait_until must be load, domcontentloaded, networkidle or commit, got {wait_until!r}")
+    if "--no-sandbox" in browser_args:
+        raise ValueError("browser_args has --no-sandbox: pass sandbox=False to run Chromium without its sandbox")
+    browser_args = [*browser_args, "--no-sandbox"] if not sandbox else list(browser_args)
     selectors = [str(s) for s in remove_selectors]
     if out_dir is None:
         from lmms_nb.config import cache_dir
@@ -214,10 +220,10 @@ def capture_pages(
     config = {
         "remove_selectors": selectors, "timeout_s": timeout_s, "retries": retries, "viewport": list(viewport),
         "full_page": full_page, "max_height_px": max_height_px, "wait_until": wait_until, "settle_ms": settle_ms,
-        "browser_args": list(browser_args),
+        "browser_args": list(browser_args), "sandbox": sandbox,
     }
     job = _CaptureJob(url_list, out, selectors, timeout_s, retries, retry_wait_s, viewport, full_page, max_height_px,
-                      wait_until, settle_ms, executable_path, list(browser_args), progress)
+                      wait_until, settle_ms, executable_path, list(browser_args), progress, sandbox)
     screenshots, failures = _outside_event_loop(job.run)
     manifest = out / MANIFEST
     _write_manifest(manifest, screenshots, failures, config)
@@ -253,6 +259,7 @@ class _CaptureJob:
     executable_path: str
     browser_args: list[str]
     progress: bool
+    sandbox: bool = True
 
     def run(self) -> tuple[list[Screenshot], list[CaptureFailure]]:
         from playwright.sync_api import sync_playwright
@@ -281,9 +288,14 @@ class _CaptureJob:
                 "(apt-get install chromium) or pass the path of another Chromium"
             )
         try:
-            return pw.chromium.launch(executable_path=self.executable_path, args=self.browser_args)
+            return pw.chromium.launch(executable_path=self.executable_path, args=self.browser_args,
+                                      chromium_sandbox=self.sandbox)
         except Exception as e:
-            raise RuntimeError(f"could not launch Chromium at {self.executable_path!r}: {e}") from e
+            hint = ""
+            if self.sandbox and hasattr(os, "geteuid") and os.geteuid() == 0:
+                hint = (" (as root Chromium cannot start its sandbox: run as another user, or pass sandbox=False "
+                        "for pages you trust)")
+            raise RuntimeError(f"could not launch Chromium at {self.executable_path!r}{hint}: {e}") from e
 
     def _check_selectors(self, browser: Any) -> None:
         """Fail before capturing anything when a selector cannot be parsed (a typo would remove nothing)."""

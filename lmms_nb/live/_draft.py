@@ -43,6 +43,7 @@ from lmms_nb.live._prompts import (
     subtask_list,
 )
 from lmms_nb.models.base import Model, Request, Response
+from lmms_nb.runner._generate import generate_safely
 
 __all__ = [
     "Candidate",
@@ -165,17 +166,6 @@ def _render(template: PromptTemplate, values: dict[str, Any]) -> str:
     return template.render(**{k: v for k, v in values.items() if k in template.fields})
 
 
-def _generate(model: Model, requests: list[Request]) -> list[Response]:
-    """The model's responses; a model that raises fails every request of the batch, the run goes on."""
-    try:
-        responses = list(model.generate(requests))
-        if len(responses) != len(requests):
-            raise RuntimeError(f"model returned {len(responses)} responses for {len(requests)} requests")
-        return responses
-    except Exception as e:  # noqa: BLE001 - one broken batch must not lose the others
-        return [Response(text=None, error=f"{type(e).__name__}: {e}") for _ in requests]
-
-
 def _batches(n: int, size: int) -> Iterable[range]:
     for start in range(0, n, size):
         yield range(start, min(n, start + size))
@@ -231,7 +221,7 @@ def draft_questions(
                 requests.append(Request(doc_id=i, task="live_draft", images=[image], prompt=prompt,
                                         generation_kwargs=dict(gen)))
                 sent.append(shot)
-            for shot, response in zip(sent, _generate(model, requests)):
+            for shot, response in zip(sent, generate_safely(model, requests)):
                 _collect_draft(result, shot, response, drafter, template, subtasks)
             bar.update(len(chunk))
     finally:
@@ -312,7 +302,7 @@ def review_candidates(
                 requests.append(Request(doc_id=i, task="live_review", images=[image], prompt=prompt,
                                         generation_kwargs=dict(gen)))
                 sent.append(cand)
-            for cand, response in zip(sent, _generate(model, requests)):
+            for cand, response in zip(sent, generate_safely(model, requests)):
                 _collect_review(result, cand, response, reviewer, template, subtasks)
             bar.update(len(chunk))
     finally:

@@ -36,6 +36,7 @@ NON_METRIC_KEYS = frozenset(FIXED_COLUMNS) | {
     "doc", "arguments", "resps", "filtered_resps", "doc_hash", "prompt_hash", "target_hash", "filter_key",
     "metrics", "token_counts", "input_media", "success", "bypass", "id", "question_id", "sample_id", "index",
     "idx", "timestamp", "time", "messages",
+    "cached", "truncated", "history", "failed_metrics",  # lmms-nb's flags and retry history: never scores
 }
 
 #: Fields of a dict metric value that hold its score, by preference (MME/POPE "score", motion bench

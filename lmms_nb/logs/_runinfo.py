@@ -99,6 +99,34 @@ class RunInfo:
     splits: dict[str, str] = field(default_factory=dict)
     filters: dict[str, list[str]] = field(default_factory=dict)
     results_file: Path | None = None
+    #: "finished", "partial" or "failed" (see `lmms_nb.logs.schema`), None when unknown
+    status: str | None = None
+    #: docs per task the results JSON says the run covers (`n-samples.<task>.effective`)
+    expected: dict[str, int] = field(default_factory=dict)
+
+
+def run_status(results: dict[str, Any]) -> str | None:
+    """The state of the run a results JSON describes: lmms-nb records it; other tools write it when done.
+
+    >>> run_status({"lmms_nb": {"status": "stopped"}}), run_status({"results": {}})
+    ('partial', 'finished')
+    """
+    ours = results.get("lmms_nb")
+    if not isinstance(ours, dict):
+        return "finished"  # lmms-eval and lm-evaluation-harness write their results JSON at the end
+    status = ours.get("status")
+    if status not in ("complete", "complete_with_errors"):
+        return "partial"  # "running" (killed) or "stopped"
+    expected = sum(_expected_docs(results).values())
+    return "failed" if expected and (ours.get("n_errors") or 0) >= expected else "finished"
+
+
+def _expected_docs(results: dict[str, Any]) -> dict[str, int]:
+    out = {}
+    for task, counts in (results.get("n-samples") or {}).items():
+        if isinstance(counts, dict) and isinstance(counts.get("effective"), int):
+            out[str(task)] = counts["effective"]
+    return out
 
 
 def read_results_json(path: Path) -> dict[str, Any]:
@@ -154,4 +182,6 @@ def run_info_from_results(results: dict[str, Any], results_file: Path, run_id: s
         splits=task_splits(results),
         filters=task_filters(results),
         results_file=results_file,
+        status=run_status(results),
+        expected=_expected_docs(results),
     )

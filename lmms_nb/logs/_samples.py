@@ -457,7 +457,8 @@ def _expressions(plan: _Plan, meta: FileMeta) -> list[pl.Expr]:
         "source_format": pl.lit(meta.source_format, pl.String).alias("source_format"),
         "source_file": pl.lit(source_file, pl.String).alias("source_file"),
     }
-    return [fixed[name] for name in FIXED_COLUMNS] + metric_exprs + [pl.col("__unsafe")]
+    missing = {name: pl.lit(None, dtype).alias(name) for name, dtype in FIXED_COLUMNS.items() if name not in fixed}
+    return [fixed.get(name, missing.get(name)) for name in FIXED_COLUMNS] + metric_exprs + [pl.col("__unsafe")]
 
 
 def _staged(plan: _Plan) -> list[pl.Expr]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Sequence, overload
 
@@ -86,6 +87,8 @@ class _RunContext:
     def __init__(self, problems: Problems) -> None:
         self.problems = problems
         self._cache: dict[Path, dict[str, Any] | None] = {}
+        #: samples file -> (its run's status, the docs its results JSON counts for its task)
+        self.status: dict[Path, tuple[str | None, int | None]] = {}
 
     def results(self, path: Path) -> dict[str, Any] | None:
         if path not in self._cache:
@@ -121,6 +124,7 @@ class _RunContext:
             info = RunInfo(source_format=source_format, run_id=run_id)
             if item.kind == "samples" and _looks_like_ours(path):
                 info.source_format = "lmms_nb"
+        self.status[path] = (info.status, info.expected.get(task))
         return FileMeta(
             path=path,
             source_format=info.source_format,
@@ -148,7 +152,8 @@ def _looks_like_ours(path: Path) -> bool:
 
 def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bool = True) -> pl.DataFrame | None:
     if item.kind in ("samples", "harness"):
-        return read_jsonl_samples(context.meta(item), problems, fast=fast)
+        frame = read_jsonl_samples(context.meta(item), problems, fast=fast)
+        return _with_run_status(frame, item.path, context) if frame is not None else None
     if item.kind == "legacy":
         return read_legacy_json(item.path, problems)
     if item.kind == "vlmevalkit":
@@ -163,9 +168,25 @@ def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bo
     return None
 
 
+def _with_run_status(frame: pl.DataFrame, path: Path, context: _RunContext) -> pl.DataFrame:
+    """The run's status on every row; a samples file holding fewer docs than its results JSON counts is
+    "partial", with a warning (its run was cut short, or the file was truncated since)."""
+    status, expected = context.status.get(path, (None, None))
+    if expected and frame.height:
+        found = frame["doc_id"].n_unique()
+        if found < expected:
+            warnings.warn(f"{path}: holds {found} of the {expected} docs its results JSON counts; read as a "
+                          "partial run", UserWarning, stacklevel=3)
+            status = "partial"
+    return frame.with_columns(run_status=pl.lit(status, pl.String))
+
+
 def _sample_files(paths: Paths, problems: Problems) -> list[Found]:
     found = discover(paths, problems)
     files = expand_results(found, problems)
+    from lmms_nb.images import allow_image_roots
+
+    allow_image_roots(*{f.path.parent for f in files})  # a log's images may be read from its own folder
     if not files and not problems.items:
         problems.error(
             ", ".join(os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)) or "[]",
@@ -238,7 +259,9 @@ def scan_logs(paths: Paths) -> pl.LazyFrame:
     lazies: list[pl.LazyFrame] = []
     for item in _sample_files(paths, problems):
         if item.kind in ("samples", "harness"):
-            lazies.append(scan_jsonl_samples(context.meta(item), problems))
+            lazy = scan_jsonl_samples(context.meta(item), problems)
+            status = context.status.get(item.path, (None, None))[0]  # (doc counts are load_logs' check)
+            lazies.append(lazy.with_columns(run_status=pl.lit(status, pl.String)))
         else:
             frame = _read_one(item, context, problems)
             if frame is not None and frame.height:

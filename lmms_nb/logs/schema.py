@@ -34,6 +34,9 @@ FIXED_COLUMNS: dict[str, pl.DataType] = {
     "output_tokens": pl.Int64,
     "source_format": pl.Utf8,  # "lmms_nb", "lmms_eval", "vlmevalkit", "lm_eval_harness"
     "source_file": pl.Utf8,
+    # the run's state from its results JSON: "finished", "partial" (stopped, killed, or docs missing from the
+    # samples file) or "failed" (every sample errored); null when the log does not say (no results JSON)
+    "run_status": pl.Utf8,
 }
 
 #: Columns that identify one sample; two rows with the same key describe the same answer.

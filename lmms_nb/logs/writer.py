@@ -19,8 +19,10 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -51,11 +53,14 @@ class SampleLogWriter:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
         self._fh = open(self.path, "a", encoding="utf-8")
+        if new:  # the file's folder entry must survive a power cut too, not only its lines
+            fsync_folder(self.path.parent)
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         # One write call per batch: the batch's lines reach the file together or (on a crash) as a prefix.
-        text = "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in records)
+        text = "".join(json.dumps(strict_json(r), ensure_ascii=False, default=_json_default) + "\n" for r in records)
         if text:
             self._fh.write(text)
             self._fh.flush()
@@ -139,36 +144,84 @@ def heal_samples_file(path: Path, filters: Iterable[str]) -> SamplesFile:
     """
     found = read_samples_file(path, filters)
     if found.truncated_tail or found.dropped:
-        tmp = Path(str(path) + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in found.records:
-                fh.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        rewrite_samples_file(path, found.records)
     return found
+
+
+def rewrite_samples_file(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Replace a samples file with `records`, atomically (see `replace_atomically`)."""
+    text = "".join(json.dumps(strict_json(r), ensure_ascii=False, default=_json_default) + "\n" for r in records)
+    replace_atomically(Path(path), text)
 
 
 def order_samples_file(path: Path, filters: list[str], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rewrite a finished samples file in lmms-eval's order (one block of lines per filter, in `filters` order,
-    docs ascending), through a temporary file and an atomic rename; returns the records in that order."""
+    docs ascending), atomically; returns the records in that order."""
     rank = {name: i for i, name in enumerate(filters)}
     ordered = sorted(records, key=lambda r: (rank.get(r.get("filter", "none"), len(rank)), int(r["doc_id"])))
     if ordered != records:
-        path = Path(path)
-        tmp = Path(str(path) + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in ordered:
-                fh.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        rewrite_samples_file(path, ordered)
     return ordered
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and rename, so readers never see half a results file."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write strict JSON (NaN and infinities become null) so readers never see half a results file.
+
+    >>> import tempfile, pathlib, json
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.json"
+    >>> write_json_atomic(p, {"acc": float("nan"), "n": 3})
+    >>> json.loads(p.read_text())
+    {'acc': None, 'n': 3}
+    """
+    text = json.dumps(strict_json(payload), indent=2, ensure_ascii=False, default=_json_default, allow_nan=False)
+    replace_atomically(Path(path), text)
+
+
+def replace_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file of its own beside `path`, fsync it, rename it over `path`, fsync the folder.
+
+    After a crash at any moment `path` holds either the old or the new content, whole; concurrent writers never
+    share a temporary file.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None, as strict JSON readers require.
+
+    >>> strict_json({"a": [1.0, float("inf")], "b": float("nan")})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if hasattr(value, "item") and not hasattr(value, "__len__"):  # numpy / torch scalars
+        return strict_json(value.item())
+    return value

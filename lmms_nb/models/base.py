@@ -34,6 +34,10 @@ class Response:
     error: str | None = None
     latency_s: float | None = None
     output_tokens: int | None = None
+    #: True when the answer came from a response cache rather than the model (None: the backend has no cache)
+    cached: bool | None = None
+    #: True when generation stopped at the token limit (finish_reason "length"), None when unknown
+    truncated: bool | None = None
 
 
 @runtime_checkable

@@ -8,7 +8,12 @@ each wait capped by `backoff_max_s`, at most `max_retries` times. A request that
 
 Finished answers go to a sqlite cache as soon as each arrives (write-through), keyed by a hash of the
 endpoint, the model, the messages (images by a hash of their pixels) and the generation parameters, so a
-rerun, or a run resumed after a crash, never pays twice for a finished sample.
+rerun, or a run resumed after a crash, never pays twice for a finished sample. Only deterministic requests
+(temperature 0) are cached unless `cache_sampled=True`: five samples at temperature 1.5 are five calls. A
+failure is never cached (an HTTP error, a malformed completion, a refusal, or a reply the caller's `accept`
+rejects, such as a judge reply without a rating), so the next call asks again. Each `Response` says whether
+it came from the cache (`cached`) and whether it stopped at the token limit (`truncated`, finish_reason
+"length").
 
 The API key is read from the environment variable named by `api_key_env` when each batch starts; it is
 never stored on the object, in `model_args`, in the cache, or in error messages (which are redacted).
@@ -41,7 +46,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
@@ -73,6 +78,9 @@ class OpenAIChatModel:
         name: the name in logs and tables (default: `model`).
         system_prompt: an optional system message sent before each request.
         extra_body: extra fields merged into every request body (e.g. ``{"response_format": {...}}``).
+        cache_sampled: also cache requests that sample (temperature > 0 or unset), so a rerun gets the same
+            sample back; off by default, as a new call would give a new sample.
+        accept: ``accept(text) -> bool``: whether a reply may be cached (e.g. a judge reply that parses).
     """
 
     def __init__(
@@ -91,6 +99,8 @@ class OpenAIChatModel:
         name: str | None = None,
         system_prompt: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        cache_sampled: bool = False,
+        accept: Callable[[str], bool] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -113,6 +123,8 @@ class OpenAIChatModel:
         self.extra_body = dict(extra_body or {})
         self.name = name or model
         self.use_cache = use_cache
+        self.cache_sampled = cache_sampled
+        self.accept = accept
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._cache: ResponseCache | None = None
         self._ssl: Any = None
@@ -127,6 +139,7 @@ class OpenAIChatModel:
             "backoff_base_s": backoff_base_s,
             "backoff_max_s": backoff_max_s,
             "use_cache": use_cache,
+            "cache_sampled": cache_sampled,
             "system_prompt": system_prompt,
             "extra_body": self.extra_body or None,
         }
@@ -240,7 +253,7 @@ class OpenAIChatModel:
             cache_key = self._cache_key(request, params)
         except Exception as e:  # an unreadable image: this sample fails, the batch goes on
             return Response(text=None, error=_redact(f"could not build the request: {e!r}", key))
-        cache = self.cache
+        cache = self.cache if self._cacheable(params) else None
         if cache is not None:
             hit = cache.get(cache_key)
             if hit is not None:
@@ -252,9 +265,14 @@ class OpenAIChatModel:
         body = {"model": self.model, "messages": messages, **params, **self.extra_body}
         # the worker's slot is held through backoff too: a rate-limited endpoint should see fewer calls
         response = await self._post_with_retries(client, body, key)
-        if cache is not None and response.error is None:
+        if cache is not None and response.error is None and (self.accept is None or self.accept(response.text or "")):
             cache.put(cache_key, response, model=self.model)
         return response
+
+    def _cacheable(self, params: Mapping[str, Any]) -> bool:
+        """Deterministic requests (temperature 0) only, unless `cache_sampled`."""
+        temperature = {**params, **self.extra_body}.get("temperature")
+        return self.cache_sampled or (temperature is not None and float(temperature) == 0.0)
 
     async def _post_with_retries(self, client: httpx.AsyncClient, body: dict[str, Any], key: str | None) -> Response:
         url = f"{self.base_url}/chat/completions"
@@ -298,12 +316,17 @@ def _parse_completion(r: httpx.Response, latency: float, key: str | None) -> Res
     except (ValueError, KeyError, IndexError, TypeError):
         error = f"malformed completion (no choices[0].message): {r.text[:500]}"
         return Response(text=None, error=_redact(error, key), latency_s=latency)
+    finish_reason = data["choices"][0].get("finish_reason") if isinstance(data["choices"][0], dict) else None
+    if message.get("refusal") or finish_reason == "content_filter":
+        error = f"refused ({finish_reason or 'refusal'}): {message.get('refusal') or r.text[:500]}"
+        return Response(text=None, error=_redact(error, key), latency_s=latency, cached=False)
     content = message.get("content")
     if isinstance(content, list):  # some servers return content parts
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     usage = data.get("usage") or {}
     tokens = usage.get("completion_tokens")
-    return Response(text=content or "", latency_s=latency, output_tokens=int(tokens) if tokens is not None else None)
+    return Response(text=content or "", latency_s=latency, output_tokens=int(tokens) if tokens is not None else None,
+                    cached=False, truncated=None if finish_reason is None else finish_reason == "length")
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
@@ -398,9 +421,9 @@ class ResponseCache:
 
     >>> import tempfile, pathlib
     >>> c = ResponseCache(pathlib.Path(tempfile.mkdtemp()) / "r.sqlite")
-    >>> c.put("k", Response(text="A", latency_s=0.5, output_tokens=1), model="m")
+    >>> c.put("k", Response(text="A", latency_s=0.5, output_tokens=1, truncated=False), model="m")
     >>> c.get("k")
-    Response(text='A', error=None, latency_s=0.5, output_tokens=1)
+    Response(text='A', error=None, latency_s=0.5, output_tokens=1, cached=True, truncated=False)
     >>> len(c)
     1
     """
@@ -412,28 +435,33 @@ class ResponseCache:
         # check_same_thread=False: generate() may run its loop in a worker thread; the lock serialises use.
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        # v2 adds `truncated`; rows of the first table (no finish_reason recorded) are not reused
         self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-            "output_tokens INTEGER, latency_s REAL, model TEXT, created REAL)"
+            "CREATE TABLE IF NOT EXISTS responses_v2 (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+            "output_tokens INTEGER, latency_s REAL, model TEXT, created REAL, truncated INTEGER)"
         )
 
     def get(self, key: str) -> Response | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT text, output_tokens, latency_s FROM responses WHERE key = ?", (key,)
+                "SELECT text, output_tokens, latency_s, truncated FROM responses_v2 WHERE key = ?", (key,)
             ).fetchone()
-        return None if row is None else Response(text=row[0], output_tokens=row[1], latency_s=row[2])
+        if row is None:
+            return None
+        return Response(text=row[0], output_tokens=row[1], latency_s=row[2], cached=True,
+                        truncated=None if row[3] is None else bool(row[3]))
 
     def put(self, key: str, response: Response, model: str = "") -> None:
         with self._lock:  # autocommit (isolation_level=None): each insert is durable on return
             self._conn.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
-                (key, response.text or "", response.output_tokens, response.latency_s, model, time.time()),
+                "INSERT OR REPLACE INTO responses_v2 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, response.text or "", response.output_tokens, response.latency_s, model, time.time(),
+                 None if response.truncated is None else int(response.truncated)),
             )
 
     def __len__(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            return self._conn.execute("SELECT COUNT(*) FROM responses_v2").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:

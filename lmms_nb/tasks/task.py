@@ -75,7 +75,8 @@ class Task:
     filters: dict[str, Callable[[str, Doc], str]] = field(default_factory=lambda: {"none": _identity_filter})
     category_column: str | None = None
     split: str = "test"
-    #: the dataset column holding the image(s); checked before a run so a wrong dataset fails early.
+    #: the dataset column holding the image(s); checked before a run so a wrong dataset fails early (a dataset
+    #: without it is accepted when `doc_to_visual` gives its first doc no image: a text-only task).
     image_column: str | None = "image"
     #: where the image bytes live, for image_ref (a `save_to_disk` folder); set by loaders that know it.
     dataset_path: str | None = None
@@ -94,7 +95,7 @@ class Task:
         Row i of this dataset is doc_id i; `selected_doc_ids()` says which rows a run evaluates.
         """
         ds = self.load()
-        if self.image_column is not None and self.image_column not in ds.column_names:
+        if self.image_column is not None and self.image_column not in ds.column_names and not self._text_only(ds):
             raise ValueError(
                 f"task {self.name!r}: dataset has no image column {self.image_column!r} "
                 f"(columns: {', '.join(ds.column_names)})"
@@ -102,6 +103,13 @@ class Task:
         if self.category_column is not None and self.category_column not in ds.column_names:
             raise ValueError(f"task {self.name!r}: dataset has no category column {self.category_column!r}")
         return ds
+
+    def _text_only(self, ds: datasets.Dataset) -> bool:
+        # A task without images needs no image column declared: its first doc asks for no image.
+        try:
+            return len(ds) == 0 or not list(self.doc_to_visual(ds[0]) or [])
+        except Exception:  # noqa: BLE001 - doc_to_visual wants the missing column: the error below says so
+            return False
 
     def selected_doc_ids(self, n_rows: int) -> list[int]:
         """The row indices (doc ids) this task evaluates: `doc_ids` when set (a Lite subset), else all rows."""

@@ -1,0 +1,143 @@
+"""Stage 3, score: responses -> filters -> per-sample metric values -> one log record per (doc, filter).
+
+A scorer that raises on one sample becomes that sample's error; a NaN value (a failed LLM judgement) is
+logged as null (missing, never a 0) and named in the record's `failed_metrics`. A retried doc carries the
+earlier attempts' errors in `history`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lmms_nb.logs._lmms_eval_073 import sample_line, strip_reasoning
+from lmms_nb.models.base import Request, Response
+from lmms_nb.tasks.task import Task
+
+__all__ = ["is_failed", "metric_names", "score_batch"]
+
+
+def metric_names(task: Task) -> set[str]:
+    """The task's per-sample metrics: one key each in every log record."""
+    return {m.name for m in task.metrics if m.per_sample}
+
+
+def is_failed(record: dict[str, Any]) -> bool:
+    """Whether a log record is a failure to retry: a model or scorer error, or a metric without a value."""
+    return record.get("error") is not None or bool(record.get("failed_metrics"))
+
+
+def score_batch(task: Task, doc_ids: list[int], docs: list[dict[str, Any]], requests: list[Request],
+                responses: list[Response], *, run_id: str, model_name: str,
+                history: dict[int, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The log records of one generated batch, doc by doc, one per filter, in lmms-eval's key layout plus ours."""
+    image_ref_base = f"dataset:{task.dataset_path}" if task.dataset_path else None
+    batched = _score_batched_metrics(task, docs, responses)
+    records: list[dict[str, Any]] = []
+    for k, (doc_id, doc, req, resp) in enumerate(zip(doc_ids, docs, requests, responses)):
+        records.extend(_score_one(task, doc_id, doc, req, resp, run_id=run_id, model_name=model_name,
+                                  image_ref_base=image_ref_base, history=(history or {}).get(doc_id),
+                                  precomputed={f: v[k] for f, v in batched.items()}))
+    return records
+
+
+def _score_batched_metrics(task: Task, docs: list[dict[str, Any]],
+                           responses: list[Response]) -> dict[str, list[dict[str, Any]]]:
+    """Values of the task's batched metrics, per filter then per doc: {filter: [{metric: value | Exception}]}.
+
+    One call per metric and filter covers the whole batch (an LLM judge then sends its requests concurrently).
+    A scorer that raises marks the batch's samples with that error instead of stopping the run.
+    """
+    metrics = task.batch_metrics()
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not metrics:
+        return out
+    ok = [i for i, r in enumerate(responses) if r.error is None]
+    for filter_name, filter_fn in task.filters.items():
+        per_doc: list[dict[str, Any]] = [{} for _ in docs]
+        preds, idx = [], []
+        for i in ok:
+            try:
+                preds.append(filter_fn(responses[i].text or "", docs[i]))
+                idx.append(i)
+            except Exception:  # noqa: BLE001 - reported per sample by _score_one
+                pass
+        targets = [task.doc_to_target(docs[i]) for i in idx]
+        for m in metrics:
+            try:
+                values = list(m.score_batch(preds, targets, [docs[i] for i in idx])) if idx else []
+                if len(values) != len(idx):
+                    raise RuntimeError(f"{m.name}: {len(values)} values for {len(idx)} samples")
+            except Exception as e:  # noqa: BLE001
+                values = [e] * len(idx)
+            for i, v in zip(idx, values):
+                per_doc[i][m.name] = v
+        out[filter_name] = per_doc
+    return out
+
+
+def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp: Response, *, run_id: str,
+               model_name: str, image_ref_base: str | None, history: list[dict[str, Any]] | None = None,
+               precomputed: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One log record per filter for this doc."""
+    target = task.doc_to_target(doc)
+    category = doc.get(task.category_column) if task.category_column else None
+    names = sorted(metric_names(task))
+    records = []
+    for filter_name, filter_fn in task.filters.items():
+        error = resp.error
+        failed: list[str] = []
+        prediction = before_strip = None
+        values: dict[str, float | None] = {m: None for m in names}
+        if error is None:
+            raw = resp.text if resp.text is not None else ""
+            try:
+                before_strip = filter_fn(raw, doc)
+                # lmms-eval 0.7.3 strips reasoning blocks and whitespace from each filtered answer before scoring
+                prediction = strip_reasoning(before_strip, task.config.get("reasoning_tags"))
+                batched = (precomputed or {}).get(filter_name, {})
+                if task.process_results is not None:
+                    values.update(task.score(doc, prediction))
+                else:
+                    target_value = task.doc_to_target(doc)
+                    for m in task.metrics:
+                        if not m.per_sample:
+                            continue
+                        if m.name in batched:
+                            v = batched[m.name]
+                            if isinstance(v, Exception):
+                                raise v
+                            values[m.name] = float(v)
+                        else:
+                            values[m.name] = float(m.score(prediction, target_value, doc))
+                failed = sorted(k for k, v in values.items() if isinstance(v, float) and math.isnan(v))
+                values = {k: (None if k in failed else v) for k, v in values.items()}
+            except Exception as e:  # noqa: BLE001 - a scorer bug on one sample is that sample's error
+                error = f"scoring failed: {type(e).__name__}: {e}"
+                values = {m: None for m in names}
+        # lmms-eval 0.7.3's keys, shapes and order (lmms_nb.logs._lmms_eval_073), then ours
+        rec = sample_line(doc_id=doc_id, target=target, resps=before_strip if error is None else None,
+                          filtered_resps=prediction, output_tokens=resp.output_tokens, doc=req.doc or {},
+                          metrics=values, input=req.prompt)
+        rec.update({
+            "filter": filter_name,
+            "run_id": run_id,
+            "model": model_name,
+            "task": task.name,
+            "split": task.split,
+            "category": None if category is None else str(category),
+            "image_ref": f"{image_ref_base}#{doc_id}" if image_ref_base and req.images else None,
+            "error": error,
+            "latency_s": resp.latency_s,
+            "output_tokens": resp.output_tokens,
+            "raw_response": resp.text,
+        })
+        if failed:  # a metric without a value (a failed judgement): retried like an error, counted as one
+            rec["failed_metrics"] = failed
+        for flag in ("cached", "truncated"):
+            if getattr(resp, flag, None) is not None:
+                rec[flag] = getattr(resp, flag)
+        if history:
+            rec["history"] = history
+        records.append(rec)
+    return records

@@ -1,0 +1,190 @@
+"""A run resumes only itself: anything that changes answers or scores starts a new run and says what changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+import datasets
+import pytest
+
+import lmms_nb
+from lmms_nb.models.baselines import FunctionModel
+from lmms_nb.runner import ResumeError
+from lmms_nb.tasks import Metric
+
+from _toy import colour_of, toy_dataset, toy_task
+
+
+class CountingModel(FunctionModel):
+    """Counts the prompts it answers; the count is the model's state, not part of its identity."""
+
+    def __init__(self, fn, name: str):
+        super().__init__(fn, name=name)
+        self.prompts: list[str] = []
+
+    def generate(self, requests):
+        self.prompts += [r.prompt for r in requests]
+        return super().generate(requests)
+
+
+def _new_run_line(caplog) -> str:
+    lines = [r.getMessage() for r in caplog.records if r.name == "lmms_nb.runner"]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_an_unnamed_lambda_never_resumes_silently(tmp_path, caplog):
+    """The issue's example: the second model's answers, never the first run's."""
+    caplog.set_level(logging.WARNING, "lmms_nb.runner")
+    task = toy_task(6)
+    first = lmms_nb.evaluate(FunctionModel(lambda r: "3"), task, output_dir=tmp_path, progress=False)
+    second = lmms_nb.evaluate(FunctionModel(lambda r: "999"), task, output_dir=tmp_path, progress=False)
+    assert set(first.samples["prediction"]) == {"3"} and set(second.samples["prediction"]) == {"999"}
+    assert second.run_id != first.run_id
+    assert "unnamed lambda" in _new_run_line(caplog) and "starting a new run" in _new_run_line(caplog)
+    # even the very same lambda: its identity cannot be pinned down by a name, so it is said, not assumed
+    same = FunctionModel(lambda r: "3")
+    with pytest.raises(ResumeError, match="unnamed lambda"):
+        lmms_nb.evaluate(same, task, output_dir=tmp_path, progress=False, resume="must")
+
+
+def test_a_changed_function_body_under_the_same_name_is_a_new_run(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, "lmms_nb.runner")
+    task = toy_task(6)
+
+    def answer(r):
+        return "red"
+
+    first = lmms_nb.evaluate(FunctionModel(answer, name="m"), task, output_dir=tmp_path, progress=False)
+
+    def answer(r):  # noqa: F811 - the same name, another body
+        return "blue"
+
+    second = lmms_nb.evaluate(FunctionModel(answer, name="m"), task, output_dir=tmp_path, progress=False)
+    assert second.run_id != first.run_id and set(second.samples["prediction"]) == {"blue"}
+    assert _new_run_line(caplog) == f"lmms-nb: run {first.results_file.name[:15]} differs in model code; starting a new run"
+    # and with resume="must" the change is an error naming it
+    with pytest.raises(ResumeError, match="differs in model code"):
+        def answer(r):  # noqa: F811
+            return "green"
+        lmms_nb.evaluate(FunctionModel(answer, name="m"), task, output_dir=tmp_path, progress=False, resume="must")
+
+
+def test_a_closure_value_is_part_of_the_identity(tmp_path):
+    def answering(word):
+        return lambda r: word
+
+    task = toy_task(6)
+    a = lmms_nb.evaluate(FunctionModel(answering("red"), name="m"), task, output_dir=tmp_path, progress=False)
+    again = lmms_nb.evaluate(FunctionModel(answering("red"), name="m"), task, output_dir=tmp_path, progress=False)
+    b = lmms_nb.evaluate(FunctionModel(answering("blue"), name="m"), task, output_dir=tmp_path, progress=False)
+    assert again.run_id == a.run_id and b.run_id != a.run_id and set(b.samples["prediction"]) == {"blue"}
+
+
+_SUFFIX = " colour"
+
+
+def _target_with_suffix(doc):
+    return doc["answer"] + _helper()
+
+
+def _helper():
+    return _SUFFIX
+
+
+@pytest.mark.parametrize("change, said", [
+    ("doc_to_target", "task toy_colour: target (doc_to_target)"),
+    ("callee", "task toy_colour: target (doc_to_target)"),
+    ("filter", "task toy_colour: filters"),
+    ("metric", "task toy_colour: metrics"),
+    ("process_results", "task toy_colour: metrics"),
+    ("generation_kwargs", "task toy_colour: config"),
+    ("data", "task toy_colour: data"),
+])
+def test_a_changed_task_or_dataset_is_a_new_run_that_says_what_changed(tmp_path, caplog, change, said):
+    global _SUFFIX
+    caplog.set_level(logging.WARNING, "lmms_nb.runner")
+    model = CountingModel(colour_of, "perfect")
+    task = toy_task(6)
+    task.doc_to_target = _target_with_suffix
+    first = lmms_nb.evaluate(model, task, output_dir=tmp_path, progress=False)
+    assert lmms_nb.evaluate(model, task, output_dir=tmp_path, progress=False).run_id == first.run_id
+    assert len(model.prompts) == 6 and caplog.records == []
+
+    changed = dataclasses.replace(task)
+    if change == "doc_to_target":
+        changed.doc_to_target = lambda d: d["answer"].upper()
+    elif change == "callee":
+        _SUFFIX = " color"  # a module constant read by a function that doc_to_target calls
+    elif change == "filter":
+        changed.filters = {"none": lambda r, d: r.lower()}
+    elif change == "metric":
+        changed.metrics = [Metric("exact_match", lambda p, t, d: float(p.strip() == t.strip()))]
+    elif change == "process_results":
+        changed.process_results = lambda doc, pred: {"exact_match": 1.0}
+    elif change == "generation_kwargs":
+        changed.generation_kwargs = {"max_new_tokens": 32, "do_sample": False}
+    elif change == "data":
+        rows = toy_dataset(6).to_dict()
+        rows["question"][0] = "Q0: which colour is it?"
+        ds = datasets.Dataset.from_dict(rows, features=toy_dataset(1).features)
+        changed.load = lambda: ds
+    try:
+        second = lmms_nb.evaluate(model, changed, output_dir=tmp_path, progress=False)
+    finally:
+        _SUFFIX = " colour"
+    assert second.run_id != first.run_id and len(model.prompts) == 12
+    line = _new_run_line(caplog)
+    assert line.startswith(f"lmms-nb: run {first.results_file.name[:15]} differs in ") and said in line, line
+
+
+def test_same_task_rebuilt_resumes(tmp_path):
+    """The identity is of code and values, not of objects: the same task built again is the same run."""
+    model = CountingModel(colour_of, "perfect")
+    first = lmms_nb.evaluate(model, toy_task(6), output_dir=tmp_path, progress=False)
+    again = lmms_nb.evaluate(model, toy_task(6), output_dir=tmp_path, progress=False)
+    assert again.run_id == first.run_id and len(model.prompts) == 6
+
+
+@pytest.fixture(scope="module")
+def tiny_llava(tmp_path_factory):
+    from lmms_nb.models.tiny import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny"), vocab_texts=["What colour is the image?", "red blue"])
+
+
+def test_changed_weights_are_a_new_run(tmp_path, tiny_llava, caplog):
+    import shutil
+
+    import torch
+
+    from lmms_nb.models.hf import HFImageTextModel
+
+    caplog.set_level(logging.WARNING, "lmms_nb.runner")
+    path = tmp_path / "model"
+    shutil.copytree(tiny_llava, path)
+    task = toy_task(4)
+    first = lmms_nb.evaluate(HFImageTextModel(path, max_new_tokens=2), task, output_dir=tmp_path / "out",
+                             progress=False)
+    resumed = lmms_nb.evaluate(HFImageTextModel(path, max_new_tokens=2), task, output_dir=tmp_path / "out",
+                               progress=False)
+    assert resumed.run_id == first.run_id and caplog.records == []
+    # fine-tuned in place: same folder, same name, same args; one weight changed
+    model = HFImageTextModel(path, max_new_tokens=2)
+    with torch.no_grad():
+        next(model.model.parameters()).view(-1)[0] += 1.0
+    model.model.save_pretrained(path)
+    changed = lmms_nb.evaluate(HFImageTextModel(path, max_new_tokens=2), task, output_dir=tmp_path / "out",
+                               progress=False)
+    assert changed.run_id != first.run_id
+    assert "differs in model weights" in _new_run_line(caplog)
+
+
+def test_identity_is_recorded_part_by_part(tmp_path):
+    run = lmms_nb.evaluate(FunctionModel(colour_of, name="p"), toy_task(4), output_dir=tmp_path, progress=False)
+    meta = json.loads(run.results_file.read_text())["lmms_nb"]
+    assert {"model", "model code", "seed", "lmms-nb version", "task toy_colour: data", "task toy_colour: doc ids",
+            "task toy_colour: filters", "task toy_colour: metrics"} <= set(meta["identity"])
+    assert meta["version"] == meta["identity"]["lmms-nb version"]
