@@ -92,9 +92,12 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
         if error is None:
             raw = resp.text if resp.text is not None else ""
             try:
-                before_strip = filter_fn(raw, doc)
-                # lmms-eval 0.7.3 strips reasoning blocks and whitespace from each filtered answer before scoring
-                prediction = strip_reasoning(before_strip, task.config.get("reasoning_tags"))
+                # lmms-eval 0.7.3 strips reasoning blocks and whitespace from each filtered answer before scoring,
+                # and logs the filter's output before that as `resps`; a YAML task's filter does the strip itself
+                unstripped = getattr(filter_fn, "before_strip", None)
+                before_strip = (unstripped or filter_fn)(raw, doc)
+                prediction = filter_fn(raw, doc) if unstripped else strip_reasoning(
+                    before_strip, task.config.get("reasoning_tags"))
                 batched = (precomputed or {}).get(filter_name, {})
                 if task.process_results is not None:
                     values.update(task.score(doc, prediction))
