@@ -191,29 +191,15 @@ def _batch_size(value: str, max_batch_size: int | None) -> int:
 
 def _resolve_tasks(spec: str, include_path: str | None, *, model_type: str) -> list:
     """--tasks as lmms-eval reads it: a folder of YAMLs, or comma-separated names (tasks, groups, tags) and YAML
-    paths; names are looked up in --include_path first, then among lmms-nb's tasks and the lmms-eval catalogue."""
+    paths; names resolve among lmms-nb's tasks, lmms-eval's installed catalogue and --include_path."""
     import os
 
-    from lmms_nb.tasks.yaml_loader import TaskYamlError, load_tasks, resolve_tasks
+    from lmms_nb.tasks.yaml_loader import load_tasks, resolve_tasks
 
     if os.path.isdir(spec):
         return load_tasks(spec, model_type=model_type)
-    out = []
-    for name in [s.strip() for s in spec.split(",") if s.strip()]:
-        if include_path and not name.endswith(".yaml"):
-            try:
-                out.extend(load_tasks(include_path, [name], model_type=model_type))
-                continue
-            except TaskYamlError as e:
-                if "unknown task, tag or group" not in str(e):
-                    raise
-        out.extend(resolve_tasks([name], model_type=model_type))
-    seen: set[str] = set()
-    for t in out:
-        if t.name in seen:
-            raise FlagError(f"--tasks: task {t.name!r} is listed more than once")
-        seen.add(t.name)
-    return out
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    return resolve_tasks(names, model_type=model_type, include_path=include_path)
 
 
 def _prefixed(doc_to_text: Any, prefix: str) -> Any:

@@ -20,7 +20,18 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["report", "ReportError", "template_path", "show_figure", "show_table", "show_examples",
-           "show_lite_fidelity", "TEMPLATES"]
+           "show_lite_fidelity", "TEMPLATES", "anchor", "show_heading", "show_metadata", "show_summary",
+           "show_task_section", "show_title", "show_toc"]
+
+from lmms_nb._report_parts import (
+    anchor,
+    show_heading,
+    show_metadata,
+    show_summary,
+    show_task_section,
+    show_title,
+    show_toc,
+)
 
 _TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 #: built-in templates by name
@@ -71,6 +82,8 @@ def report(template: str | Path, params: dict[str, Any] | None = None, output: s
     from nbconvert import HTMLExporter
 
     src = template_path(template)
+    # the page title is the report's title (nbconvert escapes it); untrusted text like every parameter
+    title = str((params or {}).get("title") or "Model comparison")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     executed = output.with_suffix(".ipynb")
@@ -87,7 +100,7 @@ def report(template: str | Path, params: dict[str, Any] | None = None, output: s
         # papermill's cell_index can be off by its injected-parameters cell; the execution count is not
         failed = [c for c in nb.cells if c.get("execution_count") == e.exec_count and c.cell_type == "code"]
         cell = failed[0].source if failed else ""
-        _write_html(nb, output, show_code=True)
+        _write_html(nb, output, show_code=True, title=title)
         raise ReportError(
             f"report cell {e.exec_count} failed: {e.ename}: {e.evalue}\n--- cell source ---\n{cell}",
             cell=cell, error=f"{e.ename}: {e.evalue}", notebook=executed,
@@ -98,16 +111,17 @@ def report(template: str | Path, params: dict[str, Any] | None = None, output: s
         else:
             os.environ["JUPYTER_PATH"] = old_path
     nb = nbformat.read(str(executed), as_version=4)
-    _write_html(nb, output, show_code=show_code)
+    _write_html(nb, output, show_code=show_code, title=title)
     if not keep_notebook:
         executed.unlink(missing_ok=True)
     _ = HTMLExporter  # imported above so a missing nbconvert fails before the (slow) execution
     return output
 
 
-def _write_html(nb: Any, output: Path, *, show_code: bool) -> None:
+def _write_html(nb: Any, output: Path, *, show_code: bool, title: str = "Model comparison") -> None:
     from nbconvert import HTMLExporter
 
+    nb.metadata["title"] = title  # the <title>; the lab template escapes it (escape_html_keep_quotes)
     exporter = HTMLExporter(template_name="lmms_nb_offline", extra_template_basedirs=[str(_TEMPLATE_DIR / "nbconvert")])
     exporter.exclude_input = not show_code
     exporter.exclude_input_prompt = True
@@ -125,7 +139,10 @@ def show_figure(fig: Any) -> None:
     """Display a plotly figure so that it renders offline: plotly.js is embedded once, with the first figure."""
     from IPython.display import HTML, display
 
+    from lmms_nb.analysis import plotly_template
+
     global _plotlyjs_shown
+    fig.update_layout(template=plotly_template("light"))  # a report is a white page
     display(HTML(fig.to_html(full_html=False, include_plotlyjs=not _plotlyjs_shown,
                              config={"displaylogo": False})))
     _plotlyjs_shown = True
@@ -139,27 +156,53 @@ def show_table(df: Any, *, caption: str | None = None, max_rows: int = 50, float
 
     if not isinstance(df, pl.DataFrame):
         df = pl.from_pandas(df)
+    from lmms_nb.analysis import format_p
+
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    is_p = [str(c).startswith("p_") for c in df.columns]  # p-values: scientific below 0.001, never "0.000"
     rows = []
     for row in df.head(max_rows).iter_rows():
         cells = []
-        for v in row:
-            text = f"{v:.{float_digits}f}" if isinstance(v, float) else ("" if v is None else str(v))
+        for v, p in zip(row, is_p, strict=True):
+            if p and isinstance(v, float):
+                text = format_p(v)
+            else:
+                text = f"{v:.{float_digits}f}" if isinstance(v, float) else ("" if v is None else str(v))
             cells.append(f"<td>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     more = f"<p><small>{df.height - max_rows} more rows not shown</small></p>" if df.height > max_rows else ""
-    display(HTML(f"<table class='lmms-nb-table'>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
-                 f"</tbody></table>{more}"))
+    display(HTML(f"<div class='lmms-nb-wrap'><table class='lmms-nb-table'>{cap}<thead><tr>{head}</tr></thead>"
+                 f"<tbody>{''.join(rows)}</tbody></table></div>{more}"))
 
 
-def show_examples(rows: Any, *, title: str, max_rows: int = 5, thumb: int = 96) -> None:
-    """Display disagreement examples (a `Comparison` slice): image, question, target, each model's answer.
+def _answers_of(row: dict[str, Any], columns: list[str]) -> list[tuple[str, Any, str | None, Any]]:
+    """(model, answer, state, value) of each answer in a `Comparison` slice row: an aligned pair (model_a /
+    model_b with prediction_a/_b, correct_a/_b, score_a/_b) or a browse frame (`prediction:<model>`, with
+    `right` / `wrong` lists of models when present)."""
+    if "model_a" in columns and "prediction_a" in columns:
+        return [(row[f"model_{s}"], row[f"prediction_{s}"],
+                 None if row.get(f"correct_{s}") is None else ("right" if row[f"correct_{s}"] else "wrong"),
+                 row.get(f"score_{s}")) for s in ("a", "b")]
+    right, wrong = set(row.get("right") or []), set(row.get("wrong") or [])
+    out = []
+    for c in columns:
+        if c.startswith("prediction:"):
+            model = c.split(":", 1)[1]
+            out.append((model, row[c], "right" if model in right else ("wrong" if model in wrong else None), None))
+    return out
+
+
+def show_examples(rows: Any, *, title: str, max_rows: int = 5, thumb: int = 160,
+                  colors: dict[str, str] | None = None) -> None:
+    """Display disagreement examples (a `Comparison` slice): image, question, target, and each answer labelled
+    by its model (in the model's colour) and marked right / wrong with an icon.
 
     Every string is HTML-escaped; images are inline PNGs, so the page needs no network.
     """
     from IPython.display import HTML, display
 
+    from lmms_nb.analysis import STATE_ICONS, model_colors
     from lmms_nb.images import ImageRefError, thumbnail_data_uri
 
     def thumbnail(ref: Any) -> str | None:
@@ -171,19 +214,24 @@ def show_examples(rows: Any, *, title: str, max_rows: int = 5, thumb: int = 96) 
     parts = [f"<h4>{html.escape(title)}</h4>"]
     if rows.height == 0:
         parts.append("<p><i>none</i></p>")
-    pred_cols = [c for c in rows.columns if c.startswith("prediction")]
+    columns = list(rows.columns)
     for row in rows.head(max_rows).iter_rows(named=True):
         url = thumbnail(row.get("image_ref"))
-        img = f"<img src='{url}' width='{thumb}' alt='sample image'>" if url else "<div><i>no image</i></div>"
-        answers = "".join(
-            f"<div><b>{html.escape(c.replace('prediction', 'answer'))}</b>: {html.escape(str(row[c]))}</div>"
-            for c in pred_cols
+        img = f"<img src='{url}' style='max-width:{thumb}px' alt='sample image'>" if url else "<div><i>no image</i></div>"
+        answers = _answers_of(row, columns)
+        palette = colors or model_colors([m for m, *_ in answers])
+        chips = "".join(
+            f"<span class='lmms-nb-chip {state or ''}' style='--m:{html.escape(palette.get(m, '#888'))}'>"
+            f"{STATE_ICONS.get(state or 'unscored')} <b>{html.escape(str(m))}</b> "
+            + ("" if value is None else f"<small>{value:.2f}</small> ")
+            + f"{html.escape(str(pred))}</span>"
+            for m, pred, state, value in answers
         )
         parts.append(
             "<div class='lmms-nb-example' style='display:flex;gap:12px;margin:8px 0;border-top:1px solid #ddd'>"
             f"<div>{img}</div><div><div><small>{html.escape(str(row.get('task')))} #{row.get('doc_id')}</small></div>"
             f"<div><b>question</b>: {html.escape(str(row.get('input') or ''))}</div>"
-            f"<div><b>target</b>: {html.escape(str(row.get('target')))}</div>{answers}</div></div>"
+            f"<div><b>target</b>: {html.escape(str(row.get('target')))}</div><div>{chips}</div></div></div>"
         )
     if rows.height > max_rows:
         parts.append(f"<p><small>{rows.height - max_rows} more not shown</small></p>")
@@ -202,7 +250,8 @@ def show_lite_fidelity(df: Any, cmp: Any, *, budget: float, image_model: str | N
 
     import polars as pl
 
-    from lmms_nb.lite_selection import embed_task, lite_fidelity, local_embedding_models, plot_fidelity
+    from lmms_nb.lite_selection import (embed_task, fidelity_verdicts, lite_fidelity, local_embedding_models,
+                                        plot_fidelity)
     from lmms_nb.tasks import get_task
 
     if image_model is None or text_model is None:
@@ -222,6 +271,8 @@ def show_lite_fidelity(df: Any, cmp: Any, *, budget: float, image_model: str | N
         emb = embed_task(task, image_model=image_model, text_model=text_model, progress=False)
         fid = lite_fidelity(samples, emb, budgets, metric=cmp.metrics[name], task=name, n_random=n_random)
         display(Markdown(f"### {html.escape(name)}"))
+        verdicts = fidelity_verdicts(fid, budget)  # plain words first: does any subset beat random here?
+        display(Markdown(f"**{html.escape(verdicts[0])}**\n\n" + "\n".join(f"- {html.escape(v)}" for v in verdicts[1:])))
         show_table(fid.summary, caption=f"Lite fidelity across {len(cmp.models)} models (points = metric x 100)",
                    max_rows=40)
         show_figure(plot_fidelity(fid, "spearman", goal=0.95))

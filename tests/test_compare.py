@@ -91,8 +91,10 @@ def test_scores_table_counts_and_ci():
     for r in s.values():
         assert r["ci_low"] <= r["score"] <= r["ci_high"]
         assert r["metric"] == "acc" and r["binary"] is True
-    # The CI of a 0/1 mean is the bootstrap of Binomial(8, p)/8: it lies on the 1/8 grid.
-    assert (s["A"]["ci_low"] * 8) == pytest.approx(round(s["A"]["ci_low"] * 8), abs=0.51)
+    # The CI of a 0/1 mean is Wilson's, as scipy computes it.
+    ref = scipy.stats.binomtest(5, 8).proportion_ci(method="wilson")
+    assert (s["A"]["ci_low"], s["A"]["ci_high"]) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    assert s["A"]["ci_method"] == "wilson"
 
 
 def test_slices_keep_what_a_browser_needs():
@@ -400,6 +402,7 @@ def test_result_columns_are_canonical_plus_computed():
         "score",
         "ci_low",
         "ci_high",
+        "ci_method",
     ]
     assert not math.isnan(cmp.scores["ci_low"][0])
     assert np.all(cmp.scores["ci_low"].to_numpy() <= cmp.scores["ci_high"].to_numpy())

@@ -33,14 +33,12 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path / "cache"))
 
 
-def binomial_quantiles(n: int, p: float, alpha: float = 0.025) -> tuple[int, int]:
-    """Smallest x with P(X <= x) >= alpha, and with >= 1 - alpha, summing the pmf by hand."""
-    cdf, low, high = 0.0, None, None
-    for x in range(n + 1):
-        cdf += math.comb(n, x) * p**x * (1 - p) ** (n - x)
-        low = x if low is None and cdf >= alpha else low
-        high = x if high is None and cdf >= 1 - alpha else high
-    return low, high
+def wilson_by_hand(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval from its textbook formula (z of a two-sided 95% level)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
 
 
 def read_lmms_eval_samples(path: Path, model: str) -> pl.DataFrame:
@@ -88,14 +86,11 @@ def test_scores_and_mcnemar_on_real_logs(table):
     assert scores[INTERNVL]["n"] == 13 and scores[QWEN]["n"] == 13
     assert round(100 * scores[INTERNVL]["score"], 2) == 46.15
     assert round(100 * scores[QWEN]["score"], 2) == 61.54
-    # The bootstrap distribution of a 0/1 mean is Binomial(13, k/13)/13; its 2.5% and 97.5% quantiles by hand:
+    # The CI of a 0/1 mean is the Wilson interval, by hand:
     for model, k in ((INTERNVL, 6), (QWEN, 8)):
-        low, high = binomial_quantiles(13, k / 13)
-        assert (scores[model]["ci_low"], scores[model]["ci_high"]) == (
-            pytest.approx(low / 13),
-            pytest.approx(high / 13),
-        )
-    assert (scores[INTERNVL]["ci_low"], scores[INTERNVL]["ci_high"]) == (pytest.approx(3 / 13), pytest.approx(9 / 13))
+        low, high = wilson_by_hand(k, 13)
+        assert (scores[model]["ci_low"], scores[model]["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert scores[INTERNVL]["ci_method"] == "wilson"
     row = cmp.pairwise.row(0, named=True)
     assert (row["n_both"], row["only_a"], row["only_b"]) == (13, 0, 0)
     assert (row["a_right_b_wrong"], row["b_right_a_wrong"]) == (1, 3)

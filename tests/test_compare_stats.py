@@ -8,6 +8,7 @@ import scipy.stats
 
 from lmms_nb.analysis import (
     binary_mean_ci,
+    wilson_ci,
     holm_adjust,
     mcnemar_exact,
     paired_binary_diff_ci,
@@ -58,7 +59,7 @@ def test_binary_bootstrap_matches_scipy_bootstrap_on_the_same_data():
     ref = scipy.stats.bootstrap(
         (data,), np.mean, n_resamples=20000, method="percentile", rng=np.random.default_rng(1)
     ).confidence_interval
-    low, high = binary_mean_ci([70], [100])
+    low, high = binary_mean_ci([70], [100], method="bootstrap")
     # scipy's Monte Carlo percentiles of a distribution on a 0.01 grid vs its exact binomial quantiles.
     assert low[0] == pytest.approx(ref.low, abs=0.011)
     assert high[0] == pytest.approx(ref.high, abs=0.011)
@@ -71,16 +72,28 @@ def test_binary_bootstrap_covers_the_true_mean_at_about_95_percent():
     rng = np.random.default_rng(0)
     n = np.full(400, 150)
     k = rng.binomial(n, 0.3)
-    low, high = binary_mean_ci(k, n)
+    low, high = binary_mean_ci(k, n)  # Wilson
     coverage = np.mean((low <= 0.3) & (0.3 <= high))
     assert 0.89 <= coverage <= 0.99
 
 
-def test_binary_bootstrap_empty_and_degenerate_groups():
-    low, high = binary_mean_ci([0, 5, 0], [0, 5, 4])
+def test_binary_ci_empty_and_degenerate_groups():
+    low, high = binary_mean_ci([0, 5, 0], [0, 5, 4], method="bootstrap")
     assert np.isnan(low[0]) and np.isnan(high[0])
-    assert (low[1], high[1]) == (1.0, 1.0)
+    assert (low[1], high[1]) == (1.0, 1.0)  # the bootstrap collapses: why it is not the default
     assert (low[2], high[2]) == (0.0, 0.0)
+    low, high = binary_mean_ci([0, 5, 0, 200], [0, 5, 4, 200])  # Wilson never collapses to a point
+    assert np.isnan(low[0]) and np.isnan(high[0])
+    assert high[1] == 1.0 and 0.5 < low[1] < 0.6
+    assert low[2] == 0.0 and 0.4 < high[2] < 0.5
+    assert high[3] == 1.0 and 0.97 < low[3] < 0.99
+
+
+def test_wilson_matches_scipy_binomtest():
+    for k, n in [(0, 1), (1, 1), (3, 13), (70, 100), (200, 200), (0, 37), (999, 1000)]:
+        ref = scipy.stats.binomtest(k, n).proportion_ci(confidence_level=0.9, method="wilson")
+        low, high = wilson_ci([k], [n], confidence=0.9)
+        assert (low[0], high[0]) == (pytest.approx(ref.low, abs=1e-12), pytest.approx(ref.high, abs=1e-12)), (k, n)
 
 
 def test_paired_binary_diff_ci_matches_scipy_paired_bootstrap():

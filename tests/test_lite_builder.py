@@ -14,6 +14,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import polars as pl
 import pytest
 import torch
 import yaml
@@ -211,6 +212,21 @@ def test_current_budget_is_marked_and_estimated(builder, correct) -> None:
     assert est["full_points"].to_list() == pytest.approx((correct.mean(axis=1) * 100)[order].tolist())
     assert est["lite_points"].to_list() == pytest.approx((correct[:, picks].mean(axis=1) * 100)[order].tolist())
     assert "full set vs this subset" in builder.estimates_html.value
+    # the plain verdict: this subset against random subsets of 12 docs, recomputed here from the answers
+    full = correct.mean(axis=1) * 100
+    mae = np.abs(correct[:, picks].mean(axis=1) * 100 - full).mean()
+    rng = np.random.default_rng(0)
+    idx = np.argsort(rng.random((100, N)), axis=1)[:, :12]
+    rand_mae = np.abs(correct[:, idx].mean(axis=2).T * 100 - full).mean(axis=1)
+    plain = builder.verdict.filter(pl.col("estimator") == "plain mean").row(0, named=True)
+    assert plain["mae_points"] == pytest.approx(mae)
+    assert plain["beats_random_mae"] == pytest.approx(np.mean(rand_mae > mae))
+    share = plain["beats_random_mae"]
+    words = ("better than random" if share >= 0.8 else "worse than random" if share <= 0.2
+             else "no better than random")
+    assert plain["verdict"] == words
+    assert f"plain mean is <b style='color:" in builder.estimates_html.value
+    assert f">{words}</b>" in builder.estimates_html.value
 
 
 def test_export_writes_files_that_load_back(builder, task, tmp_path) -> None:

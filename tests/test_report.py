@@ -77,12 +77,75 @@ def test_report_on_our_logs_renders_offline_and_escapes_model_output(toy_logs, t
     assert "def " not in html_text.split("<body")[1][:20000] or "jp-InputArea" not in html_text  # code hidden
     n_plots, n_svg, errors, requests, pwned, text = _open_offline(
         chromium_browser, out, ARTIFACTS / "report_toy.png")
-    assert n_plots >= 5 and n_svg >= n_plots
+    assert n_plots >= 3 and n_svg >= n_plots  # the bars, then per task its category and per-sample heatmaps
     assert errors == []
     assert requests == [], f"the report fetched from the network: {requests[:3]}"
     assert pwned is None
     assert "<script>window.__pwned" in text  # shown as text
     assert "perfect" in text and "hostile" in text
+
+
+def _structure(browser, html_path: Path, screenshot: Path) -> dict:
+    """What a reader sees, read from the rendered page: <title>, headings in order, figure titles, tables' widths."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.route("http://**/*", lambda r: r.abort())
+    page.route("https://**/*", lambda r: r.abort())
+    try:
+        page.goto(html_path.as_uri())
+        page.wait_for_selector(".js-plotly-plot .gtitle", timeout=30000)
+        page.wait_for_timeout(500)
+        out = page.evaluate("""() => ({
+            title: document.title,
+            headings: [...document.querySelectorAll('h1, h2, h3')].map(h => [h.tagName, h.innerText.trim(), h.id]),
+            figures: [...document.querySelectorAll('.js-plotly-plot .gtitle')].map(t => t.textContent),
+            toc: [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href')),
+            pageWidth: document.documentElement.clientWidth,
+            tableRights: [...document.querySelectorAll('table.lmms-nb-table')].map(t => t.getBoundingClientRect().right),
+            firstText: document.body.innerText.slice(0, 1500),
+            summaryText: document.querySelector('.lmms-nb-summary').innerText,
+            summaryTop: document.querySelector('.lmms-nb-summary').getBoundingClientRect().top,
+            firstTaskTop: document.querySelector('h3').getBoundingClientRect().top,
+            firstFigureTop: document.querySelector('.js-plotly-plot').getBoundingClientRect().top,
+            pwned: window.__pwned === undefined ? null : window.__pwned,
+        })""")
+        page.screenshot(path=str(screenshot), full_page=False)
+        page.screenshot(path=str(screenshot.with_name(screenshot.stem + "-full.png")), full_page=True)
+    finally:
+        context.close()
+    return out
+
+
+@pytest.mark.browser
+def test_report_is_a_document_with_an_escaped_title(toy_logs, tmp_path, chromium_browser):
+    """Title and summary first, a table of contents that links, one section per task with figures titled by
+    task and metric (no two alike), tables within the page, p-values never "0.000", the page title is the
+    report's title, and a title holding markup shows as text and runs nothing."""
+    title = "<script>window.__pwned = 3</script>Review <b>x</b>"
+    out = report("compare_models", {"logs": str(toy_logs), "title": title}, tmp_path / "doc.html")
+    text = out.read_text()
+    assert "<script>window.__pwned = 3" not in text
+    seen = _structure(chromium_browser, out, ARTIFACTS / "report_document.png")
+    assert seen["pwned"] is None
+    assert seen["title"] == title  # <title> shows the title as text
+    kinds = [h[0] for h in seen["headings"]]
+    assert seen["headings"][0][:2] == ["H1", title] and kinds.count("H1") == 1
+    h2 = [h[1] for h in seen["headings"] if h[0] == "H2"]
+    assert h2[0] == "Summary" and h2[-1] == "Run metadata", h2
+    assert [h[1] for h in seen["headings"] if h[0] == "H3"] == ["Task: toy_colour"]
+    ids = {h[2] for h in seen["headings"]}
+    assert seen["toc"] and all(href[1:] in ids for href in seen["toc"])  # every contents link has its heading
+    # the summary comes first: who is best, and that perfect beats the others
+    assert seen["summaryTop"] < seen["firstFigureTop"] < seen["firstTaskTop"]
+    assert seen["summaryText"].startswith("Best overall: perfect")
+    assert "perfect beats weak on 1 of 1 task" in seen["summaryText"]
+    figures = seen["figures"]
+    assert len(figures) == len(set(figures)) >= 2, figures
+    assert figures[0].startswith("Score per task (exact_match) with 95% CIs (Wilson)")  # the overview, in the summary
+    assert all(f.startswith("toy_colour: ") for f in figures[1:]), figures  # per task: named by task and metric
+    assert all(right <= seen["pageWidth"] + 1 for right in seen["tableRights"])
+    assert "0.000</td>" not in text.replace("1.000</td>", "")  # p-values: scientific notation, not 0.000
+    assert "perfect" in text and "Run metadata" in text and "lmms-nb 0." in text
 
 
 @pytest.mark.browser

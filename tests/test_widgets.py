@@ -202,15 +202,19 @@ def test_answers_are_coloured_by_correctness():
     seen = 0
     for card in cards:
         t, d = re.search(r'data-task="([^"]*)" data-doc-id="(\d+)"', card).groups()
-        for m, state in re.findall(r'data-model="([^"]*)" data-state="(\w+)"', card):
+        for m, state, value in re.findall(r'data-model="([^"]*)" data-state="(\w+)"(?: data-value="([^"]*)")?', card):
             row = long.get((t, int(d), m))
             if row is None:
                 want = "absent"
             elif row["error"] is not None:
                 want = "unscored"
+            elif metric_of[t] == "anls" and 0.5 <= row["anls"] < 1.0:  # continuous: right at 1, partial from 0.5
+                want = "partial"
             else:
                 want = "right" if _right(row, metric_of[t]) else "wrong"
             assert state == want, (t, d, m)
+            if want in ("right", "partial", "wrong"):  # the chip shows the metric value
+                assert float(value) == pytest.approx(row[metric_of[t]], abs=1e-5), (t, d, m)
             seen += 1
     assert seen == len(long) + sum(1 for t in ("t1", "t2") for d in range(10) if d % 7 == 3)
     assert "error: timeout" in html and "not run on this sample" in html
@@ -230,7 +234,8 @@ def test_everything_from_data_is_escaped():
         assert esc(text) in html
     # the only tags in the page are ours
     tags = set(re.findall(r"<\s*([a-zA-Z]+)", html))
-    assert tags <= {"style", "div", "span", "b", "small", "img"}, tags
+    assert tags <= {"style", "div", "span", "b", "small", "img", "details", "summary", "table", "thead", "tbody",
+                    "tr", "th", "td", "label", "input", "br"}, tags
     assert "<img" not in html.replace('<img src="data:image/png;base64,', "")
 
 
@@ -490,6 +495,12 @@ def test_dashboard_shows_compare_and_clicks_open_the_browser():
     assert dash.last_click == {"model": "B", "task": "t2", "group": None, "doc_id": None}
     assert dash.browser.layout.display == "" and dash.browser.task_select.value == "t2"
     n_b = cmp.scores.filter((pl.col("model") == "B") & (pl.col("task") == "t2"))
+    # the clicked model is outlined and "B wrong" preselected; the browser opens right under the bar chart
+    assert dash.browser.highlight == "B" and dash.browser.pattern_buttons["B"].value == "wrong"
+    kids = list(dash.figures_box.children)
+    assert kids.index(dash.browser_box) == kids.index(dash.figures["bar"]) + 1
+    assert shown_keys(dash.browser) == expected_keys(df, task="t2", pattern={"B": False})
+    dash.browser.pattern_buttons["B"].value = "any"
     assert shown_keys(dash.browser) == expected_keys(df, task="t2")
     assert sum(1 for r in df.iter_rows(named=True) if r["model"] == "B" and r["task"] == "t2" and r["anls"] is not None) == n_b["n"][0]
 
@@ -499,7 +510,9 @@ def test_dashboard_shows_compare_and_clicks_open_the_browser():
                 if cells[i][j][0] == "A" and cells[i][j][1] == "t1" and cells[i][j][2] == "red")
     frontend_click(heat, 0, [i, j])
     assert dash.last_click["group"] == "red" and dash.browser.category_select.value == "red"
-    assert shown_keys(dash.browser) == expected_keys(df, task="t1", category="red")
+    assert shown_keys(dash.browser) == expected_keys(df, task="t1", category="red", pattern={"A": False})
+    kids = list(dash.figures_box.children)
+    assert kids.index(dash.browser_box) == kids.index(dash.figures["category"]) + 1
     by_group = cmp.scores_by_group.filter((pl.col("model") == "A") & (pl.col("task") == "t1") & (pl.col("category") == "red"))
     assert by_group["n"][0] == sum(1 for r in df.iter_rows(named=True) if (r["model"], r["task"], r["category"]) == ("A", "t1", "red"))
 
@@ -542,3 +555,47 @@ def test_dashboard_selection_reruns_compare_and_reports_errors():
     dash = CompareDashboard(evil, n_resamples=100)
     assert "<img src=x" not in dash.scores_html.value + dash.pairwise_html.value
     assert "&lt;img src=x onerror=alert(1)&gt;" in dash.scores_html.value
+
+
+def test_dashboard_updates_figures_in_place_with_fixed_colours_and_a_summary():
+    df = random_table(seed=3)
+    dash = CompareDashboard(df, n_resamples=100)
+    bar = dash.figures["bar"]
+    colour = {t.name: t.marker.color for t in bar.data}
+    assert len(set(colour.values())) == 3
+    for selection in [("B", "C"), ("C",), ("A", "C"), ("A", "B", "C")]:
+        dash.model_select.value = selection
+        assert dash.figures["bar"] is bar  # the same widget, updated in place
+        plotted = [t.name for t in bar.data]
+        tabled = dash.summary.grid["model"].to_list()
+        assert sorted(plotted) == sorted(tabled) == sorted(selection)
+        assert {t.name: t.marker.color for t in bar.data} == {m: colour[m] for m in selection}
+        assert [t.name for t in dash.figures["samples"].data[:1]] and len(dash.figures["samples"].data[0].y) == len(selection)
+        assert all(f'data-model="{m}"' in dash.summary_html.value for m in selection)
+    assert "Best overall" in dash.summary_html.value and dash.busy_html.value == ""
+    assert "CI method" in dash.scores_html.value and "wilson" in dash.scores_html.value
+
+
+def test_launcher_form_per_backend_and_one_line_errors(tmp_path):
+    launcher = EvalLauncher(models=["openai", "hf", "majority", "function"], tasks=[toy_task(4)],
+                            output_dir=str(tmp_path / "o"))
+    launcher.task_select.value = ("toy_colour",)
+    launcher.model_select.value = "openai"
+    fields = launcher.arg_widgets
+    assert fields["model"].description == "model *" and fields["model"].placeholder.startswith("required")
+    assert fields["base_url"].value == "https://api.openai.com/v1" and fields["concurrency"].value == 8
+    assert "model id" in launcher.args_box.children[0].children[1].value  # the help beside the field
+    launcher.run_button.click()  # no model name: said in one line, naming the field and its help, no TypeError
+    status = launcher.status_html.value
+    assert launcher._thread is None and "cannot run: openai needs model (model: the endpoint" in status
+    assert "TypeError" not in status and "\n" not in status
+    launcher.model_select.value = "hf"
+    assert list(launcher.arg_widgets)[0] == "pretrained" and launcher.arg_widgets["dtype"].value == "float32"
+    launcher.arg_widgets["max_new_tokens"].value = 7
+    launcher.arg_widgets["pretrained"].value = "some/model"
+    assert launcher._chosen_model() == ("hf", {"pretrained": "some/model", "max_new_tokens": 7})
+    launcher.model_select.value = "function"
+    launcher.run_button.click()
+    assert "function needs fn (a Python object)" in launcher.status_html.value
+    launcher.model_select.value = "majority"
+    assert launcher._chosen_model() == ("majority", None)

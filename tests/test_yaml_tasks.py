@@ -409,7 +409,9 @@ def write_task(folder: Path, extra: str, base: str = GOOD) -> Path:
 
 @pytest.mark.parametrize("extra, message", [
     ("doc_to_txt: q\n", r"bad.yaml:7: unsupported task key 'doc_to_txt' \(did you mean 'doc_to_text'\?\)"),
-    ("output_type: multiple_choice\n", r"bad.yaml:7: output_type 'multiple_choice' is not supported"),
+    ("output_type: generate_visual_cot\n", r"bad.yaml:7: output_type 'generate_visual_cot' is not supported by "
+     r"lmms-nb: it needs a model that generates images"),
+    ("output_type: multiple_choice\n", r"bad.yaml:7: output_type multiple_choice needs doc_to_choice"),
     ("num_fewshot: 3\n", r"bad.yaml:7: num_fewshot: 3: few-shot prompting is not supported"),
     ("repeats: 4\n", r"bad.yaml:7: repeats: 4"),
     ("metric_list:\n  - metric: bleurt\n", r"bad.yaml:8: unknown metric 'bleurt'"),
@@ -424,10 +426,12 @@ def write_task(folder: Path, extra: str, base: str = GOOD) -> Path:
     ("filter_list:\n  - name: f\n    filter:\n      - function: regex\n        regex_pattern: '(unclosed'\n",
      r"bad.yaml:8: filter 'f': .*invalid regex"),
     ("doc_to_visual: !function utils.nothing_here\n", r"bad.yaml:7: !function utils.nothing_here: utils.py has no"),
-    ("doc_to_visual: !function os.path.join\n", r"bad.yaml:7: !function os.path.join: no file path.py"),
+    ("doc_to_visual: !function no_such_pkg.mod.fn\n",
+     r"bad.yaml:7: !function no_such_pkg.mod.fn: no file mod.py next to bad.yaml and no installed module"),
     ("generation_kwargs:\n  until: 5\n", r"bad.yaml:8: until must be a string or a list of strings"),
     ("lmms_eval_specific_kwargs: [1]\n", r"bad.yaml:7: lmms_eval_specific_kwargs must be a mapping"),
-    ("dataset_kwargs: {video: true}\n", r"bad.yaml:7: dataset_kwargs.video"),
+    ("dataset_kwargs: {video: true}\n", r"bad.yaml:7: dataset_kwargs.video needs a cache_dir"),
+    ("dataset_kwargs: {From_YouTube: true}\n", r"bad.yaml:7: dataset_kwargs.From_YouTube: lmms-eval downloads"),
     ("class: !function utils.pr\n", r"bad.yaml:7: Python-class tasks"),
 ])
 def test_unsupported_or_wrong_keys_fail_with_file_line_and_key(tmp_path, extra, message):
@@ -481,10 +485,18 @@ def test_functions_import_only_from_the_task_folder_and_lazily(tmp_path, colours
         load_tasks(colours_dir, ["broken_task"])
 
 
-def test_duplicate_task_names_in_a_folder_are_an_error(colours_dir):
-    shutil.copy(colours_dir / "colours_mcq.yaml", colours_dir / "copy_of_mcq.yaml")
-    with pytest.raises(TaskYamlError, match="task 'colours_mcq' is also defined in"):
-        load_tasks(colours_dir)
+def test_duplicate_task_names_warn_and_the_last_walked_wins_as_in_lmms_eval(colours_dir):
+    import os
+
+    (colours_dir / "copy_of_mcq.yaml").write_text(
+        (colours_dir / "colours_mcq.yaml").read_text().replace("task: colours_mcq", "task: colours_mcq\ntask_alias: copy"))
+    walked = [f for _, _, files in os.walk(colours_dir) for f in files if f in ("colours_mcq.yaml", "copy_of_mcq.yaml")]
+    with pytest.warns(UserWarning, match="task 'colours_mcq' is defined in .* and "):
+        tasks = load_tasks(colours_dir)
+    names = [t.name for t in tasks]
+    assert names.count("colours_mcq") == 1
+    kept = next(t for t in tasks if t.name == "colours_mcq")
+    assert Path(kept.config["yaml_path"]).name == walked[-1]  # lmms-eval's index (a dict) keeps the last one seen
 
 
 def test_dict_valued_metric_end_to_end_through_evaluate(tmp_path):

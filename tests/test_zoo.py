@@ -237,3 +237,39 @@ def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path
         alone = train_zoo_member(spec, root=tmp_path, progress=False)
         a, b = load_file(paths[spec.name] / "model.safetensors"), load_file(alone / "model.safetensors")
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_snapshots_along_training_are_free_members_with_the_same_weights_as_a_rerun(cache, tmp_path):
+    run = dataclasses.replace(TINY, name="unit-run", curriculum_steps=4, steps=6)
+    snap = dataclasses.replace(run, name="unit-run-s4", snapshot_step=4)
+    assert snap.run.config_hash() == run.config_hash() != snap.config_hash()
+    zoo.register_zoo_member(run)
+    zoo.register_zoo_member(snap)
+    try:
+        # training the run writes the registered snapshot on the way, complete with its marker
+        run_dir = train_zoo_member(run, root=tmp_path, progress=False)
+        snap_dir = tmp_path / f"unit-run-s4-{snap.config_hash()}"
+        info = json.loads((snap_dir / COMPLETE_MARKER).read_text())
+        assert info["snapshot_step"] == 4 and len(info["losses"]) == 4
+        stamp = (run_dir / "model.safetensors").stat().st_mtime_ns
+        # the snapshot alone, once its run is cached: retrained in scratch, the run's cache is left alone
+        alone = tmp_path / "alone"
+        train_zoo_member(run, root=alone, progress=False)
+        (alone / snap_dir.name / COMPLETE_MARKER).unlink()
+        assert train_zoo_member(snap, root=alone, progress=False) == alone / snap_dir.name
+    finally:
+        ZOO.pop("unit-run", None)
+        ZOO.pop("unit-run-s4", None)
+    first, again = load_file(snap_dir / "model.safetensors"), load_file(alone / snap_dir.name / "model.safetensors")
+    assert all(torch.equal(first[k], again[k]) for k in first)  # deterministic: the same weights
+    final = load_file(run_dir / "model.safetensors")
+    assert not all(torch.equal(first[k], final[k]) for k in first)  # 4 steps are not 10
+    assert (run_dir / "model.safetensors").stat().st_mtime_ns == stamp
+    assert (snap_dir / "tokenizer.json").read_text() == (run_dir / "tokenizer.json").read_text()
+    with pytest.raises(ValueError, match="snapshot_step must be in"):
+        dataclasses.replace(run, snapshot_step=10)
+
+
+def test_the_zoo_has_at_least_20_members_from_6_runs():
+    runs = {spec.run.config_hash() for spec in ZOO.values()}
+    assert len(ZOO) >= 20 and len(runs) == 6

@@ -14,6 +14,17 @@ Example:
 
 from lmms_nb.analysis._compare import Comparison, Flips, compare, flips
 from lmms_nb.analysis._prepare import CONTINUOUS_CORRECT_THRESHOLD, as_canonical, prepare
+from lmms_nb.analysis._palette import (
+    MODEL_PALETTE,
+    PARTIAL_THRESHOLD,
+    RIGHT_THRESHOLD,
+    STATE_COLORS,
+    STATE_ICONS,
+    answer_state,
+    model_colors,
+)
+from lmms_nb.analysis._figures import plotly_template
+from lmms_nb.analysis._summary import Summary, chance_levels, format_p, summarize
 from lmms_nb.analysis._stats import (
     binary_mean_ci,
     holm_adjust,
@@ -21,10 +32,24 @@ from lmms_nb.analysis._stats import (
     paired_binary_diff_ci,
     paired_t_pvalue,
     shared_bootstrap_ci,
+    wilson_ci,
 )
 
 __all__ = [
     "CONTINUOUS_CORRECT_THRESHOLD",
+    "MODEL_PALETTE",
+    "PARTIAL_THRESHOLD",
+    "RIGHT_THRESHOLD",
+    "STATE_COLORS",
+    "STATE_ICONS",
+    "Summary",
+    "answer_state",
+    "chance_levels",
+    "plotly_template",
+    "format_p",
+    "model_colors",
+    "summarize",
+    "wilson_ci",
     "Comparison",
     "Flips",
     "as_canonical",

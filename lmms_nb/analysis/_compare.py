@@ -7,7 +7,7 @@ How the work is split, so that 10 models x 100k samples take well under a second
   (one value and one correct column per model; null = not scored for that model);
 - every pairwise count (n_both, only_a, a_right_b_wrong, ...) of every model pair is an entry of a product
   of that wide table's presence / correctness matrices (one BLAS call per task);
-- scipy sees only counts (exact McNemar, exact binomial bootstrap quantiles) and, for continuous metrics,
+- scipy sees only counts (exact McNemar, Wilson intervals) and, for continuous metrics,
   the paired differences (scipy.stats.bootstrap, ttest).
 
 Example:
@@ -58,32 +58,39 @@ def _ordered(df: pl.DataFrame, orders: Mapping[str, Sequence[str]], then: Sequen
 def _with_cis(
     table: pl.DataFrame, keys: list[str], info: Prepared, continuous: pl.DataFrame | None, *, confidence: float
 ) -> pl.DataFrame:
-    """Add metric, binary, ci_low, ci_high to a table of groups with n, n_unscored, score, _sum.
+    """Add metric, binary, ci_low, ci_high, ci_method to a table of groups with n, n_unscored, score, _sum.
 
-    0/1 metrics: exact binomial bootstrap quantiles from (n, successes). Continuous metrics: the intervals
-    `_continuous_intervals` computed (`continuous`, keyed like `table`).
+    0/1 metrics: the Wilson interval from (n, successes), which never collapses to a point. Continuous
+    metrics: the bootstrap intervals `_continuous_intervals` computed (`continuous`, keyed like `table`); where
+    every value was the same (the bootstrap gives a point) and the values lie in [0, 1], the Wilson interval
+    of the mean instead (a [0, 1] variable has at most the variance of a 0/1 one with that mean).
     """
     table = table.with_columns(
         pl.col("task").replace_strict(info.metrics, return_dtype=pl.Utf8).alias("metric"),
         pl.col("task").replace_strict(info.binary, return_dtype=pl.Boolean).alias("binary"),
     )
-    low = np.full(table.height, np.nan)
-    high = np.full(table.height, np.nan)
-    is_binary = table["binary"].to_numpy()
-    if is_binary.any():
-        successes = np.rint(table["_sum"].to_numpy()[is_binary]).astype(np.int64)
-        low[is_binary], high[is_binary] = _stats.binary_mean_ci(
-            successes, table["n"].to_numpy()[is_binary], confidence=confidence
-        )
-    table = table.with_columns(ci_low=pl.Series(low), ci_high=pl.Series(high))
-    if continuous is not None and (~is_binary).any():
-        table = table.join(continuous, on=keys, how="left", nulls_equal=True, suffix="_c").with_columns(
-            pl.when(pl.col("binary")).then(pl.col("ci_low")).otherwise(pl.col("ci_low_c")).alias("ci_low"),
-            pl.when(pl.col("binary")).then(pl.col("ci_high")).otherwise(pl.col("ci_high_c")).alias("ci_high"),
-        )
-    return table.select(*keys, "metric", "binary", "n", "n_unscored", "score", "ci_low", "ci_high").with_columns(
-        pl.col("ci_low", "ci_high").fill_nan(None)
+    wilson_low, wilson_high = _stats.wilson_ci(table["_sum"].to_numpy(), table["n"].to_numpy(), confidence=confidence)
+    table = table.with_columns(_wl=pl.Series(wilson_low), _wh=pl.Series(wilson_high))
+    if continuous is not None and not table["binary"].all():
+        table = table.join(continuous, on=keys, how="left", nulls_equal=True)
+    else:
+        table = table.with_columns(ci_low=pl.lit(None, pl.Float64), ci_high=pl.lit(None, pl.Float64))
+    collapsed = (
+        ~pl.col("binary")
+        & (pl.col("ci_low").is_null() | (pl.col("ci_low") == pl.col("ci_high")))
+        & pl.col("score").is_between(0.0, 1.0)
+        & (pl.col("n") > 0)
     )
+    wilson = pl.col("binary") | collapsed
+    table = table.with_columns(
+        pl.when(wilson).then(pl.col("_wl")).otherwise(pl.col("ci_low")).alias("ci_low"),
+        pl.when(wilson).then(pl.col("_wh")).otherwise(pl.col("ci_high")).alias("ci_high"),
+        pl.when(pl.col("binary")).then(pl.lit("wilson")).when(collapsed).then(pl.lit("wilson (constant values)"))
+        .otherwise(pl.lit("bootstrap")).alias("ci_method"),
+    )
+    return table.select(
+        *keys, "metric", "binary", "n", "n_unscored", "score", "ci_low", "ci_high", "ci_method"
+    ).with_columns(pl.col("ci_low", "ci_high").fill_nan(None))
 
 
 def _block_scores(
@@ -389,7 +396,7 @@ class Comparison:
     Attributes:
         models, tasks: in display order. metrics: the metric used per task. binary: whether it is 0/1.
         by: the grouping columns of `scores_by_group` (["category"] by default when the table has one).
-        scores: model x task x filter; n, n_unscored, score, ci_low, ci_high (percentile bootstrap).
+        scores: model x task x filter; n, n_unscored, score, ci_low, ci_high, ci_method (Wilson or bootstrap).
         scores_by_group: the same per `by` group (empty when `by` is empty).
         pairwise: one row per model pair x task x filter (see `compare`).
         missing: samples scored for some models but not others, with reason "absent" or "unscored".
@@ -414,6 +421,21 @@ class Comparison:
     n_resamples: int = _stats.DEFAULT_RESAMPLES
     seed: int = 0
     source: pl.DataFrame | None = field(default=None, repr=False)
+    #: {model: colour} overriding the default palette (e.g. colours fixed over a larger set of models)
+    colors: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def model_colors(self) -> dict[str, str]:
+        """{model: colour} used by every figure: `colors` where set, else the palette by model position."""
+        from lmms_nb.analysis._palette import model_colors
+
+        return model_colors(self.models, self.colors)
+
+    def summary(self, *, alpha: float = 0.05) -> Any:
+        """A `Summary`: models x tasks grid with mean and rank, significant wins in sentences, answer
+        distributions and warnings for (near-)constant answers (see `lmms_nb.analysis.summarize`)."""
+        from lmms_nb.analysis._summary import summarize
+
+        return summarize(self, alpha=alpha)
 
     # ---- disagreement slices -------------------------------------------------------------------------------
     def _check_models(self, *names: str) -> None:
@@ -582,11 +604,12 @@ class Comparison:
         )
 
     # ---- figures (plotly imported lazily) -------------------------------------------------------------------
-    def bar_figure(self, *, groups: bool = False) -> "go.Figure":
-        """Grouped bars of the score per task (or per task x group), one trace per model, CI error bars."""
+    def bar_figure(self, *, groups: bool = False, chance: Mapping[str, float] | bool = True) -> "go.Figure":
+        """Grouped bars of the score per task (or per task x group), one trace per model in its fixed colour,
+        CI error bars and a dotted chance line per task (`chance=False` to leave it out)."""
         from lmms_nb.analysis._figures import bar_figure
 
-        return bar_figure(self, groups=groups)
+        return bar_figure(self, groups=groups, chance=chance)
 
     def category_heatmap(self, *, task: str | None = None) -> "go.Figure":
         """Models x categories (the `by` groups) heatmap of scores."""
@@ -651,8 +674,9 @@ def compare(
         confidence, n_resamples, seed: of the percentile bootstrap CIs (fixed seed: reproducible numbers).
 
     `scores` / `scores_by_group`: n (scored samples), n_unscored (rows whose metric is null, e.g. a model
-    error), score (mean of the metric) and a percentile bootstrap CI: for 0/1 metrics computed exactly from
-    the binomial (the limit of infinitely many resamples), for continuous ones by scipy.stats.bootstrap.
+    error), score (mean of the metric) and a CI named by `ci_method`: the Wilson score interval for 0/1
+    metrics (never a point: 5 of 5 right is [0.57, 1]), a percentile bootstrap for continuous ones (Wilson
+    of the mean when all values are equal and in [0, 1], where the bootstrap would give a point).
 
     "Correct" (slices, flips, agreement, the sample heatmap) is value == 1 for 0/1 metrics and value >= 0.5
     (`CONTINUOUS_CORRECT_THRESHOLD`) for continuous ones such as ANLS.
@@ -857,7 +881,7 @@ def _comparison_html(cmp: Comparison) -> str:
     level = int(round(cmp.confidence * 100))
     return (
         f"<div class='lmms-nb-comparison'><p><b>Comparison</b> of {len(cmp.models)} models on {len(tasks)} tasks "
-        f"({level}% percentile bootstrap CIs)</p>"
+        f"({level}% CIs: Wilson for 0/1 metrics, bootstrap otherwise)</p>"
         f"<table><thead>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>{groups}"
         f"<p><b>Pairwise</b> (aligned on task, doc_id, filter; Holm over the pairs of each task)</p>{_table_html(pw)}"
         f"<p>{n_missing} (sample, model) pairs missing on one side"

@@ -18,10 +18,13 @@ Example:
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
+
+from lmms_nb.analysis._palette import MODEL_PALETTE, STATE_COLORS
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -46,21 +49,34 @@ def _group_key(row: dict[str, Any], by: list[str]) -> str | None:
     return " / ".join("(none)" if v is None else str(v) for v in values)
 
 
-def bar_figure(cmp: "Comparison", *, groups: bool = False) -> "go.Figure":
-    """Grouped bars: x = task (or task / group), one trace per model, asymmetric CI error bars."""
+def _metric_label(cmp: "Comparison", tasks: list[str] | None = None) -> str:
+    names = sorted({cmp.metrics[t] for t in (tasks or cmp.tasks) if t in cmp.metrics})
+    return ", ".join(names)
+
+
+def bar_figure(cmp: "Comparison", *, groups: bool = False, chance: Mapping[str, float] | bool = True) -> "go.Figure":
+    """Grouped bars: x = task (or task / group), one trace per model in its fixed colour, CI error bars, and
+    per task a dotted line at `chance` (default: the most-frequent-target score of `summarize`)."""
     import plotly.graph_objects as go
 
     use_groups = groups and bool(cmp.by)
     table = cmp.scores_by_group if use_groups else cmp.scores
     by = cmp.by if use_groups else []
     several_filters = table["filter"].n_unique() > 1 if table.height else False
+    colors = cmp.model_colors()
     fig = go.Figure()
+    x_order: list[str] = []
+    x_task: dict[str, str] = {}
     for model in cmp.models:
         rows = table.filter(pl.col("model") == model).to_dicts()
         labels = []
         for r in rows:
             label = _group_label(r, by, with_task=True) if use_groups else r["task"]
-            labels.append(_e(f"{label} [{r['filter']}]" if several_filters else label))
+            label = _e(f"{label} [{r['filter']}]" if several_filters else label)
+            labels.append(label)
+            if label not in x_task:
+                x_order.append(label)
+                x_task[label] = r["task"]
         score = np.array([np.nan if r["score"] is None else r["score"] for r in rows], dtype=float)
         low = np.array([np.nan if r["ci_low"] is None else r["ci_low"] for r in rows], dtype=float)
         high = np.array([np.nan if r["ci_high"] is None else r["ci_high"] for r in rows], dtype=float)
@@ -69,17 +85,34 @@ def bar_figure(cmp: "Comparison", *, groups: bool = False) -> "go.Figure":
                 name=_e(model),
                 x=labels,
                 y=score,
+                marker_color=colors[model],
                 error_y=dict(type="data", symmetric=False, array=high - score, arrayminus=score - low),
                 customdata=[[model, r["task"], _group_key(r, by)] for r in rows],
                 text=[f"n={r['n']}" for r in rows],
                 hovertemplate="%{x}<br>score %{y:.3f}<br>%{text}<extra>" + _e(model) + "</extra>",
             )
         )
-    metrics = sorted(set(cmp.metrics.values()))
+    if chance is True:
+        from lmms_nb.analysis._summary import chance_levels
+
+        chance = chance_levels(cmp)
+    chance = chance or {}
+    for i, label in enumerate(x_order):
+        level = chance.get(x_task[label])
+        if level is not None:
+            fig.add_shape(type="line", xref="x", yref="y", x0=i - 0.45, x1=i + 0.45, y0=level, y1=level,
+                          line=dict(color="#888888", width=2, dash="dot"))
+    labelled = [(i, chance[x_task[label]]) for i, label in enumerate(x_order) if chance.get(x_task[label]) is not None]
+    if labelled:  # one label explains the dotted lines (no legend entry: the legend lists models only)
+        i, level = labelled[0]
+        fig.add_annotation(x=i, y=level, xref="x", yref="y", text="chance (most frequent target)", showarrow=False,
+                           yshift=9, font=dict(size=10, color="#888888"))
+    methods = sorted(set(table["ci_method"].drop_nulls().to_list())) if "ci_method" in table.columns else []
     fig.update_layout(
         barmode="group",
-        title=f"Scores with {int(cmp.confidence * 100)}% bootstrap CIs",
-        yaxis_title=_e(", ".join(metrics)),
+        title=_e(f"Score per {'task / ' + ' / '.join(by) if by else 'task'} ({_metric_label(cmp)}) with "
+                 f"{int(round(cmp.confidence * 100))}% CIs ({', '.join(sorted({m.split(' ')[0].replace('wilson', 'Wilson') for m in methods})) or 'none'})"),
+        yaxis_title=_e(_metric_label(cmp)),
         legend_title="model",
     )
     return fig
@@ -105,6 +138,10 @@ def category_heatmap(cmp: "Comparison", *, task: str | None = None) -> "go.Figur
         z[i, j] = np.nan if r["score"] is None else r["score"]
         n[i, j] = r["n"]
     custom = [[[m, k[0], k[2]] for k in keys] for m in cmp.models]
+    finite = z[~np.isnan(z)]
+    unit_scale = all(cmp.binary.get(k[0], False) for k in keys) or bool(
+        finite.size and finite.min() >= 0 and finite.max() <= 1
+    )
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -112,14 +149,20 @@ def category_heatmap(cmp: "Comparison", *, task: str | None = None) -> "go.Figur
             y=[_e(m) for m in cmp.models],
             customdata=custom,
             text=[[f"n={v}" for v in row] for row in n],
+            texttemplate="%{z:.2f}",
             colorscale="Viridis",
+            # one 0-1 scale for every heatmap of [0, 1] scores, so the same colour means the same score on
+            # every task (a per-figure scale made the weakest model look best on a hard task)
             zmin=0,
-            zmax=1 if all(cmp.binary.get(k[0], False) for k in keys) else None,
+            zmax=1 if unit_scale else None,
             hovertemplate="%{y}<br>%{x}<br>score %{z:.3f} (%{text})<extra></extra>",
             colorbar=dict(title="score"),
         )
     )
-    fig.update_layout(title="Score per model and " + _e(" / ".join(cmp.by)), xaxis_tickangle=-45)
+    tasks = list(dict.fromkeys(k[0] for k in keys))
+    where = task if task is not None else ", ".join(tasks)
+    fig.update_layout(title=_e(f"{where}: {_metric_label(cmp, tasks)} per model and {' / '.join(cmp.by)}"),
+                      xaxis_tickangle=-45)
     return fig
 
 
@@ -153,7 +196,7 @@ def sample_heatmap(cmp: "Comparison", *, task: str | None = None, max_samples: i
             customdata=custom,
             zmin=0,
             zmax=1,
-            colorscale=[[0.0, "#d62728"], [1.0, "#2ca02c"]],
+            colorscale=[[0.0, STATE_COLORS["wrong"]], [1.0, STATE_COLORS["right"]]],  # colour-blind safe
             showscale=False,
             hovertemplate="%{y}<br>%{x}<br>correct %{z}<extra></extra>",
             xgap=0,
@@ -162,7 +205,8 @@ def sample_heatmap(cmp: "Comparison", *, task: str | None = None, max_samples: i
     )
     shown = f"{len(keys)} of {total}" if total > len(keys) else f"{total}"
     fig.update_layout(
-        title=f"Per-sample correctness ({shown} samples, easiest first)",
+        title=_e(f"{task + ': ' if task else ''}per-sample correctness ({shown} samples, easiest first; "
+                 f"blue right, orange wrong)"),
         xaxis=dict(showticklabels=len(keys) <= 60, title="sample"),
     )
     return fig
@@ -238,3 +282,22 @@ def agreement_figure(cmp: "Comparison") -> "go.Figure":
     )
     fig.update_layout(title="Agreement (both right or both wrong)", yaxis_autorange="reversed")
     return fig
+
+
+def plotly_template(theme: str = "auto") -> "go.layout.Template":
+    """A plotly template for JupyterLab's "light" or "dark" theme, or "auto": transparent backgrounds and
+    mid-grey text and grid lines that read on either (a widget cannot know the page's theme from Python)."""
+    import plotly.graph_objects as go
+
+    if theme not in ("auto", "light", "dark"):
+        raise ValueError(f"theme must be 'auto', 'light' or 'dark', got {theme!r}")
+    text = {"auto": "#8a8a8a", "light": "#333333", "dark": "#e0e0e0"}[theme]
+    grid = {"auto": "rgba(128,128,128,0.25)", "light": "#e5e5e5", "dark": "#444444"}[theme]
+    background = {"auto": "rgba(0,0,0,0)", "light": "#ffffff", "dark": "#111111"}[theme]
+    axis = dict(gridcolor=grid, linecolor=grid, zerolinecolor=grid, tickfont=dict(color=text),
+                title=dict(font=dict(color=text)))
+    return go.layout.Template(layout=dict(
+        paper_bgcolor=background, plot_bgcolor=background, font=dict(color=text),
+        title=dict(font=dict(color=text)), legend=dict(font=dict(color=text)),
+        xaxis=axis, yaxis=axis, colorway=list(MODEL_PALETTE),
+    ))

@@ -2,8 +2,9 @@
 
 LMMs-Eval-Lite picked benchmark subsets by k-center greedy over concatenated CLIP image and BGE text
 embeddings and scored them with a plain mean. This package does the same, exactly and fast, adds the
-cell-size-weighted estimate, and measures how well a subset keeps the full set's scores and ranking
-against random and category-stratified subsets of the same size.
+cell-size-weighted estimate, anchor points chosen from earlier models' answers (Vivek et al., 2023) and
+gp-IRT estimates (tinyBenchmarks, Polo et al., 2024), and measures on held-out models how well each keeps
+the full set's scores and ranking against random and category-stratified subsets of the same size.
 
 Example:
     >>> import numpy as np
@@ -12,6 +13,7 @@ Example:
     [0, 2]
 """
 
+from lmms_nb.lite_selection._anchors import anchor_points
 from lmms_nb.lite_selection._embeddings import (
     DEFAULT_IMAGE_MODEL,
     DEFAULT_IMAGE_PRETRAINED,
@@ -32,26 +34,34 @@ from lmms_nb.lite_selection._export import (
     save_lite_subset,
     write_lmms_eval_yaml,
 )
-from lmms_nb.lite_selection._fidelity import LiteFidelity, lite_fidelity, plot_fidelity
+from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, METHODS, LiteFidelity, lite_fidelity, plot_fidelity
+from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import LiteSubset, build_lite_subset, resolve_budget
+from lmms_nb.lite_selection._verdict import fidelity_verdicts, subset_vs_random, verdict_of
 
 __all__ = [
+    "BEATS_RANDOM_SHARE",
     "DEFAULT_IMAGE_MODEL",
     "DEFAULT_IMAGE_PRETRAINED",
     "DEFAULT_TEXT_MODEL",
+    "IRTModel",
     "ImageEmbedder",
     "KCenterResult",
     "LiteFidelity",
     "LiteSubset",
+    "METHODS",
     "ScoreMatrix",
     "TaskEmbeddings",
     "TextEmbedder",
+    "anchor_points",
     "assign_to_nearest",
     "build_lite_subset",
     "build_tiny_clip",
     "combine_embeddings",
     "embed_task",
+    "fidelity_verdicts",
+    "fit_irt",
     "kcenter_greedy",
     "lite_estimates",
     "lite_fidelity",
@@ -63,5 +73,7 @@ __all__ = [
     "save_lite_dataset",
     "save_lite_subset",
     "score_matrix",
+    "subset_vs_random",
+    "verdict_of",
     "write_lmms_eval_yaml",
 ]

@@ -1,18 +1,31 @@
 """How faithful is a Lite subset? Scores and rankings of several models on subsets vs the full set.
 
 From full per-sample results of several models on one task (a canonical table, e.g. from `load_logs`) and
-the task's embeddings, for each budget k:
+the task's embeddings, for each budget k, methods (a subset and an estimator each):
 
 - ``kcenter``: the first k k-center greedy picks, plain mean (LMMs-Eval-Lite's estimate);
 - ``kcenter_weighted``: the same docs, each weighted by its cell size;
-- ``random``: uniform random subsets of k docs (`n_random` draws);
+- ``kcenter_irt``: the same docs, gp-IRT estimate (tinyBenchmarks; `_irt`);
+- ``anchor``: anchor points chosen from the training models' answers (Vivek et al., 2023), cluster-weighted;
+- ``anchor_irt``: the anchor points, gp-IRT estimate;
+- ``random``: uniform random subsets of k docs (`n_random` draws), plain mean;
+- ``random_irt``: the same random subsets, gp-IRT estimate;
+- ``random_calibrated``: the same random subsets, their mean calibrated on the training models
+  (``full ~ a + b * subset mean``, least squares);
+- ``difficulty``: random subsets stratified by the training models' mean score on each doc (docs all of them
+  got right, all got wrong, and quantile bins between), Neyman allocation, stratified estimate; a stratum
+  that gets no doc is estimated by the training models' mean there;
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
   remainders; every category gets at least one doc when k allows), scored with the stratified estimator
   (each category's mean weighted by its share of the full set); only when the table has categories.
 
-Per subset: Spearman, Kendall (tau-b) and Pearson correlation between the models' subset and full-set scores
-(scipy.stats), and the mean and max absolute error in points. Random and stratified rows give the mean and
-sd over draws; k-center rows also say in what share of random draws k-center did strictly better.
+Methods that learn from models (anchor, *_irt) are fitted per fold over models and only estimate the models
+their fold held out: nothing scores itself. Per subset: Spearman, Kendall (tau-b) and Pearson correlation
+between the models' estimated and full-set scores (scipy.stats), and the mean and max absolute error in
+points. Random and stratified rows give the mean, sd and a 95% interval over draws; single-subset rows a 95%
+bootstrap interval over models. Every row but random says in what share of random draws it did strictly
+better (paired by draw for the drawn methods; the same subsets for random_irt and random_calibrated) and gives a plain verdict: "better than random" when it
+beats random in >= 80% of draws on MAE, "worse than random" when in <= 20%, else "no better than random".
 
 Example:
     >>> import numpy as np, polars as pl
@@ -29,7 +42,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,11 +52,21 @@ from scipy import stats
 
 from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
+from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import resolve_budget
 
-METHODS = ("kcenter", "kcenter_weighted", "random", "stratified")
+METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "anchor", "anchor_irt", "random", "random_irt",
+           "random_calibrated", "stratified", "difficulty")
+_LEARNED = ("kcenter_irt", "anchor", "anchor_irt", "random_irt", "random_calibrated", "difficulty")
+_DRAWN = ("random", "random_irt", "random_calibrated", "stratified", "difficulty")
+#: learned methods need this many models: 5-fold CV then leaves >= 4 to fit on, 2 for each inner half
+_MIN_MODELS_TO_LEARN = 6
+#: a method "beats random" when its MAE is lower than random's in at least this share of draws
+BEATS_RANDOM_SHARE = 0.8
 _STATS = ("spearman", "kendall", "pearson", "mae_points", "max_abs_error_points")
+_CI_COLS = ("spearman_lo", "spearman_hi", "mae_points_lo", "mae_points_hi")
+_NO_CI = dict.fromkeys(_CI_COLS, float("nan"))
 
 
 @dataclass
@@ -86,18 +108,29 @@ def lite_fidelity(
     start: int | Literal["random", "mean"] = 0,
     scale: float = 100.0,
     device: str | None = None,
+    folds: int | Literal["loo"] = 5,
+    methods: Sequence[str] | None = None,
+    irt_dim: int = 1,
 ) -> LiteFidelity:
-    """Compare k-center subsets with random and stratified ones across `budgets` (counts or fractions).
+    """Compare Lite subsets and estimators with random and stratified ones across `budgets` (counts or fractions).
 
     `embeddings` is a `TaskEmbeddings` or ``(doc_ids, vectors)``; the k-center picks are computed over the
     docs of the sample table (all of which need an embedding). `start` is the first pick's position among
     those docs (sorted by doc_id), or "random" / "mean". Scores are in points (`scale` x metric).
+
+    Methods that learn from models (anchor points, gp-IRT) are fitted per fold over models (`folds`: an int,
+    or "loo") and each model is estimated only by the fold that held it out. They need scores in [0, 1] and
+    at least 6 models; otherwise they are left out (`methods` picks a subset of `METHODS`).
     """
     if n_random < 1:
         raise ValueError(f"n_random must be >= 1, got {n_random}")
     sm = score_matrix(samples, metric=metric, task=task, filter=filter)
     if len(sm.models) < 3:
         raise ValueError(f"task {sm.task!r}: fidelity across models needs at least 3 models, got {sm.models}")
+    wanted = list(METHODS if methods is None else methods)
+    unknown = [m for m in wanted if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; methods: {list(METHODS)}")
     vectors = _aligned_vectors(embeddings, sm)
     n = len(sm.doc_ids)
     ks = sorted({resolve_budget(b, n) for b in budgets})
@@ -105,7 +138,14 @@ def lite_fidelity(
         raise ValueError("give at least one budget")
     res = kcenter_greedy(vectors, ks[-1], start=start, seed=seed, device=device)
 
-    scores = sm.scores * scale
+    unit = sm.scores
+    learns = len(sm.models) >= _MIN_MODELS_TO_LEARN and unit.min() >= 0 and unit.max() <= 1
+    if not learns:
+        wanted = [m for m in wanted if m not in _LEARNED]
+    fold_tests = model_folds(len(sm.models), folds, seed=seed)
+    fitted = ([FoldEstimators(np.delete(unit, test, axis=0), dim=irt_dim, seed=seed) for test in fold_tests]
+              if any(m in _LEARNED for m in wanted) else [])
+    scores = unit * scale
     full = scores.mean(axis=1)
     rng = np.random.default_rng(seed)
     draw_rows: list[dict[str, Any]] = []
@@ -115,21 +155,65 @@ def lite_fidelity(
         picks = res.picks[:k]
         cells = res.cell_sizes if k == ks[-1] else assign_to_nearest(vectors, picks, device=device)[1]
         radius[k] = float(res.radii[k - 1])
-        w_kc = {"kcenter": np.ones(k), "kcenter_weighted": cells.astype(np.float64)}
-        for method, w in w_kc.items():
-            est = scores[:, picks] @ w / w.sum()
-            draw_rows.append({"k": k, "method": method, "draw": 0, **_subset_stats(full, est)})
+        single: dict[str, np.ndarray] = {}
+        mask = np.zeros(n, dtype=bool)
+        mask[picks] = True
+        cell_w = np.zeros(n)
+        cell_w[picks] = cells
+        if "kcenter" in wanted:
+            single["kcenter"] = scores[:, picks].mean(axis=1)
+        if "kcenter_weighted" in wanted:
+            single["kcenter_weighted"] = scores[:, picks] @ cells / cells.sum()
+        if "kcenter_irt" in wanted:
+            single["kcenter_irt"] = _per_fold(fold_tests, lambda f, t: fitted[f].gp_irt(unit[t], mask, cell_w)) * scale
+        if "anchor" in wanted or "anchor_irt" in wanted:
+            anchor, anchor_irt = np.zeros(len(full)), np.zeros(len(full))
+            for f, test in enumerate(fold_tests):
+                docs, w = fitted[f].anchors(k)
+                anchor[test] = unit[np.ix_(test, docs)] @ w
+                a_mask, a_w = np.zeros(n, dtype=bool), np.zeros(n)
+                a_mask[docs], a_w[docs] = True, w
+                anchor_irt[test] = fitted[f].gp_irt(unit[test], a_mask, a_w)
+            single.update({m: e * scale for m, e in (("anchor", anchor), ("anchor_irt", anchor_irt)) if m in wanted})
+        for method, est in single.items():
+            draw_rows.append({"k": k, "method": method, "draw": 0, **_subset_stats(full, est),
+                              **_bootstrap_ci(full, est, seed)})
             est_rows.append(pl.DataFrame({"k": k, "method": method, "model": sm.models,
                                           "full_points": full, "estimate_points": est}))
-        for d, est in enumerate(_random_estimates(scores, k, n_random, rng)):
-            draw_rows.append({"k": k, "method": "random", "draw": d, **_subset_stats(full, est)})
-        if sm.categories is not None:
-            for d, est in enumerate(_stratified_estimates(scores, sm.categories, k, n_random, rng)):
-                draw_rows.append({"k": k, "method": "stratified", "draw": d, **_subset_stats(full, est)})
+        idx = np.argsort(rng.random((n_random, n)), axis=1)[:, :k]  # uniform k-subsets without replacement
+        if "random" in wanted:
+            draw_rows += _rows(k, "random", _draw_stats(full, scores[:, idx].mean(axis=2).T))
+        if "random_irt" in wanted:
+            masks = np.zeros((n_random, n), dtype=bool)
+            np.put_along_axis(masks, idx, True, axis=1)
+            ests = np.zeros((n_random, len(full)))
+            for f, test in enumerate(fold_tests):
+                rows = np.repeat(unit[test], n_random, axis=0)  # model-major: row = model * n_random + draw
+                out = fitted[f].gp_irt(rows, np.tile(masks, (len(test), 1)), np.tile(masks, (len(test), 1)))
+                ests[:, test] = out.reshape(len(test), n_random).T
+            draw_rows += _rows(k, "random_irt", _draw_stats(full, ests * scale))
+        if "random_calibrated" in wanted:
+            subset_means = unit[:, idx].mean(axis=2).T  # draws x models
+            ests = np.zeros((n_random, len(full)))
+            for f, test in enumerate(fold_tests):
+                train = np.delete(np.arange(len(full)), test)
+                ests[:, test] = fitted[f].calibrated(subset_means[:, train], subset_means[:, test])
+            draw_rows += _rows(k, "random_calibrated", _draw_stats(full, ests * scale))
+        if "difficulty" in wanted:
+            ests = np.zeros((n_random, len(full)))
+            fold_rng = np.random.default_rng([seed, k])
+            for f, test in enumerate(fold_tests):
+                design = fitted[f].difficulty_design(k)
+                for d in range(n_random):
+                    ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
+            draw_rows += _rows(k, "difficulty", _draw_stats(full, ests * scale))
+        if "stratified" in wanted and sm.categories is not None:
+            draw_rows += _rows(k, "stratified",
+                               _draw_stats(full, _stratified_estimates(scores, sm.categories, k, n_random, rng)))
 
     draws = (pl.DataFrame(draw_rows)
              .with_columns((pl.col("k") / n).alias("budget"), pl.col(list(_STATS)).fill_nan(None))
-             .select("k", "budget", "method", "draw", *_STATS))
+             .select("k", "budget", "method", "draw", *_STATS, *_CI_COLS))
     summary = _summarise(draws, radius)
     estimates = pl.concat(est_rows).with_columns(
         (pl.col("k") / n).alias("budget"),
@@ -137,6 +221,17 @@ def lite_fidelity(
     ).select("k", "budget", "method", "model", "full_points", "estimate_points", "error_points")
     return LiteFidelity(task=sm.task, metric=sm.metric, models=sm.models, doc_ids=sm.doc_ids, summary=summary,
                         draws=draws, estimates=estimates, kcenter=res)
+
+
+def _rows(k: int, method: str, draw_stats: list[dict[str, float]]) -> list[dict[str, Any]]:
+    return [{"k": k, "method": method, "draw": d, **st, **_NO_CI} for d, st in enumerate(draw_stats)]
+
+
+def _per_fold(fold_tests: list[np.ndarray], estimate) -> np.ndarray:
+    out = np.zeros(sum(len(t) for t in fold_tests))
+    for f, test in enumerate(fold_tests):
+        out[test] = estimate(f, test)
+    return out
 
 
 def _aligned_vectors(embeddings: TaskEmbeddings | tuple[Sequence[int], np.ndarray], sm: ScoreMatrix) -> np.ndarray:
@@ -149,25 +244,50 @@ def _aligned_vectors(embeddings: TaskEmbeddings | tuple[Sequence[int], np.ndarra
 
 
 def _subset_stats(full: np.ndarray, est: np.ndarray) -> dict[str, float]:
-    err = np.abs(est - full)
-    with warnings.catch_warnings():
-        # a subset on which every model scores the same has no ranking: its correlations are NaN (-> null)
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return {
-            "spearman": float(stats.spearmanr(full, est).statistic),
-            "kendall": float(stats.kendalltau(full, est).statistic),
-            "pearson": float(stats.pearsonr(full, est).statistic) if np.ptp(est) > 0 else float("nan"),
-            "mae_points": float(err.mean()),
-            "max_abs_error_points": float(err.max()),
-        }
+    return _draw_stats(full, est[None, :])[0]
 
 
-def _random_estimates(scores: np.ndarray, k: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_draws, models): plain means over uniform random k-subsets (without replacement)."""
-    n = scores.shape[1]
-    idx = np.argsort(rng.random((n_draws, n)), axis=1)[:, :k]
-    return scores[:, idx].mean(axis=2).T
+def _draw_stats(full: np.ndarray, ests: np.ndarray) -> list[dict[str, float]]:
+    """The statistics of each row of `ests` (draws x models) against `full`, vectorised over draws.
+
+    Spearman is Pearson on average ranks, Kendall is tau-b (scipy's definitions; the tests check them against
+    scipy.stats). A draw on which every model scores the same has no ranking: its correlations are NaN.
+    """
+    err = np.abs(ests - full)
+    rank_full, rank_est = stats.rankdata(full), stats.rankdata(ests, axis=1)
+    sign_full = np.sign(full[:, None] - full[None, :])
+    sign_est = np.sign(ests[:, :, None] - ests[:, None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kendall = ((sign_est * sign_full).sum(axis=(1, 2))
+                   / np.sqrt((sign_est**2).sum(axis=(1, 2)) * (sign_full**2).sum()))
+        out = {"spearman": _rowwise_pearson(rank_full, rank_est), "kendall": kendall,
+               "pearson": _rowwise_pearson(full, ests), "mae_points": err.mean(axis=1),
+               "max_abs_error_points": err.max(axis=1)}
+    return [{key: float(v[d]) for key, v in out.items()} for d in range(len(ests))]
+
+
+def _rowwise_pearson(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    xc = x - x.mean()
+    yc = ys - ys.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (yc @ xc) / np.sqrt((yc**2).sum(axis=1) * (xc**2).sum())
+    # a constant row (ptp 0) has no correlation even when rounding leaves a tiny spread
+    return np.where(np.ptp(ys, axis=1) > 0, np.clip(r, -1.0, 1.0), np.nan)
+
+
+def _bootstrap_ci(full: np.ndarray, est: np.ndarray, seed: int, n_boot: int = 400) -> dict[str, float]:
+    """95% percentile intervals of Spearman and MAE over models resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(len(full), size=(n_boot, len(full)))
+    mae = np.abs(est - full)[rows].mean(axis=1)
+    rf, re_ = stats.rankdata(full[rows], axis=1), stats.rankdata(est[rows], axis=1)
+    rf, re_ = rf - rf.mean(axis=1, keepdims=True), re_ - re_.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample of tied models has no ranking
+        rho = (rf * re_).sum(axis=1) / np.sqrt((rf**2).sum(axis=1) * (re_**2).sum(axis=1))
+    rho = rho[np.isfinite(rho)]
+    lo_hi = np.quantile(rho, [0.025, 0.975]) if len(rho) else (np.nan, np.nan)
+    return {"spearman_lo": float(lo_hi[0]), "spearman_hi": float(lo_hi[1]),
+            "mae_points_lo": float(np.quantile(mae, 0.025)), "mae_points_hi": float(np.quantile(mae, 0.975))}
 
 
 def _stratified_estimates(scores: np.ndarray, categories: np.ndarray, k: int, n_draws: int,
@@ -205,26 +325,51 @@ def _proportional_allocation(sizes: np.ndarray, k: int) -> np.ndarray:
 
 
 def _summarise(draws: pl.DataFrame, radius: dict[int, float]) -> pl.DataFrame:
+    drawn = pl.col("method").is_in(list(_DRAWN))
     agg = [pl.len().alias("n_draws")]
     for s in _STATS:
         agg += [pl.col(s).mean().alias(s), pl.col(s).std().alias(f"{s}_sd")]
+    for s in ("spearman", "mae_points"):  # 95%: over draws, or the bootstrap over models of a single subset
+        agg += [pl.when(drawn.first()).then(pl.col(s).quantile(0.025, "linear")).otherwise(pl.col(f"{s}_lo").first())
+                .alias(f"{s}_lo"),
+                pl.when(drawn.first()).then(pl.col(s).quantile(0.975, "linear")).otherwise(pl.col(f"{s}_hi").first())
+                .alias(f"{s}_hi")]
     summary = draws.group_by("k", "budget", "method").agg(agg)
-    rand = draws.filter(pl.col("method") == "random").select(
-        "k", pl.col("spearman").fill_null(-2.0).alias("r_spearman"), pl.col("mae_points").alias("r_mae"))
-    kc = draws.filter(pl.col("method").is_in(["kcenter", "kcenter_weighted"])).select(
-        "k", "method", pl.col("spearman").fill_null(-2.0).alias("spearman"), "mae_points")
-    beats = (kc.join(rand, on="k")
-             .group_by("k", "method")
-             .agg((pl.col("spearman") > pl.col("r_spearman")).mean().alias("beats_random_spearman"),
-                  (pl.col("mae_points") < pl.col("r_mae")).mean().alias("beats_random_mae")))
-    radii = pl.DataFrame({"k": list(radius), "method": ["kcenter"] * len(radius),
-                          "radius": list(radius.values())})
-    radii = pl.concat([radii, radii.with_columns(pl.lit("kcenter_weighted").alias("method"))])
+    beats = [_beats(draws, "random", "beats_random"), _beats(draws, "stratified", "beats_stratified")]
+    radii = pl.DataFrame({"k": list(radius), "radius": list(radius.values())})
     order = {m: i for i, m in enumerate(METHODS)}
-    return (summary.join(beats, on=["k", "method"], how="left")
-            .join(radii, on=["k", "method"], how="left")
-            .with_columns(pl.col("method").replace_strict(order, return_dtype=pl.Int64).alias("_o"))
+    share = pl.col("beats_random_mae")
+    out = summary
+    for b in beats:
+        out = out.join(b, on=["k", "method"], how="left")
+    out = out.with_columns(
+        pl.when(pl.col("method") == "random").then(None)
+        .when(share >= BEATS_RANDOM_SHARE).then(pl.lit("better than random"))
+        .when(share <= 1 - BEATS_RANDOM_SHARE).then(pl.lit("worse than random"))
+        .when(share.is_not_null()).then(pl.lit("no better than random"))
+        .alias("verdict"))
+    return (out.join(radii, on="k", how="left")
+            .with_columns(pl.when(pl.col("method").str.starts_with("kcenter")).then(pl.col("radius")).alias("radius"),
+                          pl.col("method").replace_strict(order, return_dtype=pl.Int64).alias("_o"))
             .sort("k", "_o").drop("_o"))
+
+
+def _beats(draws: pl.DataFrame, baseline: str, prefix: str) -> pl.DataFrame:
+    """Per (k, method): the share of `baseline` draws each method strictly beats on Spearman and MAE.
+
+    A single subset is compared with every baseline draw; a drawn method with the baseline draw of the same
+    index (for random_irt: the same random subset).
+    """
+    base = draws.filter(pl.col("method") == baseline).select(
+        "k", "draw", pl.col("spearman").fill_null(-2.0).alias("b_spearman"), pl.col("mae_points").alias("b_mae"))
+    others = draws.filter(pl.col("method") != baseline).select(
+        "k", "method", "draw", pl.col("spearman").fill_null(-2.0), "mae_points")
+    single = others.filter(~pl.col("method").is_in(list(_DRAWN))).drop("draw").join(base.drop("draw"), on="k")
+    paired = others.filter(pl.col("method").is_in(list(_DRAWN))).join(base, on=["k", "draw"]).drop("draw")
+    both = pl.concat([single, paired])
+    return both.group_by("k", "method").agg(
+        (pl.col("spearman") > pl.col("b_spearman")).mean().alias(f"{prefix}_spearman"),
+        (pl.col("mae_points") < pl.col("b_mae")).mean().alias(f"{prefix}_mae"))
 
 
 def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal["budget", "k"] = "budget",
@@ -238,9 +383,14 @@ def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal[
 
     if stat not in _STATS:
         raise ValueError(f"stat must be one of {list(_STATS)}, got {stat!r}")
-    colors = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "random": "#7f7f7f", "stratified": "#ff7f0e"}
+    colors = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "kcenter_irt": "#17becf", "anchor": "#9467bd",
+              "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "random_calibrated": "#bcbd22",
+              "stratified": "#ff7f0e", "difficulty": "#d62728"}
     names = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cell-weighted)",
-             "random": "random (mean ± sd)", "stratified": "stratified (mean ± sd)"}
+             "kcenter_irt": "k-center (gp-IRT)", "anchor": "anchor points", "anchor_irt": "anchor points (gp-IRT)",
+             "random": "random (mean ± sd)", "random_irt": "random (gp-IRT, mean ± sd)",
+             "random_calibrated": "random (calibrated, mean ± sd)", "stratified": "stratified (mean ± sd)",
+             "difficulty": "difficulty-stratified (mean ± sd)"}
     fig = go.Figure()
     for method in METHODS:
         rows = fidelity.summary.filter(pl.col("method") == method).sort("k")
@@ -248,7 +398,7 @@ def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal[
             continue
         xs = rows[x].to_list()
         ys = rows[stat].to_list()
-        if method in ("random", "stratified"):
+        if method in _DRAWN:
             sd = rows[f"{stat}_sd"].fill_null(0.0).to_list()
             hi = [(y or 0) + s for y, s in zip(ys, sd)]
             lo = [(y or 0) - s for y, s in zip(ys, sd)]

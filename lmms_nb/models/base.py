@@ -26,6 +26,23 @@ class Request:
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
     choices: list[str] | None = None  # the options of a multiple-choice doc, when the task has doc_to_choice
     doc: dict[str, Any] | None = None  # the raw row, for baselines that need question metadata
+    #: lmms-eval's doc_to_messages(doc), set only for a backend that takes chat messages (`accepts_messages`)
+    messages: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class LoglikelihoodRequest:
+    """How likely `continuation` is after `context` (with the doc's images): lmms-eval's loglikelihood request.
+
+    A backend answers ``(loss, is_greedy)``: the mean negative log-likelihood of the continuation's tokens, as
+    lmms-eval's transformers backends do, and whether greedy decoding gives exactly those tokens.
+    """
+
+    doc_id: int
+    task: str
+    images: list
+    context: str
+    continuation: str
 
 
 @dataclass

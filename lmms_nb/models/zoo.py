@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,9 @@ class ZooSpec:
     #: the size of the synthbench whose train split the member learns from
     synthbench_n_train: int = 2000
     vocab_size: int = 512
+    #: a checkpoint along another member's training: the weights after this many steps (curriculum included)
+    #: of the run described by the other fields; 0 means the end of training
+    snapshot_step: int = 0
 
     def __post_init__(self) -> None:
         unknown = [f for f in (*self.exclude_families, self.curriculum_family) if f and f not in ZOO_FAMILIES]
@@ -92,6 +95,14 @@ class ZooSpec:
             raise ValueError(f"ZooSpec {self.name!r}: curriculum family {self.curriculum_family!r} is excluded")
         if min(self.steps, self.curriculum_steps) < 0 or self.total_steps < 1 or self.batch_size < 1:
             raise ValueError(f"ZooSpec {self.name!r}: needs at least one step and batch_size >= 1")
+        if not 0 <= self.snapshot_step < self.total_steps:
+            raise ValueError(f"ZooSpec {self.name!r}: snapshot_step must be in [0, {self.total_steps}), "
+                             f"got {self.snapshot_step}")
+
+    @property
+    def run(self) -> ZooSpec:
+        """The training run this member comes from: itself, or for a snapshot the full run (snapshot_step 0)."""
+        return replace(self, snapshot_step=0) if self.snapshot_step else self
 
     @property
     def total_steps(self) -> int:
@@ -100,6 +111,8 @@ class ZooSpec:
     def config_hash(self, seed: int = 0) -> str:
         """A short hash of everything that determines the trained weights (not the name or description)."""
         parts = {k: v for k, v in asdict(self).items() if k not in ("name", "description")}
+        if not self.snapshot_step:
+            parts.pop("snapshot_step")  # members trained before snapshots existed keep their hash and cache
         parts.update(seed=seed, recipe=_RECIPE_VERSION)
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
@@ -136,6 +149,8 @@ def build_zoo(
         # built once here, not by each worker at the same time
         for n_train in sorted({spec.synthbench_n_train for spec in todo}):
             build_synthbench(seed=seed, n_train=n_train)
+        runs = {spec.run.config_hash(seed): spec for spec in todo}  # one training run makes all its snapshots
+        todo = list(runs.values())
         workers = min(len(todo), workers or _available_cores())
         if workers > 1:
             _train_in_processes(todo, seed=seed, workers=workers, progress=progress)
@@ -153,7 +168,33 @@ def train_zoo_member(
     root: Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> Path:
-    """Train `spec` into `root/<name>-<hash>` (default root: `cache_dir("zoo")`) unless already complete there."""
+    """Train `spec` into `root/<name>-<hash>` (default root: `cache_dir("zoo")`) unless already complete there.
+
+    Training a run also saves every registered snapshot of it (`ZooSpec.snapshot_step`) that is not cached
+    yet: checkpoints along training cost nothing extra. A snapshot whose run is already cached is made by
+    training the run again in a scratch folder (same seed, so the same weights) and keeping only the snapshots.
+    """
+    final = _member_dir(spec, seed, root)
+    if (final / COMPLETE_MARKER).is_file():
+        return final
+    run = spec.run
+    run_hash = run.config_hash(seed)
+    siblings = {s.config_hash(seed): s for s in (*ZOO.values(), spec)
+                if s.snapshot_step and s.run.config_hash(seed) == run_hash}
+    snapshots = {s.snapshot_step: _member_dir(s, seed, root) for s in siblings.values()
+                 if not (_member_dir(s, seed, root) / COMPLETE_MARKER).is_file()}
+    if spec.snapshot_step and (_member_dir(run, seed, root) / COMPLETE_MARKER).is_file():
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="zoo-rerun-") as scratch:
+            _train_run(run, seed=seed, progress=progress, root=Path(scratch), on_step=on_step, snapshots=snapshots)
+    else:
+        _train_run(run, seed=seed, progress=progress, root=root, on_step=on_step, snapshots=snapshots)
+    return final
+
+
+def _train_run(spec: ZooSpec, *, seed: int, progress: bool, root: Path | None,
+               on_step: Callable[[int, float], None] | None, snapshots: dict[int, Path]) -> Path:
     final = _member_dir(spec, seed, root)
     if (final / COMPLETE_MARKER).is_file():
         return final
@@ -173,16 +214,33 @@ def train_zoo_member(
         # the tokenizer learns the words of all five families even when a member trains on fewer of them: an
         # excluded family is then a skill the model lacks, not text it cannot even write
         stats = train_tiny_vlm(tmp, tasks, spec, seed=seed, progress=progress, vocab_tasks=all_tasks,
-                               on_step=on_step)
+                               on_step=on_step, snapshots=snapshots)
         (tmp / COMPLETE_MARKER).write_text(json.dumps({"spec": asdict(spec), "seed": seed, **stats}, indent=1))
-        if final.exists():  # an interrupted build (no marker) or a concurrent one that finished first
-            if (final / COMPLETE_MARKER).is_file():
-                return final
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _move_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    if final.exists():  # an interrupted build (no marker) or a concurrent one that finished first
+        if (final / COMPLETE_MARKER).is_file():
+            return
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def _save_snapshot(model, run_dir: Path, dest: Path, info: dict[str, Any]) -> None:
+    """The run's files (config, tokenizer, processor) with the weights as they are now, moved into `dest`."""
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(run_dir, tmp)
+        model.save_pretrained(tmp)
+        (tmp / COMPLETE_MARKER).write_text(json.dumps(info, indent=1))
+        _move_into_place(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def train_tiny_vlm(
@@ -194,6 +252,7 @@ def train_tiny_vlm(
     progress: bool = True,
     vocab_tasks: Sequence[Any] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    snapshots: dict[int, Path] | None = None,
 ) -> dict[str, Any]:
     """Build a tiny LLaVA in `path` and train it on the rows of `tasks`, loss on the answer tokens only.
 
@@ -201,7 +260,8 @@ def train_tiny_vlm(
     the task's text through the processor's chat template, exactly as `HFImageTextModel` builds it at evaluation
     time, and the target is the answer followed by EOS. Training runs `spec.curriculum_steps` on the
     curriculum family's rows, then `spec.steps` on all rows mixed. The tokenizer is trained on the prompts and
-    answers of `vocab_tasks` (default: `tasks`). `on_step(step, loss)` is called after every step. Returns
+    answers of `vocab_tasks` (default: `tasks`). `on_step(step, loss)` is called after every step;
+    `snapshots` maps a step count to a folder that receives the model as it is after that many steps. Returns
     training statistics (losses, seconds).
     """
     import numpy as np
@@ -247,6 +307,10 @@ def train_tiny_vlm(
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
+            if snapshots and step + 1 in snapshots:
+                _save_snapshot(model, path, Path(snapshots[step + 1]),
+                               {"spec": asdict(spec), "seed": seed, "snapshot_step": step + 1,
+                                "losses": [round(x, 4) for x in losses]})
             if on_step is not None:
                 on_step(step, losses[-1])
             if step % 10 == 0:
@@ -352,8 +416,9 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
                         bar.update(steps_done.get_nowait())
                 for future in done:
                     stats = future.result()  # a worker's exception is raised here
-                    bar.write(f"zoo {futures[future].name}: {stats['steps']} steps in {stats['train_seconds']:.0f}s, "
-                              f"loss {stats['first_loss']:.2f} -> {stats['final_loss']:.2f}")
+                    bar.write(f"zoo {futures[future].run.name}: {stats['steps']} steps in "
+                              f"{stats['train_seconds']:.0f}s, loss {stats['first_loss']:.2f} -> "
+                              f"{stats['final_loss']:.2f}")
         finally:
             bar.close()
 
@@ -366,8 +431,13 @@ def _train_in_worker(spec: ZooSpec, seed: int, steps_done) -> dict[str, Any]:
         elif done == spec.total_steps:
             steps_done.put(done % 10)
 
-    path = train_zoo_member(spec, seed=seed, progress=False, on_step=report)
-    return json.loads((path / COMPLETE_MARKER).read_text())
+    train_zoo_member(spec, seed=seed, progress=False, on_step=report)
+    # the run's own statistics (a snapshot's marker holds only its losses so far)
+    run_dir = _member_dir(spec.run, seed)
+    if (run_dir / COMPLETE_MARKER).is_file():
+        return json.loads((run_dir / COMPLETE_MARKER).read_text())
+    return {"steps": spec.total_steps, "train_seconds": float("nan"), "first_loss": float("nan"),
+            "final_loss": float("nan")}
 
 
 def _spec(name: str) -> ZooSpec:
@@ -503,7 +573,7 @@ def register_zoo_member(spec: ZooSpec) -> None:
     register_model(f"zoo-{spec.name}", _zoo_factory(spec.name))
 
 
-for _member in (
+_RUNS = (
     ZooSpec("base", "hidden 64, 2 layers: 150 counting steps, then 350 on all five families"),
     ZooSpec("large", "hidden 96, 3 layers, 200 counting steps then 500 mixed: the strongest member",
             hidden_size=96, num_layers=3, curriculum_steps=200, steps=500),
@@ -514,5 +584,14 @@ for _member in (
             exclude_families=("yesno",)),
     ZooSpec("blind", "image embeddings fixed at zero: answers from the question's wording only", blind=True,
             curriculum_family=None, steps=250),
-):
+)
+#: checkpoints along those runs (steps counted from the start, curriculum included): free members that differ
+#: in how far each skill has got (the first ones after the counting curriculum know nothing else yet)
+_SNAPSHOTS = {"base": (150, 200, 250, 350, 420), "large": (200, 300, 400, 550), "tuned-vision": (250, 350),
+              "no-yesno": (250, 350), "blind": (100, 170), "short": (180,)}
+
+for _member in _RUNS:
     register_zoo_member(_member)
+    for _step in _SNAPSHOTS.get(_member.name, ()):
+        register_zoo_member(replace(_member, name=f"{_member.name}-s{_step}", snapshot_step=_step,
+                                    description=f"{_member.name} after {_step} of its {_member.total_steps} steps"))

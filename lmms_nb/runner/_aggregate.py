@@ -27,7 +27,10 @@ def records_to_table(records: list[dict[str, Any]], source_file: Path, metric_na
     rows = []
     skip = {"filtered_resps", "resps", "history", "failed_metrics", "cached", "truncated", "token_counts", "doc_hash"}
     for r in records:
-        row = {k: (metric_number(v, score_key) if k in metric_names else v) for k, v in r.items() if k not in skip}
+        # process_results may return more keys than the task's metrics (MMMU's "submission"): dicts and lists
+        # become their number (or null) in the table, as the metrics' dicts do; the log keeps them as they are
+        row = {k: (metric_number(v, score_key) if k in metric_names or isinstance(v, (dict, list)) else v)
+               for k, v in r.items() if k not in skip}
         fr = r.get("filtered_resps")  # 0.7.3: a string; older lmms-nb logs: a one-item list
         row["prediction"] = (fr[0] if fr else None) if isinstance(fr, list) else (None if r.get("error") else fr)
         rows.append(row)
@@ -61,7 +64,9 @@ def aggregate(task: Task, records: list[dict[str, Any]], dataset: Any) -> pl.Dat
                 value, stderr = metric.aggregate([], [])
             else:
                 value, stderr = float("nan"), None
-            rows.append({"task": task.name, "metric": metric.name, "filter": filter_name, "value": float(value),
+            # an lmms-eval aggregation may return no number (a submission file written, MMMU's pass@k list): null
+            number = float(value) if isinstance(value, (int, float)) else None
+            rows.append({"task": task.name, "metric": metric.name, "filter": filter_name, "value": number,
                          "stderr": None if stderr is None or stderr == "N/A" else float(stderr),
                          "n": len(values)})
     return pl.DataFrame(rows, schema=_SCORE_SCHEMA) if rows else empty_scores()

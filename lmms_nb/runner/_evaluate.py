@@ -15,7 +15,7 @@ from lmms_nb.models.base import Model
 from lmms_nb.models.registry import get_model
 from lmms_nb.runner._aggregate import aggregate, clt_stderrs, empty_scores, records_to_table, scores_dict
 from lmms_nb.runner._distributed import Distributed, found_shards, merge_shards, shard_path
-from lmms_nb.runner._generate import generate_safely, make_request
+from lmms_nb.runner._generate import check_model_can_run, make_request, respond
 from lmms_nb.runner._plan import RunPlan, now, plan_run
 from lmms_nb.runner._run import BatchProgress, Run
 from lmms_nb.runner._score import is_failed, metric_names, score_batch
@@ -27,7 +27,7 @@ from lmms_nb.runner._write import (
     version,
     write_results,
 )
-from lmms_nb.tasks._yaml_metrics import metric_number
+from lmms_nb.tasks._yaml_metrics import AGGREGATION_ARGS, EvalArgs, metric_number
 from lmms_nb.tasks.task import Task
 
 __all__ = ["evaluate"]
@@ -48,14 +48,16 @@ def evaluate(
     on_batch: Callable[[BatchProgress], None] | None = None,
     stop_event: threading.Event | None = None,
     model_type: str | None = None,
+    include_path: str | Path | Sequence[str | Path] | None = None,
     run_config: dict[str, Any] | None = None,
 ) -> Run:
     """Evaluate `model` on `tasks`, logging every sample under `output_dir`; see `lmms_nb.runner`.
 
     `model` is a `Model` or a registered name (built with `model_args`); `tasks` are registered names or
-    `Task` objects, lmms-eval task YAML files or folders of them; `limit` is lmms-eval's (a count per task, or
-    a fraction of each task when below 1) (`model_type`, e.g. "llava_hf", picks the
-    YAMLs' per-model prompt blocks). `resume=True` continues the newest earlier run with the same identity
+    `Task` objects, lmms-eval task YAML files or folders of them (`model_type`, e.g. "llava_hf", picks the
+    YAMLs' per-model prompt blocks); a name not registered resolves from lmms-eval's installed task catalogue and
+    the `include_path` folders (groups and tags expand to their tasks; see `lmms_nb.tasks.catalogue`). `limit` is
+    lmms-eval's: a count per task, or a fraction of each task when below 1. `resume=True` continues the newest earlier run with the same identity
     (see `lmms_nb.runner._identity`), `False` always starts a new run, `"must"` raises `ResumeError` when there
     is none to continue. `retry_errors` (default True) asks again, on a resumed run, for the docs whose
     generation or scoring failed (a failed judgement included); the earlier errors stay in the record's
@@ -70,9 +72,10 @@ def evaluate(
         model = get_model(model, **(model_args or {}))
     from lmms_nb.tasks.yaml_loader import resolve_tasks
 
-    task_list = resolve_tasks(tasks, model_type=model_type)
+    task_list = resolve_tasks(tasks, model_type=model_type, include_path=include_path)
     if not task_list:
         raise ValueError("evaluate() needs at least one task")
+    check_model_can_run(model, task_list)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     _seed_everything(seed)
@@ -119,7 +122,14 @@ def _execute(model: Model, plan: RunPlan, dist: Distributed, *, batch_size: int,
         lines_by_task[task.name] = found.records
         clt.update(clt_stderrs(task, found.records))
         all_samples.append(records_to_table(found.records, s_file, metric_names(task), task.config.get("score_key")))
-        all_scores.append(aggregate(task, found.records, plan.datasets[task.name]))
+        # lmms-eval hands aggregations that take `args` its CLI arguments (submission files go to output_path)
+        token = AGGREGATION_ARGS.set(EvalArgs(model=model.name, model_args=plan.model_args, limit=limit,
+                                              output_path=str(plan.model_dir.parent),
+                                              tasks=",".join(t.name for t in plan.tasks)))
+        try:
+            all_scores.append(aggregate(task, found.records, plan.datasets[task.name]))
+        finally:
+            AGGREGATION_ARGS.reset(token)
         meta.setdefault("n_failed", {})[task.name] = len({int(r["doc_id"]) for r in found.records if is_failed(r)})
 
     scores = pl.concat(all_scores, how="vertical") if all_scores else empty_scores()
@@ -195,7 +205,7 @@ class _TaskRun:
                     batch_ids = pending[start:start + self.batch_size]
                     docs = [dataset[i] for i in batch_ids]
                     requests = [make_request(task, i, d) for i, d in zip(batch_ids, docs)]
-                    responses = generate_safely(self.model, requests)
+                    responses = respond(self.model, task, requests)
                     records = score_batch(task, batch_ids, docs, requests, responses, run_id=self.plan.run_id,
                                           model_name=self.model.name, history=history)
                     writer.write(records)

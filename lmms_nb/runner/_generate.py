@@ -17,12 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from lmms_nb.models.base import Model, Request, Response
+from lmms_nb.models.base import LoglikelihoodRequest, Model, Request, Response
 from lmms_nb.tasks.task import Task
 
-__all__ = ["generate_safely", "make_request"]
+__all__ = ["check_model_can_run", "generate_safely", "make_request", "respond"]
 
 
 def make_request(task: Task, doc_id: int, doc: dict[str, Any]) -> Request:
@@ -31,7 +32,7 @@ def make_request(task: Task, doc_id: int, doc: dict[str, Any]) -> Request:
         doc_id=doc_id,
         task=task.name,
         images=list(task.doc_to_visual(doc) or []),
-        prompt=task.doc_to_text(doc),
+        prompt=task.prompt(doc_id, doc),
         generation_kwargs=dict(task.generation_kwargs),
         choices=task.doc_to_choice(doc) if task.doc_to_choice is not None else None,
         doc={k: v for k, v in doc.items() if k != task.image_column},
@@ -56,3 +57,40 @@ def generate_safely(model: Model, requests: list[Request]) -> list[Response]:
         for req in requests:
             out.extend(generate_safely(model, [req]))
         return out
+
+
+def respond(model: Model, task: Task, requests: list[Request]) -> list[Response]:
+    """The responses for a task's requests: generated text, or for a multiple_choice task the loglikelihood of
+    each choice (JSON ``[[loss, is_greedy], ...]``, see `lmms_nb.tasks._yaml_choice`); never raises."""
+    if task.output_type != "multiple_choice":
+        return generate_safely(model, requests)
+    from lmms_nb.tasks._yaml_choice import choice_requests, encode_results
+
+    def one(req: Request) -> Response:
+        start = time.perf_counter()
+        try:
+            pairs = choice_requests(req.prompt, req.choices or [], task.target_delimiter)
+            results = model.loglikelihood([LoglikelihoodRequest(req.doc_id, req.task, req.images, ctx, cont)
+                                           for ctx, cont in pairs])  # type: ignore[attr-defined]
+            if len(results) != len(pairs):
+                raise RuntimeError(f"model returned {len(results)} loglikelihoods for {len(pairs)} choices")
+            return Response(text=encode_results(results), latency_s=time.perf_counter() - start)
+        except Exception as e:  # noqa: BLE001 - a failing doc is that doc's error
+            return Response(text=None, error=f"{type(e).__name__}: {e}", latency_s=time.perf_counter() - start)
+
+    return [one(req) for req in requests]
+
+
+def check_model_can_run(model: Model, tasks: list[Task]) -> None:
+    """Refuse, before anything is generated, a task this model cannot answer in the way the task scores."""
+    for task in tasks:
+        if task.output_type == "multiple_choice" and not callable(getattr(model, "loglikelihood", None)):
+            raise ValueError(f"task {task.name!r} is multiple_choice (lmms-eval scores the loglikelihood of each "
+                             f"choice) and model {model.name!r} has no loglikelihood(); the transformers backend "
+                             "('hf') has one")
+        if getattr(task.doc_to_text, "messages_only", False) and not getattr(model, "accepts_messages", False):
+            raise ValueError(f"task {task.name!r} defines only doc_to_messages (no doc_to_text), which lmms-eval "
+                             f"sends to chat backends only; model {model.name!r} takes a text prompt")
+        if task.config.get("video") and not getattr(model, "accepts_video", False):
+            raise ValueError(f"task {task.name!r} gives videos and model {model.name!r} does not take video "
+                             "(the transformers backend does for Qwen2-VL, Qwen2.5-VL and LLaVA-OneVision)")

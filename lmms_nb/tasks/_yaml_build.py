@@ -28,7 +28,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lmms_nb.tasks._yaml_config import FunctionRef, TaskYaml, TaskYamlError
+from lmms_nb.tasks._yaml_choice import CHOICE_METRICS, DEFAULT_CHOICE_METRICS, choice_process_results
+from lmms_nb.tasks._yaml_fewshot import SAMPLERS, FewShotSampler
+from lmms_nb.tasks._yaml_config import DEFERRED_FILES, FunctionRef, TaskYaml, TaskYamlError, resolve_deferred
 from lmms_nb.tasks._yaml_metrics import (
     AGGREGATIONS,
     BUILTIN_METRICS,
@@ -56,8 +58,10 @@ TASK_KEYS = frozenset({
     "metric_list", "output_type", "generation_kwargs", "filter_list", "metadata",
     "lmms_eval_specific_kwargs", "model_specific_generation_kwargs", "model_specific_target_kwargs",
     "cluster_key", "score_key", "reasoning_tags", "auto_strip_thinking",
+    # lmms-eval 0.7.3 reads full_docs but its evaluator never passes the docs on: inert there, and here
+    "full_docs",
     # accepted only with their inactive value (checked in `_check_inactive`)
-    "num_fewshot", "fewshot_config", "repeats", "full_docs", "should_decontaminate",
+    "num_fewshot", "fewshot_config", "repeats", "should_decontaminate",
     "doc_to_decontamination_query", "use_prompt", "doc_to_messages",
 })
 #: Keys of a group config (a YAML whose `task` is a list).
@@ -65,17 +69,18 @@ GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list",
 
 # key -> (inactive values, why lmms-nb cannot honour another value)
 _INACTIVE_ONLY: dict[str, tuple[tuple, str]] = {
-    "num_fewshot": ((None, 0), "few-shot prompting is not supported"),
-    "fewshot_config": ((None, {}), "few-shot prompting is not supported"),
     "repeats": ((None, 1), "repeated sampling (repeats > 1) is not supported"),
-    "full_docs": ((None, False), "process_results with full_docs is not supported"),
     "should_decontaminate": ((None, False), "decontamination is not supported"),
     "use_prompt": ((None,), "promptsource templates are not supported"),
-    "doc_to_messages": ((None,), "chat-message tasks (doc_to_messages) are not supported; use doc_to_text"),
 }
 # dataset_kwargs lmms-eval consumes itself for downloads, not passed to `datasets.load_dataset`
-_DOWNLOAD_ONLY_KWARGS = ("max_retries", "num_proc", "local_files_only", "force_download")
-_VIDEO_KWARGS = ("video", "From_YouTube", "builder_script", "create_link", "force_unzip")
+_DOWNLOAD_ONLY_KWARGS = ("max_retries", "num_proc", "local_files_only", "force_download", "force_unzip",
+                         "create_link")
+# dataset_kwargs that only work by downloading from the hub or YouTube at load time
+_DOWNLOAD_FLOWS = {
+    "From_YouTube": "downloads the videos from YouTube with yt-dlp when the task loads",
+    "builder_script": "runs a dataset builder script from a hub snapshot downloaded when the task loads",
+}
 _LOCAL_BUILDERS = frozenset({"csv", "json", "parquet", "text", "pandas", "arrow"})
 
 
@@ -94,9 +99,18 @@ def _check_inactive(cfg: TaskYaml) -> None:
         if key in cfg.data and cfg.data[key] not in inactive:
             raise TaskYamlError(f"{cfg.where(key)}: {key}: {cfg.data[key]!r}: {why} by lmms-nb")
     output_type = cfg.data.get("output_type", "generate_until")
-    if output_type != "generate_until":
-        raise TaskYamlError(f"{cfg.where('output_type')}: output_type {output_type!r} is not supported by lmms-nb "
-                            "(only generate_until; loglikelihood and multiple_choice need token log-probabilities)")
+    if output_type not in ("generate_until", "multiple_choice"):
+        why = _OUTPUT_TYPES_REFUSED.get(output_type, "it is not an lmms-eval 0.7.3 output type")
+        raise TaskYamlError(f"{cfg.where('output_type')}: output_type {output_type!r} is not supported by lmms-nb: "
+                            f"{why} (supported: generate_until, multiple_choice)")
+
+
+_OUTPUT_TYPES_REFUSED = {
+    "generate_visual_cot": "it needs a model that generates images (lmms-eval's generate_visual_cot backends)",
+    "generate_until_multi_round": "multi-round dialogue with the model is not implemented",
+    "generate_until_agentic": "agentic tool-use loops are not implemented",
+    "loglikelihood": "a bare loglikelihood (perplexity) task is not implemented; multiple_choice is",
+}
 
 
 def _resolve(value: Any) -> Any:
@@ -210,7 +224,10 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
 
     # -- functions and fields -------------------------------------------------------------------------------
     doc_to_choice = _choice_fn(cfg)
-    doc_to_text = _text_fn(cfg, specific, doc_to_choice)
+    doc_to_messages = _resolve(data.get("doc_to_messages"))
+    if doc_to_messages is not None and not callable(doc_to_messages):
+        raise TaskYamlError(f"{cfg.where('doc_to_messages')}: doc_to_messages must be a !function")
+    doc_to_text = _text_fn(cfg, specific, doc_to_choice, messages_only=doc_to_messages is not None)
     doc_to_target = _target_fn(cfg, target_kwargs, doc_to_choice is not None)
     doc_to_visual, visual_field = _visual_fn(cfg, specific)
     process_docs = _resolve(data.get("process_docs"))
@@ -219,8 +236,16 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
 
     generation_kwargs = _generation_kwargs(cfg, model_type)
     filters = _filters(cfg)
-    metrics = _metrics(cfg, doc_to_choice)
-    process_results = _process_results(cfg)
+    is_choice = data.get("output_type", "generate_until") == "multiple_choice"
+    if is_choice and doc_to_choice is None:
+        raise TaskYamlError(f"{cfg.where('output_type')}: output_type multiple_choice needs doc_to_choice")
+    metrics = _metrics(cfg, doc_to_choice, is_choice)
+    process_results = _process_results(cfg, is_choice)
+    if is_choice:
+        process_results = choice_process_results(process_results,
+                                                 doc_to_choice, doc_to_target, [m.name for m in metrics],
+                                                 cfg.where("process_results"))
+        filters = {"none": filters.get("none") or next(iter(filters.values()))} if filters else filters
 
     metadata = data.get("metadata")
     version = str(metadata["version"]) if isinstance(metadata, dict) and "version" in metadata else "Yaml"
@@ -233,10 +258,11 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
     dataset_kwargs = copy.deepcopy(data.get("dataset_kwargs") or {})
     if not isinstance(dataset_kwargs, dict):
         raise TaskYamlError(f"{cfg.where('dataset_kwargs')}: dataset_kwargs must be a mapping")
-    for key in _VIDEO_KWARGS:
-        if dataset_kwargs.get(key):
-            raise TaskYamlError(f"{cfg.where('dataset_kwargs', key)}: dataset_kwargs.{key}: video downloads "
-                                "are not supported by lmms-nb")
+    for key, why in _DOWNLOAD_FLOWS.items():
+        if key in dataset_kwargs:
+            raise TaskYamlError(f"{cfg.where('dataset_kwargs', key)}: dataset_kwargs.{key}: lmms-eval {why}; "
+                                "lmms-nb never downloads at run time")
+    video_dir = _video_dir(cfg, dataset_kwargs)
     load_from_disk = bool(dataset_kwargs.pop("load_from_disk", False))
     for key in _DOWNLOAD_ONLY_KWARGS:
         dataset_kwargs.pop(key, None)
@@ -275,11 +301,18 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
         return ds
 
     def load() -> Any:
+        # functions whose module needs an API key at import are imported now, before anything is generated
+        resolve_deferred(data)
+        if video_dir is not None and not Path(video_dir).is_dir():
+            raise TaskYamlError(f"{cfg.where('dataset_kwargs', 'cache_dir')}: task {name!r}: its videos are read "
+                                f"from {video_dir} (HF_HOME/cache_dir), which does not exist; lmms-eval downloads "
+                                f"and unpacks them there from the hub repo {dataset_path!r}, lmms-nb does not")
         ds = load_split(split, split_key)
         _record_columns(task, ds, visual_field)
         return ds
 
     train_split = data.get("training_split")
+    prompt_at = _fewshot_prompt(cfg, doc_to_text, doc_to_target, doc_to_choice, load_split)
     task = Task(
         name=name,
         load=_LazyDataset(load),
@@ -299,8 +332,77 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
         process_results=process_results,
         train_load=_LazyDataset(lambda: load_split(train_split, "training_split")) if train_split else None,
         config=_task_config(cfg, model_type, specific, tags, groups),
+        doc_to_messages=_messages_fn(doc_to_messages, specific) if doc_to_messages is not None else None,
+        prompt_at=prompt_at,
+        output_type="multiple_choice" if is_choice else "generate_until",
+        target_delimiter=str(data.get("target_delimiter", " ")),
     )
+    if video_dir is not None:
+        # the runner refuses, before generating, a backend that does not take video
+        task.config.update(video=True, video_dir=video_dir)
     return task
+
+
+def _fewshot_prompt(cfg: TaskYaml, doc_to_text: Callable, doc_to_target: Callable, doc_to_choice: Callable | None,
+                    load_split: Callable[[str, str], Any]) -> Callable[[int, Doc], str] | None:
+    """The k-th doc's prompt with lmms-eval's few-shot examples, or None for a zero-shot task."""
+    data = cfg.data
+    num_fewshot = data.get("num_fewshot")
+    if num_fewshot is None or num_fewshot == 0:
+        return None  # zero-shot: a fewshot_config is then inert, as in lmms-eval
+    if not isinstance(num_fewshot, int) or isinstance(num_fewshot, bool) or num_fewshot < 0:
+        raise TaskYamlError(f"{cfg.where('num_fewshot')}: num_fewshot must be a whole number >= 0, got {num_fewshot!r}")
+    if not hasattr(doc_to_text, "bare"):
+        raise TaskYamlError(f"{cfg.where('num_fewshot')}: few-shot prompts need doc_to_text (this task has only "
+                            "doc_to_messages)")
+    fewshot_config = data.get("fewshot_config") or {}
+    if not isinstance(fewshot_config, dict):
+        raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config must be a mapping")
+    sampler = fewshot_config.get("sampler", "default")
+    extra = set(fewshot_config) - {"sampler"}
+    if sampler not in SAMPLERS or extra:
+        what = f"sampler {sampler!r}" if sampler not in SAMPLERS else f"key(s) {sorted(extra)}"
+        raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config {what} is not supported by lmms-nb "
+                            f"(samplers: {', '.join(SAMPLERS)})")
+    for key in ("fewshot_split", "training_split", "validation_split", "test_split"):
+        if data.get(key):
+            source_key = key
+            break
+    split = data[source_key]
+    fewshot = FewShotSampler(lambda: load_split(split, source_key), num_fewshot, sampler,
+                             same_split=data.get("fewshot_split") == data.get("test_split"),
+                             text=doc_to_text.raw, target=doc_to_target, choices=doc_to_choice,
+                             target_delimiter=str(data.get("target_delimiter", " ")),
+                             fewshot_delimiter=str(data.get("fewshot_delimiter", "\n\n")))
+    describe = doc_to_text.describe
+
+    def prompt_at(k: int, doc: Doc) -> str:
+        return (describe(doc) if describe is not None else "") + fewshot.context(k, doc) + doc_to_text.bare(doc)
+
+    return prompt_at
+
+
+def _messages_fn(fn: Callable, specific: Any) -> Callable[[Doc], list]:
+    # lmms-eval calls doc_to_messages(doc, lmms_eval_specific_kwargs) when the task has such kwargs
+    if specific is not None and (_n_params(fn) or 0) >= 2:
+        return lambda doc: fn(doc, specific)
+    return lambda doc: fn(doc)
+
+
+def _video_dir(cfg: TaskYaml, dataset_kwargs: dict) -> str | None:
+    """lmms-eval's video folder (HF_HOME/cache_dir) for `video: true`; both keys are consumed, as lmms-eval."""
+    video = dataset_kwargs.pop("video", False)
+    if not video:
+        return None
+    cache_dir = dataset_kwargs.pop("cache_dir", None)
+    if not isinstance(cache_dir, str) or not cache_dir:
+        raise TaskYamlError(f"{cfg.where('dataset_kwargs', 'video')}: dataset_kwargs.video needs a cache_dir "
+                            "(the folder under HF_HOME that holds the videos)")
+    import os
+
+    hf_home = os.path.expanduser(os.getenv("HF_HOME", "~/.cache/huggingface/"))
+    resolved = os.path.expanduser(os.path.expandvars(cache_dir))  # lmms_eval.utils.resolve_cache_dir
+    return resolved if os.path.isabs(resolved) else os.path.join(hf_home, resolved)
 
 
 def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: list, groups: tuple) -> dict:
@@ -313,6 +415,10 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
         "functions_sha256": _functions_digest(cfg.data),
         "model_type": model_type,
     }
+    deferred = sorted(str(f) for f in _function_files(cfg.data) if f.resolve() in DEFERRED_FILES)
+    if deferred:
+        # imported when a run starts (they need an API key or the hub at import): see DeferredFunction
+        out["deferred_imports"] = deferred
     if specific is not None:
         out["lmms_eval_specific_kwargs"] = specific
     if tags:
@@ -343,6 +449,13 @@ def _as_json(value: Any) -> Any:
 def _functions_digest(data: Any) -> str:
     import hashlib
 
+    h = hashlib.sha256()
+    for f in sorted(_function_files(data)):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _function_files(data: Any) -> set[Path]:
     files: set[Path] = set()
 
     def walk(value: Any) -> None:
@@ -356,10 +469,7 @@ def _functions_digest(data: Any) -> str:
                 walk(v)
 
     walk(data)
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return files
 
 
 def _local_path(yaml_file: Path, dataset_path: str) -> str:
@@ -404,12 +514,22 @@ def _record_columns(task: Task, ds: Any, visual_field: str | None) -> None:
 
 # -- doc_to_* -------------------------------------------------------------------------------------------------
 
-def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None) -> Callable[[Doc], str]:
+def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None,
+             messages_only: bool = False) -> Callable[[Doc], str]:
     value = _resolve(cfg.data.get("doc_to_text"))
     where = cfg.where("doc_to_text")
     description = cfg.data.get("description") or ""
     describe = _template(description, cfg.where("description")) if description else None
 
+    if value is None and messages_only:
+        task_name = cfg.data.get("task")
+
+        def no_text(doc: Doc) -> str:
+            raise TypeError(f"{cfg.path}: task {task_name!r} defines doc_to_messages and no doc_to_text: "
+                            "only a chat backend can run it")
+
+        no_text.messages_only = True  # type: ignore[attr-defined]
+        return no_text
     if value is None:
         raise TaskYamlError(f"{cfg.path}: task {cfg.data.get('task')!r} needs doc_to_text")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -429,15 +549,23 @@ def _text_fn(cfg: TaskYaml, specific: Any, doc_to_choice: Callable | None) -> Ca
     else:
         raise TaskYamlError(f"{where}: doc_to_text must be a field name, a template or a !function")
 
-    def doc_to_text(doc: Doc) -> str:
+    def bare(doc: Doc) -> str:
         text = base(doc)
         if isinstance(text, int) and not isinstance(text, bool):
             text = doc_to_choice(doc)[text] if doc_to_choice is not None else str(text)
         if not isinstance(text, str):
             raise TypeError(f"{where}: doc_to_text returned {type(text).__name__}, not text")
+        return text
+
+    def doc_to_text(doc: Doc) -> str:
+        text = bare(doc)
         return (describe(doc) + text) if describe is not None else text
 
     doc_to_text.__qualname__ = f"doc_to_text[{cfg.path.name}]"
+    # few-shot prompts put the examples between the description and the text (see _yaml_fewshot)
+    doc_to_text.bare = bare  # type: ignore[attr-defined]
+    doc_to_text.describe = describe  # type: ignore[attr-defined]
+    doc_to_text.raw = base  # type: ignore[attr-defined]
     return doc_to_text
 
 
@@ -624,13 +752,15 @@ def _strip_after(pipeline: Callable[[str, Doc], str], tags: list) -> Callable[[s
     return filtered
 
 
-def _process_results(cfg: TaskYaml) -> Callable[[Doc, str], dict[str, Any]] | None:
+def _process_results(cfg: TaskYaml, is_choice: bool = False) -> Callable[[Doc, str], dict[str, Any]] | None:
     fn = _resolve(cfg.data.get("process_results"))
     if fn is None:
         return None
     where = cfg.where("process_results")
     if not callable(fn):
         raise TaskYamlError(f"{where}: process_results must be a !function")
+    if is_choice:
+        return fn
 
     def process_results(doc: Doc, prediction: str) -> dict[str, Any]:
         # lmms-eval hands over the list of (stripped) filtered responses: one per doc here
@@ -643,12 +773,19 @@ def _process_results(cfg: TaskYaml) -> Callable[[Doc, str], dict[str, Any]] | No
     return process_results
 
 
-def _metrics(cfg: TaskYaml, doc_to_choice: Callable | None) -> list[Metric]:
+def _metrics(cfg: TaskYaml, doc_to_choice: Callable | None, is_choice: bool = False) -> list[Metric]:
     data = cfg.data
     metric_list = data.get("metric_list")
-    custom = data.get("process_results") is not None
+    # multiple_choice values come from the loglikelihoods (lmms-eval's own process_results for that type)
+    custom = data.get("process_results") is not None or is_choice
     if metric_list is None:
-        metric_list = [{"metric": "exact_match"}]
+        metric_list = [{"metric": m} for m in DEFAULT_CHOICE_METRICS] if is_choice else [{"metric": "exact_match"}]
+    if is_choice and data.get("process_results") is None:
+        for i, entry in enumerate(metric_list if isinstance(metric_list, list) else []):
+            name = entry.get("metric") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name not in CHOICE_METRICS:
+                raise TaskYamlError(f"{cfg.where('metric_list', i, 'metric')}: metric {name!r} is not one lmms-nb "
+                                    f"computes for multiple_choice (supported: {', '.join(CHOICE_METRICS)})")
     if not isinstance(metric_list, list):
         raise TaskYamlError(f"{cfg.where('metric_list')}: metric_list must be a list of {{metric: ...}} entries")
     metrics = []

@@ -16,6 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import argparse
+import contextvars
+import inspect
 import math
 import re
 import string
@@ -137,17 +140,68 @@ def _median(values: Sequence[Any], docs: Sequence[Doc] = ()) -> tuple[float, flo
     return float(values[len(values) // 2]), None
 
 
+def _bypass(values: Sequence[Any], docs: Sequence[Doc] = ()) -> tuple[float, None]:
+    # lmms-eval 0.7.3's `bypass`: the task's real score is computed elsewhere (a judge, a submission file);
+    # its registered aggregation returns the constant 999, kept so that scores agree
+    return 999.0, None
+
+
 #: aggregation name -> (values, docs) -> (value, stderr)
 AGGREGATIONS: dict[str, Callable[[Sequence[Any], Sequence[Doc]], tuple[float, float | None]]] = {
     "mean": _mean,
     "median": _median,
+    "bypass": _bypass,
 }
 
 
+class EvalArgs(argparse.Namespace):
+    """What lmms-eval passes as `args` to an aggregation that takes it: its CLI arguments.
+
+    Task code reads ``args.output_path`` (where submission files go), ``args.model``,
+    ``args.log_samples_suffix``...; an argument lmms-nb has no value for reads as None, as lmms-eval's own
+    defaults mostly are.
+
+    >>> a = EvalArgs(model="llava_hf", output_path="out")
+    >>> a.output_path, a.log_samples_suffix, a.wandb_args
+    ('out', 'model_outputs', None)
+    """
+
+    def __init__(self, **fields: Any) -> None:
+        defaults = {"model": None, "model_args": "", "tasks": None, "output_path": None, "log_samples": True,
+                    "log_samples_suffix": "model_outputs", "limit": None, "num_fewshot": None, "batch_size": 1,
+                    "seed": [0, 1234, 1234, 1234], "include_path": None, "gen_kwargs": "", "verbosity": "INFO",
+                    "apply_chat_template": False, "fewshot_as_multiturn": False, "predict_only": False}
+        super().__init__(**{**defaults, **fields})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return None
+
+
+#: the `args` the runner sets while it aggregates a run's scores (`EvalArgs()` outside a run)
+AGGREGATION_ARGS: contextvars.ContextVar[EvalArgs | None] = contextvars.ContextVar("lmms_nb_aggregation_args",
+                                                                                    default=None)
+
+
+def _takes_args(fn: Callable[..., Any]) -> bool:
+    try:
+        return "args" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def custom_aggregation(fn: Callable[..., Any]) -> Callable[[Sequence[Any], Sequence[Doc]], tuple[Any, None]]:
-    """Wrap an lmms-eval `aggregation: !function utils.fn` (``fn(items) -> score``) as (value, stderr=None)."""
+    """Wrap an lmms-eval `aggregation: !function utils.fn` (``fn(items) -> score``) as (value, stderr=None).
+
+    A function with an ``args`` parameter gets it as lmms-eval passes it (``fn(items, args=...)``): the
+    run's `EvalArgs` (see `AGGREGATION_ARGS`).
+    """
+    takes_args = _takes_args(fn)
 
     def aggregate(values: Sequence[Any], docs: Sequence[Doc] = ()) -> tuple[Any, None]:
+        if takes_args:
+            return fn(list(values), args=AGGREGATION_ARGS.get() or EvalArgs()), None
         return fn(list(values)), None
 
     aggregate.__wrapped__ = fn  # type: ignore[attr-defined]

@@ -86,6 +86,17 @@ class Task:
     process_results: Callable[[Doc, str], dict[str, Any]] | None = None
     #: the training split, when the task has one (baselines such as `majority` and the zoo learn from it)
     train_load: Callable[[], datasets.Dataset] | None = None
+    #: lmms-eval's doc_to_messages(doc) -> chat messages, when the task defines it: what lmms-eval sends to
+    #: chat backends instead of doc_to_visual + doc_to_text (which the other backends get)
+    doc_to_messages: Callable[[Doc], list[dict[str, Any]]] | None = None
+    #: prompt_at(k, doc): the prompt of the k-th doc (doc id k) when it depends on the position, as lmms-eval's
+    #: few-shot prompts do (their examples are drawn in doc order); None: `doc_to_text(doc)`
+    prompt_at: Callable[[int, Doc], str] | None = None
+    #: "generate_until" (the model writes an answer) or "multiple_choice" (the model scores each choice's
+    #: loglikelihood; see `lmms_nb.tasks._yaml_choice`), as lmms-eval's output_type
+    output_type: str = "generate_until"
+    #: what separates the prompt from each choice in a multiple_choice request (lmms-eval's default " ")
+    target_delimiter: str = " "
     doc_ids: Sequence[int] | None = None  # evaluate only these rows (a Lite subset); doc ids stay row indices
     config: dict[str, Any] = field(default_factory=dict)  # free-form, recorded in results.json
 
@@ -119,6 +130,10 @@ class Task:
         if bad:
             raise ValueError(f"task {self.name!r}: doc_ids out of range for {n_rows} rows: {bad[:5]}")
         return [int(i) for i in self.doc_ids]
+
+    def prompt(self, doc_id: int, doc: Doc) -> str:
+        """The prompt the model gets for doc `doc_id`: `doc_to_text(doc)`, or the few-shot prompt when set."""
+        return self.prompt_at(doc_id, doc) if self.prompt_at is not None else self.doc_to_text(doc)
 
     def score(self, doc: Doc, prediction: str) -> dict[str, Any]:
         """Per-sample metric values for one filtered prediction (batched scorers are called with a batch of 1).

@@ -36,19 +36,21 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import os
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmms_nb.tasks._yaml_build import GROUP_KEYS, TASK_KEYS, build_task, check_keys
-from lmms_nb.tasks._yaml_config import TaskYaml, TaskYamlError, read_task_yaml
+from lmms_nb.tasks._yaml_build import build_task
+from lmms_nb.tasks._yaml_config import TaskYamlError, read_task_yaml
+from lmms_nb.tasks._yaml_index import Expander, TaskIndex, TaskLoadFailure, is_group_config
 from lmms_nb.tasks._yaml_metrics import metric_number
 from lmms_nb.tasks.task import Task
 
 __all__ = [
+    "TaskList",
+    "TaskLoadFailure",
     "TaskYamlError",
     "group_scores",
     "is_yaml_task_spec",
@@ -58,190 +60,93 @@ __all__ = [
     "resolve_tasks",
 ]
 
-_SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints"}
+class TaskList(list):
+    """The tasks a folder (or names) gave, plus `failures`: those that did not load, each with file:line and why."""
+
+    def __init__(self, tasks: Sequence[Task] = (), failures: Sequence[TaskLoadFailure] = ()) -> None:
+        super().__init__(tasks)
+        self.failures: list[TaskLoadFailure] = list(failures)
 
 
-@dataclass
-class _Entry:
-    kind: str  # "task", "group" or "tag"
-    name: str
-    cfg: TaskYaml | None = None
-    tasks: list[str] = field(default_factory=list)  # a tag's member tasks
+def _expand(expander: Expander, names: Sequence[str], strict: bool, where: str) -> TaskList:
+    """Build the tasks of `names`; with strict=False a name that fails is listed in `failures`, not raised."""
+    out = TaskList()
+    for n in names:
+        try:
+            out.extend(expander.name(n))
+        except Exception as e:  # noqa: BLE001 - a task's own code may raise anything while it is built
+            if strict:
+                raise
+            entry = expander.index.entries.get(n)
+            path = str(entry.path) if entry is not None and entry.path is not None else where
+            reason = str(e) if isinstance(e, TaskYamlError) else f"{path}: {type(e).__name__}: {e}"
+            out.failures.append(TaskLoadFailure(n, path, reason))
+    if out.failures:
+        warnings.warn(f"{where}: {len(out.failures)} task(s) not loaded (see .failures): "
+                      + "; ".join(str(f) for f in out.failures[:5]) + (" ..." if len(out.failures) > 5 else ""),
+                      stacklevel=3)
+    return out
 
 
-def _is_group(cfg: TaskYaml) -> bool:
-    return isinstance(cfg.data.get("task"), list)
-
-
-def _index_folder(folder: Path) -> dict[str, _Entry]:
-    """Every task, group and tag defined by the YAML files under `folder` (recursively), as lmms-eval indexes."""
-    index: dict[str, _Entry] = {}
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-        for fname in sorted(files):
-            if not fname.endswith(".yaml"):
-                continue
-            cfg = read_task_yaml(Path(root) / fname)
-            task = cfg.data.get("task")
-            if _is_group(cfg):
-                name = cfg.data.get("group")
-                if not isinstance(name, str):
-                    raise TaskYamlError(f"{cfg.where('group')}: a group config (task: [list]) needs `group: <name>`")
-                _add(index, _Entry("group", name, cfg))
-            elif isinstance(task, str):
-                _add(index, _Entry("task", task, cfg))
-                tags = cfg.data.get("tag") if cfg.data.get("tag") is not None else cfg.data.get("group")
-                for tag in [tags] if isinstance(tags, str) else list(tags or []):
-                    entry = index.setdefault(tag, _Entry("tag", tag))
-                    if entry.kind == "tag":
-                        entry.tasks.append(task)
-            # other YAML files (shared templates without `task`) are only read through `include`
-    return index
-
-
-def _add(index: dict[str, _Entry], entry: _Entry) -> None:
-    old = index.get(entry.name)
-    if old is not None and old.kind != "tag":
-        raise TaskYamlError(f"{entry.cfg.path if entry.cfg else '?'}: {entry.kind} {entry.name!r} is also "
-                            f"defined in {old.cfg.path if old.cfg else '?'}")
-    if old is not None and old.kind == "tag":
-        raise TaskYamlError(f"{entry.cfg.path if entry.cfg else '?'}: {entry.name!r} is already a tag of tasks "
-                            f"{old.tasks}")
-    index[entry.name] = entry
-
-
-#: (overrides, the config that wrote them, their key-path prefix there), applied in order on a subtask
-_Layer = tuple[dict, TaskYaml, tuple]
-
-
-class _Expander:
-    """Expands names (tasks, tags, groups) and group entries into built `Task`s, as lmms-eval's TaskManager."""
-
-    def __init__(self, index: dict[str, _Entry], model_type: str | None) -> None:
-        self.index = index
-        self.model_type = model_type
-
-    def name(self, name: str, layers: tuple[_Layer, ...] = (), groups: tuple[str, ...] = (),
-             where: str = "") -> list[Task]:
-        entry = self.index.get(name)
-        if entry is None:
-            known = sorted(self.index)
-            close = difflib.get_close_matches(name, known, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise TaskYamlError(f"{where + ': ' if where else ''}unknown task, tag or group {name!r}.{hint} "
-                                f"Known: {', '.join(known) or '(none)'}")
-        if entry.kind == "task":
-            assert entry.cfg is not None
-            return [build_task(_apply(entry.cfg, layers), model_type=self.model_type, groups=groups)]
-        if entry.kind == "tag":
-            return [t for member in entry.tasks for t in self.name(member, layers, groups)]
-        assert entry.cfg is not None
-        return self.group(entry.cfg, layers, groups)
-
-    def group(self, cfg: TaskYaml, layers: tuple[_Layer, ...] = (), groups: tuple[str, ...] = ()) -> list[Task]:
-        name = cfg.data.get("group")
-        if not isinstance(name, str):
-            raise TaskYamlError(f"{cfg.where('task')}: a group config (task: [list]) needs `group: <name>`")
-        agg = cfg.data.get("aggregate_metric_list")
-        _check_aggregate_metric_list(cfg, agg)
-        # keys of a group file that are not group keys apply to every subtask, as in lmms-eval
-        update = {k: v for k, v in cfg.data.items() if k not in GROUP_KEYS}
-        check_keys(TaskYaml(cfg.path, update, cfg.origins, cfg.files), TASK_KEYS, "group")
-        if update:
-            layers = (*layers, (update, cfg, ()))
-        chain = (*groups, name)
-        tasks: list[Task] = []
-        for i, item in enumerate(cfg.data["task"]):
-            where = cfg.where("task", i)
-            if isinstance(item, str):
-                tasks.extend(self.name(item, layers, chain, where))
-            elif isinstance(item, dict) and isinstance(item.get("task"), str) and item["task"] in self.index:
-                # a known task, tag or group with overrides for this group
-                sub = {k: v for k, v in item.items() if k != "task"}
-                tasks.extend(self.name(item["task"], (*layers, (sub, cfg, ("task", i))) if sub else layers,
-                                       chain, where))
-            elif isinstance(item, dict) and isinstance(item.get("task"), str):
-                # an inline task config: the group's settings, then the entry's own keys
-                inline = _apply(TaskYaml(cfg.path, {}, {}, list(cfg.files)), (*layers, (item, cfg, ("task", i))))
-                tasks.append(build_task(inline, model_type=self.model_type, groups=chain))
-            elif isinstance(item, dict) and isinstance(item.get("task"), list):
-                inline = TaskYaml(cfg.path, {}, {}, list(cfg.files)).with_overrides(item, cfg, ("task", i))
-                tasks.extend(self.group(inline, layers, chain))
-            else:
-                raise TaskYamlError(f"{where}: a group's task entry must be a name or a mapping with `task`")
-        for t in tasks:
-            t.config.setdefault("groups", {})[name] = {"aggregate_metric_list": agg} if agg else {}
-        return tasks
-
-
-def _apply(cfg: TaskYaml, layers: tuple[_Layer, ...]) -> TaskYaml:
-    for overrides, source, prefix in layers:
-        cfg = cfg.with_overrides(overrides, source, prefix)
-    return cfg
-
-
-def _check_aggregate_metric_list(cfg: TaskYaml, agg: Any) -> None:
-    if agg is None:
-        return
-    entries = [agg] if isinstance(agg, dict) else agg
-    if not isinstance(entries, list):
-        raise TaskYamlError(f"{cfg.where('aggregate_metric_list')}: aggregate_metric_list must be a list")
-    for i, entry in enumerate(entries):
-        where = cfg.where("aggregate_metric_list", i)
-        if not isinstance(entry, dict) or "metric" not in entry:
-            raise TaskYamlError(f"{where}: each aggregate_metric_list entry needs `metric`")
-        extra = set(entry) - {"metric", "aggregation", "weight_by_size", "filter_list"}
-        if extra:
-            raise TaskYamlError(f"{where}: unsupported aggregate_metric_list key(s) {sorted(extra)}")
-        if entry.get("aggregation", "mean") != "mean":
-            raise TaskYamlError(f"{where}: only `aggregation: mean` is supported across a group's subtasks")
-
-
-def load_tasks(path: str | Path, names: Sequence[str] | None = None, *, model_type: str | None = None) -> list[Task]:
+def load_tasks(path: str | Path, names: Sequence[str] | None = None, *, model_type: str | None = None,
+               strict: bool = False) -> TaskList:
     """The tasks defined by a task YAML, a group YAML, or a folder of them (searched recursively).
 
     Args:
-        path: a `.yaml` file (one task, or a group whose subtasks are looked up in the file's folder), or a
-            folder: every task in it, or only `names`.
+        path: a `.yaml` file (one task, or a group whose subtasks are looked up in the file's folder, then in
+            the installed lmms-eval catalogue), or a folder: every task in it, or only `names`.
         names: tasks, tags or groups to take from a folder (all of its tasks when omitted).
         model_type: the lmms-eval model name (e.g. "llava_hf", "qwen2_5_vl") whose blocks of
             `lmms_eval_specific_kwargs` and `model_specific_*` apply; the `default` block otherwise.
+        strict: for a whole folder (no `names`), raise on the first task that does not load instead of
+            loading every task it can and listing the others in the result's `failures` (with a warning).
 
     Returns the tasks in order, each named as its YAML's `task`. Raises `TaskYamlError` naming the
-    file, line and key of anything unsupported or wrong.
+    file, line and key of anything unsupported or wrong (for named tasks and single files, always).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such task YAML or folder: {path}")
     if path.is_dir():
-        expander = _Expander(_index_folder(path), model_type)
+        index = TaskIndex.of_folders([path])
+        expander = Expander(index, model_type)
         if names is None:
-            chosen = sorted(n for n, e in expander.index.items() if e.kind == "task")
-            if not chosen:
+            if strict and index.errors:
+                raise TaskYamlError(index.errors[0].reason)
+            chosen = index.names("task")
+            if not chosen and not index.errors:
                 raise TaskYamlError(f"{path}: no task YAML (a .yaml file with `task: <name>`) in this folder")
+            tasks = _expand(expander, chosen, strict, str(path))
+            tasks.failures[:0] = index.errors
         else:
-            chosen = list(names)
-        tasks = [t for n in chosen for t in expander.name(n)]
+            tasks = _expand(expander, list(names), True, str(path))
     else:
         if names is not None:
             raise ValueError("`names` selects tasks from a folder; pass the folder, not a file")
         cfg = read_task_yaml(path)
-        if _is_group(cfg):
-            tasks = _Expander(_index_folder(path.parent), model_type).group(cfg)
+        if is_group_config(cfg):
+            from lmms_nb.tasks.catalogue import catalogue_folders
+
+            folders = [path.parent] + [f for f in catalogue_folders() if f not in path.parents]
+            tasks = TaskList(Expander(TaskIndex.of_folders(folders), model_type).group(cfg))
         elif isinstance(cfg.data.get("task"), str):
             if "class" in cfg.data:
                 raise TaskYamlError(f"{cfg.where('class')}: Python-class tasks (`class:`) are not supported")
-            tasks = [build_task(cfg, model_type=model_type)]
+            tasks = TaskList([build_task(cfg, model_type=model_type)])
         else:
             raise TaskYamlError(f"{path}: defines no task: a task YAML needs `task: <name>` "
                                 "(a group YAML `group: <name>` and `task: [subtasks]`)")
+    _check_no_repeats(tasks, str(path))
+    return tasks
+
+
+def _check_no_repeats(tasks: Sequence[Task], where: str) -> None:
     seen: dict[str, int] = {}
     for t in tasks:
         seen[t.name] = seen.get(t.name, 0) + 1
     dupes = sorted(n for n, c in seen.items() if c > 1)
     if dupes:
-        raise TaskYamlError(f"{path}: task(s) {dupes} would run more than once (listed by several groups or tags)")
-    return tasks
+        raise TaskYamlError(f"{where}: task(s) {dupes} would run more than once (listed by several groups or tags)")
 
 
 def load_task(path: str | Path, name: str | None = None, *, model_type: str | None = None) -> Task:
@@ -264,16 +169,20 @@ def is_yaml_task_spec(spec: Any) -> bool:
     return (p.is_file() and p.suffix == ".yaml") or p.is_dir()
 
 
-def resolve_tasks(spec: Any, *, model_type: str | None = None) -> list[Task]:
-    """`Task`s from what `evaluate(tasks=...)` accepts: a Task, a registered name, a YAML path or folder, or a list.
+def resolve_tasks(spec: Any, *, model_type: str | None = None, include_path: Any = None) -> list[Task]:
+    """`Task`s from what `evaluate(tasks=...)` accepts: a Task, a registered name, a name from lmms-eval's
+    catalogue (and `include_path` folders; groups and tags expand to their tasks), a YAML path or folder,
+    or a list of these. A name that is unknown or does not load raises before anything runs.
 
     >>> [t.name for t in resolve_tasks(["synthbench_count"])]
     ['synthbench_count']
     """
-    from lmms_nb.tasks.registry import get_task
+    from lmms_nb.tasks.catalogue import get_catalogue
+    from lmms_nb.tasks.registry import _FACTORIES, _ensure_builtin, get_task
 
     items = [spec] if isinstance(spec, (str, os.PathLike, Task)) else list(spec)
     out: list[Task] = []
+    _ensure_builtin()
     for item in items:
         if isinstance(item, Task):
             out.append(item)
@@ -281,8 +190,11 @@ def resolve_tasks(spec: Any, *, model_type: str | None = None) -> list[Task]:
             out.extend(load_tasks(item, model_type=model_type))
         elif isinstance(item, os.PathLike) or (isinstance(item, str) and item.endswith(".yaml")):
             raise FileNotFoundError(f"no such task YAML: {item}")
+        elif isinstance(item, str) and item not in _FACTORIES and item in get_catalogue(include_path):
+            out.extend(get_catalogue(include_path).load([item], model_type=model_type))
         else:
             out.append(get_task(item))
+    _check_no_repeats(out, "tasks")
     return out
 
 

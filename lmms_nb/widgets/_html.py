@@ -14,42 +14,83 @@ Example:
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 
-from lmms_nb.images import thumbnail_data_uri
 
 __all__ = ["STYLE", "answer_html", "esc", "sample_cards_html", "table_html"]
 
-#: Longest text shown per field; the rest is cut (with a note) so one runaway answer cannot swamp a page.
-MAX_CHARS = 2000
-
 #: Colours of an answer by state; also what the browser tests look for.
-STATES = ("right", "wrong", "unscored", "absent")
+STATES = ("right", "partial", "wrong", "unscored", "absent")
 
 STYLE = """<style>
-.lmms-nb-cards{display:flex;flex-direction:column;gap:8px;font-size:13px}
-.lmms-nb-card{display:flex;gap:10px;border:1px solid #ddd;border-radius:6px;padding:8px;background:#fff;color:#222}
-.lmms-nb-thumb{flex:0 0 auto;width:100px;display:flex;align-items:flex-start;justify-content:center}
-.lmms-nb-thumb img{max-width:96px;max-height:96px;border:1px solid #eee;image-rendering:pixelated}
-.lmms-nb-noimg{width:96px;height:60px;display:flex;align-items:center;justify-content:center;text-align:center;
-  background:#f3f3f3;color:#888;font-size:11px;border-radius:4px}
+/* Theme-aware: JupyterLab's CSS variables (light and dark), with light fallbacks outside JupyterLab. */
+.lmms-nb-cards{display:flex;flex-direction:column;gap:4px;font-size:13px;line-height:1.35}
+.lmms-nb-card{display:flex;gap:8px;border:1px solid var(--jp-border-color2,#ddd);border-radius:4px;padding:4px 6px;
+  background:var(--jp-layout-color1,#fff);color:var(--jp-ui-font-color1,#222)}
+.lmms-nb-media{flex:0 0 auto;display:flex;flex-direction:column;gap:4px;align-items:center}
+.lmms-nb-thumb{cursor:zoom-in;display:block}
+.lmms-nb-thumb img{display:block;border:1px solid var(--jp-border-color2,#eee);image-rendering:auto}
+.lmms-nb-open,.lmms-nb-close,.lmms-nb-viewer-bar input{position:absolute;opacity:0;pointer-events:none;width:0;height:0}
+.lmms-nb-viewer{display:none}
+.lmms-nb-card:has(.lmms-nb-open:checked){flex-wrap:nowrap}
+.lmms-nb-card:has(.lmms-nb-open:checked) .lmms-nb-viewer{display:flex;flex-direction:column;flex:1 1 auto;min-width:0}
+.lmms-nb-card:has(.lmms-nb-open:checked) .lmms-nb-body{flex:0 0 360px}
+.lmms-nb-viewer-bar{display:flex;gap:6px;align-items:center;font-size:12px;margin-bottom:2px}
+.lmms-nb-viewer-bar label{cursor:pointer;padding:0 6px;border:1px solid var(--jp-border-color2,#ccc);border-radius:3px}
+.lmms-nb-viewer-bar label:has(input:checked){background:var(--jp-layout-color3,#ddd);font-weight:600}
+.lmms-nb-viewport{overflow:auto;max-height:80vh;border:1px solid var(--jp-border-color2,#ddd);
+  background:var(--jp-layout-color0,#fff)}
+.lmms-nb-full,.lmms-nb-size{display:none}
+.lmms-nb-size{font-size:11px;color:var(--jp-ui-font-color2,#666)}
+.lmms-nb-full{max-width:none;width:var(--w);height:auto}
+.lmms-nb-card:has(.lmms-nb-z-fit:checked) .lmms-nb-full{width:auto;max-width:100%}
+.lmms-nb-card:has(.lmms-nb-z-200:checked) .lmms-nb-full{width:calc(var(--w) * 2)}
+.lmms-nb-card:has(.lmms-nb-open-0:checked) .lmms-nb-full-0,.lmms-nb-card:has(.lmms-nb-open-0:checked) .lmms-nb-size-0{display:block}
+.lmms-nb-card:has(.lmms-nb-open-1:checked) .lmms-nb-full-1,.lmms-nb-card:has(.lmms-nb-open-1:checked) .lmms-nb-size-1{display:block}
+.lmms-nb-card:has(.lmms-nb-open-2:checked) .lmms-nb-full-2,.lmms-nb-card:has(.lmms-nb-open-2:checked) .lmms-nb-size-2{display:block}
+.lmms-nb-card:has(.lmms-nb-open-3:checked) .lmms-nb-full-3,.lmms-nb-card:has(.lmms-nb-open-3:checked) .lmms-nb-size-3{display:block}
+.lmms-nb-card:has(.lmms-nb-open-4:checked) .lmms-nb-full-4,.lmms-nb-card:has(.lmms-nb-open-4:checked) .lmms-nb-size-4{display:block}
+.lmms-nb-card:has(.lmms-nb-open-5:checked) .lmms-nb-full-5,.lmms-nb-card:has(.lmms-nb-open-5:checked) .lmms-nb-size-5{display:block}
+.lmms-nb-card:has(.lmms-nb-open-6:checked) .lmms-nb-full-6,.lmms-nb-card:has(.lmms-nb-open-6:checked) .lmms-nb-size-6{display:block}
+.lmms-nb-card:has(.lmms-nb-open-7:checked) .lmms-nb-full-7,.lmms-nb-card:has(.lmms-nb-open-7:checked) .lmms-nb-size-7{display:block}
+.lmms-nb-noimg{width:96px;min-height:48px;display:flex;flex-direction:column;align-items:center;justify-content:center;
+  text-align:center;background:var(--jp-layout-color2,#f3f3f3);color:var(--jp-ui-font-color2,#777);font-size:11px;
+  border-radius:4px;padding:2px}
 .lmms-nb-body{flex:1 1 auto;min-width:0}
-.lmms-nb-meta{color:#666;font-size:11px;margin-bottom:2px}
-.lmms-nb-question,.lmms-nb-target{white-space:pre-wrap;word-break:break-word;margin:2px 0}
-.lmms-nb-answers{display:flex;flex-wrap:wrap;gap:4px;margin-top:4px}
-.lmms-nb-answer{border-radius:4px;padding:2px 6px;white-space:pre-wrap;word-break:break-word;max-width:100%}
-.lmms-nb-answer .lmms-nb-model{font-weight:600;margin-right:4px}
-.lmms-nb-right{background:#d9f2dc;border:1px solid #2ca02c}
-.lmms-nb-wrong{background:#fadbd8;border:1px solid #d62728}
-.lmms-nb-unscored{background:#fff1cc;border:1px solid #e6a700}
-.lmms-nb-absent{background:#eee;border:1px dashed #aaa;color:#777}
-.lmms-nb-empty{color:#666;font-style:italic;padding:8px}
-.lmms-nb-table{border-collapse:collapse;font-size:12px}
-.lmms-nb-table th,.lmms-nb-table td{border:1px solid #ddd;padding:2px 6px;text-align:right}
+.lmms-nb-meta{color:var(--jp-ui-font-color2,#666);font-size:11px}
+.lmms-nb-question,.lmms-nb-target{white-space:pre-wrap;word-break:break-word;margin:1px 0}
+.lmms-nb-answers{display:flex;flex-wrap:wrap;gap:3px;margin-top:2px}
+.lmms-nb-answer{border-radius:3px;padding:1px 5px;white-space:pre-wrap;word-break:break-word;max-width:100%;
+  border:1px solid;border-left:4px solid var(--lmms-nb-model,#888)}
+.lmms-nb-answer .lmms-nb-model,.lmms-nb-samples-table th .lmms-nb-model{font-weight:600;margin-right:4px;
+  color:var(--lmms-nb-model,inherit)}
+.lmms-nb-samples-table th .lmms-nb-model{border-bottom:3px solid var(--lmms-nb-model,#888)}
+.lmms-nb-icon{font-weight:700;margin-right:3px}
+.lmms-nb-value{font-variant-numeric:tabular-nums;font-weight:600;margin-right:4px;padding:0 3px;border-radius:2px;
+  background:var(--jp-layout-color2,#eee)}
+.lmms-nb-right{background:rgba(0,114,178,.13);border-color:#0072B2}
+.lmms-nb-right .lmms-nb-icon{color:#0072B2}
+.lmms-nb-partial{background:rgba(230,159,0,.18);border-color:#E69F00}
+.lmms-nb-partial .lmms-nb-icon{color:#B07800}
+.lmms-nb-wrong{background:rgba(213,94,0,.14);border-color:#D55E00}
+.lmms-nb-wrong .lmms-nb-icon{color:#D55E00}
+.lmms-nb-unscored{background:rgba(204,121,167,.16);border-color:#CC79A7}
+.lmms-nb-absent{background:transparent;border-style:dashed;border-color:#999;color:var(--jp-ui-font-color2,#777)}
+.lmms-nb-clicked{outline:2px solid var(--jp-brand-color1,#1976d2);outline-offset:1px}
+.lmms-nb-more{font-size:11px;margin-top:2px}
+.lmms-nb-more summary{cursor:pointer;color:var(--jp-ui-font-color2,#666)}
+.lmms-nb-empty{color:var(--jp-ui-font-color2,#666);font-style:italic;padding:8px}
+.lmms-nb-table{border-collapse:collapse;font-size:12px;color:var(--jp-ui-font-color1,#222)}
+.lmms-nb-table th,.lmms-nb-table td{border:1px solid var(--jp-border-color2,#ddd);padding:1px 5px;text-align:right;
+  vertical-align:top}
 .lmms-nb-table th:first-child,.lmms-nb-table td:first-child{text-align:left}
+.lmms-nb-samples-table td{text-align:left;white-space:nowrap;max-width:420px;overflow:hidden;text-overflow:ellipsis}
+.lmms-nb-summary{margin:2px 0 4px 0;padding-left:18px}
+.lmms-nb-warning{color:#B07800}
+.lmms-nb-busy{opacity:.45;transition:opacity .1s}
 </style>"""
 
 
@@ -58,86 +99,39 @@ def esc(value: Any) -> str:
     return "" if value is None else html.escape(str(value), quote=True)
 
 
-def _cut(text: Any) -> str:
-    text = "" if text is None else str(text)
-    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + f" … [{len(text) - MAX_CHARS} more characters]"
-
-
-def answer_html(model: str, prediction: Any, state: str, error: Any = None) -> str:
-    """One model's answer, coloured by `state` (right, wrong, unscored, absent)."""
+def answer_html(model: str, prediction: Any, state: str, error: Any = None, *, value: float | None = None) -> str:
+    """One model's answer chip, coloured by `state` (right, partial, wrong, unscored, absent), with an icon."""
     if state not in STATES:
         raise ValueError(f"state must be one of {STATES}, got {state!r}")
-    if state == "absent":
-        body = "not run on this sample"
-    elif error is not None:
-        body = f"error: {_cut(error)}"
-    elif prediction is None:
-        body = "(no prediction)"
-    else:
-        body = _cut(prediction)
-    return (f'<div class="lmms-nb-answer lmms-nb-{state}" data-model="{esc(model)}" data-state="{state}">'
-            f'<span class="lmms-nb-model">{esc(model)}</span><span class="lmms-nb-pred">{esc(body)}</span></div>')
+    from lmms_nb.widgets._cards import chip_html
+
+    return chip_html(model, prediction, state, value=value, error=error)
 
 
-def _state(row: dict[str, Any], i: int) -> str:
-    if not row[f"has_{i}"]:
-        return "absent"
-    correct = row[f"correct_{i}"]
-    if correct is None:
-        return "unscored"
-    return "right" if correct else "wrong"
+def sample_cards_html(*args: Any, **kwargs: Any) -> str:
+    """See `lmms_nb.widgets._cards.sample_cards_html` (kept here for existing imports)."""
+    from lmms_nb.widgets._cards import sample_cards_html as cards
+
+    return cards(*args, **kwargs)
 
 
-def _thumbnail(ref: str | None, size: int) -> str:
-    if not ref:
-        return '<div class="lmms-nb-noimg">no image</div>'
-    try:
-        uri = thumbnail_data_uri(ref, size)
-    except Exception as e:  # noqa: BLE001 - a broken image must not break the page; say why in the tooltip
-        return f'<div class="lmms-nb-noimg" title="{esc(e)}">image unavailable</div>'
-    # The URI is built by us from base64 output: only [A-Za-z0-9+/=] after the fixed prefix.
-    return f'<img src="{uri}" alt="{esc(ref)}">'
+def table_html(frame: pl.DataFrame, *, digits: int = 3, max_rows: int = 200, css_class: str = "lmms-nb-table",
+               labels: Mapping[str, str] | None = None) -> str:
+    """A polars frame as an escaped HTML table: floats rounded to `digits`, p-value columns (p_*) in scientific
+    notation below 0.001 (never "0.000"), column headers renamed by `labels`."""
+    from lmms_nb.analysis import format_p
 
-
-def sample_cards_html(rows: pl.DataFrame, models: Sequence[tuple[int, str]], *, thumbnail_px: int = 96,
-                      metrics: dict[str, str] | None = None) -> str:
-    """Cards for the rows of a `SampleIndex` page: thumbnail, question, target, each model's answer.
-
-    `models` lists (column index, name) of the models to show, in order.
-    """
-    if rows.height == 0:
-        return STYLE + '<div class="lmms-nb-cards"><div class="lmms-nb-empty">No sample matches these filters.</div></div>'
-    cards = []
-    for row in rows.iter_rows(named=True):
-        meta = [row["task"], f"#{row['doc_id']}"]
-        if row.get("filter") not in (None, "none"):
-            meta.append(f"filter {row['filter']}")
-        if row.get("category") is not None:
-            meta.append(f"category {row['category']}")
-        if metrics and row["task"] in metrics:
-            meta.append(f"scored by {metrics[row['task']]}")
-        answers = "".join(
-            answer_html(name, row[f"prediction_{i}"], _state(row, i), row[f"error_{i}"]) for i, name in models
-        )
-        cards.append(
-            f'<div class="lmms-nb-card" data-task="{esc(row["task"])}" data-doc-id="{esc(row["doc_id"])}">'
-            f'<div class="lmms-nb-thumb">{_thumbnail(row.get("image_ref"), thumbnail_px)}</div>'
-            f'<div class="lmms-nb-body"><div class="lmms-nb-meta">{esc(" · ".join(meta))}</div>'
-            f'<div class="lmms-nb-question"><b>Q</b> {esc(_cut(row["input"]))}</div>'
-            f'<div class="lmms-nb-target"><b>target</b> {esc(_cut(row["target"]))}</div>'
-            f'<div class="lmms-nb-answers">{answers}</div></div></div>'
-        )
-    return STYLE + '<div class="lmms-nb-cards">' + "".join(cards) + "</div>"
-
-
-def table_html(frame: pl.DataFrame, *, digits: int = 3, max_rows: int = 200, css_class: str = "lmms-nb-table") -> str:
-    """A polars frame as an escaped HTML table (floats rounded to `digits`)."""
-    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
+    labels = labels or {}
+    head = "".join(f"<th>{esc(labels.get(c, c))}</th>" for c in frame.columns)
+    is_p = [c.startswith("p_") or c == "p" for c in frame.columns]
     body = []
     for row in frame.head(max_rows).iter_rows():
         cells = []
-        for v in row:
-            text = "" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+        for v, p in zip(row, is_p, strict=True):
+            if p and isinstance(v, float):
+                text = format_p(v)
+            else:
+                text = "" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
             cells.append(f"<td>{esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = f"<caption>first {max_rows} of {frame.height} rows</caption>" if frame.height > max_rows else ""

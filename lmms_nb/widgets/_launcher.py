@@ -42,7 +42,12 @@ class EvalLauncher(widgets.VBox):
         output_dir, limit (None = all docs), batch_size: initial values of the form.
         on_finished: called with the `Run` when a run ends (complete or stopped).
 
-    Controls: `model_select`, `model_args_text` (JSON, for registered models), `task_select`, `limit_input`
+    A registered model gets a form of its arguments (from `lmms_nb.models.arguments.model_arguments`: each
+    argument's default and help, required ones marked *), rebuilt when the model changes; `model_args_text`
+    takes extra arguments as JSON. A missing required argument or a failure is said in one line.
+
+    Controls: `model_select`, `arg_widgets` ({argument: widget} of the form), `model_args_text` (extra JSON
+    arguments, for registered models), `task_select`, `limit_input`
     (0 = all), `batch_size_input`, `output_dir_text`, `run_button`, `stop_button`. Shown: `bars` and
     `score_labels` ({task: widget}), `status_html`, `scores_html`. After a run: `run` (or `error`).
     """
@@ -60,15 +65,21 @@ class EvalLauncher(widgets.VBox):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-        self.model_select = widgets.Dropdown(options=list(self._models), description="model")
-        self.model_args_text = widgets.Text(value="", placeholder='{"key": "value"} (registered models)',
-                                            description="model args")
+        label = {"description_width": "initial"}
+        self.model_select = widgets.Dropdown(options=list(self._models), description="model", style=label)
+        self.model_args_text = widgets.Text(value="", placeholder='{"key": "value"}', description="extra args (JSON)",
+                                            style=label)
+        self.arg_widgets: dict[str, widgets.Widget] = {}
+        self._arg_specs: dict[str, Any] = {}
+        self.args_box = widgets.VBox()
+        self.args_box.add_class("lmms-nb-model-form")
         self.task_select = widgets.SelectMultiple(options=list(self._tasks), value=(), description="tasks",
                                                   rows=min(8, max(3, len(self._tasks))))
         self.limit_input = widgets.BoundedIntText(value=limit or 0, min=0, max=10**9, description="limit (0 = all)",
-                                                  tooltip="docs per task; 0 = all")
-        self.batch_size_input = widgets.BoundedIntText(value=batch_size, min=1, max=4096, description="batch size")
-        self.output_dir_text = widgets.Text(value=str(output_dir), description="output dir")
+                                                  tooltip="docs per task; 0 = all", style=label)
+        self.batch_size_input = widgets.BoundedIntText(value=batch_size, min=1, max=4096, description="batch size",
+                                                       style=label)
+        self.output_dir_text = widgets.Text(value=str(output_dir), description="output dir", style=label)
         self.run_button = widgets.Button(description="Run", button_style="success", icon="play")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.status_html = widgets.HTML("<small>choose a model and tasks, then Run</small>")
@@ -79,8 +90,11 @@ class EvalLauncher(widgets.VBox):
 
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
+        self.model_select.observe(lambda _: self._build_form(), names="value")
+        self._build_form()
         form = widgets.VBox([
             widgets.HBox([self.model_select, self.model_args_text]),
+            self.args_box,
             widgets.HBox([self.task_select, widgets.VBox([self.limit_input, self.batch_size_input,
                                                           self.output_dir_text])]),
             widgets.HBox([self.run_button, self.stop_button, self.status_html]),
@@ -140,6 +154,68 @@ class EvalLauncher(widgets.VBox):
         return self.run
 
     # ---- internals -----------------------------------------------------------------------------------------
+    def _build_form(self) -> None:
+        """One field per argument of the chosen registered model: its default, its help, required ones marked *."""
+        from lmms_nb.models.arguments import model_arguments
+
+        name = self.model_select.value
+        self.arg_widgets, self._arg_specs, rows = {}, {}, []
+        if not isinstance(self._models.get(name), str):
+            self.args_box.children = []
+            return
+        try:
+            specs = model_arguments(name)
+        except KeyError:  # a name given to the launcher but not registered: get_model will say so
+            specs = []
+        for a in specs:
+            label = f"{a.name} *" if a.required else a.name
+            style = {"description_width": "160px"}
+            layout = widgets.Layout(width="460px")
+            if a.kind == "python":
+                self._arg_specs[a.name] = a
+                rows.append(widgets.HTML(f"<small><b>{esc(a.name)}</b>: a Python object; build this model in code "
+                                         "and pass it in <code>models=[...]</code></small>"))
+                continue
+            if a.kind == "bool":
+                w: widgets.Widget = widgets.Checkbox(value=bool(a.default), description=label, indent=False,
+                                                     layout=widgets.Layout(width="460px"))
+            elif a.kind == "int" and a.default is not None:
+                w = widgets.IntText(value=a.default, description=label, style=style, layout=layout)
+            elif a.kind == "float" and a.default is not None:
+                w = widgets.FloatText(value=a.default, description=label, style=style, layout=layout)
+            else:
+                value = "" if a.default is None else (json.dumps(a.default) if a.kind == "json" else str(a.default))
+                hint = "required" if a.required else ("default: none" if a.default is None else "")
+                w = widgets.Text(value=value, placeholder=hint + (" (JSON)" if a.kind == "json" else ""),
+                                 description=label, style=style, layout=layout)
+            w.add_class(f"lmms-nb-arg-{a.name}")
+            self.arg_widgets[a.name], self._arg_specs[a.name] = w, a
+            rows.append(widgets.HBox([w, widgets.HTML(f'<small style="color:var(--jp-ui-font-color2,#666)">'
+                                                      f"{esc(a.help[:160])}</small>")]))
+        self.args_box.children = rows
+
+    def _form_args(self) -> dict[str, Any]:
+        """The form's values that differ from the defaults (a blank field keeps the default)."""
+        out: dict[str, Any] = {}
+        for arg, w in self.arg_widgets.items():  # (python-only arguments have no widget)
+            spec, value = self._arg_specs[arg], w.value
+            if isinstance(value, str):
+                value = value.strip()
+                if value == "":
+                    continue
+                try:
+                    if spec.kind == "json":
+                        value = json.loads(value)
+                    elif spec.kind == "int":
+                        value = int(value)
+                    elif spec.kind == "float":
+                        value = float(value)
+                except ValueError:
+                    raise ValueError(f"{arg}: {value!r} is not a valid {spec.kind}") from None
+            if value != spec.default or spec.required:
+                out[arg] = value
+        return out
+
     def _chosen_model(self) -> tuple[Any, dict[str, Any] | None]:
         name = self.model_select.value
         if name is None:
@@ -150,15 +226,25 @@ class EvalLauncher(widgets.VBox):
             if text:
                 raise ValueError(f"model args apply to registered model names; {name!r} is already built")
             return model, None
-        if not text:
-            return model, None
-        try:
-            args = json.loads(text)
-        except ValueError as e:
-            raise ValueError(f"model args: not valid JSON ({e})") from None
-        if not isinstance(args, dict):  # a form field's value: reported in the widget like the other form errors
-            raise ValueError(f"model args: expected a JSON object such as {{\"path\": \"...\"}}, got {text!r}")  # noqa: TRY004
-        return model, args
+        args = self._form_args()
+        if text:
+            try:
+                extra = json.loads(text)
+            except ValueError as e:
+                raise ValueError(f"model args: not valid JSON ({e})") from None
+            if not isinstance(extra, dict):  # a form field's value: reported in the widget like the other errors
+                raise ValueError(f"model args: expected a JSON object such as {{\"path\": \"...\"}}, got {text!r}")  # noqa: TRY004
+            args.update(extra)
+        python_only = [a.name for a in self._arg_specs.values() if a.kind == "python" and a.required]
+        if python_only:
+            raise ValueError(f"{name} needs {', '.join(python_only)} (a Python object), which a form cannot give: "
+                             f"build the model in code and pass it in models=[...]")
+        missing = [a for a in self._arg_specs.values() if a.required and a.name not in args]
+        if missing:
+            first = missing[0]
+            raise ValueError(f"{name} needs {', '.join(a.name for a in missing)}"
+                             + (f" ({first.name}: {first.help})" if first.help else ""))
+        return model, args or None
 
     def _make_bars(self, task_names: list[str]) -> None:
         self.bars, self.score_labels, rows = {}, {}, []
@@ -189,7 +275,8 @@ class EvalLauncher(widgets.VBox):
             run = evaluate(model, tasks, **kwargs)
         except Exception as e:  # noqa: BLE001 - shown in the widget; the notebook must not lose the error
             self.error = e
-            self._show_status(f"failed: {type(e).__name__}: {e}", "error")
+            first = (str(e).strip().splitlines() or [""])[0]  # one line; the whole error is in `.error`
+            self._show_status(f"failed: {type(e).__name__}: {first[:300]}", "error")
             for bar in self.bars.values():
                 if bar.bar_style != "success":
                     bar.bar_style = "danger"

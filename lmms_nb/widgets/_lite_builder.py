@@ -11,8 +11,10 @@ draws them:
   coloured by cell size (how many docs each one stands for). Hovering a point shows the doc's prompt
   (`doc_to_text`), HTML-escaped.
 - **Fidelity**, when per-sample logs of at least 3 models on the task are given: `lite_fidelity` at a few
-  budgets and `plot_fidelity` (k-center plain and cell-weighted vs random, and stratified when the task has
-  categories), with the current budget marked; `lite_estimates` of the current subset, per model.
+  budgets and `plot_fidelity` (k-center plain and cell-weighted, anchor points and gp-IRT on held-out models,
+  vs random, and stratified when the task has categories), with the current budget marked; `lite_estimates`
+  of the current subset, per model, under a plain verdict from `subset_vs_random`: the subset is better, no
+  better, or worse than random subsets of its size (`.verdict`).
 - **Export** writes the chosen formats to a folder the user types: `save_lite_subset` (JSON),
   `save_lite_dataset` (a `datasets` folder) and `write_lmms_eval_yaml` (a task YAML over that folder);
   `lite_task` gives the `Task` to evaluate at once. The subset is `.subset`; `on_export` callbacks get it.
@@ -33,6 +35,7 @@ Example (embeddings given, so no model is loaded):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -127,6 +130,7 @@ class LiteBuilder(widgets.VBox):
         self.coords: np.ndarray | None = None
         self.subset: Any = None
         self.estimates: pl.DataFrame | None = None
+        self.verdict: pl.DataFrame | None = None  # the current subset against random subsets of its size
         self.fidelity: Any = None
         self.exported: dict[str, Path] = {}
         self.exported_task: Any = None
@@ -256,7 +260,7 @@ class LiteBuilder(widgets.VBox):
     def _task_changed(self) -> None:
         """A new task: forget the previous task's embeddings and subset, offer its metrics."""
         self.task = self.embeddings = self.kcenter = self.coords = self.subset = None
-        self.fidelity = self.estimates = None
+        self.fidelity = self.estimates = self.verdict = None
         self.budget_slider.disabled = self.export_button.disabled = True
         with self.map.batch_update():
             for trace in self.map.data:
@@ -423,7 +427,7 @@ class LiteBuilder(widgets.VBox):
         self._mark_budget()
 
     def _show_estimates(self) -> None:
-        from lmms_nb.lite_selection import lite_estimates
+        from lmms_nb.lite_selection import lite_estimates, subset_vs_random
 
         self.estimates = None
         rows = self._task_logs()
@@ -436,7 +440,11 @@ class LiteBuilder(widgets.VBox):
         except ValueError as e:
             self.estimates_html.value = _error_html("no estimates for this subset", e)
             return
-        self.estimates_html.value = ("<b>Scores (points): full set vs this subset</b>"
+        self.verdict = None
+        with contextlib.suppress(ValueError):  # fewer than 2 complete models: no comparison, estimates still shown
+            self.verdict = subset_vs_random(rows, self.subset, metric=self.metric_select.value, task=self.task.name,
+                                            filter=self.filter_select.value, n_random=max(self._n_random, 100))
+        self.estimates_html.value = (_verdict_html(self.verdict) + "<b>Scores (points): full set vs this subset</b>"
                                      + table_html(self.estimates, digits=1))
 
     # ---- fidelity ----------------------------------------------------------------------------------------------
@@ -462,8 +470,8 @@ class LiteBuilder(widgets.VBox):
             except ValueError as e:
                 self.fidelity_html.value = _error_html("no fidelity curves", e)
         if self.fidelity is not None:
-            keep = ["k", "budget", "method", "spearman", "kendall", "mae_points", "max_abs_error_points",
-                    "beats_random_spearman", "radius"]
+            keep = ["k", "budget", "method", "spearman", "mae_points", "mae_points_lo", "mae_points_hi",
+                    "beats_random_mae", "verdict", "radius"]
             self.fidelity_html.value = table_html(self.fidelity.summary.select(keep), digits=3)
         self._draw_fidelity()
         if redraw_budget and self.subset is not None:
@@ -654,3 +662,19 @@ def _safe_name(name: str) -> str:
 
 def _error_html(what: str, error: BaseException) -> str:
     return f'<span style="color:#d62728">{esc(what)}: {esc(type(error).__name__)}: {esc(error)}</span>'
+
+
+def _verdict_html(verdict: pl.DataFrame | None) -> str:
+    """One plain sentence per estimator of the current subset: better, no better, or worse than random."""
+    if verdict is None or verdict.height == 0:
+        return ""
+    colors = {"better than random": "#2ca02c", "no better than random": "#d62728", "worse than random": "#d62728"}
+    lines = []
+    for r in verdict.iter_rows(named=True):
+        color = colors.get(r["verdict"], "#555")
+        lines.append(f"<div class='lmms-nb-lite-verdict'>This subset's {esc(r['estimator'])} is "
+                     f"<b style='color:{color}'>{esc(r['verdict'])}</b>: {r['mae_points']:.2f} points off on "
+                     f"average across {r['n_models']} models; random subsets of {r['k']} docs are "
+                     f"{r['random_mae_points']:.2f} off, and it beats them in {r['beats_random_mae']:.0%} of "
+                     f"draws.</div>")
+    return "<div style='margin:4px 0'>" + "".join(lines) + "</div>"

@@ -2,7 +2,8 @@
 
 `SampleIndex` turns the canonical long table (one row per model x task x doc x filter) into one row per
 sample (task, doc_id, filter) with every model's answer side by side: `prediction_<i>`, `correct_<i>`,
-`error_<i>` and `has_<i>` for model i. Correctness comes from `lmms_nb.analysis` (the same metric choice
+`error_<i>`, `has_<i>`, `value_<i>` (the metric value), `raw_<i>` (the response before filters),
+`latency_<i>` and `tokens_<i>` for model i. Correctness comes from `lmms_nb.analysis` (the same metric choice
 and the same binary view as `compare()`: 0/1 metric == 1, continuous metric >= 0.5), so the colours in the
 browser agree with the numbers in the comparison.
 
@@ -39,6 +40,8 @@ __all__ = ["SampleIndex", "SampleQuery", "as_sample_table"]
 _KEY = list(ALIGN_KEY)
 #: Per-sample columns shown next to the answers (the first non-null value across models).
 _INFO = ["category", "input", "target", "image_ref"]
+#: Per-model columns of the wide table (suffixed _<i>).
+_PER_MODEL = ("prediction", "correct", "error", "has", "value", "raw", "latency", "tokens")
 
 
 @dataclass
@@ -57,6 +60,9 @@ class SampleQuery:
     pattern: Mapping[str, bool] = field(default_factory=dict)
     text: str = ""
     doc_ids: tuple[int, ...] = ()
+    #: (column of `SampleIndex.table`, descending) to order the matches by, e.g. ("value_0", True); None keeps
+    #: the display order (task, filter, doc_id)
+    sort: tuple[str, bool] | None = None
 
 
 def as_sample_table(data: Any) -> pl.DataFrame:
@@ -105,13 +111,14 @@ class SampleIndex:
             refuse); see `lmms_nb.analysis.compare`.
         models: the models in display order (default: order of `compare()`, i.e. sorted).
 
-    Attributes: `models`, `tasks`, `categories` (display order), `metrics` ({task: metric column}),
+    Attributes: `models`, `tasks`, `categories` (display order), `metrics` ({task: metric column}), `binary`
+    ({task: whether its metric is 0/1}),
     `table` (the wide table), `n_rows` (rows of the long table it was built from).
     """
 
     def __init__(self, data: Any, *, metric: str | Mapping[str, str] | None = None,
                  runs: Mapping[str, str] | str | None = "latest", models: Sequence[str] | None = None):
-        scored, self.models, self.tasks, self.metrics = _score(data, metric=metric, runs=runs, models=models)
+        scored, self.models, self.tasks, self.metrics, self.binary = _score(data, metric=metric, runs=runs, models=models)
         self.n_rows = scored.height
         self.table, self._texts = _widen(scored, self.models, self.tasks)
         cats = self.table["category"].unique().to_list()
@@ -172,30 +179,53 @@ class SampleIndex:
             raise ValueError(f"page_size must be >= 1, got {page_size}")
         rows = self.matching_rows(query)
         start = max(0, page) * page_size
+        if query.sort is not None:
+            column, descending = query.sort
+            if column not in self.table.columns:
+                raise ValueError(f"cannot sort by {column!r}: not a column of the sample table")
+            order = self.table.select(pl.col(column).gather(rows)).to_series().arg_sort(
+                descending=descending, nulls_last=True
+            )
+            rows = rows.gather(order)
         return self.table[rows[start:start + page_size]], rows.len()
+
+    def rows(self, query: SampleQuery) -> pl.DataFrame:
+        """Every sample matching `query` (in its sort order), with readable column names: the sample columns,
+        then `<field>:<model>` for each model's prediction, value, correct, raw response, latency, tokens and
+        error (the models of `query.models`, or all). What the browser exports as CSV / Parquet."""
+        shown = list(query.models) or self.models
+        page, total = self.page(query, 0, max(1, len(self)))
+        fields = {"prediction": "prediction", "value": "value", "correct": "correct", "raw": "raw_response",
+                  "latency": "latency_s", "tokens": "output_tokens", "error": "error"}
+        return page.select(
+            *_KEY, *_INFO,
+            *[pl.col(f"{c}_{self.model_index(m)}").alias(f"{name}:{m}") for m in shown for c, name in fields.items()],
+        )
 
 
 def _score(data: Any, *, metric: Any, runs: Any, models: Sequence[str] | None
-           ) -> tuple[pl.DataFrame, list[str], list[str], dict[str, str]]:
-    """The scored long table (with `correct`), model and task order, metric per task."""
+           ) -> tuple[pl.DataFrame, list[str], list[str], dict[str, str], dict[str, bool]]:
+    """The scored long table (with `correct` and `value`), model and task order, metric per task, binary per task."""
     cmp_models = getattr(data, "models", None)
     table = as_sample_table(data)
     if "correct" in table.columns and isinstance(cmp_models, list):  # a Comparison: already scored
         order = list(models) if models is not None else list(cmp_models)
         tasks = list(getattr(data, "tasks", []) or sorted(table["task"].unique().to_list()))
-        return table.filter(pl.col("model").is_in(order)), order, tasks, dict(getattr(data, "metrics", {}))
+        return (table.filter(pl.col("model").is_in(order)), order, tasks, dict(getattr(data, "metrics", {})),
+                dict(getattr(data, "binary", {})))
     if not metric_columns(table):  # predictions only: browse them, with no right/wrong
         from lmms_nb.logs.schema import conform
 
-        table = conform(table).with_columns(pl.lit(None, dtype=pl.Boolean).alias("correct"))
+        table = conform(table).with_columns(pl.lit(None, dtype=pl.Boolean).alias("correct"),
+                                            pl.lit(None, dtype=pl.Float64).alias("value"))
         order = list(models) if models is not None else sorted(table["model"].drop_nulls().unique().to_list())
         tasks = sorted(table["task"].drop_nulls().unique().to_list())
-        return table.filter(pl.col("model").is_in(order)), order, tasks, {}
+        return table.filter(pl.col("model").is_in(order)), order, tasks, {}, {}
     # The same metric choice, run choice and binary view as compare(), so colours agree with its numbers.
     from lmms_nb.analysis import as_canonical, prepare
 
     scored, info = prepare(as_canonical(table), models=models, metric=metric, runs=runs, by=[])
-    return scored, list(info.models), list(info.tasks), dict(info.metrics)
+    return scored, list(info.models), list(info.tasks), dict(info.metrics), dict(info.binary)
 
 
 def _widen(scored: pl.DataFrame, models: list[str], tasks: list[str]) -> tuple[pl.DataFrame, dict[str, pl.Series]]:
@@ -205,6 +235,7 @@ def _widen(scored: pl.DataFrame, models: list[str], tasks: list[str]) -> tuple[p
     `_search*` columns hold row numbers into the returned {column: distinct texts} series.
     """
     k = len(models)
+    extra = {"raw": ("raw_response", pl.Utf8), "latency": ("latency_s", pl.Float64), "tokens": ("output_tokens", pl.Int64)}
     slim = scored.select(
         *_KEY,
         pl.col("model").replace_strict({m: i for i, m in enumerate(models)}, return_dtype=pl.UInt32).alias("_m"),
@@ -212,9 +243,11 @@ def _widen(scored: pl.DataFrame, models: list[str], tasks: list[str]) -> tuple[p
         "correct",
         "error",
         pl.lit(True).alias("has"),
+        pl.col("value").cast(pl.Float64) if "value" in scored.columns else pl.lit(None, pl.Float64).alias("value"),
+        *[(pl.col(c) if c in scored.columns else pl.lit(None)).cast(t).alias(name) for name, (c, t) in extra.items()],
     )
     try:
-        wide = slim.pivot(on="_m", on_columns=list(range(k)), index=_KEY, values=["prediction", "correct", "error", "has"])
+        wide = slim.pivot(on="_m", on_columns=list(range(k)), index=_KEY, values=list(_PER_MODEL))
     except pl.exceptions.ComputeError:
         dup = scored.group_by("model", *_KEY).agg(pl.len().alias("rows")).filter(pl.col("rows") > 1)
         if dup.height == 0:
@@ -226,7 +259,7 @@ def _widen(scored: pl.DataFrame, models: list[str], tasks: list[str]) -> tuple[p
             f"(task, doc_id, filter): pick one run per model (runs=...)"
         ) from None
     if k == 1:  # polars names the columns after the values alone when there is a single pivot column
-        wide = wide.rename({c: f"{c}_0" for c in ("prediction", "correct", "error", "has") if c in wide.columns})
+        wide = wide.rename({c: f"{c}_0" for c in _PER_MODEL if c in wide.columns})
     info = scored.group_by(_KEY).agg(pl.col(c).drop_nulls().first() for c in _INFO)
     wide = wide.join(info, on=_KEY, how="left").with_columns(
         pl.col(f"has_{i}").fill_null(False) for i in range(k)
@@ -245,6 +278,6 @@ def _widen(scored: pl.DataFrame, models: list[str], tasks: list[str]) -> tuple[p
         codes = distinct.to_frame(name).with_row_index("_code")
         wide = wide.join(codes, on=name, how="left", maintain_order="left").drop(name).rename({"_code": name})
     return wide.select(
-        *_KEY, *_INFO, *[f"{c}_{i}" for i in range(k) for c in ("prediction", "correct", "error", "has")],
+        *_KEY, *_INFO, *[f"{c}_{i}" for i in range(k) for c in _PER_MODEL],
         "_search", *[f"_search_{i}" for i in range(k)],
     ), texts

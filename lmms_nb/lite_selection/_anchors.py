@@ -1,0 +1,66 @@
+"""Anchor points (Vivek et al., 2023): a subset chosen from how earlier models answered, not from what docs look like.
+
+Each doc is a point whose coordinates are the earlier models' scores on it; docs that the same models get
+right and wrong behave alike, so a few representatives of those groups predict a new model's full score.
+`anchor_points` clusters the docs (k-means on those vectors, seeded), keeps in each cluster the doc nearest
+its centre, and weights it by the cluster's share of the docs: the estimate is ``sum(weight * score)``.
+
+Example:
+    >>> import numpy as np
+    >>> scores = np.array([[1, 1, 0, 0, 1, 1], [1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1]], dtype=float)
+    >>> docs, weights = anchor_points(scores, 3)
+    >>> sorted(weights.tolist()), sorted(int(d) // 2 for d in docs)
+    ([0.3333333333333333, 0.3333333333333333, 0.3333333333333333], [0, 1, 2])
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = ["anchor_points"]
+
+
+def anchor_points(scores: np.ndarray, k: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`k` anchor docs (column indices of `scores`, models x docs) and their weights (cluster shares, sum 1).
+
+    Clusters docs by k-means (scikit-learn, `n_init=3`, seeded) on their score vectors across the models;
+    each cluster's anchor is its doc nearest the centre (lowest index on ties). When the docs have fewer than
+    `k` distinct score vectors, the rest of the budget goes to the largest clusters' next-nearest docs (the
+    weights still sum to 1: a cluster's share is split over its anchors).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(scores, dtype=np.float64).T  # docs x models
+    n = x.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"anchor_points: budget {k} must be between 1 and the number of docs ({n})")
+    distinct = len(np.unique(x, axis=0))
+    n_clusters = min(k, distinct)
+    # one thread: on a few hundred docs sklearn's thread pool costs far more than the work
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct points than clusters asked
+        km = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit(x)
+    labels = km.labels_
+    dist = np.linalg.norm(x - km.cluster_centers_[labels], axis=1)
+    sizes = np.bincount(labels, minlength=n_clusters)
+    # how many anchors each cluster gets: one each, then extra ones to the largest clusters (never more than
+    # the cluster holds)
+    quota = np.ones(n_clusters, dtype=np.int64)
+    quota[sizes == 0] = 0
+    for c in np.argsort(-sizes, kind="stable"):
+        if quota.sum() >= k:
+            break
+        quota[c] = min(sizes[c], quota[c] + (k - quota.sum()))
+    docs, weights = [], []
+    for c in range(n_clusters):
+        if quota[c] == 0:
+            continue
+        members = np.nonzero(labels == c)[0]
+        nearest = members[np.lexsort((members, dist[members]))][: quota[c]]
+        docs += nearest.tolist()
+        weights += [sizes[c] / n / quota[c]] * quota[c]
+    return np.asarray(docs, dtype=np.int64), np.asarray(weights, dtype=np.float64)

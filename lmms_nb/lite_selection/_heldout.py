@@ -1,0 +1,168 @@
+"""Held-out estimation: estimators that learn from earlier models, fitted on some models and scored on others.
+
+`model_folds` splits the models into folds (k-fold, or leave-one-out); `FoldEstimators` holds what one fold
+learns from its training models (an IRT model, plus an inner IRT that measures how well IRT generalises to
+models it was not fitted on) and estimates the held-out models' full scores from their answers on a subset:
+gp-IRT (see `_irt`) and anchor points (see `_anchors`). Nothing here ever sees a held-out model's answers
+outside the subset.
+
+Example:
+    >>> model_folds(5, 2, seed=0)
+    [array([0, 2, 4]), array([1, 3])]
+    >>> [f.tolist() for f in model_folds(3, "loo")]
+    [[0], [1], [2]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from lmms_nb.lite_selection._anchors import anchor_points
+from lmms_nb.lite_selection._irt import IRTModel, fit_irt
+
+__all__ = ["DifficultyDesign", "FoldEstimators", "difficulty_design", "model_folds"]
+
+#: random subsets per budget used to measure the inner IRT's error (the gp-IRT mixing weight)
+_BIAS_DRAWS = 16
+
+
+def model_folds(n_models: int, folds: int | Literal["loo"] = 5, *, seed: int = 0) -> list[np.ndarray]:
+    """Test-model indices of each fold: "loo" (one model per fold) or `folds` groups (models dealt round-robin
+    in a seeded order, at most one fold per model)."""
+    if folds == "loo":
+        return [np.array([i]) for i in range(n_models)]
+    if not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise ValueError(f"folds must be 'loo' or an int >= 2, got {folds!r}")
+    n_folds = min(int(folds), n_models)
+    order = np.arange(n_models) if seed == 0 else np.random.default_rng(seed).permutation(n_models)
+    return [np.sort(order[f::n_folds]) for f in range(n_folds)]
+
+
+class FoldEstimators:
+    """What one fold learns from its training models' scores (models x docs, in [0, 1])."""
+
+    def __init__(self, train: np.ndarray, *, dim: int = 1, seed: int = 0) -> None:
+        self.train = np.asarray(train, dtype=np.float64)
+        self.seed = seed
+        self.irt: IRTModel = fit_irt(self.train, dim=dim, seed=seed)
+        # the inner split: fit on every other training model, measure p-IRT's error on the rest
+        half = np.arange(len(self.train)) % 2 == 0
+        self._inner_irt = fit_irt(self.train[half], dim=dim, seed=seed)
+        self._inner_test = self.train[~half]
+        self._bias2: dict[int, float] = {}
+        self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._designs: dict[int, DifficultyDesign] = {}
+
+    def difficulty_design(self, k: int) -> DifficultyDesign:
+        """The difficulty-stratified design for budget `k`, from the training models' scores."""
+        if k not in self._designs:
+            self._designs[k] = difficulty_design(self.train, k)
+        return self._designs[k]
+
+    def calibrated(self, subset_train: np.ndarray, subset_test: np.ndarray) -> np.ndarray:
+        """Subset means calibrated on the training models: ``full ~ a + b * subset`` by least squares, fitted per
+        draw. `subset_train` is (draws, training models), `subset_test` (draws, held-out models); in [0, 1]."""
+        full = self.train.mean(axis=1)
+        x = subset_train - subset_train.mean(axis=1, keepdims=True)
+        var = (x**2).sum(axis=1)
+        slope = np.where(var > 0, (x @ (full - full.mean())) / np.where(var > 0, var, 1.0), 1.0)
+        intercept = full.mean() - slope * subset_train.mean(axis=1)
+        return intercept[:, None] + slope[:, None] * subset_test
+
+    def anchors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Anchor docs and weights for budget `k`, chosen from the training models' scores."""
+        if k not in self._anchors:
+            self._anchors[k] = anchor_points(self.train, k, seed=self.seed)
+        return self._anchors[k]
+
+    def bias2(self, k: int) -> float:
+        """Mean squared error of p-IRT at budget `k` on models the (inner) IRT was not fitted on."""
+        if k not in self._bias2:
+            rng = np.random.default_rng(self.seed + k)
+            n = self.train.shape[1]
+            errs = []
+            for _ in range(_BIAS_DRAWS):
+                mask = np.zeros(n, dtype=bool)
+                mask[rng.choice(n, size=k, replace=False)] = True
+                est = self._inner_irt.p_irt(self._inner_test, mask)
+                errs.append((est - self._inner_test.mean(axis=1)) ** 2)
+            self._bias2[k] = float(np.mean(errs))
+        return self._bias2[k]
+
+    def gp_irt(self, answers: np.ndarray, masks: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """gp-IRT full-score estimates in [0, 1] for rows of `answers` (rows x docs) seen through `masks`
+        (rows x docs, bool) with subset `weights` (rows x docs; the subset mean is ``sum(w * y) / sum(w)``)."""
+        y = np.atleast_2d(answers)
+        m = np.broadcast_to(masks, y.shape)
+        w = np.where(m, np.broadcast_to(weights, y.shape), 0.0)
+        w = w / w.sum(axis=1, keepdims=True)
+        subset_mean = (np.where(m, y, 0.0) * w).sum(axis=1)
+        theta = self.irt.ability(y, m)
+        p = self.irt.prob(theta)
+        p_irt = np.where(m, y, p).mean(axis=1)
+        var = (w**2 * p * (1 - p)).sum(axis=1)
+        k = int(m[0].sum())
+        b2 = self.bias2(k)
+        lam = b2 / (b2 + var) if b2 > 0 else np.zeros(len(y))
+        return lam * subset_mean + (1 - lam) * p_irt
+
+
+@dataclass(frozen=True)
+class DifficultyDesign:
+    """Docs stratified by how earlier models did on them, and how many of `k` each stratum gets (Neyman).
+
+    `strata[j]` is doc j's stratum; `alloc[h]` docs are drawn from stratum h; a stratum that gets none (every
+    earlier model scored the same on all of its docs) is estimated by the earlier models' mean there
+    (`impute[h]`). The estimate is ``sum_h share_h * mean_h`` with ``share_h`` the stratum's share of the docs.
+    """
+
+    strata: np.ndarray
+    sizes: np.ndarray
+    alloc: np.ndarray
+    impute: np.ndarray
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """Doc indices of one stratified random subset."""
+        return np.concatenate([rng.choice(np.nonzero(self.strata == h)[0], a, replace=False)
+                               for h, a in enumerate(self.alloc) if a] or [np.zeros(0, dtype=np.int64)])
+
+    def estimate(self, scores: np.ndarray, docs: np.ndarray) -> np.ndarray:
+        """Stratified estimates (rows of `scores`, models x all docs) from the subset `docs`."""
+        out = np.zeros(len(scores))
+        share = self.sizes / self.sizes.sum()
+        for h, a in enumerate(self.alloc):
+            if self.sizes[h] == 0:
+                continue
+            in_h = docs[self.strata[docs] == h]
+            out += share[h] * (scores[:, in_h].mean(axis=1) if a else self.impute[h])
+        return out
+
+
+def difficulty_design(train: np.ndarray, k: int, n_bins: int = 8) -> DifficultyDesign:
+    """Strata: docs every earlier model got right, docs every one got wrong, then `n_bins` quantile bins of the
+    earlier models' mean score on the rest; `k` allocated in proportion to size x sd (Neyman, largest
+    remainders), the sd being ``sqrt(mean p (1 - p))`` of the stratum's docs."""
+    p = train.mean(axis=0)
+    strata = np.full(len(p), -1)
+    strata[p >= 1] = 0
+    strata[p <= 0] = 1
+    rest = np.nonzero((p > 0) & (p < 1))[0]
+    if len(rest):
+        edges = np.quantile(p[rest], np.linspace(0, 1, n_bins + 1)[1:-1])
+        strata[rest] = 2 + np.searchsorted(edges, p[rest], side="right")
+    n_strata = int(strata.max()) + 1
+    sizes = np.bincount(strata, minlength=n_strata)
+    sd = np.array([np.sqrt((p[strata == h] * (1 - p[strata == h])).mean()) if sizes[h] else 0.0
+                   for h in range(n_strata)])
+    need = sizes * sd
+    if need.sum() == 0:  # every earlier model scored the same on every doc: spread k by size
+        need = sizes.astype(np.float64)
+    quota = need / need.sum() * k
+    alloc = np.floor(quota).astype(np.int64)
+    alloc[np.argsort(-(quota - alloc), kind="stable")[: k - int(alloc.sum())]] += 1
+    alloc = np.minimum(alloc, sizes)
+    impute = np.array([train[:, strata == h].mean() if sizes[h] else 0.0 for h in range(n_strata)])
+    return DifficultyDesign(strata=strata, sizes=sizes, alloc=alloc, impute=impute)

@@ -1,0 +1,122 @@
+"""Plain words on whether a Lite subset does better than random: for one subset, and for a fidelity run.
+
+`subset_vs_random` scores one subset (its plain and its weighted mean) against `n_random` uniform random
+subsets of the same size, on the models of a sample table; `fidelity_verdicts` turns a `LiteFidelity` summary
+at one budget into one sentence per method. Both say "no better than random" whenever that is the case: a
+Lite subset that looks faithful but is not is worse than none.
+
+Example:
+    >>> import numpy as np, polars as pl
+    >>> rng = np.random.default_rng(0)
+    >>> correct = (rng.random((5, 100)) < np.linspace(0.3, 0.9, 5)[:, None]).astype(float)
+    >>> samples = pl.DataFrame({"model": np.repeat([f"m{i}" for i in range(5)], 100), "task": "t",
+    ...                         "doc_id": np.tile(np.arange(100), 5), "acc": correct.ravel()})
+    >>> out = subset_vs_random(samples, doc_ids=list(range(10)), n_random=50)
+    >>> out["estimator"].to_list(), out["verdict"].null_count()
+    (['plain mean', 'weighted mean'], 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from lmms_nb.lite_selection._estimates import score_matrix
+from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity, _draw_stats
+from lmms_nb.lite_selection._subset import LiteSubset
+
+__all__ = ["fidelity_verdicts", "subset_vs_random", "verdict_of"]
+
+_NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell-weighted",
+          "kcenter_irt": "k-center, gp-IRT", "anchor": "anchor points", "anchor_irt": "anchor points, gp-IRT",
+          "random_irt": "random subsets, gp-IRT", "random_calibrated": "random subsets, calibrated mean",
+          "stratified": "stratified random subsets", "difficulty": "difficulty-stratified random subsets"}
+
+
+def verdict_of(beats_random_share: float | None) -> str | None:
+    """"better than random" (beats random in >= 80% of draws), "worse than random" (<= 20%), else "no better".
+
+    >>> verdict_of(0.9), verdict_of(0.5), verdict_of(0.1)
+    ('better than random', 'no better than random', 'worse than random')
+    """
+    if beats_random_share is None or np.isnan(beats_random_share):
+        return None
+    if beats_random_share >= BEATS_RANDOM_SHARE:
+        return "better than random"
+    if beats_random_share <= 1 - BEATS_RANDOM_SHARE:
+        return "worse than random"
+    return "no better than random"
+
+
+def subset_vs_random(
+    samples: pl.DataFrame,
+    subset: LiteSubset | None = None,
+    *,
+    doc_ids: Sequence[int] | None = None,
+    weights: Sequence[float] | None = None,
+    metric: str | None = None,
+    task: str | None = None,
+    filter: str | None = None,
+    n_random: int = 200,
+    seed: int = 0,
+    scale: float = 100.0,
+) -> pl.DataFrame:
+    """One row per estimator of `subset` (plain mean, weighted mean): its MAE and Spearman across the models,
+    random subsets' mean MAE and Spearman, the share of random draws it beats on MAE, and the verdict."""
+    if subset is not None:
+        doc_ids, weights = subset.doc_ids, subset.weights
+        task = task if task is not None else (subset.task if "task" in samples.columns else None)
+    if doc_ids is None:
+        raise ValueError("subset_vs_random needs a subset or doc_ids")
+    sm = score_matrix(samples, metric=metric, task=task, filter=filter)
+    pos = {int(d): j for j, d in enumerate(sm.doc_ids)}
+    absent = [int(d) for d in doc_ids if int(d) not in pos]
+    if absent:
+        raise ValueError(f"task {sm.task!r}: subset doc ids {absent[:10]} are not in the sample table")
+    cols = np.asarray([pos[int(d)] for d in doc_ids])
+    w = np.ones(len(cols)) if weights is None else np.asarray(weights, dtype=np.float64)
+    scores = sm.scores * scale
+    full = scores.mean(axis=1)
+    k, n = len(cols), scores.shape[1]
+    rng = np.random.default_rng(seed)
+    idx = np.argsort(rng.random((n_random, n)), axis=1)[:, :k]
+    rand = _draw_stats(full, scores[:, idx].mean(axis=2).T)
+    rand_mae = np.array([r["mae_points"] for r in rand])
+    rand_rho = np.array([r["spearman"] for r in rand], dtype=np.float64)
+    rows = []
+    for name, est in (("plain mean", scores[:, cols].mean(axis=1)),
+                      ("weighted mean", scores[:, cols] @ w / w.sum())):
+        st = _draw_stats(full, est[None, :])[0]
+        share = float(np.mean(rand_mae > st["mae_points"]))
+        rows.append({"estimator": name, "k": k, "n_models": len(sm.models), "mae_points": st["mae_points"],
+                     "spearman": st["spearman"], "random_mae_points": float(rand_mae.mean()),
+                     "random_spearman": float(np.nanmean(rand_rho)) if np.isfinite(rand_rho).any() else None,
+                     "beats_random_mae": share, "verdict": verdict_of(share)})
+    return pl.DataFrame(rows).with_columns(pl.col("spearman", "random_spearman").fill_nan(None))
+
+
+def fidelity_verdicts(fidelity: LiteFidelity, budget: int | float) -> list[str]:
+    """One plain sentence per method at the fidelity budget nearest `budget` (a count or a fraction), best
+    (lowest MAE) first, and a first sentence saying whether any method beats random there."""
+    s = fidelity.summary
+    n = len(fidelity.doc_ids)
+    k_want = budget if isinstance(budget, (int, np.integer)) and not isinstance(budget, bool) else budget * n
+    ks = s["k"].unique().to_list()
+    k = min(ks, key=lambda x: (abs(x - k_want), x))
+    at = s.filter(pl.col("k") == k)
+    rnd = at.filter(pl.col("method") == "random").row(0, named=True)
+    others = at.filter(pl.col("method") != "random").sort("mae_points")
+    better = others.filter(pl.col("verdict") == "better than random")["method"].to_list()
+    head = (f"At {k} of {n} docs ({k / n:.0%}), across {len(fidelity.models)} models "
+            f"(methods that learn from models are scored on held-out models only): random subsets are "
+            f"{rnd['mae_points']:.2f} points off on average (Spearman {rnd['spearman']:.3f}). ")
+    head += (f"Better than random: {', '.join(_NAMES.get(m, m) for m in better)}." if better else
+             "No method does better than random here: use a random subset of this size, or a larger budget.")
+    lines = [head]
+    for r in others.iter_rows(named=True):
+        lines.append(f"{_NAMES.get(r['method'], r['method'])}: {r['verdict']} (MAE {r['mae_points']:.2f} points, "
+                     f"95% [{r['mae_points_lo']:.2f}, {r['mae_points_hi']:.2f}]; Spearman {r['spearman']:.3f}; "
+                     f"lower MAE than random in {r['beats_random_mae']:.0%} of draws)")
+    return lines

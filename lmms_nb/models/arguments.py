@@ -1,0 +1,97 @@
+"""What arguments a registered model takes: name, required or default, type and help (for forms such as
+`EvalLauncher`'s), read from the factory's signature and the "Args:" section of its docstring.
+
+Example:
+    >>> args = {a.name: a for a in model_arguments("openai")}
+    >>> args["model"].required, args["base_url"].default
+    (True, 'https://api.openai.com/v1')
+    >>> missing_arguments("openai", {})
+    ['model']
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ModelArgument", "missing_arguments", "model_arguments"]
+
+#: Parameters a form never asks for (display names, progress bars, or the Python callable of `function`).
+_HIDDEN = {"name", "progress", "self"}
+#: Parameters that take a Python object (a callable): a form cannot give them.
+_PYTHON_ONLY = {"fn"}
+
+
+@dataclass(frozen=True)
+class ModelArgument:
+    """One constructor argument: `kind` is "str", "int", "float", "bool", "json" (anything else) or "python"
+    (a Python object such as a callable, which only code can pass)."""
+
+    name: str
+    required: bool
+    default: Any
+    kind: str
+    help: str
+
+
+def _kind(annotation: Any, default: Any) -> str:
+    text = str(annotation)
+    for kind in ("bool", "int", "float"):
+        if text == kind or text.startswith(f"{kind} |") or isinstance(default, {"bool": bool, "int": int,
+                                                                                 "float": float}[kind]):
+            if not (kind == "int" and isinstance(default, bool)):
+                return kind
+    if any(t in text for t in ("Mapping", "dict", "list", "Sequence")):
+        return "json"
+    return "str"
+
+
+def _docs(obj: Any) -> dict[str, str]:
+    """{parameter: help} from a Google-style "Args:" section (class and __init__ docstrings)."""
+    text = "\n".join(filter(None, [inspect.getdoc(obj) or "", inspect.getdoc(getattr(obj, "__init__", None)) or ""]))
+    out: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        m = re.match(r"^\s{0,8}([A-Za-z_][\w, ]*):\s+(.*)$", line)
+        if m and all(p.strip().isidentifier() for p in m.group(1).split(",")):
+            names = [p.strip() for p in m.group(1).split(",")]
+            for name in names:
+                out[name] = m.group(2).strip()
+            current = names
+        elif current and line.startswith(" " * 8) and line.strip():
+            for name in current:
+                out[name] += " " + line.strip()
+        else:
+            current = None
+    return out
+
+
+def model_arguments(name: str) -> list[ModelArgument]:
+    """The arguments of the model registered as `name`, required ones first (raises KeyError if unknown)."""
+    from lmms_nb.models.registry import _FACTORIES, list_models
+
+    if name not in list_models():
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
+    factory = _FACTORIES[name]
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return []
+    docs = _docs(factory)
+    out = []
+    for p in signature.parameters.values():
+        if p.name in _HIDDEN or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        required = p.default is inspect.Parameter.empty
+        default = None if required else p.default
+        kind = "python" if p.name in _PYTHON_ONLY else _kind(p.annotation, default)
+        out.append(ModelArgument(p.name, required, default, kind, docs.get(p.name, "")))
+    return sorted(out, key=lambda a: not a.required)
+
+
+def missing_arguments(name: str, given: Mapping[str, Any]) -> list[str]:
+    """The required arguments of model `name` that `given` lacks (or gives as empty text)."""
+    return [a.name for a in model_arguments(name) if a.required and given.get(a.name) in (None, "")]

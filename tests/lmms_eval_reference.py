@@ -1,0 +1,55 @@
+"""Run lmms-eval 0.7.3's own evaluator on catalogue tasks with a scripted model; print per-sample values as JSON.
+
+    [LMMS_EVAL_INCLUDE=folder] python tests/lmms_eval_reference.py ANSWERS_JSON POLICY OUT_JSON TASK [TASK ...]
+
+Run from the folder that holds the stand-in datasets (see tests/catalogue_standins.py): the tasks'
+`dataset_path`s resolve there. The model answers doc `doc_id` of `task` with ``answers[task][policy][doc_id]``,
+exactly what lmms-nb's scripted model answers, so the two tools' values can be compared sample by sample.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main() -> None:
+    answers_file, policy, out_file, *tasks = sys.argv[1:]
+    answers = json.loads(open(answers_file).read())
+
+    from lmms_eval.api.model import lmms
+    from lmms_eval.evaluator import simple_evaluate
+    from lmms_eval.tasks import TaskManager
+
+    class ScriptedLM(lmms):
+        def generate_until(self, requests):
+            return [answers[r.args[4]][policy][r.args[3]] for r in requests]
+
+        def loglikelihood(self, requests):
+            raise NotImplementedError
+
+        def generate_until_multi_round(self, requests):
+            raise NotImplementedError
+
+    import os
+
+    include = os.environ.get("LMMS_EVAL_INCLUDE") or None
+    result = simple_evaluate(model=ScriptedLM(), tasks=list(tasks), task_manager=TaskManager(include_path=include),
+                             bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=1234,
+                             torch_random_seed=1234, fewshot_random_seed=1234)
+    out = {"results": result["results"], "samples": {}}
+    for task, samples in result["samples"].items():
+        out["samples"][task] = [
+            {"doc_id": s["doc_id"], "filter": s.get("filter", "none"),
+             "filtered_resps": s.get("filtered_resps"), "input": (s.get("arguments") or [None])[0],
+             **{k: v for k, v in s.items() if k not in ("doc", "arguments", "resps", "filtered_resps", "doc_id",
+                                                         "doc_hash", "prompt_hash", "target_hash", "filter",
+                                                         "target", "input", "metrics")}}
+            for s in samples
+        ]
+    with open(out_file, "w") as f:
+        json.dump(out, f, default=str)
+
+
+if __name__ == "__main__":
+    main()
