@@ -93,3 +93,26 @@ def test_same_command_same_folder_files_answers_scores_keys_and_types(root, mode
     assert set(b["config"]) <= set(a["config"]), sorted(set(b["config"]) - set(a["config"]))
     for key in ("model_name", "model_name_sanitized", "model_source"):
         assert a[key] == b[key]
+
+
+@pytest.mark.slow
+def test_both_tools_runs_are_one_model_in_load_logs_and_compare(root):
+    import lmms_nb
+
+    out = "out_llava_hf_names"
+    _run(root, spec.command("llava_hf", out, 8))  # lmms-nb at its own batch size
+    df = lmms_nb.load_logs([FIXTURES / "llava_hf", root / out])
+    assert set(df["source_format"]) == {"lmms_eval", "lmms_nb"}
+    assert df["model"].unique().to_list() == ["models__tiny_llava"]  # one name, whichever tool wrote the log
+    run_ids = df.group_by("source_format").agg(pl_first("run_id")).sort("source_format")["run_id"].to_list()
+    from lmms_nb.analysis import flips
+
+    change = flips(df, *run_ids)  # the same model's two runs: nothing changed between the tools
+    assert change.fixed.height == change.broken.height == change.missing.height == 0
+    assert change.summary["n_both"].sum() == df.height // 2  # every (task, doc, filter) of one run has its pair
+
+
+def pl_first(column: str):
+    import polars as pl
+
+    return pl.col(column).first()
