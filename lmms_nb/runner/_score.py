@@ -82,7 +82,8 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
     """One log record per filter for this doc."""
     target = task.doc_to_target(doc)
     category = doc.get(task.category_column) if task.category_column else None
-    names = sorted(metric_names(task))
+    # in metric_list order: the order lmms-eval writes a sample line's metric keys in
+    names = [m.name for m in task.metrics if m.per_sample]
     records = []
     for filter_name, filter_fn in task.filters.items():
         error = resp.error
