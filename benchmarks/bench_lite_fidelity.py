@@ -19,7 +19,16 @@ Pearson correlation of the models' subset scores with their full-set scores, mea
 points, and for k-center the share of random draws it beats. Then the 10%-budget verdict against the goal
 (Spearman >= 0.95, MAE <= 1.5 points, beating random in >= 80% of draws), whatever it shows.
 
-Run:  python benchmarks/bench_lite_fidelity.py [--embedding pixels|tiny-clip|both] [--random 200]
+Second population (--population zoo): the synthbench zoo, from the logs `lmms-nb demo` writes (--logs,
+default outputs/demo): every zoo member (runs and their training snapshots) and `majority`, per synthbench task
+and pooled over the five tasks (1000 docs, category = family, each task's main metric), embedded with the
+offline synthbench CLIP + MiniLM (`local_embedding_models`). It first prints each model's score per family
+and whether the best member closes half the gap between `majority` and a perfect score on every family.
+
+Learned methods (anchor points, gp-IRT, calibration, difficulty strata) are fitted per fold over models and
+scored on the held-out models only (--folds, default leave-one-out).
+
+Run:  python benchmarks/bench_lite_fidelity.py [--population digits|zoo|both] [--embedding pixels|tiny-clip|both]
 """
 
 from __future__ import annotations
@@ -175,9 +184,65 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
               f"{'ALL GOALS MET' if all(ok) else 'goal missed'}")
 
 
+ZOO_METRICS = {"synthbench_count": "exact_match", "synthbench_mcq": "choice_accuracy", "synthbench_ocr": "anls",
+               "synthbench_chart": "relaxed_accuracy", "synthbench_yesno": "acc"}
+
+
+def zoo_population(logs: str, budgets: list[float], n_random: int, seed: int, folds: int | str) -> None:
+    from lmms_nb import load_logs
+    from lmms_nb.lite_selection import embed_task, local_embedding_models
+    from lmms_nb.tasks import get_task
+
+    samples = load_logs(logs)
+    wide = []
+    for task, metric in ZOO_METRICS.items():
+        part = samples.filter(pl.col("task") == task).group_by("model").agg((pl.col(metric).mean() * 100)
+                                                                            .alias(task.removeprefix("synthbench_")))
+        wide.append(part)
+    table = wide[0]
+    for part in wide[1:]:
+        table = table.join(part, on="model", how="full", coalesce=True)
+    table = table.sort("model")
+    families = [t.removeprefix("synthbench_") for t in ZOO_METRICS]
+    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True, float_precision=1):
+        print(f"\nzoo population: {table.height} models (scores in points)")
+        print(table)
+    majority = table.filter(pl.col("model") == "majority")
+    zoo_rows = table.filter(pl.col("model") != "majority")
+    print("goal: the best member closes >= half the gap between majority and 100 on every family")
+    for fam in families:
+        base = majority[fam][0] if majority.height else 0.0
+        best = zoo_rows.sort(fam, descending=True).row(0, named=True)
+        closed = (best[fam] - base) / max(100 - base, 1e-9)
+        print(f"  {fam:6s}: majority {base:5.1f}, best {best['model']} {best[fam]:5.1f} -> closes {closed:.0%} of "
+              f"the gap ({'meets' if closed >= 0.5 else 'misses'})")
+
+    image, text = local_embedding_models()
+    pooled_rows, pooled_vecs, offset = [], [], 0
+    for task_name, metric in ZOO_METRICS.items():
+        task = get_task(task_name)
+        emb = embed_task(task, image_model=image, text_model=text, progress=False)
+        rows = (samples.filter(pl.col("task") == task_name)
+                .select("model", "task", "doc_id", pl.col(metric).alias("score")))
+        print_fidelity(f"zoo on {task_name} ({metric})", rows, emb, budgets, n_random, seed, folds)
+        pooled_rows.append(rows.with_columns(pl.col("doc_id") + offset, pl.lit("synthbench").alias("task"),
+                                             pl.lit(task_name.removeprefix("synthbench_")).alias("category")))
+        pooled_vecs.append((emb.doc_ids + offset, emb.vectors))
+        offset += 100_000
+    pooled = conform(pl.concat(pooled_rows))
+    emb = TaskEmbeddings(task="synthbench", doc_ids=np.concatenate([i for i, _ in pooled_vecs]),
+                         vectors=np.concatenate([v for _, v in pooled_vecs]))
+    print_fidelity("zoo pooled over the five synthbench tasks (category = family)", pooled, emb, budgets,
+                   n_random, seed, folds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--embedding", choices=["pixels", "tiny-clip", "both"], default="both")
+    ap.add_argument("--population", choices=["digits", "zoo", "both"], default="both")
+    ap.add_argument("--logs", default="outputs/demo", help="the zoo's logs (from `lmms-nb demo`)")
+    ap.add_argument("--embedding", choices=["pixels", "tiny-clip", "both"], default="pixels",
+                    help="digits embeddings")
     ap.add_argument("--full", type=int, default=900, help="docs in the held-out full set")
     ap.add_argument("--random", type=int, default=200, help="random draws per budget (>= 100)")
     ap.add_argument("--budgets", default="0.05,0.1,0.2,0.3,0.5")
@@ -188,6 +253,10 @@ def main() -> None:
     budgets = [float(b) for b in args.budgets.split(",")]
     folds = args.folds if args.folds == "loo" else int(args.folds)
 
+    if args.population in ("zoo", "both"):
+        zoo_population(args.logs, budgets, args.random, args.seed, folds)
+    if args.population == "zoo":
+        return
     t0 = time.perf_counter()
     samples, x_test, images, _ = build_samples(args.full, args.seed)
     acc = samples.group_by("model").agg((pl.col("acc").mean() * 100).alias("acc")).sort("acc")

@@ -1,7 +1,8 @@
 """OpenAI-compatible backend throughput against a local server, at concurrency 1, 8 and 32, side by side.
 
 The server (tests/_servers.py, a real HTTP server on 127.0.0.1, in its own process so that it does not share
-the client's GIL) answers each chat completion after a fixed service time (`--delay-ms`, default 50 ms: a fast hosted model), so the ideal speed-up at concurrency c is
+the client's GIL) answers each chat completion after a fixed service time (`--delay-ms`, default 50 ms: a fast
+hosted model), so the ideal speed-up at concurrency c is
 min(c, N): the table shows the achieved speed-up over concurrency 1 and its efficiency (speed-up / c).
 Each request carries one 64x64 PNG image as a data URL, as the evaluation of a VLM does.
 

@@ -52,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "load_lite_subset": "lmms_nb.lite_selection",
     "compare": "lmms_nb.analysis",
     "flips": "lmms_nb.analysis",
+    "find_slices": "lmms_nb.analysis",
+    "Slices": "lmms_nb.analysis",
     "report": "lmms_nb.reporting",
     "Comparison": "lmms_nb.analysis",
 }

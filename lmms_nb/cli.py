@@ -24,7 +24,28 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         task = get_task(name)
         metrics = ", ".join(m.name for m in task.metrics)
         print(f"{name:28s} {metrics}")
+    _print_catalogue()
     return 0
+
+
+def _print_catalogue() -> None:
+    """lmms-eval's installed catalogue: its groups and tags (with their tasks), then its tasks."""
+    import warnings
+
+    from lmms_nb.tasks.catalogue import get_catalogue
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names: lmms-eval's choice is kept, listed once
+        table = get_catalogue().table()
+    if table.is_empty():
+        print("\n(lmms-eval's task catalogue is not installed: pip install 'lmms-nb[lmms-eval]')")
+        return
+    for kind in ("group", "tag", "task"):
+        rows = table.filter(table["kind"] == kind)
+        print(f"\nlmms-eval {kind}s ({rows.height}):")
+        for row in rows.iter_rows(named=True):
+            members = f" ({', '.join(row['members'])})" if row["members"] else ""
+            print(f"  {row['name']}{members}")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

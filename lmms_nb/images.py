@@ -101,6 +101,17 @@ def load_image(ref: str, *, source_file: str | Path | None = None) -> Image.Imag
         return _open(path.read_bytes(), ref)
     if scheme == "b64":
         return _from_b64(ref, rest, source_file)
+    if scheme == "inspect":  # an image inside an inspect_ai log: `inspect:<log>#<sample id>/<epoch>`
+        from lmms_nb.logs._inspect import inspect_image
+
+        _check_allowed(Path(rest.rpartition("#")[0]), ref, source_file)
+        try:
+            image = inspect_image(rest)
+        except (OSError, ValueError) as e:
+            raise ImageRefError(f"image_ref {ref!r}: {e}") from None
+        if image.startswith("data:"):
+            return _from_b64(ref, image, source_file)
+        return load_image(f"file:{image}", source_file=source_file)
     raise ImageRefError(f"image_ref {ref!r}: unknown scheme {scheme!r} (dataset:, file: or b64:)")
 
 

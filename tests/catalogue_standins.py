@@ -175,8 +175,29 @@ def mmmu_val() -> StandIn:
     return StandIn("mmmu_val", "lmms-lab-encoder/MMMU", "validation", rows, feats, lambda d: d["answer"], "A")
 
 
+def seedbench_ppl() -> StandIn:
+    # multiple_choice: the scripted "answers" are each choice's loss (lowest wins), in choice order
+    rows = {"answer": ["A", "C", "B", "D", "A"], "choice_a": ["a cat", "red", "one", "up", "yes"],
+            "choice_b": ["a dog", "green", "two", "down", "no"], "choice_c": ["a cow", "blue", "three", "left", "maybe"],
+            "choice_d": ["a pig", "white", "four", "right", "never"], "data_id": [f"d{i}" for i in range(5)],
+            "data_type": ["image"] * 5, "question": [f"What is shown {i}?" for i in range(5)],
+            "question_id": [str(i) for i in range(5)], "question_type_id": [1, 1, 2, 2, 3],
+            "image": [[_image(i)] for i in range(5)], "segment": [None] * 5}
+    feats = datasets.Features({"answer": _S, "choice_a": _S, "choice_b": _S, "choice_c": _S, "choice_d": _S,
+                               "data_id": _S, "data_type": _S, "question": _S, "question_id": _S,
+                               "question_type_id": _I, "image": datasets.Sequence(_IMG),
+                               "segment": datasets.Sequence(_I)})
+
+    def oracle(doc: dict) -> list[float]:
+        gold = "ABCD".index(doc["answer"])
+        return [0.5 if k == gold else 2.0 + k for k in range(4)]
+
+    return StandIn("seedbench_ppl", "lmms-lab-encoder/SEED-Bench", "test", rows, feats, oracle,
+                   [1.5, 1.0, 3.0, 1.0])  # type: ignore[arg-type]
+
+
 STANDINS: dict[str, Callable[[], StandIn]] = {f.__name__: f for f in (
-    mme, pope, scienceqa_img, textvqa_val, mmbench_en_dev, ocrbench, chartqa, mmmu_val)}
+    mme, pope, scienceqa_img, textvqa_val, mmbench_en_dev, ocrbench, chartqa, mmmu_val, seedbench_ppl)}
 
 
 def write_standins(root: Path, tasks: list[str]) -> dict[str, Any]:
@@ -188,3 +209,15 @@ def write_standins(root: Path, tasks: list[str]) -> dict[str, Any]:
         answers[name] = standin.answers()
     (root / "answers.json").write_text(json.dumps(answers))
     return answers
+
+
+#: a group of two catalogue tasks, as a user writes one in an include_path folder: lmms-eval's group score
+GROUP_YAML = """\
+group: sqa_and_textvqa
+task:
+  - scienceqa_img
+  - textvqa_val
+aggregate_metric_list:
+  - metric: exact_match
+    weight_by_size: true
+"""

@@ -17,7 +17,21 @@ def main() -> None:
     answers_file, policy, out_file, *tasks = sys.argv[1:]
     answers = json.loads(open(answers_file).read())
 
+    import lmms_eval.evaluator as lmms_eval_evaluator
     from lmms_eval.api.model import lmms
+
+    # lmms-eval 0.7.3 turns every loglikelihood answer (loss, is_greedy) into its str() before scoring
+    # (api/instance.py unwrap_generation_output), so its own multiple_choice tasks fail there with
+    # "ValueError: too many values to unpack"; the reference undoes only that, so that its process_results
+    # scores the pairs as it is written to
+    unwrap = lmms_eval_evaluator.unwrap_generation_output
+
+    def unwrap_keeping_loglikelihoods(output):
+        if isinstance(output, tuple) and len(output) == 2 and isinstance(output[0], float):
+            return output, None
+        return unwrap(output)
+
+    lmms_eval_evaluator.unwrap_generation_output = unwrap_keeping_loglikelihoods
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
@@ -26,7 +40,12 @@ def main() -> None:
             return [answers[r.args[4]][policy][r.args[3]] for r in requests]
 
         def loglikelihood(self, requests):
-            raise NotImplementedError
+            # multiple_choice: request `idx` is the choice; the scripted answer is each choice's loss
+            out = []
+            for r in requests:
+                losses = answers[r.args[4]][policy][r.args[3]]
+                out.append((float(losses[r.idx]), r.idx == losses.index(min(losses))))
+            return out
 
         def generate_until_multi_round(self, requests):
             raise NotImplementedError

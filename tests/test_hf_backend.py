@@ -15,7 +15,8 @@ from lmms_nb.models import Request, get_model
 from lmms_nb.models.hf import HFImageTextModel, apply_until
 from lmms_nb.models.tiny import build_tiny_llava
 
-WORDS = ["how", "many", "circles", "squares", "triangles", "are", "there", "in", "the", "image", "what", "color", "is", "the", "shape", "red", "green", "blue", "yes", "no"]
+WORDS = ["how", "many", "circles", "squares", "triangles", "are", "there", "in", "the", "image", "what", "color", "is",
+         "the", "shape", "red", "green", "blue", "yes", "no"]
 
 
 @pytest.fixture(autouse=True)

@@ -111,7 +111,7 @@ def test_learned_methods_only_see_held_out_models_through_the_subset() -> None:
 
 
 def test_verdict_says_when_a_method_is_no_better_than_random() -> None:
-    correct, _, _, b = simulate(10, 400, seed=3)
+    correct, *_ = simulate(10, 400, seed=3)
     # embeddings that are pure noise: k-center is then a random-looking subset, and says so
     emb = (np.arange(400), np.random.default_rng(1).normal(size=(400, 8)))
     fid = lite_fidelity(samples_of(correct), emb, budgets=[40], n_random=60, seed=0)
@@ -139,7 +139,7 @@ def test_verdict_says_when_a_method_is_no_better_than_random() -> None:
 
 
 def test_fidelity_verdicts_and_subset_vs_random_say_it_plainly() -> None:
-    correct, _, _, b = simulate(10, 400, seed=4)
+    correct, *_ = simulate(10, 400, seed=4)
     noise = (np.arange(400), np.random.default_rng(2).normal(size=(400, 8)))
     fid = lite_fidelity(samples_of(correct), noise, budgets=[0.05, 0.1], n_random=40, seed=0)
     lines = fidelity_verdicts(fid, 0.1)

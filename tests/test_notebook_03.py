@@ -10,6 +10,7 @@ rank correlations with `scipy.stats`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -23,7 +24,7 @@ import yaml
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-pytestmark = pytest.mark.timeout(400)
+pytestmark = pytest.mark.timeout(900)  # may train the offline CLIP
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,11 +89,12 @@ def executed(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("JUPYTER_PATH", str(work / "kernels"))
         mp.setenv("PYTHONPATH", str(REPO))
-        mp.setenv("LMMS_NB_CACHE", str(work / "cache"))
+        # the session cache: the offline synthbench CLIP is trained once per session, not per module
+        mp.setenv("LMMS_NB_CACHE", os.environ["LMMS_NB_CACHE"])
         mp.setenv("OMP_NUM_THREADS", "1")
         papermill.execute_notebook(str(source), str(work / "executed.ipynb"), kernel_name="lmms-nb-03",
                                    parameters={**PARAMS, "out_dir": str(work / "out")}, cwd=str(work),
-                                   progress_bar=False, execution_timeout=300)
+                                   progress_bar=False, execution_timeout=800)
         yield work, json.loads(probe.read_text()), nbformat.read(work / "executed.ipynb", as_version=4)
 
 
@@ -103,8 +105,7 @@ def vectors(executed):
     from lmms_nb.lite_selection import embed_task
     from lmms_nb.tasks.synthbench import synthbench_task
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LMMS_NB_CACHE", str(work / "cache"))
+    with pytest.MonkeyPatch.context():
         task = synthbench_task("count", n_train=PARAMS["n_train"], n_test=PARAMS["n_test"], seed=0)
         emb = embed_task(task, image_model=probe["image_model"], text_model=probe["text_model"], progress=False)
         return emb.vectors, task.dataset()

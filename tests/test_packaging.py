@@ -32,5 +32,20 @@ def test_environment_yml_lists_every_dependency_with_the_same_bound():
 
 def test_scripts_install_the_torch_pins_before_the_rest():
     env_sh = (ROOT / "scripts" / "env.sh").read_text()
-    assert env_sh.index('"torch==2.14.1" "torchvision==0.29.1"') < env_sh.index("-e \"$ROOT[test]\"")
+    assert env_sh.index('"torch==2.14.1" "torchvision==0.29.1"') < env_sh.index("-e \"$ROOT[test,lmms-eval]\"")
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_ruff_finds_nothing():
+    """`ruff check .` with the configuration in pyproject.toml (ruff comes with the test extra)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_the_lmms_eval_extra_pins_lmms_eval_0_7_3_and_the_test_setup_installs_it():
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["lmms-eval"]
+    assert "lmms-eval==0.7.3" in extra and "filelock<4" in extra
+    assert '[test,lmms-eval]' in (ROOT / "scripts" / "env.sh").read_text()

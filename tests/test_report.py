@@ -74,7 +74,7 @@ def test_report_on_our_logs_renders_offline_and_escapes_model_output(toy_logs, t
     assert "Toy review" in html_text
     assert "window.__pwned = 1</script>" not in html_text  # escaped, never raw markup
     assert "&lt;script&gt;" in html_text
-    assert "def " not in html_text.split("<body")[1][:20000] or "jp-InputArea" not in html_text  # code hidden
+    assert 'class="highlight hl-ipython3"' not in html_text  # code cells hidden (test_show_code_... shows it can fail)
     n_plots, n_svg, errors, requests, pwned, text = _open_offline(
         chromium_browser, out, ARTIFACTS / "report_toy.png")
     assert n_plots >= 3 and n_svg >= n_plots  # the bars, then per task its category and per-sample heatmaps
@@ -83,6 +83,14 @@ def test_report_on_our_logs_renders_offline_and_escapes_model_output(toy_logs, t
     assert pwned is None
     assert "<script>window.__pwned" in text  # shown as text
     assert "perfect" in text and "hostile" in text
+
+
+def test_show_code_keeps_the_code_cells_the_default_hides(toy_logs, tmp_path):
+    """What proves the hidden-code check above can fail: the same report with show_code has the input areas."""
+    out = report("compare_models", {"logs": str(toy_logs), "title": "Toy review"}, tmp_path / "code.html",
+                 show_code=True)
+    html_text = out.read_text()
+    assert 'class="highlight hl-ipython3"' in html_text and "load_logs" in html_text
 
 
 def _structure(browser, html_path: Path, screenshot: Path) -> dict:

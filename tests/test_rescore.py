@@ -121,9 +121,16 @@ def _is_json_list(text: str) -> bool:
         return False
 
 
-def test_every_registered_metric_runs():
+def test_every_registered_metric_gives_the_values_worked_out_by_hand():
     df = pl.DataFrame({"prediction": ["B", "(c)", "12%"], "target": ["B", "C", "0.12"]})
-    for name in METRICS:
-        values = rescore(df, name)[name].to_list()
-        assert values == [float(METRICS[name](p, t, None)) for p, t in df.select("prediction", "target").rows()]
+    expected = {
+        "exact_match": [1.0, 0.0, 0.0],  # only the identical string; "(c)" is not "C", "12%" not "0.12"
+        "anls": [1.0, 0.0, 0.0],  # "(c)" vs "c": similarity 1/3, under the 0.5 threshold -> 0
+        "relaxed_accuracy": [1.0, 0.0, 1.0],  # ChartQA reads "12%" as 0.12
+        "yes_no_accuracy": [0.0, 0.0, 0.0],  # no target is a yes or a no
+        "choice_accuracy": [1.0, 1.0, 0.0],  # "(c)" is option C; "12%" is no option letter
+    }
+    assert set(METRICS) == set(expected), "a new metric needs its hand-worked values here"
+    for name, values in expected.items():
+        assert rescore(df, name)[name].to_list() == values, name
     assert anls("B", "B") == 1.0

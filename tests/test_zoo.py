@@ -216,11 +216,24 @@ def test_registered_member_trains_once_then_loads(cache, trained):
         zoo_model_path("no-such-member")
 
 
-def test_excluded_family_is_not_trained_on(cache, tmp_path):
+def test_excluded_family_is_not_trained_on(cache, tmp_path, monkeypatch):
+    from lmms_nb.tasks.synthbench import synthbench_task
+
+    # A spy on the real encoder (it still encodes): every row the trainer turns into training examples.
+    encoded = []
+    real_encode = zoo._encode
+    monkeypatch.setattr(zoo, "_encode", lambda processor, docs: encoded.extend(docs) or real_encode(processor, docs))
     spec = dataclasses.replace(TINY, steps=2, exclude_families=("ocr", "chart"))
     path = train_zoo_member(spec, root=tmp_path, progress=False)
-    stats = json.loads((path / COMPLETE_MARKER).read_text())
-    assert stats["examples"] == 3 * TINY.synthbench_n_train
+
+    def rows(family):  # (prompt, answer) of a family's training split, read from the dataset itself
+        task = synthbench_task(family, split="train", n_train=TINY.synthbench_n_train)
+        return sorted((task.doc_to_text(d), str(task.doc_to_target(d))) for d in task.dataset())
+
+    trained_on = sorted((d["prompt"], d["answer"]) for d in encoded)
+    assert trained_on == sorted(rows("count") + rows("mcq") + rows("yesno"))
+    assert not set(trained_on) & set(rows("ocr") + rows("chart"))
+    assert json.loads((path / COMPLETE_MARKER).read_text())["examples"] == len(trained_on)
 
 
 def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path):
@@ -241,8 +254,8 @@ def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path
 
 def test_snapshots_along_training_are_free_members_with_the_same_weights_as_a_rerun(cache, tmp_path):
     run = dataclasses.replace(TINY, name="unit-run", curriculum_steps=4, steps=6)
-    snap = dataclasses.replace(run, name="unit-run-s4", snapshot_step=4)
-    assert snap.run.config_hash() == run.config_hash() != snap.config_hash()
+    snap = dataclasses.replace(run, name="unit-run-s4", snapshot_step=4, run_name="unit-run")
+    assert snap.run.config_hash() == run.config_hash() != snap.config_hash() and snap.run.name == "unit-run"
     zoo.register_zoo_member(run)
     zoo.register_zoo_member(snap)
     try:
@@ -252,9 +265,12 @@ def test_snapshots_along_training_are_free_members_with_the_same_weights_as_a_re
         info = json.loads((snap_dir / COMPLETE_MARKER).read_text())
         assert info["snapshot_step"] == 4 and len(info["losses"]) == 4
         stamp = (run_dir / "model.safetensors").stat().st_mtime_ns
-        # the snapshot alone, once its run is cached: retrained in scratch, the run's cache is left alone
+        # the snapshot asked for first: its run is trained into the run's own folder on the way
         alone = tmp_path / "alone"
-        train_zoo_member(run, root=alone, progress=False)
+        assert train_zoo_member(snap, root=alone, progress=False) == alone / snap_dir.name
+        assert (alone / run_dir.name / COMPLETE_MARKER).is_file()
+        assert sorted(p.name for p in alone.iterdir()) == sorted([run_dir.name, snap_dir.name])
+        # the snapshot alone, once its run is cached: retrained in scratch, the run's cache is left alone
         (alone / snap_dir.name / COMPLETE_MARKER).unlink()
         assert train_zoo_member(snap, root=alone, progress=False) == alone / snap_dir.name
     finally:

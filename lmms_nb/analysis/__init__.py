@@ -13,6 +13,7 @@ Example:
 """
 
 from lmms_nb.analysis._compare import Comparison, Flips, compare, flips
+from lmms_nb.analysis._slices import Slices, find_slices
 from lmms_nb.analysis._prepare import CONTINUOUS_CORRECT_THRESHOLD, as_canonical, prepare
 from lmms_nb.analysis._palette import (
     MODEL_PALETTE,
@@ -52,10 +53,12 @@ __all__ = [
     "wilson_ci",
     "Comparison",
     "Flips",
+    "Slices",
     "as_canonical",
     "prepare",
     "binary_mean_ci",
     "compare",
+    "find_slices",
     "flips",
     "holm_adjust",
     "mcnemar_exact",

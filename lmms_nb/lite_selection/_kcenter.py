@@ -2,10 +2,11 @@
 
 How it stays fast *and* exact:
 
-- The bulk work is float32: each pick costs one matrix-vector product over the N x d embeddings
-  (||x||^2 - 2 x.c + ||c||^2, clamped at 0), folded into a vector of min squared distances. That reads the
-  N x d values once per pick, which is the floor for this algorithm (memory-bound), and keeps memory
+- The bulk work is float32: each pick costs at most one matrix-vector product over the N x d embeddings
+  (||x||^2 - 2 x.c + ||c||^2, clamped at 0), folded into a vector of min squared distances; memory stays
   O(N d): the embeddings plus a few length-N vectors.
+- On CPU, triangle-inequality pruning (`_CellPruner`) skips every cell (the rows nearest one pick) that the
+  new pick provably cannot take a row from, so on clustered data a pick reads far fewer than N rows.
 - float32 rounding could swap two near-tied farthest points, so every pick is confirmed in float64: rows
   whose float32 value lies within twice a rounding bound of the float32 maximum are re-measured
   exactly (float64, against every pick so far, incrementally) and the farthest wins, ties to the lowest row
@@ -47,13 +48,15 @@ class KCenterResult:
     picks: row indices in the order they were chosen (a prefix of length j is the greedy solution for j);
     radii: coverage radius after each pick (max over rows of the distance to the nearest pick so far);
     cell_sizes: how many rows are nearest to each pick (ties to the earliest pick; sums to N);
-    assignment: for every row, the position in `picks` of its nearest pick.
+    assignment: for every row, the position in `picks` of its nearest pick;
+    rows_measured: rows whose distance to a new pick was computed, over all picks (k x N without pruning).
     """
 
     picks: np.ndarray
     radii: np.ndarray
     cell_sizes: np.ndarray
     assignment: np.ndarray
+    rows_measured: int = 0
 
     def __len__(self) -> int:
         return len(self.picks)
@@ -94,12 +97,15 @@ def kcenter_greedy(
     radii = np.empty(k, dtype=np.float64)
 
     nxt = first
+    pruner = _CellPruner(x, sq32, picks, approx, tol) if x.device.type == "cpu" else None
     with _ieee_fp32():
         for i in range(k):
             picks[i] = nxt
-            # one pass over x per pick (a GEMV); the rest is O(N)
-            dist = torch.mv(x, x[nxt]).mul_(-2.0).add_(sq32).add_(sq32[nxt]).clamp_min_(0.0)
-            torch.minimum(approx, dist, out=approx)
+            if pruner is not None:  # on CPU: only the rows of cells the new pick may take rows from
+                pruner.update(i, nxt)
+            else:  # one pass over x per pick (a GEMV); the rest is O(N)
+                dist = torch.mv(x, x[nxt]).mul_(-2.0).add_(sq32).add_(sq32[nxt]).clamp_min_(0.0)
+                torch.minimum(approx, dist, out=approx)
             # a picked row is never a candidate again; its true distance is 0
             approx[nxt] = -float("inf")
             exact[nxt] = 0.0
@@ -114,6 +120,7 @@ def kcenter_greedy(
         radii=radii,
         cell_sizes=cell_sizes,
         assignment=assignment,
+        rows_measured=pruner.rows_read if pruner is not None else k * n,
     )
 
 
@@ -238,6 +245,60 @@ def _assign(x: torch.Tensor, sq32: torch.Tensor, centers: torch.Tensor, tol: flo
             assignment[rows] = torch.argmin(_exact_sq_dists(x, rows, centers), dim=1)
     cell_sizes = torch.bincount(assignment, minlength=k)
     return assignment.cpu().numpy(), cell_sizes.cpu().numpy()
+
+
+class _CellPruner:
+    """The per-pick pass on CPU, with triangle-inequality pruning (Elkan's bound, as in fast k-means).
+
+    Every row belongs to the cell of its nearest pick j so far (float32 `owner`). A new pick c can take a row
+    i of cell j only if d(i, c) < d(i, j); since d(i, c) >= d(j, c) - d(i, j), that is impossible when
+    d(j, c) >= 2 d(i, j), so a whole cell is skipped when d(j, c) >= 2 x its radius. The test is made on
+    float32 squared distances with the rounding bound `tol` on both sides (skip only if
+    ``d(j,c)^2 - tol >= 4 (R_j^2 + tol)``), so a skipped row provably keeps its minimum and the picks stay
+    exact. The rows of the other cells are measured with numpy's float32 GEMV (faster than torch.mv on one
+    thread); when they are most of the rows, one full pass is cheaper than gathering them.
+    """
+
+    #: a pass over at most this share of the rows gathers them; above it, the whole matrix is read
+    GATHER_BELOW = 0.5
+
+    def __init__(self, x: torch.Tensor, sq32: torch.Tensor, picks: torch.Tensor, approx: torch.Tensor,
+                 tol: float) -> None:
+        self.x, self.xn, self.sq, self.sqn = x, x.numpy(), sq32, sq32.numpy()
+        self.picks, self.approx, self.an = picks, approx, approx.numpy()
+        self.tol = tol
+        self.owner = np.zeros(x.shape[0], dtype=np.int64)
+        self.owner_t = torch.from_numpy(self.owner)  # the same memory
+        self.rows_read = 0  # rows measured so far (a full pass counts N): how much pruning saved
+
+    def update(self, i: int, c: int) -> None:
+        xn, an, n = self.xn, self.an, self.xn.shape[0]
+        rows: np.ndarray | None = None
+        if i > 0:
+            prev = self.picks[:i].numpy()
+            center_sq = (self.sqn[prev] - 2.0 * (xn[prev] @ xn[c]) + self.sqn[c]).clip(min=0.0)
+            # each cell's squared radius (torch's scatter: numpy's ufunc.at is ~10x slower)
+            radius_sq = torch.zeros(i, dtype=torch.float32).scatter_reduce_(
+                0, self.owner_t, self.approx.clamp_min(0.0), reduce="amax").numpy()
+            open_cells = center_sq - self.tol < 4.0 * (radius_sq + self.tol)
+            if not open_cells.all():
+                live = open_cells[self.owner]
+                if live.mean() <= self.GATHER_BELOW:
+                    rows = np.flatnonzero(live)
+        if rows is None:
+            dist = (xn @ xn[c]) * np.float32(-2.0) + self.sqn + self.sqn[c]
+            np.maximum(dist, 0.0, out=dist)
+            closer = dist < an
+            self.owner[closer] = i
+            np.minimum(an, dist, out=an)
+            self.rows_read += n
+            return
+        dist = (xn[rows] @ xn[c]) * np.float32(-2.0) + self.sqn[rows] + self.sqn[c]
+        np.maximum(dist, 0.0, out=dist)
+        closer = dist < an[rows]
+        self.owner[rows[closer]] = i
+        an[rows] = np.minimum(an[rows], dist)
+        self.rows_read += len(rows)
 
 
 def _resolve_start(x: torch.Tensor, start: int | str, seed: int | None) -> int:

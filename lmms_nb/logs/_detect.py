@@ -9,7 +9,8 @@ Formats are told by file name first, then by a peek at the content:
 | legacy (lmms-eval <= v0.2.3) | `<task>.json` | an object starting with `args`/`model_configs`/`logs` |
 | results | `results.json`, `<date>_results.json`, `results_<date>.json` | run-level context and scores |
 | vlmevalkit | `<model>_<dataset>.xlsx/.tsv/.csv` | `index` and `prediction` columns |
-| vlmevalkit_score | `<model>_<dataset>_score.csv` (or `_acc`) | one row of aggregate scores |
+| vlmevalkit_score | `<model>_<dataset>_score.csv` (or `_acc`, `_acc.json`...) | aggregate scores |
+| inspect (inspect_ai) | `<date>_<task>_<id>.eval` / `.json` | a zip with header.json / an EvalLog object |
 
 Inside a folder, files of no known kind (datasets, notebooks, paper tables) are skipped silently; a file named
 explicitly must be a log, or its read reports an unknown format.
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from lmms_nb.logs._errors import Problems
-from lmms_nb.logs._vlmevalkit import TABLE_SUFFIXES, is_score_table, looks_like_predictions, read_table
+from lmms_nb.logs._inspect import looks_like_inspect
+from lmms_nb.logs._vlmevalkit import TABLE_SUFFIXES, is_score_table, judged_base, looks_like_predictions, read_table
 
 SAMPLES_NAME = re.compile(r"^(?P<date>.+?)_samples_(?P<task>.+)\.jsonl$")
 HARNESS_SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.:-]+)\.jsonl$")
@@ -45,7 +47,7 @@ PathLike = str | os.PathLike
 KNOWN_FORMATS = (
     "an lmms-eval or lmms-nb `<date>_samples_<task>.jsonl`, an lm-evaluation-harness "
     "`samples_<task>_<date>.jsonl`, an lmms-eval <= v0.2.3 `<task>.json`, a results JSON, "
-    "or a VLMEvalKit `<model>_<dataset>.xlsx|tsv|csv`"
+    "a VLMEvalKit `<model>_<dataset>.xlsx|tsv|csv`, or an inspect_ai `.eval` / `.json` log"
 )
 _PEEK_BYTES = 64 * 1024
 
@@ -57,6 +59,7 @@ class Found:
     path: Path
     kind: str
     explicit: bool
+    judged: tuple[Path, ...] = ()  # VLMEvalKit: the judged copies of this prediction file, merged into its rows
 
 
 def classify_name(path: Path) -> str | None:
@@ -68,7 +71,7 @@ def classify_name(path: Path) -> str | None:
         return "samples"
     if name == "results.json" or RESULTS_NAME.match(name) or HARNESS_RESULTS_NAME.match(name):
         return "results"
-    if path.suffix.lower() in TABLE_SUFFIXES and is_score_table(path):
+    if is_score_table(path):
         return "vlmevalkit_score"
     return None
 
@@ -97,12 +100,16 @@ def classify(path: Path) -> str | None:
         if isinstance(first, dict) and "doc_id" in first and ("filtered_resps" in first or "resps" in first):
             return "harness" if isinstance(first.get("arguments"), dict) else "samples"
         return None
+    if suffix == ".eval":
+        return "inspect" if looks_like_inspect(path) else None
     if suffix == ".json":
         try:
             with open(path, "rb") as fh:
                 head = fh.read(_PEEK_BYTES)
         except OSError:
             return None
+        if looks_like_inspect(path, head):
+            return "inspect"
         text = head.lstrip()
         if text.startswith(b"{") and any(key in head for key in (b'"logs"', b'"model_configs"')):
             return "legacy"
@@ -116,7 +123,9 @@ def classify(path: Path) -> str | None:
 
 
 def _is_hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+    # `.__name` is not hidden on purpose: lm-evaluation-harness names the output folder of a model given by a
+    # relative path (`pretrained=./name`) `.__name`
+    return any(part.startswith(".") and not part.startswith(".__") for part in path.relative_to(root).parts)
 
 
 def _walk(root: Path) -> list[Path]:
@@ -169,7 +178,47 @@ def discover(paths: PathLike | Sequence[PathLike], problems: Problems) -> list[F
                     add(mpath, explicit=False)
         else:
             problems.error(text, None, "no such file or folder", "an existing file, folder or glob")
-    return [found[p] for p in sorted(found, key=str)]
+    return _group_judged([found[p] for p in sorted(found, key=str)])
+
+
+def _group_judged(found: list[Found]) -> list[Found]:
+    """Fold VLMEvalKit's judged copies (`X_openai_result.xlsx`, `X_auxmatch.xlsx`...) into the file they judge.
+
+    A judged copy whose plain file is not among the found files still has it looked up next to it; without one,
+    the judged copy stands for the run itself.
+    """
+    tables = {item.path for item in found if item.kind == "vlmevalkit"}
+    if not tables:
+        return found
+    by_folder: dict[Path, set[Path]] = {}
+    for item in found:
+        if item.kind == "vlmevalkit" and item.path.parent not in by_folder:
+            folder = item.path.parent
+            neighbours = {p for p in folder.iterdir() if p.suffix.lower() in TABLE_SUFFIXES and p.is_file()}
+            by_folder[folder] = neighbours | {t for t in tables if t.parent == folder}
+    judged_of: dict[Path, list[Path]] = {}
+    roots: dict[Path, Path] = {}
+    for path in sorted(tables, key=lambda p: len(p.stem)):
+        base = judged_base(path, by_folder[path.parent])
+        if base is None:
+            continue
+        root = roots.get(base, base)
+        roots[path] = root
+        judged_of.setdefault(root, []).append(path)
+    out = []
+    for item in found:
+        if item.path in roots:
+            continue
+        if item.path in judged_of:
+            item = Found(item.path, item.kind, item.explicit, tuple(judged_of.pop(item.path)))
+        out.append(item)
+    for root, copies in judged_of.items():  # a plain file the search did not list (another glob, not named)
+        kind = classify(root)
+        if kind == "vlmevalkit":
+            out.append(Found(root, kind, False, tuple(copies)))
+        else:
+            out.extend(Found(c, "vlmevalkit", False) for c in copies)
+    return sorted(out, key=lambda f: str(f.path))
 
 
 def results_companions(path: Path) -> list[Path]:

@@ -51,6 +51,11 @@ CATEGORY_FIELDS = (
 QUESTION_FIELDS = ("question", "prompt", "query", "text")
 
 BASE64_MIN_LEN = 512
+#: A metric whose name is a fixed column (a fork's per-sample `prediction` score) goes in under this prefix.
+COLLISION_PREFIX = "metric_"
+#: Fixed columns that no log writes as a number or an object: such a value there is a metric whose name collides.
+COLLIDING_FIXED = frozenset(FIXED_COLUMNS) - {"doc_id", "target", "input", "latency_s", "output_tokens"}
+_ID_FIELD = re.compile(r"(?:^|_)(?:id|idx|index)$", re.IGNORECASE)
 
 
 class BadLine(Exception):
@@ -128,6 +133,25 @@ def category_field(value: dict[str, Any]) -> str | None:
         if key in value and value[key] is not None and not isinstance(value[key], (dict, list)):
             return key
     return None
+
+
+def dict_extras(name: str, value: dict[str, Any], score_key: str | None) -> dict[str, float]:
+    """The other numbers of a dict metric, as `<metric>.<field>` columns (ids, such as `question_id`, excepted).
+
+    >>> dict_extras("f1", {"f1": 0.5, "precision": 1, "ok": True, "question_id": 7, "note": "x"}, "f1")
+    {'f1.precision': 1.0, 'f1.ok': 1.0}
+    """
+    out = {}
+    for key, inner in value.items():
+        if key == score_key or _ID_FIELD.search(str(key)) or not isinstance(inner, (bool, int, float)):
+            continue
+        out[f"{name}.{key}"] = float(inner)
+    return out
+
+
+def is_colliding_metric(key: str, value: Any) -> bool:
+    """A key named like a fixed column that holds a number or an object: a metric, not that column's value."""
+    return key in COLLIDING_FIXED and isinstance(value, (bool, int, float, dict))
 
 
 def metric_value(name: str, value: Any) -> tuple[bool, float | None, str | None]:
@@ -232,7 +256,7 @@ def normalize_record(
     fields: dict[str, Any] = {"doc_id": doc_id_of(rec["doc_id"])}
 
     filt = rec.get("filter") if rec.get("filter") is not None else rec.get("filter_key")
-    fields["filter"] = as_text(filt)
+    fields["filter"] = None if is_colliding_metric("filter", filt) else as_text(filt)
 
     filtered = rec.get("filtered_resps")
     choice = _loglikelihood_choice(filtered) if harness else None
@@ -263,15 +287,20 @@ def normalize_record(
     metrics: dict[str, float | None] = {}
     metric_category: str | None = None
     for key, value in rec.items():
-        if key in NON_METRIC_KEYS:
+        name = key
+        if is_colliding_metric(key, value):
+            name = COLLISION_PREFIX + key  # readers warn once per file (see _samples.normalize_rows)
+        elif key in NON_METRIC_KEYS:
             continue
-        is_metric, number, cat = metric_value(key, value)
+        is_metric, number, cat = metric_value(name, value)
         if is_metric:
-            metrics[key] = number
+            metrics[name] = number
+            if isinstance(value, dict):
+                metrics.update(dict_extras(name, value, score_field(value, key)))
             if metric_category is None and cat is not None:
                 metric_category = cat
 
-    category = as_text(rec.get("category"))
+    category = None if is_colliding_metric("category", rec.get("category")) else as_text(rec.get("category"))
     if category is None:
         category = metric_category
     if category is None and doc is not None:
@@ -296,8 +325,10 @@ def normalize_record(
     latency = _number(latency) if not isinstance(latency, (bool, str)) else None
     fields["latency_s"] = latency if latency is None or math.isfinite(latency) else None
 
-    fields["error"] = as_text(rec.get("error"))
+    fields["error"] = None if is_colliding_metric("error", rec.get("error")) else as_text(rec.get("error"))
+    fields["judge"] = rec.get("judge") if isinstance(rec.get("judge"), str) else None
     for key in ("run_id", "model", "task", "split"):
         value = rec.get(key)
         fields[key] = value if isinstance(value, str) else None
+
     return fields, metrics

@@ -116,10 +116,14 @@ def _vectorised(metric: str, prediction: pl.Expr, target: pl.Expr, options: dict
     return None
 
 
+SCHEMES = ("vlmevalkit",)
+
+
 def rescore(
     df: pl.DataFrame,
-    metric: str | Scorer,
+    metric: str | Scorer | None = None,
     *,
+    scheme: str | None = None,
     name: str | None = None,
     prediction: str = "prediction",
     target: str = "target",
@@ -129,9 +133,42 @@ def rescore(
 
     The scorer is called as `scorer(prediction, target, doc, **options)` where `doc` is the row as a dict (so a
     custom scorer can read `input`, `category` or any extra column).
+
+    `scheme="vlmevalkit"` (instead of a metric) scores every row as VLMEvalKit's own evaluation scores its dataset
+    (the row's `task`): `hit` for multiple choice, `score` for Yes/No and VQA-style sets; rows its rules cannot
+    settle get null and `error` "needs an LLM judge: ..." (see `lmms_nb.logs._vlmevalkit_scheme`). With neither a
+    metric nor a scheme, a table whose rows all come from VLMEvalKit files is rescored with that scheme.
     """
     if not isinstance(df, pl.DataFrame):
         raise TypeError(f"rescore: expected a polars DataFrame (the canonical sample table), got {type(df).__name__}")
+    if metric is None and scheme is None:
+        formats = set(df["source_format"].unique().to_list()) if "source_format" in df.columns else set()
+        if df.height and formats == {"vlmevalkit"}:
+            scheme = "vlmevalkit"
+        else:
+            raise ValueError(
+                "rescore: give a metric (a name from lmms_nb.metrics.METRICS or a callable) or scheme='vlmevalkit'; "
+                f"only a table read entirely from VLMEvalKit files has a default scheme (source formats: {sorted(formats)})"
+            )
+    if scheme is not None:
+        if metric is not None:
+            raise ValueError("rescore: give a metric or a scheme, not both")
+        if scheme not in SCHEMES:
+            raise ValueError(f"rescore: unknown scheme {scheme!r} (expected one of {list(SCHEMES)})")
+        from lmms_nb.logs._vlmevalkit import prediction_extras
+        from lmms_nb.logs._vlmevalkit_scheme import score_vlmevalkit
+        from lmms_nb.logs.schema import FIXED_COLUMNS
+
+        absent = [c for c in ("task", "doc_id", prediction, target) if c not in df.columns]
+        if absent:
+            raise ValueError(f"rescore: the table has no column {absent[0]!r} (columns: {df.columns})")
+        frame = df.rename({prediction: "prediction", target: "target"}) if (prediction, target) != (
+            "prediction", "target") else df
+        for column in ("category", "source_file", "source_format", "error", "judge"):
+            if column not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, FIXED_COLUMNS[column]).alias(column))
+        scored = score_vlmevalkit(frame, prediction_extras)
+        return df.with_columns(scored.select(*[c for c in ("hit", "score") if c in scored.columns], "error"))
     missing = [c for c in (prediction, target) if c not in df.columns]
     if missing:
         raise ValueError(f"rescore: the table has no column {missing[0]!r} (columns: {df.columns})")

@@ -40,8 +40,12 @@ from lmms_nb.logs._records import (
     BASE64_MIN_LEN,
     NON_METRIC_KEYS,
     SCORE_FIELDS,
+    COLLIDING_FIXED,
+    COLLISION_PREFIX,
     BadLine,
     category_field,
+    dict_extras,
+    is_colliding_metric,
     normalize_record,
     score_field,
 )
@@ -152,6 +156,11 @@ def normalize_rows(
         rows.append(Row(fields, metrics, line, label))
     if bad > MAX_LISTED_BAD_LINES:
         problems.error(meta.path, None, f"{bad - MAX_LISTED_BAD_LINES} more bad records not listed", "valid records")
+    renamed = sorted({name for row in rows for name in row.metrics
+                      if name.startswith(COLLISION_PREFIX) and name[len(COLLISION_PREFIX):] in COLLIDING_FIXED})
+    for name in renamed:
+        problems.warning(meta.path, None, f"a per-sample metric is named {name[len(COLLISION_PREFIX):]!r}, like a "
+                         f"column of the canonical table: it is kept as {name!r}", "metric names that are not columns")
     return rows
 
 
@@ -230,7 +239,7 @@ def read_jsonl_slow(meta: FileMeta, problems: Problems) -> pl.DataFrame:
 _TOKEN_COUNTS = pl.List(pl.Struct({"output_tokens": pl.Int64, "generation_seconds": pl.Float64}))
 _RESPONSE_TYPES = {0: pl.String, 1: pl.List(pl.String), 2: pl.List(pl.List(pl.String))}
 _TEXT_KEYS = ("target", "input", "filter", "filter_key",
-              "run_id", "model", "task", "split", "category", "image_ref", "error", "raw_response")
+              "run_id", "model", "task", "split", "category", "image_ref", "error", "raw_response", "judge")
 
 
 @dataclass
@@ -355,6 +364,8 @@ def _plan(records: list[dict[str, Any]]) -> _Plan | None:
             schema[key] = dtype
     metrics: dict[str, tuple[str, str | None, str | None]] = {}
     for key in keys:
+        if key in COLLIDING_FIXED and any(is_colliding_metric(key, rec.get(key)) for rec in records):
+            return None  # a metric named like a fixed column: renamed (with a warning) by the slow path
         if key in NON_METRIC_KEYS:
             continue
         values = [rec[key] for rec in records if key in rec]
@@ -371,6 +382,8 @@ def _plan(records: list[dict[str, Any]]) -> _Plan | None:
             if len(scores) != 1 or len(cats) != 1:
                 return None
             score, cat = scores.pop(), cats.pop()
+            if any(dict_extras(key, d, score) for d in dicts):
+                return None  # more numbers than its score: flattened into `<metric>.<field>` by the slow path
             if score is not None and score not in SCORE_FIELDS + (key,):
                 return None  # a fallback choice that other lines may not share
             score_kinds = {_kind(d.get(score)) for d in dicts} - {"null"} if score else set()
@@ -448,6 +461,7 @@ def _expressions(plan: _Plan, meta: FileMeta) -> list[pl.Expr]:
         "category": pl.coalesce(categories).alias("category"),
         "image_ref": pl.coalesce(col("image_ref"), media_ref).alias("image_ref"),
         "error": col("error").alias("error"),
+        "judge": col("judge").alias("judge"),
         "latency_s": pl.coalesce(col("latency_s", pl.Float64), first_count.field("generation_seconds")).alias(
             "latency_s"
         ),

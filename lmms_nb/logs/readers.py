@@ -6,7 +6,8 @@ Readers, chosen automatically per file (see `lmms_nb.logs._detect`):
   with every line variant (`resps` nested, flat or absent, `filtered_resps` a list or a bare string, `doc`,
   `arguments`, dict-valued metrics, several filters, `token_counts`, `input_media`, predict-only `bypass`);
 - VLMEvalKit prediction tables (`<model>_<dataset>.xlsx|tsv|csv`);
-- lm-evaluation-harness `samples_<task>_<date>.jsonl` with `results_<date>.json`.
+- lm-evaluation-harness `samples_<task>_<date>.jsonl` with `results_<date>.json`;
+- inspect_ai logs, `.eval` archives and `.json` files (one row per sample and epoch).
 
 Per-model score tables (results JSONs, VLMEvalKit `*_score.csv`) are aggregates, not samples: `load_scores`
 reads them into a long table of (run_id, model, task, metric, filter, value, stderr).
@@ -41,6 +42,7 @@ from typing import Any, Literal, Sequence, overload
 
 import polars as pl
 
+from lmms_nb.logs._cache import LogCache, default_cache
 from lmms_nb.logs._detect import (
     HARNESS_RESULTS_NAME,
     HARNESS_SAMPLES_NAME,
@@ -48,10 +50,12 @@ from lmms_nb.logs._detect import (
     RESULTS_NAME,
     SAMPLES_NAME,
     Found,
+    classify_name,
     discover,
     expand_results,
 )
 from lmms_nb.logs._errors import LogFormatError, Problems
+from lmms_nb.logs._inspect import read_inspect_log
 from lmms_nb.logs._lmms_eval_legacy import legacy_run_id, read_legacy_json
 from lmms_nb.logs._model_names import unify_model_names
 from lmms_nb.logs._runinfo import RunInfo, model_from_results, read_results_json, run_info_from_results
@@ -157,7 +161,9 @@ def _read_one(item: Found, context: _RunContext, problems: Problems, *, fast: bo
     if item.kind == "legacy":
         return read_legacy_json(item.path, problems)
     if item.kind == "vlmevalkit":
-        return read_predictions(item.path, problems)
+        return read_predictions(item.path, problems, item.judged)
+    if item.kind == "inspect":
+        return read_inspect_log(item.path, problems)
     if item.kind == "vlmevalkit_score":
         if item.explicit:
             problems.error(
@@ -179,6 +185,30 @@ def _with_run_status(frame: pl.DataFrame, path: Path, context: _RunContext) -> p
                           "partial run", UserWarning, stacklevel=3)
             status = "partial"
     return frame.with_columns(run_status=pl.lit(status, pl.String))
+
+
+def _depends_on(item: Found) -> tuple[Path, ...]:
+    """The files whose content goes into `item`'s rows besides itself (for the cache key)."""
+    if item.kind in ("samples", "harness"):
+        return tuple(sorted(p for p in item.path.parent.glob("*.json") if classify_name(p) == "results"))
+    if item.kind == "legacy":
+        return (item.path.parent / "results.json",)
+    return item.judged
+
+
+def _read_cached(item: Found, context: _RunContext, problems: Problems, cache: LogCache | None) -> pl.DataFrame | None:
+    """`_read_one` through the Parquet cache. The run status (and its short-run warning) is applied after the
+    cache, so a cached file warns again."""
+    if cache is None or item.kind == "vlmevalkit_score":
+        return _read_one(item, context, problems)
+    before = len(problems.items)
+    if item.kind in ("samples", "harness"):
+        meta = context.meta(item)
+        frame = cache.get_or_read(item.path, _depends_on(item), item.kind, lambda: read_jsonl_samples(meta, problems),
+                                  cacheable=lambda: len(problems.items) == before)
+        return _with_run_status(frame, item.path, context) if frame is not None else None
+    return cache.get_or_read(item.path, _depends_on(item), item.kind, lambda: _read_one(item, context, problems),
+                             cacheable=lambda: len(problems.items) == before)
 
 
 def _sample_files(paths: Paths, problems: Problems) -> list[Found]:
@@ -203,10 +233,14 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 @overload
-def load_logs(paths: Paths, *, strict: Literal[True] = ...) -> pl.DataFrame: ...
+def load_logs(paths: Paths, *, strict: Literal[True] = ..., cache: bool = ...) -> pl.DataFrame: ...
 @overload
-def load_logs(paths: Paths, *, strict: Literal[False]) -> tuple[pl.DataFrame, list[LogFormatError]]: ...
-def load_logs(paths: Paths, *, strict: bool = True) -> pl.DataFrame | tuple[pl.DataFrame, list[LogFormatError]]:
+def load_logs(
+    paths: Paths, *, strict: Literal[False], cache: bool = ...
+) -> tuple[pl.DataFrame, list[LogFormatError]]: ...
+def load_logs(
+    paths: Paths, *, strict: bool = True, cache: bool = True
+) -> pl.DataFrame | tuple[pl.DataFrame, list[LogFormatError]]:
     """Every per-sample log under `paths` (files, folders searched recursively, globs) as one canonical table.
 
     Rows: one per model x task x doc (x filter), with the fixed columns of `lmms_nb.logs.schema` then one
@@ -216,10 +250,14 @@ def load_logs(paths: Paths, *, strict: bool = True) -> pl.DataFrame | tuple[pl.D
     strict=True raises `LogFormatError` ("path:line: what was wrong (expected ...)") at the first problem;
     strict=False skips what it cannot read and returns `(df, errors)`, a list of `LogFormatError` (including
     warning-level entries for what it tolerated, such as the truncated last line of an interrupted lmms-nb run).
+
+    cache=True keeps each file's parsed rows as Parquet under `$LMMS_NB_CACHE/logs`, keyed by path, size and
+    modification time (see `lmms_nb.logs._cache`): loading the same logs again reads only what changed.
     """
     problems = Problems(strict)
     context = _RunContext(problems)
-    frames = [_read_one(item, context, problems) for item in _sample_files(paths, problems)]
+    store = default_cache() if cache else None
+    frames = [_read_cached(item, context, problems, store) for item in _sample_files(paths, problems)]
     df = unify_model_names(_concat(frames))  # one name per model across tools (org/name, org__name, paths)
     return df if strict else (df, problems.items)
 
@@ -235,7 +273,7 @@ def _conform_lazy(lazy: pl.LazyFrame) -> pl.LazyFrame:
     return lazy.select(exprs).with_columns(pl.col("filter").fill_null("none"))
 
 
-def scan_logs(paths: Paths) -> pl.LazyFrame:
+def scan_logs(paths: Paths, *, cache: bool = True) -> pl.LazyFrame:
     """`load_logs` as a polars LazyFrame, for folders too large to load whole before filtering.
 
     Regular JSONL files become lazy `scan_ndjson` plans (nothing is read until `.collect()`); the others
@@ -245,6 +283,7 @@ def scan_logs(paths: Paths) -> pl.LazyFrame:
     things only `load_logs` does: reject duplicate doc_ids, and give the image_ref of an `input_media` path that
     holds a backslash (null in a lazy scan, because polars cannot hand such a path back exactly); and in a file
     with blank lines, the line numbers of `b64:` image refs count rows, not lines, in a lazy scan.
+    A file that `load_logs` has cached (cache=True) is scanned from its Parquet entry instead.
 
     >>> import json, tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "m"
@@ -256,14 +295,21 @@ def scan_logs(paths: Paths) -> pl.LazyFrame:
     """
     problems = Problems(strict=True)
     context = _RunContext(problems)
+    store = default_cache() if cache else None
     lazies: list[pl.LazyFrame] = []
     for item in _sample_files(paths, problems):
+        entry = store.entry(item.path, _depends_on(item), item.kind) if store is not None else None
         if item.kind in ("samples", "harness"):
-            lazy = scan_jsonl_samples(context.meta(item), problems)
+            # parsed before by load_logs: a lazy scan of its Parquet entry; otherwise a lazy JSONL plan
+            lazy = pl.scan_parquet(entry) if entry is not None else scan_jsonl_samples(context.meta(item), problems)
+            if entry is not None:
+                context.meta(item)  # the run's status
             status = context.status.get(item.path, (None, None))[0]  # (doc counts are load_logs' check)
             lazies.append(lazy.with_columns(run_status=pl.lit(status, pl.String)))
+        elif entry is not None:
+            lazies.append(pl.scan_parquet(entry))
         else:
-            frame = _read_one(item, context, problems)
+            frame = _read_cached(item, context, problems, store)
             if frame is not None and frame.height:
                 lazies.append(frame.lazy())
     if not lazies:

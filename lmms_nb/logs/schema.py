@@ -32,6 +32,7 @@ FIXED_COLUMNS: dict[str, pl.DataType] = {
     "error": pl.Utf8,  # set when the model or scorer failed on this sample (its metrics are then null)
     "latency_s": pl.Float64,
     "output_tokens": pl.Int64,
+    "judge": pl.Utf8,  # who gave the verdicts of this row when a judge did (an LLM, or VLMEvalKit's matching rules)
     "source_format": pl.Utf8,  # "lmms_nb", "lmms_eval", "vlmevalkit", "lm_eval_harness"
     "source_file": pl.Utf8,
     # the run's state from its results JSON: "finished", "partial" (stopped, killed, or docs missing from the

@@ -92,7 +92,7 @@ def extract_choice_letter(
             and re.search(rf"(?<!\w){re.escape(str(choice).strip().lower())}(?!\w)", lowered)
         ]
         # drop options that are part of a longer matching option ("red" inside "dark red")
-        hits = [(l, c) for l, c in hits if not any(c != other and c in other for _, other in hits)]
+        hits = [(letter, c) for letter, c in hits if not any(c != other and c in other for _, other in hits)]
         if len(hits) == 1:
             return hits[0][0]
     return ""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lmms_nb.models._hf_style import ChatStyle
-from lmms_nb.models.base import Request, Response
+from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
 
 __all__ = ["HFImageTextModel", "apply_until", "lmms_eval_model_name"]
@@ -174,6 +174,37 @@ class HFImageTextModel:
                 for i, resp in zip(chunk, self._generate_or_isolate([requests[i] for i in chunk])):
                     responses[i] = resp
         return responses  # type: ignore[return-value]
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
+        """``(loss, is_greedy)`` per request: lmms-eval's answer to a loglikelihood request (multiple_choice).
+
+        As lmms-eval's transformers backends: the context goes through the chat template as the user turn (with
+        the generation prompt), the continuation follows it; loss = the mean negative log-likelihood of the
+        continuation's tokens (transformers' own loss with the context's labels masked), is_greedy = greedy
+        decoding would give exactly those tokens. One forward pass per request; raises on a bad request (the
+        runner records it on that doc).
+        """
+        import torch
+
+        out = []
+        for req in requests:
+            context = self._prompt(Request(doc_id=req.doc_id, task=req.task, images=req.images, prompt=req.context))
+            images = [_as_rgb(img, req, k) for k, img in enumerate(req.images)] or None  # type: ignore[arg-type]
+            n_context = self.processor(text=[context], images=images, return_tensors="pt")["input_ids"].shape[1]
+            inputs = self.processor(text=[context + req.continuation], images=images,
+                                    return_tensors="pt").to(self.model.device)
+            if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+                inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            ids = inputs["input_ids"]
+            if ids.shape[1] <= n_context:
+                raise ValueError(f"doc {req.doc_id}: the continuation {req.continuation!r} adds no tokens")
+            labels = ids.clone()
+            labels[:, :n_context] = -100
+            with torch.inference_mode():
+                output = self.model(**inputs, labels=labels)
+            greedy = output.logits[0, n_context - 1:-1].argmax(-1)
+            out.append((float(output.loss), bool((greedy == ids[0, n_context:]).all())))
+        return out
 
     # -- internals ---------------------------------------------------------------------------------------------
 

@@ -86,6 +86,8 @@ class ZooSpec:
     #: a checkpoint along another member's training: the weights after this many steps (curriculum included)
     #: of the run described by the other fields; 0 means the end of training
     snapshot_step: int = 0
+    #: for a snapshot: the name of the member whose run it is taken from (its cache folder is named after it)
+    run_name: str = ""
 
     def __post_init__(self) -> None:
         unknown = [f for f in (*self.exclude_families, self.curriculum_family) if f and f not in ZOO_FAMILIES]
@@ -102,7 +104,10 @@ class ZooSpec:
     @property
     def run(self) -> ZooSpec:
         """The training run this member comes from: itself, or for a snapshot the full run (snapshot_step 0)."""
-        return replace(self, snapshot_step=0) if self.snapshot_step else self
+        if not self.snapshot_step:
+            return self
+        return replace(self, name=self.run_name or f"{self.name}-run", snapshot_step=0, run_name="",
+                       description=f"the run {self.name} is a snapshot of")
 
     @property
     def total_steps(self) -> int:
@@ -110,7 +115,7 @@ class ZooSpec:
 
     def config_hash(self, seed: int = 0) -> str:
         """A short hash of everything that determines the trained weights (not the name or description)."""
-        parts = {k: v for k, v in asdict(self).items() if k not in ("name", "description")}
+        parts = {k: v for k, v in asdict(self).items() if k not in ("name", "description", "run_name")}
         if not self.snapshot_step:
             parts.pop("snapshot_step")  # members trained before snapshots existed keep their hash and cache
         parts.update(seed=seed, recipe=_RECIPE_VERSION)
@@ -594,4 +599,5 @@ for _member in _RUNS:
     register_zoo_member(_member)
     for _step in _SNAPSHOTS.get(_member.name, ()):
         register_zoo_member(replace(_member, name=f"{_member.name}-s{_step}", snapshot_step=_step,
+                                    run_name=_member.name,
                                     description=f"{_member.name} after {_step} of its {_member.total_steps} steps"))

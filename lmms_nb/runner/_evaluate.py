@@ -28,6 +28,7 @@ from lmms_nb.runner._write import (
     write_results,
 )
 from lmms_nb.tasks._yaml_metrics import AGGREGATION_ARGS, EvalArgs, metric_number
+from lmms_nb.tasks.yaml_loader import group_scores
 from lmms_nb.tasks.task import Task
 
 __all__ = ["evaluate"]
@@ -56,16 +57,16 @@ def evaluate(
     `model` is a `Model` or a registered name (built with `model_args`); `tasks` are registered names or
     `Task` objects, lmms-eval task YAML files or folders of them (`model_type`, e.g. "llava_hf", picks the
     YAMLs' per-model prompt blocks); a name not registered resolves from lmms-eval's installed task catalogue and
-    the `include_path` folders (groups and tags expand to their tasks; see `lmms_nb.tasks.catalogue`). `limit` is
-    lmms-eval's: a count per task, or a fraction of each task when below 1. `resume=True` continues the newest earlier run with the same identity
-    (see `lmms_nb.runner._identity`), `False` always starts a new run, `"must"` raises `ResumeError` when there
-    is none to continue. `retry_errors` (default True) asks again, on a resumed run, for the docs whose
-    generation or scoring failed (a failed judgement included); the earlier errors stay in the record's
-    `history`. `stop_event`, when set by another thread (a Stop button), ends the run after the batch in
-    flight: what was written stays, and the same call later resumes it. An API backend gets at least
-    `model.concurrency` requests per call, so `batch_size` never caps the requests it keeps in flight.
-    `run_config` adds lmms-eval 0.7.3's run fields to the results JSON (`lmms-nb eval` passes its command
-    line's: config entries, model_source, system_instruction, ...).
+    the `include_path` folders (groups and tags expand to their tasks; see `lmms_nb.tasks.catalogue`).
+    `resume=True` continues the newest earlier run with the same identity (see `lmms_nb.runner._identity`),
+    `False` always starts a new run, `"must"` raises `ResumeError` when there is none to continue.
+    `retry_errors` (default True) asks again, on a resumed run, for the docs whose generation or scoring failed
+    (a failed judgement included); the earlier errors stay in the record's `history`. `stop_event`, when set
+    by another thread (a Stop button), ends the run after the batch in flight: what was written stays, and the
+    same call later resumes it. An API backend gets at least `model.concurrency` requests per call, so
+    `batch_size` never caps the requests it keeps in flight.
+    `limit` is lmms-eval's: a count per task, or a fraction of each task when below 1. `run_config` adds
+    lmms-eval 0.7.3's run fields to the results JSON (`lmms-nb eval` passes its command line's).
     """
     started = time.perf_counter()
     if isinstance(model, str):
@@ -133,6 +134,8 @@ def _execute(model: Model, plan: RunPlan, dist: Distributed, *, batch_size: int,
         meta.setdefault("n_failed", {})[task.name] = len({int(r["doc_id"]) for r in found.records if is_failed(r)})
 
     scores = pl.concat(all_scores, how="vertical") if all_scores else empty_scores()
+    # lmms-eval groups with an aggregate_metric_list get their score rows (task = the group's name)
+    scores = pl.concat([scores, group_scores(scores, plan.tasks)], how="vertical")
     samples = conform(pl.concat(all_samples, how="diagonal_relaxed") if all_samples else pl.DataFrame())
     n_done = {t.name: samples.filter(pl.col("task") == t.name)["doc_id"].n_unique() for t in plan.tasks}
     completed = not stopped and all(n_done[t.name] == len(plan.doc_ids[t.name]) for t in plan.tasks)

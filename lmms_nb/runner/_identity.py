@@ -89,14 +89,16 @@ def _task_parts(task: Task, dataset: Any, doc_ids: list[int]) -> dict[str, str]:
     config = {
         "split": task.split, "version": task.version, "generation_kwargs": task.generation_kwargs,
         "image_column": task.image_column, "category_column": task.category_column, "config": task.config,
-        "filters": list(task.filters),
+        "filters": list(task.filters), "output_type": getattr(task, "output_type", None),
+        "target_delimiter": getattr(task, "target_delimiter", None),
     }
     metrics = [[m.name, m.higher_is_better, m.per_sample, m.source, _code(m.score), _code(m.aggregate),
                 _code(m.score_batch)] for m in task.metrics]
     return {
         f"{p}: config": _digest(config),
         f"{p}: prompt (doc_to_visual, doc_to_text, doc_to_choice)": _digest(
-            [_code(task.doc_to_visual), _code(task.doc_to_text), _code(task.doc_to_choice)]),
+            [_code(task.doc_to_visual), _code(task.doc_to_text), _code(task.doc_to_choice),
+             _code(getattr(task, "doc_to_messages", None)), _code(getattr(task, "prompt_at", None))]),
         f"{p}: target (doc_to_target)": _digest(_code(task.doc_to_target)),
         f"{p}: filters": _digest({name: _code(fn) for name, fn in task.filters.items()}),
         f"{p}: metrics": _digest([metrics, _code(task.process_results)]),
@@ -236,7 +238,7 @@ def _global_names(code: types.CodeType) -> list[str]:
 
 def _cell_filled(cell: types.CellType) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents
     except ValueError:
         return False
     return True

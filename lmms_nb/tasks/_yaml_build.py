@@ -30,7 +30,14 @@ from typing import Any
 
 from lmms_nb.tasks._yaml_choice import CHOICE_METRICS, DEFAULT_CHOICE_METRICS, choice_process_results
 from lmms_nb.tasks._yaml_fewshot import SAMPLERS, FewShotSampler
-from lmms_nb.tasks._yaml_config import DEFERRED_FILES, FunctionRef, TaskYaml, TaskYamlError, resolve_deferred
+from lmms_nb.tasks._yaml_config import (
+    DEFERRED_FILES,
+    FunctionRef,
+    TaskYaml,
+    TaskYamlError,
+    fresh_modules,
+    resolve_deferred,
+)
 from lmms_nb.tasks._yaml_metrics import (
     AGGREGATIONS,
     BUILTIN_METRICS,
@@ -200,7 +207,15 @@ class _LazyDataset:
 
 
 def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[str, ...] = ()) -> Task:
-    """The `Task` for one merged task config; every error names the file, line and key."""
+    """The `Task` for one merged task config; every error names the file, line and key.
+
+    Its Python files are imported anew (`fresh_modules`): a task file's module state never outlives its task.
+    """
+    with fresh_modules():
+        return _build_task(cfg, model_type=model_type, groups=groups)
+
+
+def _build_task(cfg: TaskYaml, *, model_type: str | None, groups: tuple[str, ...]) -> Task:
     check_keys(cfg, TASK_KEYS, "task")
     _check_inactive(cfg)
     data = cfg.data

@@ -23,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import importlib.util
 import sys
@@ -182,9 +184,18 @@ def _signature_from_source(path: Path, name: str, ref: FunctionRef) -> Any:
 
 
 def resolve_deferred(value: Any) -> None:
-    """Import every `DeferredFunction` inside `value` (a task config): raises while a key is still missing."""
+    """Import the modules of every deferred function a task config names: raises while a key is still missing."""
     if isinstance(value, DeferredFunction):
         value.load()
+    elif isinstance(value, FunctionRef):
+        try:
+            deferred = value.module_file().resolve() in DEFERRED_FILES
+        except TaskYamlError:
+            return
+        if deferred:
+            resolved = value.resolve()
+            if isinstance(resolved, DeferredFunction):
+                resolved.load()
     elif isinstance(value, dict):
         for v in value.values():
             resolve_deferred(v)
@@ -228,15 +239,34 @@ def _import_installed(module_name: str, ref: FunctionRef) -> ModuleType:
 
 _MODULES: dict[tuple[str, str], ModuleType] = {}
 _MODULES_LOCK = threading.Lock()
+#: while a task is built, the modules its functions come from (a fresh import per build; see `fresh_modules`)
+_BUILD_MODULES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("lmms_nb_build_modules", default=None)
+
+
+@contextlib.contextmanager
+def fresh_modules() -> Any:
+    """Import the task files anew for what is built inside: module-level state starts fresh for every task.
+
+    lmms-eval imports a task file anew for each `!function` and runs once per process; some task files keep
+    scores in module globals (OCRBench's aggregation adds every run's results to a module-level dict), so a
+    module shared between runs in one notebook would carry one run's scores into the next.
+    """
+    token = _BUILD_MODULES.set({})
+    try:
+        yield
+    finally:
+        _BUILD_MODULES.reset(token)
 
 
 def _import_file(path: Path, ref: FunctionRef) -> ModuleType:
-    """Import a task's utils file under a unique module name, cached by path and content."""
+    """Import a task's utils file under a unique module name, once per task build (else cached by content)."""
     source = path.read_bytes()
     key = (str(path.resolve()), hashlib.sha256(source).hexdigest())
+    scope = _BUILD_MODULES.get()
+    cache = _MODULES if scope is None else scope
     with _MODULES_LOCK:
-        if key in _MODULES:
-            return _MODULES[key]
+        if key in cache:
+            return cache[key]
         # unique per file and content: two task folders may both have a utils.py
         name = f"lmms_nb_yaml_tasks.{path.stem}_{key[1][:12]}"
         spec = importlib.util.spec_from_file_location(name, path)
@@ -255,7 +285,7 @@ def _import_file(path: Path, ref: FunctionRef) -> ModuleType:
             raise TaskYamlError(
                 f"{ref.where}: !function {ref.dotted}: importing {path} failed: {type(e).__name__}: {e}"
             ) from e
-        _MODULES[key] = module
+        cache[key] = module
         return module
 
 

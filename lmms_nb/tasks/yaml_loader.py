@@ -8,8 +8,13 @@ test_split, process_docs, doc_to_visual / doc_to_text / doc_to_target / doc_to_c
 template or function), description, lmms_eval_specific_kwargs (default and per-model blocks),
 model_specific_generation_kwargs / model_specific_target_kwargs, generation_kwargs, process_results,
 metric_list (exact_match, anls, ... with their options; mean, median or `!function` aggregations),
-filter_list (see `lmms_nb.tasks.filters`), output_type generate_until. Anything else is an error that
-names the key, the file and the line. Only Python files inside the task folders are ever imported.
+filter_list (see `lmms_nb.tasks.filters`), output_type generate_until and multiple_choice (loglikelihood),
+num_fewshot / fewshot_config (lmms-eval's sampler), doc_to_messages (kept for chat backends; text backends get
+doc_to_text, as lmms-eval), full_docs (inert, as in lmms-eval 0.7.3). Anything else is an error that names the
+key, the file and the line. `!function`s import the task folder's own Python files, or (a package path such
+as ``lmms_eval.tasks.x.utils.f``, as lmms-eval) installed modules. Names resolve from lmms-eval's installed
+catalogue too (`lmms_nb.tasks.catalogue`). A folder loads every task it can and lists the others in the
+result's `failures` (`strict=True`: all or nothing).
 
 Example:
     >>> import pathlib, tempfile, datasets
@@ -125,10 +130,13 @@ def load_tasks(path: str | Path, names: Sequence[str] | None = None, *, model_ty
             raise ValueError("`names` selects tasks from a folder; pass the folder, not a file")
         cfg = read_task_yaml(path)
         if is_group_config(cfg):
-            from lmms_nb.tasks.catalogue import catalogue_folders
+            from lmms_nb.tasks.catalogue import catalogue_folders, get_catalogue
 
-            folders = [path.parent] + [f for f in catalogue_folders() if f not in path.parents]
-            tasks = TaskList(Expander(TaskIndex.of_folders(folders), model_type).group(cfg))
+            if any(f in path.absolute().parents for f in catalogue_folders()):
+                index = get_catalogue().index  # a group of the catalogue: its names resolve as lmms-eval's do
+            else:  # the group's own folder first, then the catalogue
+                index = TaskIndex.of_folders([path.parent, *catalogue_folders()])
+            tasks = TaskList(Expander(index, model_type).group(cfg))
         elif isinstance(cfg.data.get("task"), str):
             if "class" in cfg.data:
                 raise TaskYamlError(f"{cfg.where('class')}: Python-class tasks (`class:`) are not supported")
@@ -218,7 +226,7 @@ def group_scores(scores: Any, tasks: Sequence[Task]) -> Any:
         agg = gcfg.get("aggregate_metric_list")
         if not agg:
             continue
-        part = scores.filter(pl.col("task").is_in(members))
+        part = scores.filter(pl.col("task").is_in(members) & pl.col("value").is_not_null())
         keys = part.select("metric", "filter").unique(maintain_order=True).iter_rows()
         for metric, filt in keys:
             sub = part.filter((pl.col("metric") == metric) & (pl.col("filter") == filt))

@@ -25,7 +25,8 @@ from lmms_nb.widgets._launcher import EvalLauncher
 from lmms_nb.widgets._query import SampleIndex, SampleQuery
 
 # Widgets of other features, imported on first use so a problem in one never breaks the others.
-_LAZY = {"LiteBuilder": "lmms_nb.widgets._lite_builder", "LiveReviewWidget": "lmms_nb.widgets._live_review"}
+_LAZY = {"LiteBuilder": "lmms_nb.widgets._lite_builder", "LiveReviewWidget": "lmms_nb.widgets._live_review",
+         "SliceList": "lmms_nb.widgets._slices"}
 
 __all__ = [
     "ALL",
@@ -38,6 +39,7 @@ __all__ = [
     "SampleBrowser",
     "SampleIndex",
     "SampleQuery",
+    "SliceList",
     "load_image",
     "thumbnail_data_uri",
 ]

@@ -220,6 +220,14 @@ class SampleBrowser(widgets.VBox):
         self.page_number = 0
         self.refresh()
 
+    def show_slices(self, slices: Any, **kwargs: Any) -> Any:
+        """Put a `SliceList` of `lmms_nb.find_slices`'s result above the samples; a click on a slice filters them."""
+        from lmms_nb.widgets._slices import SliceList
+
+        panel = SliceList(slices, browser=self, **kwargs)
+        self.children = (panel, *[c for c in self.children if not isinstance(c, SliceList)])
+        return panel
+
     # ---- paging --------------------------------------------------------------------------------------------
     @property
     def n_pages(self) -> int:

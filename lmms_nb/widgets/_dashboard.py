@@ -101,11 +101,13 @@ class CompareDashboard(widgets.VBox):
         self._browser_after: str | None = None
         self.model_select.observe(lambda _: self.refresh(), names="value")
         self.task_select.observe(lambda _: self.refresh(), names="value")
-        tables = widgets.Accordion(children=[self.scores_html, self.pairwise_html, self.answers_html])
-        for i, title in enumerate(("Scores per model x task x filter (with CIs)",
-                                   "Pairwise tests (McNemar exact / paired t, Holm-adjusted per task)",
-                                   "Answer distributions (most frequent answer per model and task)")):
-            tables.set_title(i, title)
+        titles = ("Scores per model x task x filter (with CIs)",
+                  "Pairwise tests (McNemar exact / paired t, Holm-adjusted per task)",
+                  "Answer distributions (most frequent answer per model and task)")
+        # collapsed <details> in the HTML, not an ipywidgets Accordion: with an Accordion below them, plotly
+        # FigureWidgets above were sometimes never drawn in JupyterLab (the browser tests caught it)
+        self._table_titles = dict(zip(("scores", "pairwise", "answers"), titles, strict=True))
+        tables = widgets.VBox([self.scores_html, self.pairwise_html, self.answers_html])
         self.tables = tables
 
         super().__init__([
@@ -129,8 +131,8 @@ class CompareDashboard(widgets.VBox):
         """A visible sign while the kernel works: a spinner and dimmed figures and tables."""
         self.busy_html.value = ('<span class="lmms-nb-busy-sign" style="font-size:13px">⏳ updating…</span>'
                                 if on else "")
-        for box in (self.figures_box, self.summary_html):
-            (box.add_class if on else box.remove_class)("lmms-nb-busy")
+        # (only the summary is dimmed: restyling the figures' box while plotly draws them left a figure blank)
+        (self.summary_html.add_class if on else self.summary_html.remove_class)("lmms-nb-busy")
 
     def refresh(self) -> None:
         """Re-run `compare()` on the selected models and tasks; update figures, then summary and tables."""
@@ -171,17 +173,20 @@ class CompareDashboard(widgets.VBox):
         several_filters = cmp.scores["filter"].n_unique() > 1
         keep = ["model", "task", *(["filter"] if several_filters else []), "metric", "n", "score", "ci_low",
                 "ci_high", "ci_method"]
-        self.scores_html.value = table_html(cmp.scores.select(keep), labels={
-            "ci_low": f"{level}% CI low", "ci_high": f"{level}% CI high", "ci_method": "CI method"})
+        self.scores_html.value = self._details("scores", table_html(cmp.scores.select(keep), labels={
+            "ci_low": f"{level}% CI low", "ci_high": f"{level}% CI high", "ci_method": "CI method"}))
         pair_cols = ["model_a", "model_b", "task", *(["filter"] if several_filters else []), "n_both",
                      "a_right_b_wrong", "b_right_a_wrong", "diff", "ci_low", "ci_high", "p_value", "p_holm", "test"]
-        self.pairwise_html.value = (table_html(cmp.pairwise.select(pair_cols), digits=3, labels={
+        self.pairwise_html.value = self._details("pairwise", table_html(cmp.pairwise.select(pair_cols), digits=3, labels={
             "ci_low": f"diff {level}% CI low", "ci_high": f"diff {level}% CI high", "p_holm": "p (Holm)"})
             if cmp.pairwise.height else "<small>one model: no pairs</small>")
-        self.answers_html.value = table_html(summary.answers.select(
+        self.answers_html.value = self._details("answers", table_html(summary.answers.select(
             "model", "task", "n", "n_distinct", "top_answer", "top_share", "target_top_share"), labels={
             "n_distinct": "distinct answers", "top_answer": "most frequent answer", "top_share": "its share",
-            "target_top_share": "most frequent target's share"})
+            "target_top_share": "most frequent target's share"}))
+
+    def _details(self, kind: str, body: str) -> str:
+        return f"<details><summary><b>{esc(self._table_titles[kind])}</b></summary>{body}</details>"
 
     def _grid_html(self, cmp: Any) -> str:
         """Models x tasks: score [CI] per cell, mean and rank; each model's name in its colour."""
@@ -248,6 +253,26 @@ class CompareDashboard(widgets.VBox):
         self.status_html.value = f'<span style="color:#D55E00">⚠ cannot compare: {esc(message)}</span>'
         self.scores_html.value = self.pairwise_html.value = self.answers_html.value = self.summary_html.value = ""
         self.figures, self.figures_box.children = {}, []
+
+    def show_slices(self, model: str, baseline: str | None = None, embeddings: Any = None, **kwargs: Any) -> Any:
+        """Run `lmms_nb.find_slices` on the selected tasks and list its slices under the figures; a click on a
+        slice opens the samples browser on it. kwargs go to find_slices (by, min_size...)."""
+        from lmms_nb.analysis import find_slices
+        from lmms_nb.widgets._slices import SliceList
+
+        found = find_slices(self.source, model, baseline, embeddings, tasks=list(self.task_select.value),
+                            metric=self._options["metric"], runs=self._options["runs"], **kwargs)
+        self.slice_list = SliceList(found, browser=self.browser, on_select=self._show_slice_samples)
+        kept = [c for c in self.children if not isinstance(c, SliceList)]
+        at = kept.index(self.figures_box) + 1
+        self.children = (*kept[:at], self.slice_list, *kept[at:])
+        return self.slice_list
+
+    def _show_slice_samples(self, row: dict[str, Any]) -> None:
+        self.browser_title.value = f"<b>Samples of slice {row['slice_id']}</b> {esc(row['label'])}"
+        self.close_browser_button.layout.display = ""
+        self._browser_after = "slices"  # no figure of that name: the browser goes under the figures
+        self._layout_figures()
 
     # ---- click-through -------------------------------------------------------------------------------------
     def _on_click(self, kind: str, trace: Any, points: Any, state: Any) -> None:

