@@ -345,11 +345,11 @@ def test_evaluate_yaml_tasks_scores_by_hand(colours_dir, tmp_path):
     lines = [json.loads(x) for x in run.sample_files["colours_open"].read_text().splitlines()]
     assert len(lines) == 16 and {x["filter"] for x in lines} == {"raw", "first_word"}
     doc5 = {x["filter"]: x for x in lines if x["doc_id"] == 5}
-    assert doc5["first_word"]["filtered_resps"] == ["blue,"] and doc5["first_word"]["exact_match"] == 1.0
+    assert doc5["first_word"]["filtered_resps"] == "blue," and doc5["first_word"]["exact_match"] == 1.0
     assert doc5["raw"]["input"] == "What colour is square 5?\nAnswer with one word."
     assert doc5["raw"]["raw_response"] == "Blue, I think"
     mcq = [json.loads(x) for x in run.sample_files["colours_mcq"].read_text().splitlines()]
-    assert [x["filtered_resps"][0] for x in mcq][:2] == ["(A)", "[invalid]"]  # doc 0: red is option A
+    assert [x["filtered_resps"] for x in mcq][:2] == ["(A)", "[invalid]"]  # doc 0: red is option A
 
     # group scores from the subtask scores (each filter name belongs to one subtask here)
     groups = group_scores(run.scores, load_tasks(colours_dir / "colours_group.yaml"))

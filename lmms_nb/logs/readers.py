@@ -57,6 +57,7 @@ from lmms_nb.logs._detect import (
 from lmms_nb.logs._errors import LogFormatError, Problems
 from lmms_nb.logs._inspect import read_inspect_log
 from lmms_nb.logs._lmms_eval_legacy import legacy_run_id, read_legacy_json
+from lmms_nb.logs._model_names import unify_model_names
 from lmms_nb.logs._runinfo import RunInfo, model_from_results, read_results_json, run_info_from_results
 from lmms_nb.logs._samples import FileMeta, read_jsonl_samples, scan_jsonl_samples
 from lmms_nb.logs._vlmevalkit import read_predictions, read_score_table
@@ -257,7 +258,7 @@ def load_logs(
     context = _RunContext(problems)
     store = default_cache() if cache else None
     frames = [_read_cached(item, context, problems, store) for item in _sample_files(paths, problems)]
-    df = _concat(frames)
+    df = unify_model_names(_concat(frames))  # one name per model across tools (org/name, org__name, paths)
     return df if strict else (df, problems.items)
 
 

@@ -443,7 +443,23 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
     for key in ("task_alias", "dataset_path", "dataset_name", "score_key", "cluster_key"):
         if cfg.data.get(key) is not None:
             out[key] = cfg.data[key]
+    # the rest of what lmms-eval 0.7.3 writes in `configs` (a !function as its "<function name>" text)
+    for key in ("dataset_kwargs", "doc_to_visual", "doc_to_text", "doc_to_target", "doc_to_choice",
+                "process_results", "description", "target_delimiter", "fewshot_delimiter", "num_fewshot",
+                "metric_list", "filter_list"):
+        if cfg.data.get(key) is not None and key not in out:
+            out[key] = _as_json(cfg.data[key])
     return out
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, FunctionRef):
+        return f"<function {value.dotted.rsplit('.', 1)[-1]}>"
+    if isinstance(value, dict):
+        return {str(k): _as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_json(v) for v in value]
+    return value
 
 
 def _functions_digest(data: Any) -> str:
@@ -748,6 +764,7 @@ def _strip_after(pipeline: Callable[[str, Doc], str], tags: list) -> Callable[[s
         return strip_reasoning(pipeline(response, doc), tags)
 
     filtered.steps = getattr(pipeline, "steps", [])  # type: ignore[attr-defined]
+    filtered.before_strip = pipeline  # type: ignore[attr-defined]  # 0.7.3 logs this output as `resps`
     return filtered
 
 
