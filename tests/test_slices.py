@@ -121,3 +121,9 @@ def test_text_embeddings_of_the_prompts_find_a_topic_no_word_names_alone():
         found_docs |= members
     assert len(found_docs & maths_docs) >= 0.8 * len(maths_docs)
     assert {"map_x", "map_y"} <= set(found.samples.columns)
+    # the prompts' embeddings are cached: a second search reads them back and finds the same slices
+    from lmms_nb.config import cache_dir
+
+    assert list(cache_dir("slice_text_embeddings").glob("*.npy"))
+    again = find_slices(df, "m", embeddings="text")
+    assert again.table.drop("examples").equals(found.table.drop("examples"))

@@ -52,9 +52,10 @@ def prune_merges(matrix: sp.csc_matrix, confirm: np.ndarray, y: np.ndarray, base
 
     A slice S holding (>= 80% of) smaller significant slices, whose remainder once they are taken out is
     unremarkable on the confirmation half (one-sided test, p > alpha), only fails through its parts. With one
-    part, or parts covering less than 80% of it, S goes. If several parts covering it fail alike (chi-square homogeneity on the confirmation half, p > alpha: e.g. one blind spot that
-    a finer clustering cut in two) S is the one slice that says it all and the parts go; otherwise S merely
-    merges different failures and goes itself."""
+    part, or parts covering less than 80% of it, S goes. If several parts covering it fail alike (chi-square
+    homogeneity on the confirmation half, p > alpha: e.g. one blind spot that a finer clustering cut in two),
+    S is the one slice that says it all and the parts go; otherwise S merely merges different failures and
+    goes itself."""
     sizes = np.asarray(matrix.sum(axis=0)).ravel()
     inter = (matrix.T @ matrix).toarray()
     dense = matrix.toarray() > 0

@@ -101,6 +101,24 @@ def _sample_rows(scored: pl.DataFrame, model: str, baseline: str | None, by: lis
     return rows.sort("_key").with_columns(outcome.cast(pl.Float64).alias("outcome"))
 
 
+def _text_embeddings(texts: list[str], embedder: Any, local_models: Any) -> np.ndarray:
+    """The prompts embedded with the offline text model, cached on disk by (model, prompts)."""
+    import hashlib
+
+    from lmms_nb.config import cache_dir
+
+    encoder = embedder(local_models()[1], device="cpu")
+    digest = hashlib.sha256("\x00".join([encoder.model_id, *texts]).encode()).hexdigest()[:24]
+    path = cache_dir("slice_text_embeddings") / f"{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    vectors = encoder.encode(texts)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    return vectors
+
+
 def _embedding_parts(embeddings: Any, rows: pl.DataFrame) -> dict[str, np.ndarray]:
     """{"image" | "text" | "image+text": (samples x dim)} aligned with `rows`, from Lite embeddings."""
     if embeddings is None:
@@ -111,8 +129,7 @@ def _embedding_parts(embeddings: Any, rows: pl.DataFrame) -> dict[str, np.ndarra
     if isinstance(embeddings, str):
         if embeddings != "text":
             raise ValueError(f"embeddings={embeddings!r}: pass 'text', Lite TaskEmbeddings or Tasks")
-        texts = rows["input"].fill_null("").to_list()
-        return {"text": TextEmbedder(local_embedding_models()[1], device="cpu").encode(texts)}
+        return {"text": _text_embeddings(rows["input"].fill_null("").to_list(), TextEmbedder, local_embedding_models)}
     items = list(embeddings.values()) if isinstance(embeddings, Mapping) else (
         [embeddings] if isinstance(embeddings, (TaskEmbeddings, Task)) else list(embeddings))
     if any(isinstance(e, Task) for e in items):
