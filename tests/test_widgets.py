@@ -580,25 +580,27 @@ def test_launcher_form_per_backend_and_one_line_errors(tmp_path):
     launcher = EvalLauncher(models=["openai", "hf", "majority", "function"], tasks=[toy_task(4)],
                             output_dir=str(tmp_path / "o"))
     launcher.task_select.value = ("toy_colour",)
-    launcher.model_select.value = "openai"
-    fields = launcher.arg_widgets
-    assert fields["model"].description == "model *" and fields["model"].placeholder.startswith("required")
-    assert fields["base_url"].value == "https://api.openai.com/v1" and fields["concurrency"].value == 8
-    assert "model id" in launcher.args_box.children[0].children[1].value  # the help beside the field
-    launcher.run_button.click()  # no model name: said in one line, naming the field and its help, no TypeError
-    status = launcher.status_html.value
-    assert launcher._thread is None and "cannot run: openai needs model (model: the endpoint" in status
-    assert "TypeError" not in status and "\n" not in status
     launcher.model_select.value = "hf"
-    assert list(launcher.arg_widgets)[0] == "pretrained" and launcher.arg_widgets["dtype"].value == "float32"
-    launcher.arg_widgets["max_new_tokens"].value = 7
-    launcher.arg_widgets["pretrained"].value = "some/model"
+    fields = launcher.arg_widgets
+    assert list(fields)[0] == "pretrained"  # required first
+    assert fields["pretrained"].description == "pretrained *" and fields["pretrained"].placeholder.startswith("required")
+    assert fields["dtype"].value == "float32" and fields["max_new_tokens"].value == 32
+    assert "hub id or a local folder" in launcher.args_box.children[0].children[1].value  # the help beside the field
+    launcher.run_button.click()  # no checkpoint: said in one line, naming the field and its help, no TypeError
+    status = launcher.status_html.value
+    assert launcher._thread is None and "cannot run: hf needs pretrained (pretrained: a hub id" in status
+    assert "TypeError" not in status and "\n" not in status
+    fields["max_new_tokens"].value = 7
+    fields["pretrained"].value = "some/model"
     assert launcher._chosen_model() == ("hf", {"pretrained": "some/model", "max_new_tokens": 7})
+    launcher.model_select.value = "openai"  # every backend gets its own form, with its defaults
+    assert set(launcher.arg_widgets) >= {"model", "base_url", "api_key_env"} and "pretrained" not in launcher.arg_widgets
     launcher.model_select.value = "function"
     launcher.run_button.click()
     assert "function needs fn (a Python object)" in launcher.status_html.value
     launcher.model_select.value = "majority"
     assert launcher._chosen_model() == ("majority", None)
+
 
 
 def test_browser_sorts_and_exports_the_filtered_rows(tmp_path):

@@ -2,11 +2,11 @@
 `EvalLauncher`'s), read from the factory's signature and the "Args:" section of its docstring.
 
 Example:
-    >>> args = {a.name: a for a in model_arguments("openai")}
-    >>> args["model"].required, args["base_url"].default
-    (True, 'https://api.openai.com/v1')
-    >>> missing_arguments("openai", {})
-    ['model']
+    >>> args = {a.name: a for a in model_arguments("hf")}
+    >>> args["pretrained"].required, args["dtype"].default
+    (True, 'float32')
+    >>> missing_arguments("hf", {})
+    ['pretrained']
 """
 
 from __future__ import annotations
