@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "register_task": "lmms_nb.tasks",
     "load_task": "lmms_nb.tasks.yaml_loader",
     "load_tasks": "lmms_nb.tasks.yaml_loader",
+    "get_catalogue": "lmms_nb.tasks.catalogue",
+    "TaskCatalogue": "lmms_nb.tasks.catalogue",
     "Model": "lmms_nb.models",
     "Request": "lmms_nb.models",
     "Response": "lmms_nb.models",
@@ -82,4 +84,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from lmms_nb.reporting import report
     from lmms_nb.runner import Run, evaluate
     from lmms_nb.tasks import Metric, Task, get_task, list_tasks, register_task
+    from lmms_nb.tasks.catalogue import TaskCatalogue, get_catalogue
     from lmms_nb.tasks.yaml_loader import load_task, load_tasks

@@ -1,8 +1,12 @@
 """`lmms-nb` command line: eval, report, demo, tasks, models.
 
+`eval` takes lmms-eval 0.7.3's flags (see `lmms_nb._cli_eval`); `lmms-nb --model ...` is `lmms-nb eval --model ...`,
+as `lmms-eval --model ...` is `lmms-eval eval --model ...`.
+
 Example (shell):
     lmms-nb tasks
-    lmms-nb eval --model majority --tasks synthbench_count,synthbench_mcq --limit 50 --output outputs
+    lmms-nb eval --model majority --tasks synthbench_count,synthbench_mcq --limit 50 --output_path outputs
+    lmms-nb --model llava_hf --model_args pretrained=DIR --tasks NAME --log_samples --output_path OUT
     lmms-nb demo
 """
 
@@ -11,55 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Sequence
-
-
-def _parse_model_args(text: str | None) -> dict[str, object]:
-    """`k=v,k2=v2` (lmms-eval's --model_args syntax) -> dict, with ints/floats/bools converted."""
-    out: dict[str, object] = {}
-    if not text:
-        return out
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise SystemExit(f"--model-args: expected key=value, got {part!r}")
-        key, value = part.split("=", 1)
-        out[key.strip()] = _convert(value.strip())
-    return out
-
-
-def _convert(value: str) -> object:
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    import polars as pl
-
-    from lmms_nb.runner import evaluate
-
-    tasks = [t for t in args.tasks.split(",") if t]
-    run = evaluate(args.model, tasks, limit=args.limit, batch_size=args.batch_size, output_dir=args.output,
-                   resume=not args.no_resume, retry_errors=args.retry_errors, seed=args.seed,
-                   model_args=_parse_model_args(args.model_args))
-    with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True):
-        print(run.scores)
-    print(f"logs: {run.results_file}")
-    n_docs = run.n_samples
-    if n_docs and run.n_errors >= n_docs:
-        print(f"error: every sample failed ({run.n_errors} of {n_docs}); first error: "
-              f"{run.samples['error'].drop_nulls()[0]}", file=sys.stderr)
-        return 1
-    if run.n_errors:
-        print(f"warning: {run.n_errors} of {n_docs} samples failed (see the 'error' field in the logs)",
-              file=sys.stderr)
-    return 0
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
@@ -140,18 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmms-nb", description="Evaluate large multimodal models.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ev = sub.add_parser("eval", help="evaluate a model on tasks")
-    ev.add_argument("--model", required=True, help="a registered model name (see `lmms-nb models`)")
-    ev.add_argument("--model-args", "--model_args", default=None, help="k=v,k2=v2 passed to the model")
-    ev.add_argument("--tasks", required=True, help="comma-separated task names (see `lmms-nb tasks`)")
-    ev.add_argument("--limit", type=int, default=None)
-    ev.add_argument("--batch-size", "--batch_size", type=int, default=8)
-    ev.add_argument("--output", "--output_path", default="outputs")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--no-resume", action="store_true", help="start a new run instead of resuming a matching one")
-    ev.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
-                    help="on a resumed run, ask again for the samples that failed (default: yes)")
-    ev.set_defaults(func=_cmd_eval)
+    # parsed by lmms_nb._cli_flags (lmms-eval's flags and abbreviations); listed here for `lmms-nb --help`
+    sub.add_parser("eval", help="evaluate a model on tasks with lmms-eval's flags (`lmms-nb eval --help`)",
+                   add_help=False)
 
     sub.add_parser("tasks", help="list tasks").set_defaults(func=_cmd_tasks)
     sub.add_parser("models", help="list models").set_defaults(func=_cmd_models)
@@ -171,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # lmms-eval's two spellings of an evaluation: `lmms-eval eval --model X ...` and `lmms-eval --model X ...`
+    if argv and (argv[0] == "eval" or (argv[0].startswith("-") and argv[0] not in ("-h", "--help"))):
+        from lmms_nb._cli_eval import run_eval
+
+        return run_eval(argv[1:] if argv[0] == "eval" else argv)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

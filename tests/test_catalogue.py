@@ -269,6 +269,7 @@ dataset_kwargs:
 training_split: train
 test_split: test
 num_fewshot: 2
+fewshot_config: {sampler: default}
 description: "Answer with a number.\\n\\n"
 doc_to_text: "Q: {{q}}\\nA:"
 doc_to_target: a
@@ -281,10 +282,11 @@ metric_list:
 def test_few_shot_prompts_are_lmms_evals_example_for_example(tmp_path):
     folder = tmp_path / "fewshot"
     folder.mkdir()
-    (folder / "train.csv").write_text("q,a\n" + "".join(f"{i}+1,{i + 1}\n" for i in range(7)))
-    (folder / "test.csv").write_text("q,a\n" + "".join(f"{i}*2,{2 * i}\n" for i in range(6)))
+    # text answers: lmms-eval's sampler joins text + delimiter + target, so an int target fails there
+    (folder / "train.csv").write_text("q,a\n" + "".join(f"{i}+1,{i + 1} units\n" for i in range(7)))
+    (folder / "test.csv").write_text("q,a\n" + "".join(f"{i}*2,{2 * i} units\n" for i in range(6)))
     (folder / "fewshot.yaml").write_text(FEWSHOT_YAML)
-    answers = {"fewshot_toy": {"constant": ["4"] * 6}}
+    answers = {"fewshot_toy": {"constant": ["4 units"] * 6}}
     (tmp_path / "answers.json").write_text(json.dumps(answers))
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_CACHE": str(tmp_path / "hf_datasets"),
            "LMMS_EVAL_INCLUDE": str(folder)}
@@ -299,7 +301,8 @@ def test_few_shot_prompts_are_lmms_evals_example_for_example(tmp_path):
     ds = task.dataset()
     ours = {i: task.prompt(i, ds[i]) for i in reversed(range(len(ds)))}  # any order: draws replay by doc id
     assert ours == prompts
-    assert prompts[0].startswith("Answer with a number.\n\nQ: ") and prompts[0].count("\n\n") == 3
-    run = lmms_nb.evaluate(FunctionModel(lambda req: "4", name="fours"), folder / "fewshot.yaml",
+    # the description is a Jinja template (its last newline dropped, as Jinja does), then 2 examples
+    assert prompts[0].startswith("Answer with a number.\nQ: ") and prompts[0].count(" units\n\n") == 2
+    run = lmms_nb.evaluate(FunctionModel(lambda req: "4 units", name="fours"), folder / "fewshot.yaml",
                            output_dir=tmp_path / "out", progress=False)
     assert run.score("fewshot_toy", "exact_match") == reference["results"]["fewshot_toy"]["exact_match,none"]

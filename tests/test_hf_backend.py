@@ -94,7 +94,7 @@ def test_registry_loads_the_saved_model(model, tiny_path):
     assert type(model.model).__name__ == "LlavaForConditionalGeneration"
     assert model.model_args["pretrained"] == str(tiny_path)
     assert model.model_args["dtype"] == "float32" and model.model_args["device"] == "cpu"
-    assert model.name == tiny_path.name
+    assert model.name == f"{tiny_path.parent.name}/{tiny_path.name}"  # lmms-eval's last two parts
     assert isinstance(get_model("transformers", pretrained=tiny_path), HFImageTextModel)
     assert HFImageTextModel(tiny_path, name="alias").name == "alias"
     with pytest.raises(ValueError, match="dtype"):

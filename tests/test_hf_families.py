@@ -151,7 +151,7 @@ def test_registry_loads_each_family_with_its_processor(model, family):
     assert type(model.processor).__name__ == facts["processor_class"]
     assert model.processor.image_token == facts["image_token"]
     assert model.tokenizer.padding_side == "left"
-    assert model.model_args["pretrained"] == str(path) and model.name == path.name
+    assert model.model_args["pretrained"] == str(path) and model.name == f"{path.parent.name}/{path.name}"
     assert isinstance(get_model("transformers", pretrained=path), HFImageTextModel)
     assert 100_000 < model.model.num_parameters() < 1_000_000  # tiny, as built
 

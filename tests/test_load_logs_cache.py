@@ -27,8 +27,9 @@ def test_warm_loads_read_only_what_changed(tmp_path, monkeypatch):
     a = _write(tmp_path / "logs" / "m1" / "20250101_000000_samples_t.jsonl", 50)
     b = _write(tmp_path / "logs" / "m2" / "20250101_000000_samples_t.jsonl", 50, answer="B")
     reads = []
-    original = readers._read_one
-    monkeypatch.setattr(readers, "_read_one", lambda item, *args, **kw: reads.append(item.path) or original(item, *args, **kw))
+    original = readers.read_jsonl_samples
+    monkeypatch.setattr(readers, "read_jsonl_samples",
+                        lambda meta, *args, **kw: reads.append(meta.path) or original(meta, *args, **kw))
     cold = load_logs(tmp_path / "logs")
     assert sorted(reads) == [a, b]
     reads.clear()
@@ -71,3 +72,18 @@ def test_results_json_change_invalidates_its_samples(tmp_path, monkeypatch):
     time.sleep(0.01)
     results.write_text(json.dumps({"results": {}, "model_name_sanitized": "second-name"}))
     assert set(load_logs(folder)["model"]) == {"second-name"}
+
+
+def test_a_short_samples_file_warns_on_every_load_cached_or_not(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "logs" / "m"
+    _write(folder / "20250101_000000_samples_t.jsonl", 3)
+    (folder / "20250101_000000_results.json").write_text(json.dumps({
+        "results": {"t": {"acc,none": 1.0}}, "n-samples": {"t": {"original": 100, "effective": 100}}}))
+    for _ in range(2):  # the second load comes from the cache
+        with pytest.warns(UserWarning, match="holds 3 of the 100 docs"):
+            df = load_logs(folder)
+        assert set(df["run_status"]) == {"partial"}
+    assert len(list((tmp_path / "cache" / "logs").glob("*.parquet"))) == 1

@@ -68,8 +68,9 @@ def test_a_judged_vlmevalkit_file_alone_is_one_run_with_its_judge(tmp_path):
     merged = load_logs(tmp_path, cache=False)
     assert merged.select("run_id").n_unique() == 1 and merged.height == 2
     assert merged["hit"].to_list() == [1.0, 0.0] and set(merged["judge"]) == {"gpt-4o-mini"}
-    # the judged file named explicitly brings its plain file with it
+    # the judged file named explicitly brings its plain file with it, and the plain file its judged copy
     assert_frame_equal(load_logs(folder / "GPT4o_MMStar_gpt-4o-mini_result.xlsx", cache=False), merged)
+    assert_frame_equal(load_logs(folder / "GPT4o_MMStar.xlsx", cache=False), merged)
     # rescore keeps the LLM judge's verdict on the row its rules cannot settle
     from lmms_nb.logs import rescore
 

@@ -34,6 +34,7 @@ def test_both_formats_load_with_inspects_own_scores():
     df = load_logs(FIXTURES)
     assert len(EVAL_FILES) == len(JSON_FILES) == 2
     assert set(df["source_format"]) == {"inspect_ai"} and set(df["model"]) == {"tiny-vlm"}
+    assert set(df["run_status"]) == {"finished"}
     assert df.height == 2 * (4 * 2 + 3)  # shapes_vqa: 4 samples x 2 epochs; shapes_mcq: 3 samples; two formats
     for json_log in JSON_FILES:
         task = json.loads(json_log.read_text(encoding="utf-8"))["eval"]["task"]
@@ -82,7 +83,7 @@ def test_partial_run_warns_and_bad_files_are_named(tmp_path):
         for name in ("_journal/start.json", "samples/1_epoch_1.json", "samples/2_epoch_1.json"):
             dst.writestr(name, _raw(src, name))
     df, problems = load_logs(killed, strict=False)
-    assert df.height == 2
+    assert df.height == 2 and set(df["run_status"]) == {"partial"}
     assert [(e.severity, e.problem) for e in problems] == [
         ("warning", "a partial run (status 'started'): 2 sample(s) logged of 8")]
     assert load_logs(killed).height == 2  # a warning never stops a strict read

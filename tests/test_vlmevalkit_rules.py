@@ -134,3 +134,14 @@ def test_rescore_scheme_on_a_table_without_source_files():
         rescore(df)  # no source_format column: no default scheme
     with pytest.raises(ValueError, match="not both"):
         rescore(df, "exact_match", scheme="vlmevalkit")
+
+
+def test_default_scheme_rescores_only_vlmevalkit_rows():
+    df = pl.DataFrame({
+        "task": ["MME", "mme"], "doc_id": [0, 0], "prediction": ["Yes", "Yes"], "target": ["Yes", "No"],
+        "source_format": ["vlmevalkit", "lmms_eval"], "source_file": [None, "x.jsonl"],
+        "score": [None, 0.5], "error": [None, None],
+    }, schema_overrides={"score": pl.Float64, "error": pl.String, "source_file": pl.String})
+    out = rescore(df)
+    assert out["score"].to_list() == [1.0, 0.5]  # the lmms-eval row keeps its own score
+    assert out.columns == df.columns

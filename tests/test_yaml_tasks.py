@@ -345,11 +345,11 @@ def test_evaluate_yaml_tasks_scores_by_hand(colours_dir, tmp_path):
     lines = [json.loads(x) for x in run.sample_files["colours_open"].read_text().splitlines()]
     assert len(lines) == 16 and {x["filter"] for x in lines} == {"raw", "first_word"}
     doc5 = {x["filter"]: x for x in lines if x["doc_id"] == 5}
-    assert doc5["first_word"]["filtered_resps"] == ["blue,"] and doc5["first_word"]["exact_match"] == 1.0
+    assert doc5["first_word"]["filtered_resps"] == "blue," and doc5["first_word"]["exact_match"] == 1.0
     assert doc5["raw"]["input"] == "What colour is square 5?\nAnswer with one word."
     assert doc5["raw"]["raw_response"] == "Blue, I think"
     mcq = [json.loads(x) for x in run.sample_files["colours_mcq"].read_text().splitlines()]
-    assert [x["filtered_resps"][0] for x in mcq][:2] == ["(A)", "[invalid]"]  # doc 0: red is option A
+    assert [x["filtered_resps"] for x in mcq][:2] == ["(A)", "[invalid]"]  # doc 0: red is option A
 
     # group scores from the subtask scores (each filter name belongs to one subtask here)
     groups = group_scores(run.scores, load_tasks(colours_dir / "colours_group.yaml"))
@@ -412,7 +412,9 @@ def write_task(folder: Path, extra: str, base: str = GOOD) -> Path:
     ("output_type: generate_visual_cot\n", r"bad.yaml:7: output_type 'generate_visual_cot' is not supported by "
      r"lmms-nb: it needs a model that generates images"),
     ("output_type: multiple_choice\n", r"bad.yaml:7: output_type multiple_choice needs doc_to_choice"),
-    ("num_fewshot: 3\n", r"bad.yaml:7: num_fewshot: 3: few-shot prompting is not supported"),
+    ("num_fewshot: -1\n", r"bad.yaml:7: num_fewshot must be a whole number >= 0, got -1"),
+    ("num_fewshot: 2\nfewshot_config: {sampler: balanced}\n",
+     r"bad.yaml:8: fewshot_config sampler 'balanced' is not supported"),
     ("repeats: 4\n", r"bad.yaml:7: repeats: 4"),
     ("metric_list:\n  - metric: bleurt\n", r"bad.yaml:8: unknown metric 'bleurt'"),
     ("metric_list:\n  - metric: exact_match\n    ignore_cases: true\n",

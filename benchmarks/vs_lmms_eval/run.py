@@ -1,6 +1,7 @@
 """lmms-nb side by side with lmms-eval 0.7.3 on the same task YAMLs, data and model.
 
-    python benchmarks/vs_lmms_eval/run.py [--n 100] [--model zoo|random] [--batch-size 8]
+    python benchmarks/vs_lmms_eval/run.py [--n 100] [--family llava|qwen2_5_vl] [--model zoo|random]
+        [--batch-size 8] [--lmms-eval-python PATH]
 
 1. Installs `lmms-eval==0.7.3` (with `filelock<4` and `decord`, after the same torch pin as lmms-nb) into
    benchmarks/vs_lmms_eval/.venv, once.
@@ -10,13 +11,19 @@
 3. Writes two tasks in lmms-eval's format into _work/tasks: `vs_count` (metric_list exact_match + anls, a
    regex filter, lmms_eval_specific_kwargs with a llava_hf block) and `vs_mcq` (multi_choice_regex filter,
    process_results, a `!function` aggregation).
-4. Runs lmms-eval (`--model llava_hf --model_args pretrained=<folder>,device=cpu,device_map=cpu`) and lmms-nb
-   (`get_model("hf", pretrained=<folder>)` + `load_tasks(folder, model_type="llava_hf")`), each in a fresh
-   process (cold start: imports, model and data loading, generation, logs), then lmms-nb once more in this
-   process with the model already loaded (in-process).
-5. Prints the per-sample agreement (raw answer, filtered answer, every metric value), both scores and the
-   wall-time ratios. Both tools run with one CPU thread (OMP_NUM_THREADS=1) so the ratio is not who got
-   more cores. lmms-eval exits 0 even when the evaluation raised, so success is its results file existing.
+4. Runs lmms-eval's command line (`--model llava_hf|qwen2_5_vl --model_args pretrained=<folder>,device_map=cpu
+   --tasks vs_count,vs_mcq --include_path <tasks> --batch_size B --log_samples --output_path OUT --device cpu`)
+   with lmms-eval at its batch size (1 for llava_hf, whose chat class takes no other; 4 for qwen2_5_vl), and
+   the same line with only the program name changed with lmms-nb (at --batch-size), each in a fresh process
+   (cold start: imports, model and data loading, generation, logs), then lmms-nb once more in this process
+   with the model already loaded (in-process: `get_model(<lmms-eval name>)` + `evaluate`).
+5. Prints the per-sample agreement (raw answer, filtered answer, every metric value), both scores, a key-and-type
+   diff of a sample line and of the results JSON against lmms-eval's, and the wall-time ratios. Both tools run
+   with one CPU thread (OMP_NUM_THREADS=1) so the ratio is not who got more cores. lmms-eval exits 0 even when
+   the evaluation raised, so success is its results file existing.
+
+Family qwen2_5_vl uses a seeded random tiny Qwen2.5-VL (`--model` applies to llava only: the zoo is LLaVA).
+`--lmms-eval-python` takes an existing lmms-eval 0.7.3 interpreter instead of installing one.
 """
 
 from __future__ import annotations
@@ -140,22 +147,6 @@ filter_list:
       - function: take_first
 """
 
-LMMS_NB_COLD = """\
-import json, sys, time
-start = time.perf_counter()
-import torch
-torch.set_num_threads(1)
-from lmms_nb.models import get_model
-from lmms_nb.runner import evaluate
-from lmms_nb.tasks.yaml_loader import load_tasks
-model = get_model("hf", pretrained=sys.argv[1])
-tasks = load_tasks(sys.argv[2], model_type="llava_hf")
-run = evaluate(model, tasks, output_dir=sys.argv[3], batch_size=int(sys.argv[4]), progress=False, resume=False)
-print(json.dumps({"seconds": time.perf_counter() - start, "files": {k: str(v) for k, v in run.sample_files.items()},
-                  "errors": run.n_errors}))
-"""
-
-
 #: what both tools import before doing any work: torch, datasets and transformers' image stack (which pulls in
 #: torchvision and torch._dynamo); its cold time is a floor neither tool can go below
 IMPORT_FLOOR = ("import torch, datasets\n"
@@ -202,7 +193,16 @@ def build_data(n: int) -> dict[str, Path]:
     return out
 
 
-def build_model(kind: str) -> Path:
+def build_model(kind: str, family: str = "llava") -> Path:
+    if family == "qwen2_5_vl":
+        from lmms_nb.models.tiny import build_tiny_qwen2_5_vl
+        from lmms_nb.tasks.synthbench import load_synthbench
+
+        folder = WORK / "models" / "tiny_qwen2_5_vl"
+        if not (folder / "config.json").is_file():
+            texts = [r["question"] + " " + r["answer"] for f in ("count", "mcq") for r in load_synthbench(f, n_test=50)]
+            build_tiny_qwen2_5_vl(folder, vocab_texts=texts, seed=0)
+        return folder
     if kind == "zoo":
         from lmms_nb.models.zoo import build_zoo
 
@@ -234,31 +234,48 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def run_lmms_eval(model: Path, tasks: Path, out: Path) -> tuple[float, Path]:
+def command(family: str, model: Path, tasks: Path, out: Path, batch_size: int) -> list[str]:
+    """lmms-eval's command line (after the program name), the same for both tools."""
+    name = "llava_hf" if family == "llava" else family
+    return ["--model", name, "--model_args", f"pretrained={model},device_map=cpu", "--tasks", "vs_count,vs_mcq",
+            "--include_path", str(tasks), "--batch_size", str(batch_size), "--output_path", str(out),
+            "--log_samples", "--device", "cpu", "--verbosity", "WARNING"]
+
+
+def run_cli(python: str, module: str, argv: list[str], out: Path) -> tuple[float, Path]:
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [str(LMMS_EVAL_PY), "-m", "lmms_eval", "eval", "--model", "llava_hf",
-           "--model_args", f"pretrained={model},device=cpu,device_map=cpu", "--tasks", "vs_count,vs_mcq",
-           "--include_path", str(tasks), "--batch_size", "1", "--output_path", str(out), "--log_samples",
-           "--verbosity", "WARNING"]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=str(WORK), check=False)
+    proc = subprocess.run([python, "-m", module, *argv], capture_output=True, text=True, env=_env(), cwd=str(WORK),
+                          check=False)
     seconds = time.perf_counter() - start
     results = sorted(out.glob("*/*_results.json"))
     if not results:  # lmms-eval exits 0 even when the evaluation raised
         tail = (proc.stdout + proc.stderr)[-4000:]
-        raise SystemExit(f"lmms-eval wrote no results file (exit code {proc.returncode}); its output ends:\n{tail}")
+        raise SystemExit(f"{module} wrote no results file (exit code {proc.returncode}); its output ends:\n{tail}")
     return seconds, results[-1]
 
 
-def run_lmms_nb_cold(model: Path, tasks: Path, out: Path, batch_size: int) -> tuple[float, dict[str, Any]]:
-    shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-c", LMMS_NB_COLD, str(model), str(tasks), str(out), str(batch_size)]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=str(WORK), check=False)
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"lmms-nb failed (exit code {proc.returncode}):\n{proc.stderr[-4000:]}")
-    return seconds, json.loads(proc.stdout.strip().splitlines()[-1])
+def shape(value: Any) -> Any:
+    """A JSON value's keys and types (numbers as one type), for the key-and-type diff."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value[:1]]
+    return "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else type(value).__name__
+
+
+def key_type_diff(ours: dict, theirs: dict, where: str = "") -> list[str]:
+    """Keys lmms-eval writes that lmms-nb lacks, and values whose type differs (lmms-nb's extra keys are fine)."""
+    out = []
+    for key, value in theirs.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in ours:
+            out.append(f"missing {path}")
+        elif isinstance(value, dict) and isinstance(ours[key], dict):
+            out.extend(key_type_diff(ours[key], value, path))
+        elif value is not None and ours[key] is not None and shape(ours[key]) != shape(value):
+            out.append(f"type of {path}: lmms-nb {shape(ours[key])} vs lmms-eval {shape(value)}")
+    return out
 
 
 def lmms_eval_samples(results_file: Path, task: str, filters: list[str]) -> dict[tuple[int, str], dict]:
@@ -314,12 +331,21 @@ def compare(task, ours_file: Path, theirs: dict[tuple[int, str], dict]) -> dict[
 
 
 def main() -> None:
+    global LMMS_EVAL_PY
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100, help="docs per task (default 100)")
-    parser.add_argument("--model", choices=("zoo", "random"), default="zoo")
-    parser.add_argument("--batch-size", type=int, default=8, help="lmms-nb batch size (lmms-eval's llava_hf: 1)")
+    parser.add_argument("--family", choices=("llava", "qwen2_5_vl"), default="llava")
+    parser.add_argument("--model", choices=("zoo", "random"), default="zoo", help="llava: trained zoo or random")
+    parser.add_argument("--batch-size", type=int, default=8, help="lmms-nb batch size")
+    parser.add_argument("--lmms-eval-batch-size", type=int, default=None,
+                        help="lmms-eval's (default: 1 for llava_hf, 4 for qwen2_5_vl)")
     parser.add_argument("--repeat", type=int, default=1, help="cold runs of each tool, alternating; the fastest counts")
+    parser.add_argument("--lmms-eval-python", default=None, help="an interpreter with lmms-eval 0.7.3 installed")
     args = parser.parse_args()
+    if args.lmms_eval_python:
+        LMMS_EVAL_PY = Path(args.lmms_eval_python)
+    their_batch = args.lmms_eval_batch_size or (1 if args.family == "llava" else 4)
+    name = "llava_hf" if args.family == "llava" else args.family
 
     os.environ.update({k: v for k, v in _env().items() if k != "PYTHONPATH"})
     sys.path.insert(0, str(REPO))
@@ -330,49 +356,71 @@ def main() -> None:
     from lmms_nb.runner import evaluate
     from lmms_nb.tasks.yaml_loader import load_tasks
 
-    ensure_lmms_eval()
+    if not args.lmms_eval_python:
+        ensure_lmms_eval()
     data = build_data(args.n)
-    model_path = build_model(args.model)
+    model_path = build_model(args.model, args.family)
     tasks_dir = write_tasks(data)
-    print(f"model: {args.model} ({model_path}); {args.n} docs per task; tasks in {tasks_dir}", flush=True)
+    print(f"family {args.family} ({model_path}); {args.n} docs per task; lmms-eval at batch {their_batch}, "
+          f"lmms-nb at batch {args.batch_size}", flush=True)
 
     # warm the OS file cache of both environments (two separate installs of torch) before timing anything
     floor_s = {}
-    for name, python in (("lmms-eval", str(LMMS_EVAL_PY)), ("lmms-nb", sys.executable)):
+    for tool, python in (("lmms-eval", str(LMMS_EVAL_PY)), ("lmms-nb", sys.executable)):
         timed([python, "-c", IMPORT_FLOOR])
-        floor_s[name] = timed([python, "-c", IMPORT_FLOOR])
+        floor_s[tool] = timed([python, "-c", IMPORT_FLOOR])
     theirs_s = ours_cold_s = float("inf")
     for _ in range(max(1, args.repeat)):
-        seconds, results_file = run_lmms_eval(model_path, tasks_dir, WORK / "out_lmms_eval")
+        out = WORK / "out_lmms_eval"
+        seconds, results_file = run_cli(str(LMMS_EVAL_PY), "lmms_eval",
+                                        command(args.family, model_path, tasks_dir, out, their_batch), out)
         theirs_s = min(theirs_s, seconds)
-        seconds, ours_cold = run_lmms_nb_cold(model_path, tasks_dir, WORK / "out_lmms_nb_cold", args.batch_size)
+        out = WORK / "out_lmms_nb_cold"
+        seconds, ours_results = run_cli(sys.executable, "lmms_nb",
+                                        command(args.family, model_path, tasks_dir, out, args.batch_size)
+                                        + ["--no-resume"], out)
         ours_cold_s = min(ours_cold_s, seconds)
 
-    model = get_model("hf", pretrained=model_path)
-    tasks = load_tasks(tasks_dir, model_type="llava_hf")
+    model = get_model(name, pretrained=str(model_path), device_map="cpu", device="cpu")
+    tasks = load_tasks(tasks_dir, model_type=name)
     evaluate(model, tasks, output_dir=WORK / "out_warmup", limit=2, progress=False, resume=False)
     start = time.perf_counter()
-    run = evaluate(model, load_tasks(tasks_dir, model_type="llava_hf"), output_dir=WORK / "out_lmms_nb",
+    run = evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=WORK / "out_lmms_nb",
                    batch_size=args.batch_size, progress=False, resume=False)
     ours_warm_s = time.perf_counter() - start
 
-    their_results = json.loads(results_file.read_text())["results"]
+    their_payload = json.loads(results_file.read_text())
+    our_payload = json.loads(ours_results.read_text())
+    print(f"\nfolders: lmms-eval {results_file.parent.name}, lmms-nb {ours_results.parent.name}")
     print(f"\n{'task':10} {'metric,filter':22} {'lmms-eval':>10} {'lmms-nb':>10}")
     for row in run.scores.iter_rows(named=True):
         key = f"{row['metric']},{row['filter']}"
-        theirs = their_results.get(row["task"], {}).get(key)
+        theirs = their_payload["results"].get(row["task"], {}).get(key)
         print(f"{row['task']:10} {key:22} {theirs if isinstance(theirs, str) else f'{theirs:10.4f}':>10} "
               f"{row['value']:10.4f}")
-    print("\nper-sample agreement (lmms-nb cold run vs lmms-eval; same answers in the in-process run checked too)")
+    print("\nper-sample agreement (lmms-nb cold CLI run vs lmms-eval; the in-process run checked too)")
     for task in tasks:
         theirs = lmms_eval_samples(results_file, task.name, list(task.filters))
-        cold = compare(task, Path(ours_cold["files"][task.name]), theirs)
+        [ours_file] = ours_results.parent.glob(f"*_samples_{task.name}.jsonl")
+        cold = compare(task, ours_file, theirs)
         warm = compare(task, run.sample_files[task.name], theirs)
         print(f"  {task.name}: raw answer {cold['raw']:.1%} of {cold['docs']} docs; filtered answer "
               f"{cold['filtered']:.1%} and metric values {cold['metrics']:.1%} of {cold['pairs']} (doc, filter) "
               f"pairs; in-process run: raw {warm['raw']:.1%}, metric values {warm['metrics']:.1%}")
         for key, what in cold["disagreements"]:
             print(f"    differs at {key}: {what}")
+    print("\nkey-and-type diff against lmms-eval (lmms-nb's own extra keys not listed)")
+    for task in tasks:
+        [theirs_file] = results_file.parent.glob(f"*_samples_{task.name}.jsonl")
+        [ours_file] = ours_results.parent.glob(f"*_samples_{task.name}.jsonl")
+        their_line = json.loads(theirs_file.read_text().splitlines()[0])
+        our_line = json.loads(ours_file.read_text().splitlines()[0])
+        diff = key_type_diff(our_line, their_line)
+        order_ok = [k for k in our_line if k in their_line] == list(their_line)
+        print(f"  sample line of {task.name}: {len(diff)} difference(s){': ' + '; '.join(diff) if diff else ''}; "
+              f"lmms-eval's key order {'kept' if order_ok else 'NOT kept'}")
+    diff = key_type_diff(our_payload, their_payload)
+    print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
     print(f"\nwall time, one CPU thread each (fastest of {max(1, args.repeat)} cold run(s) per tool)")
     print(f"  lmms-eval, cold process:            {theirs_s:7.1f} s")
     print(f"  lmms-nb,   cold process:            {ours_cold_s:7.1f} s  {theirs_s / ours_cold_s:5.1f}x faster")
@@ -383,6 +431,7 @@ def main() -> None:
     print(f"  cold time above each venv's floor:  lmms-eval {theirs_own:.1f} s, lmms-nb {ours_own:.1f} s  "
           f"{theirs_own / ours_own:5.1f}x faster" if ours_own > 0 else "  (lmms-nb's cold run is within the noise "
           "of its import floor)")
+
 
 if __name__ == "__main__":
     main()

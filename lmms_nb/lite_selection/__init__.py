@@ -34,7 +34,8 @@ from lmms_nb.lite_selection._export import (
     save_lite_subset,
     write_lmms_eval_yaml,
 )
-from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, METHODS, LiteFidelity, lite_fidelity, plot_fidelity
+from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, METHODS, LiteFidelity, lite_fidelity
+from lmms_nb.lite_selection._fidelity_plot import plot_fidelity
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import LiteSubset, build_lite_subset, resolve_budget

@@ -93,6 +93,8 @@ class LiteFidelity:
 
     def figure(self, stat: str = "spearman", **kwargs: Any):
         """`plot_fidelity(self, stat)`: a plotly figure of `stat` over budgets."""
+        from lmms_nb.lite_selection._fidelity_plot import plot_fidelity
+
         return plot_fidelity(self, stat, **kwargs)
 
 
@@ -372,50 +374,3 @@ def _beats(draws: pl.DataFrame, baseline: str, prefix: str) -> pl.DataFrame:
     return both.group_by("k", "method").agg(
         (pl.col("spearman") > pl.col("b_spearman")).mean().alias(f"{prefix}_spearman"),
         (pl.col("mae_points") < pl.col("b_mae")).mean().alias(f"{prefix}_mae"))
-
-
-def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal["budget", "k"] = "budget",
-                  goal: float | None = None):
-    """Curves of `stat` over budgets: k-center (plain and weighted) vs random and stratified (mean +- sd band).
-
-    `stat` is one of spearman, kendall, pearson, mae_points, max_abs_error_points; `goal` draws a dashed line.
-    Returns a plotly Figure (plotly is imported here only).
-    """
-    import plotly.graph_objects as go
-
-    if stat not in _STATS:
-        raise ValueError(f"stat must be one of {list(_STATS)}, got {stat!r}")
-    colors = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "kcenter_irt": "#17becf", "anchor": "#9467bd",
-              "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "random_calibrated": "#bcbd22",
-              "stratified": "#ff7f0e", "difficulty": "#d62728"}
-    names = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cell-weighted)",
-             "kcenter_irt": "k-center (gp-IRT)", "anchor": "anchor points", "anchor_irt": "anchor points (gp-IRT)",
-             "random": "random (mean ± sd)", "random_irt": "random (gp-IRT, mean ± sd)",
-             "random_calibrated": "random (calibrated, mean ± sd)", "stratified": "stratified (mean ± sd)",
-             "difficulty": "difficulty-stratified (mean ± sd)"}
-    fig = go.Figure()
-    for method in METHODS:
-        rows = fidelity.summary.filter(pl.col("method") == method).sort("k")
-        if rows.height == 0:
-            continue
-        xs = rows[x].to_list()
-        ys = rows[stat].to_list()
-        if method in _DRAWN:
-            sd = rows[f"{stat}_sd"].fill_null(0.0).to_list()
-            hi = [(y or 0) + s for y, s in zip(ys, sd)]
-            lo = [(y or 0) - s for y, s in zip(ys, sd)]
-            fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", line={"width": 0},
-                                     fillcolor=colors[method], opacity=0.2, hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=names[method],
-                                 line={"color": colors[method], "dash": "dot" if method == "stratified" else None},
-                                 hovertemplate=f"{x}=%{{x}}<br>{stat}=%{{y:.3f}}<extra>{names[method]}</extra>"))
-    if goal is not None:
-        fig.add_hline(y=goal, line_dash="dash", line_color="#d62728", annotation_text=f"goal {goal}")
-    fig.update_layout(
-        title=f"Lite fidelity on {fidelity.task} ({fidelity.metric}, {len(fidelity.models)} models): {stat}",
-        xaxis_title="budget (share of the full set)" if x == "budget" else "docs kept (k)",
-        yaxis_title=stat, template="plotly_white", legend={"orientation": "h", "y": -0.2},
-    )
-    if x == "budget":
-        fig.update_xaxes(tickformat=".0%")
-    return fig

@@ -164,5 +164,12 @@ def difficulty_design(train: np.ndarray, k: int, n_bins: int = 8) -> DifficultyD
     alloc = np.floor(quota).astype(np.int64)
     alloc[np.argsort(-(quota - alloc), kind="stable")[: k - int(alloc.sum())]] += 1
     alloc = np.minimum(alloc, sizes)
+    # budget left over (a stratum smaller than its quota, or strata all earlier models agree on): to the
+    # strata with room, neediest first, so a budget of every doc takes every doc and the estimate is exact
+    left = k - int(alloc.sum())
+    for h in np.lexsort((-(sizes - alloc), -need)):
+        take = min(left, int(sizes[h] - alloc[h]))
+        alloc[h] += take
+        left -= take
     impute = np.array([train[:, strata == h].mean() if sizes[h] else 0.0 for h in range(n_strata)])
     return DifficultyDesign(strata=strata, sizes=sizes, alloc=alloc, impute=impute)

@@ -113,7 +113,7 @@ def fidelity_verdicts(fidelity: LiteFidelity, budget: int | float) -> list[str]:
     head = (f"At {k} of {n} docs ({k / n:.0%}), across {len(fidelity.models)} models "
             f"(methods that learn from models are scored on held-out models only): random subsets are "
             f"{rnd['mae_points']:.2f} points off on average (Spearman {rnd['spearman']:.3f}). ")
-    head += (f"Better than random: {', '.join(_NAMES.get(m, m) for m in better)}." if better else
+    head += (f"Better than random: {'; '.join(_NAMES.get(m, m) for m in better)}." if better else
              "No method does better than random here: use a random subset of this size, or a larger budget.")
     lines = [head]
     for r in others.iter_rows(named=True):

@@ -36,7 +36,14 @@ from typing import Iterable, Sequence
 
 from lmms_nb.logs._errors import Problems
 from lmms_nb.logs._inspect import looks_like_inspect
-from lmms_nb.logs._vlmevalkit import TABLE_SUFFIXES, is_score_table, judged_base, looks_like_predictions, read_table
+from lmms_nb.logs._vlmevalkit import (
+    TABLE_SUFFIXES,
+    is_score_table,
+    judge_of,
+    judged_base,
+    looks_like_predictions,
+    read_table,
+)
 
 SAMPLES_NAME = re.compile(r"^(?P<date>.+?)_samples_(?P<task>.+)\.jsonl$")
 HARNESS_SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T[\d.:-]+)\.jsonl$")
@@ -71,8 +78,8 @@ def classify_name(path: Path) -> str | None:
         return "samples"
     if name == "results.json" or RESULTS_NAME.match(name) or HARNESS_RESULTS_NAME.match(name):
         return "results"
-    if is_score_table(path):
-        return "vlmevalkit_score"
+    if is_score_table(path) and path.suffix.lower() != ".json":
+        return "vlmevalkit_score"  # (a `<model>_<dataset>_acc.json` is told by its content: see classify)
     return None
 
 
@@ -113,7 +120,7 @@ def classify(path: Path) -> str | None:
         text = head.lstrip()
         if text.startswith(b"{") and any(key in head for key in (b'"logs"', b'"model_configs"')):
             return "legacy"
-        return None
+        return "vlmevalkit_score" if is_score_table(path) else None
     if suffix in TABLE_SUFFIXES:
         try:
             return "vlmevalkit" if looks_like_predictions(read_table(path, header_only=True).columns) else None
@@ -184,8 +191,8 @@ def discover(paths: PathLike | Sequence[PathLike], problems: Problems) -> list[F
 def _group_judged(found: list[Found]) -> list[Found]:
     """Fold VLMEvalKit's judged copies (`X_openai_result.xlsx`, `X_auxmatch.xlsx`...) into the file they judge.
 
-    A judged copy whose plain file is not among the found files still has it looked up next to it; without one,
-    the judged copy stands for the run itself.
+    A judged copy whose plain file is not among the found files still has it looked up next to it (and a plain
+    file named alone brings its judged copies); without a plain file, the judged copy stands for the run itself.
     """
     tables = {item.path for item in found if item.kind == "vlmevalkit"}
     if not tables:
@@ -198,7 +205,8 @@ def _group_judged(found: list[Found]) -> list[Found]:
             by_folder[folder] = neighbours | {t for t in tables if t.parent == folder}
     judged_of: dict[Path, list[Path]] = {}
     roots: dict[Path, Path] = {}
-    for path in sorted(tables, key=lambda p: len(p.stem)):
+    candidates = tables | {p for folder in by_folder.values() for p in folder if judge_of(p) is not None}
+    for path in sorted(candidates, key=lambda p: (len(p.stem), str(p))):
         base = judged_base(path, by_folder[path.parent])
         if base is None:
             continue

@@ -281,6 +281,7 @@ def read_inspect_log(path: Path, problems: Problems, *, use_inspect: bool | None
             "error": (error.get("message") if isinstance(error, dict) else str(error)) if error else None,
             "latency_s": sample.get("total_time"),
             "output_tokens": usage.get("output_tokens"),
+            "run_status": {"success": "finished", "error": "failed"}.get(status, "partial"),
             "source_format": "inspect_ai",
             "source_file": str(path),
         }

@@ -137,38 +137,26 @@ def rescore(
     `scheme="vlmevalkit"` (instead of a metric) scores every row as VLMEvalKit's own evaluation scores its dataset
     (the row's `task`): `hit` for multiple choice, `score` for Yes/No and VQA-style sets; rows its rules cannot
     settle get null and `error` "needs an LLM judge: ..." (see `lmms_nb.logs._vlmevalkit_scheme`). With neither a
-    metric nor a scheme, a table whose rows all come from VLMEvalKit files is rescored with that scheme.
+    metric nor a scheme, the rows read from VLMEvalKit files are rescored with that scheme (the others are left as
+    they are).
     """
     if not isinstance(df, pl.DataFrame):
         raise TypeError(f"rescore: expected a polars DataFrame (the canonical sample table), got {type(df).__name__}")
-    if metric is None and scheme is None:
-        formats = set(df["source_format"].unique().to_list()) if "source_format" in df.columns else set()
-        if df.height and formats == {"vlmevalkit"}:
-            scheme = "vlmevalkit"
-        else:
-            raise ValueError(
-                "rescore: give a metric (a name from lmms_nb.metrics.METRICS or a callable) or scheme='vlmevalkit'; "
-                f"only a table read entirely from VLMEvalKit files has a default scheme (source formats: {sorted(formats)})"
-            )
-    if scheme is not None:
+    if scheme is not None or metric is None:
         if metric is not None:
             raise ValueError("rescore: give a metric or a scheme, not both")
-        if scheme not in SCHEMES:
+        if scheme is not None and scheme not in SCHEMES:
             raise ValueError(f"rescore: unknown scheme {scheme!r} (expected one of {list(SCHEMES)})")
-        from lmms_nb.logs._vlmevalkit import prediction_extras
-        from lmms_nb.logs._vlmevalkit_scheme import score_vlmevalkit
-        from lmms_nb.logs.schema import FIXED_COLUMNS
+        from lmms_nb.logs._vlmevalkit_scheme import rescore_vlmevalkit
 
-        absent = [c for c in ("task", "doc_id", prediction, target) if c not in df.columns]
-        if absent:
-            raise ValueError(f"rescore: the table has no column {absent[0]!r} (columns: {df.columns})")
-        frame = df.rename({prediction: "prediction", target: "target"}) if (prediction, target) != (
-            "prediction", "target") else df
-        for column in ("category", "source_file", "source_format", "error", "judge"):
-            if column not in frame.columns:
-                frame = frame.with_columns(pl.lit(None, FIXED_COLUMNS[column]).alias(column))
-        scored = score_vlmevalkit(frame, prediction_extras)
-        return df.with_columns(scored.select(*[c for c in ("hit", "score") if c in scored.columns], "error"))
+        rows = None
+        if scheme is None:  # the default: VLMEvalKit's rules for the rows read from VLMEvalKit files
+            if "source_format" not in df.columns or not (df["source_format"] == "vlmevalkit").any():
+                raise ValueError(
+                    "rescore: give a metric (a name from lmms_nb.metrics.METRICS or a callable) or "
+                    "scheme='vlmevalkit'; only rows read from VLMEvalKit files have a default scheme")
+            rows = df["source_format"] == "vlmevalkit"
+        return rescore_vlmevalkit(df, prediction=prediction, target=target, rows=rows)
     missing = [c for c in (prediction, target) if c not in df.columns]
     if missing:
         raise ValueError(f"rescore: the table has no column {missing[0]!r} (columns: {df.columns})")

@@ -32,7 +32,7 @@ from lmms_nb.logs._vlmevalkit_rules import (
     yes_or_no,
 )
 
-__all__ = ["score_vlmevalkit", "dataset_rule"]
+__all__ = ["rescore_vlmevalkit", "score_vlmevalkit", "dataset_rule"]
 
 _YES_NO_SETS = ("MME", "Hallusion", "POPE", "AMBER", "VSR-zeroshot", "MMVP_YORN", "Q-Bench-YORN", "A-Bench-YORN")
 _JUDGE_ONLY = ("MathVista", "MMVet", "LLaVABench", "MathVerse", "MathVision", "DynaMath", "LogicVista", "MMDU",
@@ -207,3 +207,34 @@ def _circular(rows: list[dict[str, Any]], verdicts: dict[int, tuple[float | None
             main = m["doc_id"] == g_index
             out[m["_i"]] = group if main else (None, f"circular rotation of question {g_index}: scored on that row")
     return out
+
+
+def rescore_vlmevalkit(
+    df: pl.DataFrame, *, prediction: str = "prediction", target: str = "target", rows: pl.Series | None = None
+) -> pl.DataFrame:
+    """`rescore(df, scheme="vlmevalkit")`: `df` with `hit` / `score` / `error` set by VLMEvalKit's rules on `rows`
+    (a boolean mask; all rows when None), the other rows unchanged."""
+    from lmms_nb.logs._vlmevalkit import prediction_extras
+    from lmms_nb.logs.schema import FIXED_COLUMNS
+
+    absent = [c for c in ("task", "doc_id", prediction, target) if c not in df.columns]
+    if absent:
+        raise ValueError(f"rescore: the table has no column {absent[0]!r} (columns: {df.columns})")
+    frame = df.drop([c for c in ("prediction", "target") if c in df.columns and c not in (prediction, target)])
+    frame = frame.rename({prediction: "prediction", target: "target"})
+    for column in ("category", "source_file", "source_format", "error", "judge"):
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, FIXED_COLUMNS[column]).alias(column))
+    if rows is not None:
+        frame = frame.with_columns(source_format=pl.when(rows).then(pl.col("source_format")))  # no extras elsewhere
+    scored = score_vlmevalkit(frame, prediction_extras)
+    updates = []
+    for name in ("hit", "score", "error"):
+        if name not in scored.columns:
+            continue
+        new = scored[name]
+        if rows is not None:
+            old = df[name] if name in df.columns else pl.Series(name, [None] * df.height, dtype=new.dtype)
+            new = new.zip_with(rows, old.cast(new.dtype, strict=False))
+        updates.append(new.alias(name))
+    return df.with_columns(updates)

@@ -57,6 +57,7 @@ from lmms_nb.logs._detect import (
 from lmms_nb.logs._errors import LogFormatError, Problems
 from lmms_nb.logs._inspect import read_inspect_log
 from lmms_nb.logs._lmms_eval_legacy import legacy_run_id, read_legacy_json
+from lmms_nb.logs._model_names import unify_model_names
 from lmms_nb.logs._runinfo import RunInfo, model_from_results, read_results_json, run_info_from_results
 from lmms_nb.logs._samples import FileMeta, read_jsonl_samples, scan_jsonl_samples
 from lmms_nb.logs._vlmevalkit import read_predictions, read_score_table
@@ -257,7 +258,7 @@ def load_logs(
     context = _RunContext(problems)
     store = default_cache() if cache else None
     frames = [_read_cached(item, context, problems, store) for item in _sample_files(paths, problems)]
-    df = _concat(frames)
+    df = unify_model_names(_concat(frames))  # one name per model across tools (org/name, org__name, paths)
     return df if strict else (df, problems.items)
 
 
@@ -282,7 +283,8 @@ def scan_logs(paths: Paths, *, cache: bool = True) -> pl.LazyFrame:
     things only `load_logs` does: reject duplicate doc_ids, and give the image_ref of an `input_media` path that
     holds a backslash (null in a lazy scan, because polars cannot hand such a path back exactly); and in a file
     with blank lines, the line numbers of `b64:` image refs count rows, not lines, in a lazy scan.
-    A file that `load_logs` has cached (cache=True) is scanned from its Parquet entry instead.
+    With cache=True (the default) each file is parsed once into the Parquet cache (see `load_logs`) and scanned
+    from there, so a scan over many files holds one file's rows at a time; cache=False scans JSONL lazily.
 
     >>> import json, tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "m"
@@ -298,8 +300,18 @@ def scan_logs(paths: Paths, *, cache: bool = True) -> pl.LazyFrame:
     lazies: list[pl.LazyFrame] = []
     for item in _sample_files(paths, problems):
         entry = store.entry(item.path, _depends_on(item), item.kind) if store is not None else None
+        if store is not None and entry is None and item.kind != "vlmevalkit_score":
+            # parse the file once (every line checked, as load_logs does), keep its rows as Parquet, and let
+            # them go: memory stays that of one file, however many files the scan covers
+            frame = _read_cached(item, context, problems, store)
+            entry = store.entry(item.path, _depends_on(item), item.kind)
+            if entry is None:  # not cacheable (a tolerated problem): keep the rows read
+                if frame is not None and frame.height:
+                    lazies.append(frame.lazy())
+                continue
+            del frame
         if item.kind in ("samples", "harness"):
-            # parsed before by load_logs: a lazy scan of its Parquet entry; otherwise a lazy JSONL plan
+            # a lazy scan of its Parquet entry; without the cache, a lazy JSONL plan
             lazy = pl.scan_parquet(entry) if entry is not None else scan_jsonl_samples(context.meta(item), problems)
             if entry is not None:
                 context.meta(item)  # the run's status

@@ -154,6 +154,16 @@ def rewrite_samples_file(path: Path, records: Iterable[dict[str, Any]]) -> None:
     replace_atomically(Path(path), text)
 
 
+def order_samples_file(path: Path, filters: list[str], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rewrite a finished samples file in lmms-eval's order (one block of lines per filter, in `filters` order,
+    docs ascending), atomically; returns the records in that order."""
+    rank = {name: i for i, name in enumerate(filters)}
+    ordered = sorted(records, key=lambda r: (rank.get(r.get("filter", "none"), len(rank)), int(r["doc_id"])))
+    if ordered != records:
+        rewrite_samples_file(path, ordered)
+    return ordered
+
+
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """Write strict JSON (NaN and infinities become null) so readers never see half a results file.
 

@@ -27,10 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
 
-__all__ = ["HFImageTextModel", "apply_until"]
+__all__ = ["HFImageTextModel", "apply_until", "lmms_eval_model_name"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class HFImageTextModel:
 
     Args:
         pretrained: a hub id or a local folder holding a model and its processor.
-        name: the name in logs (default: the folder or repo name).
+        name: the name in logs (default: lmms-eval's, the last two parts of `pretrained`, e.g. "org/model").
         device: where to put the model when `device_map` is not given ("cpu", "cuda", "cuda:1", ...).
         dtype: "float32" (default; bit-stable results), "bfloat16", "float16" or "auto" (the checkpoint's).
         device_map: passed to `from_pretrained` (e.g. "auto" to shard a large model); overrides `device`.
@@ -83,6 +84,10 @@ class HFImageTextModel:
         max_new_tokens: the default when a request's generation kwargs do not set it.
         trust_remote_code: passed to `from_pretrained`.
         attn_implementation: e.g. "eager" or "sdpa"; default: transformers' choice.
+        revision: the hub revision (branch, tag or commit) to load.
+        use_cache: passed to `generate` (the KV cache; answers are the same either way).
+        processor_kwargs: passed to `AutoProcessor.from_pretrained` (e.g. Qwen's min_pixels / max_pixels).
+        style: prompt and answer conventions (`ChatStyle`); lmms-eval's model names set their class's.
     """
 
     def __init__(
@@ -97,6 +102,10 @@ class HFImageTextModel:
         max_new_tokens: int = 32,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
+        revision: str | None = None,
+        use_cache: bool = True,
+        processor_kwargs: dict[str, Any] | None = None,
+        style: ChatStyle | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -106,9 +115,11 @@ class HFImageTextModel:
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.pretrained = str(pretrained)
-        self.name = name or Path(self.pretrained.rstrip("/")).name
+        self.name = name or lmms_eval_model_name(self.pretrained)
         self.batch_size = batch_size
         self.max_new_tokens = int(max_new_tokens)
+        self.style = style or ChatStyle()
+        self.use_cache = bool(use_cache)
         self.model_args: dict[str, Any] = {
             "pretrained": self.pretrained,
             "dtype": dtype,
@@ -116,7 +127,9 @@ class HFImageTextModel:
             "batch_size": self.batch_size,
             "max_new_tokens": self.max_new_tokens,
         }
-        self.processor = AutoProcessor.from_pretrained(self.pretrained, trust_remote_code=trust_remote_code)
+        hub = {"revision": revision} if revision else {}
+        self.processor = AutoProcessor.from_pretrained(self.pretrained, trust_remote_code=trust_remote_code, **hub,
+                                                       **(processor_kwargs or {}))
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         # Left padding: every prompt then ends at the last column, so generated tokens line up across the batch.
         # Batch invariance of greedy answers (tested at batch 1 vs 8): generate() masks the pads and derives
@@ -130,6 +143,7 @@ class HFImageTextModel:
         load_kwargs: dict[str, Any] = {
             "dtype": getattr(torch, dtype) if dtype != "auto" else "auto",
             "trust_remote_code": trust_remote_code,
+            **hub,
         }
         if device_map is not None:
             load_kwargs["device_map"] = device_map
@@ -210,7 +224,13 @@ class HFImageTextModel:
 
     def _prompt(self, req: Request) -> str:
         image_token = getattr(self.processor, "image_token", None) or _LMMS_EVAL_IMAGE_TOKEN
-        if req.images and req.prompt.count(image_token) == len(req.images):
+        if self.style.images != "auto":
+            # lmms-eval's chat classes: every image, then the text as the task wrote it (qwen2_vl drops "<image>")
+            text = req.prompt
+            if self.style.images == "first_no_placeholder":
+                text = text.replace(_LMMS_EVAL_IMAGE_TOKEN, "")
+            content = [{"type": "image"} for _ in req.images] + [{"type": "text", "text": text}]
+        elif req.images and req.prompt.count(image_token) == len(req.images):
             # the prompt already places its images in this processor's own token (an lmms-eval "<image>"
             # interleaved prompt for LLaVA or Idefics3): keep it
             content = [{"type": "text", "text": req.prompt}]
@@ -227,6 +247,8 @@ class HFImageTextModel:
         else:
             content = [{"type": "image"} for _ in req.images] + [{"type": "text", "text": req.prompt}]
         messages = [{"role": "user", "content": content}]
+        if self.style.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": self.style.system_prompt})
         if getattr(self.processor, "chat_template", None):
             return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         # no chat template (a base model): image placeholders then the prompt, as lmms-eval does
@@ -244,6 +266,9 @@ class HFImageTextModel:
             # greedy: drop sampling knobs (a checkpoint's generation_config may set them) so none applies
             gen.update(temperature=None, top_p=None, top_k=None)
         gen["pad_token_id"] = self.tokenizer.pad_token_id
+        gen["use_cache"] = self.use_cache
+        if self.style.stop_at_tokenizer_eos_only:
+            gen["eos_token_id"] = self.tokenizer.eos_token_id
         return gen
 
     def _stop_token_ids(self) -> set[int]:
@@ -252,6 +277,9 @@ class HFImageTextModel:
         Chat checkpoints often stop at several tokens (Qwen2-VL: <|im_end|> and <|endoftext|>), and generate()
         stops at any of them, so the answer's length must be counted up to any of them too.
         """
+        if self.style.stop_at_tokenizer_eos_only:
+            # generation stops only there; a padding token the model emits earlier is text (skipped on decode)
+            return {int(self.tokenizer.eos_token_id)}
         config_eos = getattr(self.model.generation_config, "eos_token_id", None)
         if config_eos is None or isinstance(config_eos, int):
             config_eos = [config_eos]
@@ -263,7 +291,7 @@ class HFImageTextModel:
 
         start = time.perf_counter()
         texts = [self._prompt(req) for req in batch]
-        images = [_as_rgb(img, req, k) for req in batch for k, img in enumerate(req.images)]
+        images = [_as_rgb(img, req, k, self.style.image_transform) for req in batch for k, img in enumerate(req.images)]
         inputs = self.processor(
             text=texts, images=images or None, padding=True, return_tensors="pt"
         ).to(self.model.device)
@@ -278,18 +306,33 @@ class HFImageTextModel:
         responses = []
         for req, row in zip(batch, new_tokens.tolist()):
             n_out = _count_until_special(row, special)
-            text = self.tokenizer.decode(row[:n_out], skip_special_tokens=True)
-            until = (req.generation_kwargs or {}).get("until")
+            decode_kwargs = {}
+            if self.style.clean_up_tokenization_spaces is not None:
+                decode_kwargs["clean_up_tokenization_spaces"] = self.style.clean_up_tokenization_spaces
+            text = self.tokenizer.decode(row[:n_out], skip_special_tokens=True, **decode_kwargs)
+            if self.style.apply_until:
+                text = apply_until(text, (req.generation_kwargs or {}).get("until"))
             responses.append(
                 Response(
-                    # not stripped: lmms-eval hands the decoded text to its filters as it is (" A"), and
-                    # anchored filter regexes must see the same string to give the same scores
-                    text=apply_until(text, until),
+                    # not stripped (unless the style says so): lmms-eval hands the decoded text to its filters as
+                    # it is (" A"), and anchored filter regexes must see the same string to give the same scores
+                    text=text.strip() if self.style.strip else text,
                     latency_s=elapsed / len(batch),
                     output_tokens=n_out,
                 )
             )
         return responses
+
+
+def lmms_eval_model_name(pretrained: str) -> str:
+    """The name lmms-eval gives a checkpoint: the last two parts of its hub id or path (`org/name`), whose
+    sanitized form (`org__name`) is the folder lmms-eval writes the logs to.
+
+    >>> lmms_eval_model_name("/data/ckpt/anchor/tiny_model/"), lmms_eval_model_name("Qwen/Qwen2.5-VL-3B-Instruct")
+    ('anchor/tiny_model', 'Qwen/Qwen2.5-VL-3B-Instruct')
+    """
+    parts = [p for p in str(pretrained).replace("\\", "/").rstrip("/").split("/") if p]
+    return "/".join(parts[-2:]) if parts else str(pretrained)
 
 
 def _count_until_special(row: list[int], stop_ids: set[int]) -> int:
@@ -300,8 +343,8 @@ def _count_until_special(row: list[int], stop_ids: set[int]) -> int:
     return len(row)
 
 
-def _as_rgb(image: Any, req: Request, k: int):
-    """The image as an RGB PIL image, or an error that names the doc and image."""
+def _as_rgb(image: Any, req: Request, k: int, transform: Any = None):
+    """The image as an RGB PIL image (after `transform`), or an error that names the doc and image."""
     from PIL import Image
 
     where = f"doc {req.doc_id} of task {req.task!r}, image {k}"
@@ -310,6 +353,8 @@ def _as_rgb(image: Any, req: Request, k: int):
     if image.width == 0 or image.height == 0:
         raise ValueError(f"{where}: image is empty ({image.width}x{image.height} pixels)")
     try:
+        if transform is not None:
+            image = transform(image)
         return image.convert("RGB")  # also forces lazy files to load, so a truncated file fails here
     except Exception as e:
         raise ValueError(f"{where}: cannot read image (mode {image.mode}): {e}") from e

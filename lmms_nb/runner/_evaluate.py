@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import polars as pl
 
 from lmms_nb.logs.schema import conform
-from lmms_nb.logs.writer import SampleLogWriter, heal_samples_file, read_samples_file
+from lmms_nb.logs.writer import SampleLogWriter, heal_samples_file, order_samples_file, read_samples_file
 from lmms_nb.models.base import Model
 from lmms_nb.models.registry import get_model
-from lmms_nb.runner._aggregate import aggregate, empty_scores, records_to_table, scores_dict
+from lmms_nb.runner._aggregate import aggregate, clt_stderrs, empty_scores, records_to_table, scores_dict
 from lmms_nb.runner._distributed import Distributed, found_shards, merge_shards, shard_path
 from lmms_nb.runner._generate import check_model_can_run, make_request, respond
 from lmms_nb.runner._plan import RunPlan, now, plan_run
 from lmms_nb.runner._run import BatchProgress, Run
 from lmms_nb.runner._score import is_failed, metric_names, score_batch
-from lmms_nb.runner._write import read_history, retire_failed, run_meta, version, write_results
+from lmms_nb.runner._write import (
+    lmms_eval_extras,
+    read_history,
+    retire_failed,
+    run_meta,
+    version,
+    write_results,
+)
 from lmms_nb.tasks._yaml_metrics import AGGREGATION_ARGS, EvalArgs, metric_number
 from lmms_nb.tasks.yaml_loader import group_scores
 from lmms_nb.tasks.task import Task
@@ -30,7 +38,7 @@ def evaluate(
     model: Model | str,
     tasks: str | Task | Sequence[str | Task],
     *,
-    limit: int | None = None,
+    limit: int | float | None = None,
     batch_size: int = 8,
     output_dir: str | Path = "outputs",
     resume: bool | Literal["must"] = True,
@@ -42,6 +50,7 @@ def evaluate(
     stop_event: threading.Event | None = None,
     model_type: str | None = None,
     include_path: str | Path | Sequence[str | Path] | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> Run:
     """Evaluate `model` on `tasks`, logging every sample under `output_dir`; see `lmms_nb.runner`.
 
@@ -56,7 +65,10 @@ def evaluate(
     by another thread (a Stop button), ends the run after the batch in flight: what was written stays, and the
     same call later resumes it. An API backend gets at least `model.concurrency` requests per call, so
     `batch_size` never caps the requests it keeps in flight.
+    `limit` is lmms-eval's: a count per task, or a fraction of each task when below 1. `run_config` adds
+    lmms-eval 0.7.3's run fields to the results JSON (`lmms-nb eval` passes its command line's).
     """
+    started = time.perf_counter()
     if isinstance(model, str):
         model = get_model(model, **(model_args or {}))
     from lmms_nb.tasks.yaml_loader import resolve_tasks
@@ -74,14 +86,15 @@ def evaluate(
                     version=version("lmms-nb"))
     try:
         return _execute(model, plan, dist, batch_size=batch_size, limit=limit, seed=seed, retry_errors=retry_errors,
-                        progress=progress, on_batch=on_batch, stop_event=stop_event)
+                        progress=progress, on_batch=on_batch, stop_event=stop_event,
+                        lmms_eval={"run_config": run_config or {}, "started": started, "model_type": model_type})
     finally:
         plan.release()
 
 
 def _execute(model: Model, plan: RunPlan, dist: Distributed, *, batch_size: int, limit: int | None, seed: int,
              retry_errors: bool, progress: bool, on_batch: Callable[[BatchProgress], None] | None,
-             stop_event: threading.Event | None) -> Run:
+             stop_event: threading.Event | None, lmms_eval: dict[str, Any]) -> Run:
     config = {"model": model.name, "model_args": plan.model_args, "batch_size": batch_size, "limit": limit,
               "seed": seed, "world_size": dist.world_size}
     meta = run_meta(plan)
@@ -99,9 +112,16 @@ def _execute(model: Model, plan: RunPlan, dist: Distributed, *, batch_size: int,
 
     all_scores: list[pl.DataFrame] = []
     all_samples: list[pl.DataFrame] = []
+    lines_by_task: dict[str, list[dict[str, Any]]] = {}
+    clt: dict[tuple[str, str, str], Any] = {}
     for task in plan.tasks:
         s_file = plan.samples_file(task)
         found = heal_samples_file(s_file, task.filters) if dist.rank == 0 else read_samples_file(s_file, task.filters)
+        if dist.rank == 0 and not stopped and {int(r["doc_id"]) for r in found.records} >= set(plan.doc_ids[task.name]):
+            # a finished task's file takes lmms-eval's order: one block of lines per filter, docs ascending
+            found.records = order_samples_file(s_file, list(task.filters), found.records)
+        lines_by_task[task.name] = found.records
+        clt.update(clt_stderrs(task, found.records))
         all_samples.append(records_to_table(found.records, s_file, metric_names(task), task.config.get("score_key")))
         # lmms-eval hands aggregations that take `args` its CLI arguments (submission files go to output_path)
         token = AGGREGATION_ARGS.set(EvalArgs(model=model.name, model_args=plan.model_args, limit=limit,
@@ -123,7 +143,10 @@ def _execute(model: Model, plan: RunPlan, dist: Distributed, *, batch_size: int,
     status = "stopped" if not completed else "complete_with_errors" if n_errors else "complete"
     meta.update(status=status, finished=now(), n_errors=n_errors, n_done=n_done)
     if dist.rank == 0:
-        write_results(plan, model, config, meta, scores_dict(scores))
+        extras = lmms_eval_extras(plan, model, lines_by_task, lmms_eval["run_config"], started=lmms_eval["started"],
+                                  model_type=lmms_eval["model_type"])
+        write_results(plan, model, config, meta, scores_dict(scores, clt), extras=extras,
+                      run_config=lmms_eval["run_config"])
     dist.barrier()
     return Run(
         run_id=plan.run_id, model=model.name, model_args=plan.model_args, tasks=[t.name for t in plan.tasks],

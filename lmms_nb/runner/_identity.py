@@ -131,7 +131,7 @@ def _model_weights(model: Any) -> str | None:
         return None
     import torch
 
-    modules = [v for _, v in sorted(vars(model).items()) if isinstance(v, torch.nn.Module)]
+    modules = [v for _, v in sorted(getattr(model, "__dict__", {}).items()) if isinstance(v, torch.nn.Module)]
     return _digest([weights_fingerprint(m) for m in modules]) if modules else None
 
 

@@ -13,6 +13,8 @@ which run this is; every rank then works under the same id and files.
 
 from __future__ import annotations
 
+import math
+
 import datetime as _dt
 import json
 import logging
@@ -74,7 +76,17 @@ class RunPlan:
             self.lock = None
 
 
-def plan_run(model: Model, tasks: list[Task], *, limit: int | None, seed: int, output_dir: str | Path,
+def sample_size(n_docs: int, limit: int | float | None) -> int:
+    """How many docs a `limit` takes, as lmms-eval reads --limit: None or -1 all, 0 < limit < 1 that fraction of
+    the task (rounded up), otherwise a count."""
+    if limit is None or limit == -1:
+        return n_docs
+    if 0 < limit < 1:
+        return min(n_docs, math.ceil(n_docs * limit))
+    return int(limit)
+
+
+def plan_run(model: Model, tasks: list[Task], *, limit: int | float | None, seed: int, output_dir: str | Path,
              resume: Resume, dist: Distributed, version: str | None) -> RunPlan:
     """Load the tasks' datasets, select their docs, and resume the newest matching run or start a new one."""
     if resume not in (True, False, "must"):
@@ -83,7 +95,7 @@ def plan_run(model: Model, tasks: list[Task], *, limit: int | None, seed: int, o
     doc_ids = {}
     for t in tasks:
         ids = t.selected_doc_ids(len(datasets[t.name]))
-        doc_ids[t.name] = ids[:limit] if limit is not None else ids
+        doc_ids[t.name] = ids[:sample_size(len(ids), limit)]
 
     from lmms_nb.images import allow_image_roots
 

@@ -7,10 +7,10 @@ earlier attempts' errors in `history`.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+from lmms_nb.logs._lmms_eval_073 import sample_line, strip_reasoning
 from lmms_nb.models.base import Request, Response
 from lmms_nb.tasks.task import Task
 
@@ -82,17 +82,23 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
     """One log record per filter for this doc."""
     target = task.doc_to_target(doc)
     category = doc.get(task.category_column) if task.category_column else None
-    names = sorted(metric_names(task))
+    # in metric_list order: the order lmms-eval writes a sample line's metric keys in
+    names = [m.name for m in task.metrics if m.per_sample]
     records = []
     for filter_name, filter_fn in task.filters.items():
         error = resp.error
         failed: list[str] = []
-        prediction = None
+        prediction = before_strip = None
         values: dict[str, float | None] = {m: None for m in names}
         if error is None:
             raw = resp.text if resp.text is not None else ""
             try:
-                prediction = filter_fn(raw, doc)
+                # lmms-eval 0.7.3 strips reasoning blocks and whitespace from each filtered answer before scoring,
+                # and logs the filter's output before that as `resps`; a YAML task's filter does the strip itself
+                unstripped = getattr(filter_fn, "before_strip", None)
+                before_strip = (unstripped or filter_fn)(raw, doc)
+                prediction = filter_fn(raw, doc) if unstripped else strip_reasoning(
+                    before_strip, task.config.get("reasoning_tags"))
                 batched = (precomputed or {}).get(filter_name, {})
                 if task.process_results is not None:
                     values.update(task.score(doc, prediction))
@@ -113,15 +119,10 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
             except Exception as e:  # noqa: BLE001 - a scorer bug on one sample is that sample's error
                 error = f"scoring failed: {type(e).__name__}: {e}"
                 values = {m: None for m in names}
-        rec: dict[str, Any] = {
-            "doc_id": doc_id,
-            "target": target if isinstance(target, str) else json.dumps(target, ensure_ascii=False),
-            "filtered_resps": [prediction] if prediction is not None else [],
-        }
-        if resp.text is not None and prediction != resp.text:
-            rec["resps"] = [[resp.text]]
-        rec["input"] = req.prompt
-        rec.update(values)
+        # lmms-eval 0.7.3's keys, shapes and order (lmms_nb.logs._lmms_eval_073), then ours
+        rec = sample_line(doc_id=doc_id, target=target, resps=before_strip if error is None else None,
+                          filtered_resps=prediction, output_tokens=resp.output_tokens, doc=req.doc or {},
+                          metrics=values, input=req.prompt)
         rec.update({
             "filter": filter_name,
             "run_id": run_id,

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lmms_nb.logs._lmms_eval_073 import results_extras, task_config_073
 from lmms_nb.logs.writer import (
     SampleLogWriter,
     read_samples_file,
@@ -26,7 +27,8 @@ from lmms_nb.models.base import Model
 from lmms_nb.runner._plan import RunPlan
 from lmms_nb.runner._score import is_failed
 
-__all__ = ["history_path", "read_history", "retire_failed", "run_meta", "version", "write_results"]
+__all__ = ["history_path", "lmms_eval_extras", "read_history", "retire_failed", "run_meta", "version",
+           "write_results"]
 
 _PACKAGES = ("lmms-nb", "torch", "transformers", "datasets", "polars", "numpy", "pillow", "open_clip_torch")
 
@@ -47,20 +49,58 @@ def run_meta(plan: RunPlan) -> dict[str, Any]:
 
 
 def write_results(plan: RunPlan, model: Model, config: dict[str, Any], meta: dict[str, Any],
-                  scores: dict[str, Any] | None) -> None:
-    """Replace the run's results file with the given config, status and scores (None: the earlier run's)."""
+                  scores: dict[str, Any] | None, *, extras: dict[str, Any] | None = None,
+                  run_config: dict[str, Any] | None = None) -> None:
+    """Replace the run's results file with the given config, status and scores (None: the earlier run's);
+    `extras` are lmms-eval 0.7.3's other top-level keys (a finished run's, see `lmms_eval_extras`)."""
     if scores is None:
         scores = (plan.previous or {}).get("results") or {}
-    write_json_atomic(plan.results_file, _results_payload(plan, model, config, meta, scores))
+    write_json_atomic(plan.results_file, _results_payload(plan, model, config, meta, scores, extras or {},
+                                                          run_config or {}))
+
+
+def lmms_eval_extras(plan: RunPlan, model: Model, lines_by_task: dict[str, list[dict[str, Any]]],
+                     run_config: dict[str, Any], *, started: float, model_type: str | None) -> dict[str, Any]:
+    """lmms-eval 0.7.3's top-level keys beside results / configs / versions / config, for a finished run."""
+    tasks = plan.tasks
+    margs = dict(getattr(model, "model_args", {}) or {})
+    return results_extras(
+        task_names=[t.name for t in tasks],
+        lines_by_task={name: [{k: v for k, v in r.items() if k not in _OUR_KEYS} for r in lines]
+                       for name, lines in lines_by_task.items()},
+        n_original={t.name: len(plan.datasets[t.name]) for t in tasks},
+        higher_is_better={t.name: {m.name: bool(m.higher_is_better) for m in t.metrics} for t in tasks},
+        n_shot={t.name: int(t.config.get("num_fewshot") or 0) for t in tasks},
+        model_source=str(run_config.get("model_source") or model_type or model.name),
+        model_name=str(run_config.get("model_name") or margs.get("pretrained") or model.name),
+        model_name_sanitized=sanitize_model_name(model.name), date=plan.results_file.name.split("_results")[0],
+        start_time=started, end_time=time.perf_counter(),
+        generation_seconds=sum({(name, r.get("doc_id")): float(r.get("latency_s") or 0)
+                                for name, lines in lines_by_task.items() for r in lines}.values()),
+        version=version("lmms-nb") or "unknown", system_instruction=run_config.get("system_instruction"),
+        chat_template=run_config.get("chat_template"),
+        fewshot_as_multiturn=bool(run_config.get("fewshot_as_multiturn")),
+        groups={g: [t.name for t in tasks if g in (t.config.get("groups") or {})]
+                for t0 in tasks for g in (t0.config.get("groups") or {})},
+    )
+
+
+#: the keys lmms-nb adds to each sample line (besides 0.7.3's and the metrics)
+_OUR_KEYS = frozenset({"filter", "run_id", "model", "task", "split", "category", "image_ref", "error", "latency_s",
+                       "output_tokens", "raw_response", "history", "failed_metrics", "cached", "truncated"})
 
 
 def _results_payload(plan: RunPlan, model: Model, config: dict[str, Any], meta: dict[str, Any],
-                     scores: dict[str, Any]) -> dict[str, Any]:
-    tasks = plan.tasks
-    return {
+                     scores: dict[str, Any], extras: dict[str, Any], run_config: dict[str, Any]) -> dict[str, Any]:
+    """results.json with every top-level key lmms-eval 0.7.3 writes (all of them once the run has finished),
+    plus our `lmms_nb` block; `config` holds 0.7.3's entries (from the command line, `run_config`) and ours."""
+    tasks = sorted(plan.tasks, key=lambda t: t.name)
+    extras = dict(extras)
+    payload: dict[str, Any] = {
         "results": scores,
+        "group_subtasks": extras.pop("group_subtasks", {t.name: [] for t in plan.tasks}),
         "configs": {
-            t.name: {
+            t.name: task_config_073({
                 "task": t.name,
                 "test_split": t.split,
                 "dataset_path": t.dataset_path,
@@ -71,17 +111,32 @@ def _results_payload(plan: RunPlan, model: Model, config: dict[str, Any], meta: 
                 "metadata": {"version": t.version},
                 **({"category_column": t.category_column} if t.category_column else {}),
                 **t.config,
-            }
+            })
             for t in tasks
         },
-        "versions": {t.name: t.version for t in tasks},
-        "n-samples": {t.name: {"effective": len(plan.doc_ids[t.name])} for t in tasks},
-        "config": {**config, "model_args": _model_args_str(config["model_args"])},
+        "versions": {t.name: _version_number(t.version) for t in tasks},
+        "n-shot": extras.pop("n-shot", {t.name: int(t.config.get("num_fewshot") or 0) for t in tasks}),
+        "higher_is_better": extras.pop(
+            "higher_is_better", {t.name: {m.name: bool(m.higher_is_better) for m in t.metrics} for t in tasks}),
+        "n-samples": extras.pop("n-samples", {t.name: {"original": len(plan.datasets[t.name]),
+                                                       "effective": len(plan.doc_ids[t.name])} for t in plan.tasks}),
+        # 0.7.3's config entries as its command line gave them (when run through it), ours beside them
+        "config": {**config, "model_args": _model_args_str(config["model_args"]), **(run_config.get("config") or {})},
         "model_name": model.name,
         "model_name_sanitized": sanitize_model_name(model.name),
-        "date": time.time(),
-        "lmms_nb": meta,
+        "date": plan.results_file.name.split("_results")[0],
     }
+    payload.update(extras)
+    payload["lmms_nb"] = meta
+    return payload
+
+
+def _version_number(value: Any) -> Any:
+    # lmms-eval writes a task's version as its YAML's metadata gives it (1.0: a number)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _model_args_str(args: dict[str, Any]) -> str:

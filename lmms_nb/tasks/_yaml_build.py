@@ -373,12 +373,12 @@ def _fewshot_prompt(cfg: TaskYaml, doc_to_text: Callable, doc_to_target: Callabl
     fewshot_config = data.get("fewshot_config") or {}
     if not isinstance(fewshot_config, dict):
         raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config must be a mapping")
+    # lmms-eval 0.7.3 reads only `sampler` (its samplers take doc_to_text / doc_to_target from the task and
+    # ignore `samples`): the other keys are inert there, and here
     sampler = fewshot_config.get("sampler", "default")
-    extra = set(fewshot_config) - {"sampler"}
-    if sampler not in SAMPLERS or extra:
-        what = f"sampler {sampler!r}" if sampler not in SAMPLERS else f"key(s) {sorted(extra)}"
-        raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config {what} is not supported by lmms-nb "
-                            f"(samplers: {', '.join(SAMPLERS)})")
+    if sampler not in SAMPLERS:
+        raise TaskYamlError(f"{cfg.where('fewshot_config')}: fewshot_config sampler {sampler!r} is not supported by "
+                            f"lmms-nb (lmms-eval 0.7.3's samplers: {', '.join(SAMPLERS)})")
     for key in ("fewshot_split", "training_split", "validation_split", "test_split"):
         if data.get(key):
             source_key = key
@@ -443,7 +443,23 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
     for key in ("task_alias", "dataset_path", "dataset_name", "score_key", "cluster_key"):
         if cfg.data.get(key) is not None:
             out[key] = cfg.data[key]
+    # the rest of what lmms-eval 0.7.3 writes in `configs` (a !function as its "<function name>" text)
+    for key in ("dataset_kwargs", "doc_to_visual", "doc_to_text", "doc_to_target", "doc_to_choice",
+                "process_results", "description", "target_delimiter", "fewshot_delimiter", "num_fewshot",
+                "metric_list", "filter_list"):
+        if cfg.data.get(key) is not None and key not in out:
+            out[key] = _as_json(cfg.data[key])
     return out
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, FunctionRef):
+        return f"<function {value.dotted.rsplit('.', 1)[-1]}>"
+    if isinstance(value, dict):
+        return {str(k): _as_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_json(v) for v in value]
+    return value
 
 
 def _functions_digest(data: Any) -> str:
@@ -748,6 +764,7 @@ def _strip_after(pipeline: Callable[[str, Doc], str], tags: list) -> Callable[[s
         return strip_reasoning(pipeline(response, doc), tags)
 
     filtered.steps = getattr(pipeline, "steps", [])  # type: ignore[attr-defined]
+    filtered.before_strip = pipeline  # type: ignore[attr-defined]  # 0.7.3 logs this output as `resps`
     return filtered
 
 

@@ -230,13 +230,17 @@ class CompareDashboard(widgets.VBox):
                 widget.add_class(f"lmms-nb-figure-{kind}")
                 self._figure_widgets[kind] = widget
             else:  # in place: the same widget (no new view to build in the browser), new traces and layout
-                widget.data = ()
-                widget.add_traces(list(fig.data))
-                widget.update_layout(fig.layout.to_plotly_json(), overwrite=True)
+                self._replace(widget, fig)
             for trace in widget.data:
                 trace.on_click(functools.partial(self._on_click, kind))
         self.figures = {kind: self._figure_widgets[kind] for kind in new}
         self._layout_figures()
+
+    @staticmethod
+    def _replace(widget: Any, fig: Any) -> None:
+        widget.data = ()
+        widget.add_traces(list(fig.data))
+        widget.update_layout(fig.layout.to_plotly_json(), overwrite=True)
 
     def _layout_figures(self) -> None:
         children: list[Any] = []
