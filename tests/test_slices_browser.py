@@ -53,7 +53,12 @@ def test_a_slice_click_shows_its_samples_and_the_map_is_drawn(page):
     text = slices.inner_text()
     assert "Where a vs baseline b fails" in text and '<img src=x onerror="window.__xss = 1">' in text
     assert slices.locator("img[src='x']").count() == 0
-    slices.locator(".lmms-nb-slice-map .scatterlayer, .lmms-nb-slice-map canvas").first.wait_for(timeout=60_000)
+    # the map: plotly's legend lists the three outcomes and the outlined slice (points are WebGL, the outline SVG)
+    slices.locator(".lmms-nb-slice-map").scroll_into_view_if_needed()
+    legend = slices.locator(".lmms-nb-slice-map .legend .traces")
+    assert wait_for(page, legend.count, 4, timeout_s=60) == 4
+    legend_text = slices.locator(".lmms-nb-slice-map .legend").first.text_content()
+    assert "loses to baseline" in legend_text and f"slice {slice_id}: category" in legend_text
     assert dash.locator(".lmms-nb-sample-browser").is_hidden()
     slices.locator(".lmms-nb-slice-button", has_text=f"show slice {slice_id}").click()
     inner = dash.locator(".lmms-nb-sample-browser")
