@@ -74,10 +74,10 @@ def test_errored_samples_are_retried_and_the_earlier_error_is_kept(tmp_path):
 
 
 def test_cli_retry_errors_flag(tmp_path):
-    from lmms_nb.cli import build_parser
+    from lmms_nb._cli_flags import parse_eval_argv  # `lmms-nb eval`'s own parser (lmms-eval's flags and ours)
 
-    assert build_parser().parse_args(["eval", "--model", "m", "--tasks", "t"]).retry_errors is True
-    assert build_parser().parse_args(["eval", "--model", "m", "--tasks", "t", "--no-retry-errors"]).retry_errors is False
+    assert parse_eval_argv(["--model", "m", "--tasks", "t"]).retry_errors is True
+    assert parse_eval_argv(["--model", "m", "--tasks", "t", "--no-retry-errors"]).retry_errors is False
 
 
 def test_failed_judgements_count_as_errors_are_retried_never_cached_and_the_json_is_strict(tmp_path):

@@ -81,4 +81,7 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
     metrics = [c for c in df.columns if c not in FIXED_COLUMNS]
     exprs += [pl.col(m).cast(pl.Float64, strict=False) for m in metrics]
     out = df.select(exprs)
-    return out.with_columns(pl.col("filter").fill_null("none"))
+    # a sample whose generation failed has no answer: lmms-eval 0.7.3's line format still needs a string there ("")
+    no_answer = pl.col("error").is_not_null() & (pl.col("prediction") == "")
+    return out.with_columns(pl.col("filter").fill_null("none"),
+                            pl.when(no_answer).then(None).otherwise(pl.col("prediction")).alias("prediction"))
