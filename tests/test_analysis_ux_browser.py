@@ -157,22 +157,16 @@ def test_table_view_sorting_and_search_as_you_type(page):
 
 
 def _plotted_and_tabled(dash: Any) -> tuple[list[str], list[str], dict[str, str]]:
-    plotted = dash.locator(".lmms-nb-figure-bar .legend .traces .legendtext").all_inner_texts()
+    # the traces plotly drew (its graph div's data; the legend is hidden when one model is left)
+    plotted = dash.locator(".lmms-nb-figure-bar").first.evaluate(
+        "f => { const gd = [f, ...f.querySelectorAll('*')].find(e => Array.isArray(e.data) && e._fullLayout);"
+        " return gd ? gd.data.map(t => t.name) : []; }")
     tabled = dash.locator(".lmms-nb-grid tbody tr th .lmms-nb-model").all_inner_texts()
     fills = dash.locator(".lmms-nb-figure-bar .barlayer .trace").evaluate_all(
         "ts => ts.map(t => t.querySelector('.point path') ? t.querySelector('.point path').style.fill : '')")
     return plotted, tabled, dict(zip(plotted, fills, strict=False))
 
 
-_FIGURE_RACE = pytest.mark.xfail(
-    reason="anywidget 0.11 gives a widget model 2 s to load its ESM (AbortSignal.timeout(2000) in its labextension); "
-           "a plotly FigureWidget's is ~5 MB, so on a loaded 2-core machine the dashboard's first figures can stay "
-           "blank in JupyterLab (seen here at load 12). The kernel side of this test is covered in test_widgets.py.",
-    strict=False,
-)
-
-
-@_FIGURE_RACE
 def test_dashboard_figures_follow_the_selection_with_fixed_colours(page):
     dash = page.locator(".lmms-nb-compare-dashboard")
     dash.scroll_into_view_if_needed()
@@ -196,12 +190,12 @@ def test_dashboard_figures_follow_the_selection_with_fixed_colours(page):
         assert dash.locator(".lmms-nb-busy-sign").count() == 0
 
 
-@_FIGURE_RACE
 def test_a_bar_click_opens_its_samples_under_the_figure_with_the_model_marked(page):
     dash = page.locator(".lmms-nb-compare-dashboard")
     figure = dash.locator(".lmms-nb-figure-bar")
     figure.scroll_into_view_if_needed()
-    trace = [t for t in dash.locator(".lmms-nb-figure-bar .legend .traces .legendtext").all_inner_texts()].index("weak")
+    dash.locator(".lmms-nb-figure-bar .barlayer .trace").first.wait_for(timeout=120_000)
+    trace = _plotted_and_tabled(dash)[0].index("weak")
     bar = dash.locator(".lmms-nb-figure-bar .barlayer .trace").nth(trace).locator(".point path").first
     box = bar.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.6)
@@ -219,7 +213,7 @@ def test_a_bar_click_opens_its_samples_under_the_figure_with_the_model_marked(pa
     marked = inner.locator(".lmms-nb-answer.lmms-nb-clicked").evaluate_all("a => a.map(x => x.dataset.model)")
     assert set(marked) == {"weak"}
     page.mouse.move(0, 0)
-    save_screenshot(page, "ux-dashboard-click-light", locator=dash.locator(".lmms-nb-figures"))
+    save_screenshot(page, "ux-dashboard-click-light", locator=dash)
 
 
 def test_dark_theme_keeps_cards_and_figures_dark(page):
@@ -238,7 +232,7 @@ def test_dark_theme_keeps_cards_and_figures_dark(page):
     assert luminance(card.evaluate("c => getComputedStyle(c).color")) > 0.6
     dash = page.locator(".lmms-nb-compare-dashboard")
     drawn = dash.locator(".lmms-nb-figure-samples .heatmaplayer image, .lmms-nb-figure-samples .hm image")
-    if drawn.count():  # (see _FIGURE_RACE: a figure may not be drawn on a loaded machine)
+    if drawn.count():
         paper = dash.locator(".lmms-nb-figure-samples .main-svg").first.evaluate("s => getComputedStyle(s).backgroundColor")
         assert paper in ("rgba(0, 0, 0, 0)", "transparent")  # the figure shows the dark page behind it
     save_screenshot(page, "ux-dashboard-dark", locator=dash)
