@@ -207,6 +207,18 @@ def test_a_broken_image_fails_only_its_own_request(model):
     assert "PIL image" in responses[6].error
 
 
+def test_a_truncated_image_fails_even_where_pil_was_told_to_accept_truncated_files(model, monkeypatch):
+    """Importing lmms-eval (catalogue tasks do) sets PIL's LOAD_TRUNCATED_IMAGES for the whole process."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    reqs = _requests(2)
+    reqs[1].images = [_truncated_png()]
+    responses = model.generate(reqs)
+    assert responses[0].error is None and responses[1].text is None and "truncated" in responses[1].error
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the process's setting is left as it was
+
+
 def test_prompt_with_its_own_image_placeholder(model):
     req = _requests(1)[0]
     inline = Request(doc_id=0, task="toy", images=req.images, prompt=f"<image>\n{req.prompt}")

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -353,11 +354,34 @@ def _as_rgb(image: Any, req: Request, k: int, transform: Any = None):
     if image.width == 0 or image.height == 0:
         raise ValueError(f"{where}: image is empty ({image.width}x{image.height} pixels)")
     try:
+        _load_strictly(image)
         if transform is not None:
             image = transform(image)
-        return image.convert("RGB")  # also forces lazy files to load, so a truncated file fails here
+        return image.convert("RGB")
     except Exception as e:
         raise ValueError(f"{where}: cannot read image (mode {image.mode}): {e}") from e
+
+
+_STRICT_LOAD = threading.Lock()
+
+
+def _load_strictly(image: Any) -> None:
+    """Load a lazily opened image file, failing on a truncated one whatever PIL's global setting says.
+
+    Importing lmms-eval (`lmms_eval.api.task`, which catalogue tasks import) sets
+    `PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True` for the whole process, after which a truncated file would load
+    as garbage pixels and be answered as if it were whole.
+    """
+    from PIL import ImageFile
+
+    if not isinstance(image, ImageFile.ImageFile) or getattr(image, "fp", None) is None:
+        return  # already in memory
+    with _STRICT_LOAD:
+        allowed, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            image.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = allowed
 
 
 def _describe(req: Request, e: Exception) -> str:
