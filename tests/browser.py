@@ -214,6 +214,17 @@ def notebook_errors(page: Any) -> list[str]:
     return page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
 
 
+def wait_until(page: Any, read: Any, expected: Any, timeout_s: float = 30.0) -> Any:
+    """Poll `read()` until it returns `expected` or time runs out; return the last value read (widget updates reach
+    the DOM asynchronously, so a test asserts on what this returns)."""
+    deadline = time.monotonic() + timeout_s
+    value = read()
+    while value != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        value = read()
+    return value
+
+
 def save_screenshot(page: Any, name: str, *, locator: Any = None) -> Path:
     """Save a PNG under test-artifacts/ (the whole page, or one element)."""
     ARTIFACTS.mkdir(exist_ok=True)

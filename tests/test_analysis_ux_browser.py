@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import notebook_page, save_screenshot
+from browser import notebook_page, save_screenshot, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -78,17 +78,6 @@ def page(jupyter_lab: Any, chromium_browser: Any) -> Iterator[Any]:
 def _probe(page: Any) -> Any:
     return page.locator(".jp-Cell:has(.lmms-nb-sample-browser):not(:has(.lmms-nb-compare-dashboard)) "
                         ".lmms-nb-sample-browser").first
-
-
-def wait_until(page: Any, read: Any, expected: Any, timeout_s: float = 20.0) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    value = read()
-    while value != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-        value = read()
-    return value
 
 
 def test_a_1024x768_image_opens_at_full_size_beside_the_answers(page):

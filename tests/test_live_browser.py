@@ -7,7 +7,6 @@ Edit puts the cursor in the question, untrusted text runs nothing, and Save writ
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,6 +15,7 @@ import pytest
 from browser import (  # the jupyter_lab / chromium fixtures come from conftest's pytest_plugins
     notebook_page,
     save_screenshot,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
@@ -41,15 +41,6 @@ review
 """
 
 
-def wait_for(page: Any, read: Any, expected: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    value = read()
-    while value != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-        value = read()
-    return value
-
-
 @pytest.fixture(scope="module")
 def page(jupyter_lab: Any, chromium_browser: Any) -> Iterator[Any]:
     with notebook_page(jupyter_lab, chromium_browser, "live_review.ipynb", [SETUP],
@@ -70,10 +61,10 @@ def test_review_with_the_keyboard_in_jupyterlab(page, jupyter_lab):
     keys = widget.locator(".lmms-nb-live-keys input")
     keys.click()
     page.keyboard.type("a")
-    assert wait_for(page, counts.inner_text, "1 / 3 decided · 1 accepted · 0 edited · 0 rejected") == \
+    assert wait_until(page, counts.inner_text, "1 / 3 decided · 1 accepted · 0 edited · 0 rejected") == \
         "1 / 3 decided · 1 accepted · 0 edited · 0 rejected"
     question = widget.locator(".lmms-nb-live-question textarea")
-    assert wait_for(page, question.input_value, 'Question 1? <img src=x onerror="window.__xss = 1; alert(1)">') \
+    assert wait_until(page, question.input_value, 'Question 1? <img src=x onerror="window.__xss = 1; alert(1)">') \
         .startswith("Question 1?")
 
     page.keyboard.type("e")  # Edit: the fields unlock and the cursor goes to the question
@@ -82,10 +73,10 @@ def test_review_with_the_keyboard_in_jupyterlab(page, jupyter_lab):
     question.fill("Which colour fills the page?")
     keys.click()
     page.keyboard.type("a")
-    assert wait_for(page, counts.inner_text, "2 / 3 decided · 1 accepted · 1 edited · 0 rejected") == \
+    assert wait_until(page, counts.inner_text, "2 / 3 decided · 1 accepted · 1 edited · 0 rejected") == \
         "2 / 3 decided · 1 accepted · 1 edited · 0 rejected"
     page.keyboard.type("r")
-    assert wait_for(page, counts.inner_text, "3 / 3 decided · 1 accepted · 1 edited · 1 rejected") == \
+    assert wait_until(page, counts.inner_text, "3 / 3 decided · 1 accepted · 1 edited · 1 rejected") == \
         "3 / 3 decided · 1 accepted · 1 edited · 1 rejected"
     # the letters went to the widget, not to JupyterLab's shortcuts (no cell inserted, none turned raw)
     assert page.locator(".jp-NotebookPanel .jp-Cell").count() == n_cells

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import notebook_page, save_screenshot
-from test_widgets_browser import _label, wait_for
+from browser import notebook_page, save_screenshot, wait_until
+from test_widgets_browser import _label
 
 pytestmark = pytest.mark.browser
 
@@ -56,7 +56,7 @@ def test_a_slice_click_shows_its_samples_and_the_map_is_drawn(page):
     # the map: plotly's legend lists the three outcomes and the outlined slice (points are WebGL, the outline SVG)
     slices.locator(".lmms-nb-slice-map").scroll_into_view_if_needed()
     legend = slices.locator(".lmms-nb-slice-map .legend .traces")
-    assert wait_for(page, legend.count, 4, timeout_s=60) == 4
+    assert wait_until(page, legend.count, 4, timeout_s=60) == 4
     legend_text = slices.locator(".lmms-nb-slice-map .legend").first.text_content()
     assert "loses to baseline" in legend_text and f"slice {slice_id}: category" in legend_text
     assert dash.locator(".lmms-nb-sample-browser").is_hidden()
@@ -64,7 +64,7 @@ def test_a_slice_click_shows_its_samples_and_the_map_is_drawn(page):
     inner = dash.locator(".lmms-nb-sample-browser")
     pages = -(-size // 10)
     expected = f"samples 1–10 of {size} · page 1 of {pages}"
-    assert wait_for(page, lambda: _label(inner) if inner.is_visible() else "", expected) == expected
+    assert wait_until(page, lambda: _label(inner) if inner.is_visible() else "", expected) == expected
     assert page.evaluate("window.__xss") is None
     slices.scroll_into_view_if_needed()
     save_screenshot(page, "slice-list-and-map", locator=slices)

@@ -16,6 +16,7 @@ import pytest
 from browser import (  # the jupyter_lab / chromium fixtures come from conftest's pytest_plugins
     notebook_page,
     save_screenshot,
+    wait_until,
 )
 
 pytestmark = pytest.mark.browser
@@ -65,18 +66,6 @@ def _doc_ids(browser: Any) -> list[int]:
     return [int(x) for x in browser.locator(".lmms-nb-card").evaluate_all("cs => cs.map(c => c.dataset.docId)")]
 
 
-def wait_for(page: Any, read: Any, expected: Any, timeout_s: float = 20.0) -> Any:
-    """Poll `read()` until it returns `expected` (widget updates reach the DOM asynchronously)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    value = read()
-    while value != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-        value = read()
-    return value
-
-
 def _label(browser: Any) -> str:
     return browser.locator(".lmms-nb-page-label").inner_text().strip()
 
@@ -94,21 +83,21 @@ def test_sample_browser_filters_and_turns_pages(page):
     # models are in sorted order: pattern row 0 is "bad", row 1 is "good"
     browser.locator(".lmms-nb-pattern-1 button", has_text="right").click()
     browser.locator(".lmms-nb-pattern-0 button", has_text="wrong").click()
-    assert wait_for(page, lambda: _label(browser), "samples 1–4 of 6 · page 1 of 2") == "samples 1–4 of 6 · page 1 of 2"
-    assert wait_for(page, lambda: _doc_ids(browser), [1, 3, 5, 7]) == [1, 3, 5, 7]
+    assert wait_until(page, lambda: _label(browser), "samples 1–4 of 6 · page 1 of 2") == "samples 1–4 of 6 · page 1 of 2"
+    assert wait_until(page, lambda: _doc_ids(browser), [1, 3, 5, 7]) == [1, 3, 5, 7]
     assert browser.locator(".lmms-nb-answer[data-model='bad']").evaluate_all("a => a.map(x => x.dataset.state)") == ["wrong"] * 4
     assert browser.locator(".lmms-nb-answer[data-model='good']").evaluate_all("a => a.map(x => x.dataset.state)") == ["right"] * 4
     save_screenshot(page, "sample-browser-filtered", locator=browser)
 
     browser.locator("button.lmms-nb-next").click()
-    assert wait_for(page, lambda: _label(browser), "samples 5–6 of 6 · page 2 of 2") == "samples 5–6 of 6 · page 2 of 2"
-    assert wait_for(page, lambda: _doc_ids(browser), [9, 11]) == [9, 11]
+    assert wait_until(page, lambda: _label(browser), "samples 5–6 of 6 · page 2 of 2") == "samples 5–6 of 6 · page 2 of 2"
+    assert wait_until(page, lambda: _doc_ids(browser), [9, 11]) == [9, 11]
     assert browser.locator("button.lmms-nb-next").is_disabled()
 
     search = browser.locator(".lmms-nb-search input")
     search.fill("WRONG 9")
     search.press("Enter")
-    assert wait_for(page, lambda: _doc_ids(browser), [9]) == [9]
+    assert wait_until(page, lambda: _doc_ids(browser), [9]) == [9]
     assert _label(browser) == "samples 1–1 of 1 · page 1 of 1"
 
 
@@ -119,7 +108,7 @@ def test_untrusted_text_is_shown_as_text_and_runs_nothing(page):
     search.press("Enter")
     browser.locator(".lmms-nb-task select").select_option(label="shapes")
     browser.locator(".lmms-nb-pattern-0 button", has_text="wrong").click()
-    wait_for(page, lambda: _doc_ids(browser), [1, 3, 5, 7])
+    wait_until(page, lambda: _doc_ids(browser), [1, 3, 5, 7])
     preds = browser.locator(".lmms-nb-answer[data-model='bad'] .lmms-nb-pred").all_inner_texts()
     assert preds[:2] == ["<script>window.__xss = 1; alert(1)</script>", '<img src=x onerror="window.__xss = 2; alert(2)">']
     assert browser.locator(".lmms-nb-question").first.inner_text().startswith("Q <b>question</b> 1")
@@ -152,7 +141,7 @@ def test_dashboard_bar_click_opens_the_browser_on_those_samples(page):
     inner = dash.locator(".lmms-nb-sample-browser")
     assert inner.is_visible()
     # "bad wrong" is preselected: bad is wrong on the 4 odd docs of colours' 8
-    assert wait_for(page, lambda: _label(inner), "samples 1–4 of 4 · page 1 of 1") == "samples 1–4 of 4 · page 1 of 1"
+    assert wait_until(page, lambda: _label(inner), "samples 1–4 of 4 · page 1 of 1") == "samples 1–4 of 4 · page 1 of 1"
     assert set(inner.locator(".lmms-nb-card").evaluate_all("cs => cs.map(c => c.dataset.task)")) == {"colours"}
     inner.scroll_into_view_if_needed()
     save_screenshot(page, "compare-dashboard-samples-after-bar-click")
