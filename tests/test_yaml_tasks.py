@@ -473,9 +473,10 @@ def test_dataset_errors_name_the_yaml(tmp_path):
 
 
 def test_functions_import_only_from_the_task_folder_and_lazily(tmp_path, colours_dir):
-    before = list(sys.path)
+    before, utils_before = list(sys.path), sys.modules.get("utils")  # another test may have imported a `utils`
     task = load_task(colours_dir / "colours_open.yaml")
-    assert sys.path == before and "utils" not in sys.modules  # imported by file path, under a private name
+    # imported by file path, under a private name: neither sys.path nor a top-level `utils` module changes
+    assert sys.path == before and sys.modules.get("utils") is utils_before
     assert task.doc_to_text.__module__ is not None
     # a task whose utils cannot import does not stop the others of its folder from loading
     shutil.copy(colours_dir / "colours_open.yaml", colours_dir / "broken_task.yaml")
