@@ -17,7 +17,7 @@ from lmms_nb.models.hf import lmms_eval_model_name
     ("Qwen__Qwen2-VL-2B-Instruct", "Qwen__Qwen2-VL-2B-Instruct"),
     ("/data/ckpts/anchor/tiny_model/", "anchor__tiny_model"),  # lmms-eval: the last two parts of the path
     ("models/tiny_llava", "models__tiny_llava"),
-    ("/root/.cache/huggingface/hub/models--llava-hf--llava-1.5-7b-hf/snapshots/8c85e9a", "llava-hf__llava-1.5-7b-hf"),
+    ("/home/someone/.cache/huggingface/hub/models--llava-hf--llava-1.5-7b-hf/snapshots/8c85e9a", "llava-hf__llava-1.5-7b-hf"),
     ("majority", "majority"),
 ])
 def test_canonical_names(name, canonical):
