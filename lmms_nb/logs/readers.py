@@ -229,7 +229,8 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     frames = [f for f in frames if f is not None and f.height]
     if not frames:
         return empty_samples()
-    return conform(pl.concat(frames, how="diagonal_relaxed"))
+    # no rechunk: copying a million rows' strings into one buffer would cost more than reading them did
+    return conform(pl.concat(frames, how="diagonal_relaxed", rechunk=False))
 
 
 @overload
