@@ -16,8 +16,10 @@ Offline, all through lmms-eval's own CLI (`python -m lmms_eval ... --log_samples
   `dataset_path: parquet` task YAMLs in a local `--include_path` folder: `shapes_mcq` (multiple_choice:
   lmms-eval's own `acc` over the choices' log-likelihoods) and `shapes_vqa` (generate_until with a
   `process_results` giving `exact_match` and a dict metric `shape_score` {question_id, category, score}, as MME does);
-- lmms-eval 0.1.2's llava_hf reads `self.accelerator`, which it sets only in multi-process runs: the script runs
-  lmms-eval's CLI (`lmms_eval.__main__.cli_evaluate`) after giving that class a 1-process Accelerator;
+- lmms-eval 0.1.2's llava_hf reads `self.accelerator`, which it sets only in multi-process runs, and 0.2.3's
+  evaluator writes a rank marker into its output folder before creating it: the script runs lmms-eval's CLI
+  (`lmms_eval.__main__.cli_evaluate`) after giving that class a 1-process Accelerator (0.1) or creating the folder
+  first (0.2);
 - lmms-eval 0.1 loads HF evaluate's `exact_match` module when it is imported (from the Hub): the run folder holds a
   local module of that name (`exact_match/exact_match.py`, found before the Hub), which these tasks never call.
 The run happens in a temporary folder (the model given by a relative path); the script replaces that folder's
@@ -142,7 +144,8 @@ class ExactMatch(evaluate.Metric):
 
 
 # `python -m lmms_eval`, except that lmms-eval 0.1.2's llava_hf sets `self.accelerator` only in multi-process runs
-# yet reads it in every run (AttributeError on one CPU): the class gets a 1-process Accelerator first
+# yet reads it in every run (AttributeError on one CPU): the class gets a 1-process Accelerator first; and 0.2.3
+# writes `rank0_metric_eval_done.txt` into its output folder before making it: the folder is made first
 RUN_LMMS_EVAL = """
 import sys
 from importlib.metadata import version
@@ -150,6 +153,15 @@ if version("lmms_eval").startswith("0.1."):
     import accelerate
     import lmms_eval.models.llava_hf as llava_hf
     llava_hf.LlavaHf.accelerator = accelerate.Accelerator()
+else:  # 0.2.3 writes a rank marker into its output folder before it creates that folder
+    import os
+    import lmms_eval.evaluator as evaluator
+    _evaluate = evaluator.evaluate
+    def evaluate(*args, **kwargs):
+        if kwargs.get("cli_args") is not None and kwargs["cli_args"].output_path:
+            os.makedirs(kwargs["cli_args"].output_path, exist_ok=True)
+        return _evaluate(*args, **kwargs)
+    evaluator.evaluate = evaluate
 from lmms_eval.__main__ import cli_evaluate
 sys.argv[0] = "lmms_eval"
 cli_evaluate()
