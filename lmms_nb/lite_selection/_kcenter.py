@@ -2,11 +2,13 @@
 
 How it stays fast *and* exact:
 
-- The bulk work is float32: each pick costs at most one matrix-vector product over the N x d embeddings
-  (||x||^2 - 2 x.c + ||c||^2, clamped at 0), folded into a vector of min squared distances; memory stays
-  O(N d): the embeddings plus a few length-N vectors.
-- On CPU, triangle-inequality pruning (`_CellPruner`) skips every cell (the rows nearest one pick) that the
-  new pick provably cannot take a row from, so on clustered data a pick reads far fewer than N rows.
+- The bulk work is float32 (||x||^2 - 2 x.c + ||c||^2, clamped at 0), folded into a vector of min squared
+  distances; memory stays O(N d): the embeddings plus a few length-N vectors and the picks' rows.
+- On GPU each pick is one matrix-vector product over the N x d embeddings. On CPU the passes are lazy
+  (`_kcenter_cpu`): a row's running minimum is an upper bound on its distance to the picks, so only rows whose
+  bound could make them the farthest are measured, each against all the picks it missed in one
+  matrix-matrix product; on Lite-like data a pick reads a few percent of the rows. The final cells take one
+  matrix-matrix pass (rows x picks, in blocks).
 - float32 rounding could swap two near-tied farthest points, so every pick is confirmed in float64: rows
   whose float32 value lies within twice a rounding bound of the float32 maximum are re-measured
   exactly (float64, against every pick so far, incrementally) and the farthest wins, ties to the lowest row
@@ -36,7 +38,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from lmms_nb.lite_selection._kcenter_cpu import PrunedPasses
+from lmms_nb.lite_selection._kcenter_cpu import LazyPasses
 
 _U32 = 2.0**-24  # unit roundoff of float32
 #: elements of the (rows x picks) distance block of the assignment pass held at once (64 MiB of float32)
@@ -51,7 +53,8 @@ class KCenterResult:
     radii: coverage radius after each pick (max over rows of the distance to the nearest pick so far);
     cell_sizes: how many rows are nearest to each pick (ties to the earliest pick; sums to N);
     assignment: for every row, the position in `picks` of its nearest pick;
-    rows_measured: rows whose distance to a new pick was computed, over all picks (k x N without pruning).
+    rows_measured: row-pick distances computed while picking (k x N for the eager method; the final cell
+      pass, k x N more, is not counted).
     """
 
     picks: np.ndarray
@@ -95,9 +98,10 @@ def kcenter_greedy(
     exact = torch.full((n,), float("inf"), dtype=torch.float64, device=x.device)  # float64, for rows checked
     counted = torch.zeros(n, dtype=torch.int64, device=x.device)  # picks already folded into `exact`
     picked64 = torch.empty((k, d), dtype=torch.float64, device=x.device)  # the picks' rows, for the checks
+    picked_sq = torch.empty(k, dtype=torch.float64, device=x.device)
     picks = np.empty(k, dtype=np.int64)
     radii = np.empty(k, dtype=np.float64)
-    cpu = PrunedPasses(x.numpy(), sq32.numpy(), k, tol) if x.device.type == "cpu" else None
+    cpu = LazyPasses(x.numpy(), sq32.numpy(), k, tol) if x.device.type == "cpu" else None
     approx = None if cpu is not None else torch.full((n,), float("inf"), dtype=torch.float32, device=x.device)
 
     nxt = first
@@ -105,8 +109,9 @@ def kcenter_greedy(
         for i in range(k):
             picks[i] = nxt
             picked64[i] = x[nxt]
-            if cpu is not None:  # only the runs of rows the new pick may take (see _kcenter_cpu)
-                cpu.add(i, nxt, k - i)
+            picked_sq[i] = (picked64[i] * picked64[i]).sum()
+            if cpu is not None:  # lazy: rows are measured when their bound could make them the farthest
+                cpu.add(nxt)
             else:  # one pass over x per pick (a GEMV); the rest is O(N)
                 dist = torch.mv(x, x[nxt]).mul_(-2.0).add_(sq32).add_(sq32[nxt]).clamp_min_(0.0)
                 torch.minimum(approx, dist, out=approx)
@@ -119,22 +124,15 @@ def kcenter_greedy(
                 cand = torch.from_numpy(cpu.candidates())
             else:
                 cand = torch.nonzero(approx >= float(approx.max()) - 2.0 * tol).flatten()  # ascending rows
-            nxt, best = _farthest_exact(x, picked64[: i + 1], cand, exact, counted)
+            nxt, best = _farthest_exact(x, picked64[: i + 1], picked_sq[: i + 1], cand, exact, counted)
             radii[i] = math.sqrt(max(best, 0.0))
-        if cpu is not None:  # cells from the passes; float32 near-ties settled in float64
-            assignment, unsure = cpu.cells()
-            for sl in _row_chunks(len(unsure), max(1, _ASSIGN_BLOCK // (k + d))):
-                rows = torch.from_numpy(unsure[sl])
-                assignment[unsure[sl]] = torch.argmin(_exact_sq_dists(x, rows, picked64), dim=1).numpy()
-            cell_sizes = np.bincount(assignment, minlength=k)
-        else:
-            assignment, cell_sizes = _assign(x, sq32, torch.as_tensor(picks, device=x.device), tol)
+        assignment, cell_sizes = _assign(x, sq32, torch.as_tensor(picks, device=x.device), tol)
     return KCenterResult(
         picks=picks,
         radii=radii,
         cell_sizes=cell_sizes,
         assignment=assignment,
-        rows_measured=cpu.rows_read if cpu is not None else k * n,
+        rows_measured=cpu.distances if cpu is not None else k * n,
     )
 
 
@@ -206,14 +204,18 @@ def _tolerance(sq32: torch.Tensor, d: int) -> float:
     return 16.0 * math.sqrt(d) * _U32 * 2.0 * float(sq32.max()) * (1 + 4 * _U32) + 1e-30
 
 
-def _exact_sq_dists(x: torch.Tensor, rows: torch.Tensor, centers64: torch.Tensor) -> torch.Tensor:
+def _exact_sq_dists(x: torch.Tensor, rows: torch.Tensor, centers64: torch.Tensor,
+                    centers_sq: torch.Tensor | None = None) -> torch.Tensor:
     """float64 squared distances between rows `rows` of x and float64 `centers64` (float32 -> 64 is exact)."""
     a = x[rows].to(torch.float64)
-    return ((a * a).sum(1)[:, None] - 2.0 * (a @ centers64.T) + (centers64 * centers64).sum(1)[None, :]).clamp_min_(0.0)
+    if centers_sq is None:
+        centers_sq = (centers64 * centers64).sum(1)
+    return ((a * a).sum(1)[:, None] - 2.0 * (a @ centers64.T) + centers_sq[None, :]).clamp_min_(0.0)
 
 
 def _farthest_exact(
-    x: torch.Tensor, picked64: torch.Tensor, cand: torch.Tensor, exact: torch.Tensor, counted: torch.Tensor,
+    x: torch.Tensor, picked64: torch.Tensor, picked_sq: torch.Tensor, cand: torch.Tensor, exact: torch.Tensor,
+    counted: torch.Tensor,
 ) -> tuple[int, float]:
     """Among candidate rows `cand` (ascending), the farthest from the picks in float64 and its sq distance.
 
@@ -223,10 +225,11 @@ def _farthest_exact(
     # fold in only the picks a candidate has not been measured against yet: candidates recur pick after pick
     stale = cand[counted[cand] < m]
     if stale.numel():
-        new = picked64[int(counted[stale].min()) : m]
+        lo = int(counted[stale].min())
+        new, new_sq = picked64[lo:m], picked_sq[lo:m]
         for sl in _row_chunks(stale.numel(), max(1, _ASSIGN_BLOCK // (new.shape[0] + x.shape[1]))):
             rows = stale[sl]
-            d = _exact_sq_dists(x, rows, new).min(dim=1).values
+            d = _exact_sq_dists(x, rows, new, new_sq).min(dim=1).values
             exact[rows] = torch.minimum(exact[rows], d)
         counted[stale] = m
     vals = exact[cand]

@@ -1,123 +1,94 @@
-"""The CPU pass of `kcenter_greedy`: float32 matrix-vector products over contiguous row runs, with per-row
-triangle-inequality pruning (Elkan's bound, as in fast k-means) and an occasional re-sort of the rows by cell.
+"""The CPU passes of `kcenter_greedy`: lazy farthest-first with upper bounds, in float32 blocks.
 
-Pruning: row r sits in the cell of its nearest pick j so far, at float32 squared distance ``a_r``. A new pick
-c can take r only if d(r, c) < d(r, j), and d(r, c) >= d(j, c) - d(r, j), so r is skipped when
-d(j, c) > 2 d(r, j). The test runs on float32 squared distances with the rounding bound `tol` on both sides
-(skip only if ``d(j,c)^2 - tol > 4 (a_r + tol)``), so a skipped row provably keeps its minimum, its nearest
-pick (strictly nearer, so no tie is missed) and the picks stay exact.
+Why lazy: the next pick is the row farthest from its nearest pick. A row's running minimum over the picks it
+has been measured against so far is an *upper bound* on its true minimum (more picks can only lower it). So
+rows need not be measured against every new pick: after a pick, the rows with the largest bounds are
+brought up to date first (measured against all the picks they missed, at once), and once the best
+up-to-date distance exceeds every stale bound (by the float32 rounding margin), no stale row can be the
+farthest and the pick is settled. On Lite-like embeddings a pick updates a few percent of the rows, each
+against dozens of missed picks in one matrix-matrix product (compute-bound BLAS-3) instead of a
+matrix-vector product over all N rows (memory-bound): far fewer bytes read per pick, and identical picks.
+The classic triangle-inequality bound (Elkan's: a row cannot move to a new pick c unless its distance to
+its own pick j exceeds d(j, c) / 2) prunes little on such data at Lite budgets (about 1-5% of the rows, the
+k-center radius staying near the data's diameter), while the lazy bound skips most rows at every pick.
 
-Speed: numpy's float32 GEMV reads contiguous rows at the machine's bandwidth, but gathering scattered rows
-first costs several times more than the product itself. So the rows live in a permuted copy, sorted by cell
-and, inside a cell, farthest from its pick first (the rows a new pick can take), and each pick multiplies only
-the runs of `BLOCK`-row blocks that hold a live row; when most rows are live, one GEMV covers the whole
-matrix. The copy is re-sorted (one pass of gathering) only when the rows read in vain since the last sort
-outweigh it. Memory: up to two permuted copies of the embeddings besides the input while re-sorting.
-
-Float32 near-ties of a row's nearest pick are flagged as they happen (a new distance within 2 tol of the
-running minimum), so the final cells are settled in float64 for those rows only, with no extra pass.
+Rounding: float32 squared distances are within `tol` of the exact ones, so a stale row is skipped only if
+its bound is below the best up-to-date value minus 2 tol, and the rows within 2 tol of the float32 maximum
+go to the float64 check in `_kcenter` (the exact picks, ties to the lowest row index).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: one re-sort gathers every row once: about this many GEMVs' worth of time (numpy's take is slow)
-_RESORT_COST = 6.0
 
+class LazyPasses:
+    """float32 upper bounds on each row's squared distance to its nearest pick, updated lazily (CPU, numpy)."""
 
-class PrunedPasses:
-    """Per-pick distance updates on CPU; positions index the permuted copy, `perm[pos]` is the input row."""
-
-    #: rows per block (64 x 1792 float32 = 458 KB: a run of blocks streams through the cache)
-    BLOCK = 64
-    #: above this share of live rows, one GEMV over the whole matrix (no runs)
-    FULL_ABOVE = 0.85
+    #: rows brought up to date first after each pick (the largest bounds), before the best value is known
+    SEED = 64
+    #: rows per matrix-matrix block (a block of rows x the picks they missed; ~1 MB of float32 at d=1792)
+    BLOCK = 256
 
     def __init__(self, x: np.ndarray, sq: np.ndarray, k: int, tol: float) -> None:
         n, d = x.shape
-        self.n, self.tol = n, np.float32(tol)
-        self.xp = x  # the input until the first re-sort, then a permuted copy
-        self.perm = np.arange(n)
-        self.where = np.arange(n)  # input row -> position
-        self.sq = sq.copy()
-        self.approx = np.full(n, np.inf, dtype=np.float32)  # float32 min squared distance to the picks
-        self.owner = np.zeros(n, dtype=np.int32)  # position in picks of the nearest pick (float32)
-        self.unsure = np.zeros(n, dtype=bool)  # a float32 near-tie for the nearest pick: settle in float64
-        self.dist = np.empty(n, dtype=np.float32)
-        nb = -(-n // self.BLOCK)
-        self.live = np.zeros(nb * self.BLOCK, dtype=bool)
+        self.x, self.sq, self.n, self.tol = x, sq, n, np.float32(tol)
+        self.bound = np.full(n, np.inf, dtype=np.float32)  # min over the picks [0, upto) of the float32 distance
+        self.upto = np.zeros(n, dtype=np.int32)  # how many picks each row has been measured against
         self.picked = np.empty((k, d), dtype=np.float32)
         self.picked_sq = np.empty(k, dtype=np.float32)
-        self.rows_read = 0  # rows whose distance to a new pick was computed, over all picks
-        self.wasted = 0.0  # rows read although skippable since the last sort, in units of N
+        self.m = 0  # picks so far
+        self.distances = 0  # row-pick distances computed, over all picks (k N for the eager method)
 
-    def add(self, i: int, row: int, picks_left: int) -> None:
-        """Fold pick number `i` (input row `row`) into the running minimum distances and cells."""
-        if i >= 8 and self.wasted / i * min(picks_left, i) > _RESORT_COST:
-            self._resort()
-        pos = int(self.where[row])
-        self.picked[i], self.picked_sq[i] = self.xp[pos], self.sq[pos]
-        c, sqc = self.picked[i], self.picked_sq[i]
-        n, block, tol = self.n, self.BLOCK, self.tol
-        live = self.live[:n]
+    def add(self, row: int) -> None:
+        """Record the next pick (an input row). The first pick is one full GEMV pass over every row."""
+        i = self.m
+        self.picked[i], self.picked_sq[i] = self.x[row], self.sq[row]
+        self.m = i + 1
         if i == 0:
-            live[:] = True
-        else:  # skip r iff d(j,c)^2 - tol > 4 (a_r + tol), j its pick: live iff 4 a_r >= d(j,c)^2 - 5 tol
-            cc = self.picked[:i] @ c
-            cc *= -2.0
-            cc += self.picked_sq[:i]
-            cc += sqc
-            np.maximum(cc, 0.0, out=cc)
-            cc -= 5.0 * tol
-            np.greater_equal(self.approx * np.float32(4.0), np.take(cc, self.owner), out=live)
-        n_live = int(np.count_nonzero(live))
-        if n_live > self.FULL_ABOVE * n:
-            runs = [(0, n)]
-        else:
-            blocks = self.live.reshape(-1, block).any(axis=1)
-            edges = np.flatnonzero(np.diff(np.concatenate(([False], blocks, [False])).view(np.int8)))
-            starts, ends = edges[0::2], edges[1::2]
-            apart = starts[1:] - ends[:-1] > 1  # runs one block apart are bridged: fewer, longer calls
-            starts = starts[np.concatenate(([True], apart))]
-            ends = ends[np.concatenate((apart, [True]))]
-            runs = [(s * block, min(e * block, n)) for s, e in zip(starts.tolist(), ends.tolist())]
-            self.dist.fill(np.inf)
-        read = 0
-        for s, e in runs:
-            g = self.dist[s:e]
-            np.matmul(self.xp[s:e], c, out=g)
-            g *= -2.0
-            g += self.sq[s:e]
-            g += sqc
-            np.maximum(g, 0.0, out=g)
-            read += e - s
-        self.rows_read += read
-        self.wasted += (read - n_live) / n
-        dist, approx = self.dist, self.approx
-        self.unsure |= np.abs(dist - approx) <= 2.0 * tol  # inf (not read) or -inf (a pick): never
-        self.owner[dist < approx] = i
-        np.minimum(approx, dist, out=approx)
-        # the pick itself: distance 0, and a near-tie if it was (almost) covered already (duplicate rows)
-        self.owner[pos] = i
-        approx[pos] = -np.inf
+            dist = self.x @ self.picked[0]
+            dist *= -2.0
+            dist += self.sq
+            dist += self.picked_sq[0]
+            np.maximum(dist, 0.0, out=dist)
+            self.bound[:] = dist
+            self.upto[:] = 1
+            self.distances += self.n
+        self.bound[row] = -np.inf  # a pick is never a candidate again
+        self.upto[row] = self.m
 
     def candidates(self) -> np.ndarray:
-        """Input rows within 2 tol of the float32 farthest distance, ascending (the float64 check decides)."""
-        top = self.approx.max()
-        return np.sort(self.perm[np.flatnonzero(self.approx >= top - 2.0 * self.tol)])
+        """Rows whose float32 distance to the picks lies within 2 tol of the maximum, ascending; all up to date."""
+        m, bound, upto, margin = self.m, self.bound, self.upto, 2.0 * self.tol
+        stale = np.flatnonzero(upto < m)
+        if stale.size:  # seed: the largest bounds first, so the best up-to-date value is high from the start
+            top = stale[np.argpartition(bound[stale], -min(self.SEED, stale.size))[-min(self.SEED, stale.size):]]
+            self._update(top)
+        while True:
+            best = bound[upto == m].max()
+            rows = np.flatnonzero((upto < m) & (bound >= best - margin))
+            if not rows.size:
+                break
+            self._update(rows)
+        top = bound.max()
+        return np.flatnonzero(bound >= top - margin)
 
-    def cells(self) -> tuple[np.ndarray, np.ndarray]:
-        """(each input row's float32 nearest pick, the input rows whose nearest pick is a float32 near-tie)."""
-        assignment = np.empty(self.n, dtype=np.int64)
-        assignment[self.perm] = self.owner
-        return assignment, np.sort(self.perm[self.unsure])
-
-    def _resort(self) -> None:
-        # by cell, then farthest first: the rows a new pick can take cluster at the start of each cell's run
-        order = np.lexsort((-self.approx, self.owner))
-        self.xp = np.take(self.xp, order, axis=0)
-        for name in ("perm", "sq", "approx", "owner", "unsure"):
-            setattr(self, name, getattr(self, name)[order])
-        self.where[self.perm] = np.arange(self.n)
-        self.wasted = 0.0
+    def _update(self, rows: np.ndarray) -> None:
+        """Fold into `bound` every pick the rows missed (refolding one they saw is harmless: a min)."""
+        m = self.m
+        # blocks of rows that missed about as many picks (within a factor 2): few refolds, few BLAS calls
+        missed = m - self.upto[rows]
+        rows = rows[np.argsort(missed, kind="stable")]
+        width = np.floor(np.log2(np.sort(missed, kind="stable"))).astype(np.int64)
+        cuts = np.flatnonzero(np.diff(width)) + 1
+        starts = np.unique(np.concatenate([np.arange(0, rows.size, self.BLOCK), cuts]))
+        for s, e in zip(starts.tolist(), np.append(starts[1:], rows.size).tolist()):
+            block = rows[s:e]
+            lo = int(self.upto[block].min())
+            g = self.x[block] @ self.picked[lo:m].T  # rows x missed picks, one BLAS-3 call
+            g *= -2.0
+            g += self.sq[block, None]
+            g += self.picked_sq[None, lo:m]
+            self.bound[block] = np.minimum(self.bound[block], g.min(axis=1).clip(min=0.0))
+            self.upto[block] = m
+            self.distances += g.size
