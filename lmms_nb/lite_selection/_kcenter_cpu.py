@@ -9,8 +9,8 @@ farthest and the pick is settled. On Lite-like embeddings a pick updates a few p
 against dozens of missed picks in one matrix-matrix product (compute-bound BLAS-3) instead of a
 matrix-vector product over all N rows (memory-bound): far fewer bytes read per pick, and identical picks.
 The classic triangle-inequality bound (Elkan's: a row cannot move to a new pick c unless its distance to
-its own pick j exceeds d(j, c) / 2) prunes little on such data at Lite budgets (about 1-5% of the rows, the
-k-center radius staying near the data's diameter), while the lazy bound skips most rows at every pick.
+its own pick j exceeds d(j, c) / 2) skips little on such data at a 1% budget: the k-center radius stays
+near half the data's diameter, so d(j, c) < 2 d(r, j) for almost every row; the lazy bound skips most rows.
 
 Rounding: float32 squared distances are within `tol` of the exact ones, so a stale row is skipped only if
 its bound is below the best up-to-date value minus 2 tol, and the rows within 2 tol of the float32 maximum
