@@ -11,7 +11,8 @@ decodes it its own way. The rules written here are lmms-eval's:
 - Qwen-VL's ``qwen_vl_utils.fetch_video`` (frame count and resize) is in `lmms_nb.models._qwen_video`.
 
 Frames are decoded with decord when it is installed (as lmms-eval's and qwen_vl_utils' default readers do), else
-with PyAV; both give the same RGB frames (tested). A missing or unreadable file raises `VideoError` naming it.
+(or where decord fails, as it does on some frame widths) with PyAV; both give the same RGB frames (tested). A
+missing or unreadable file raises `VideoError` naming it.
 
 Example:
     >>> uniform_indices(10, 4).tolist(), uniform_indices(3, 5).tolist()
@@ -92,14 +93,17 @@ def read_frames(path: str | Path, indices: Any) -> np.ndarray:
     wanted = [int(i) for i in indices]
     if not wanted:
         raise VideoError(f"video {path!r}: no frame to read")
-    try:
-        if _has_decord():
+    if _has_decord():
+        try:
             import decord
 
             reader = decord.VideoReader(path, ctx=decord.cpu(0))
             frames = reader.get_batch(wanted).asnumpy()
             del reader  # as lmms-eval: release the reader at once
             return frames
+        except Exception:  # noqa: BLE001 - decord fails on some frame sizes (e.g. 48 px wide); PyAV reads them
+            pass
+    try:
         import av
 
         needed, last, decoded = set(wanted), max(wanted), {}
