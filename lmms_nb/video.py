@@ -16,9 +16,7 @@ missing or unreadable file raises `VideoError` naming it.
 
 Example:
     >>> uniform_indices(10, 4).tolist(), uniform_indices(3, 5).tolist()
-    ([0, 3, 6, 9], [0, 0, 1, 2, 2])
-    >>> sample_count(total_frames=300, num_frm=8, fps=0.1, frame_rate=30.0)  # 10 s of video at 0.1 fps
-    1
+    ([0, 3, 6, 9], [0, 0, 1, 1, 2])
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["VideoError", "is_video_path", "load_video_uniform", "probe_video", "read_frames", "read_video",
-           "sample_count", "uniform_indices"]
+           "uniform_indices"]
 
 #: what lmms-eval treats as an image or audio file when a doc_to_visual entry is a path; any other path is a video
 #: (``ConfigurableTask._visual_to_content``)
@@ -137,23 +135,19 @@ def load_video_uniform(path: str | Path, max_frames_num: int = 32) -> np.ndarray
     return read_frames(path, uniform_indices(total, int(max_frames_num)))
 
 
-def sample_count(total_frames: int, num_frm: int, fps: float | None, frame_rate: float | None) -> int:
-    """How many frames lmms-eval's ``read_video`` takes: at most `num_frm` and the frame count, and at most
-    ``duration * fps`` when `fps` is given (at least one)."""
-    if total_frames <= 0:
-        return max(1, num_frm)
-    sampled = min(total_frames, num_frm)
-    if fps is not None and frame_rate and frame_rate > 0:
-        sampled = min(sampled, int(total_frames / frame_rate * fps))
-    return max(1, sampled)
-
-
 def read_video(path: str | Path, *, num_frm: int = 8, fps: float | None = None,
                force_include_last_frame: bool = False) -> np.ndarray:
-    """lmms-eval's ``read_video`` (PyAV backend): `sample_count` frames at uniform indices, each frame once,
-    ``(N, H, W, 3)`` uint8; with `force_include_last_frame` the last frame replaces the last index."""
+    """lmms-eval's ``read_video`` (PyAV backend): at most `num_frm` frames (and ``duration * fps``) at uniform
+    indices, each frame once, ``(N, H, W, 3)`` uint8; with `force_include_last_frame` the last frame replaces the
+    last index; every frame when `fps` leaves none (as lmms-eval's fallback does)."""
     total, rate = probe_video(path)
-    count = sample_count(total, int(num_frm), fps, rate)
+    count = min(total, int(num_frm))
+    if fps is not None and rate > 0:
+        count = min(count, int(total / rate * fps))
+    if count <= 0:
+        # lmms-eval's stream reader fails on zero indices (fps too low for the clip's length) and falls back to
+        # decoding every frame
+        return read_frames(path, range(total))
     indices = uniform_indices(total, count)
     if force_include_last_frame and total - 1 not in indices:
         if count <= 1:
