@@ -149,3 +149,19 @@ def test_a_model_without_video_is_refused_before_generating(standin, monkeypatch
         _in_root(root, monkeypatch, lambda: lmms_nb.evaluate(model, ["videomme"], output_dir=root / "refused",
                                                              progress=False, resume=False))
     assert calls == [] and not list((root / "refused").rglob("*_samples_*.jsonl"))
+
+
+def test_a_tiny_qwen2_5_vl_answers_videomme_from_the_frames(standin, monkeypatch, tmp_path):
+    from lmms_nb.models import get_model
+    from lmms_nb.models.tiny import build_tiny_qwen2_5_vl
+
+    root, _, _ = standin
+    path = build_tiny_qwen2_5_vl(tmp_path / "q", vocab_texts=["Select the best answer", "A B C D"])
+    model = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu", min_pixels=3136, max_pixels=12544,
+                      max_num_frames=4)
+    run = _in_root(root, monkeypatch, lambda: lmms_nb.evaluate(model, ["videomme"], output_dir=root / "qwen",
+                                                               progress=False, resume=False, batch_size=2))
+    records = [json.loads(line) for line in run.sample_files["videomme"].read_text().splitlines()]
+    assert len(records) == 6 and all(r["error"] is None for r in records)
+    assert all(0 < r["output_tokens"] <= 16 for r in records)  # the task's max_new_tokens (seeded model)
+    assert 0 <= run.score("videomme", "videomme_perception_score") <= 100
