@@ -12,16 +12,17 @@ Data (`--data lite`, the default): N rows shaped like Lite embeddings, a 768-d "
 part, each L2-normalised, concatenated with weight sqrt(1/2) each (d = 1792), drawn like a mix of benchmarks
 of 2,000 items each: per part, a shared direction (real embeddings are anisotropic), a benchmark direction, one
 of 60 topics per benchmark, and each item's own variation in a 32-d subspace of its benchmark with a
-heavy-tailed (log-normal) size, so a few items are outliers as in real data. The weights were fitted to
-all-MiniLM-L6-v2 embeddings of the 2,017 real ScienceQA questions in ../shared/realworld (one benchmark): mean
-cosine of random pairs 0.26 there, median nearest-neighbour cosine 0.955, k-center radius 1.26 at k = 1% of
-N and 0.91 at 10%; the run prints the same figures for its data (run `--embeddings file.npy` on any real
-embeddings to compare). `--data isotropic` is the earlier data: 300 centres with isotropic noise as large as
-the centres (nearest-neighbour cosine 0.5, random pairs 0: no structure to prune).
+heavy-tailed (log-normal) size, so a few items are outliers as in real data. The weights were chosen from a
+small grid so that one benchmark (`--n 2000`) looks like all-MiniLM-L6-v2 embeddings of the 2,017 real
+ScienceQA questions in ../shared/realworld (`--embeddings` on them): mean cosine of random pairs 0.29 here vs
+0.26 there, median nearest-neighbour cosine 0.90 vs 0.96, k-center radius 1.21 vs 1.26 at k = 1% of N and
+0.94 vs 0.91 at k = 10%. Every run prints these figures for its data. `--data isotropic` is the earlier data:
+300 centres with isotropic noise as large as the centres (nearest-neighbour cosine about 0.5, random pairs 0).
 
 Figures, each measured side by side and repeated (medians; the machine is shared, so absolute times drift):
-- bandwidth: one full pass of `kcenter_greedy`'s CPU update (a pick that must read every row) against one
-  numpy float32 matrix-vector product of the same matrix, interleaved; bytes read per second of each;
+- bandwidth: the one full pass of the CPU method (the first pick: a GEMV over every row, then the O(N)
+  folding) against one numpy float32 matrix-vector product of the same matrix, interleaved; bytes read per
+  second of each (later picks read only the rows whose bounds need it; the final cells are one BLAS-3 pass);
 - speed: rounds of [kcenter_greedy, the naive method on the first k/5 picks (--naive-picks)]; the naive
   method costs the same per pick whatever the picks, so its full time is k/(k/5) times that; ratio per
   round, median; its picks are checked against the same prefix of ours (greedy picks are a prefix of the
