@@ -1,10 +1,16 @@
 """Run lmms-eval 0.7.3's own evaluator on catalogue tasks with a scripted model; print per-sample values as JSON.
 
-    [LMMS_EVAL_INCLUDE=folder] python tests/lmms_eval_reference.py ANSWERS_JSON POLICY OUT_JSON TASK [TASK ...]
+    [LMMS_EVAL_INCLUDE=folder] [LMMS_EVAL_CLI_DEFAULTS=1] python tests/lmms_eval_reference.py ANSWERS_JSON POLICY \
+        OUT_JSON TASK [TASK ...]
 
 Run from the folder that holds the stand-in datasets (see tests/catalogue_standins.py): the tasks'
 `dataset_path`s resolve there. The model answers doc `doc_id` of `task` with ``answers[task][policy][doc_id]``,
 exactly what lmms-nb's scripted model answers, so the two tools' values can be compared sample by sample.
+
+With LMMS_EVAL_CLI_DEFAULTS=1 the evaluator gets the `lmms-eval` command's defaults (`cli_args`): its
+reasoning tags, which also strip the whitespace around each answer before scoring, and process_results
+seeing docs without their media columns. `simple_evaluate` called bare does neither; lmms-nb does what the
+command does.
 """
 
 from __future__ import annotations
@@ -53,9 +59,15 @@ def main() -> None:
     import os
 
     include = os.environ.get("LMMS_EVAL_INCLUDE") or None
+    cli_args = None
+    if os.environ.get("LMMS_EVAL_CLI_DEFAULTS"):
+        import argparse
+
+        cli_args = argparse.Namespace(reasoning_tags='[["<think>", "</think>"], ["<analysis>", "</analysis>"]]',
+                                      process_with_media=False, output_path=None, agentic_trace_mode="basic")
     result = simple_evaluate(model=ScriptedLM(), tasks=list(tasks), task_manager=TaskManager(include_path=include),
                              bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=1234,
-                             torch_random_seed=1234, fewshot_random_seed=1234)
+                             torch_random_seed=1234, fewshot_random_seed=1234, cli_args=cli_args)
     out = {"results": result["results"], "samples": {}}
     for task, samples in result["samples"].items():
         out["samples"][task] = [
