@@ -3,6 +3,9 @@
     [LMMS_EVAL_INCLUDE=folder] [LMMS_EVAL_CLI_DEFAULTS=1] python tests/lmms_eval_reference.py ANSWERS_JSON POLICY \
         OUT_JSON TASK [TASK ...]
 
+POLICY may name several policies, comma-separated ("oracle,constant"): one process (lmms-eval's import and
+task index take most of a run's time) then evaluates each in turn, writing OUT_JSON with "{policy}" replaced.
+
 Run from the folder that holds the stand-in datasets (see tests/catalogue_standins.py): the tasks'
 `dataset_path`s resolve there. The model answers doc `doc_id` of `task` with ``answers[task][policy][doc_id]``,
 exactly what lmms-nb's scripted model answers, so the two tools' values can be compared sample by sample.
@@ -20,7 +23,10 @@ import sys
 
 
 def main() -> None:
-    answers_file, policy, out_file, *tasks = sys.argv[1:]
+    answers_file, policies, out_file, *tasks = sys.argv[1:]
+    policies = policies.split(",")
+    if len(policies) > 1 and "{policy}" not in out_file:
+        sys.exit("with several policies, OUT_JSON must contain {policy}")
     answers = json.loads(open(answers_file).read())
 
     import lmms_eval.evaluator as lmms_eval_evaluator
@@ -42,14 +48,18 @@ def main() -> None:
     from lmms_eval.tasks import TaskManager
 
     class ScriptedLM(lmms):
+        def __init__(self, policy):
+            super().__init__()
+            self.policy = policy
+
         def generate_until(self, requests):
-            return [answers[r.args[4]][policy][r.args[3]] for r in requests]
+            return [answers[r.args[4]][self.policy][r.args[3]] for r in requests]
 
         def loglikelihood(self, requests):
             # multiple_choice: request `idx` is the choice; the scripted answer is each choice's loss
             out = []
             for r in requests:
-                losses = answers[r.args[4]][policy][r.args[3]]
+                losses = answers[r.args[4]][self.policy][r.args[3]]
                 out.append((float(losses[r.idx]), r.idx == losses.index(min(losses))))
             return out
 
@@ -65,9 +75,15 @@ def main() -> None:
 
         cli_args = argparse.Namespace(reasoning_tags='[["<think>", "</think>"], ["<analysis>", "</analysis>"]]',
                                       process_with_media=False, output_path=None, agentic_trace_mode="basic")
-    result = simple_evaluate(model=ScriptedLM(), tasks=list(tasks), task_manager=TaskManager(include_path=include),
-                             bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=1234,
-                             torch_random_seed=1234, fewshot_random_seed=1234, cli_args=cli_args)
+    task_manager = TaskManager(include_path=include)
+    for policy in policies:
+        result = simple_evaluate(model=ScriptedLM(policy), tasks=list(tasks), task_manager=task_manager,
+                                 bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=1234,
+                                 torch_random_seed=1234, fewshot_random_seed=1234, cli_args=cli_args)
+        write(result, out_file.replace("{policy}", policy))
+
+
+def write(result: dict, out_file: str) -> None:
     out = {"results": result["results"], "samples": {}}
     for task, samples in result["samples"].items():
         out["samples"][task] = [
