@@ -5,6 +5,9 @@
 
 POLICY may name several policies, comma-separated ("oracle,constant"): one process (lmms-eval's import and
 task index take most of a run's time) then evaluates each in turn, writing OUT_JSON with "{policy}" replaced.
+A policy "oracle@qwen_vl" answers as "oracle" with lmms-eval's model name set to qwen_vl (the name its
+`lmms_eval_specific_kwargs` / `model_specific_target_kwargs` blocks are chosen by); "{policy}" is then
+"oracle-qwen_vl".
 
 Run from the folder that holds the stand-in datasets (see tests/catalogue_standins.py): the tasks'
 `dataset_path`s resolve there. The model answers doc `doc_id` of `task` with ``answers[task][policy][doc_id]``,
@@ -50,7 +53,7 @@ def main() -> None:
     class ScriptedLM(lmms):
         def __init__(self, policy):
             super().__init__()
-            self.policy = policy
+            self.policy = policy.split("@")[0]
 
         def generate_until(self, requests):
             return [answers[r.args[4]][self.policy][r.args[3]] for r in requests]
@@ -77,10 +80,11 @@ def main() -> None:
                                       process_with_media=False, output_path=None, agentic_trace_mode="basic")
     task_manager = TaskManager(include_path=include)
     for policy in policies:
+        task_manager.model_name = policy.split("@")[1] if "@" in policy else None  # read as each task is built
         result = simple_evaluate(model=ScriptedLM(policy), tasks=list(tasks), task_manager=task_manager,
                                  bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=1234,
                                  torch_random_seed=1234, fewshot_random_seed=1234, cli_args=cli_args)
-        write(result, out_file.replace("{policy}", policy))
+        write(result, out_file.replace("{policy}", policy.replace("@", "-")))
 
 
 def write(result: dict, out_file: str) -> None:

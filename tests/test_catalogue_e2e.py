@@ -33,12 +33,14 @@ from test_catalogue import ScriptedModel, _normal
 TESTS = Path(__file__).parent
 NAMES = list(STANDINS)
 CASES = [(name, task) for name in NAMES for task in SUBTASKS.get(name, (name,))]
-JUDGED = ("mathvista_testmini_cot", "mathvista_testmini_solution", "mathvista_testmini_format", "mmvet")
+#: answers ("oracle" / "constant"), "@" the lmms-eval model name whose prompt / target blocks the tasks use
+#: (qwen_vl: ai2d asks in its "qa" format and scores the option's text, docvqa and gqa end with " Answer:")
+POLICIES = ("oracle", "constant", "oracle@qwen_vl")
 
 
 @pytest.fixture(scope="module")
 def judge():
-    with FakeOpenAIServer(answer=judge_answer) as server:
+    with FakeOpenAIServer(answer=judge_answer, require_key="sk-local-judge") as server:  # no key: a 401
         env = {"OPENAI_API_URL": server.url, "OPENAI_API_KEY": "sk-local-judge", "API_TYPE": "openai",
                "MODEL_VERSION": "gpt-4o-local-judge"}
         yield server, env
@@ -55,10 +57,10 @@ def standins(tmp_path_factory, judge):
     server.reset()
     # one process for both models: lmms-eval's import and task index are most of its time
     proc = subprocess.run([sys.executable, str(TESTS / "lmms_eval_reference.py"), str(root / "answers.json"),
-                           "oracle,constant", str(root / "reference_{policy}.json"), *NAMES], cwd=root, env=env,
+                           ",".join(POLICIES), str(root / "reference_{policy}.json"), *NAMES], cwd=root, env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    reference = {p: json.loads((root / f"reference_{p}.json").read_text()) for p in ("oracle", "constant")}
+    reference = {p: json.loads((root / f"reference_{p.replace('@', '-')}.json").read_text()) for p in POLICIES}
     prompts = Counter(c.prompt for c in server.completions())
     return root, answers, reference, prompts
 
@@ -82,11 +84,12 @@ def ours(standins, judge):
             for key, value in judge_env.items():
                 mp.setenv(key, value)
             server.reset()
-            for policy in ("oracle", "constant"):
-                model = ScriptedModel(answers, policy)
+            for policy in POLICIES:
+                answer_policy, _, model_type = policy.partition("@")
+                model = ScriptedModel(answers, answer_policy)
                 for name in NAMES:
-                    runs[policy, name] = lmms_nb.evaluate(model, [name], output_dir=root / "ours", progress=False,
-                                                          resume=False)
+                    runs[policy, name] = lmms_nb.evaluate(model, [name], model_type=model_type or None,
+                                                          output_dir=root / "ours", progress=False, resume=False)
             prompts = Counter(c.prompt for c in server.completions())
     finally:
         os.chdir(old)
@@ -104,7 +107,7 @@ def _as_lmms_eval_logs_it(ours, theirs):
     return ours
 
 
-@pytest.mark.parametrize("policy", ["oracle", "constant"])
+@pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize(("name", "task"), CASES, ids=[t for _, t in CASES])
 def test_catalogue_task_gives_lmms_evals_values_and_aggregates(standins, ours, name, task, policy):
     _, _, reference, _ = standins
@@ -139,17 +142,28 @@ def test_both_tools_send_the_judge_the_same_prompts(standins, ours):
     assert mine == theirs
     # MM-Vet asks one grade per doc; MathVista's three tasks ask an extraction wherever its quick paths (an
     # answer that is one of the choices, or parses as the integer / float asked for) do not apply: 3 of the
-    # oracle's 5 answers, all 5 of the constant's "The answer is (A)."; both models, both tools
-    assert sum(n for p, n in mine.items() if "Correctness\n--- |" in p) == 2 * 5
-    assert sum(n for p, n in mine.items() if p.rstrip().endswith("Extracted answer:")) == 3 * (3 + 5)
+    # oracle's 5 answers (asked twice: as itself and as qwen_vl), all 5 of the constant's "The answer is (A)."
+    assert sum(n for p, n in mine.items() if "Correctness\n--- |" in p) == 3 * 5
+    assert sum(n for p, n in mine.items() if p.rstrip().endswith("Extracted answer:")) == 3 * (3 + 5 + 3)
 
 @pytest.mark.parametrize("name", list(SUBTASKS))
 def test_a_group_without_aggregate_metrics_runs_its_tasks_and_scores_no_group(standins, ours, name):
     # ok_vqa and mathvista_testmini list tasks but no aggregate_metric_list: lmms-eval gives the group no number
     _, _, reference, _ = standins
-    for policy in ("oracle", "constant"):
+    for policy in POLICIES:
         run = ours[0][policy, name]
         assert sorted(run.tasks) == sorted(SUBTASKS[name])
         theirs = reference[policy]["results"][name]
         assert not [v for k, v in theirs.items() if k != "alias" and isinstance(v, (int, float))]
         assert run.scores.filter(run.scores["task"] == name).is_empty()
+
+
+@pytest.mark.parametrize("task", ["ai2d", "docvqa_val", "gqa"])
+def test_the_model_name_picks_the_tasks_prompt_blocks(standins, ours, task):
+    # the "oracle@qwen_vl" cases above are not the default ones over again: these tasks have a qwen_vl block
+    _, _, reference, _ = standins
+    default = {s["doc_id"]: s["input"] for s in reference["oracle"]["samples"][task]}
+    qwen = {s["doc_id"]: s["input"] for s in reference["oracle@qwen_vl"]["samples"][task]}
+    assert all(qwen[i].endswith(" Answer:") and qwen[i] != default[i] for i in default)
+    records = [json.loads(line) for line in ours[0]["oracle@qwen_vl", task].sample_files[task].read_text().splitlines()]
+    assert {r["doc_id"]: r["input"] for r in records} == qwen
