@@ -35,9 +35,18 @@ def main() -> None:
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
+    asked: dict = {}
+
     class ScriptedLM(lmms):
         def generate_until(self, requests):
-            return [answers[r.args[4]][policy][r.args[3]] for r in requests]
+            out = []
+            for r in requests:
+                answer = answers[r.args[4]][policy][r.args[3]]
+                if isinstance(answer, list):  # a task with `repeats`: the k-th time a doc is asked, answer k
+                    k = asked[r.args[4], r.args[3]] = asked.get((r.args[4], r.args[3]), -1) + 1
+                    answer = answer[k]
+                out.append(answer)
+            return out
 
         def loglikelihood(self, requests):
             # multiple_choice: request `idx` is the choice; the scripted answer is each choice's loss
@@ -66,6 +75,9 @@ def main() -> None:
                                                          "target", "input", "metrics")}}
             for s in samples
         ]
+    # the evaluator's own `resps` (what the filter gave before reasoning tags were stripped), per sample
+    out["resps"] = {task: [{"doc_id": s["doc_id"], "filter": s.get("filter", "none"), "resps": s.get("resps")}
+                           for s in samples] for task, samples in result["samples"].items()}
     with open(out_file, "w") as f:
         json.dump(out, f, default=str)
 
