@@ -57,7 +57,7 @@ class Response:
     truncated: bool | None = None
     #: with a task's `repeats` (k answers per doc, as lmms-eval): the k responses, in order; `text` is the first,
     #: `output_tokens` and `latency_s` their totals
-    repeats: list["Response"] | None = None
+    repeats: list["Response"] | None = field(default=None, repr=False)
 
 
 @runtime_checkable

@@ -26,16 +26,23 @@ from lmms_nb.tasks.task import Task
 __all__ = ["check_model_can_run", "generate_safely", "make_request", "respond"]
 
 
-def make_request(task: Task, doc_id: int, doc: dict[str, Any]) -> Request:
-    """The request for one task row: its images, prompt, generation kwargs and (for multiple choice) choices."""
+def make_request(task: Task, doc_id: int, doc: dict[str, Any], *, chat: bool = False) -> Request:
+    """The request for one task row: its images, prompt, generation kwargs and (for multiple choice) choices.
+
+    `chat`: the model takes chat messages (`accepts_messages`); as lmms-eval 0.7.3 does for its chat backends,
+    a task's doc_to_messages then builds what is sent (`Request.messages`), and doc_to_text for the others.
+    """
+    use_messages = chat and task.doc_to_messages is not None and task.output_type == "generate_until"
+    messages_only = getattr(task.doc_to_text, "messages_only", False)
     return Request(
         doc_id=doc_id,
         task=task.name,
         images=list(task.doc_to_visual(doc) or []),
-        prompt=task.prompt(doc_id, doc),
+        prompt="" if use_messages and messages_only else task.prompt(doc_id, doc),
         generation_kwargs=dict(task.generation_kwargs),
         choices=task.doc_to_choice(doc) if task.doc_to_choice is not None else None,
         doc={k: v for k, v in doc.items() if k != task.image_column},
+        messages=task.doc_to_messages(doc) if use_messages else None,  # type: ignore[misc]
     )
 
 

@@ -133,6 +133,8 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
             "latency_s": resp.latency_s,
             "output_tokens": resp.output_tokens,
             "raw_response": resp.text,
+            # what built the request, as lmms-eval chooses: a chat backend gets the task's doc_to_messages
+            "prompt_source": "doc_to_messages" if req.messages is not None else "doc_to_text",
         })
         if resp.repeats is not None:
             rec["raw_responses"] = [r.text for r in resp.repeats]
