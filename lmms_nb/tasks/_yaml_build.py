@@ -66,18 +66,17 @@ TASK_KEYS = frozenset({
     "metric_list", "output_type", "generation_kwargs", "filter_list", "metadata",
     "lmms_eval_specific_kwargs", "model_specific_generation_kwargs", "model_specific_target_kwargs",
     "cluster_key", "score_key", "reasoning_tags", "auto_strip_thinking",
-    # lmms-eval 0.7.3 reads full_docs but its evaluator never passes the docs on: inert there, and here
-    "full_docs",
+    # lmms-eval 0.7.3 reads full_docs but its evaluator never passes the docs on: inert there, and here; its
+    # evaluator never calls should_decontaminate / doc_to_decontamination_query either
+    "full_docs", "should_decontaminate", "doc_to_decontamination_query",
     # accepted only with their inactive value (checked in `_check_inactive`)
-    "num_fewshot", "fewshot_config", "repeats", "should_decontaminate",
-    "doc_to_decontamination_query", "use_prompt", "doc_to_messages",
+    "num_fewshot", "fewshot_config", "repeats", "use_prompt", "doc_to_messages",
 })
 #: Keys of a group config (a YAML whose `task` is a list).
 GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list", "metadata"})
 
 # key -> (inactive values, why lmms-nb cannot honour another value)
 _INACTIVE_ONLY: dict[str, tuple[tuple, str]] = {
-    "should_decontaminate": ((None, False), "decontamination is not supported"),
     "use_prompt": ((None,), "promptsource templates are not supported"),
 }
 # dataset_kwargs lmms-eval consumes itself for downloads, not passed to `datasets.load_dataset`
