@@ -120,3 +120,61 @@ def test_a_text_backend_gets_doc_to_text(standins, tmp_path):
                or prompt.endswith("Answer the question using a single word or phrase.") for prompt, _ in prompts)
     records = [json.loads(line) for line in run.sample_files["mmmu_val"].read_text().splitlines()]
     assert {r["prompt_source"] for r in records} == {"doc_to_text"}
+
+
+HF_REFERENCE = """\
+import json, sys
+from transformers import AutoProcessor
+from lmms_eval.protocol import ChatMessages
+from lmms_eval.tasks import TaskManager, get_task_dict
+
+processor = AutoProcessor.from_pretrained(sys.argv[2])
+task = get_task_dict(["mmmu_val"], TaskManager(), task_type="chat")["mmmu_val"]
+out = []
+for doc in task.test_docs():
+    messages = ChatMessages(messages=task.doc_to_messages(doc))
+    text = processor.apply_chat_template([messages.to_hf_messages()], tokenize=False, add_generation_prompt=True)
+    out.append({"text": text[0] if isinstance(text, list) else text, "n_images": len(messages.extract_media()[0])})
+json.dump(out, open(sys.argv[1], "w"))
+"""
+
+
+def test_a_chat_class_transformers_backend_templates_lmms_evals_doc_to_messages(standins, tmp_path):
+    """lmms-eval's qwen2_5_vl (a chat class) templates the task's doc_to_messages; lmms-nb's alias does the same."""
+    import torch
+
+    from lmms_nb.models import get_model
+    from lmms_nb.models.tiny import build_tiny_qwen2_5_vl
+    from lmms_nb.runner._generate import make_request
+    from lmms_nb.tasks import get_task
+
+    root, _ = standins
+    torch.set_num_threads(1)
+    path = build_tiny_qwen2_5_vl(tmp_path / "tiny", vocab_texts=["Which is the asset? What colour"] * 4, seed=0)
+    env = {**os.environ, "HF_HOME": str(root / "hf"), "HF_DATASETS_CACHE": str(root / "hf_datasets")}
+    out = tmp_path / "hf_reference.json"
+    proc = subprocess.run([sys.executable, "-c", HF_REFERENCE, str(out), str(path)], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference = json.loads(out.read_text())
+    model = get_model("qwen2_5_vl", pretrained=str(path), device="cpu", device_map=None)
+    text_model = get_model("hf", pretrained=str(path), device="cpu")
+    assert model.accepts_messages and not text_model.accepts_messages  # lmms-eval's simple classes take text
+    import datasets
+
+    old, old_cache = os.getcwd(), datasets.config.HF_DATASETS_CACHE
+    os.chdir(root)
+    datasets.config.HF_DATASETS_CACHE = root / "hf_datasets_ours"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            task = get_task("mmmu_val")
+            ds = task.dataset()
+            requests = [make_request(task, i, ds[i], chat=True) for i in range(len(ds))]
+    finally:
+        os.chdir(old)
+        datasets.config.HF_DATASETS_CACHE = old_cache
+    assert [model._prompt(r) for r in requests] == [r["text"] for r in reference]
+    assert [len(r.images) for r in requests] == [r["n_images"] for r in reference]
+    # the prompt interleaves as the task's messages do, not images-then-doc_to_text
+    assert all(r.messages is not None for r in requests)

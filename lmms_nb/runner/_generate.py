@@ -34,15 +34,19 @@ def make_request(task: Task, doc_id: int, doc: dict[str, Any], *, chat: bool = F
     """
     use_messages = chat and task.doc_to_messages is not None and task.output_type == "generate_until"
     messages_only = getattr(task.doc_to_text, "messages_only", False)
+    messages = task.doc_to_messages(doc) if use_messages else None  # type: ignore[misc]
+    # with messages, the images are those the messages carry, in their order (lmms-eval's extract_media)
+    images = ([p.get("url") for m in messages for p in (m.get("content") or []) if isinstance(p, dict)
+               and p.get("type") == "image"] if messages is not None else list(task.doc_to_visual(doc) or []))
     return Request(
         doc_id=doc_id,
         task=task.name,
-        images=list(task.doc_to_visual(doc) or []),
+        images=images,
         prompt="" if use_messages and messages_only else task.prompt(doc_id, doc),
         generation_kwargs=dict(task.generation_kwargs),
         choices=task.doc_to_choice(doc) if task.doc_to_choice is not None else None,
         doc={k: v for k, v in doc.items() if k != task.image_column},
-        messages=task.doc_to_messages(doc) if use_messages else None,  # type: ignore[misc]
+        messages=messages,
     )
 
 
