@@ -38,6 +38,8 @@ REASONS = [
     ("unsupported key", r"unsupported (task|group) key"),
     ("unknown task name in a group", r"unknown task, tag or group"),
     ("invalid YAML", r"invalid YAML|include"),
+    # e.g. an empty `-` item in metric_list (plm_videobench rcap): lmms-eval's TaskConfig fails on it too
+    ("malformed metric_list entry", r"metric_list entry needs"),
 ]
 
 
