@@ -24,13 +24,18 @@ import numpy as np
 import polars as pl
 
 from lmms_nb.lite_selection._estimates import score_matrix
-from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity, _draw_stats
+from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity
+from lmms_nb.lite_selection._fidelity_stats import draw_stats
 from lmms_nb.lite_selection._subset import LiteSubset
 
 __all__ = ["fidelity_verdicts", "subset_vs_random", "verdict_of"]
 
 _NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell-weighted",
-          "kcenter_irt": "k-center, gp-IRT", "anchor": "anchor points", "anchor_irt": "anchor points, gp-IRT",
+          "kcenter_irt": "k-center, gp-IRT", "kcenter_corrected": "k-center, cell-weighted + linear correction",
+          "anchor": "anchor points", "anchor_irt": "anchor points, gp-IRT",
+          "anchor_corrected": "anchor points + linear correction",
+          "random_corrected": "random subsets + linear correction",
+          "random_cv": "random subsets, control variate from similar models",
           "random_irt": "random subsets, gp-IRT", "random_calibrated": "random subsets, calibrated mean",
           "stratified": "stratified random subsets", "difficulty": "difficulty-stratified random subsets"}
 
@@ -82,13 +87,13 @@ def subset_vs_random(
     k, n = len(cols), scores.shape[1]
     rng = np.random.default_rng(seed)
     idx = np.argsort(rng.random((n_random, n)), axis=1)[:, :k]
-    rand = _draw_stats(full, scores[:, idx].mean(axis=2).T)
+    rand = draw_stats(full, scores[:, idx].mean(axis=2).T)
     rand_mae = np.array([r["mae_points"] for r in rand])
     rand_rho = np.array([r["spearman"] for r in rand], dtype=np.float64)
     rows = []
     for name, est in (("plain mean", scores[:, cols].mean(axis=1)),
                       ("weighted mean", scores[:, cols] @ w / w.sum())):
-        st = _draw_stats(full, est[None, :])[0]
+        st = draw_stats(full, est[None, :])[0]
         # strictly better, beyond rounding: scores are discrete, so random draws often tie the subset exactly
         share = float(np.mean(rand_mae > st["mae_points"] + 1e-9))
         rows.append({"estimator": name, "k": k, "n_models": len(sm.models), "mae_points": st["mae_points"],
