@@ -25,8 +25,11 @@ and pooled over the five tasks (1000 docs, category = family, each task's main m
 offline synthbench CLIP + MiniLM (`local_embedding_models`). It first prints each model's score per family
 and whether the best member closes half the gap between `majority` and a perfect score on every family.
 
-Learned methods (anchor points, gp-IRT, calibration, difficulty strata) are fitted per fold over models and
-scored on the held-out models only (--folds, default leave-one-out).
+Learned methods (anchor points, gp-IRT, calibration, linear correction, control variate, difficulty strata) are
+fitted per fold over models and scored on the held-out models only (--folds, default leave-one-out). At the 10%
+budget it also prints the spread of the models' full-set scores and each drawn method's per-draw MAE quantiles.
+
+Run it from the repository root with the worktree first on the path: ``PYTHONPATH=. python benchmarks/...``.
 
 Run:  python benchmarks/bench_lite_fidelity.py [--population digits|zoo|both] [--embedding pixels|tiny-clip|both]
 """
@@ -169,7 +172,20 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
                    tbl_hide_column_data_types=True, fmt_str_lengths=40):
         print(table)
     k10 = s.filter((pl.col("budget") - 0.1).abs() < 0.01)["k"].first()
+    if k10 is None:
+        print("(no 10% budget in --budgets: no goal check)")
+        return
     at10 = s.filter(pl.col("k") == k10)
+    full = fid.estimates.filter(pl.col("k") == k10).group_by("model").agg(pl.col("full_points").first())["full_points"]
+    print(f"full-set scores of the {len(full)} models: sd {full.std():.2f} points, range {full.min():.1f}-{full.max():.1f}")
+    dist = (fid.draws.filter((pl.col("k") == k10) & (pl.col("draw").max().over("method") > 0))
+            .group_by("method").agg(*[pl.col("mae_points").quantile(q, "linear").alias(f"q{int(q * 100)}")
+                                      for q in (0.1, 0.25, 0.5, 0.75, 0.9)])
+            .sort("q50"))
+    print(f"per-draw MAE (points) of the drawn methods at k={k10}, quantiles over draws:")
+    for r in dist.iter_rows(named=True):
+        print(f"  {r['method']:17s}: 10% {r['q10']:.2f} | 25% {r['q25']:.2f} | median {r['q50']:.2f} | "
+              f"75% {r['q75']:.2f} | 90% {r['q90']:.2f}")
     print(f"goal at the 10% budget (k={k10}), held-out models: Spearman >= 0.95, MAE <= 1.5 pts, lower MAE than "
           f"random in >= 80% of draws")
     for r in at10.iter_rows(named=True):

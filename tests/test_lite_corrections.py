@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 from sklearn.linear_model import RidgeCV
 
+from lmms_nb.lite_selection import subset_vs_random
 from lmms_nb.lite_selection._corrections import RIDGE_ALPHAS, linear_correction, neighbour_control_variate
+from lmms_nb.logs.schema import conform
 
 
 def population(n_models: int = 30, n_docs: int = 400, seed: int = 0) -> np.ndarray:
@@ -78,3 +81,19 @@ def test_control_variate_beats_the_plain_mean_on_random_subsets_of_held_out_mode
         plain.append(np.abs(new[:, mask].mean(1) - new.mean(1)).mean())
         cv.append(np.abs(neighbour_control_variate(train, mask, new) - new.mean(1)).mean())
     assert np.mean(cv) < 0.95 * np.mean(plain)  # measured: 0.052 vs 0.058
+
+
+def test_subset_vs_random_corrects_each_model_on_the_others_only() -> None:
+    scores = population(n_models=12, n_docs=300, seed=5)
+    samples = conform(pl.DataFrame({"model": np.repeat([f"m{i:02d}" for i in range(12)], 300), "task": "t",
+                                    "doc_id": np.tile(np.arange(300), 12), "acc": scores.ravel()}))
+    cols = np.argsort(scores.mean(0))[100:130]
+    weights = np.arange(1.0, 31.0)
+    out = subset_vs_random(samples, doc_ids=cols.tolist(), weights=weights.tolist(), n_random=40)
+    assert out["estimator"].to_list() == ["plain mean", "weighted mean", "weighted mean + linear correction"]
+    loo = [linear_correction(np.delete(scores, i, 0), cols, weights, scores[i:i + 1, cols])[0] for i in range(12)]
+    row = out.row(2, named=True)
+    assert row["mae_points"] == pytest.approx(100 * np.abs(np.array(loo) - scores.mean(1)).mean())
+    # five models are too few to learn a correction from the others: only the two plain estimators
+    few = subset_vs_random(samples.filter(pl.col("model") < "m05"), doc_ids=cols.tolist(), n_random=10)
+    assert few["estimator"].to_list() == ["plain mean", "weighted mean"]

@@ -1,8 +1,9 @@
 """Plain words on whether a Lite subset does better than random: for one subset, and for a fidelity run.
 
-`subset_vs_random` scores one subset (its plain and its weighted mean) against `n_random` uniform random
-subsets of the same size, on the models of a sample table; `fidelity_verdicts` turns a `LiteFidelity` summary
-at one budget into one sentence per method. Both say "no better than random" whenever that is the case: a
+`subset_vs_random` scores one subset (its plain mean, its weighted mean and, with enough models, its weighted
+mean corrected on the other models) against `n_random` uniform random subsets of the same size, on the models
+of a sample table; `fidelity_verdicts` turns a `LiteFidelity` summary at one budget into one sentence per
+method. Both say "no better than random" whenever that is the case: a
 Lite subset that looks faithful but is not is worse than none.
 
 Example:
@@ -23,12 +24,16 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from lmms_nb.lite_selection._corrections import linear_correction
 from lmms_nb.lite_selection._estimates import score_matrix
 from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity
 from lmms_nb.lite_selection._fidelity_stats import draw_stats
 from lmms_nb.lite_selection._subset import LiteSubset
 
-__all__ = ["fidelity_verdicts", "subset_vs_random", "verdict_of"]
+__all__ = ["MIN_MODELS_TO_CORRECT", "fidelity_verdicts", "subset_vs_random", "verdict_of"]
+
+#: the linear correction is fitted on the other models: with fewer than this many in all it is left out
+MIN_MODELS_TO_CORRECT = 6
 
 _NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell-weighted",
           "kcenter_irt": "k-center, gp-IRT", "kcenter_corrected": "k-center, cell-weighted + linear correction",
@@ -68,8 +73,13 @@ def subset_vs_random(
     seed: int = 0,
     scale: float = 100.0,
 ) -> pl.DataFrame:
-    """One row per estimator of `subset` (plain mean, weighted mean): its MAE and Spearman across the models,
-    random subsets' mean MAE and Spearman, the share of random draws it beats on MAE, and the verdict."""
+    """One row per estimator of `subset`: its MAE and Spearman across the models, random subsets' (plain mean)
+    MAE and Spearman, the share of random draws it beats on MAE, and the verdict.
+
+    Estimators: the plain mean, the weighted mean, and, with at least `MIN_MODELS_TO_CORRECT` models and
+    scores in [0, 1], the weighted mean plus a linear correction (`_corrections.linear_correction`) that each
+    model gets from the other models only (leave one model out), so no model's estimate has seen its own
+    answers off the subset."""
     if subset is not None:
         doc_ids, weights = subset.doc_ids, subset.weights
         task = task if task is not None else (subset.task if "task" in samples.columns else None)
@@ -90,9 +100,15 @@ def subset_vs_random(
     rand = draw_stats(full, scores[:, idx].mean(axis=2).T)
     rand_mae = np.array([r["mae_points"] for r in rand])
     rand_rho = np.array([r["spearman"] for r in rand], dtype=np.float64)
+    estimators = [("plain mean", scores[:, cols].mean(axis=1)), ("weighted mean", scores[:, cols] @ w / w.sum())]
+    unit = sm.scores
+    if len(sm.models) >= MIN_MODELS_TO_CORRECT and unit.min() >= 0 and unit.max() <= 1:
+        # each model's weighted mean corrected by what the *other* models show (leave one model out)
+        corrected = np.array([linear_correction(np.delete(unit, i, axis=0), cols, w, unit[i:i + 1, cols])[0]
+                              for i in range(len(sm.models))])
+        estimators.append(("weighted mean + linear correction", corrected * scale))
     rows = []
-    for name, est in (("plain mean", scores[:, cols].mean(axis=1)),
-                      ("weighted mean", scores[:, cols] @ w / w.sum())):
+    for name, est in estimators:
         st = draw_stats(full, est[None, :])[0]
         # strictly better, beyond rounding: scores are discrete, so random draws often tie the subset exactly
         share = float(np.mean(rand_mae > st["mae_points"] + 1e-9))
