@@ -97,3 +97,26 @@ def test_subset_vs_random_corrects_each_model_on_the_others_only() -> None:
     # five models are too few to learn a correction from the others: only the two plain estimators
     few = subset_vs_random(samples.filter(pl.col("model") < "m05"), doc_ids=cols.tolist(), n_random=10)
     assert few["estimator"].to_list() == ["plain mean", "weighted mean"]
+
+
+def test_lite_estimates_correct_a_model_that_answered_only_the_subset() -> None:
+    from lmms_nb.lite_selection import lite_estimates
+
+    scores = population(n_models=9, n_docs=200, seed=6)
+    cols = np.arange(0, 200, 8)
+    names = [f"m{i}" for i in range(9)]
+    complete = pl.DataFrame({"model": np.repeat(names[:8], 200), "task": "t",
+                             "doc_id": np.tile(np.arange(200), 8), "acc": scores[:8].ravel()})
+    # the new model ran the Lite subset only
+    new = pl.DataFrame({"model": names[8], "task": "t", "doc_id": cols, "acc": scores[8, cols]})
+    est = lite_estimates(pl.concat([complete, new]), doc_ids=cols.tolist()).sort("model")
+    row = est.row(8, named=True)
+    assert row["full_points"] is None and row["lite_corrected_error_points"] is None
+    assert row["lite_corrected_points"] == pytest.approx(
+        100 * linear_correction(scores[:8], cols, np.ones(len(cols)), scores[8:, cols])[0])
+    # a complete model is corrected on the 7 other complete ones, never on itself
+    assert est["lite_corrected_points"][0] == pytest.approx(
+        100 * linear_correction(scores[1:8], cols, np.ones(len(cols)), scores[:1, cols])[0])
+    # four complete models besides the one estimated are too few to learn from: no corrected estimate
+    few = lite_estimates(complete.filter(pl.col("model") < "m5"), doc_ids=cols.tolist())
+    assert few["lite_corrected_points"].null_count() == 5

@@ -34,8 +34,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["NEIGHBOUR_BETA", "RIDGE_ALPHAS", "linear_correction", "neighbour_control_variate"]
+__all__ = ["MIN_TRAINING_MODELS", "NEIGHBOUR_BETA", "RIDGE_ALPHAS", "linear_correction", "neighbour_control_variate"]
 
+#: callers learn a correction only from at least this many other models (fewer: the estimate is left out)
+MIN_TRAINING_MODELS = 5
 #: ridge penalties tried by `linear_correction` (features are 0/1 answers, so these are in "docs" units)
 RIDGE_ALPHAS: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0)
 #: agreement sharpness of `neighbour_control_variate`: a training model that agrees with the new model on 2.3

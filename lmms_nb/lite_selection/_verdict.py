@@ -24,16 +24,13 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from lmms_nb.lite_selection._corrections import linear_correction
+from lmms_nb.lite_selection._corrections import MIN_TRAINING_MODELS, linear_correction
 from lmms_nb.lite_selection._estimates import score_matrix
 from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity
 from lmms_nb.lite_selection._fidelity_stats import draw_stats
 from lmms_nb.lite_selection._subset import LiteSubset
 
-__all__ = ["MIN_MODELS_TO_CORRECT", "fidelity_verdicts", "subset_vs_random", "verdict_of"]
-
-#: the linear correction is fitted on the other models: with fewer than this many in all it is left out
-MIN_MODELS_TO_CORRECT = 6
+__all__ = ["fidelity_verdicts", "subset_vs_random", "verdict_of"]
 
 _NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell-weighted",
           "kcenter_irt": "k-center, gp-IRT", "kcenter_corrected": "k-center, cell-weighted + linear correction",
@@ -76,7 +73,7 @@ def subset_vs_random(
     """One row per estimator of `subset`: its MAE and Spearman across the models, random subsets' (plain mean)
     MAE and Spearman, the share of random draws it beats on MAE, and the verdict.
 
-    Estimators: the plain mean, the weighted mean, and, with at least `MIN_MODELS_TO_CORRECT` models and
+    Estimators: the plain mean, the weighted mean, and, with `MIN_TRAINING_MODELS` models besides each one and
     scores in [0, 1], the weighted mean plus a linear correction (`_corrections.linear_correction`) that each
     model gets from the other models only (leave one model out), so no model's estimate has seen its own
     answers off the subset."""
@@ -102,7 +99,7 @@ def subset_vs_random(
     rand_rho = np.array([r["spearman"] for r in rand], dtype=np.float64)
     estimators = [("plain mean", scores[:, cols].mean(axis=1)), ("weighted mean", scores[:, cols] @ w / w.sum())]
     unit = sm.scores
-    if len(sm.models) >= MIN_MODELS_TO_CORRECT and unit.min() >= 0 and unit.max() <= 1:
+    if len(sm.models) - 1 >= MIN_TRAINING_MODELS and unit.min() >= 0 and unit.max() <= 1:
         # each model's weighted mean corrected by what the *other* models show (leave one model out)
         corrected = np.array([linear_correction(np.delete(unit, i, axis=0), cols, w, unit[i:i + 1, cols])[0]
                               for i in range(len(sm.models))])
