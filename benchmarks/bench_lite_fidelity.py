@@ -178,6 +178,9 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
     at10 = s.filter(pl.col("k") == k10)
     full = fid.estimates.filter(pl.col("k") == k10).group_by("model").agg(pl.col("full_points").first())["full_points"]
     print(f"full-set scores of the {len(full)} models: sd {full.std():.2f} points, range {full.min():.1f}-{full.max():.1f}")
+    print(f"MAE a random subset of {k10} could reach with an oracle control variate (each model's answers "
+          f"regressed on the other models' answers to every doc, in-sample): {oracle_floor(samples, k10):.2f} points; "
+          f"plain random subsets: {oracle_floor(samples, k10, control=False):.2f} (normal approximation)")
     dist = (fid.draws.filter((pl.col("k") == k10) & (pl.col("draw").max().over("method") > 0))
             .group_by("method").agg(*[pl.col("mae_points").quantile(q, "linear").alias(f"q{int(q * 100)}")
                                       for q in (0.1, 0.25, 0.5, 0.75, 0.9)])
@@ -198,6 +201,26 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
               f"{r['mae_points']:.2f} pts ({'meets' if ok[1] else 'misses'}), beats random in "
               f"{r['beats_random_mae']:.0%} of draws ({'meets' if ok[2] else 'misses'}) -> "
               f"{'ALL GOALS MET' if all(ok) else 'goal missed'}")
+
+
+def oracle_floor(samples: pl.DataFrame, k: int, *, control: bool = True) -> float:
+    """Expected MAE (points) over models of a random k-subset mean of each model's residuals, normal approximation
+    (E|N(0, s)| = 0.8 s, with the finite-population correction), where the residuals are what an ordinary least
+    squares fit on the other models' answers to every doc leaves unexplained (with `control`), else the answers
+    themselves. No held-out estimator that corrects a random subset by a linear function of other models'
+    answers does better on average: it shows whether a goal needs a better estimator or cannot be met."""
+    from lmms_nb.lite_selection import score_matrix
+
+    y = score_matrix(samples).scores
+    n_models, n = y.shape
+    sds = []
+    for i in range(n_models):
+        res = y[i] - y[i].mean()
+        if control:
+            x = np.column_stack([np.ones(n), np.delete(y, i, axis=0).T])
+            res = y[i] - x @ np.linalg.lstsq(x, y[i], rcond=None)[0]
+        sds.append(res.std())
+    return float(100 * np.sqrt(2 / np.pi) * np.mean(sds) * np.sqrt((1 - k / n) / k))
 
 
 ZOO_METRICS = {"synthbench_count": "exact_match", "synthbench_mcq": "choice_accuracy", "synthbench_ocr": "anls",
