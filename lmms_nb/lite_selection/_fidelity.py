@@ -86,7 +86,7 @@ class LiteFidelity:
         k-center's coverage radius, and for k-center rows beats_random_spearman / beats_random_mae (the share
         of random draws with a strictly lower Spearman / strictly higher MAE);
     draws: one row per (k, method, draw) with the statistics;
-    estimates: one row per (k, method in kcenter / kcenter_weighted, model): full and subset score in points;
+    estimates: one row per (k, single-subset method, model): full-set score and estimate in points;
     kcenter: the k-center result at the largest budget (rows of `doc_ids`).
     """
 
