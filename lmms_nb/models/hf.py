@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lmms_nb.models._hf_style import ChatStyle
-from lmms_nb.models._hf_video import default_video_loader, load_request_videos, visual_kinds
+from lmms_nb.models._hf_video import default_video_loader, load_request_videos, video_processor_kwargs, visual_kinds
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
 
@@ -163,7 +163,7 @@ class HFImageTextModel:
 
     @property
     def accepts_video(self) -> bool:
-        """Whether this model takes video files (Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision); the runner refuses a
+        """Whether this model takes video files (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, LLaVA-OneVision); the runner refuses a
         video task before generating for a model that does not."""
         return self.video_loader is not None
 
@@ -323,6 +323,7 @@ class HFImageTextModel:
             video_kwargs["videos"] = [frames for frames, _ in videos]
             if any(metadata is not None for _, metadata in videos):  # Qwen2.5-VL: lmms-eval passes the metadata
                 video_kwargs["video_metadata"] = [metadata for _, metadata in videos]
+            video_kwargs.update(video_processor_kwargs(getattr(self.model.config, "model_type", None)))
         inputs = self.processor(
             text=texts, images=images or None, padding=True, return_tensors="pt", **video_kwargs
         ).to(self.model.device)

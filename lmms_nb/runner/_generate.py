@@ -122,4 +122,11 @@ def check_model_can_run(model: Model, tasks: list[Task]) -> None:
                              f"sends to chat backends only; model {model.name!r} takes a text prompt")
         if task.config.get("video") and not getattr(model, "accepts_video", False):
             raise ValueError(f"task {task.name!r} gives videos and model {model.name!r} does not take video "
-                             "(the transformers backend does for Qwen2-VL, Qwen2.5-VL and LLaVA-OneVision)")
+                             "(the transformers backend does for Qwen2-VL, Qwen2.5-VL, Qwen3-VL and LLaVA-OneVision)")
+        if (task.config.get("video") and task.output_type == "multiple_choice"
+                and not getattr(model, "accepts_video_loglikelihood", False)):
+            # the transformers backend's loglikelihood() takes images only (lmms-eval's qwen2_vl / qwen2_5_vl
+            # raise NotImplementedError there): without this every doc would fail, one by one, once started
+            raise ValueError(f"task {task.name!r} is multiple_choice over videos and model {model.name!r} scores "
+                             "no loglikelihood of a video (lmms-nb's transformers backend takes video only to "
+                             "generate); use a generate_until version of the task")
