@@ -4,9 +4,13 @@ Each version in a virtual environment of its own (they pin datasets 2.16.1, nump
 
     python -m venv .venv-lmms-eval-0.1 && .venv-lmms-eval-0.1/bin/pip install torch "lmms-eval==0.1.2" \\
         "transformers==4.40.2" "pyarrow==15.0.2" "numpy<2"
-    python -m venv .venv-lmms-eval-0.2 && .venv-lmms-eval-0.2/bin/pip install torch "lmms-eval==0.2.3" "pyarrow==15.0.2"
+    python -m venv .venv-lmms-eval-0.2 && .venv-lmms-eval-0.2/bin/pip install torch "lmms-eval==0.2.0" \
+        "transformers==4.39.2" "tokenizers==0.15.2" "pyarrow==15.0.2" "numpy<2" loguru
     .venv-lmms-eval-0.1/bin/python scripts/realtools/lmms_eval_legacy_fixtures.py tests/fixtures/realtools/lmms_eval_legacy/v0.1.2
-    .venv-lmms-eval-0.2/bin/python scripts/realtools/lmms_eval_legacy_fixtures.py tests/fixtures/realtools/lmms_eval_legacy/v0.2.3
+    .venv-lmms-eval-0.2/bin/python scripts/realtools/lmms_eval_legacy_fixtures.py tests/fixtures/realtools/lmms_eval_legacy/v0.2.0
+
+(lmms-eval 0.2.3's PyPI wheel cannot make these: its `evaluate()` ends in a `while ... else: return None`, so
+`simple_evaluate` fails with "'NoneType' object does not support item assignment" and writes no results.)
 
 Offline, all through lmms-eval's own CLI (`python -m lmms_eval ... --log_samples`):
 - the model is a tiny LLaVA-1.5 (`llava_hf`: CLIP vision tower + 2-layer Llama, random weights, seed 0) with a
@@ -162,6 +166,7 @@ else:  # 0.2.3 writes a rank marker into its output folder before it creates tha
             os.makedirs(kwargs["cli_args"].output_path, exist_ok=True)
         return _evaluate(*args, **kwargs)
     evaluator.evaluate = evaluate
+import lmms_eval.models.llava_hf  # noqa: F401 - 0.2.0's model list forgets it; importing registers it
 from lmms_eval.__main__ import cli_evaluate
 sys.argv[0] = "lmms_eval"
 cli_evaluate()
