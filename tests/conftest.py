@@ -12,6 +12,10 @@ import pytest
 # jupyter_lab / chromium fixtures for the real-browser tests (tests/browser.py)
 pytest_plugins = ["browser"]
 
+# The fixture folders hold the scripts that regenerate them with the real tools (make.py, spec.py, ...):
+# they are not tests, their doctests would need those tools, and two folders share file names.
+collect_ignore_glob = ["fixtures/*"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
