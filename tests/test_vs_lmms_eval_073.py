@@ -74,7 +74,7 @@ def test_same_command_same_folder_files_answers_scores_keys_and_types(root, mode
             metrics = [k for k in b if k not in ("doc_id", "target", "resps", "filtered_resps", "token_counts",
                                                  "doc_hash", "input")]
             assert {m: a[m] for m in metrics} == {m: b[m] for m in metrics}
-            assert (a["target"], a["input"]) == (b["target"], b["input"])
+            assert (a["target"], a["input"], a["doc_hash"]) == (b["target"], b["input"], b["doc_hash"])
             lmms_eval_keys = [k for k in a if k in b]
             assert lmms_eval_keys == list(b), "0.7.3's keys, in 0.7.3's order, before ours"
             # token_counts: a list with one entry per request in both; lmms-eval's simple classes (qwen2_vl)
@@ -88,7 +88,7 @@ def test_same_command_same_folder_files_answers_scores_keys_and_types(root, mode
     (our_results,) = ours_dir.glob("*_results.json")
     a, b = json.loads(our_results.read_text()), json.loads(their_results.read_text())
     assert set(b) <= set(a), f"missing top-level keys: {sorted(set(b) - set(a))}"
-    for key in ("results", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples"):
+    for key in ("results", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes"):
         assert a[key] == b[key] if key != "results" else _types(a[key]) == _types(b[key]), key
     assert {t: {k: v for k, v in r.items() if "stderr" not in k} for t, r in a["results"].items()} == {
         t: {k: v for k, v in r.items() if "stderr" not in k} for t, r in b["results"].items()}
