@@ -20,6 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "lmms_eval_073"
 sys.path.insert(0, str(FIXTURES))
 
 import spec  # noqa: E402
+from _servers import FakeOpenAIServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,9 @@ def root(tmp_path_factory) -> Path:
     return root
 
 
-def _run(root: Path, argv: list[str]) -> None:
+def _run(root: Path, argv: list[str], env: dict[str, str] | None = None) -> None:
     proc = subprocess.run([sys.executable, "-m", "lmms_nb", *argv], cwd=root, capture_output=True, text=True,
-                          timeout=1200, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                          timeout=1200, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), **(env or {})})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
@@ -55,12 +56,14 @@ def _types(value):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, batch_size", [("llava_hf", 1), ("qwen2_5_vl", 1), ("qwen2_5_vl", 8), ("qwen2_vl", 1)])
-def test_same_command_same_folder_files_answers_scores_keys_and_types(root, model, batch_size):
-    out = f"out_{model}_{batch_size}"
-    argv = spec.command(model, out, batch_size)
-    _run(root, argv)
-    (theirs_dir,) = (FIXTURES / model).iterdir()
+@pytest.mark.parametrize("run, batch_size", [("llava_hf", 1), ("qwen2_5_vl", 1), ("qwen2_5_vl", 8), ("qwen2_vl", 1),
+                                            ("qwen2_vl_2shot", 1), ("llava_hf_2shot", 1), ("openai_compatible", 1)])
+def test_same_command_same_folder_files_answers_scores_keys_and_types(root, run, batch_size):
+    out = f"out_{run}_{batch_size}"
+    model, extra = spec.RUNS[run]
+    with FakeOpenAIServer() as server:  # a real HTTP server on 127.0.0.1, for the openai_compatible run
+        _run(root, spec.command(model, out, batch_size, extra, base_url=server.url), {"OPENAI_API_KEY": spec.API_KEY})
+    (theirs_dir,) = (FIXTURES / run).iterdir()
     (ours_dir,) = (root / out).iterdir()
     assert ours_dir.name == theirs_dir.name  # lmms-eval's folder: the last two parts of pretrained, sanitized
     theirs, ours = _lines(theirs_dir), _lines(ours_dir)

@@ -23,7 +23,9 @@
    the evaluation raised, so success is its results file existing.
 
 Family qwen2_5_vl uses a seeded random tiny Qwen2.5-VL (`--model` applies to llava only: the zoo is LLaVA).
-`--lmms-eval-python` takes an existing lmms-eval 0.7.3 interpreter instead of installing one.
+`--lmms-eval-python` takes an existing lmms-eval 0.7.3 interpreter instead of installing one. `--catalogue-task pope`
+(the default) also runs one real catalogue task (lmms-eval's installed YAML) on stand-in data with both tools
+(benchmarks/vs_lmms_eval/_catalogue.py).
 """
 
 from __future__ import annotations
@@ -242,10 +244,10 @@ def command(family: str, model: Path, tasks: Path, out: Path, batch_size: int) -
             "--log_samples", "--device", "cpu", "--verbosity", "WARNING"]
 
 
-def run_cli(python: str, module: str, argv: list[str], out: Path) -> tuple[float, Path]:
+def run_cli(python: str, module: str, argv: list[str], out: Path, cwd: Path = WORK) -> tuple[float, Path]:
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    proc = subprocess.run([python, "-m", module, *argv], capture_output=True, text=True, env=_env(), cwd=str(WORK),
+    proc = subprocess.run([python, "-m", module, *argv], capture_output=True, text=True, env=_env(), cwd=str(cwd),
                           check=False)
     seconds = time.perf_counter() - start
     results = sorted(out.glob("*/*_results.json"))
@@ -341,6 +343,8 @@ def main() -> None:
                         help="lmms-eval's (default: 1 for llava_hf, 4 for qwen2_5_vl)")
     parser.add_argument("--repeat", type=int, default=1, help="cold runs of each tool, alternating; the fastest counts")
     parser.add_argument("--lmms-eval-python", default=None, help="an interpreter with lmms-eval 0.7.3 installed")
+    parser.add_argument("--catalogue-task", default="pope",
+                        help="an lmms-eval catalogue task run on stand-in data too (default pope; 'none' skips it)")
     args = parser.parse_args()
     if args.lmms_eval_python:
         LMMS_EVAL_PY = Path(args.lmms_eval_python)
@@ -421,6 +425,12 @@ def main() -> None:
               f"lmms-eval's key order {'kept' if order_ok else 'NOT kept'}")
     diff = key_type_diff(our_payload, their_payload)
     print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
+    if args.catalogue_task != "none":
+        sys.path.insert(0, str(HERE))
+        from _catalogue import compare_catalogue_task
+
+        compare_catalogue_task(sys.modules[__name__], args.catalogue_task, args.family, model_path, str(LMMS_EVAL_PY),
+                               their_batch, args.batch_size)
     print(f"\nwall time, one CPU thread each (fastest of {max(1, args.repeat)} cold run(s) per tool)")
     print(f"  lmms-eval, cold process:            {theirs_s:7.1f} s")
     print(f"  lmms-nb,   cold process:            {ours_cold_s:7.1f} s  {theirs_s / ours_cold_s:5.1f}x faster")
