@@ -40,7 +40,9 @@ def compare_catalogue_task(bench: ModuleType, task_name: str, family: str, model
     theirs_argv[argv.index("--output_path") + 1], ours_argv[argv.index("--output_path") + 1] = (
         str(out_theirs), str(out_ours))
     their_s, their_results = bench.run_cli(lmms_eval_py, "lmms_eval", theirs_argv, out_theirs, cwd=root)
+    their_cpu = bench.LAST_CPU_S[0]
     our_s, our_results = bench.run_cli(sys.executable, "lmms_nb", ours_argv + ["--no-resume"], out_ours, cwd=root)
+    our_cpu = bench.LAST_CPU_S[0]
     task = get_task(task_name)
     theirs = bench.lmms_eval_samples(their_results, task_name, list(task.filters))
     [ours_file] = our_results.parent.glob(f"*_samples_{task_name}.jsonl")
@@ -60,7 +62,8 @@ def compare_catalogue_task(bench: ModuleType, task_name: str, family: str, model
     print(f"  sample line: {len(diff)} difference(s){': ' + '; '.join(diff) if diff else ''}")
     diff = bench.key_type_diff(our_payload, their_payload)
     print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
-    print(f"  cold wall: lmms-eval {their_s:.1f} s, lmms-nb {our_s:.1f} s  {their_s / our_s:.1f}x faster")
+    print(f"  cold wall: lmms-eval {their_s:.1f} s, lmms-nb {our_s:.1f} s  {their_s / our_s:.1f}x faster; CPU time: "
+          f"lmms-eval {their_cpu:.1f} s, lmms-nb {our_cpu:.1f} s  {their_cpu / our_cpu:.1f}x less")
     return {"lmms_eval_s": their_s, "lmms_nb_s": our_s, "at": time.time()}
 
 

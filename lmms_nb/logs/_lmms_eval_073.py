@@ -71,7 +71,8 @@ def doc_hash(doc: Mapping[str, Any] | None = None) -> str:
 
 
 def sample_line(*, doc_id: int, target: Any, resps: Any, filtered_resps: Any, output_tokens: int | None,
-                doc: Mapping[str, Any], metrics: Mapping[str, Any], input: Any) -> dict[str, Any]:
+                doc: Mapping[str, Any], metrics: Mapping[str, Any], input: Any, input_tokens: int | None = None,
+                reasoning_tokens: int | None = None) -> dict[str, Any]:
     """One (doc, filter) line as 0.7.3 writes it (see the module docstring); our keys are added by the caller."""
     line: dict[str, Any] = {"doc_id": doc_id, "target": str(target)}
     resps_text = "" if resps is None else str(resps)
@@ -79,7 +80,10 @@ def sample_line(*, doc_id: int, target: Any, resps: Any, filtered_resps: Any, ou
     if resps_text != filtered_text:
         line["resps"] = resps_text
     line["filtered_resps"] = filtered_text
-    line["token_counts"] = [{"output_tokens": int(output_tokens)} if output_tokens is not None else None]
+    # 0.7.3's TokenCounts.to_dict: the counts the backend reported, in this order (None when it reported none)
+    counts = {k: int(v) for k, v in (("input_tokens", input_tokens), ("output_tokens", output_tokens),
+                                     ("reasoning_tokens", reasoning_tokens)) if v is not None}
+    line["token_counts"] = [counts or None]
     line["doc_hash"] = doc_hash(doc)
     line.update(metrics)
     line["input"] = input

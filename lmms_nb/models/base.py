@@ -55,6 +55,10 @@ class Response:
     cached: bool | None = None
     #: True when generation stopped at the token limit (finish_reason "length"), None when unknown
     truncated: bool | None = None
+    #: prompt and reasoning tokens, where the backend reports them (an API's `usage`); written in the log's
+    #: token_counts as lmms-eval 0.7.3's API classes write them
+    input_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 @runtime_checkable
