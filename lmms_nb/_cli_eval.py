@@ -222,9 +222,9 @@ def _check_fewshot(task: Any, n: int, model_type: str, seed: int | None) -> None
                         "few-shot examples; lmms-eval task YAMLs do")
     if task.prompt_at is not None and model_type in _CHAT_CLASSES and task.config.get("doc_to_visual") is not None:
         logging.getLogger("lmms_nb").warning(
-            "%s: lmms-eval's chat class %s sends a task with images only its doc_to_text (no few-shot examples); "
-            "so does lmms-nb (n-shot is still recorded as %s)", task.name, model_type, task.config["num_fewshot"])
-        task.prompt_at = None
+            "%s: lmms-eval's chat class %s sends a task with images only its doc_to_text (no few-shot examples), "
+            "and logs the few-shot context as its input; so does lmms-nb", task.name, model_type)
+        task.config["fewshot_in_log_only"] = True
     if task.prompt_at is not None and seed is not None:
         task.config["fewshot_seed"] = seed  # in the run's fingerprint: another seed is another run
 

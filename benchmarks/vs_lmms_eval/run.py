@@ -313,6 +313,13 @@ def _first(value: Any) -> Any:
     return value
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Metric values equal: numbers as floats (0 and 0.0), anything else (a process_results dict) as JSON."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return a == b
+
+
 def compare(task, ours_file: Path, theirs: dict[tuple[int, str], dict]) -> dict[str, Any]:
     """Agreement per doc of the raw answer (lmms-eval logs it only as the `raw` take_first filter's output) and
     per (doc, filter) of the filtered answer and every metric value."""
@@ -335,7 +342,7 @@ def compare(task, ours_file: Path, theirs: dict[tuple[int, str], dict]) -> dict[
             continue
         ours_filtered, theirs_filtered = str(_first(a["filtered_resps"])), str(_first(b["filtered_resps"]))
         filtered_ok = ours_filtered.strip() == theirs_filtered.strip()
-        metric_ok = all(a.get(m) is not None and b.get(m) is not None and float(a[m]) == float(b[m]) for m in metrics)
+        metric_ok = all(a.get(m) is not None and _same(a[m], b.get(m)) for m in metrics)
         same_filtered += filtered_ok
         same_metrics += metric_ok
         if not (filtered_ok and metric_ok):
@@ -439,12 +446,6 @@ def main() -> None:
               f"lmms-eval's key order {'kept' if order_ok else 'NOT kept'}")
     diff = key_type_diff(our_payload, their_payload)
     print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
-    if args.catalogue_task != "none":
-        sys.path.insert(0, str(HERE))
-        from _catalogue import compare_catalogue_task
-
-        compare_catalogue_task(sys.modules[__name__], args.catalogue_task, args.family, model_path, str(LMMS_EVAL_PY),
-                               their_batch, args.batch_size)
     print(f"\nwall time, one CPU thread each (fastest of {max(1, args.repeat)} cold run(s) per tool)")
     print(f"  lmms-eval, cold process:            {theirs_s:7.1f} s")
     print(f"  lmms-nb,   cold process:            {ours_cold_s:7.1f} s  {theirs_s / ours_cold_s:5.1f}x faster")
@@ -457,6 +458,12 @@ def main() -> None:
     print(f"  cold time above each venv's floor:  lmms-eval {theirs_own:.1f} s, lmms-nb {ours_own:.1f} s  "
           f"{theirs_own / ours_own:5.1f}x faster" if ours_own > 0 else "  (lmms-nb's cold run is within the noise "
           "of its import floor)")
+    if args.catalogue_task != "none":
+        sys.path.insert(0, str(HERE))
+        from _catalogue import compare_catalogue_task
+
+        compare_catalogue_task(sys.modules[__name__], args.catalogue_task, args.family, model_path, str(LMMS_EVAL_PY),
+                               their_batch, args.batch_size)
 
 
 if __name__ == "__main__":

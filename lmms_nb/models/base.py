@@ -28,6 +28,9 @@ class Request:
     doc: dict[str, Any] | None = None  # the raw row, for baselines that need question metadata
     #: lmms-eval's doc_to_messages(doc), set only for a backend that takes chat messages (`accepts_messages`)
     messages: list[dict[str, Any]] | None = None
+    #: the context the log records as `input` when it is not `prompt` (lmms-eval's chat classes log the
+    #: few-shot context they build but send doc_to_text alone); None: `prompt`
+    logged_prompt: str | None = None
 
 
 @dataclass

@@ -28,11 +28,15 @@ __all__ = ["check_model_can_run", "generate_safely", "make_request", "respond"]
 
 def make_request(task: Task, doc_id: int, doc: dict[str, Any]) -> Request:
     """The request for one task row: its images, prompt, generation kwargs and (for multiple choice) choices."""
+    prompt, logged = task.prompt(doc_id, doc), None
+    if task.config.get("fewshot_in_log_only"):  # set by `lmms-nb eval` for lmms-eval's chat classes
+        prompt, logged = task.doc_to_text(doc), prompt
     return Request(
         doc_id=doc_id,
         task=task.name,
         images=list(task.doc_to_visual(doc) or []),
-        prompt=task.prompt(doc_id, doc),
+        prompt=prompt,
+        logged_prompt=logged,
         generation_kwargs=dict(task.generation_kwargs),
         choices=task.doc_to_choice(doc) if task.doc_to_choice is not None else None,
         doc={k: v for k, v in doc.items() if k != task.image_column},
