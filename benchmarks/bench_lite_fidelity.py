@@ -25,8 +25,11 @@ and pooled over the five tasks (1000 docs, category = family, each task's main m
 offline synthbench CLIP + MiniLM (`local_embedding_models`). It first prints each model's score per family
 and whether the best member closes half the gap between `majority` and a perfect score on every family.
 
-Learned methods (anchor points, gp-IRT, calibration, difficulty strata) are fitted per fold over models and
-scored on the held-out models only (--folds, default leave-one-out).
+Learned methods (anchor points, gp-IRT, calibration, linear correction, control variate, difficulty strata) are
+fitted per fold over models and scored on the held-out models only (--folds, default leave-one-out). At the 10%
+budget it also prints the spread of the models' full-set scores and each drawn method's per-draw MAE quantiles.
+
+Run it from the repository root with the worktree first on the path: ``PYTHONPATH=. python benchmarks/...``.
 
 Run:  python benchmarks/bench_lite_fidelity.py [--population digits|zoo|both] [--embedding pixels|tiny-clip|both]
 """
@@ -169,7 +172,23 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
                    tbl_hide_column_data_types=True, fmt_str_lengths=40):
         print(table)
     k10 = s.filter((pl.col("budget") - 0.1).abs() < 0.01)["k"].first()
+    if k10 is None:
+        print("(no 10% budget in --budgets: no goal check)")
+        return
     at10 = s.filter(pl.col("k") == k10)
+    full = fid.estimates.filter(pl.col("k") == k10).group_by("model").agg(pl.col("full_points").first())["full_points"]
+    print(f"full-set scores of the {len(full)} models: sd {full.std():.2f} points, range {full.min():.1f}-{full.max():.1f}")
+    print(f"MAE a random subset of {k10} could reach with an oracle control variate (each model's answers "
+          f"regressed on the other models' answers to every doc, in-sample): {oracle_floor(samples, k10):.2f} points; "
+          f"plain random subsets: {oracle_floor(samples, k10, control=False):.2f} (normal approximation)")
+    dist = (fid.draws.filter((pl.col("k") == k10) & (pl.col("draw").max().over("method") > 0))
+            .group_by("method").agg(*[pl.col("mae_points").quantile(q, "linear").alias(f"q{int(q * 100)}")
+                                      for q in (0.1, 0.25, 0.5, 0.75, 0.9)])
+            .sort("q50"))
+    print(f"per-draw MAE (points) of the drawn methods at k={k10}, quantiles over draws:")
+    for r in dist.iter_rows(named=True):
+        print(f"  {r['method']:17s}: 10% {r['q10']:.2f} | 25% {r['q25']:.2f} | median {r['q50']:.2f} | "
+              f"75% {r['q75']:.2f} | 90% {r['q90']:.2f}")
     print(f"goal at the 10% budget (k={k10}), held-out models: Spearman >= 0.95, MAE <= 1.5 pts, lower MAE than "
           f"random in >= 80% of draws")
     for r in at10.iter_rows(named=True):
@@ -182,6 +201,26 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
               f"{r['mae_points']:.2f} pts ({'meets' if ok[1] else 'misses'}), beats random in "
               f"{r['beats_random_mae']:.0%} of draws ({'meets' if ok[2] else 'misses'}) -> "
               f"{'ALL GOALS MET' if all(ok) else 'goal missed'}")
+
+
+def oracle_floor(samples: pl.DataFrame, k: int, *, control: bool = True) -> float:
+    """Expected MAE (points) over models of a random k-subset mean of each model's residuals, normal approximation
+    (E|N(0, s)| = 0.8 s, with the finite-population correction), where the residuals are what an ordinary least
+    squares fit on the other models' answers to every doc leaves unexplained (with `control`), else the answers
+    themselves. No held-out estimator that corrects a random subset by a linear function of other models'
+    answers does better on average: it shows whether a goal needs a better estimator or cannot be met."""
+    from lmms_nb.lite_selection import score_matrix
+
+    y = score_matrix(samples).scores
+    n_models, n = y.shape
+    sds = []
+    for i in range(n_models):
+        res = y[i] - y[i].mean()
+        if control:
+            x = np.column_stack([np.ones(n), np.delete(y, i, axis=0).T])
+            res = y[i] - x @ np.linalg.lstsq(x, y[i], rcond=None)[0]
+        sds.append(res.std())
+    return float(100 * np.sqrt(2 / np.pi) * np.mean(sds) * np.sqrt((1 - k / n) / k))
 
 
 ZOO_METRICS = {"synthbench_count": "exact_match", "synthbench_mcq": "choice_accuracy", "synthbench_ocr": "anls",

@@ -17,7 +17,7 @@ from lmms_nb.lite_selection import (
     plot_fidelity,
     score_matrix,
 )
-from lmms_nb.lite_selection._fidelity import _proportional_allocation
+from lmms_nb.lite_selection._fidelity_stats import proportional_allocation as _proportional_allocation
 from lmms_nb.logs.schema import conform
 
 torch.set_num_threads(1)

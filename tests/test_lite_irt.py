@@ -106,6 +106,11 @@ def test_learned_methods_only_see_held_out_models_through_the_subset() -> None:
     ests2 = again.estimates.filter(pl.col("method") == "kcenter_irt").sort("model")
     assert ests2["estimate_points"][4] == pytest.approx(ests["estimate_points"][4])
     assert ests2["full_points"][4] != pytest.approx(ests["full_points"][4])
+    # the linear correction of the same k-center docs: fitted on the 11 others, fed model 4's 30 answers only
+    corrected = [f.estimates.filter(pl.col("method") == "kcenter_corrected").sort("model")["estimate_points"][4]
+                 for f in (fid, again)]
+    expected = 100 * fold.corrected(picks, fid.kcenter.cell_sizes, correct[4:5, picks])[0]
+    assert corrected[0] == pytest.approx(expected) and corrected[1] == pytest.approx(expected)
     anchors = again.estimates.filter(pl.col("method") == "anchor").sort("model")
     assert anchors.height == 12
 
@@ -127,8 +132,9 @@ def test_verdict_says_when_a_method_is_no_better_than_random() -> None:
         else:
             assert row["verdict"] == "no better than random"
         assert row["mae_points_lo"] <= row["mae_points"] <= row["mae_points_hi"] or row["n_draws"] > 1
-    assert set(s["method"]) == {"kcenter", "kcenter_weighted", "kcenter_irt", "anchor", "anchor_irt", "random",
-                                "random_irt", "random_calibrated", "difficulty"}
+    assert set(s["method"]) == {"kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor",
+                                "anchor_irt", "anchor_corrected", "random", "random_irt", "random_calibrated",
+                                "random_corrected", "random_cv", "difficulty"}
     rnd = fid.draws.filter(pl.col("method") == "random")["mae_points"].to_numpy()
     rnd_irt = fid.draws.filter(pl.col("method") == "random_irt")["mae_points"].to_numpy()
     row = s.filter(pl.col("method") == "random_irt").row(0, named=True)

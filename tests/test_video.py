@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lmms_nb import video as video_mod
-from lmms_nb.models._qwen_video import fetch_video, qwen2_5_vl_video_loader, qwen2_vl_video_loader, smart_nframes
+from lmms_nb.models._qwen_video import (fetch_video, qwen2_5_vl_video_loader, qwen2_vl_video_loader,
+                                        qwen3_vl_video_loader, smart_nframes)
 from lmms_nb.video import VideoError, is_video_path, load_video_uniform, read_frames, read_video
 
 from test_video_videomme import write_video
@@ -105,6 +106,26 @@ def test_qwen_loaders_follow_lmms_evals_classes(clips):
     video, meta = qwen2_vl_video_loader(max_num_frames=32)(str(clips["long"]))
     assert video.shape[0] == 8 and meta is None
     assert qwen2_vl_video_loader(max_num_frames=3)(str(clips["long"]))[0].shape[0] == 3
+
+
+@pytest.mark.parametrize("args", [{"max_num_frames": 4, "min_pixels": 1024, "max_pixels": 16384},
+                                  {"max_num_frames": 6, "fps": 1.0}, {"max_num_frames": 8, "total_pixels": 50000}])
+def test_qwen3_vl_loader_equals_qwen_vl_utils_with_lmms_evals_video_kwargs(clips, args):
+    """lmms-eval's qwen3_vl: `_build_video_kwargs` of its class's args into qwen_vl_utils with 16 px patches."""
+    from lmms_eval.models.simple.qwen3_vl import Qwen3_VL
+    from qwen_vl_utils.vision_process import fetch_video as upstream
+
+    holder = Qwen3_VL.__new__(Qwen3_VL)  # only the attributes _build_video_kwargs reads
+    holder.min_pixels, holder.max_pixels, holder.total_pixels = (args.get("min_pixels", 256 * 28 * 28),
+                                                                 args.get("max_pixels", 1605632),
+                                                                 args.get("total_pixels"))
+    holder.max_num_frames, holder.fps = args["max_num_frames"], args.get("fps")
+    for clip in ("long", "odd"):
+        (theirs, their_meta) = upstream({"video": str(clips[clip]), **Qwen3_VL._build_video_kwargs(holder)},
+                                        image_patch_size=16, return_video_metadata=True)
+        ours, meta = qwen3_vl_video_loader(**args)(str(clips[clip]))
+        assert torch.equal(ours, theirs) and meta == their_meta, (clip, args)
+        assert ours.shape[2] % 32 == 0 and ours.shape[3] % 32 == 0  # 16 px patches, 2x2 merged
 
 
 def test_missing_and_broken_files_are_named(tmp_path):

@@ -106,3 +106,40 @@ def test_llava_onevision_takes_uniform_frames_and_llava_1_5_is_refused(tmp_path,
     assert not plain_llava.accepts_video  # no video processor: refused by the runner before generating
     (r,) = _ask(plain_llava, clips[:1])
     assert r.error and "takes none" in r.error
+
+
+def test_a_multiple_choice_video_task_is_refused_before_generating(tmp_path, clips):
+    """lmms-nb's loglikelihood() takes images only: a multiple_choice task over videos would fail doc by doc,
+    so the run refuses it up front, even for a backend that takes video and has a loglikelihood()."""
+    import datasets
+    import textwrap
+
+    import lmms_nb
+    from lmms_nb.models.base import LoglikelihoodRequest
+
+    rows = {"video": [c.name for c in clips], "question": [QUESTION] * 3, "answer": [0, 1, 0]}
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "data"))
+    (tmp_path / "utils.py").write_text(f"def doc_to_visual(doc):\n    return [{str(clips[0].parent)!r} + '/' + doc['video']]\n")
+    (tmp_path / "mc_video.yaml").write_text(textwrap.dedent(f"""\
+        task: video_mc
+        dataset_path: data
+        dataset_kwargs: {{load_from_disk: true, video: true, cache_dir: {str(clips[0].parent)!r}}}
+        test_split: test
+        output_type: multiple_choice
+        doc_to_visual: !function utils.doc_to_visual
+        doc_to_text: "{{{{question}}}} Answer:"
+        doc_to_choice: ["a bar moves right", "nothing"]
+        doc_to_target: answer
+        metric_list:
+          - metric: acc
+        """))
+    path = build_tiny_qwen2_5_vl(tmp_path / "q", vocab_texts=[QUESTION, "a bar moves right"])
+    model = get_model("hf", pretrained=str(path))
+    assert model.accepts_video and callable(model.loglikelihood)
+    # what each doc would have met: the backend's loglikelihood on a video fails
+    with pytest.raises(TypeError, match="expected a PIL image, got str"):
+        model.loglikelihood([LoglikelihoodRequest(0, "video_mc", [str(clips[0])], QUESTION, " nothing")])
+    with pytest.raises(ValueError, match="task 'video_mc' is multiple_choice over videos .* scores no "
+                                         "loglikelihood of a video"):
+        lmms_nb.evaluate(model, tmp_path / "mc_video.yaml", output_dir=tmp_path / "out", progress=False)
+    assert not list((tmp_path / "out").rglob("*.jsonl"))

@@ -1,4 +1,5 @@
-"""Full-set scores estimated from a Lite subset: the plain mean (LMMs-Eval-Lite) and the cell-size-weighted mean.
+"""Full-set scores estimated from a Lite subset: the plain mean (LMMs-Eval-Lite), the cell-size-weighted mean, and
+that mean corrected by what other models' answers show (`_corrections.linear_correction`).
 
 Input is a canonical sample table (`lmms_nb.logs.schema`): columns model, task, doc_id and a metric column,
 one row per model and doc. Scores are reported in points: `scale` x the metric (100 for metrics in [0, 1]).
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from lmms_nb.lite_selection._corrections import MIN_TRAINING_MODELS, linear_correction
 from lmms_nb.lite_selection._subset import LiteSubset
 from lmms_nb.logs.schema import metric_columns
 
@@ -121,7 +123,9 @@ def lite_estimates(
     filter: str | None = None,
     scale: float = 100.0,
 ) -> pl.DataFrame:
-    """Per model: the full-set score, the subset's plain mean, and its weighted mean, in points.
+    """Per model: the full-set score, the subset's plain mean, its weighted mean, and the weighted mean with a
+    linear correction learned on the *other* models that answered every doc (null with fewer than 5 of them), in
+    points; a model with answers on the subset only gets every estimate but the full score.
 
     Give a `LiteSubset`, or `doc_ids` (and optionally `weights`, e.g. cell sizes; normalised here).
     ``full_points`` is the mean over every doc of the table; null where the model lacks docs.
@@ -148,6 +152,7 @@ def lite_estimates(
         full = np.where(np.isnan(sm.scores).any(axis=1), np.nan, np.nanmean(sm.scores, axis=1)) * scale
         lite = sub.mean(axis=1) * scale
         weighted = (sub @ w) / w.sum() * scale
+    corrected = _corrected(sm.scores, cols, w) * scale
     out = pl.DataFrame({
         "model": sm.models,
         "n_full": np.full(len(sm.models), sm.scores.shape[1]),
@@ -155,8 +160,30 @@ def lite_estimates(
         "full_points": full,
         "lite_points": lite,
         "lite_weighted_points": weighted,
-    }).with_columns(pl.col("full_points", "lite_points", "lite_weighted_points").fill_nan(None))
+        "lite_corrected_points": corrected,
+    }).with_columns(pl.col("full_points", "lite_points", "lite_weighted_points", "lite_corrected_points")
+                    .fill_nan(None))
     return out.with_columns(
         (pl.col("lite_points") - pl.col("full_points")).alias("lite_error_points"),
         (pl.col("lite_weighted_points") - pl.col("full_points")).alias("lite_weighted_error_points"),
+        (pl.col("lite_corrected_points") - pl.col("full_points")).alias("lite_corrected_error_points"),
     )
+
+
+def _corrected(scores: np.ndarray, cols: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The weighted mean plus the linear correction learned on the models that answered every doc, leaving out
+    the model being estimated; NaN with fewer than `MIN_TRAINING_MODELS` such others or scores outside [0, 1].
+
+    A model that answered only the subset (NaN elsewhere) is what this is for: its correction comes from all
+    the complete models."""
+    out = np.full(len(scores), np.nan)
+    complete = ~np.isnan(scores).any(axis=1)
+    finite = scores[complete]
+    if complete.sum() < MIN_TRAINING_MODELS or finite.size == 0 or finite.min() < 0 or finite.max() > 1:
+        return out
+    for i in np.nonzero(~np.isnan(scores[:, cols]).any(axis=1))[0]:
+        train = complete.copy()
+        train[i] = False
+        if train.sum() >= MIN_TRAINING_MODELS:
+            out[i] = linear_correction(scores[train], cols, w, scores[i:i + 1, cols])[0]
+    return out

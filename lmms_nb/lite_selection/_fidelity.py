@@ -6,12 +6,18 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
 - ``kcenter``: the first k k-center greedy picks, plain mean (LMMs-Eval-Lite's estimate);
 - ``kcenter_weighted``: the same docs, each weighted by its cell size;
 - ``kcenter_irt``: the same docs, gp-IRT estimate (tinyBenchmarks; `_irt`);
+- ``kcenter_corrected``: the same docs, cell-weighted mean plus a linear correction learned on the training
+  models (ridge of the full-minus-subset gap on their answers to the subset's docs; `_corrections`);
 - ``anchor``: anchor points chosen from the training models' answers (Vivek et al., 2023), cluster-weighted;
 - ``anchor_irt``: the anchor points, gp-IRT estimate;
+- ``anchor_corrected``: the anchor points, linear correction;
 - ``random``: uniform random subsets of k docs (`n_random` draws), plain mean;
 - ``random_irt``: the same random subsets, gp-IRT estimate;
 - ``random_calibrated``: the same random subsets, their mean calibrated on the training models
   (``full ~ a + b * subset mean``, least squares);
+- ``random_corrected``: the same random subsets, linear correction;
+- ``random_cv``: the same random subsets, difference estimate with the training models that answered the
+  subset most alike as control variate (`_corrections.neighbour_control_variate`);
 - ``difficulty``: random subsets stratified by the training models' mean score on each doc (docs all of them
   got right, all got wrong, and quantile bins between), Neyman allocation, stratified estimate; a stratum
   that gets no doc is estimated by the training models' mean there;
@@ -24,8 +30,8 @@ their fold held out: nothing scores itself. Per subset: Spearman, Kendall (tau-b
 between the models' estimated and full-set scores (scipy.stats), and the mean and max absolute error in
 points. Random and stratified rows give the mean, sd and a 95% interval over draws; single-subset rows a 95%
 bootstrap interval over models. Every row but random says in what share of random draws it did strictly
-better (paired by draw for the drawn methods; the same subsets for random_irt and random_calibrated) and gives a
-plain verdict: "better than random" when it
+better (paired by draw for the drawn methods; the same subsets for random_irt, _calibrated, _corrected and
+_cv) and gives a plain verdict: "better than random" when it
 beats random in >= 80% of draws on MAE, "worse than random" when in <= 20%, else "no better than random".
 
 Example:
@@ -49,18 +55,20 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
+from lmms_nb.lite_selection._fidelity_stats import bootstrap_ci, draw_stats, stratified_estimates, subset_stats
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import resolve_budget
 
-METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "anchor", "anchor_irt", "random", "random_irt",
-           "random_calibrated", "stratified", "difficulty")
-_LEARNED = ("kcenter_irt", "anchor", "anchor_irt", "random_irt", "random_calibrated", "difficulty")
-_DRAWN = ("random", "random_irt", "random_calibrated", "stratified", "difficulty")
+METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt",
+           "anchor_corrected", "random", "random_irt", "random_calibrated", "random_corrected", "random_cv",
+           "stratified", "difficulty")
+_LEARNED = ("kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt", "anchor_corrected", "random_irt",
+            "random_calibrated", "random_corrected", "random_cv", "difficulty")
+_DRAWN = ("random", "random_irt", "random_calibrated", "random_corrected", "random_cv", "stratified", "difficulty")
 #: learned methods need this many models: 5-fold CV then leaves >= 4 to fit on, 2 for each inner half
 _MIN_MODELS_TO_LEARN = 6
 #: a method "beats random" when its MAE is lower than random's in at least this share of draws
@@ -78,7 +86,7 @@ class LiteFidelity:
         k-center's coverage radius, and for k-center rows beats_random_spearman / beats_random_mae (the share
         of random draws with a strictly lower Spearman / strictly higher MAE);
     draws: one row per (k, method, draw) with the statistics;
-    estimates: one row per (k, method in kcenter / kcenter_weighted, model): full and subset score in points;
+    estimates: one row per (k, single-subset method, model): full-set score and estimate in points;
     kcenter: the k-center result at the largest budget (rows of `doc_ids`).
     """
 
@@ -179,14 +187,21 @@ def lite_fidelity(
                 a_mask[docs], a_w[docs] = True, w
                 anchor_irt[test] = fitted[f].gp_irt(unit[test], a_mask, a_w)
             single.update({m: e * scale for m, e in (("anchor", anchor), ("anchor_irt", anchor_irt)) if m in wanted})
+        if "kcenter_corrected" in wanted:
+            single["kcenter_corrected"] = _per_fold(
+                fold_tests, lambda f, t, picks=picks, cells=cells: fitted[f].corrected(picks, cells, unit[t][:, picks])
+            ) * scale
+        if "anchor_corrected" in wanted:
+            single["anchor_corrected"] = _per_fold(fold_tests, lambda f, t, k=k: _anchor_corrected(fitted[f], k, unit[t])
+                                                   ) * scale
         for method, est in single.items():
-            draw_rows.append({"k": k, "method": method, "draw": 0, **_subset_stats(full, est),
-                              **_bootstrap_ci(full, est, seed)})
+            draw_rows.append({"k": k, "method": method, "draw": 0, **subset_stats(full, est),
+                              **bootstrap_ci(full, est, seed)})
             est_rows.append(pl.DataFrame({"k": k, "method": method, "model": sm.models,
                                           "full_points": full, "estimate_points": est}))
         idx = np.argsort(rng.random((n_random, n)), axis=1)[:, :k]  # uniform k-subsets without replacement
         if "random" in wanted:
-            draw_rows += _rows(k, "random", _draw_stats(full, scores[:, idx].mean(axis=2).T))
+            draw_rows += _rows(k, "random", draw_stats(full, scores[:, idx].mean(axis=2).T))
         if "random_irt" in wanted:
             masks = np.zeros((n_random, n), dtype=bool)
             np.put_along_axis(masks, idx, True, axis=1)
@@ -195,14 +210,28 @@ def lite_fidelity(
                 rows = np.repeat(unit[test], n_random, axis=0)  # model-major: row = model * n_random + draw
                 out = fitted[f].gp_irt(rows, np.tile(masks, (len(test), 1)), np.tile(masks, (len(test), 1)))
                 ests[:, test] = out.reshape(len(test), n_random).T
-            draw_rows += _rows(k, "random_irt", _draw_stats(full, ests * scale))
+            draw_rows += _rows(k, "random_irt", draw_stats(full, ests * scale))
         if "random_calibrated" in wanted:
             subset_means = unit[:, idx].mean(axis=2).T  # draws x models
             ests = np.zeros((n_random, len(full)))
             for f, test in enumerate(fold_tests):
                 train = np.delete(np.arange(len(full)), test)
                 ests[:, test] = fitted[f].calibrated(subset_means[:, train], subset_means[:, test])
-            draw_rows += _rows(k, "random_calibrated", _draw_stats(full, ests * scale))
+            draw_rows += _rows(k, "random_calibrated", draw_stats(full, ests * scale))
+        if "random_corrected" in wanted:
+            ests = np.zeros((n_random, len(full)))
+            for f, test in enumerate(fold_tests):
+                for d in range(n_random):
+                    ests[d, test] = fitted[f].corrected(idx[d], np.ones(k), unit[test][:, idx[d]])
+            draw_rows += _rows(k, "random_corrected", draw_stats(full, ests * scale))
+        if "random_cv" in wanted:
+            masks = np.zeros((n_random, n), dtype=bool)
+            np.put_along_axis(masks, idx, True, axis=1)
+            ests = np.zeros((n_random, len(full)))
+            for f, test in enumerate(fold_tests):
+                for i in test:
+                    ests[:, i] = fitted[f].control_variate(np.broadcast_to(unit[i], masks.shape), masks)
+            draw_rows += _rows(k, "random_cv", draw_stats(full, ests * scale))
         if "difficulty" in wanted:
             ests = np.zeros((n_random, len(full)))
             fold_rng = np.random.default_rng([seed, k])
@@ -210,10 +239,10 @@ def lite_fidelity(
                 design = fitted[f].difficulty_design(k)
                 for d in range(n_random):
                     ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
-            draw_rows += _rows(k, "difficulty", _draw_stats(full, ests * scale))
+            draw_rows += _rows(k, "difficulty", draw_stats(full, ests * scale))
         if "stratified" in wanted and sm.categories is not None:
             draw_rows += _rows(k, "stratified",
-                               _draw_stats(full, _stratified_estimates(scores, sm.categories, k, n_random, rng)))
+                               draw_stats(full, stratified_estimates(scores, sm.categories, k, n_random, rng)))
 
     draws = (pl.DataFrame(draw_rows)
              .with_columns((pl.col("k") / n).alias("budget"), pl.col(list(_STATS)).fill_nan(None))
@@ -238,6 +267,11 @@ def _per_fold(fold_tests: list[np.ndarray], estimate) -> np.ndarray:
     return out
 
 
+def _anchor_corrected(fold: FoldEstimators, k: int, test_scores: np.ndarray) -> np.ndarray:
+    docs, weights = fold.anchors(k)
+    return fold.corrected(docs, weights, test_scores[:, docs])
+
+
 def _aligned_vectors(embeddings: TaskEmbeddings | tuple[Sequence[int], np.ndarray], sm: ScoreMatrix) -> np.ndarray:
     if isinstance(embeddings, TaskEmbeddings):
         emb = embeddings
@@ -245,87 +279,6 @@ def _aligned_vectors(embeddings: TaskEmbeddings | tuple[Sequence[int], np.ndarra
         ids, vecs = embeddings
         emb = TaskEmbeddings(task=sm.task, doc_ids=np.asarray(ids), vectors=np.asarray(vecs, dtype=np.float32))
     return emb.vectors[emb.rows_of(sm.doc_ids)]
-
-
-def _subset_stats(full: np.ndarray, est: np.ndarray) -> dict[str, float]:
-    return _draw_stats(full, est[None, :])[0]
-
-
-def _draw_stats(full: np.ndarray, ests: np.ndarray) -> list[dict[str, float]]:
-    """The statistics of each row of `ests` (draws x models) against `full`, vectorised over draws.
-
-    Spearman is Pearson on average ranks, Kendall is tau-b (scipy's definitions; the tests check them against
-    scipy.stats). A draw on which every model scores the same has no ranking: its correlations are NaN.
-    """
-    err = np.abs(ests - full)
-    rank_full, rank_est = stats.rankdata(full), stats.rankdata(ests, axis=1)
-    sign_full = np.sign(full[:, None] - full[None, :])
-    sign_est = np.sign(ests[:, :, None] - ests[:, None, :])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        kendall = ((sign_est * sign_full).sum(axis=(1, 2))
-                   / np.sqrt((sign_est**2).sum(axis=(1, 2)) * (sign_full**2).sum()))
-        out = {"spearman": _rowwise_pearson(rank_full, rank_est), "kendall": kendall,
-               "pearson": _rowwise_pearson(full, ests), "mae_points": err.mean(axis=1),
-               "max_abs_error_points": err.max(axis=1)}
-    return [{key: float(v[d]) for key, v in out.items()} for d in range(len(ests))]
-
-
-def _rowwise_pearson(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    xc = x - x.mean()
-    yc = ys - ys.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (yc @ xc) / np.sqrt((yc**2).sum(axis=1) * (xc**2).sum())
-    # a constant row (ptp 0) has no correlation even when rounding leaves a tiny spread
-    return np.where(np.ptp(ys, axis=1) > 0, np.clip(r, -1.0, 1.0), np.nan)
-
-
-def _bootstrap_ci(full: np.ndarray, est: np.ndarray, seed: int, n_boot: int = 400) -> dict[str, float]:
-    """95% percentile intervals of Spearman and MAE over models resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    rows = rng.integers(len(full), size=(n_boot, len(full)))
-    mae = np.abs(est - full)[rows].mean(axis=1)
-    rf, re_ = stats.rankdata(full[rows], axis=1), stats.rankdata(est[rows], axis=1)
-    rf, re_ = rf - rf.mean(axis=1, keepdims=True), re_ - re_.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):  # a resample of tied models has no ranking
-        rho = (rf * re_).sum(axis=1) / np.sqrt((rf**2).sum(axis=1) * (re_**2).sum(axis=1))
-    rho = rho[np.isfinite(rho)]
-    lo_hi = np.quantile(rho, [0.025, 0.975]) if len(rho) else (np.nan, np.nan)
-    return {"spearman_lo": float(lo_hi[0]), "spearman_hi": float(lo_hi[1]),
-            "mae_points_lo": float(np.quantile(mae, 0.025)), "mae_points_hi": float(np.quantile(mae, 0.975))}
-
-
-def _stratified_estimates(scores: np.ndarray, categories: np.ndarray, k: int, n_draws: int,
-                          rng: np.random.Generator) -> np.ndarray:
-    """(n_draws, models): stratified estimator over proportional-allocation random subsets."""
-    labels, inverse, sizes = np.unique(categories, return_inverse=True, return_counts=True)
-    alloc = _proportional_allocation(sizes, k)
-    members = [np.nonzero(inverse == h)[0] for h in range(len(labels))]
-    taken = [h for h in range(len(labels)) if alloc[h] > 0]
-    share = sizes[taken] / sizes[taken].sum()  # strata left out (k < #categories) are renormalised away
-    out = np.zeros((n_draws, scores.shape[0]))
-    for h, s in zip(taken, share):
-        pos = np.argsort(rng.random((n_draws, len(members[h]))), axis=1)[:, :alloc[h]]
-        out += s * scores[:, members[h][pos]].mean(axis=2).T
-    return out
-
-
-def _proportional_allocation(sizes: np.ndarray, k: int) -> np.ndarray:
-    """k split in proportion to `sizes` by largest remainders, >= 1 per stratum when k >= #strata.
-
-    >>> _proportional_allocation(np.array([50, 30, 20]), 10).tolist()
-    [5, 3, 2]
-    >>> _proportional_allocation(np.array([97, 2, 1]), 3).tolist()
-    [1, 1, 1]
-    """
-    quota = sizes * k / sizes.sum()
-    alloc = np.floor(quota).astype(np.int64)
-    order = np.lexsort((np.arange(len(sizes)), -(quota - alloc)))  # largest remainder first, ties to first
-    alloc[order[: k - int(alloc.sum())]] += 1
-    if k >= len(sizes):  # every category represented: the largest allocation gives one to each empty one
-        for h in np.nonzero(alloc == 0)[0]:
-            alloc[np.argmax(alloc)] -= 1
-            alloc[h] += 1
-    return alloc
 
 
 def _summarise(draws: pl.DataFrame, radius: dict[int, float]) -> pl.DataFrame:

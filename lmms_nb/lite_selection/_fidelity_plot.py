@@ -36,12 +36,17 @@ def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal[
         raise ValueError(f"stat must be one of {list(_STATS)}, got {stat!r}")
     colors = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "kcenter_irt": "#17becf", "anchor": "#9467bd",
               "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "random_calibrated": "#bcbd22",
-              "stratified": "#ff7f0e", "difficulty": "#d62728"}
+              "stratified": "#ff7f0e", "difficulty": "#d62728", "kcenter_corrected": "#003f7f",
+              "anchor_corrected": "#5b2a86", "random_corrected": "#4d4d4d", "random_cv": "#a05a2c"}
     names = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cell-weighted)",
              "kcenter_irt": "k-center (gp-IRT)", "anchor": "anchor points", "anchor_irt": "anchor points (gp-IRT)",
              "random": "random (mean ± sd)", "random_irt": "random (gp-IRT, mean ± sd)",
              "random_calibrated": "random (calibrated, mean ± sd)", "stratified": "stratified (mean ± sd)",
-             "difficulty": "difficulty-stratified (mean ± sd)"}
+             "difficulty": "difficulty-stratified (mean ± sd)",
+             "kcenter_corrected": "k-center (cell-weighted + linear correction)",
+             "anchor_corrected": "anchor points (+ linear correction)",
+             "random_corrected": "random (+ linear correction, mean ± sd)",
+             "random_cv": "random (control variate, mean ± sd)"}
     fig = go.Figure()
     for method in METHODS:
         rows = fidelity.summary.filter(pl.col("method") == method).sort("k")

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from lmms_nb.lite_selection._anchors import anchor_points
+from lmms_nb.lite_selection._corrections import linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 
 __all__ = ["DifficultyDesign", "FoldEstimators", "difficulty_design", "model_folds"]
@@ -47,14 +48,29 @@ class FoldEstimators:
     def __init__(self, train: np.ndarray, *, dim: int = 1, seed: int = 0) -> None:
         self.train = np.asarray(train, dtype=np.float64)
         self.seed = seed
-        self.irt: IRTModel = fit_irt(self.train, dim=dim, seed=seed)
-        # the inner split: fit on every other training model, measure p-IRT's error on the rest
-        half = np.arange(len(self.train)) % 2 == 0
-        self._inner_irt = fit_irt(self.train[half], dim=dim, seed=seed)
-        self._inner_test = self.train[~half]
+        self._dim = dim
+        self._irt: IRTModel | None = None
+        self._inner_irt: IRTModel | None = None
         self._bias2: dict[int, float] = {}
         self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._designs: dict[int, DifficultyDesign] = {}
+
+    @property
+    def irt(self) -> IRTModel:
+        """The IRT model of the training models (fitted on first use: only the *_irt methods need it)."""
+        if self._irt is None:
+            self._irt = fit_irt(self.train, dim=self._dim, seed=self.seed)
+        return self._irt
+
+    def corrected(self, cols: np.ndarray, weights: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        """Subset means with a linear correction learned on the training models (`_corrections.linear_correction`);
+        `answers` are the held-out models' scores on the docs `cols` (rows x len(cols))."""
+        return linear_correction(self.train, cols, weights, answers)
+
+    def control_variate(self, answers: np.ndarray, masks: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Difference estimates with the training models as control variate
+        (`_corrections.neighbour_control_variate`); `answers` and `masks` are rows x docs."""
+        return neighbour_control_variate(self.train, masks, answers, weights)
 
     def difficulty_design(self, k: int) -> DifficultyDesign:
         """The difficulty-stratified design for budget `k`, from the training models' scores."""
@@ -81,14 +97,19 @@ class FoldEstimators:
     def bias2(self, k: int) -> float:
         """Mean squared error of p-IRT at budget `k` on models the (inner) IRT was not fitted on."""
         if k not in self._bias2:
+            # the inner split: fit on every other training model, measure p-IRT's error on the rest
+            half = np.arange(len(self.train)) % 2 == 0
+            if self._inner_irt is None:
+                self._inner_irt = fit_irt(self.train[half], dim=self._dim, seed=self.seed)
+            inner_test = self.train[~half]
             rng = np.random.default_rng(self.seed + k)
             n = self.train.shape[1]
             errs = []
             for _ in range(_BIAS_DRAWS):
                 mask = np.zeros(n, dtype=bool)
                 mask[rng.choice(n, size=k, replace=False)] = True
-                est = self._inner_irt.p_irt(self._inner_test, mask)
-                errs.append((est - self._inner_test.mean(axis=1)) ** 2)
+                est = self._inner_irt.p_irt(inner_test, mask)
+                errs.append((est - inner_test.mean(axis=1)) ** 2)
             self._bias2[k] = float(np.mean(errs))
         return self._bias2[k]
 

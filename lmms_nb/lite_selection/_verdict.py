@@ -1,8 +1,9 @@
 """Plain words on whether a Lite subset does better than random: for one subset, and for a fidelity run.
 
-`subset_vs_random` scores one subset (its plain and its weighted mean) against `n_random` uniform random
-subsets of the same size, on the models of a sample table; `fidelity_verdicts` turns a `LiteFidelity` summary
-at one budget into one sentence per method. Both say "no better than random" whenever that is the case: a
+`subset_vs_random` scores one subset (its plain mean, its weighted mean and, with enough models, its weighted
+mean corrected on the other models) against `n_random` uniform random subsets of the same size, on the models
+of a sample table; `fidelity_verdicts` turns a `LiteFidelity` summary at one budget into one sentence per
+method. Both say "no better than random" whenever that is the case: a
 Lite subset that looks faithful but is not is worse than none.
 
 Example:
@@ -23,14 +24,20 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from lmms_nb.lite_selection._corrections import MIN_TRAINING_MODELS, linear_correction
 from lmms_nb.lite_selection._estimates import score_matrix
-from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity, _draw_stats
+from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity
+from lmms_nb.lite_selection._fidelity_stats import draw_stats
 from lmms_nb.lite_selection._subset import LiteSubset
 
 __all__ = ["fidelity_verdicts", "subset_vs_random", "verdict_of"]
 
 _NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell-weighted",
-          "kcenter_irt": "k-center, gp-IRT", "anchor": "anchor points", "anchor_irt": "anchor points, gp-IRT",
+          "kcenter_irt": "k-center, gp-IRT", "kcenter_corrected": "k-center, cell-weighted + linear correction",
+          "anchor": "anchor points", "anchor_irt": "anchor points, gp-IRT",
+          "anchor_corrected": "anchor points + linear correction",
+          "random_corrected": "random subsets + linear correction",
+          "random_cv": "random subsets, control variate from similar models",
           "random_irt": "random subsets, gp-IRT", "random_calibrated": "random subsets, calibrated mean",
           "stratified": "stratified random subsets", "difficulty": "difficulty-stratified random subsets"}
 
@@ -63,8 +70,13 @@ def subset_vs_random(
     seed: int = 0,
     scale: float = 100.0,
 ) -> pl.DataFrame:
-    """One row per estimator of `subset` (plain mean, weighted mean): its MAE and Spearman across the models,
-    random subsets' mean MAE and Spearman, the share of random draws it beats on MAE, and the verdict."""
+    """One row per estimator of `subset`: its MAE and Spearman across the models, random subsets' (plain mean)
+    MAE and Spearman, the share of random draws it beats on MAE, and the verdict.
+
+    Estimators: the plain mean, the weighted mean, and, with `MIN_TRAINING_MODELS` models besides each one and
+    scores in [0, 1], the weighted mean plus a linear correction (`_corrections.linear_correction`) that each
+    model gets from the other models only (leave one model out), so no model's estimate has seen its own
+    answers off the subset."""
     if subset is not None:
         doc_ids, weights = subset.doc_ids, subset.weights
         task = task if task is not None else (subset.task if "task" in samples.columns else None)
@@ -82,13 +94,19 @@ def subset_vs_random(
     k, n = len(cols), scores.shape[1]
     rng = np.random.default_rng(seed)
     idx = np.argsort(rng.random((n_random, n)), axis=1)[:, :k]
-    rand = _draw_stats(full, scores[:, idx].mean(axis=2).T)
+    rand = draw_stats(full, scores[:, idx].mean(axis=2).T)
     rand_mae = np.array([r["mae_points"] for r in rand])
     rand_rho = np.array([r["spearman"] for r in rand], dtype=np.float64)
+    estimators = [("plain mean", scores[:, cols].mean(axis=1)), ("weighted mean", scores[:, cols] @ w / w.sum())]
+    unit = sm.scores
+    if len(sm.models) - 1 >= MIN_TRAINING_MODELS and unit.min() >= 0 and unit.max() <= 1:
+        # each model's weighted mean corrected by what the *other* models show (leave one model out)
+        corrected = np.array([linear_correction(np.delete(unit, i, axis=0), cols, w, unit[i:i + 1, cols])[0]
+                              for i in range(len(sm.models))])
+        estimators.append(("weighted mean + linear correction", corrected * scale))
     rows = []
-    for name, est in (("plain mean", scores[:, cols].mean(axis=1)),
-                      ("weighted mean", scores[:, cols] @ w / w.sum())):
-        st = _draw_stats(full, est[None, :])[0]
+    for name, est in estimators:
+        st = draw_stats(full, est[None, :])[0]
         # strictly better, beyond rounding: scores are discrete, so random draws often tie the subset exactly
         share = float(np.mean(rand_mae > st["mae_points"] + 1e-9))
         rows.append({"estimator": name, "k": k, "n_models": len(sm.models), "mae_points": st["mae_points"],

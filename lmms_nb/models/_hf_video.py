@@ -2,7 +2,7 @@
 
 A video task's doc_to_visual gives file paths (lmms-eval's convention); the backend turns each into the frames
 its family's lmms-eval class would give the processor (`lmms_nb.models._qwen_video`, `lmms_nb.video`). Families
-with a video processor and a loader here: Qwen2-VL, Qwen2.5-VL (qwen_vl_utils' sampling and resize) and
+with a video processor and a loader here: Qwen2-VL, Qwen2.5-VL, Qwen3-VL (qwen_vl_utils' sampling and resize) and
 LLaVA-OneVision (32 uniform frames). A model of any other family has no `video_loader`, so `accepts_video` is False
 and the runner refuses a video task before generating.
 
@@ -19,11 +19,11 @@ from typing import Any, Callable
 from lmms_nb.models.base import Request
 from lmms_nb.video import is_video_path, load_video_uniform
 
-__all__ = ["VIDEO_FAMILIES", "default_video_loader", "llava_onevision_video_loader", "load_request_videos",
+__all__ = ["VIDEO_FAMILIES", "default_video_loader", "video_processor_kwargs", "llava_onevision_video_loader", "load_request_videos",
            "visual_kinds"]
 
 #: model_type of the checkpoints whose processor takes `videos` and for which a loader is written here
-VIDEO_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "llava_onevision")
+VIDEO_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava_onevision")
 
 
 def _load_uniform(path: str, *, max_frames_num: int) -> tuple[Any, None]:
@@ -39,15 +39,24 @@ def llava_onevision_video_loader(*, max_frames_num: int = 32) -> Callable[[str],
 def default_video_loader(model_type: str | None) -> Callable[[str], tuple[Any, Any]] | None:
     """The loader for a family when the model was built without one (the plain "hf" backend): lmms-eval's class
     defaults (Qwen2-VL: its `qwen2_vl` class; Qwen2.5-VL: its `qwen2_5_vl` class), or None for no video."""
-    from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader
+    from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader, qwen3_vl_video_loader
 
     if model_type == "qwen2_vl":
         return qwen2_vl_video_loader()
     if model_type == "qwen2_5_vl":
         return qwen2_5_vl_video_loader()
+    if model_type == "qwen3_vl":
+        return qwen3_vl_video_loader()
     if model_type == "llava_onevision":
         return llava_onevision_video_loader()
     return None
+
+
+def video_processor_kwargs(model_type: str | None) -> dict[str, Any]:
+    """Extra processor arguments for a request with videos: Qwen3-VL takes the loader's frames as they are."""
+    from lmms_nb.models._qwen_video import QWEN3_VL_PROCESSOR_KWARGS
+
+    return dict(QWEN3_VL_PROCESSOR_KWARGS) if model_type == "qwen3_vl" else {}
 
 
 def visual_kinds(req: Request) -> list[str]:

@@ -14,6 +14,10 @@ The loaders are what lmms-eval's classes pass it:
   each frame; the metadata goes to the processor;
 - `qwen2_vl_video_loader`: lmms-eval's ``qwen2_vl`` class: qwen_vl_utils' default 2 fps, then (first video of a
   request) at most `max_num_frames` of those frames, no metadata.
+- `qwen3_vl_video_loader`: lmms-eval's ``qwen3_vl`` class: 16 px patches (resize factor 32); with ``fps``, that rate
+  up to `max_num_frames`; with ``total_pixels``, 2 fps up to `max_num_frames` within that pixel budget; else
+  ``nframes = min(max_num_frames, frame count)`` rounded to even as qwen_vl_utils rounds it (so a 7-frame clip
+  asks for 8 and fails, as there); the processor then takes the frames as they are (`QWEN3_VL_PROCESSOR_KWARGS`).
 
 Example:
     >>> smart_nframes(total_frames=100, video_fps=25.0, nframes=7)
@@ -34,7 +38,8 @@ import numpy as np
 from lmms_nb.models._qwen_resize import SPATIAL_MERGE_SIZE, smart_resize
 from lmms_nb.video import VideoError, probe_video, read_frames
 
-__all__ = ["fetch_video", "qwen2_5_vl_video_loader", "qwen2_vl_video_loader", "smart_nframes"]
+__all__ = ["QWEN3_VL_PROCESSOR_KWARGS", "fetch_video", "qwen2_5_vl_video_loader", "qwen2_vl_video_loader",
+           "qwen3_vl_video_loader", "smart_nframes"]
 
 FPS = 2.0
 FRAME_FACTOR = 2
@@ -136,3 +141,33 @@ def qwen2_vl_video_loader(*, max_num_frames: int = 32, min_pixels: int = 3136,
     """A video file -> (frames, None), as lmms-eval's ``qwen2_vl`` class prepares it (its defaults)."""
     return functools.partial(_load_qwen2_vl, max_num_frames=int(max_num_frames), min_pixels=int(min_pixels),
                              max_pixels=int(max_pixels))
+
+
+#: what lmms-eval's qwen3_vl passes the processor with the frames: qwen_vl_utils' `do_sample_frames=False` (the
+#: frames are already sampled) and `do_resize=False` (already resized); Qwen3-VL's video processor would otherwise
+#: sample 2 fps again and resize within its own bounds
+QWEN3_VL_PROCESSOR_KWARGS = {"do_sample_frames": False, "do_resize": False}
+
+
+def _load_qwen3_vl(path: str, *, max_num_frames: int, fps: float | None, total_pixels: int | None,
+                   min_pixels: int, max_pixels: int) -> tuple[Any, dict]:
+    # lmms-eval's Qwen3_VL._build_video_kwargs, then nframes capped at the clip's frame count (decord's len)
+    bounds: dict[str, Any] = {"min_pixels": min_pixels, "image_patch_size": 16}
+    if total_pixels is not None:
+        bounds["total_pixels"] = total_pixels
+    else:
+        bounds["max_pixels"] = max_pixels
+    if fps is not None:
+        return fetch_video(path, fps=fps, max_frames=max_num_frames, **bounds)
+    if total_pixels is not None:
+        return fetch_video(path, max_frames=max_num_frames, **bounds)
+    total, _ = probe_video(path)
+    return fetch_video(path, nframes=min(max_num_frames, total), **bounds)
+
+
+def qwen3_vl_video_loader(*, max_num_frames: int = 32, fps: float | None = None, total_pixels: int | None = None,
+                          min_pixels: int = 256 * 28 * 28, max_pixels: int = 1605632) -> VideoLoader:
+    """A video file -> (frames, metadata), as lmms-eval's ``qwen3_vl`` class prepares it (its defaults)."""
+    return functools.partial(_load_qwen3_vl, max_num_frames=int(max_num_frames), fps=fps,
+                             total_pixels=None if total_pixels is None else int(total_pixels),
+                             min_pixels=int(min_pixels), max_pixels=int(max_pixels))

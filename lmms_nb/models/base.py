@@ -62,6 +62,9 @@ class Response:
     #: token_counts as lmms-eval 0.7.3's API classes write them
     input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    #: with a task's `repeats` (k answers per doc, as lmms-eval): the k responses, in order; `text` is the first,
+    #: `output_tokens` and `latency_s` their totals
+    repeats: list["Response"] | None = field(default=None, repr=False)
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ answers are the ones lmms-eval gives. Names:
 - `idefics2`; `internvl_hf` (InternVL3 / 3.5 in HF format); `openai` and `openai_compatible` (lmms-nb's
   OpenAI-compatible backend, lmms-eval's argument names).
 
-Video (a task whose doc_to_visual gives file paths) goes to `qwen2_5_vl`, `qwen2_vl` and `llava_hf` /
+Video (a task whose doc_to_visual gives file paths) goes to `qwen2_5_vl`, `qwen3_vl`, `qwen2_vl` and `llava_hf` /
 `llava_onevision` with a LLaVA-OneVision checkpoint, frames sampled and resized as the lmms-eval class does
 (`fps`, `max_num_frames` / `max_frames_num`, `min_pixels` / `max_pixels`; `lmms_nb.models._qwen_video`,
 `lmms_nb.video`); other names and checkpoints are refused for video tasks before generation.
@@ -35,7 +35,7 @@ from typing import Any
 from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models._hf_video import llava_onevision_video_loader
 from lmms_nb.models._qwen_resize import fetch_image, jpeg_round_trip
-from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader
+from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader, qwen3_vl_video_loader
 from lmms_nb.models.registry import register_model
 
 __all__ = ["idefics2", "internvl_hf", "llava_hf", "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
@@ -141,10 +141,13 @@ def qwen3_vl(pretrained: str = "Qwen/Qwen3-VL-4B-Instruct", device: str | None =
              dtype: str | None = None, torch_dtype: str | None = None, revision: str | None = None,
              trust_remote_code: bool = False, name: str | None = None):
     """lmms-eval's `qwen3_vl` (its chat class): as `qwen2_5_vl` with Qwen3-VL's 16 px patches (resize factor 32).
-    Video is not supported for this name (refused before generation)."""
+    Videos: `fps` frames per second if set (at most `max_num_frames`), else `max_num_frames` (at most the video's),
+    within `min_pixels` and `max_pixels` or `total_pixels`, passed to the processor unsampled and unresized."""
+    loader = qwen3_vl_video_loader(max_num_frames=max_num_frames, fps=fps, total_pixels=total_pixels,
+                                   min_pixels=min_pixels, max_pixels=max_pixels)
     return _qwen_chat(pretrained, image_patch_size=16, device=device, device_map=device_map, min_pixels=min_pixels,
                       max_pixels=max_pixels, max_new_tokens=max_new_tokens, dtype=dtype, torch_dtype=torch_dtype,
-                      system_prompt=system_prompt, name=name, use_cache=use_cache,
+                      system_prompt=system_prompt, name=name, video_loader=loader, use_cache=use_cache,
                       attn_implementation=attn_implementation, revision=revision,
                       trust_remote_code=trust_remote_code, max_num_frames=max_num_frames, fps=fps)
 
