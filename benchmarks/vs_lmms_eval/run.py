@@ -327,7 +327,10 @@ def compare(task, ours_file: Path, theirs: dict[tuple[int, str], dict]) -> dict[
     for line in ours_file.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         ours[(rec["doc_id"], rec["filter"])] = rec
-    their_raw = {doc: str(_first(s["filtered_resps"])) for (doc, f), s in theirs.items() if f == "raw"}
+    # the raw answer: the `raw` (take_first) filter's output, or the only filter's when the task has one (pope)
+    filters = {f for _, f in theirs}
+    raw_filter = filters.pop() if len(filters) == 1 else "raw"
+    their_raw = {doc: str(_first(s["filtered_resps"])) for (doc, f), s in theirs.items() if f == raw_filter}
     our_raw = {doc: rec.get("raw_response") or "" for (doc, _), rec in ours.items()}
     docs = sorted(set(their_raw) | set(our_raw))
     same_raw = sum(our_raw.get(d, "\0").strip() == their_raw.get(d, "\1").strip() for d in docs)
