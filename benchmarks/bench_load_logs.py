@@ -18,12 +18,17 @@ shows the median time, the peak RSS (ru_maxrss) and the RSS growth during the lo
   engine: "lazy-jsonl" (cache=False: lazy NDJSON plans), "cold" (an empty cache: each file parsed once into
   Parquet, one file in memory at a time) and "warm" (the cache's Parquet): the memory a lab-scale aggregate needs.
   `--keep DIR` reuses generated data: copies of its model folders make larger sets without generating again.
+- `--scale-rows N` (e.g. 10_000_000): the aggregate again over N rows, made of hard links to the generated
+  files under more model names (no new data written, each link its own path, so its own cache entry), one run
+  each: scan_logs cold and warm, raw polars `scan_ndjson` streaming, and (`--scale-pandas`) pandas
+  `read_json(lines=True, chunksize=...)` folding the means chunk by chunk (slow: minutes).
 Goals: load_logs >= 5x faster than pandas, >= 0.5x the speed of raw polars, peak RSS <= half of pandas';
 warm reload of 1M rows well under a second; scan_logs aggregate of 10M rows within 1 GB peak RSS.
 
 Run:  python benchmarks/bench_load_logs.py                   # 1M rows, polars on 1 thread
       python benchmarks/bench_load_logs.py --rows 200000 --repeat 1   # a quick look
       python benchmarks/bench_load_logs.py --threads 2
+      python benchmarks/bench_load_logs.py --repeat 1 --scale-rows 10000000 --scale-pandas   # + 10M aggregate
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,7 +110,36 @@ def _rss_now_mb() -> float:
 def run_one(method: str, folder: Path) -> dict:
     """Runs in the child process: import, then time one load and report peak RSS."""
     files = sorted(folder.rglob("*_samples_*.jsonl"))
-    if method == "pandas":
+    if method == "pandas chunked aggregate":
+        import pandas as pd
+
+        def load():
+            sums: dict = {}
+            for f in files:
+                model = f.parent.name
+                for chunk in pd.read_json(f, lines=True, chunksize=100_000):
+                    if "exact_match" in chunk:
+                        score = chunk["exact_match"]
+                    else:
+                        score = chunk["mme_perception_score"].map(lambda d: d["score"])
+                    key = (model, f.stem.rsplit("_samples_", 1)[1])
+                    total, count = sums.get(key, (0.0, 0))
+                    sums[key] = (total + float(score.sum()), count + len(chunk))
+            return pd.DataFrame([(m, t, s / n, n) for (m, t), (s, n) in sums.items()],
+                                columns=["model", "task", "score", "len"])
+    elif method == "polars scan_ndjson aggregate":
+        import polars as pl
+
+        def load():
+            lazies = []
+            for f in files:
+                lazy = pl.scan_ndjson(f)
+                names = lazy.collect_schema().names()
+                score = pl.col("exact_match") if "exact_match" in names else pl.col("mme_perception_score").struct.field("score")
+                lazies.append(lazy.select(model=pl.lit(f.parent.name), task=pl.lit(f.stem.rsplit("_samples_", 1)[1]),
+                                          score=score))
+            return pl.concat(lazies).group_by("model", "task").agg(pl.col("score").mean(), pl.len()).collect(engine="streaming")
+    elif method == "pandas":
         import pandas as pd
 
         def load():
@@ -136,7 +171,7 @@ def run_one(method: str, folder: Path) -> dict:
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peak = after.ru_maxrss / 1024
-    rows = int(frame["len"].sum()) if method.startswith("scan_logs") else len(frame)
+    rows = int(frame["len"].sum()) if "aggregate" in method or method.startswith("scan_logs") else len(frame)
     return {"method": method, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak, "growth_mb": peak - base,
             "rows": rows}
 
@@ -159,6 +194,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="POLARS_MAX_THREADS for load_logs and raw polars")
     ap.add_argument("--keep", help="generate into (or reuse) this folder instead of a temporary one")
+    ap.add_argument("--scale-rows", type=int, default=0, help="also aggregate this many rows (hard links)")
+    ap.add_argument("--scale-pandas", action="store_true", help="include pandas in the --scale-rows runs")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--methods", default="pandas,polars,load_logs,load_logs cold,load_logs warm,scan_logs lazy-jsonl,"
                     "scan_logs cold,scan_logs warm", help="comma-separated subset of the methods")
@@ -187,6 +224,7 @@ def main() -> None:
                 "growth_mb": statistics.median(r["growth_mb"] for r in runs),
                 "rows": runs[0]["rows"],
             }
+        shutil.rmtree(cache, ignore_errors=True)  # a 1M-row cache is ~200 MiB of Parquet
         print(f"load average before the runs: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
               "(wall times on a shared machine vary; CPU times much less)")
         print(f"{'method':<28}{'rows':>10}{'wall s':>9}{'CPU s':>9}{'rows/CPU s':>12}{'peak RSS MiB':>14}{'RSS growth MiB':>16}")
@@ -202,21 +240,56 @@ def main() -> None:
             if name in results:
                 r = results[name]
                 print(f"{name + ' peak RSS:':<31}{r['peak_rss_mb']:6.0f} MiB for {r['rows']:,} rows (goal <= 1024 MiB at 10M)")
-        if not {"load_logs", "pandas", "polars"} <= set(results):
-            return
-        ours, pandas, raw = results["load_logs"], results["pandas"], results["polars"]
+        if {"load_logs", "pandas", "polars"} <= set(results):
+            compare_1m(results)
+        if args.scale_rows:
+            scale(folder, files, args)
 
-        def line(label: str, wall: float, cpu: float, goal: str, ok) -> None:
-            verdict = "ok" if ok(wall) and ok(cpu) else ("ok on CPU time" if ok(cpu) else "MISSED")
-            print(f"{label:<31}{wall:6.2f}x wall  {cpu:6.2f}x CPU   (goal {goal})  {verdict}")
 
-        line("load_logs speed vs pandas:", pandas["seconds"] / ours["seconds"], pandas["cpu_seconds"] / ours["cpu_seconds"],
-             ">= 5x", lambda x: x >= 5)
-        line("load_logs speed vs raw polars:", raw["seconds"] / ours["seconds"], raw["cpu_seconds"] / ours["cpu_seconds"],
-             ">= 0.5x", lambda x: x >= 0.5)
-        rss = ours["peak_rss_mb"] / pandas["peak_rss_mb"]
-        print(f"{'load_logs peak RSS / pandas:':<31}{rss:6.2f}   (goal <= 0.5)  {'ok' if rss <= 0.5 else 'MISSED'}")
-        print(f"{'RSS growth / pandas:':<31}{ours['growth_mb'] / pandas['growth_mb']:6.2f}")
+def compare_1m(results: dict) -> None:
+    ours, pandas, raw = results["load_logs"], results["pandas"], results["polars"]
+
+    def line(label: str, wall: float, cpu: float, goal: str, ok) -> None:
+        verdict = "ok" if ok(wall) and ok(cpu) else ("ok on CPU time" if ok(cpu) else "MISSED")
+        print(f"{label:<31}{wall:6.2f}x wall  {cpu:6.2f}x CPU   (goal {goal})  {verdict}")
+
+    line("load_logs speed vs pandas:", pandas["seconds"] / ours["seconds"], pandas["cpu_seconds"] / ours["cpu_seconds"],
+         ">= 5x", lambda x: x >= 5)
+    line("load_logs speed vs raw polars:", raw["seconds"] / ours["seconds"], raw["cpu_seconds"] / ours["cpu_seconds"],
+         ">= 0.5x", lambda x: x >= 0.5)
+    rss = ours["peak_rss_mb"] / pandas["peak_rss_mb"]
+    print(f"{'load_logs peak RSS / pandas:':<31}{rss:6.2f}   (goal <= 0.5)  {'ok' if rss <= 0.5 else 'MISSED'}")
+    print(f"{'RSS growth / pandas:':<31}{ours['growth_mb'] / pandas['growth_mb']:6.2f}")
+
+
+def link_copies(folder: Path, files: list[Path], rows: int, out: Path) -> int:
+    """`out` holding hard links to `files` under enough model names to make about `rows` rows."""
+    per_copy = sum(1 for f in files for _ in open(f, "rb"))
+    copies = max(1, round(rows / per_copy))
+    for c in range(copies):
+        for f in folder.rglob("*"):
+            if f.is_file():
+                target = out / f"copy{c:03d}_{f.parent.name}" / f.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(f, target)
+    return copies * per_copy
+
+
+def scale(folder: Path, files: list[Path], args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench_scale_", dir=folder.parent) as tmp:
+        big = Path(tmp)
+        rows = link_copies(folder, files, args.scale_rows, big)
+        cache = Path(tempfile.mkdtemp(prefix="bench_cache_scale_"))
+        print(f"\naggregate of {rows:,} rows ({len(list(big.rglob('*_samples_*.jsonl')))} files, hard links), one run each:")
+        methods = ["scan_logs cold", "scan_logs warm", "polars scan_ndjson aggregate"]
+        methods += ["pandas chunked aggregate"] if args.scale_pandas else []
+        print(f"{'method':<30}{'rows':>12}{'wall s':>9}{'CPU s':>9}{'peak RSS MiB':>14}")
+        for method in methods:
+            r = measure(method, big, args.threads, cache)
+            print(f"{method:<30}{r['rows']:>12,}{r['seconds']:>9.2f}{r['cpu_seconds']:>9.2f}{r['peak_rss_mb']:>14,.0f}",
+                  flush=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        print("goal: scan_logs peak RSS <= 1024 MiB")
 
 
 if __name__ == "__main__":

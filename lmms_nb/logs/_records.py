@@ -224,7 +224,8 @@ def _first_user_message(messages: Any) -> str | None:
 
 
 def _loglikelihood_choice(filtered: Any) -> tuple[str, str] | None:
-    """lm-evaluation-harness multiple choice: [[loglik, is_greedy], ...] -> (argmax index, logliks as JSON)."""
+    """Multiple choice (lm-evaluation-harness, lmms-eval): [[loglik, is_greedy], ...] -> (argmax index, logliks
+    as JSON). The index is numpy's argmax, which both tools take: the first NaN when there is one."""
     if not (isinstance(filtered, list) and len(filtered) > 1):
         return None
     logliks: list[float] = []
@@ -237,7 +238,8 @@ def _loglikelihood_choice(filtered: Any) -> tuple[str, str] | None:
         if number is None or isinstance(item[0], bool):
             return None
         logliks.append(number)
-    best = max(range(len(logliks)), key=lambda i: logliks[i])
+    nan = next((i for i, x in enumerate(logliks) if x != x), None)
+    best = nan if nan is not None else max(range(len(logliks)), key=lambda i: logliks[i])
     return str(best), json_text(logliks)
 
 
@@ -259,7 +261,7 @@ def normalize_record(
     fields["filter"] = None if is_colliding_metric("filter", filt) else as_text(filt)
 
     filtered = rec.get("filtered_resps")
-    choice = _loglikelihood_choice(filtered) if harness else None
+    choice = _loglikelihood_choice(filtered)
     if choice is not None:
         fields["prediction"], loglik_text = choice
         raw = loglik_text

@@ -73,6 +73,8 @@ def model_from_model_args(model_args: Any) -> str | None:
 def model_from_results(results: dict[str, Any]) -> str | None:
     """The model of a results JSON: a Hugging Face cache path wins, then `model_name_sanitized`, then model_args."""
     config = results.get("config") if isinstance(results.get("config"), dict) else {}
+    if not config and isinstance(results.get("model_configs"), dict):
+        config = results["model_configs"]  # lmms-eval <= 0.2.3 results.json
     model_args = config.get("model_args")
     for text in (results.get("model_name"), model_args):
         if isinstance(text, str):

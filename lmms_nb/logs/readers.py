@@ -44,10 +44,8 @@ import polars as pl
 
 from lmms_nb.logs._cache import LogCache, default_cache
 from lmms_nb.logs._detect import (
-    HARNESS_RESULTS_NAME,
     HARNESS_SAMPLES_NAME,
     KNOWN_FORMATS,
-    RESULTS_NAME,
     SAMPLES_NAME,
     Found,
     classify_name,
@@ -56,31 +54,18 @@ from lmms_nb.logs._detect import (
 )
 from lmms_nb.logs._errors import LogFormatError, Problems
 from lmms_nb.logs._inspect import read_inspect_log
-from lmms_nb.logs._lmms_eval_legacy import legacy_run_id, read_legacy_json
+from lmms_nb.logs._lmms_eval_legacy import read_legacy_json
 from lmms_nb.logs._model_names import unify_model_names
-from lmms_nb.logs._runinfo import RunInfo, model_from_results, read_results_json, run_info_from_results
+from lmms_nb.logs._runinfo import RunInfo, read_results_json, run_info_from_results
+from lmms_nb.logs._scores import SCORE_COLUMNS, load_scores
 from lmms_nb.logs._samples import FileMeta, read_jsonl_samples, scan_jsonl_samples
-from lmms_nb.logs._vlmevalkit import read_predictions, read_score_table
+from lmms_nb.logs._vlmevalkit import read_predictions
 from lmms_nb.logs.schema import FIXED_COLUMNS, conform, empty_samples
 
 __all__ = ["LogFormatError", "load_logs", "scan_logs", "load_scores", "SCORE_COLUMNS"]
 
 PathLike = str | os.PathLike
 Paths = PathLike | Sequence[PathLike]
-
-#: Columns of `load_scores`' table.
-SCORE_COLUMNS: dict[str, pl.DataType] = {
-    "run_id": pl.String,
-    "model": pl.String,
-    "task": pl.String,
-    "metric": pl.String,
-    "filter": pl.String,
-    "value": pl.Float64,
-    "stderr": pl.Float64,
-    "source_format": pl.String,
-    "source_file": pl.String,
-}
-
 
 # --------------------------------------------------------------------------- run context
 
@@ -229,7 +214,8 @@ def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     frames = [f for f in frames if f is not None and f.height]
     if not frames:
         return empty_samples()
-    return conform(pl.concat(frames, how="diagonal_relaxed"))
+    # no rechunk: copying a million rows' strings into one buffer would cost more than reading them did
+    return conform(pl.concat(frames, how="diagonal_relaxed", rechunk=False))
 
 
 @overload
@@ -326,105 +312,3 @@ def scan_logs(paths: Paths, *, cache: bool = True) -> pl.LazyFrame:
     if not lazies:
         return empty_samples().lazy()
     return _conform_lazy(pl.concat(lazies, how="diagonal_relaxed"))
-
-
-# --------------------------------------------------------------------------- scores
-
-
-def _flatten(prefix: str, value: Any) -> list[tuple[str, float]]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, (int, float)):
-        return [(prefix, float(value))]
-    if isinstance(value, dict):
-        out = []
-        for key, inner in value.items():
-            out.extend(_flatten(f"{prefix}.{key}", inner))
-        return out
-    return []
-
-
-def _scores_from_results(path: Path, payload: dict[str, Any]) -> pl.DataFrame:
-    harness = HARNESS_RESULTS_NAME.match(path.name)
-    ours = RESULTS_NAME.match(path.name)
-    if harness:
-        run_id, source_format = f"{path.parent.name}/{harness.group('date')}", "lm_eval_harness"
-    elif ours:
-        run_id, source_format = f"{path.parent.name}/{ours.group('date')}", "lmms_eval"
-    else:
-        run_id, source_format = legacy_run_id(path), "lmms_eval"
-    block = payload.get("lmms_nb")
-    if isinstance(block, dict):
-        source_format = "lmms_nb"
-        run_id = block.get("run_id") if isinstance(block.get("run_id"), str) else run_id
-    model = model_from_results(payload) or path.parent.name
-    rows = []
-    results = payload.get("results") if isinstance(payload.get("results"), dict) else {}
-    for task, entries in results.items():
-        if not isinstance(entries, dict):
-            continue
-        for key, value in entries.items():
-            metric, sep, filt = key.rpartition(",")
-            if not sep:
-                continue  # "alias" and other labels
-            if "_stderr" in metric:
-                continue
-            stderr = entries.get(f"{metric}_stderr,{filt}")
-            stderr = float(stderr) if isinstance(stderr, (int, float)) and not isinstance(stderr, bool) else None
-            for name, number in _flatten(metric, value):
-                # {"LLM_JUDGE": {"LLM_JUDGE": 1.0}}: the metric's own key is the metric
-                name = metric if name == f"{metric}.{metric}" else name
-                rows.append((run_id, model, str(task), name, filt, number, stderr if name == metric else None))
-    frame = pl.DataFrame(rows, schema=list(SCORE_COLUMNS)[:7], orient="row")
-    return frame.with_columns(source_format=pl.lit(source_format), source_file=pl.lit(str(path)))
-
-
-@overload
-def load_scores(paths: Paths, *, strict: Literal[True] = ...) -> pl.DataFrame: ...
-@overload
-def load_scores(paths: Paths, *, strict: Literal[False]) -> tuple[pl.DataFrame, list[LogFormatError]]: ...
-def load_scores(paths: Paths, *, strict: bool = True) -> pl.DataFrame | tuple[pl.DataFrame, list[LogFormatError]]:
-    """Aggregate scores (one row per run x task x metric x filter) from results JSONs and VLMEvalKit score tables.
-
-    Dict-valued aggregates are flattened with dots (`accuracy_by_topic.Flags`,
-    `motion_analysis_bench_acc.overall_acc`); `stderr` is filled where the source gives a number. VLMEvalKit
-    score tables give one row per column (`perception`, `reasoning`, `OCR`...) with source_format
-    "vlmevalkit_score" and filter "none". The run_id of a results JSON is the run_id of its samples'
-    rows in `load_logs`, so the two tables join.
-
-    >>> import json, tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp()) / "org__m"
-    >>> d.mkdir()
-    >>> _ = (d / "20240101_000000_results.json").write_text(json.dumps({"results": {"t": {
-    ...     "alias": "t", "acc,none": 0.5, "acc_stderr,none": 0.1}}, "model_name_sanitized": "org__m"}))
-    >>> load_scores(d).select("model", "task", "metric", "value", "stderr").rows()
-    [('org__m', 't', 'acc', 0.5, 0.1)]
-    """
-    problems = Problems(strict)
-    frames: list[pl.DataFrame] = []
-    found = discover(paths, problems)
-    for item in found:
-        if item.kind == "results":
-            try:
-                payload = read_results_json(item.path)
-            except ValueError as e:
-                problems.error(item.path, None, f"unreadable results JSON: {e}", "a results JSON object")
-                continue
-            frames.append(_scores_from_results(item.path, payload))
-        elif item.kind == "vlmevalkit_score":
-            table = read_score_table(item.path, problems)
-            if table is not None:
-                frames.append(
-                    table.with_columns(
-                        run_id=pl.lit(f"{item.path.parent.name}/{item.path.stem}"),
-                        filter=pl.lit("none"),
-                        stderr=pl.lit(None, pl.Float64),
-                        source_format=pl.lit("vlmevalkit_score"),
-                        source_file=pl.lit(str(item.path)),
-                    )
-                )
-    if not found and not problems.items:
-        problems.error(str(paths), None, "no results file found", "a results JSON or a VLMEvalKit score table")
-    frames = [f.select([pl.col(c).cast(t) for c, t in SCORE_COLUMNS.items()]) for f in frames if f.height]
-    df = pl.concat(frames) if frames else pl.DataFrame(schema=SCORE_COLUMNS)
-    return df if strict else (df, problems.items)
