@@ -88,7 +88,11 @@ def _plan(ns: Any) -> dict[str, Any] | None:
     _check_model_args(ns.model, factory, model_args)
 
     batch_size = _batch_size(ns.batch_size, ns.max_batch_size)
-    tasks = _resolve_tasks(ns.tasks, ns.include_path, model_type=ns.model)
+    from lmms_nb.tasks._run_overrides import run_overrides
+
+    fewshot_seed = ns.seed[3]
+    with run_overrides(num_fewshot=ns.num_fewshot, fewshot_seed=fewshot_seed):  # as lmms-eval's evaluator does
+        tasks = _resolve_tasks(ns.tasks, ns.include_path, model_type=ns.model)
     gen_kwargs = parse_kv_string(ns.gen_kwargs) if ns.gen_kwargs else {}
     from lmms_nb.logs._lmms_eval_073 import DEFAULT_REASONING_TAGS
 
@@ -102,7 +106,7 @@ def _plan(ns: Any) -> dict[str, Any] | None:
         if ns.system_instruction is not None and ns.model not in _CHAT_CLASSES:
             task.doc_to_text = _prefixed(task.doc_to_text, ns.system_instruction)
         if ns.num_fewshot:
-            _set_fewshot(task, ns.num_fewshot)
+            _check_fewshot(task, ns.num_fewshot, ns.model, fewshot_seed)
         if ns.predict_only:
             _bypass_metrics(task)
     for t in tasks:  # every dataset loads (and fails) now, before the model does
@@ -210,11 +214,19 @@ def _prefixed(doc_to_text: Any, prefix: str) -> Any:
     return wrapped
 
 
-def _set_fewshot(task: Any, n: int) -> None:
-    if not hasattr(task, "num_fewshot"):
-        raise FlagError(f"--num_fewshot {n}: few-shot prompts are not available for task {task.name!r} in this "
-                        "version of lmms-nb")
-    task.num_fewshot = n
+def _check_fewshot(task: Any, n: int, model_type: str, seed: int | None) -> None:
+    """--num_fewshot N on a built task: only YAML tasks have lmms-eval's few-shot prompts; lmms-eval's chat
+    classes send a task with images doc_to_text alone (its `_auto_doc_to_messages`), so the examples go."""
+    if "yaml_path" not in task.config:
+        raise FlagError(f"--num_fewshot {n}: task {task.name!r} is one of lmms-nb's own tasks, which have no "
+                        "few-shot examples; lmms-eval task YAMLs do")
+    if task.prompt_at is not None and model_type in _CHAT_CLASSES and task.config.get("doc_to_visual") is not None:
+        logging.getLogger("lmms_nb").warning(
+            "%s: lmms-eval's chat class %s sends a task with images only its doc_to_text (no few-shot examples), "
+            "and logs the few-shot context as its input; so does lmms-nb", task.name, model_type)
+        task.config["fewshot_in_log_only"] = True
+    if task.prompt_at is not None and seed is not None:
+        task.config["fewshot_seed"] = seed  # in the run's fingerprint: another seed is another run
 
 
 def _bypass_metrics(task: Any) -> None:

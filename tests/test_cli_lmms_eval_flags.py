@@ -121,3 +121,32 @@ def test_limit_fraction_gen_kwargs_and_predict_only(tmp_path):
     payload = json.loads(results.read_text())
     assert payload["results"]["synthbench_count"]["bypass,none"] == 999
     assert all(c["generation_kwargs"]["max_new_tokens"] == 3 for c in payload["configs"].values())
+
+
+def test_num_fewshot_on_a_task_without_few_shot_examples_is_refused_before_any_model_loads():
+    proc = _cli("eval", "--model", "qwen2_5_vl", "--model_args", "pretrained=/nonexistent", "--tasks",
+                "synthbench_count", "--num_fewshot", "2", "--limit", "2")
+    assert proc.returncode == 2
+    assert "--num_fewshot 2: task 'synthbench_count' is one of lmms-nb's own tasks" in proc.stderr
+
+
+def test_num_fewshot_applies_to_yaml_tasks_as_lmms_eval_sets_it(tmp_path):
+    """lmms-eval's evaluator: --num_fewshot N on every task, except one whose YAML says 0; seed = 4th --seed."""
+    import datasets
+
+    from lmms_nb._cli_eval import _plan
+
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict({"q": [f"{i}+{i}=" for i in range(6)],
+                                                              "a": [str(2 * i) for i in range(6)]})}
+                         ).save_to_disk(str(tmp_path / "data"))
+    base = (f"dataset_path: {tmp_path / 'data'}\ndataset_kwargs:\n  load_from_disk: true\ntest_split: test\n"
+            "output_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\nfewshot_config:\n  sampler: first_n\n")
+    (tmp_path / "t_any.yaml").write_text("task: t_any\n" + base)
+    (tmp_path / "t_zero.yaml").write_text("task: t_zero\nnum_fewshot: 0\n" + base)
+    ns = parse_eval_argv(["--model", "majority", "--tasks", "t_any,t_zero", "--include_path", str(tmp_path),
+                          "--num_fewshot", "2", "--seed", "0,1,2,3"])
+    tasks = {t.name: t for t in _plan(ns)["tasks"]}
+    doc = tasks["t_any"].dataset()[5]
+    assert tasks["t_any"].prompt(5, doc) == "0+0= 0\n\n1+1= 2\n\n5+5="  # first_n: the first two docs
+    assert tasks["t_any"].config["num_fewshot"] == 2 and tasks["t_any"].config["fewshot_seed"] == 3
+    assert tasks["t_zero"].prompt(5, doc) == "5+5=" and tasks["t_zero"].config["num_fewshot"] == 0

@@ -38,7 +38,7 @@ def test_hf_models_are_named_as_lmms_eval_names_them():
 
 def test_lmms_eval_model_names_are_registered_with_their_class_arguments():
     assert {"llava_hf", "llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "idefics2", "openai",
-            "openai_compatible"} <= set(list_models())
+            "openai_compatible", "internvl_hf"} <= set(list_models())
     from lmms_nb.models import lmms_eval_aliases as aliases
 
     # lmms-eval 0.7.3's __init__ arguments (lmms_eval/models/simple/*.py), each accepted under its name
@@ -53,6 +53,10 @@ def test_lmms_eval_model_names_are_registered_with_their_class_arguments():
                            "interleave_visuals", "reasoning_prompt"},
         aliases.openai_compatible: {"model_version", "model", "base_url", "api_key", "timeout", "max_retries",
                                     "num_concurrent", "batch_size"},
+        # lmms_eval/models/chat/internvl_hf.py
+        aliases.internvl_hf: {"pretrained", "revision", "device", "device_map", "batch_size", "min_patches",
+                              "max_patches", "num_frames", "fps", "trust_remote_code", "low_cpu_mem_usage",
+                              "attn_implementation", "use_cache"},
     }
     for factory, names in expected.items():
         assert names <= set(inspect.signature(factory).parameters), factory.__name__

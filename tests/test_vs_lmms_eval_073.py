@@ -19,7 +19,19 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures" / "lmms_eval_073"
 sys.path.insert(0, str(FIXTURES))
 
-import spec  # noqa: E402
+
+def _load_spec():
+    # by path, under its own name: the video fixtures' folder has a `spec` module too
+    import importlib.util
+
+    found = importlib.util.spec_from_file_location("lmms_eval_073_spec", FIXTURES / "spec.py")
+    module = importlib.util.module_from_spec(found)
+    found.loader.exec_module(module)
+    return module
+
+
+spec = _load_spec()
+from _servers import FakeOpenAIServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +43,9 @@ def root(tmp_path_factory) -> Path:
     return root
 
 
-def _run(root: Path, argv: list[str]) -> None:
+def _run(root: Path, argv: list[str], env: dict[str, str] | None = None) -> None:
     proc = subprocess.run([sys.executable, "-m", "lmms_nb", *argv], cwd=root, capture_output=True, text=True,
-                          timeout=1200, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                          timeout=1200, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), **(env or {})})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
@@ -55,12 +67,15 @@ def _types(value):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, batch_size", [("llava_hf", 1), ("qwen2_5_vl", 1), ("qwen2_5_vl", 8), ("qwen2_vl", 1)])
-def test_same_command_same_folder_files_answers_scores_keys_and_types(root, model, batch_size):
-    out = f"out_{model}_{batch_size}"
-    argv = spec.command(model, out, batch_size)
-    _run(root, argv)
-    (theirs_dir,) = (FIXTURES / model).iterdir()
+@pytest.mark.parametrize("run, batch_size", [("llava_hf", 1), ("qwen2_5_vl", 1), ("qwen2_5_vl", 8), ("qwen2_vl", 1),
+                                            ("qwen2_vl_2shot", 1), ("llava_hf_2shot", 1), ("openai_compatible", 1),
+                                            ("internvl_hf", 1)])
+def test_same_command_same_folder_files_answers_scores_keys_and_types(root, run, batch_size):
+    out = f"out_{run}_{batch_size}"
+    model, extra = spec.RUNS[run]
+    with FakeOpenAIServer() as server:  # a real HTTP server on 127.0.0.1, for the openai_compatible run
+        _run(root, spec.command(model, out, batch_size, extra, base_url=server.url), {"OPENAI_API_KEY": spec.API_KEY})
+    (theirs_dir,) = (FIXTURES / run).iterdir()
     (ours_dir,) = (root / out).iterdir()
     assert ours_dir.name == theirs_dir.name  # lmms-eval's folder: the last two parts of pretrained, sanitized
     theirs, ours = _lines(theirs_dir), _lines(ours_dir)
@@ -74,7 +89,7 @@ def test_same_command_same_folder_files_answers_scores_keys_and_types(root, mode
             metrics = [k for k in b if k not in ("doc_id", "target", "resps", "filtered_resps", "token_counts",
                                                  "doc_hash", "input")]
             assert {m: a[m] for m in metrics} == {m: b[m] for m in metrics}
-            assert (a["target"], a["input"]) == (b["target"], b["input"])
+            assert (a["target"], a["input"], a["doc_hash"]) == (b["target"], b["input"], b["doc_hash"])
             lmms_eval_keys = [k for k in a if k in b]
             assert lmms_eval_keys == list(b), "0.7.3's keys, in 0.7.3's order, before ours"
             # token_counts: a list with one entry per request in both; lmms-eval's simple classes (qwen2_vl)
@@ -88,7 +103,7 @@ def test_same_command_same_folder_files_answers_scores_keys_and_types(root, mode
     (our_results,) = ours_dir.glob("*_results.json")
     a, b = json.loads(our_results.read_text()), json.loads(their_results.read_text())
     assert set(b) <= set(a), f"missing top-level keys: {sorted(set(b) - set(a))}"
-    for key in ("results", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples"):
+    for key in ("results", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples", "task_hashes"):
         assert a[key] == b[key] if key != "results" else _types(a[key]) == _types(b[key]), key
     assert {t: {k: v for k, v in r.items() if "stderr" not in k} for t, r in a["results"].items()} == {
         t: {k: v for k, v in r.items() if "stderr" not in k} for t, r in b["results"].items()}

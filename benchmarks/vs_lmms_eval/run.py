@@ -23,7 +23,9 @@
    the evaluation raised, so success is its results file existing.
 
 Family qwen2_5_vl uses a seeded random tiny Qwen2.5-VL (`--model` applies to llava only: the zoo is LLaVA).
-`--lmms-eval-python` takes an existing lmms-eval 0.7.3 interpreter instead of installing one.
+`--lmms-eval-python` takes an existing lmms-eval 0.7.3 interpreter instead of installing one. `--catalogue-task pope`
+(the default) also runs one real catalogue task (lmms-eval's installed YAML) on stand-in data with both tools
+(benchmarks/vs_lmms_eval/_catalogue.py).
 """
 
 from __future__ import annotations
@@ -242,12 +244,26 @@ def command(family: str, model: Path, tasks: Path, out: Path, batch_size: int) -
             "--log_samples", "--device", "cpu", "--verbosity", "WARNING"]
 
 
-def run_cli(python: str, module: str, argv: list[str], out: Path) -> tuple[float, Path]:
+#: CPU seconds (user + system) of the last run_cli child: on a shared machine the wall time also counts waiting
+#: for a core, the CPU time only the tool's own work
+LAST_CPU_S: list[float] = [0.0]
+
+
+def _children_cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_cli(python: str, module: str, argv: list[str], out: Path, cwd: Path = WORK) -> tuple[float, Path]:
     shutil.rmtree(out, ignore_errors=True)
+    cpu_before = _children_cpu_s()
     start = time.perf_counter()
-    proc = subprocess.run([python, "-m", module, *argv], capture_output=True, text=True, env=_env(), cwd=str(WORK),
+    proc = subprocess.run([python, "-m", module, *argv], capture_output=True, text=True, env=_env(), cwd=str(cwd),
                           check=False)
     seconds = time.perf_counter() - start
+    LAST_CPU_S[0] = _children_cpu_s() - cpu_before
     results = sorted(out.glob("*/*_results.json"))
     if not results:  # lmms-eval exits 0 even when the evaluation raised
         tail = (proc.stdout + proc.stderr)[-4000:]
@@ -297,6 +313,13 @@ def _first(value: Any) -> Any:
     return value
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Metric values equal: numbers as floats (0 and 0.0), anything else (a process_results dict) as JSON."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    return a == b
+
+
 def compare(task, ours_file: Path, theirs: dict[tuple[int, str], dict]) -> dict[str, Any]:
     """Agreement per doc of the raw answer (lmms-eval logs it only as the `raw` take_first filter's output) and
     per (doc, filter) of the filtered answer and every metric value."""
@@ -304,7 +327,10 @@ def compare(task, ours_file: Path, theirs: dict[tuple[int, str], dict]) -> dict[
     for line in ours_file.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         ours[(rec["doc_id"], rec["filter"])] = rec
-    their_raw = {doc: str(_first(s["filtered_resps"])) for (doc, f), s in theirs.items() if f == "raw"}
+    # the raw answer: the `raw` (take_first) filter's output, or the only filter's when the task has one (pope)
+    filters = {f for _, f in theirs}
+    raw_filter = filters.pop() if len(filters) == 1 else "raw"
+    their_raw = {doc: str(_first(s["filtered_resps"])) for (doc, f), s in theirs.items() if f == raw_filter}
     our_raw = {doc: rec.get("raw_response") or "" for (doc, _), rec in ours.items()}
     docs = sorted(set(their_raw) | set(our_raw))
     same_raw = sum(our_raw.get(d, "\0").strip() == their_raw.get(d, "\1").strip() for d in docs)
@@ -319,7 +345,7 @@ def compare(task, ours_file: Path, theirs: dict[tuple[int, str], dict]) -> dict[
             continue
         ours_filtered, theirs_filtered = str(_first(a["filtered_resps"])), str(_first(b["filtered_resps"]))
         filtered_ok = ours_filtered.strip() == theirs_filtered.strip()
-        metric_ok = all(a.get(m) is not None and b.get(m) is not None and float(a[m]) == float(b[m]) for m in metrics)
+        metric_ok = all(a.get(m) is not None and _same(a[m], b.get(m)) for m in metrics)
         same_filtered += filtered_ok
         same_metrics += metric_ok
         if not (filtered_ok and metric_ok):
@@ -341,6 +367,8 @@ def main() -> None:
                         help="lmms-eval's (default: 1 for llava_hf, 4 for qwen2_5_vl)")
     parser.add_argument("--repeat", type=int, default=1, help="cold runs of each tool, alternating; the fastest counts")
     parser.add_argument("--lmms-eval-python", default=None, help="an interpreter with lmms-eval 0.7.3 installed")
+    parser.add_argument("--catalogue-task", default="pope",
+                        help="an lmms-eval catalogue task run on stand-in data too (default pope; 'none' skips it)")
     args = parser.parse_args()
     if args.lmms_eval_python:
         LMMS_EVAL_PY = Path(args.lmms_eval_python)
@@ -369,17 +397,17 @@ def main() -> None:
     for tool, python in (("lmms-eval", str(LMMS_EVAL_PY)), ("lmms-nb", sys.executable)):
         timed([python, "-c", IMPORT_FLOOR])
         floor_s[tool] = timed([python, "-c", IMPORT_FLOOR])
-    theirs_s = ours_cold_s = float("inf")
+    theirs_s = ours_cold_s = theirs_cpu = ours_cpu = float("inf")
     for _ in range(max(1, args.repeat)):
         out = WORK / "out_lmms_eval"
         seconds, results_file = run_cli(str(LMMS_EVAL_PY), "lmms_eval",
                                         command(args.family, model_path, tasks_dir, out, their_batch), out)
-        theirs_s = min(theirs_s, seconds)
+        theirs_s, theirs_cpu = min(theirs_s, seconds), min(theirs_cpu, LAST_CPU_S[0])
         out = WORK / "out_lmms_nb_cold"
         seconds, ours_results = run_cli(sys.executable, "lmms_nb",
                                         command(args.family, model_path, tasks_dir, out, args.batch_size)
                                         + ["--no-resume"], out)
-        ours_cold_s = min(ours_cold_s, seconds)
+        ours_cold_s, ours_cpu = min(ours_cold_s, seconds), min(ours_cpu, LAST_CPU_S[0])
 
     model = get_model(name, pretrained=str(model_path), device_map="cpu", device="cpu")
     tasks = load_tasks(tasks_dir, model_type=name)
@@ -425,12 +453,20 @@ def main() -> None:
     print(f"  lmms-eval, cold process:            {theirs_s:7.1f} s")
     print(f"  lmms-nb,   cold process:            {ours_cold_s:7.1f} s  {theirs_s / ours_cold_s:5.1f}x faster")
     print(f"  lmms-nb,   in-process (warm model): {ours_warm_s:7.1f} s  {theirs_s / ours_warm_s:5.1f}x faster")
+    print(f"  CPU time (user + system) of the cold processes: lmms-eval {theirs_cpu:.1f} s, lmms-nb {ours_cpu:.1f} s  "
+          f"{theirs_cpu / ours_cpu:5.1f}x less")
     theirs_own, ours_own = theirs_s - floor_s["lmms-eval"], ours_cold_s - floor_s["lmms-nb"]
     print(f"  import floor, the same for both (torch, datasets, transformers' image stack incl. torchvision): "
           f"{floor_s['lmms-eval']:.1f} s in lmms-eval's venv, {floor_s['lmms-nb']:.1f} s in lmms-nb's")
     print(f"  cold time above each venv's floor:  lmms-eval {theirs_own:.1f} s, lmms-nb {ours_own:.1f} s  "
           f"{theirs_own / ours_own:5.1f}x faster" if ours_own > 0 else "  (lmms-nb's cold run is within the noise "
           "of its import floor)")
+    if args.catalogue_task != "none":
+        sys.path.insert(0, str(HERE))
+        from _catalogue import compare_catalogue_task
+
+        compare_catalogue_task(sys.modules[__name__], args.catalogue_task, args.family, model_path, str(LMMS_EVAL_PY),
+                               their_batch, args.batch_size)
 
 
 if __name__ == "__main__":

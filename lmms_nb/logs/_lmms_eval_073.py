@@ -59,22 +59,20 @@ def strip_reasoning(text: str, tag_pairs: Sequence[Sequence[str]] | None = DEFAU
     return result.strip()
 
 
-def doc_hash(doc: Mapping[str, Any]) -> str:
-    """sha256 of the doc as JSON (indent 2, images and other non-JSON values as their str()), like 0.7.3's
-    `doc_hash` (which, for generate_until requests, hashes a doc it no longer holds: "null")."""
-    return hashlib.sha256(json.dumps(dict(doc), indent=2, default=_text, ensure_ascii=False).encode()).hexdigest()
+def doc_hash(doc: Mapping[str, Any] | None = None) -> str:
+    """0.7.3's `doc_hash`: sha256 of `json.dumps(requests[0].doc, indent=2)`. 0.7.3's tasks never set an
+    Instance's `doc` (the `doc=doc` arguments are commented out in its `construct_requests`), so every line it
+    writes hashes JSON null, whatever the doc; we write the same value, so `task_hashes` agree too.
 
-
-def _text(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, set):
-        return list(value)
-    return f"<{type(value).__name__}>"  # an image: a stable placeholder instead of a repr with an address
+    >>> doc_hash({"question": "q"}) == doc_hash() == hashlib.sha256(b"null").hexdigest()
+    True
+    """
+    return hashlib.sha256(json.dumps(None, indent=2).encode()).hexdigest()
 
 
 def sample_line(*, doc_id: int, target: Any, resps: Any, filtered_resps: Any, output_tokens: int | None,
-                doc: Mapping[str, Any], metrics: Mapping[str, Any], input: Any) -> dict[str, Any]:
+                doc: Mapping[str, Any], metrics: Mapping[str, Any], input: Any, input_tokens: int | None = None,
+                reasoning_tokens: int | None = None) -> dict[str, Any]:
     """One (doc, filter) line as 0.7.3 writes it (see the module docstring); our keys are added by the caller."""
     line: dict[str, Any] = {"doc_id": doc_id, "target": str(target)}
     resps_text = _logged(resps)
@@ -82,7 +80,10 @@ def sample_line(*, doc_id: int, target: Any, resps: Any, filtered_resps: Any, ou
     if resps_text != filtered_text:
         line["resps"] = resps_text
     line["filtered_resps"] = filtered_text
-    line["token_counts"] = [{"output_tokens": int(output_tokens)} if output_tokens is not None else None]
+    # 0.7.3's TokenCounts.to_dict: the counts the backend reported, in this order (None when it reported none)
+    counts = {k: int(v) for k, v in (("input_tokens", input_tokens), ("output_tokens", output_tokens),
+                                     ("reasoning_tokens", reasoning_tokens)) if v is not None}
+    line["token_counts"] = [counts or None]
     line["doc_hash"] = doc_hash(doc)
     line.update(metrics)
     line["input"] = input

@@ -7,7 +7,6 @@ from collections import defaultdict
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import stats
 
 Doc = dict[str, Any]
 
@@ -34,6 +33,8 @@ def mean_stderr(values: Sequence[float | None]) -> tuple[float, float | None]:
     mean = float(finite.mean())
     if finite.size < 2:
         return mean, None
+    from scipy import stats  # here, not at import: scipy.stats takes seconds, and every `lmms-nb eval` imports this
+
     return mean, float(stats.sem(finite, ddof=1))
 
 

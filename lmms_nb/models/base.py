@@ -28,6 +28,9 @@ class Request:
     doc: dict[str, Any] | None = None  # the raw row, for baselines that need question metadata
     #: lmms-eval's doc_to_messages(doc), set only for a backend that takes chat messages (`accepts_messages`)
     messages: list[dict[str, Any]] | None = None
+    #: the context the log records as `input` when it is not `prompt` (lmms-eval's chat classes log the
+    #: few-shot context they build but send doc_to_text alone); None: `prompt`
+    logged_prompt: str | None = None
 
 
 @dataclass
@@ -55,6 +58,10 @@ class Response:
     cached: bool | None = None
     #: True when generation stopped at the token limit (finish_reason "length"), None when unknown
     truncated: bool | None = None
+    #: prompt and reasoning tokens, where the backend reports them (an API's `usage`); written in the log's
+    #: token_counts as lmms-eval 0.7.3's API classes write them
+    input_tokens: int | None = None
+    reasoning_tokens: int | None = None
     #: with a task's `repeats` (k answers per doc, as lmms-eval): the k responses, in order; `text` is the first,
     #: `output_tokens` and `latency_s` their totals
     repeats: list["Response"] | None = field(default=None, repr=False)

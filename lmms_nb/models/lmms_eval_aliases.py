@@ -11,7 +11,8 @@ answers are the ones lmms-eval gives. Names:
 - `qwen2_5_vl`, `qwen3_vl` (lmms-eval's chat classes: bfloat16, qwen_vl_utils resize with its default bounds, the
   processor built with `min_pixels` / `max_pixels`), `qwen2_vl` (the simple class: system prompt, JPEG round trip,
   resize within `min_pixels` / `max_pixels`, `until`, stripped answers);
-- `idefics2`; `openai` and `openai_compatible` (lmms-nb's OpenAI-compatible backend, lmms-eval's argument names).
+- `idefics2`; `internvl_hf` (InternVL3 / 3.5 in HF format); `openai` and `openai_compatible` (lmms-nb's
+  OpenAI-compatible backend, lmms-eval's argument names).
 
 Video (a task whose doc_to_visual gives file paths) goes to `qwen2_5_vl`, `qwen3_vl`, `qwen2_vl` and `llava_hf` /
 `llava_onevision` with a LLaVA-OneVision checkpoint, frames sampled and resized as the lmms-eval class does
@@ -37,7 +38,7 @@ from lmms_nb.models._qwen_resize import fetch_image, jpeg_round_trip
 from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader, qwen3_vl_video_loader
 from lmms_nb.models.registry import register_model
 
-__all__ = ["idefics2", "llava_hf", "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
+__all__ = ["idefics2", "internvl_hf", "llava_hf", "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,27 @@ def idefics2(pretrained: str = "HuggingFaceM4/idefics2-8b", revision: str = "mai
                processor_kwargs={"do_image_splitting": do_image_splitting}, max_frames_num=max_frames_num)
 
 
+def internvl_hf(pretrained: str = "OpenGVLab/InternVL3_5-8B-HF", revision: str = "main", device: str | None = None,
+                device_map: str | None = "auto", batch_size: int | str = 1, min_patches: int = 1, max_patches: int = 12,
+                num_frames: int = 32, fps: float | None = None, trust_remote_code: bool = False,
+                low_cpu_mem_usage: bool = False, attn_implementation: str | None = None, use_cache: bool = True,
+                max_new_tokens: int = 1024, dtype: str | None = None, torch_dtype: str | None = None,
+                name: str | None = None):
+    """lmms-eval's `internvl_hf` (its chat class for InternVL3 / InternVL3.5 checkpoints in HF format,
+    `InternVLForConditionalGeneration`): bfloat16, images then text through the chat template, the image processor
+    tiling between `min_patches` and `max_patches`, generation up to the tokenizer's EOS, max_new_tokens 1024
+    unless the task sets it. lmms-eval's `internvl2` / `internvl3` classes run OpenGVLab's remote code instead
+    (`trust_remote_code` checkpoints), which lmms-nb does not run."""
+    if int(batch_size) != 1:
+        raise ValueError(f"internvl_hf: batch_size must be 1, as in lmms-eval's class (got {batch_size})")
+    return _hf(pretrained, name=name, device=device, device_map=device_map or device,
+               dtype=_dtype(dtype, torch_dtype, "bfloat16"),
+               style=ChatStyle(**_CHAT, clean_up_tokenization_spaces=False), max_new_tokens=max_new_tokens,
+               revision=revision, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation, use_cache=use_cache,
+               processor_kwargs={"min_patches": min_patches, "max_patches": max_patches},
+               num_frames=num_frames, fps=fps, low_cpu_mem_usage=low_cpu_mem_usage or None)
+
+
 def openai_compatible(model_version: str = "grok-2-latest", model: str | None = None, base_url: str | None = None,
                       api_key: str | None = None, timeout: float = 10, max_retries: int = 5,
                       num_concurrent: int = 32, batch_size: int | str = 64, max_frames_num: int = 10,
@@ -223,6 +245,6 @@ def openai_compatible(model_version: str = "grok-2-latest", model: str | None = 
 
 
 for _name, _factory in {"llava_hf": llava_hf, "llava_onevision": llava_hf, "qwen2_5_vl": qwen2_5_vl,
-                        "qwen3_vl": qwen3_vl, "qwen2_vl": qwen2_vl, "idefics2": idefics2,
+                        "qwen3_vl": qwen3_vl, "qwen2_vl": qwen2_vl, "idefics2": idefics2, "internvl_hf": internvl_hf,
                         "openai": openai_compatible, "openai_compatible": openai_compatible}.items():
     register_model(_name, _factory)

@@ -333,8 +333,12 @@ def _parse_completion(r: httpx.Response, latency: float, key: str | None) -> Res
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     usage = data.get("usage") or {}
     tokens = usage.get("completion_tokens")
+    # lmms-eval's openai class counts a missing prompt / reasoning count as 0 when the reply has a usage
+    details = usage.get("completion_tokens_details") or {}
     return Response(text=content or "", latency_s=latency, output_tokens=int(tokens) if tokens is not None else None,
-                    cached=False, truncated=None if finish_reason is None else finish_reason == "length")
+                    cached=False, truncated=None if finish_reason is None else finish_reason == "length",
+                    input_tokens=int(usage.get("prompt_tokens") or 0) if usage else None,
+                    reasoning_tokens=int(details.get("reasoning_tokens") or 0) if usage else None)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
@@ -457,8 +461,9 @@ class ResponseCache:
     >>> import tempfile, pathlib
     >>> c = ResponseCache(pathlib.Path(tempfile.mkdtemp()) / "r.sqlite")
     >>> c.put("k", Response(text="A", latency_s=0.5, output_tokens=1, truncated=False), model="m")
-    >>> c.get("k")
-    Response(text='A', error=None, latency_s=0.5, output_tokens=1, cached=True, truncated=False)
+    >>> hit = c.get("k")
+    >>> hit.text, hit.output_tokens, hit.latency_s, hit.cached, hit.truncated
+    ('A', 1, 0.5, True, False)
     >>> len(c)
     1
     """

@@ -34,6 +34,9 @@ def make_request(task: Task, doc_id: int, doc: dict[str, Any], *, chat: bool = F
     """
     use_messages = chat and task.doc_to_messages is not None and task.output_type == "generate_until"
     messages_only = getattr(task.doc_to_text, "messages_only", False)
+    prompt, logged = ("" if use_messages and messages_only else task.prompt(doc_id, doc)), None
+    if prompt and task.config.get("fewshot_in_log_only"):  # set by `lmms-nb eval` for lmms-eval's chat classes
+        prompt, logged = task.doc_to_text(doc), prompt
     messages = task.doc_to_messages(doc) if use_messages else None  # type: ignore[misc]
     # with messages, the images are those the messages carry, in their order (lmms-eval's extract_media)
     images = ([p.get("url") for m in messages for p in (m.get("content") or []) if isinstance(p, dict)
@@ -42,7 +45,8 @@ def make_request(task: Task, doc_id: int, doc: dict[str, Any], *, chat: bool = F
         doc_id=doc_id,
         task=task.name,
         images=images,
-        prompt="" if use_messages and messages_only else task.prompt(doc_id, doc),
+        prompt=prompt,
+        logged_prompt=logged,
         generation_kwargs=dict(task.generation_kwargs),
         choices=task.doc_to_choice(doc) if task.doc_to_choice is not None else None,
         doc={k: v for k, v in doc.items() if k != task.image_column},

@@ -116,7 +116,9 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
         # lmms-eval 0.7.3's keys, shapes and order (lmms_nb.logs._lmms_eval_073), then ours
         rec = sample_line(doc_id=doc_id, target=target, resps=before_strip if error is None else None,
                           filtered_resps=prediction, output_tokens=resp.output_tokens, doc=req.doc or {},
-                          metrics=values, input=req.prompt)
+                          metrics=values, input=req.prompt if req.logged_prompt is None else req.logged_prompt,
+                          input_tokens=getattr(resp, "input_tokens", None),
+                          reasoning_tokens=getattr(resp, "reasoning_tokens", None))
         if resp.repeats is not None:
             # lmms-eval logs the first of the k answers' token counts; every answer is kept here beside it
             rec["token_counts"] = [{"output_tokens": int(resp.repeats[0].output_tokens)}

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from lmms_nb.tasks._yaml_choice import CHOICE_METRICS, DEFAULT_CHOICE_METRICS, choice_process_results
-from lmms_nb.tasks._yaml_fewshot import SAMPLERS, FewShotSampler
+from lmms_nb.tasks._run_overrides import apply_num_fewshot
+from lmms_nb.tasks._run_overrides import current as current_run_overrides
+from lmms_nb.tasks._yaml_fewshot import FEWSHOT_SEED, SAMPLERS, FewShotSampler
 from lmms_nb.tasks._yaml_config import (
     DEFERRED_FILES,
     FunctionRef,
@@ -210,6 +212,9 @@ def build_task(cfg: TaskYaml, *, model_type: str | None = None, groups: tuple[st
 
     Its Python files are imported anew (`fresh_modules`): a task file's module state never outlives its task.
     """
+    overrides = current_run_overrides()  # `lmms-nb eval --num_fewshot N` (lmms_nb.tasks._run_overrides)
+    if overrides.get("num_fewshot") is not None:
+        cfg = cfg.with_overrides({"num_fewshot": apply_num_fewshot(cfg.data, overrides["num_fewshot"])}, cfg)
     with fresh_modules():
         return _build_task(cfg, model_type=model_type, groups=groups)
 
@@ -389,13 +394,28 @@ def _fewshot_prompt(cfg: TaskYaml, doc_to_text: Callable, doc_to_target: Callabl
                              same_split=data.get("fewshot_split") == data.get("test_split"),
                              text=doc_to_text.raw, target=doc_to_target, choices=doc_to_choice,
                              target_delimiter=str(data.get("target_delimiter", " ")),
-                             fewshot_delimiter=str(data.get("fewshot_delimiter", "\n\n")))
+                             fewshot_delimiter=str(data.get("fewshot_delimiter", "\n\n")),
+                             seed=current_run_overrides().get("fewshot_seed", FEWSHOT_SEED))
     describe = doc_to_text.describe
+    # lmms-eval compares each drawn example with the evaluated doc read from its image-less copy of the data
+    # (`dataset_no_image`, unless process_results_use_image): for a task with images they never compare equal,
+    # so the doc itself can be one of its own examples
+    keep_media = bool(data.get("process_results_use_image"))
 
     def prompt_at(k: int, doc: Doc) -> str:
-        return (describe(doc) if describe is not None else "") + fewshot.context(k, doc) + doc_to_text.bare(doc)
+        compared = doc if keep_media else {key: v for key, v in doc.items() if not _is_media(v)}
+        return (describe(doc) if describe is not None else "") + fewshot.context(k, compared) + doc_to_text.bare(doc)
 
     return prompt_at
+
+
+def _is_media(value: Any) -> bool:
+    """An image (or a list of them): what lmms-eval's image-less copy of a dataset drops (Image features)."""
+    from PIL import Image
+
+    if isinstance(value, list) and value:
+        return all(isinstance(v, Image.Image) for v in value)
+    return isinstance(value, Image.Image)
 
 
 def _repeats(cfg: TaskYaml, filters: dict[str, Callable], is_choice: bool, has_process_results: bool) -> int:
@@ -466,7 +486,7 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
     # the rest of what lmms-eval 0.7.3 writes in `configs` (a !function as its "<function name>" text)
     for key in ("dataset_kwargs", "doc_to_visual", "doc_to_text", "doc_to_target", "doc_to_choice",
                 "process_results", "description", "target_delimiter", "fewshot_delimiter", "num_fewshot",
-                "repeats", "metric_list", "filter_list"):
+                "fewshot_split", "fewshot_config", "repeats", "metric_list", "filter_list"):
         if cfg.data.get(key) is not None and key not in out:
             out[key] = _as_json(cfg.data[key])
     return out

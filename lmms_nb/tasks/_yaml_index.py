@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from lmms_nb.tasks._index_cache import cached_folder_index
 from lmms_nb.tasks._yaml_build import GROUP_KEYS, TASK_KEYS, build_task, check_keys
 from lmms_nb.tasks._yaml_config import TaskYaml, TaskYamlError, read_task_yaml
 from lmms_nb.tasks.task import Task
@@ -121,7 +122,7 @@ class TaskIndex:
     def of_folders(cls, folders: list[Path]) -> TaskIndex:
         merged = cls()
         for folder in folders:
-            one = cls._of_folder(Path(folder))
+            one = cached_folder_index(Path(folder), cls._of_folder)  # on disk: re-reading ~3k YAMLs takes seconds
             merged.errors += one.errors
             merged.duplicates += one.duplicates
             for name, entry in one.entries.items():
