@@ -7,7 +7,7 @@ Example (shell): `lmms-nb demo` (or `bash scripts/demo.sh` from a fresh clone).
     >>> import polars as pl
     >>> scores = pl.DataFrame({"model": ["majority", "zoo-a", "zoo-b"], "task": ["synthbench_count"] * 3,
     ...                        "metric": ["exact_match"] * 3, "filter": ["none"] * 3, "value": [0.2, 0.6, 0.9]})
-    >>> gap_closed_table(scores).row(0, named=True)["gap_closed"]
+    >>> round(gap_closed_table(scores).row(0, named=True)["gap_closed"], 3)
     0.875
 """
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lmms_nb.models import Request, _zoo_train, get_model, zoo
+from lmms_nb.models import Request, _zoo_data, _zoo_train, get_model, zoo
 from lmms_nb.models.hf import HFImageTextModel
 from lmms_nb.models.zoo import (
     COMPLETE_MARKER,
@@ -298,7 +298,7 @@ def test_training_pixels_are_what_the_image_processor_makes(trained):
     processor = AutoProcessor.from_pretrained(trained)
     images = [t.doc_to_visual(d)[0] for t, d in _train_docs(2)]
     expected = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-    ours = _zoo_train._pixel_values([_zoo_train._rgb(im) for im in images], processor.image_processor)
+    ours = _zoo_data._pixel_values([_zoo_data._rgb(im) for im in images], processor.image_processor)
     assert ours.shape == expected.shape and torch.allclose(ours, expected, atol=1e-5)
 
 
@@ -310,3 +310,14 @@ def test_every_answer_is_one_token(trained):
     answers = {str(t.doc_to_target(d)) for t, d in _train_docs(8)}
     assert {"Yes", "No"} <= answers and len(answers) > 10  # words, digits, letters, yes and no
     assert all(len(tokenizer(" " + a, add_special_tokens=False)["input_ids"]) == 1 for a in answers), answers
+
+
+def test_position_embeddings_redrawn_at_the_asked_scale(cache, tmp_path):
+    # CLIP's init draws them at std 0.02, ~50x smaller than a patch's embedding: the zoo can redraw them
+    spec = dataclasses.replace(TINY, name="unit-pos", curriculum_family=None, steps=1, vision_position_std=1.0,
+                               vision_lr_mult=0.0)
+    weights = load_file(train_zoo_member(spec, root=tmp_path, progress=False) / "model.safetensors")
+    (key,) = [k for k in weights if k.endswith("embeddings.position_embedding.weight")]
+    assert 0.8 < float(weights[key].std()) < 1.2  # frozen tower: saved as drawn
+    plain = load_file(train_zoo_member(TINY, seed=0, progress=False) / "model.safetensors")
+    assert float(plain[key].std()) < 0.05
