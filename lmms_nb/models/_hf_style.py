@@ -36,6 +36,9 @@ class ChatStyle:
         apply_until: cut the answer at the request's `until` strings (lmms-eval's chat classes do not).
         strip: strip whitespace from the answer (lmms-eval's qwen2_vl does).
         clean_up_tokenization_spaces: passed to decode (None: the tokenizer's setting).
+        video_loader: a video file path -> (frames, metadata or None) for the processor's `videos` /
+            `video_metadata` (`lmms_nb.models._qwen_video`, `lmms_nb.video`); None: the backend picks the
+            model family's default, and a family without video is refused.
     """
 
     images: str = "auto"
@@ -45,6 +48,7 @@ class ChatStyle:
     apply_until: bool = True
     strip: bool = False
     clean_up_tokenization_spaces: bool | None = None
+    video_loader: Callable[[str], tuple[Any, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.images not in _IMAGE_PLACEMENTS:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lmms_nb.models._hf_style import ChatStyle
+from lmms_nb.models._hf_video import default_video_loader, load_request_videos, visual_kinds
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
 
@@ -155,6 +156,16 @@ class HFImageTextModel:
             self.model.to(device)
         self.model.eval()
         self.device = self.model.device
+        # video paths become frames as the family's lmms-eval class makes them; None: the model takes no video
+        # (no loader for its family, or a processor without a video processor, e.g. LLaVA-1.5 under llava_hf)
+        loader = self.style.video_loader or default_video_loader(getattr(self.model.config, "model_type", None))
+        self.video_loader = loader if getattr(self.processor, "video_processor", None) is not None else None
+
+    @property
+    def accepts_video(self) -> bool:
+        """Whether this model takes video files (Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision); the runner refuses a
+        video task before generating for a model that does not."""
+        return self.video_loader is not None
 
     def __repr__(self) -> str:
         return f"HFImageTextModel(name={self.name!r}, pretrained={self.pretrained!r})"
@@ -212,7 +223,8 @@ class HFImageTextModel:
     @staticmethod
     def _group_key(req: Request) -> tuple:
         kwargs = tuple(sorted((k, repr(v)) for k, v in (req.generation_kwargs or {}).items()))
-        return (kwargs, bool(req.images))
+        kinds = visual_kinds(req)
+        return (kwargs, "image" in kinds, "video" in kinds)
 
     def _generate_or_isolate(self, batch: list[Request]) -> list[Response]:
         try:
@@ -225,12 +237,14 @@ class HFImageTextModel:
 
     def _prompt(self, req: Request) -> str:
         image_token = getattr(self.processor, "image_token", None) or _LMMS_EVAL_IMAGE_TOKEN
-        if self.style.images != "auto":
-            # lmms-eval's chat classes: every image, then the text as the task wrote it (qwen2_vl drops "<image>")
+        kinds = visual_kinds(req)
+        if self.style.images != "auto" or "video" in kinds:
+            # lmms-eval's chat classes: every image or video in the order doc_to_visual gave them, then the text as
+            # the task wrote it (qwen2_vl drops "<image>")
             text = req.prompt
             if self.style.images == "first_no_placeholder":
                 text = text.replace(_LMMS_EVAL_IMAGE_TOKEN, "")
-            content = [{"type": "image"} for _ in req.images] + [{"type": "text", "text": text}]
+            content = [{"type": kind} for kind in kinds] + [{"type": "text", "text": text}]
         elif req.images and req.prompt.count(image_token) == len(req.images):
             # the prompt already places its images in this processor's own token (an lmms-eval "<image>"
             # interleaved prompt for LLaVA or Idefics3): keep it
@@ -292,12 +306,20 @@ class HFImageTextModel:
 
         start = time.perf_counter()
         texts = [self._prompt(req) for req in batch]
-        images = [_as_rgb(img, req, k, self.style.image_transform) for req in batch for k, img in enumerate(req.images)]
+        images = [_as_rgb(img, req, k, self.style.image_transform) for req in batch
+                  for k, (img, kind) in enumerate(zip(req.images, visual_kinds(req))) if kind == "image"]
+        videos = [video for req in batch for video in load_request_videos(req, self.video_loader)]
+        video_kwargs: dict[str, Any] = {}
+        if videos:
+            video_kwargs["videos"] = [frames for frames, _ in videos]
+            if any(metadata is not None for _, metadata in videos):  # Qwen2.5-VL: lmms-eval passes the metadata
+                video_kwargs["video_metadata"] = [metadata for _, metadata in videos]
         inputs = self.processor(
-            text=texts, images=images or None, padding=True, return_tensors="pt"
+            text=texts, images=images or None, padding=True, return_tensors="pt", **video_kwargs
         ).to(self.model.device)
-        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        for key in ("pixel_values", "pixel_values_videos"):
+            if key in inputs and inputs[key].is_floating_point():
+                inputs[key] = inputs[key].to(self.model.dtype)
         gen_kwargs = batch[0].generation_kwargs or {}
         with torch.inference_mode():
             out = self.model.generate(**inputs, **self._generation_config(gen_kwargs))

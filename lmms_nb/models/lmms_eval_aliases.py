@@ -13,7 +13,10 @@ answers are the ones lmms-eval gives. Names:
   resize within `min_pixels` / `max_pixels`, `until`, stripped answers);
 - `idefics2`; `openai` and `openai_compatible` (lmms-nb's OpenAI-compatible backend, lmms-eval's argument names).
 
-Video arguments (fps, max_num_frames, max_frames_num) are accepted and recorded; these backends take images.
+Video (a task whose doc_to_visual gives file paths) goes to `qwen2_5_vl`, `qwen2_vl` and `llava_hf` /
+`llava_onevision` with a LLaVA-OneVision checkpoint, frames sampled and resized as the lmms-eval class does
+(`fps`, `max_num_frames` / `max_frames_num`, `min_pixels` / `max_pixels`; `lmms_nb.models._qwen_video`,
+`lmms_nb.video`); other names and checkpoints are refused for video tasks before generation.
 
 Example:
     >>> import inspect
@@ -29,7 +32,9 @@ import os
 from typing import Any
 
 from lmms_nb.models._hf_style import ChatStyle
+from lmms_nb.models._hf_video import llava_onevision_video_loader
 from lmms_nb.models._qwen_resize import fetch_image, jpeg_round_trip
+from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader
 from lmms_nb.models.registry import register_model
 
 __all__ = ["idefics2", "llava_hf", "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
@@ -81,22 +86,24 @@ def llava_hf(pretrained: str = "llava-hf/llava-1.5-7b-hf", revision: str = "main
 
     As lmms-eval: the checkpoint's dtype ("auto"), images then text through the processor's chat template,
     generation up to the tokenizer's EOS, max_new_tokens 1024 unless the task sets it; `chat_template` replaces
-    the processor's template."""
+    the processor's template. Videos (LLaVA-OneVision checkpoints): `max_frames_num` uniform frames, as lmms-eval's
+    llava_hf / llava_onevision classes load them."""
+    style = ChatStyle(**_CHAT, video_loader=llava_onevision_video_loader(max_frames_num=max_frames_num))
     return _hf(pretrained, name=name, device=device, device_map=device_map,
-               dtype=_dtype(dtype, torch_dtype, "auto"), style=ChatStyle(**_CHAT), max_new_tokens=max_new_tokens,
+               dtype=_dtype(dtype, torch_dtype, "auto"), style=style, max_new_tokens=max_new_tokens,
                revision=revision, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
                use_cache=use_cache, chat_template=chat_template, max_frames_num=max_frames_num)
 
 
 def _qwen_chat(pretrained: str, *, image_patch_size: int, device: str | None, device_map: str | None,
                min_pixels: int, max_pixels: int, max_new_tokens: int, dtype: str | None, torch_dtype: str | None,
-               system_prompt: str | None, name: str | None, **rest: Any):
+               system_prompt: str | None, name: str | None, video_loader: Any = None, **rest: Any):
     if system_prompt not in (None, "You are a helpful assistant."):
         log.warning("system_prompt=%r is ignored, as lmms-eval's chat class ignores it (the chat template's "
                     "default system message applies)", system_prompt)
     # qwen_vl_utils resizes images within its own default bounds (lmms-eval passes min/max_pixels to videos
     # only); the processor, built with min_pixels / max_pixels, resizes again
-    style = ChatStyle(**_CHAT, clean_up_tokenization_spaces=False,
+    style = ChatStyle(**_CHAT, clean_up_tokenization_spaces=False, video_loader=video_loader,
                       image_transform=functools.partial(fetch_image, image_patch_size=image_patch_size))
     return _hf(pretrained, name=name, device=device, device_map=device_map or device,
                dtype=_dtype(dtype, torch_dtype, "bfloat16"), style=style, max_new_tokens=max_new_tokens,
@@ -113,10 +120,13 @@ def qwen2_5_vl(pretrained: str = "Qwen/Qwen2.5-VL-3B-Instruct", device: str | No
                name: str | None = None):
     """lmms-eval's `qwen2_5_vl` (its chat class): bfloat16, qwen_vl_utils resize (factor 28), the processor built
     with `min_pixels` / `max_pixels`, max_new_tokens 128 unless the task sets it. `dtype` is lmms-nb's addition
-    (lmms-eval always loads bfloat16)."""
+    (lmms-eval always loads bfloat16). Videos: `fps` frames per second if set, else `max_num_frames` (at most
+    the video's, even), each frame resized within `min_pixels` / `max_pixels` (qwen_vl_utils' fetch_video)."""
+    loader = qwen2_5_vl_video_loader(max_num_frames=max_num_frames, fps=fps, min_pixels=min_pixels,
+                                     max_pixels=max_pixels)
     return _qwen_chat(pretrained, image_patch_size=14, device=device, device_map=device_map, min_pixels=min_pixels,
                       max_pixels=max_pixels, max_new_tokens=max_new_tokens, dtype=dtype, torch_dtype=torch_dtype,
-                      system_prompt=system_prompt, name=name, use_cache=use_cache,
+                      system_prompt=system_prompt, name=name, video_loader=loader, use_cache=use_cache,
                       attn_implementation=attn_implementation, revision=revision,
                       trust_remote_code=trust_remote_code, max_num_frames=max_num_frames, fps=fps)
 
@@ -129,7 +139,8 @@ def qwen3_vl(pretrained: str = "Qwen/Qwen3-VL-4B-Instruct", device: str | None =
              enable_thinking: bool | None = None, reasoning_prompt: str | None = None, max_new_tokens: int = 128,
              dtype: str | None = None, torch_dtype: str | None = None, revision: str | None = None,
              trust_remote_code: bool = False, name: str | None = None):
-    """lmms-eval's `qwen3_vl` (its chat class): as `qwen2_5_vl` with Qwen3-VL's 16 px patches (resize factor 32)."""
+    """lmms-eval's `qwen3_vl` (its chat class): as `qwen2_5_vl` with Qwen3-VL's 16 px patches (resize factor 32).
+    Video is not supported for this name (refused before generation)."""
     return _qwen_chat(pretrained, image_patch_size=16, device=device, device_map=device_map, min_pixels=min_pixels,
                       max_pixels=max_pixels, max_new_tokens=max_new_tokens, dtype=dtype, torch_dtype=torch_dtype,
                       system_prompt=system_prompt, name=name, use_cache=use_cache,
@@ -147,7 +158,8 @@ def qwen2_vl(pretrained: str = "Qwen/Qwen2-VL-7B-Instruct", device: str | None =
              trust_remote_code: bool = False, name: str | None = None):
     """lmms-eval's `qwen2_vl` (a simple class): the checkpoint's dtype, a system message, "<image>" removed from
     the text and images first, each image sent as a JPEG (quality 85) and resized within min/max_pixels, answers
-    cut at `until` (default: the EOS text) and stripped."""
+    cut at `until` (default: the EOS text) and stripped. Videos: qwen_vl_utils' 2 frames per second within
+    `min_pixels` / `max_pixels`, then at most `max_num_frames` of them."""
     if reasoning_prompt or interleave_visuals:
         raise ValueError("qwen2_vl: reasoning_prompt and interleave_visuals are not supported by lmms-nb")
 
@@ -156,7 +168,9 @@ def qwen2_vl(pretrained: str = "Qwen/Qwen2-VL-7B-Instruct", device: str | None =
 
     style = ChatStyle(images="first_no_placeholder", system_prompt=system_prompt, image_transform=transform,
                       stop_at_tokenizer_eos_only=True, apply_until=True, strip=True,
-                      clean_up_tokenization_spaces=False)
+                      clean_up_tokenization_spaces=False,
+                      video_loader=qwen2_vl_video_loader(max_num_frames=max_num_frames, min_pixels=min_pixels,
+                                                         max_pixels=max_pixels))
     return _hf(pretrained, name=name, device=device, device_map=device_map or device,
                dtype=_dtype(dtype, torch_dtype, "auto"), style=style, max_new_tokens=max_new_tokens,
                processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels}, use_cache=use_cache,

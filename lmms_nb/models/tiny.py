@@ -213,7 +213,8 @@ QWEN_IMAGE_PAD = "<|image_pad|>"
 QWEN_VIDEO_PAD = "<|video_pad|>"
 
 #: Qwen2-VL / Qwen2.5-VL's own chat template (the one their Instruct checkpoints ship): a default system turn, then
-#: <|im_start|>role\n ... <|im_end|>, each image as <|vision_start|><|image_pad|><|vision_end|> where it stands.
+#: <|im_start|>role\n ... <|im_end|>, each image as <|vision_start|><|image_pad|><|vision_end|> where it stands (a
+#: video as <|vision_start|><|video_pad|><|vision_end|>).
 #: Newlines sit right before block tags, where transformers' trim_blocks=True leaves them alone.
 QWEN_CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -225,6 +226,8 @@ QWEN_CHAT_TEMPLATE = (
     "{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
     "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
     "{% endfor %}<|im_end|>\n"
     "{% endif %}"
