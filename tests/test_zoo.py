@@ -237,11 +237,22 @@ def test_excluded_family_is_not_trained_on(cache, tmp_path, monkeypatch):
 
 
 def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path):
-    specs = [dataclasses.replace(TINY, name="unit-a", steps=6), dataclasses.replace(TINY, name="unit-b", steps=8)]
+    run_a = dataclasses.replace(TINY, name="unit-a", steps=6)
+    # a snapshot registered here only: the spawned worker that trains its run must still save it
+    snap_a = dataclasses.replace(run_a, name="unit-a-s3", snapshot_step=3, run_name="unit-a")
+    specs = [run_a, snap_a, dataclasses.replace(TINY, name="unit-b", steps=8)]
     for spec in specs:
         zoo.register_zoo_member(spec)
     try:
-        paths = build_zoo(["unit-a", "unit-b"], workers=2, progress=False)  # two spawned processes
+        paths = build_zoo(["unit-a", "unit-a-s3", "unit-b"], workers=2, progress=False)  # two spawned processes
+        # made by the worker on the way (before its run was complete), not by a rerun afterwards
+        assert len(json.loads((paths["unit-a-s3"] / COMPLETE_MARKER).read_text())["losses"]) == 3
+        snap_made, run_made = ((paths[n] / COMPLETE_MARKER).stat().st_mtime_ns for n in ("unit-a-s3", "unit-a"))
+        assert snap_made < run_made
+        assert json.loads((paths["unit-a"] / COMPLETE_MARKER).read_text())["steps"] == run_a.total_steps
+        stamp = (paths["unit-a-s3"] / "model.safetensors").stat().st_mtime_ns
+        assert build_zoo(["unit-a-s3"], progress=False) == {"unit-a-s3": paths["unit-a-s3"]}
+        assert (paths["unit-a-s3"] / "model.safetensors").stat().st_mtime_ns == stamp
     finally:
         for spec in specs:
             ZOO.pop(spec.name, None)

@@ -78,10 +78,12 @@ def train_zoo_member(
     progress: bool = True,
     root: Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    snapshot_specs: Sequence[ZooSpec] | None = None,
 ) -> Path:
     """Train `spec` into `root/<name>-<hash>` (default root: `cache_dir("zoo")`) unless already complete there.
 
-    Training a run also saves every registered snapshot of it (`ZooSpec.snapshot_step`) that is not cached
+    Training a run also saves every registered snapshot of it (`ZooSpec.snapshot_step`; `snapshot_specs`
+    overrides which are registered: a spawned worker's `ZOO` holds only what its imports register) that is not cached
     yet: checkpoints along training cost nothing extra. A snapshot whose run is already cached is made by
     training the run again in a scratch folder (same seed, so the same weights) and keeping only the snapshots.
     """
@@ -90,7 +92,7 @@ def train_zoo_member(
         return final
     run = spec.run
     run_hash = run.config_hash(seed)
-    siblings = {s.config_hash(seed): s for s in (*ZOO.values(), spec)
+    siblings = {s.config_hash(seed): s for s in (*_snapshots_of(spec, seed, snapshot_specs), spec)
                 if s.snapshot_step and s.run.config_hash(seed) == run_hash}
     snapshots = {s.snapshot_step: member_dir(s, seed, root) for s in siblings.values()
                  if not (member_dir(s, seed, root) / COMPLETE_MARKER).is_file()}
@@ -135,6 +137,12 @@ def _train_run(spec: ZooSpec, *, seed: int, progress: bool, root: Path | None,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _snapshots_of(spec: ZooSpec, seed: int, candidates: Sequence[ZooSpec] | None = None) -> list[ZooSpec]:
+    run_hash = spec.run.config_hash(seed)
+    pool = ZOO.values() if candidates is None else candidates
+    return [s for s in pool if s.snapshot_step and s.run.config_hash(seed) == run_hash]
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
@@ -185,7 +193,8 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
         steps_done = manager.Queue()
-        futures = {pool.submit(_train_in_worker, spec, seed, steps_done): spec for spec in specs}
+        futures = {pool.submit(_train_in_worker, spec, seed, steps_done, _snapshots_of(spec, seed)): spec
+                   for spec in specs}
         bar = tqdm(total=sum(s.total_steps for s in specs), desc=f"training zoo ({workers} processes)",
                    disable=not progress)
         pending = set(futures)
@@ -204,7 +213,7 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
             bar.close()
 
 
-def _train_in_worker(spec: ZooSpec, seed: int, steps_done) -> dict[str, Any]:
+def _train_in_worker(spec: ZooSpec, seed: int, steps_done, snapshot_specs: list[ZooSpec]) -> dict[str, Any]:
     def report(step: int, loss: float) -> None:  # every 10 steps: the bar needs no more, the queue is IPC
         done = step + 1
         if done % 10 == 0:
@@ -212,7 +221,7 @@ def _train_in_worker(spec: ZooSpec, seed: int, steps_done) -> dict[str, Any]:
         elif done == spec.total_steps:
             steps_done.put(done % 10)
 
-    train_zoo_member(spec, seed=seed, progress=False, on_step=report)
+    train_zoo_member(spec, seed=seed, progress=False, on_step=report, snapshot_specs=snapshot_specs)
     # the run's own statistics (a snapshot's marker holds only its losses so far)
     run_dir = member_dir(spec.run, seed)
     if (run_dir / COMPLETE_MARKER).is_file():
