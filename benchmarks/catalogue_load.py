@@ -26,7 +26,7 @@ from pathlib import Path
 REASONS = [
     ("python-class task (class:)", r"Python-class tasks"),
     ("output_type not supported", r"output_type"),
-    ("repeats > 1 not supported", r"repeats"),
+    ("repeats that cannot be scored", r"repeats"),
     ("few-shot (num_fewshot > 0) not supported", r"num_fewshot"),
     ("video download flow (From_YouTube / builder_script)", r"From_YouTube|builder_script"),
     ("function not defined by its utils.py", r"has no '|defines no function"),
@@ -38,6 +38,8 @@ REASONS = [
     ("unsupported key", r"unsupported (task|group) key"),
     ("unknown task name in a group", r"unknown task, tag or group"),
     ("invalid YAML", r"invalid YAML|include"),
+    # e.g. an empty `-` item in metric_list (plm_videobench rcap): lmms-eval's TaskConfig fails on it too
+    ("malformed metric_list entry", r"metric_list entry needs"),
 ]
 
 
@@ -46,6 +48,10 @@ def reason_of(message: str) -> str:
         if re.search(pattern, message):
             return label
     return "other"
+
+
+# this checkout's lmms_nb, not an installed one (a script's sys.path starts at benchmarks/)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> int:

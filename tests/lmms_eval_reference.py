@@ -50,13 +50,22 @@ def main() -> None:
     from lmms_eval.evaluator import simple_evaluate
     from lmms_eval.tasks import TaskManager
 
+    asked: dict = {}
+
     class ScriptedLM(lmms):
         def __init__(self, policy):
             super().__init__()
             self.policy = policy.split("@")[0]
 
         def generate_until(self, requests):
-            return [answers[r.args[4]][self.policy][r.args[3]] for r in requests]
+            out = []
+            for r in requests:
+                answer = answers[r.args[4]][self.policy][r.args[3]]
+                if isinstance(answer, list):  # a task with `repeats`: the k-th time a doc is asked, answer k
+                    k = asked[r.args[4], r.args[3]] = asked.get((r.args[4], r.args[3]), -1) + 1
+                    answer = answer[k]
+                out.append(answer)
+            return out
 
         def loglikelihood(self, requests):
             # multiple_choice: request `idx` is the choice; the scripted answer is each choice's loss
@@ -80,6 +89,7 @@ def main() -> None:
                                       process_with_media=False, output_path=None, agentic_trace_mode="basic")
     task_manager = TaskManager(include_path=include)
     for policy in policies:
+        asked.clear()
         task_manager.model_name = policy.split("@")[1] if "@" in policy else None  # read as each task is built
         result = simple_evaluate(model=ScriptedLM(policy), tasks=list(tasks), task_manager=task_manager,
                                  bootstrap_iters=0, log_samples=True, random_seed=0, numpy_random_seed=1234,
@@ -98,6 +108,9 @@ def write(result: dict, out_file: str) -> None:
                                                          "target", "input", "metrics")}}
             for s in samples
         ]
+    # the evaluator's own `resps` (what the filter gave before reasoning tags were stripped), per sample
+    out["resps"] = {task: [{"doc_id": s["doc_id"], "filter": s.get("filter", "none"), "resps": s.get("resps")}
+                           for s in samples] for task, samples in result["samples"].items()}
     with open(out_file, "w") as f:
         json.dump(out, f, default=str)
 

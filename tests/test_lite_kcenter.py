@@ -188,17 +188,36 @@ def test_bad_input_is_named(x, k, kwargs, message) -> None:
         kcenter_greedy(x, k, **kwargs)
 
 
-def test_pruning_skips_far_cells_and_keeps_the_exact_picks():
-    # 40 tight, well-separated clusters: after the first picks most cells cannot lose a row to a new pick
+def _farthest_first64(x: np.ndarray, k: int) -> list[int]:
+    xd = x.astype(np.float64)
+    picks, d = [0], np.sqrt(((xd - xd[0]) ** 2).sum(1))
+    for _ in range(k - 1):
+        picks.append(int(np.argmax(d)))
+        d = np.minimum(d, np.sqrt(((xd - xd[picks[-1]]) ** 2).sum(1)))
+    return picks
+
+
+def test_tight_clusters_keep_the_exact_picks():
+    # 40 tight, well-separated clusters: after one pick per cluster every bound is close to the radius
     rng = np.random.default_rng(7)
     centers = rng.normal(scale=10.0, size=(40, 16))
     x = (centers[rng.integers(40, size=4000)] + rng.normal(scale=0.3, size=(4000, 16))).astype(np.float32)
     res = kcenter_greedy(x, 120)
-    xd = x.astype(np.float64)
-    picks, d = [0], np.sqrt(((xd - xd[0]) ** 2).sum(1))
-    for _ in range(119):
-        picks.append(int(np.argmax(d)))
-        d = np.minimum(d, np.sqrt(((xd - xd[picks[-1]]) ** 2).sum(1)))
-    assert res.picks.tolist() == picks
-    # the first ~40 picks (one per cluster) read nearly every row; after that a pick reads its own cluster
-    assert res.rows_measured < 0.5 * 120 * 4000
+    assert res.picks.tolist() == _farthest_first64(x, 120)
+    assert res.cell_sizes.tolist() == reference_cells(x, res.picks.tolist())[1].tolist()
+
+
+def test_lazy_bounds_skip_most_distances_on_embedding_like_data():
+    # unit vectors in topics of groups, items of log-normal spread (a few outliers), as real embeddings
+    rng = np.random.default_rng(8)
+    groups, topics = rng.normal(size=(6, 48)), rng.normal(size=(60, 48))
+    topic = rng.integers(60, size=3000)
+    spread = np.exp(0.8 * rng.normal(size=(3000, 1)))
+    x = groups[topic // 10] + topics[topic] + 0.4 * spread * rng.normal(size=(3000, 48))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    res = kcenter_greedy(x, 150)
+    assert res.picks.tolist() == _farthest_first64(x, 150)
+    assignment, cells = reference_cells(x, res.picks.tolist())
+    assert res.assignment.tolist() == assignment.tolist()
+    # the eager method computes k N distances while picking; the lazy bounds skip most of them
+    assert res.rows_measured < 0.75 * 150 * 3000

@@ -415,7 +415,7 @@ def write_task(folder: Path, extra: str, base: str = GOOD) -> Path:
     ("num_fewshot: -1\n", r"bad.yaml:7: num_fewshot must be a whole number >= 0, got -1"),
     ("num_fewshot: 2\nfewshot_config: {sampler: balanced}\n",
      r"bad.yaml:8: fewshot_config sampler 'balanced' is not supported"),
-    ("repeats: 4\n", r"bad.yaml:7: repeats: 4"),
+    ("repeats: 2.5\n", r"bad.yaml:7: repeats must be a whole number >= 1, got 2.5"),
     ("metric_list:\n  - metric: bleurt\n", r"bad.yaml:8: unknown metric 'bleurt'"),
     ("metric_list:\n  - metric: exact_match\n    ignore_cases: true\n",
      r"bad.yaml:9: metric exact_match: unsupported option\(s\) \['ignore_cases'\]"),

@@ -2,11 +2,13 @@
 
 How it stays fast *and* exact:
 
-- The bulk work is float32: each pick costs at most one matrix-vector product over the N x d embeddings
-  (||x||^2 - 2 x.c + ||c||^2, clamped at 0), folded into a vector of min squared distances; memory stays
-  O(N d): the embeddings plus a few length-N vectors.
-- On CPU, triangle-inequality pruning (`_CellPruner`) skips every cell (the rows nearest one pick) that the
-  new pick provably cannot take a row from, so on clustered data a pick reads far fewer than N rows.
+- The bulk work is float32 (||x||^2 - 2 x.c + ||c||^2, clamped at 0), folded into a vector of min squared
+  distances; memory stays O(N d): the embeddings plus a few length-N vectors and the picks' rows.
+- On GPU each pick is one matrix-vector product over the N x d embeddings. On CPU the passes are lazy
+  (`_kcenter_cpu`): a row's running minimum is an upper bound on its distance to the picks, so only rows whose
+  bound could make them the farthest are measured, each against all the picks it missed in one
+  matrix-matrix product; on Lite-like data a pick reads a few percent of the rows. The final cells take one
+  matrix-matrix pass (rows x picks, in blocks).
 - float32 rounding could swap two near-tied farthest points, so every pick is confirmed in float64: rows
   whose float32 value lies within twice a rounding bound of the float32 maximum are re-measured
   exactly (float64, against every pick so far, incrementally) and the farthest wins, ties to the lowest row
@@ -36,6 +38,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from lmms_nb.lite_selection._kcenter_cpu import LazyPasses
+
 _U32 = 2.0**-24  # unit roundoff of float32
 #: elements of the (rows x picks) distance block of the assignment pass held at once (64 MiB of float32)
 _ASSIGN_BLOCK = 1 << 24
@@ -49,7 +53,8 @@ class KCenterResult:
     radii: coverage radius after each pick (max over rows of the distance to the nearest pick so far);
     cell_sizes: how many rows are nearest to each pick (ties to the earliest pick; sums to N);
     assignment: for every row, the position in `picks` of its nearest pick;
-    rows_measured: rows whose distance to a new pick was computed, over all picks (k x N without pruning).
+    rows_measured: row-pick distances computed while picking (k x N for the eager method; the final cell
+      pass, k x N more, is not counted).
     """
 
     picks: np.ndarray
@@ -90,37 +95,44 @@ def kcenter_greedy(
 
     sq32 = _row_sq_norms32(x)
     tol = _tolerance(sq32, d)
-    approx = torch.full((n,), float("inf"), dtype=torch.float32, device=x.device)  # float32 min sq dist
     exact = torch.full((n,), float("inf"), dtype=torch.float64, device=x.device)  # float64, for rows checked
     counted = torch.zeros(n, dtype=torch.int64, device=x.device)  # picks already folded into `exact`
-    picks = torch.empty(k, dtype=torch.int64, device=x.device)
+    picked64 = torch.empty((k, d), dtype=torch.float64, device=x.device)  # the picks' rows, for the checks
+    picked_sq = torch.empty(k, dtype=torch.float64, device=x.device)
+    picks = np.empty(k, dtype=np.int64)
     radii = np.empty(k, dtype=np.float64)
+    cpu = LazyPasses(x.numpy(), sq32.numpy(), k, tol) if x.device.type == "cpu" else None
+    approx = None if cpu is not None else torch.full((n,), float("inf"), dtype=torch.float32, device=x.device)
 
     nxt = first
-    pruner = _CellPruner(x, sq32, picks, approx, tol) if x.device.type == "cpu" else None
     with _ieee_fp32():
         for i in range(k):
             picks[i] = nxt
-            if pruner is not None:  # on CPU: only the rows of cells the new pick may take rows from
-                pruner.update(i, nxt)
+            picked64[i] = x[nxt]
+            picked_sq[i] = (picked64[i] * picked64[i]).sum()
+            if cpu is not None:  # lazy: rows are measured when their bound could make them the farthest
+                cpu.add(nxt)
             else:  # one pass over x per pick (a GEMV); the rest is O(N)
                 dist = torch.mv(x, x[nxt]).mul_(-2.0).add_(sq32).add_(sq32[nxt]).clamp_min_(0.0)
                 torch.minimum(approx, dist, out=approx)
-            # a picked row is never a candidate again; its true distance is 0
-            approx[nxt] = -float("inf")
+                approx[nxt] = -float("inf")  # a picked row is never a candidate again
             exact[nxt] = 0.0
             if i + 1 == n:  # every row picked
                 radii[i] = 0.0
                 continue
-            nxt, best = _farthest_exact(x, picks[: i + 1], approx, exact, counted, tol)
+            if cpu is not None:
+                cand = torch.from_numpy(cpu.candidates())
+            else:
+                cand = torch.nonzero(approx >= float(approx.max()) - 2.0 * tol).flatten()  # ascending rows
+            nxt, best = _farthest_exact(x, picked64[: i + 1], picked_sq[: i + 1], cand, exact, counted)
             radii[i] = math.sqrt(max(best, 0.0))
-        assignment, cell_sizes = _assign(x, sq32, picks, tol)
+        assignment, cell_sizes = _assign(x, sq32, torch.as_tensor(picks, device=x.device), tol)
     return KCenterResult(
-        picks=picks.cpu().numpy(),
+        picks=picks,
         radii=radii,
         cell_sizes=cell_sizes,
         assignment=assignment,
-        rows_measured=pruner.rows_read if pruner is not None else k * n,
+        rows_measured=cpu.distances if cpu is not None else k * n,
     )
 
 
@@ -192,36 +204,36 @@ def _tolerance(sq32: torch.Tensor, d: int) -> float:
     return 16.0 * math.sqrt(d) * _U32 * 2.0 * float(sq32.max()) * (1 + 4 * _U32) + 1e-30
 
 
-def _exact_sq_dists(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """float64 squared distances between rows `rows` and rows `cols` of x (small blocks; float32 -> 64 is exact)."""
+def _exact_sq_dists(x: torch.Tensor, rows: torch.Tensor, centers64: torch.Tensor,
+                    centers_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """float64 squared distances between rows `rows` of x and float64 `centers64` (float32 -> 64 is exact)."""
     a = x[rows].to(torch.float64)
-    b = x[cols].to(torch.float64)
-    return ((a * a).sum(1)[:, None] - 2.0 * (a @ b.T) + (b * b).sum(1)[None, :]).clamp_min_(0.0)
+    if centers_sq is None:
+        centers_sq = (centers64 * centers64).sum(1)
+    return ((a * a).sum(1)[:, None] - 2.0 * (a @ centers64.T) + centers_sq[None, :]).clamp_min_(0.0)
 
 
 def _farthest_exact(
-    x: torch.Tensor,
-    picks: torch.Tensor,
-    approx: torch.Tensor,
-    exact: torch.Tensor,
+    x: torch.Tensor, picked64: torch.Tensor, picked_sq: torch.Tensor, cand: torch.Tensor, exact: torch.Tensor,
     counted: torch.Tensor,
-    tol: float,
 ) -> tuple[int, float]:
-    """The next pick: the row farthest from `picks` in float64 (lowest index on ties), and its sq distance."""
-    top = float(approx.max())
-    cand = torch.nonzero(approx >= top - 2.0 * tol).flatten()  # ascending row order
-    m = picks.numel()
+    """Among candidate rows `cand` (ascending), the farthest from the picks in float64 and its sq distance.
+
+    The first maximum wins: the lowest row index among exact ties, as numpy.argmax.
+    """
+    m = picked64.shape[0]
     # fold in only the picks a candidate has not been measured against yet: candidates recur pick after pick
     stale = cand[counted[cand] < m]
     if stale.numel():
-        new = picks[int(counted[stale].min()) : m]
-        for sl in _row_chunks(stale.numel(), max(1, _ASSIGN_BLOCK // (new.numel() + x.shape[1]))):
+        lo = int(counted[stale].min())
+        new, new_sq = picked64[lo:m], picked_sq[lo:m]
+        for sl in _row_chunks(stale.numel(), max(1, _ASSIGN_BLOCK // (new.shape[0] + x.shape[1]))):
             rows = stale[sl]
-            d = _exact_sq_dists(x, rows, new).min(dim=1).values
+            d = _exact_sq_dists(x, rows, new, new_sq).min(dim=1).values
             exact[rows] = torch.minimum(exact[rows], d)
         counted[stale] = m
     vals = exact[cand]
-    j = int(torch.argmax(vals))  # first maximum: the lowest row index among exact ties
+    j = int(torch.argmax(vals))
     return int(cand[j]), float(vals[j])
 
 
@@ -242,63 +254,9 @@ def _assign(x: torch.Tensor, sq32: torch.Tensor, centers: torch.Tensor, tol: flo
         unsure = torch.nonzero(two.values[:, 1] - two.values[:, 0] <= 2.0 * tol).flatten()
         if unsure.numel():
             rows = unsure + sl.start
-            assignment[rows] = torch.argmin(_exact_sq_dists(x, rows, centers), dim=1)
+            assignment[rows] = torch.argmin(_exact_sq_dists(x, rows, x[centers].to(torch.float64)), dim=1)
     cell_sizes = torch.bincount(assignment, minlength=k)
     return assignment.cpu().numpy(), cell_sizes.cpu().numpy()
-
-
-class _CellPruner:
-    """The per-pick pass on CPU, with triangle-inequality pruning (Elkan's bound, as in fast k-means).
-
-    Every row belongs to the cell of its nearest pick j so far (float32 `owner`). A new pick c can take a row
-    i of cell j only if d(i, c) < d(i, j); since d(i, c) >= d(j, c) - d(i, j), that is impossible when
-    d(j, c) >= 2 d(i, j), so a whole cell is skipped when d(j, c) >= 2 x its radius. The test is made on
-    float32 squared distances with the rounding bound `tol` on both sides (skip only if
-    ``d(j,c)^2 - tol >= 4 (R_j^2 + tol)``), so a skipped row provably keeps its minimum and the picks stay
-    exact. The rows of the other cells are measured with numpy's float32 GEMV (faster than torch.mv on one
-    thread); when they are most of the rows, one full pass is cheaper than gathering them.
-    """
-
-    #: a pass over at most this share of the rows gathers them; above it, the whole matrix is read
-    GATHER_BELOW = 0.5
-
-    def __init__(self, x: torch.Tensor, sq32: torch.Tensor, picks: torch.Tensor, approx: torch.Tensor,
-                 tol: float) -> None:
-        self.x, self.xn, self.sq, self.sqn = x, x.numpy(), sq32, sq32.numpy()
-        self.picks, self.approx, self.an = picks, approx, approx.numpy()
-        self.tol = tol
-        self.owner = np.zeros(x.shape[0], dtype=np.int64)
-        self.owner_t = torch.from_numpy(self.owner)  # the same memory
-        self.rows_read = 0  # rows measured so far (a full pass counts N): how much pruning saved
-
-    def update(self, i: int, c: int) -> None:
-        xn, an, n = self.xn, self.an, self.xn.shape[0]
-        rows: np.ndarray | None = None
-        if i > 0:
-            prev = self.picks[:i].numpy()
-            center_sq = (self.sqn[prev] - 2.0 * (xn[prev] @ xn[c]) + self.sqn[c]).clip(min=0.0)
-            # each cell's squared radius (torch's scatter: numpy's ufunc.at is ~10x slower)
-            radius_sq = torch.zeros(i, dtype=torch.float32).scatter_reduce_(
-                0, self.owner_t, self.approx.clamp_min(0.0), reduce="amax").numpy()
-            open_cells = center_sq - self.tol < 4.0 * (radius_sq + self.tol)
-            if not open_cells.all():
-                live = open_cells[self.owner]
-                if live.mean() <= self.GATHER_BELOW:
-                    rows = np.flatnonzero(live)
-        if rows is None:
-            dist = (xn @ xn[c]) * np.float32(-2.0) + self.sqn + self.sqn[c]
-            np.maximum(dist, 0.0, out=dist)
-            closer = dist < an
-            self.owner[closer] = i
-            np.minimum(an, dist, out=an)
-            self.rows_read += n
-            return
-        dist = (xn[rows] @ xn[c]) * np.float32(-2.0) + self.sqn[rows] + self.sqn[c]
-        np.maximum(dist, 0.0, out=dist)
-        closer = dist < an[rows]
-        self.owner[rows[closer]] = i
-        an[rows] = np.minimum(an[rows], dist)
-        self.rows_read += len(rows)
 
 
 def _resolve_start(x: torch.Tensor, start: int | str, seed: int | None) -> int:

@@ -77,8 +77,8 @@ def sample_line(*, doc_id: int, target: Any, resps: Any, filtered_resps: Any, ou
                 doc: Mapping[str, Any], metrics: Mapping[str, Any], input: Any) -> dict[str, Any]:
     """One (doc, filter) line as 0.7.3 writes it (see the module docstring); our keys are added by the caller."""
     line: dict[str, Any] = {"doc_id": doc_id, "target": str(target)}
-    resps_text = "" if resps is None else str(resps)
-    filtered_text = "" if filtered_resps is None else str(filtered_resps)
+    resps_text = _logged(resps)
+    filtered_text = _logged(filtered_resps)
     if resps_text != filtered_text:
         line["resps"] = resps_text
     line["filtered_resps"] = filtered_text
@@ -87,6 +87,13 @@ def sample_line(*, doc_id: int, target: Any, resps: Any, filtered_resps: Any, ou
     line.update(metrics)
     line["input"] = input
     return line
+
+
+def _logged(value: Any) -> Any:
+    # 0.7.3's sanitize_list: a list (several answers kept with `repeats`) stays a list of strings
+    if isinstance(value, (list, tuple)):
+        return [_logged(v) for v in value]
+    return "" if value is None else str(value)
 
 
 def clt_stderr(values: Sequence[Any], score_key: str = "score") -> float | str:

@@ -55,6 +55,9 @@ class Response:
     cached: bool | None = None
     #: True when generation stopped at the token limit (finish_reason "length"), None when unknown
     truncated: bool | None = None
+    #: with a task's `repeats` (k answers per doc, as lmms-eval): the k responses, in order; `text` is the first,
+    #: `output_tokens` and `latency_s` their totals
+    repeats: list["Response"] | None = field(default=None, repr=False)
 
 
 @runtime_checkable

@@ -235,7 +235,16 @@ class HFImageTextModel:
             log.warning("batch of %d failed (%s); retrying one request at a time", len(batch), e)
             return [self._generate_or_isolate([req])[0] for req in batch]
 
+    @property
+    def accepts_messages(self) -> bool:
+        """lmms-eval's chat classes (llava_hf, qwen2_5_vl, qwen3_vl: images first) get a task's doc_to_messages."""
+        return self.style.images == "first"
+
     def _prompt(self, req: Request) -> str:
+        if req.messages is not None and getattr(self.processor, "chat_template", None):
+            # as lmms-eval's chat classes: the task's messages as they are (no system prompt added)
+            return self.processor.apply_chat_template(_template_messages(req.messages), add_generation_prompt=True,
+                                                      tokenize=False)
         image_token = getattr(self.processor, "image_token", None) or _LMMS_EVAL_IMAGE_TOKEN
         kinds = visual_kinds(req)
         if self.style.images != "auto" or "video" in kinds:
@@ -413,3 +422,23 @@ def _describe(req: Request, e: Exception) -> str:
 
 register_model("hf", HFImageTextModel)
 register_model("transformers", HFImageTextModel)
+
+
+def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A task's doc_to_messages as lmms-eval's chat classes template them (``ChatMessages.to_hf_messages``): text
+    and image parts in the task's order; the images themselves are the request's (`make_request` takes them
+    from the messages, in the same order)."""
+    out = []
+    for i, message in enumerate(messages):
+        parts = message.get("content")
+        parts = [{"type": "text", "text": parts}] if isinstance(parts, str) else list(parts or [])
+        content: list[dict[str, Any]] = []
+        for part in parts:
+            if part.get("type") == "text":
+                content.append({"type": "text", "text": str(part.get("text", ""))})
+            elif part.get("type") == "image":
+                content.append({"type": "image"})
+            else:
+                raise ValueError(f"message {i}: a {part.get('type')!r} part: only text and images are supported here")
+        out.append({"role": str(message.get("role", "user")), "content": content})
+    return out

@@ -83,6 +83,9 @@ class OpenAIChatModel:
         accept: ``accept(text) -> bool``: whether a reply may be cached (e.g. a judge reply that parses).
     """
 
+    #: a task's doc_to_messages reaches this backend as `Request.messages` (lmms-eval's chat backends get them)
+    accepts_messages = True
+
     def __init__(
         self,
         model: str,
@@ -230,10 +233,14 @@ class OpenAIChatModel:
             params["seed"] = int(gen_kwargs["seed"])
         return params
 
-    def _messages(self, request: Request, image_urls: Sequence[str]) -> list[dict[str, Any]]:
+    def _messages(self, request: Request, image_urls: Sequence[str],
+                  encode: Callable[[Any], str] | None = None) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
+        if request.messages is not None:
+            # the task's doc_to_messages, as lmms-eval's chat backend sends it (protocol.ChatMessages)
+            return messages + chat_messages_to_openai(request.messages, encode)
         if image_urls:
             content: Any = [{"type": "image_url", "image_url": {"url": u}} for u in image_urls]
             content.append({"type": "text", "text": request.prompt})
@@ -244,7 +251,8 @@ class OpenAIChatModel:
 
     def _cache_key(self, request: Request, params: Mapping[str, Any]) -> str:
         # Images by pixel hash: the key does not depend on how PNG encoding happens to compress them.
-        hashed = self._messages(request, [f"sha256:{image_digest(im)}" for im in request.images])
+        hashed = self._messages(request, [f"sha256:{image_digest(im)}" for im in request.images],
+                                lambda im: f"sha256:{image_digest(_as_pil(im))}")
         return request_cache_key(self.base_url, self.model, hashed, {**params, **self.extra_body})
 
     async def _one(self, client: httpx.AsyncClient, request: Request, key: str | None) -> Response:
@@ -389,6 +397,33 @@ def image_digest(image: Any) -> str:
     h = hashlib.sha256(f"{im.mode}|{im.size[0]}x{im.size[1]}|".encode())
     h.update(im.tobytes())
     return h.hexdigest()
+
+
+def chat_messages_to_openai(messages: Sequence[Mapping[str, Any]],
+                            encode: Callable[[Any], str] | None = None) -> list[dict[str, Any]]:
+    """lmms-eval chat messages (``{"role", "content": [{"type": "text"|"image", ...}]}``) in OpenAI's format, as
+    lmms-eval 0.7.3's ``ChatMessages.to_openai_messages``: text parts as they are, images as PNG data URLs.
+
+    >>> chat_messages_to_openai([{"role": "user", "content": [{"type": "text", "text": "Hi?"}]}])
+    [{'role': 'user', 'content': [{'type': 'text', 'text': 'Hi?'}]}]
+    """
+    encode = encode or image_data_url
+    out = []
+    for i, message in enumerate(messages):
+        parts = message.get("content")
+        if isinstance(parts, str):
+            parts = [{"type": "text", "text": parts}]
+        content = []
+        for part in parts or []:
+            kind = part.get("type")
+            if kind == "text":
+                content.append({"type": "text", "text": str(part.get("text", ""))})
+            elif kind == "image":
+                content.append({"type": "image_url", "image_url": {"url": encode(part.get("url"))}})
+            else:  # lmms-eval decodes video frames client-side; this backend sends images and text only
+                raise ValueError(f"message {i}: a {kind!r} part: this backend sends text and images only")
+        out.append({"role": str(message.get("role", "user")), "content": content})
+    return out
 
 
 def image_data_url(image: Any) -> str:

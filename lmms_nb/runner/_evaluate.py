@@ -207,7 +207,8 @@ class _TaskRun:
                         return True
                     batch_ids = pending[start:start + self.batch_size]
                     docs = [dataset[i] for i in batch_ids]
-                    requests = [make_request(task, i, d) for i, d in zip(batch_ids, docs)]
+                    chat = bool(getattr(self.model, "accepts_messages", False))
+                    requests = [make_request(task, i, d, chat=chat) for i, d in zip(batch_ids, docs)]
                     responses = respond(self.model, task, requests)
                     records = score_batch(task, batch_ids, docs, requests, responses, run_id=self.plan.run_id,
                                           model_name=self.model.name, history=history)

@@ -26,16 +26,27 @@ from lmms_nb.tasks.task import Task
 __all__ = ["check_model_can_run", "generate_safely", "make_request", "respond"]
 
 
-def make_request(task: Task, doc_id: int, doc: dict[str, Any]) -> Request:
-    """The request for one task row: its images, prompt, generation kwargs and (for multiple choice) choices."""
+def make_request(task: Task, doc_id: int, doc: dict[str, Any], *, chat: bool = False) -> Request:
+    """The request for one task row: its images, prompt, generation kwargs and (for multiple choice) choices.
+
+    `chat`: the model takes chat messages (`accepts_messages`); as lmms-eval 0.7.3 does for its chat backends,
+    a task's doc_to_messages then builds what is sent (`Request.messages`), and doc_to_text for the others.
+    """
+    use_messages = chat and task.doc_to_messages is not None and task.output_type == "generate_until"
+    messages_only = getattr(task.doc_to_text, "messages_only", False)
+    messages = task.doc_to_messages(doc) if use_messages else None  # type: ignore[misc]
+    # with messages, the images are those the messages carry, in their order (lmms-eval's extract_media)
+    images = ([p.get("url") for m in messages for p in (m.get("content") or []) if isinstance(p, dict)
+               and p.get("type") == "image"] if messages is not None else list(task.doc_to_visual(doc) or []))
     return Request(
         doc_id=doc_id,
         task=task.name,
-        images=list(task.doc_to_visual(doc) or []),
-        prompt=task.prompt(doc_id, doc),
+        images=images,
+        prompt="" if use_messages and messages_only else task.prompt(doc_id, doc),
         generation_kwargs=dict(task.generation_kwargs),
         choices=task.doc_to_choice(doc) if task.doc_to_choice is not None else None,
         doc={k: v for k, v in doc.items() if k != task.image_column},
+        messages=messages,
     )
 
 
@@ -63,7 +74,13 @@ def respond(model: Model, task: Task, requests: list[Request]) -> list[Response]
     """The responses for a task's requests: generated text, or for a multiple_choice task the loglikelihood of
     each choice (JSON ``[[loss, is_greedy], ...]``, see `lmms_nb.tasks._yaml_choice`); never raises."""
     if task.output_type != "multiple_choice":
-        return generate_safely(model, requests)
+        repeats = max(int(getattr(task, "repeats", 1) or 1), 1)
+        if repeats == 1:
+            return generate_safely(model, requests)
+        # lmms-eval's `repeats`: each request asked k times in a row, in one batch (a sampling backend answers
+        # each copy anew); the doc's k responses travel together to its filters
+        flat = generate_safely(model, [req for req in requests for _ in range(repeats)])
+        return [_together(flat[i * repeats:(i + 1) * repeats]) for i in range(len(requests))]
     from lmms_nb.tasks._yaml_choice import choice_requests, encode_results
 
     def one(req: Request) -> Response:
@@ -79,6 +96,18 @@ def respond(model: Model, task: Task, requests: list[Request]) -> list[Response]
             return Response(text=None, error=f"{type(e).__name__}: {e}", latency_s=time.perf_counter() - start)
 
     return [one(req) for req in requests]
+
+
+def _together(answers: list[Response]) -> Response:
+    """One doc's k responses as one: the first text, summed tokens and time, an error when any failed."""
+    error = next((r.error for r in answers if r.error is not None), None)
+    tokens = [r.output_tokens for r in answers]
+    latencies = [r.latency_s for r in answers]
+    return Response(text=None if error else answers[0].text, error=error,
+                    latency_s=sum(latencies) if None not in latencies else None,
+                    output_tokens=sum(tokens) if None not in tokens else None,  # type: ignore[arg-type]
+                    cached=answers[0].cached, truncated=any(bool(r.truncated) for r in answers) or answers[0].truncated,
+                    repeats=answers)
 
 
 def check_model_can_run(model: Model, tasks: list[Task]) -> None:

@@ -58,7 +58,7 @@ def _score_batched_metrics(task: Task, docs: list[dict[str, Any]],
         preds, idx = [], []
         for i in ok:
             try:
-                preds.append(filter_fn(responses[i].text or "", docs[i]))
+                preds.append(_filtered(task, filter_fn, responses[i], docs[i])[1])
                 idx.append(i)
             except Exception:  # noqa: BLE001 - reported per sample by _score_one
                 pass
@@ -91,14 +91,8 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
         prediction = before_strip = None
         values: dict[str, float | None] = {m: None for m in names}
         if error is None:
-            raw = resp.text if resp.text is not None else ""
             try:
-                # lmms-eval 0.7.3 strips reasoning blocks and whitespace from each filtered answer before scoring,
-                # and logs the filter's output before that as `resps`; a YAML task's filter does the strip itself
-                unstripped = getattr(filter_fn, "before_strip", None)
-                before_strip = (unstripped or filter_fn)(raw, doc)
-                prediction = filter_fn(raw, doc) if unstripped else strip_reasoning(
-                    before_strip, task.config.get("reasoning_tags"))
+                before_strip, prediction = _filtered(task, filter_fn, resp, doc)
                 batched = (precomputed or {}).get(filter_name, {})
                 if task.process_results is not None:
                     values.update(task.score(doc, prediction))
@@ -123,6 +117,10 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
         rec = sample_line(doc_id=doc_id, target=target, resps=before_strip if error is None else None,
                           filtered_resps=prediction, output_tokens=resp.output_tokens, doc=req.doc or {},
                           metrics=values, input=req.prompt)
+        if resp.repeats is not None:
+            # lmms-eval logs the first of the k answers' token counts; every answer is kept here beside it
+            rec["token_counts"] = [{"output_tokens": int(resp.repeats[0].output_tokens)}
+                                   if resp.repeats[0].output_tokens is not None else None]
         rec.update({
             "filter": filter_name,
             "run_id": run_id,
@@ -135,7 +133,11 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
             "latency_s": resp.latency_s,
             "output_tokens": resp.output_tokens,
             "raw_response": resp.text,
+            # what built the request, as lmms-eval chooses: a chat backend gets the task's doc_to_messages
+            "prompt_source": "doc_to_messages" if req.messages is not None else "doc_to_text",
         })
+        if resp.repeats is not None:
+            rec["raw_responses"] = [r.text for r in resp.repeats]
         if failed:  # a metric without a value (a failed judgement): retried like an error, counted as one
             rec["failed_metrics"] = failed
         for flag in ("cached", "truncated"):
@@ -145,3 +147,29 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
             rec["history"] = history
         records.append(rec)
     return records
+
+
+def _filtered(task: Task, filter_fn: Any, resp: Response, doc: dict[str, Any]) -> tuple[Any, Any]:
+    """(the filter's output as lmms-eval logs it in `resps`, the answer it scores: reasoning blocks stripped).
+
+    lmms-eval 0.7.3 strips reasoning blocks and whitespace from each filtered answer before scoring and logs the
+    filter's output before that as `resps`; a YAML task's filter does the strip itself (`before_strip` is then
+    the filter without it). With `repeats` the filter takes the doc's k responses and may keep a list.
+    """
+    unstripped = getattr(filter_fn, "before_strip", None)
+    tags = task.config.get("reasoning_tags")
+    if resp.repeats is not None:
+        many = getattr(filter_fn, "many", None)
+        if many is None:
+            raise TypeError(f"task {task.name!r}: its filter takes one response, not the {len(resp.repeats)} "
+                            "of `repeats`")
+        texts = [r.text if r.text is not None else "" for r in resp.repeats]
+        before = (getattr(unstripped, "many", None) or many)(texts, doc)
+        if unstripped is not None:
+            return before, many(texts, doc)
+        if isinstance(before, list):
+            return before, [strip_reasoning(x, tags) for x in before]
+        return before, strip_reasoning(before, tags)
+    raw = resp.text if resp.text is not None else ""
+    before = (unstripped or filter_fn)(raw, doc)
+    return before, filter_fn(raw, doc) if unstripped else strip_reasoning(before, tags)

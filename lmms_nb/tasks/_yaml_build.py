@@ -49,6 +49,7 @@ from lmms_nb.tasks.filters import (
     FILTERS,
     StripThinkingFilter,
     build_filter_pipeline,
+    keeps_several,
     strip_reasoning,
 )
 from lmms_nb.tasks.task import Metric, Task
@@ -65,19 +66,17 @@ TASK_KEYS = frozenset({
     "metric_list", "output_type", "generation_kwargs", "filter_list", "metadata",
     "lmms_eval_specific_kwargs", "model_specific_generation_kwargs", "model_specific_target_kwargs",
     "cluster_key", "score_key", "reasoning_tags", "auto_strip_thinking",
-    # lmms-eval 0.7.3 reads full_docs but its evaluator never passes the docs on: inert there, and here
-    "full_docs",
+    # lmms-eval 0.7.3 reads full_docs but its evaluator never passes the docs on: inert there, and here; its
+    # evaluator never calls should_decontaminate / doc_to_decontamination_query either
+    "full_docs", "should_decontaminate", "doc_to_decontamination_query",
     # accepted only with their inactive value (checked in `_check_inactive`)
-    "num_fewshot", "fewshot_config", "repeats", "should_decontaminate",
-    "doc_to_decontamination_query", "use_prompt", "doc_to_messages",
+    "num_fewshot", "fewshot_config", "repeats", "use_prompt", "doc_to_messages",
 })
 #: Keys of a group config (a YAML whose `task` is a list).
 GROUP_KEYS = frozenset({"group", "group_alias", "task", "aggregate_metric_list", "metadata"})
 
 # key -> (inactive values, why lmms-nb cannot honour another value)
 _INACTIVE_ONLY: dict[str, tuple[tuple, str]] = {
-    "repeats": ((None, 1), "repeated sampling (repeats > 1) is not supported"),
-    "should_decontaminate": ((None, False), "decontamination is not supported"),
     "use_prompt": ((None,), "promptsource templates are not supported"),
 }
 # dataset_kwargs lmms-eval consumes itself for downloads, not passed to `datasets.load_dataset`
@@ -262,6 +261,7 @@ def _build_task(cfg: TaskYaml, *, model_type: str | None, groups: tuple[str, ...
                                                  cfg.where("process_results"))
         filters = {"none": filters.get("none") or next(iter(filters.values()))} if filters else filters
 
+    repeats = _repeats(cfg, filters, is_choice, process_results is not None)
     metadata = data.get("metadata")
     version = str(metadata["version"]) if isinstance(metadata, dict) and "version" in metadata else "Yaml"
 
@@ -351,6 +351,7 @@ def _build_task(cfg: TaskYaml, *, model_type: str | None, groups: tuple[str, ...
         prompt_at=prompt_at,
         output_type="multiple_choice" if is_choice else "generate_until",
         target_delimiter=str(data.get("target_delimiter", " ")),
+        repeats=repeats,
     )
     if video_dir is not None:
         # the runner refuses, before generating, a backend that does not take video
@@ -395,6 +396,25 @@ def _fewshot_prompt(cfg: TaskYaml, doc_to_text: Callable, doc_to_target: Callabl
         return (describe(doc) if describe is not None else "") + fewshot.context(k, doc) + doc_to_text.bare(doc)
 
     return prompt_at
+
+
+def _repeats(cfg: TaskYaml, filters: dict[str, Callable], is_choice: bool, has_process_results: bool) -> int:
+    """lmms-eval's `repeats` (answers asked per doc), checked so that every filter's output can be scored."""
+    repeats = cfg.data.get("repeats")
+    if repeats is None:
+        return 1
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise TaskYamlError(f"{cfg.where('repeats')}: repeats must be a whole number >= 1, got {repeats!r}")
+    if repeats > 1 and is_choice:
+        raise TaskYamlError(f"{cfg.where('repeats')}: repeats: {repeats} with output_type multiple_choice: a "
+                            "loglikelihood is the same every time; lmms-nb asks once")
+    if repeats > 1 and not has_process_results:
+        for name, pipeline in filters.items():
+            if keeps_several(pipeline):
+                raise TaskYamlError(f"{cfg.where('filter_list')}: filter {name!r} keeps several of the {repeats} "
+                                    "answers (take_first_k) and the task has no process_results to score them; "
+                                    "metric_list metrics score one answer")
+    return repeats
 
 
 def _messages_fn(fn: Callable, specific: Any) -> Callable[[Doc], list]:
@@ -446,7 +466,7 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
     # the rest of what lmms-eval 0.7.3 writes in `configs` (a !function as its "<function name>" text)
     for key in ("dataset_kwargs", "doc_to_visual", "doc_to_text", "doc_to_target", "doc_to_choice",
                 "process_results", "description", "target_delimiter", "fewshot_delimiter", "num_fewshot",
-                "metric_list", "filter_list"):
+                "repeats", "metric_list", "filter_list"):
         if cfg.data.get(key) is not None and key not in out:
             out[key] = _as_json(cfg.data[key])
     return out
@@ -763,6 +783,14 @@ def _strip_after(pipeline: Callable[[str, Doc], str], tags: list) -> Callable[[s
     def filtered(response: str, doc: Doc) -> str:
         return strip_reasoning(pipeline(response, doc), tags)
 
+    def many(responses: list[str], doc: Doc) -> Any:
+        # with `repeats`: a kept list is stripped item by item, as lmms-eval's evaluator does
+        out = pipeline.many(responses, doc)  # type: ignore[attr-defined]
+        if isinstance(out, list):
+            return [strip_reasoning(x, tags) if isinstance(x, str) else x for x in out]
+        return strip_reasoning(out, tags) if isinstance(out, str) else out
+
+    filtered.many = many  # type: ignore[attr-defined]
     filtered.steps = getattr(pipeline, "steps", [])  # type: ignore[attr-defined]
     filtered.before_strip = pipeline  # type: ignore[attr-defined]  # 0.7.3 logs this output as `resps`
     return filtered
@@ -778,9 +806,11 @@ def _process_results(cfg: TaskYaml, is_choice: bool = False) -> Callable[[Doc, s
     if is_choice:
         return fn
 
-    def process_results(doc: Doc, prediction: str) -> dict[str, Any]:
-        # lmms-eval hands over the list of (stripped) filtered responses: one per doc here
-        out = fn(doc, ["" if prediction is None else str(prediction).strip()])
+    def process_results(doc: Doc, prediction: Any) -> dict[str, Any]:
+        # lmms-eval hands over the list of (stripped) filtered responses: one per doc here, or the k that a
+        # take_first_k filter keeps with `repeats`
+        answers = prediction if isinstance(prediction, list) else [prediction]
+        out = fn(doc, ["" if a is None else str(a).strip() for a in answers])
         if not isinstance(out, dict):
             raise TypeError(f"{where}: process_results returned {type(out).__name__}, not a dict of metric values")
         return out

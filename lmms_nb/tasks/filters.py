@@ -16,6 +16,9 @@ Example:
     'B'
     >>> pipeline("no idea", {})
     '[invalid]'
+    >>> maj = build_filter_pipeline([("majority_vote", {}), ("take_first", {})])  # with `repeats`
+    >>> maj.many(["B", "A", "B"], {})
+    'B'
     >>> mc = build_filter_pipeline([("multi_choice_regex", {"regex_pattern": r"\\(([A-D])\\)", "ignore_case": True})])
     >>> mc("It is a dog", {"choices": ["cat", "dog"]})
     '(B)'
@@ -47,6 +50,7 @@ __all__ = [
     "UppercaseFilter",
     "WhitespaceFilter",
     "build_filter_pipeline",
+    "keeps_several",
     "strip_reasoning",
 ]
 
@@ -295,14 +299,28 @@ def build_filter_pipeline(steps: Sequence[tuple[str | type, dict[str, Any] | Non
     """
     filters = [make_filter(function, kwargs) for function, kwargs in steps]
 
-    def pipeline(response: str, doc: Doc) -> str:
-        resps: Any = [[response]]
+    def many(responses: Sequence[str], doc: Doc) -> Any:
+        # one doc's responses (several with `repeats`) -> lmms-eval's `filtered_resps` for that doc: a string
+        # after take_first / majority_vote + take_first, a list after take_first_k, regex, ...
+        resps: Any = [list(responses)]
         for f in filters:
             resps = list(f.apply(resps, [doc]))
-        out = resps[0]
+        return resps[0]
+
+    def pipeline(response: str, doc: Doc) -> str:
+        out = many([response], doc)
         if isinstance(out, (list, tuple)):
             out = out[0] if out else ""
         return "" if out is None else out if isinstance(out, str) else str(out)
 
     pipeline.steps = filters  # type: ignore[attr-defined]
+    pipeline.many = many  # type: ignore[attr-defined]
     return pipeline
+
+
+def keeps_several(pipeline: Callable[..., Any]) -> bool:
+    """Whether a pipeline can hand several responses per doc to scoring: its last selection step is
+    ``take_first_k`` with k > 1 (``take_first`` and ``majority_vote`` leave one)."""
+    selections = [f for f in getattr(pipeline, "steps", []) if isinstance(f, (TakeFirstFilter, TakeKFilter,
+                                                                             MajorityVoteFilter))]
+    return bool(selections) and isinstance(selections[-1], TakeKFilter) and selections[-1].k > 1

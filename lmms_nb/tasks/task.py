@@ -97,6 +97,9 @@ class Task:
     output_type: str = "generate_until"
     #: what separates the prompt from each choice in a multiple_choice request (lmms-eval's default " ")
     target_delimiter: str = " "
+    #: answers asked per doc (lmms-eval's `repeats`): the model is asked k times; each filter reduces the k
+    #: responses (take_first, majority_vote, take_first_k, ...) before scoring
+    repeats: int = 1
     doc_ids: Sequence[int] | None = None  # evaluate only these rows (a Lite subset); doc ids stay row indices
     config: dict[str, Any] = field(default_factory=dict)  # free-form, recorded in results.json
 
@@ -170,6 +173,7 @@ class Task:
             "name": self.name,
             "version": self.version,
             "split": self.split,
+            **({"repeats": self.repeats} if self.repeats != 1 else {}),
             "generation_kwargs": self.generation_kwargs,
             "filters": sorted(self.filters),
             "metrics": [m.name for m in self.metrics],
