@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lmms_nb.models import Request, get_model, zoo
+from lmms_nb.models import Request, _zoo_data, _zoo_train, get_model, zoo
 from lmms_nb.models.hf import HFImageTextModel
 from lmms_nb.models.zoo import (
     COMPLETE_MARKER,
@@ -115,13 +115,13 @@ def test_invalid_specs_are_refused_with_the_reason():
 def test_curriculum_rows_come_first_then_every_family():
     families = ["count"] * 10 + ["mcq"] * 10 + ["yesno"] * 10
     spec = ZooSpec("x", "", curriculum_steps=3, steps=5, batch_size=4)
-    order = zoo._training_order(families, spec, seed=0)
+    order = _zoo_train._training_order(families, spec, seed=0)
     assert len(order) == spec.total_steps * spec.batch_size == 32
     assert all(families[i] == "count" for i in order[:12])
     assert {families[i] for i in order[12:]} == {"count", "mcq", "yesno"}
     # shuffled epochs: the 20 mixed rows come from one pass over the 30 rows, so none repeats
     assert len(set(order[12:])) == 20
-    assert order == zoo._training_order(families, spec, seed=0) != zoo._training_order(families, spec, seed=1)
+    assert order == _zoo_train._training_order(families, spec, seed=0) != _zoo_train._training_order(families, spec, seed=1)
 
 
 def test_training_is_cached_with_a_completion_marker(cache, trained):
@@ -185,7 +185,7 @@ def test_prompt_encoding_matches_the_processor(trained):
 
     processor = AutoProcessor.from_pretrained(trained)
     docs = _train_docs(1)
-    encoded = zoo._encode(processor, [
+    encoded = _zoo_train._encode(processor, [
         {"image": t.doc_to_visual(d)[0], "prompt": t.doc_to_text(d), "answer": t.doc_to_target(d)} for t, d in docs
     ])
     model = HFImageTextModel(trained)
@@ -221,8 +221,8 @@ def test_excluded_family_is_not_trained_on(cache, tmp_path, monkeypatch):
 
     # A spy on the real encoder (it still encodes): every row the trainer turns into training examples.
     encoded = []
-    real_encode = zoo._encode
-    monkeypatch.setattr(zoo, "_encode", lambda processor, docs: encoded.extend(docs) or real_encode(processor, docs))
+    real_encode = _zoo_train._encode
+    monkeypatch.setattr(_zoo_train, "_encode", lambda processor, docs: encoded.extend(docs) or real_encode(processor, docs))
     spec = dataclasses.replace(TINY, steps=2, exclude_families=("ocr", "chart"))
     path = train_zoo_member(spec, root=tmp_path, progress=False)
 
@@ -237,11 +237,22 @@ def test_excluded_family_is_not_trained_on(cache, tmp_path, monkeypatch):
 
 
 def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path):
-    specs = [dataclasses.replace(TINY, name="unit-a", steps=6), dataclasses.replace(TINY, name="unit-b", steps=8)]
+    run_a = dataclasses.replace(TINY, name="unit-a", steps=6)
+    # a snapshot registered here only: the spawned worker that trains its run must still save it
+    snap_a = dataclasses.replace(run_a, name="unit-a-s3", snapshot_step=3, run_name="unit-a")
+    specs = [run_a, snap_a, dataclasses.replace(TINY, name="unit-b", steps=8)]
     for spec in specs:
         zoo.register_zoo_member(spec)
     try:
-        paths = build_zoo(["unit-a", "unit-b"], workers=2, progress=False)  # two spawned processes
+        paths = build_zoo(["unit-a", "unit-a-s3", "unit-b"], workers=2, progress=False)  # two spawned processes
+        # made by the worker on the way (before its run was complete), not by a rerun afterwards
+        assert len(json.loads((paths["unit-a-s3"] / COMPLETE_MARKER).read_text())["losses"]) == 3
+        snap_made, run_made = ((paths[n] / COMPLETE_MARKER).stat().st_mtime_ns for n in ("unit-a-s3", "unit-a"))
+        assert snap_made < run_made
+        assert json.loads((paths["unit-a"] / COMPLETE_MARKER).read_text())["steps"] == run_a.total_steps
+        stamp = (paths["unit-a-s3"] / "model.safetensors").stat().st_mtime_ns
+        assert build_zoo(["unit-a-s3"], progress=False) == {"unit-a-s3": paths["unit-a-s3"]}
+        assert (paths["unit-a-s3"] / "model.safetensors").stat().st_mtime_ns == stamp
     finally:
         for spec in specs:
             ZOO.pop(spec.name, None)
@@ -289,3 +300,35 @@ def test_snapshots_along_training_are_free_members_with_the_same_weights_as_a_re
 def test_the_zoo_has_at_least_20_members_from_6_runs():
     runs = {spec.run.config_hash() for spec in ZOO.values()}
     assert len(ZOO) >= 20 and len(runs) == 6
+
+
+def test_training_pixels_are_what_the_image_processor_makes(trained):
+    # training normalises uint8 arrays itself (the processor is ~80x slower); evaluation goes through the processor
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(trained)
+    images = [t.doc_to_visual(d)[0] for t, d in _train_docs(2)]
+    expected = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    ours = _zoo_data._pixel_values([_zoo_data._rgb(im) for im in images], processor.image_processor)
+    assert ours.shape == expected.shape and torch.allclose(ours, expected, atol=1e-5)
+
+
+def test_every_answer_is_one_token(trained):
+    # reading a word is one 30-way decision, not spelling it: the tokenizer learned " cat" as one token
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(trained)
+    answers = {str(t.doc_to_target(d)) for t, d in _train_docs(8)}
+    assert {"Yes", "No"} <= answers and len(answers) > 10  # words, digits, letters, yes and no
+    assert all(len(tokenizer(" " + a, add_special_tokens=False)["input_ids"]) == 1 for a in answers), answers
+
+
+def test_position_embeddings_redrawn_at_the_asked_scale(cache, tmp_path):
+    # CLIP's init draws them at std 0.02, ~50x smaller than a patch's embedding: the zoo can redraw them
+    spec = dataclasses.replace(TINY, name="unit-pos", curriculum_family=None, steps=1, vision_position_std=1.0,
+                               vision_lr_mult=0.0)
+    weights = load_file(train_zoo_member(spec, root=tmp_path, progress=False) / "model.safetensors")
+    (key,) = [k for k in weights if k.endswith("embeddings.position_embedding.weight")]
+    assert 0.8 < float(weights[key].std()) < 1.2  # frozen tower: saved as drawn
+    plain = load_file(train_zoo_member(TINY, seed=0, progress=False) / "model.safetensors")
+    assert float(plain[key].std()) < 0.05
