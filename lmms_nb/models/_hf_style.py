@@ -39,6 +39,8 @@ class ChatStyle:
         video_loader: a video file path -> (frames, metadata or None) for the processor's `videos` /
             `video_metadata` (`lmms_nb.models._qwen_video`, `lmms_nb.video`); None: the backend picks the
             model family's default, and a family without video is refused.
+        image_processor_kwargs: passed to the processor's call when a request has images (lmms-eval's qwen3_vl:
+            `do_resize=False`, the images being resized by qwen_vl_utils already).
     """
 
     images: str = "auto"
@@ -49,6 +51,7 @@ class ChatStyle:
     strip: bool = False
     clean_up_tokenization_spaces: bool | None = None
     video_loader: Callable[[str], tuple[Any, Any]] | None = None
+    image_processor_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.images not in _IMAGE_PLACEMENTS:

@@ -324,6 +324,8 @@ class HFImageTextModel:
             if any(metadata is not None for _, metadata in videos):  # Qwen2.5-VL: lmms-eval passes the metadata
                 video_kwargs["video_metadata"] = [metadata for _, metadata in videos]
             video_kwargs.update(video_processor_kwargs(getattr(self.model.config, "model_type", None)))
+        if images:
+            video_kwargs.update(self.style.image_processor_kwargs)
         inputs = self.processor(
             text=texts, images=images or None, padding=True, return_tensors="pt", **video_kwargs
         ).to(self.model.device)

@@ -98,14 +98,16 @@ def llava_hf(pretrained: str = "llava-hf/llava-1.5-7b-hf", revision: str = "main
 
 def _qwen_chat(pretrained: str, *, image_patch_size: int, device: str | None, device_map: str | None,
                min_pixels: int, max_pixels: int, max_new_tokens: int, dtype: str | None, torch_dtype: str | None,
-               system_prompt: str | None, name: str | None, video_loader: Any = None, **rest: Any):
+               system_prompt: str | None, name: str | None, video_loader: Any = None,
+               image_processor_kwargs: tuple[tuple[str, Any], ...] = (), **rest: Any):
     if system_prompt not in (None, "You are a helpful assistant."):
         log.warning("system_prompt=%r is ignored, as lmms-eval's chat class ignores it (the chat template's "
                     "default system message applies)", system_prompt)
     # qwen_vl_utils resizes images within its own default bounds (lmms-eval passes min/max_pixels to videos
-    # only); the processor, built with min_pixels / max_pixels, resizes again
+    # only); the processor, built with min_pixels / max_pixels, resizes again unless told not to (qwen3_vl)
     style = ChatStyle(**_CHAT, clean_up_tokenization_spaces=False, video_loader=video_loader,
-                      image_transform=functools.partial(fetch_image, image_patch_size=image_patch_size))
+                      image_transform=functools.partial(fetch_image, image_patch_size=image_patch_size),
+                      image_processor_kwargs=image_processor_kwargs)
     return _hf(pretrained, name=name, device=device, device_map=device_map or device,
                dtype=_dtype(dtype, torch_dtype, "bfloat16"), style=style, max_new_tokens=max_new_tokens,
                processor_kwargs={"min_pixels": min_pixels, "max_pixels": max_pixels}, **rest)
@@ -140,14 +142,17 @@ def qwen3_vl(pretrained: str = "Qwen/Qwen3-VL-4B-Instruct", device: str | None =
              enable_thinking: bool | None = None, reasoning_prompt: str | None = None, max_new_tokens: int = 128,
              dtype: str | None = None, torch_dtype: str | None = None, revision: str | None = None,
              trust_remote_code: bool = False, name: str | None = None):
-    """lmms-eval's `qwen3_vl` (its chat class): as `qwen2_5_vl` with Qwen3-VL's 16 px patches (resize factor 32).
+    """lmms-eval's `qwen3_vl` (its chat class): as `qwen2_5_vl` with Qwen3-VL's 16 px patches (resize factor 32),
+    images kept at qwen_vl_utils' size (the processor is called with `do_resize=False`, as lmms-eval does).
     Videos: `fps` frames per second if set (at most `max_num_frames`), else `max_num_frames` (at most the video's),
     within `min_pixels` and `max_pixels` or `total_pixels`, passed to the processor unsampled and unresized."""
     loader = qwen3_vl_video_loader(max_num_frames=max_num_frames, fps=fps, total_pixels=total_pixels,
                                    min_pixels=min_pixels, max_pixels=max_pixels)
+    # lmms-eval calls the processor with do_resize=False: images keep qwen_vl_utils' size (factor 32)
     return _qwen_chat(pretrained, image_patch_size=16, device=device, device_map=device_map, min_pixels=min_pixels,
                       max_pixels=max_pixels, max_new_tokens=max_new_tokens, dtype=dtype, torch_dtype=torch_dtype,
-                      system_prompt=system_prompt, name=name, video_loader=loader, use_cache=use_cache,
+                      system_prompt=system_prompt, name=name, video_loader=loader,
+                      image_processor_kwargs=(("do_resize", False),), use_cache=use_cache,
                       attn_implementation=attn_implementation, revision=revision,
                       trust_remote_code=trust_remote_code, max_num_frames=max_num_frames, fps=fps)
 
