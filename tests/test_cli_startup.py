@@ -82,3 +82,20 @@ def test_eval_start_up_imports_neither_scipy_stats_nor_lmms_eval(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_local_model_run_does_not_import_the_api_backend_and_openai_still_resolves(tmp_path):
+    """The registry imports the OpenAI-compatible backend (httpx) only when an API model is built."""
+    code = ("import sys\nfrom lmms_nb._cli_eval import _plan\nfrom lmms_nb._cli_flags import parse_eval_argv\n"
+            "from lmms_nb.models.registry import list_models, model_factory\n"
+            "ns = parse_eval_argv(['--model', 'qwen2_5_vl', '--tasks', 'synthbench_count', '--limit', '2'])\n"
+            "_plan(ns)\nmodel_factory('qwen2_5_vl')\n"
+            "print(sorted(m for m in sys.modules if m in ('httpx', 'lmms_nb.models.openai_compat')))\n"
+            "assert {'openai', 'openai_compatible'} <= set(list_models())\n"
+            "before = model_factory('openai')\nimport lmms_nb.models.openai_compat\n"
+            "print(before is model_factory('openai'), before.__name__)\n")
+    env = {**os.environ, "LMMS_NB_CACHE": os.environ.get("LMMS_NB_CACHE", str(tmp_path)),
+           "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-2:] == ["[]", "True openai_compatible"]

@@ -51,7 +51,6 @@ from typing import Any, Callable, Mapping, Sequence
 import httpx
 
 from lmms_nb.models.base import Request, Response
-from lmms_nb.models.registry import register_model
 
 __all__ = ["OpenAIChatModel", "ResponseCache", "parse_retry_after", "request_cache_key"]
 
@@ -507,5 +506,3 @@ class ResponseCache:
         with self._lock:
             self._conn.close()
 
-
-register_model("openai", OpenAIChatModel)

@@ -82,9 +82,11 @@ def _check_model_args(name: str, factory: Callable[..., Model], kwargs: dict[str
 
 def _ensure_builtin() -> None:
     # Backends register themselves on import; imported lazily so `import lmms_nb` does not load torch.
+    # openai_compat (httpx, asyncio) is not among them: lmms_eval_aliases registers `openai` and
+    # `openai_compatible` with factories that import it when called, so local-model runs never load httpx.
     import importlib
 
-    for mod in ("baselines", "hf", "zoo", "openai_compat", "clip_zeroshot", "lmms_eval_aliases"):
+    for mod in ("baselines", "hf", "zoo", "clip_zeroshot", "lmms_eval_aliases"):
         try:
             importlib.import_module(f"lmms_nb.models.{mod}")
         except ModuleNotFoundError as e:  # a backend module not written yet
