@@ -308,3 +308,14 @@ def test_few_shot_prompts_are_lmms_evals_example_for_example(tmp_path):
     run = lmms_nb.evaluate(FunctionModel(lambda req: "4 units", name="fours"), folder / "fewshot.yaml",
                            output_dir=tmp_path / "out", progress=False)
     assert run.score("fewshot_toy", "exact_match") == reference["results"]["fewshot_toy"]["exact_match,none"]
+
+
+def test_results_json_configs_carry_the_yamls_metadata_as_lmms_eval_reads_it(ours):
+    """0.7.3 writes each task's `metadata` exactly as its YAML loader reads it (pope's is a list)."""
+    from lmms_eval.utils import load_yaml_config
+
+    for task in ("pope", "mme"):
+        run = ours["oracle", task]
+        written = json.loads(run.results_file.read_text())["configs"][task]["metadata"]
+        yaml_path = get_task(task).config["yaml_path"]
+        assert written == load_yaml_config(yaml_path, mode="simple")["metadata"], task

@@ -486,7 +486,7 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
     # the rest of what lmms-eval 0.7.3 writes in `configs` (a !function as its "<function name>" text)
     for key in ("dataset_kwargs", "doc_to_visual", "doc_to_text", "doc_to_target", "doc_to_choice",
                 "process_results", "description", "target_delimiter", "fewshot_delimiter", "num_fewshot",
-                "fewshot_split", "fewshot_config", "repeats", "metric_list", "filter_list"):
+                "fewshot_split", "fewshot_config", "repeats", "metric_list", "filter_list", "metadata"):
         if cfg.data.get(key) is not None and key not in out:
             out[key] = _as_json(cfg.data[key])
     return out
