@@ -194,12 +194,10 @@ def _normal(value):
     return value
 
 
-@pytest.mark.parametrize("policy", ["oracle", "constant"])
-@pytest.mark.parametrize("task", E2E_TASKS)
-def test_catalogue_task_gives_lmms_evals_values_and_aggregates(standins, ours, task, policy):
-    _, _, reference = standins
-    ref = reference[policy]
-    run = ours[policy, task]
+def assert_run_equals_reference(run, ref: dict, task: str, *, answer=None, value=None) -> None:
+    """Every sample line of our run `run` has lmms-eval's prompt, filtered answer and per-sample values (from the
+    reference run `ref`), and every numeric aggregate equals its results. `answer(record)` and
+    `value(key, record, theirs)` put ours in lmms-eval's form where a task logs differently."""
     records = sorted((json.loads(line) for line in run.sample_files[task].read_text().splitlines()),
                      key=lambda r: r["doc_id"])
     ref_samples = sorted(ref["samples"][task], key=lambda s: s["doc_id"])
@@ -208,28 +206,47 @@ def test_catalogue_task_gives_lmms_evals_values_and_aggregates(standins, ours, t
         assert rec["error"] is None
         assert rec["input"] == sample["input"]  # the same prompt
         # lmms-eval's tracker writes a one-item filtered_resps list as its item; the reference is the evaluator's
-        answer = sample["filtered_resps"]
-        if task == "seedbench_ppl":  # multiple_choice: our answer text carries the (loss, is_greedy) pairs
-            assert [list(x) for x in decode_results(rec["filtered_resps"])] == answer
+        theirs = sample["filtered_resps"]
+        if answer is not None:
+            assert answer(rec) == theirs
         else:
-            assert rec["filtered_resps"] == (answer[0] if isinstance(answer, list) and len(answer) == 1 else answer)
+            assert rec["filtered_resps"] == (theirs[0] if isinstance(theirs, list) and len(theirs) == 1 else theirs)
         metrics = {k: v for k, v in sample.items()
                    if k not in ("doc_id", "filter", "filtered_resps", "input", "token_counts", "input_media")}
         assert metrics
-        for key, value in metrics.items():
-            if task == "mmmu_val" and key == "submission":
-                # the first of the (hash-ordered) parsed candidates, see _normal
-                assert list(rec[key]) == list(value)
-                assert all(v in json.dumps(rec["mmmu_acc"]["parsed_pred"]) for v in rec[key].values())
-                continue
-            assert _normal(rec[key]) == _normal(value), (task, rec["doc_id"], key)
+        for key, expected in metrics.items():
+            ours = value(key, rec, expected) if value is not None else rec[key]
+            assert _normal(ours) == _normal(expected), (task, rec["doc_id"], key)
     numeric = {k: v for k, v in ref["results"][task].items()
                if "stderr" not in k and k != "alias" and isinstance(v, (int, float))}
     assert numeric
-    for key, value in numeric.items():
+    for key, expected in numeric.items():
         metric, filt = key.split(",")
         got = run.scores.filter((run.scores["metric"] == metric) & (run.scores["filter"] == filt))["value"].to_list()
-        assert got and math.isclose(got[0], value, rel_tol=1e-9, abs_tol=1e-12), (task, key, got, value)
+        assert got and math.isclose(got[0], expected, rel_tol=1e-9, abs_tol=1e-12), (task, key, got, expected)
+
+
+def _mmmu_submission(key, rec, theirs):
+    """MMMU's `submission` is the first of the (hash-ordered) parsed candidates (see _normal): the same keys, and
+    values among our own parsed candidates."""
+    if key != "submission":
+        return rec[key]
+    assert list(rec[key]) == list(theirs)
+    assert all(v in json.dumps(rec["mmmu_acc"]["parsed_pred"]) for v in rec[key].values())
+    return theirs
+
+
+@pytest.mark.parametrize("policy", ["oracle", "constant"])
+@pytest.mark.parametrize("task", E2E_TASKS)
+def test_catalogue_task_gives_lmms_evals_values_and_aggregates(standins, ours, task, policy):
+    _, _, reference = standins
+    answer = value = None
+    if task == "seedbench_ppl":  # multiple_choice: our answer text carries the (loss, is_greedy) pairs
+        def answer(rec):
+            return [list(x) for x in decode_results(rec["filtered_resps"])]
+    if task == "mmmu_val":
+        value = _mmmu_submission
+    assert_run_equals_reference(ours[policy, task], reference[policy], task, answer=answer, value=value)
 
 
 def test_a_group_from_an_include_path_gets_lmms_evals_group_score(standins):

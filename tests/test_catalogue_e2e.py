@@ -15,7 +15,6 @@ send it the same prompts and get the same scores.
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 import lmms_nb
 from _servers import FakeOpenAIServer
 from catalogue_standins_e2e import STANDINS, SUBTASKS, judge_answer, write_standins
-from test_catalogue import ScriptedModel, _normal
+from test_catalogue import ScriptedModel, assert_run_equals_reference
 
 TESTS = Path(__file__).parent
 NAMES = list(STANDINS)
@@ -98,10 +97,11 @@ def ours(standins, judge):
     return runs, prompts
 
 
-def _as_lmms_eval_logs_it(ours, theirs):
+def _as_lmms_eval_logs_it(key, rec, theirs):
     """MathVista's aggregation flattens each per-sample dict in place (``result.update(result.pop("metadata"))``)
     and lmms-eval writes its samples after aggregating, so its log shows the flattened dict; lmms-nb logs the
     value process_results returned. Flatten ours the same way to compare the rest."""
+    ours = rec[key]
     if isinstance(ours, dict) and isinstance(ours.get("metadata"), dict) and "metadata" not in theirs:
         return {**{k: v for k, v in ours.items() if k != "metadata"}, **ours["metadata"]}
     return ours
@@ -111,29 +111,7 @@ def _as_lmms_eval_logs_it(ours, theirs):
 @pytest.mark.parametrize(("name", "task"), CASES, ids=[t for _, t in CASES])
 def test_catalogue_task_gives_lmms_evals_values_and_aggregates(standins, ours, name, task, policy):
     _, _, reference, _ = standins
-    ref = reference[policy]
-    run = ours[0][policy, name]
-    records = sorted((json.loads(line) for line in run.sample_files[task].read_text().splitlines()),
-                     key=lambda r: r["doc_id"])
-    ref_samples = sorted(ref["samples"][task], key=lambda s: s["doc_id"])
-    assert [r["doc_id"] for r in records] == [s["doc_id"] for s in ref_samples]
-    for rec, sample in zip(records, ref_samples):
-        assert rec["error"] is None
-        assert rec["input"] == sample["input"]  # the same prompt
-        answer = sample["filtered_resps"]
-        assert rec["filtered_resps"] == (answer[0] if isinstance(answer, list) and len(answer) == 1 else answer)
-        metrics = {k: v for k, v in sample.items()
-                   if k not in ("doc_id", "filter", "filtered_resps", "input", "token_counts", "input_media")}
-        assert metrics
-        for key, value in metrics.items():
-            assert _normal(_as_lmms_eval_logs_it(rec[key], value)) == _normal(value), (task, rec["doc_id"], key)
-    results = {k: v for k, v in ref["results"][task].items() if "stderr" not in k and k != "alias"}
-    numeric = {k: v for k, v in results.items() if isinstance(v, (int, float))}
-    assert numeric
-    for key, value in numeric.items():
-        metric, filt = key.split(",")
-        got = run.scores.filter((run.scores["metric"] == metric) & (run.scores["filter"] == filt))["value"].to_list()
-        assert got and math.isclose(got[0], value, rel_tol=1e-9, abs_tol=1e-12), (task, key, got, value)
+    assert_run_equals_reference(ours[0][policy, name], reference[policy], task, value=_as_lmms_eval_logs_it)
 
 
 def test_both_tools_send_the_judge_the_same_prompts(standins, ours):
