@@ -19,11 +19,12 @@ from typing import Any
 
 import polars as pl
 
+from lmms_nb.tasks.synthbench import _FAMILY_SPECS, FAMILIES
+
 __all__ = ["PRIMARY_METRICS", "gap_closed_table", "run_demo"]
 
-#: the score each synthbench family is read by (yesno also reports acc_plus, over question pairs)
-PRIMARY_METRICS = {"count": "exact_match", "mcq": "choice_accuracy", "ocr": "anls", "chart": "relaxed_accuracy",
-                   "yesno": "acc"}
+#: the score each synthbench family is read by: its task's first metric (yesno also reports acc_plus)
+PRIMARY_METRICS = {family: _FAMILY_SPECS[family]["metrics"]()[0].name for family in FAMILIES}
 
 
 def gap_closed_table(scores: pl.DataFrame, baseline: str = "majority") -> pl.DataFrame:
@@ -33,7 +34,9 @@ def gap_closed_table(scores: pl.DataFrame, baseline: str = "majority") -> pl.Dat
     for family, metric in PRIMARY_METRICS.items():
         part = scores.filter((pl.col("task") == f"synthbench_{family}") & (pl.col("metric") == metric))
         base = part.filter(pl.col("model") == baseline)["value"]
-        others = part.filter(pl.col("model") != baseline).sort("value", descending=True)
+        # a model whose every sample failed has a null (or NaN) score: it cannot be the best
+        others = part.filter((pl.col("model") != baseline) & pl.col("value").is_not_null() & pl.col("value").is_not_nan()
+                             ).sort("value", descending=True)
         if base.is_empty() or others.is_empty():
             continue
         best = others.row(0, named=True)
