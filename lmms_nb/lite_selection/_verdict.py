@@ -24,8 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from lmms_nb.lite_selection._corrections import MIN_TRAINING_MODELS, linear_correction
-from lmms_nb.lite_selection._estimates import score_matrix
+from lmms_nb.lite_selection._estimates import _corrected, score_matrix
 from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity
 from lmms_nb.lite_selection._fidelity_stats import draw_stats
 from lmms_nb.lite_selection._subset import LiteSubset
@@ -98,11 +97,9 @@ def subset_vs_random(
     rand_mae = np.array([r["mae_points"] for r in rand])
     rand_rho = np.array([r["spearman"] for r in rand], dtype=np.float64)
     estimators = [("plain mean", scores[:, cols].mean(axis=1)), ("weighted mean", scores[:, cols] @ w / w.sum())]
-    unit = sm.scores
-    if len(sm.models) - 1 >= MIN_TRAINING_MODELS and unit.min() >= 0 and unit.max() <= 1:
-        # each model's weighted mean corrected by what the *other* models show (leave one model out)
-        corrected = np.array([linear_correction(np.delete(unit, i, axis=0), cols, w, unit[i:i + 1, cols])[0]
-                              for i in range(len(sm.models))])
+    # each model's weighted mean corrected by what the *other* models show (leave one model out)
+    corrected = _corrected(sm.scores, cols, w)
+    if not np.isnan(corrected).all():
         estimators.append(("weighted mean + linear correction", corrected * scale))
     rows = []
     for name, est in estimators:
