@@ -37,6 +37,7 @@ NON_METRIC_KEYS = frozenset(FIXED_COLUMNS) | {
     "metrics", "token_counts", "input_media", "success", "bypass", "id", "question_id", "sample_id", "index",
     "idx", "timestamp", "time", "messages",
     "cached", "truncated", "history", "failed_metrics",  # lmms-nb's flags and retry history: never scores
+    "prompt_source", "raw_responses",  # which prompt the model got; the k answers of a `repeats` task
 }
 
 #: Fields of a dict metric value that hold its score, by preference (MME/POPE "score", motion bench

@@ -9,7 +9,8 @@ import polars as pl
 
 from lmms_nb.logs._lmms_eval_073 import clt_stderr
 from lmms_nb.logs._model_names import unify_model_names
-from lmms_nb.logs.schema import conform
+from lmms_nb.logs._records import NON_METRIC_KEYS
+from lmms_nb.logs.schema import FIXED_COLUMNS, conform
 from lmms_nb.tasks._yaml_metrics import metric_number
 from lmms_nb.tasks.task import Task
 
@@ -25,7 +26,7 @@ def records_to_table(records: list[dict[str, Any]], source_file: Path, metric_na
     if not records:
         return conform(pl.DataFrame())
     rows = []
-    skip = {"filtered_resps", "resps", "history", "failed_metrics", "cached", "truncated", "token_counts", "doc_hash"}
+    skip = NON_METRIC_KEYS - set(FIXED_COLUMNS)  # the log keeps them; the table has only its columns and the metrics
     for r in records:
         # process_results may return more keys than the task's metrics (MMMU's "submission"): dicts and lists
         # become their number (or null) in the table, as the metrics' dicts do; the log keeps them as they are
