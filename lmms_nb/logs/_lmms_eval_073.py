@@ -27,11 +27,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lmms_nb.tasks import filters
+from lmms_nb.tasks.filters import DEFAULT_REASONING_TAGS
+
 __all__ = ["DEFAULT_REASONING_TAGS", "clt_stderr", "doc_hash", "results_extras", "sample_line", "strip_reasoning",
            "task_config_073"]
 
 #: lmms-eval 0.7.3's --reasoning_tags default: blocks removed from every filtered answer before scoring
-DEFAULT_REASONING_TAGS: list[list[str]] = [["<think>", "</think>"], ["<analysis>", "</analysis>"]]
 
 #: TaskConfig fields 0.7.3 writes for every task in `configs`, with the defaults it writes when a YAML omits them
 _TASK_CONFIG_DEFAULTS: dict[str, Any] = {
@@ -42,21 +44,11 @@ _TASK_CONFIG_DEFAULTS: dict[str, Any] = {
 
 
 def strip_reasoning(text: str, tag_pairs: Sequence[Sequence[str]] | None = DEFAULT_REASONING_TAGS) -> str:
-    """lmms-eval 0.7.3's strip_reasoning_tags: drop <think>...</think> blocks (or all before a lone closing tag),
-    then surrounding whitespace. `tag_pairs=None` (reasoning tags off) returns the text unchanged."""
+    """lmms-eval 0.7.3's strip_reasoning_tags (`filters.strip_reasoning`) on a logged answer; `tag_pairs=None`
+    (reasoning tags off) and answers that are not text come back unchanged."""
     if tag_pairs is None or not isinstance(text, str):
         return text
-    result = text
-    for start_tag, end_tag in tag_pairs:
-        while start_tag in result and end_tag in result:
-            start = result.find(start_tag)
-            end = result.find(end_tag, start)
-            if start == -1 or end == -1:
-                break
-            result = result[:start] + result[end + len(end_tag):]
-        if end_tag in result and start_tag not in result:
-            result = result.rsplit(end_tag, 1)[-1]
-    return result.strip()
+    return filters.strip_reasoning(text, tag_pairs)
 
 
 def doc_hash(doc: Mapping[str, Any] | None = None) -> str:

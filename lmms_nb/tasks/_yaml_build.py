@@ -48,6 +48,7 @@ from lmms_nb.tasks._yaml_metrics import (
     custom_aggregation,
 )
 from lmms_nb.tasks.filters import (
+    DEFAULT_REASONING_TAGS,
     FILTERS,
     StripThinkingFilter,
     build_filter_pipeline,
@@ -730,10 +731,6 @@ def _generation_kwargs(cfg: TaskYaml, model_type: str | None) -> dict[str, Any]:
             isinstance(until, list) and all(isinstance(u, str) for u in until)):
         raise TaskYamlError(f"{cfg.where('generation_kwargs', 'until')}: until must be a string or a list of strings")
     return gen
-
-
-#: the lmms-eval CLI's default --reasoning_tags: applied to every filtered answer unless the task says otherwise
-DEFAULT_REASONING_TAGS = [["<think>", "</think>"], ["<analysis>", "</analysis>"]]
 
 
 def _reasoning_tags(cfg: TaskYaml) -> list | None:

@@ -52,6 +52,7 @@ __all__ = [
     "build_filter_pipeline",
     "keeps_several",
     "strip_reasoning",
+    "DEFAULT_REASONING_TAGS",
 ]
 
 
@@ -200,6 +201,10 @@ class MapFilter:
 
     def apply(self, resps: Iterable[list], docs: Sequence[Doc]) -> list:
         return [[self.mapping_dict.get(resp, self.default_value) for resp in r] for r in resps]
+
+
+#: the lmms-eval CLI's default --reasoning_tags: applied to every filtered answer unless the task says otherwise
+DEFAULT_REASONING_TAGS: list[list[str]] = [["<think>", "</think>"], ["<analysis>", "</analysis>"]]
 
 
 def strip_reasoning(text: str, tag_pairs: Sequence[Sequence[str]] = (("<think>", "</think>"),
