@@ -249,7 +249,6 @@ def normalize_record(
     *,
     source_file: str,
     line: int | None,
-    harness: bool = False,
 ) -> tuple[dict[str, Any], dict[str, float | None]]:
     """Canonical fields (without run-level defaults) and metric values of one sample record; BadLine if unusable."""
     if not isinstance(rec, dict):

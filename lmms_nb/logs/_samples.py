@@ -146,7 +146,7 @@ def normalize_rows(
     bad = 0
     for line, label, rec in records:
         try:
-            fields, metrics = normalize_record(rec, source_file=source_file, line=line, harness=meta.harness)
+            fields, metrics = normalize_record(rec, source_file=source_file, line=line)
         except BadLine as e:
             bad += 1
             if bad <= MAX_LISTED_BAD_LINES:
