@@ -36,7 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from lmms_nb.models._qwen_resize import SPATIAL_MERGE_SIZE, smart_resize
-from lmms_nb.video import VideoError, probe_video, read_frames
+from lmms_nb.video import VideoError, _has_decord, probe_video, read_frames
 
 __all__ = ["QWEN3_VL_PROCESSOR_KWARGS", "fetch_video", "qwen2_5_vl_video_loader", "qwen2_vl_video_loader",
            "qwen3_vl_video_loader", "smart_nframes"]
@@ -102,14 +102,8 @@ def fetch_video(path: str | Path, *, nframes: int | None = None, fps: float | No
     new_height, new_width = smart_resize(height, width, factor=factor, min_pixels=low, max_pixels=high)
     video = tvf.resize(frames, [new_height, new_width], interpolation=InterpolationMode.BICUBIC,
                        antialias=True).float()
-    backend = "decord" if _decord() else "pyav"
+    backend = "decord" if _has_decord() else "pyav"
     return video, {"fps": video_fps, "frames_indices": indices, "total_num_frames": total, "video_backend": backend}
-
-
-def _decord() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("decord") is not None
 
 
 def _load_qwen2_5_vl(path: str, *, max_num_frames: int, fps: float | None, min_pixels: int, max_pixels: int,
