@@ -70,3 +70,20 @@ def test_an_unknown_model_arg_lists_the_accepted_ones():
     assert "max_pixel (did you mean max_pixels" in str(e.value) and "min_pixels" in str(e.value)
     with pytest.raises(KeyError, match="Did you mean llava_hf"):
         get_model("llava_hff")
+
+
+def test_openai_aliases_with_different_keys_read_their_own_key():
+    """api_key= goes to the environment (never into recorded args); two models must not share one variable."""
+    import os
+
+    from lmms_nb.models import get_model
+
+    a = get_model("openai_compatible", model_version="m", base_url="http://127.0.0.1:9/v1", api_key="key-a")
+    b = get_model("openai_compatible", model_version="m", base_url="http://127.0.0.1:9/v1", api_key="key-b")
+    try:
+        assert a.api_key_env != b.api_key_env
+        assert (os.environ[a.api_key_env], os.environ[b.api_key_env]) == ("key-a", "key-b")
+        assert "key-a" not in repr(a.model_args) and "key-b" not in repr(b.model_args)
+    finally:
+        for model in (a, b):
+            os.environ.pop(model.api_key_env, None)

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from typing import Any
@@ -238,9 +239,11 @@ def openai_compatible(model_version: str = "grok-2-latest", model: str | None = 
     if azure_openai:
         raise ValueError("openai: azure_openai=True is not supported by lmms-nb")
     key_env = api_key_env or "OPENAI_API_KEY"
-    if api_key:  # the backend reads its key from the environment, so the key never lands in recorded args
-        os.environ["LMMS_NB_OPENAI_API_KEY"] = str(api_key)
-        key_env = "LMMS_NB_OPENAI_API_KEY"
+    if api_key:
+        # the backend reads its key from the environment, so the key never lands in recorded args; one variable
+        # per key (named by a short hash of it), so two models with different keys never read each other's
+        key_env = "LMMS_NB_OPENAI_API_KEY_" + hashlib.sha256(str(api_key).encode()).hexdigest()[:8].upper()
+        os.environ[key_env] = str(api_key)
     return OpenAIChatModel(model or model_version,
                            base_url=base_url or os.environ.get("OPENAI_API_BASE") or "https://api.openai.com/v1",
                            api_key_env=key_env, concurrency=int(concurrency or num_concurrent),
