@@ -96,6 +96,7 @@ def neighbour_control_variate(
     weights: np.ndarray | None = None,
     *,
     beta: float = NEIGHBOUR_BETA,
+    design_weights: bool = False,
 ) -> np.ndarray:
     """Difference estimates (rows of `answers`, rows x docs, in [0, 1]) from the docs where `masks` is True.
 
@@ -103,12 +104,19 @@ def neighbour_control_variate(
     ``exp(beta * agreement)``, agreement being one minus the mean squared difference on the row's subset
     (the share of subset docs answered alike, for 0/1 scores). The estimate is the mean prediction over all
     docs plus the subset's mean prediction error, weighted by `weights` (rows x docs or docs; default equal).
+
+    With `design_weights`, `weights` are a sampling design's: each answered doc's share of the full set
+    (``stratum share / docs drawn from the stratum``), summing to the share of the full set the subset
+    reaches. The correction then uses them as given (not normalised), so a stratum the design left out is
+    estimated by the predictions alone instead of being stood for by the others; agreement still uses them
+    normalised.
     """
     t = np.asarray(train, dtype=np.float64)
     y = np.atleast_2d(np.asarray(answers, dtype=np.float64))
     m = np.broadcast_to(np.asarray(masks, dtype=bool), y.shape).astype(np.float64)
     y = np.where(m > 0, y, 0.0)  # unanswered docs may hold NaN
     w = m if weights is None else m * np.broadcast_to(np.asarray(weights, dtype=np.float64), y.shape)
+    correction_w = w if design_weights else None
     w = w / w.sum(axis=1, keepdims=True)
     # mean squared difference to each training model on the row's subset, by matrix products (rows x models)
     msd = ((w * y**2).sum(axis=1, keepdims=True) - 2 * (w * y) @ t.T + w @ (t**2).T)
@@ -117,4 +125,4 @@ def neighbour_control_variate(
     sim = np.exp(logits)
     sim /= sim.sum(axis=1, keepdims=True)
     pred = sim @ t  # rows x docs
-    return pred.mean(axis=1) + (w * (y - pred)).sum(axis=1)
+    return pred.mean(axis=1) + ((w if correction_w is None else correction_w) * (y - pred)).sum(axis=1)

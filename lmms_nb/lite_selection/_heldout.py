@@ -67,10 +67,11 @@ class FoldEstimators:
         `answers` are the held-out models' scores on the docs `cols` (rows x len(cols))."""
         return linear_correction(self.train, cols, weights, answers)
 
-    def control_variate(self, answers: np.ndarray, masks: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    def control_variate(self, answers: np.ndarray, masks: np.ndarray, weights: np.ndarray | None = None, *,
+                        design_weights: bool = False) -> np.ndarray:
         """Difference estimates with the training models as control variate
         (`_corrections.neighbour_control_variate`); `answers` and `masks` are rows x docs."""
-        return neighbour_control_variate(self.train, masks, answers, weights)
+        return neighbour_control_variate(self.train, masks, answers, weights, design_weights=design_weights)
 
     def difficulty_design(self, k: int) -> DifficultyDesign:
         """The difficulty-stratified design for budget `k`, from the training models' scores."""
@@ -149,6 +150,15 @@ class DifficultyDesign:
         """Doc indices of one stratified random subset."""
         return np.concatenate([rng.choice(np.nonzero(self.strata == h)[0], a, replace=False)
                                for h, a in enumerate(self.alloc) if a] or [np.zeros(0, dtype=np.int64)])
+
+    def doc_weights(self, docs: np.ndarray) -> np.ndarray:
+        """Each doc's design weight in the subset `docs` (its stratum's share of the full set over the docs drawn
+        from it; 0 off the subset): the stratified estimate is ``scores @ doc_weights`` plus the imputed strata."""
+        share = self.sizes / self.sizes.sum()
+        per_doc = np.divide(share, self.alloc, out=np.zeros(len(share)), where=self.alloc > 0)[self.strata]
+        w = np.zeros(len(self.strata))
+        w[docs] = per_doc[docs]
+        return w
 
     def estimate(self, scores: np.ndarray, docs: np.ndarray) -> np.ndarray:
         """Stratified estimates (rows of `scores`, models x all docs) from the subset `docs`."""
