@@ -23,7 +23,9 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
   that gets no doc is estimated by the training models' mean there;
 - ``difficulty_cv``: the same difficulty-stratified subsets, difference estimate with the neighbour control
   variate (the predictions' mean over every doc plus the design-weighted mean prediction error on the subset;
-  a stratum that gets no doc is left to the predictions);
+  a stratum that gets no doc is left to the predictions); with categories, each category's docs are predicted
+  by neighbours chosen on its own subset docs, shrunk toward the whole subset's by a prior chosen on the
+  training models (`FoldEstimators.group_prior`);
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
   remainders; every category gets at least one doc when k allows), scored with the stratified estimator
   (each category's mean weighted by its share of the full set); only when the table has categories.
@@ -247,9 +249,11 @@ def lite_fidelity(
                     ests[d, test] = design.estimate(unit[test], docs)
                     design_w[d] = design.doc_weights(docs)
                 if "difficulty_cv" in wanted:  # the same stratified subsets, difference estimate
+                    prior = fitted[f].group_prior(k, sm.categories)
                     for i in test:
-                        ests_cv[:, i] = fitted[f].control_variate(np.broadcast_to(unit[i], design_w.shape),
-                                                                  design_w > 0, design_w, design_weights=True)
+                        ests_cv[:, i] = fitted[f].control_variate(
+                            np.broadcast_to(unit[i], design_w.shape), design_w > 0, design_w, design_weights=True,
+                            groups=sm.categories, group_prior=prior)
             draw_rows += [*(_rows(k, "difficulty", draw_stats(full, ests * scale)) if "difficulty" in wanted else []),
                           *(_rows(k, "difficulty_cv", draw_stats(full, ests_cv * scale))
                             if "difficulty_cv" in wanted else [])]

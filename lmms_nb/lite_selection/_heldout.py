@@ -24,10 +24,14 @@ from lmms_nb.lite_selection._anchors import anchor_points
 from lmms_nb.lite_selection._corrections import linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 
-__all__ = ["DifficultyDesign", "FoldEstimators", "difficulty_design", "model_folds"]
+__all__ = ["GROUP_PRIORS", "DifficultyDesign", "FoldEstimators", "difficulty_design", "model_folds"]
 
 #: random subsets per budget used to measure the inner IRT's error (the gp-IRT mixing weight)
 _BIAS_DRAWS = 16
+#: per-group neighbour shrinkage tried by `FoldEstimators.group_prior` (subset docs; inf: no groups)
+GROUP_PRIORS: tuple[float, ...] = (0.0, 5.0, 20.0, np.inf)
+#: inner held-out models and design draws each that choose the group prior
+_INNER_MODELS, _INNER_DRAWS = 12, 8
 
 
 def model_folds(n_models: int, folds: int | Literal["loo"] = 5, *, seed: int = 0) -> list[np.ndarray]:
@@ -54,6 +58,7 @@ class FoldEstimators:
         self._bias2: dict[int, float] = {}
         self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._designs: dict[int, DifficultyDesign] = {}
+        self._group_priors: dict[int, float] = {}
 
     @property
     def irt(self) -> IRTModel:
@@ -68,10 +73,35 @@ class FoldEstimators:
         return linear_correction(self.train, cols, weights, answers)
 
     def control_variate(self, answers: np.ndarray, masks: np.ndarray, weights: np.ndarray | None = None, *,
-                        design_weights: bool = False) -> np.ndarray:
+                        design_weights: bool = False, groups: np.ndarray | None = None,
+                        group_prior: float = np.inf) -> np.ndarray:
         """Difference estimates with the training models as control variate
         (`_corrections.neighbour_control_variate`); `answers` and `masks` are rows x docs."""
-        return neighbour_control_variate(self.train, masks, answers, weights, design_weights=design_weights)
+        return neighbour_control_variate(self.train, masks, answers, weights, design_weights=design_weights,
+                                         groups=groups, group_prior=group_prior)
+
+    def group_prior(self, k: int, groups: np.ndarray | None) -> float:
+        """The per-group neighbour shrinkage for `difficulty_cv` at budget `k` (see `neighbour_control_variate`),
+        chosen among `GROUP_PRIORS` by the squared error of its estimates on training models held out in turn
+        (up to 12 of them, each with a design and neighbours fitted on the other training models, 8 draws
+        each): categories that models differ on get their own neighbours, categories that do not get none."""
+        if groups is None or len(self.train) < 4:
+            return np.inf
+        if k not in self._group_priors:
+            rng = np.random.default_rng([self.seed, k, 1])
+            inner = np.unique(np.linspace(0, len(self.train) - 1, min(_INNER_MODELS, len(self.train))).astype(int))
+            errs = np.zeros(len(GROUP_PRIORS))
+            for j in inner:
+                others = np.delete(self.train, j, axis=0)
+                design = difficulty_design(others, k)
+                w = np.stack([design.doc_weights(design.draw(rng)) for _ in range(_INNER_DRAWS)])
+                rows = np.broadcast_to(self.train[j], w.shape)
+                for c, prior in enumerate(GROUP_PRIORS):
+                    est = neighbour_control_variate(others, w > 0, rows, w, design_weights=True, groups=groups,
+                                                    group_prior=prior)
+                    errs[c] += np.mean((est - self.train[j].mean()) ** 2)
+            self._group_priors[k] = GROUP_PRIORS[int(np.argmin(errs))]
+        return self._group_priors[k]
 
     def difficulty_design(self, k: int) -> DifficultyDesign:
         """The difficulty-stratified design for budget `k`, from the training models' scores."""
