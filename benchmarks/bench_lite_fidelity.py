@@ -25,9 +25,12 @@ and pooled over the five tasks (1000 docs, category = family, each task's main m
 offline synthbench CLIP + MiniLM (`local_embedding_models`). It first prints each model's score per family
 and whether the best member closes half the gap between `majority` and a perfect score on every family.
 
-Learned methods (anchor points, gp-IRT, calibration, linear correction, control variate, difficulty strata) are
-fitted per fold over models and scored on the held-out models only (--folds, default leave-one-out). At the 10%
-budget it also prints the spread of the models' full-set scores and each drawn method's per-draw MAE quantiles.
+Learned methods (anchor points, gp-IRT, calibration, linear correction, control variate, difficulty strata, and
+difficulty strata scored with a per-category control variate: ``difficulty_cv``) are fitted per fold over models
+and scored on the held-out models only (--folds, default leave-one-out). At the 10% budget it also prints the
+spread of the models' full-set scores, the MAE floors of a random and a difficulty-stratified subset with an
+oracle (in-sample) control variate, each drawn method's per-draw MAE quantiles, and the k-center methods again
+from --starts random first picks (a single k-center subset's figures depend on where it starts).
 
 Run it from the repository root with the worktree first on the path: ``PYTHONPATH=. python benchmarks/...``.
 
