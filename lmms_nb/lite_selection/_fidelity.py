@@ -21,9 +21,10 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
 - ``difficulty``: random subsets stratified by the training models' mean score on each doc (docs all of them
   got right, all got wrong, and quantile bins between), Neyman allocation, stratified estimate; a stratum
   that gets no doc is estimated by the training models' mean there;
-- ``difficulty_cv``: the same difficulty-stratified subsets, difference estimate with the neighbour control
-  variate (the predictions' mean over every doc plus the design-weighted mean prediction error on the subset;
-  a stratum that gets no doc is left to the predictions); with categories, each category's docs are predicted
+- ``difficulty_cv``: the same difficulty strata, allocated in proportion to the neighbour predictions' held-out
+  error in each (`_heldout.residual_spread`), difference estimate with the neighbour control variate (the
+  predictions' mean over every doc plus the design-weighted mean prediction error on the subset; a stratum
+  that gets no doc is left to the predictions); with categories, each category's docs are predicted
   by neighbours chosen on its own subset docs, shrunk toward the whole subset's by a prior chosen on the
   training models (`FoldEstimators.group_prior`);
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
@@ -242,13 +243,13 @@ def lite_fidelity(
             ests, ests_cv = np.zeros((n_random, len(full))), np.zeros((n_random, len(full)))
             fold_rng = np.random.default_rng([seed, k])
             for f, test in enumerate(fold_tests):
-                design = fitted[f].difficulty_design(k)
-                design_w = np.zeros((n_random, n))
-                for d in range(n_random):
-                    docs = design.draw(fold_rng)
-                    ests[d, test] = design.estimate(unit[test], docs)
-                    design_w[d] = design.doc_weights(docs)
-                if "difficulty_cv" in wanted:  # the same stratified subsets, difference estimate
+                if "difficulty" in wanted:
+                    design = fitted[f].difficulty_design(k)
+                    for d in range(n_random):
+                        ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
+                if "difficulty_cv" in wanted:  # the same strata allocated on prediction errors, difference estimate
+                    cv_design = fitted[f].cv_design(k, sm.categories)
+                    design_w = np.stack([cv_design.doc_weights(cv_design.draw(fold_rng)) for _ in range(n_random)])
                     prior = fitted[f].group_prior(k, sm.categories)
                     for i in test:
                         ests_cv[:, i] = fitted[f].control_variate(
