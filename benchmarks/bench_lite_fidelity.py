@@ -29,8 +29,9 @@ Learned methods (anchor points, gp-IRT, calibration, linear correction, control 
 difficulty strata scored with a per-category control variate: ``difficulty_cv``) are fitted per fold over models
 and scored on the held-out models only (--folds, default leave-one-out). At the 10% budget it also prints the
 spread of the models' full-set scores, the MAE floors of a random and a difficulty-stratified subset with an
-oracle (in-sample) control variate, each drawn method's per-draw MAE quantiles, and the k-center methods again
-from --starts random first picks (a single k-center subset's figures depend on where it starts).
+oracle (in-sample) control variate, each drawn method's per-draw MAE quantiles, the k-center methods again
+from --starts random first picks (a single k-center subset's figures depend on where it starts), and the drawn
+learned methods with as many other seeds.
 
 Run it from the repository root with the worktree first on the path: ``PYTHONPATH=. python benchmarks/...``.
 
@@ -207,6 +208,23 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
               f"{r['beats_random_mae']:.0%} of draws ({'meets' if ok[2] else 'misses'}) -> "
               f"{'ALL GOALS MET' if all(ok) else 'goal missed'}")
     kcenter_starts(samples, emb, k10, n_random, starts, folds)
+    seed_sweep(samples, emb, k10, n_random, starts, folds)
+
+
+def seed_sweep(samples: pl.DataFrame, emb: TaskEmbeddings, k10: int, n_random: int, seeds: int,
+               folds: int | str) -> None:
+    """The drawn learned methods again with other seeds (other draws, other folds, other inner choices): a
+    figure near a goal's line says little from one seed."""
+    if seeds < 1:
+        return
+    methods = ["random", "random_cv", "difficulty_cv"]
+    print(f"drawn methods with seeds 1-{seeds} ({n_random} draws each), k={k10}:")
+    for s in range(1, seeds + 1):
+        fid = lite_fidelity(samples, emb, budgets=[k10], n_random=n_random, seed=s, folds=folds, methods=methods)
+        parts = [f"{r['method']} MAE {r['mae_points']:.2f}, Spearman {r['spearman']:.3f}"
+                 + (f", beats random {r['beats_random_mae']:.0%}" if r["method"] != "random" else "")
+                 for r in fid.summary.iter_rows(named=True)]
+        print(f"  seed {s}: " + "; ".join(parts))
 
 
 def kcenter_starts(samples: pl.DataFrame, emb: TaskEmbeddings, k10: int, n_random: int, starts: int,
@@ -332,7 +350,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folds", default="loo", help="'loo' or a number of folds over models")
     ap.add_argument("--starts", type=int, default=5,
-                    help="k-center methods again from this many random first picks, at the 10%% budget (0: skip)")
+                    help="at the 10%% budget, k-center methods again from this many random first picks, and the "
+                         "drawn learned methods with as many other seeds (0: skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     budgets = [float(b) for b in args.budgets.split(",")]
