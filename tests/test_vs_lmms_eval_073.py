@@ -45,7 +45,8 @@ def root(tmp_path_factory) -> Path:
 
 def _run(root: Path, argv: list[str], env: dict[str, str] | None = None) -> None:
     proc = subprocess.run([sys.executable, "-m", "lmms_nb", *argv], cwd=root, capture_output=True, text=True,
-                          timeout=1200, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), **(env or {})})
+                          timeout=1200, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]),
+                                             "HF_HUB_CACHE": spec.HF_CACHE, **(env or {})})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
@@ -69,7 +70,8 @@ def _types(value):
 @pytest.mark.slow
 @pytest.mark.parametrize("run, batch_size", [("llava_hf", 1), ("qwen2_5_vl", 1), ("qwen2_5_vl", 8), ("qwen2_vl", 1),
                                             ("qwen2_vl_2shot", 1), ("llava_hf_2shot", 1), ("openai_compatible", 1),
-                                            ("internvl_hf", 1), ("qwen3_vl", 1), ("idefics2", 1)])
+                                            ("internvl_hf", 1), ("qwen3_vl", 1), ("idefics2", 1),
+                                            ("llava_onevision", 1)])
 def test_same_command_same_folder_files_answers_scores_keys_and_types(root, run, batch_size):
     out = f"out_{run}_{batch_size}"
     model, extra = spec.RUNS[run]
