@@ -45,8 +45,12 @@ def _local_folder(name: str) -> Path:
     if Path(name).is_dir():
         return Path(name)
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    return Path(snapshot_download(name))
+    try:  # the local hub cache first: no network round trip for a tower already there
+        return Path(snapshot_download(name, local_files_only=True))
+    except LocalEntryNotFoundError:
+        return Path(snapshot_download(name))
 
 
 def read_checkpoint_config(pretrained: str) -> dict[str, Any] | None:
@@ -100,7 +104,6 @@ def _load_weights(folder: Path) -> dict[str, Any]:
 
 
 def _build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implementation: str | None):
-    import torch
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
     if config.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu" or "siglip" not in config["mm_vision_tower"]:
