@@ -131,3 +131,50 @@ def test_anyres_layout_follows_llava_next(size, grid, tokens):
         assert packed.shape[0] == tokens
     else:
         assert 729 + 9 * 729 * 0.9 < packed.shape[0] < 729 + 9 * 729 * 1.3
+
+
+def _variant(checkpoint: Path, folder: Path, edit_config, edit_weights) -> Path:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(checkpoint, folder)
+    (folder / "config.json").write_text(json.dumps(edit_config(json.loads((folder / "config.json").read_text()))))
+    weights = edit_weights(load_file(str(folder / "model.safetensors")))
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def test_vocab_padding_rows_are_cut_and_tied_embeddings_tied_as_llava_next_loads_them(checkpoint, tmp_path,
+                                                                                        hub_cache):
+    import torch
+    from PIL import Image
+
+    from lmms_nb.models import get_model
+    from lmms_nb.models.base import Request
+
+    requests = [Request(doc_id=i, task="t", images=[Image.new("RGB", (60 + 40 * i, 90), (40 * i, 90, 200))],
+                        prompt="How many squares are in the image?", generation_kwargs={"max_new_tokens": 6})
+                for i in range(3)]
+    baseline = [r.text for r in get_model("llava_onevision", pretrained=str(checkpoint), device="cpu")
+                .generate(requests)]
+
+    def pad(weights):  # a Qwen2 checkpoint's vocab padding, rows that would win every argmax if kept
+        extra = 50
+        weights["model.embed_tokens.weight"] = torch.cat(
+            [weights["model.embed_tokens.weight"], torch.zeros(extra, weights["model.embed_tokens.weight"].shape[1],
+                                                               dtype=torch.bfloat16)])
+        weights["lm_head.weight"] = torch.cat(
+            [weights["lm_head.weight"], torch.full((extra, weights["lm_head.weight"].shape[1]), 50.0,
+                                                   dtype=torch.bfloat16)])
+        return weights
+
+    padded = _variant(checkpoint, tmp_path / "padded-qwen", lambda c: {**c, "vocab_size": c["vocab_size"] + 50}, pad)
+    model = get_model("llava_onevision", pretrained=str(padded), device="cpu")
+    assert model.model.lm_head.weight.shape[0] == len(model.tokenizer)
+    assert [r.text for r in model.generate(requests)] == baseline
+
+    tied = _variant(checkpoint, tmp_path / "tied-qwen", lambda c: {**c, "tie_word_embeddings": True},
+                    lambda w: {k: v for k, v in w.items() if k != "lm_head.weight"})
+    model = get_model("llava_onevision", pretrained=str(tied), device="cpu")
+    assert torch.equal(model.model.lm_head.weight, model.model.get_input_embeddings().weight)

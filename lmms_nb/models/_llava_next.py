@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +34,8 @@ from lmms_nb.models._llava_next_images import (
 from lmms_nb.models.base import Request, Response
 
 __all__ = ["LlavaNextOneVisionModel", "is_llava_next_checkpoint", "read_checkpoint_config"]
+
+log = logging.getLogger(__name__)
 
 _TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps", "rope_theta",
@@ -103,7 +106,8 @@ def _load_weights(folder: Path) -> dict[str, Any]:
     return weights
 
 
-def _build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implementation: str | None):
+def _build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implementation: str | None,
+                 n_tokens: int):
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
     if config.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu" or "siglip" not in config["mm_vision_tower"]:
@@ -118,6 +122,10 @@ def _build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_imple
     vision.update(model_type="siglip_vision_model", num_hidden_layers=tower["num_hidden_layers"] - 1,
                   vision_use_head=False)
     text = {"model_type": "qwen2", **{k: config[k] for k in _TEXT_KEYS if k in config}}
+    # LLaVA-NeXT's builder resizes the embeddings to the tokenizer's length (resize_token_embeddings): a Qwen2
+    # checkpoint's padding rows (151936 vs 151646 tokens) are cut off, so they can never be generated
+    vocab = int(text.get("vocab_size", n_tokens))
+    text["vocab_size"] = min(vocab, n_tokens)
     hf_config = LlavaOnevisionConfig(
         text_config=text, vision_config=vision, image_grid_pinpoints=config.get("image_grid_pinpoints"),
         vision_feature_layer=-1, vision_feature_select_strategy="full",
@@ -130,6 +138,9 @@ def _build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_imple
     # built on the CPU (buffers such as rotary frequencies are computed, not loaded), then overwritten
     model = LlavaOnevisionForConditionalGeneration._from_config(hf_config, dtype=dtype)
     state = {_convert_key(k): v.to(dtype) for k, v in _load_weights(folder).items()}
+    for key in ("model.language_model.embed_tokens.weight", "lm_head.weight"):
+        if key in state:
+            state[key] = state[key][: text["vocab_size"]]
     expected = set(model.state_dict())
     # the tower is a SiglipVisionModel (`vision_model.` inside) in some transformers versions, its inner
     # SiglipVisionTransformer in others
@@ -142,6 +153,10 @@ def _build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_imple
     if missing or unexpected:
         raise ValueError(f"{folder}: weights that do not fit LLaVA-OneVision: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
+    if n_tokens > vocab:
+        log.warning("%s: the tokenizer has %d tokens for %d embedding rows; LLaVA-NeXT adds rows sampled at "
+                    "random, so answers that use them can differ from lmms-eval's", folder, n_tokens, vocab)
+        model.resize_token_embeddings(n_tokens)
     return model.eval()
 
 
@@ -166,8 +181,13 @@ class LlavaNextOneVisionModel:
         self.model_args: dict[str, Any] = {"pretrained": self.pretrained, "dtype": "float16", "device": device,
                                            "conv_template": conv_template, "format": "llava-next original"}
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.model = _build_model(folder, self.config, dtype=torch.float16,
-                                  attn_implementation=attn_implementation).to(device)
+        # the tokens LLaVA-NeXT's builder adds (its defaults when config.json does not say)
+        if self.config.get("mm_use_im_patch_token", True):
+            self.tokenizer.add_tokens(["<im_patch>"], special_tokens=True)
+        if self.config.get("mm_use_im_start_end", False):
+            self.tokenizer.add_tokens(["<im_start>", "<im_end>"], special_tokens=True)
+        self.model = _build_model(folder, self.config, dtype=torch.float16, attn_implementation=attn_implementation,
+                                  n_tokens=len(self.tokenizer)).to(device)
         if (folder / "generation_config.json").is_file():
             self.model.generation_config = GenerationConfig.from_pretrained(str(folder))
         self.device = self.model.device
