@@ -82,8 +82,10 @@ def test_conversion_is_in_memory_and_answers(checkpoint, hub_cache):
                                         generation_kwargs={"max_new_tokens": 4})])
     assert answer.error is None and isinstance(answer.text, str) and answer.text == answer.text.strip()
     assert _tree(checkpoint) == before  # nothing written beside the user's checkpoint
-    (broken,) = model.generate([Request(doc_id=7, task="t", images=[image, image], prompt="Two?")])
-    assert broken.text is None and "doc 7" in broken.error and "several images" in broken.error
+    empty = Image.new("RGB", (0, 0))
+    ok, broken = model.generate([Request(doc_id=6, task="t", images=[image, image], prompt="Two?"),
+                                 Request(doc_id=7, task="t", images=[empty], prompt="None?")])
+    assert ok.error is None and broken.text is None and "doc 7" in broken.error and "empty" in broken.error
 
 
 @pytest.mark.parametrize("args, message", [({"batch_size": 2}, "batch_size must be 1"),

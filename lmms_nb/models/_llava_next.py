@@ -28,6 +28,7 @@ from lmms_nb.models._llava_next_images import (
     IMAGE_TOKEN_INDEX,
     pack_image_features,
     process_anyres_image,
+    process_padded_image,
     qwen_1_5_prompt,
     tokenizer_image_token,
 )
@@ -214,6 +215,10 @@ class LlavaNextOneVisionModel:
         import torch
 
         inner = self.model.model
+        if len(images) > 1:  # lmms-eval's class: image_aspect_ratio "pad", each image one tile of 729 features
+            pixels = torch.stack([process_padded_image(image, self.tile) for image in images])
+            hidden = inner.vision_tower(pixels.to(self.device, torch.float16), output_hidden_states=True).hidden_states[-1]
+            return list(inner.multi_modal_projector(hidden))
         aspect = self.config.get("image_aspect_ratio", "anyres_max_9")
         pinpoints = self.config.get("image_grid_pinpoints")
         tiles = [process_anyres_image(image, pinpoints, self.tile) for image in images]
@@ -231,9 +236,6 @@ class LlavaNextOneVisionModel:
 
         start = time.perf_counter()
         images = [_as_rgb(img, req, k) for k, img in enumerate(req.images)]
-        if len(images) > 1:
-            raise ValueError("several images per doc: lmms-eval's class switches to image_aspect_ratio 'pad', "
-                             "which lmms-nb does not implement for original-format checkpoints")
         ids = tokenizer_image_token(qwen_1_5_prompt(req.prompt, len(images)), self.tokenizer)
         embed = self.model.get_input_embeddings()
         with torch.inference_mode():

@@ -6,6 +6,7 @@ original-format LLaVA-OneVision checkpoint gets the pixels, image features and t
 - `process_anyres_image`: the best grid pinpoint for the image, the image resized (PIL's default filter) and
   centred on black, cut into tiles, the whole image squashed to one tile first; each tile through SigLIP's
   preprocessing (bicubic resize, 1/255, mean 0.5, std 0.5). Sizes are (width, height) throughout, as there.
+- `process_padded_image`: several images per doc, each padded square with grey and one tile, no newline.
 - `pack_image_features`: tile features laid out on the grid, the padding cut off (`unpad_image`), shrunk
   bilinearly when larger than `anyres_max_N` tiles, a newline embedding after each row, the base tile first.
 - `qwen_1_5_prompt` and `tokenizer_image_token`: the conversation template and the `<image>` placeholder as
@@ -22,7 +23,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["IMAGE_TOKEN_INDEX", "pack_image_features", "process_anyres_image", "qwen_1_5_prompt",
+__all__ = ["IMAGE_TOKEN_INDEX", "pack_image_features", "process_anyres_image", "process_padded_image", "qwen_1_5_prompt",
            "select_best_resolution", "tokenizer_image_token"]
 
 #: where LLaVA-NeXT's input ids mark an image (its llava.constants.IMAGE_TOKEN_INDEX)
@@ -113,6 +114,20 @@ def _siglip_preprocess(image: Any, tile: int):
     array = (array.astype(np.float64) * (1 / 255)).astype(np.float32)
     array = (array - np.float32(0.5)) / np.float32(0.5)
     return array.transpose(2, 0, 1)
+
+
+def process_padded_image(image: Any, tile: int = 384):
+    """Several images per doc (lmms-eval's class then sets image_aspect_ratio "pad"): each one centred on a square
+    of the processor's mean grey (127), then SigLIP's preprocessing: a float32 tensor (3, tile, tile)."""
+    import torch
+    from PIL import Image
+
+    width, height = image.size
+    if width != height:
+        square = Image.new(image.mode, (max(width, height),) * 2, (127, 127, 127))
+        square.paste(image, (0, (width - height) // 2) if width > height else ((height - width) // 2, 0))
+        image = square
+    return torch.from_numpy(_siglip_preprocess(image, tile))
 
 
 def process_anyres_image(image: Any, pinpoints: Any, tile: int = 384):
