@@ -32,7 +32,7 @@ from lmms_nb.models._llava_next_images import (
     qwen_1_5_prompt,
     tokenizer_image_token,
 )
-from lmms_nb.models.base import Request, Response
+from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 
 __all__ = ["LlavaNextOneVisionModel", "is_llava_next_checkpoint", "read_checkpoint_config"]
 
@@ -132,12 +132,13 @@ def _build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_imple
         vision_feature_layer=-1, vision_feature_select_strategy="full",
         vision_aspect_ratio=config.get("image_aspect_ratio", "anyres_max_9"), use_image_newline_parameter=True,
         tie_word_embeddings=bool(config.get("tie_word_embeddings", False)))
-    # LLaVA-NeXT's SigLIP computes attention by hand (eager); its Qwen2 takes lmms-eval's attn_implementation
-    hf_config.vision_config._attn_implementation = "eager"
-    hf_config.text_config._attn_implementation = attn_implementation or "sdpa"
-    hf_config._attn_implementation = attn_implementation or "sdpa"
     # built on the CPU (buffers such as rotary frequencies are computed, not loaded), then overwritten
     model = LlavaOnevisionForConditionalGeneration._from_config(hf_config, dtype=dtype)
+    # LLaVA-NeXT's SigLIP computes attention by hand (eager: sdpa's float16 rounding differs, by up to 0.03 on the
+    # tiny tower's features); its Qwen2 takes lmms-eval's attn_implementation (sdpa). Set on the built modules'
+    # configs, which they read at each call (_from_config chooses its own)
+    model.model.vision_tower.config._attn_implementation = "eager"
+    model.model.language_model.config._attn_implementation = attn_implementation or "sdpa"
     state = {_convert_key(k): v.to(dtype) for k, v in _load_weights(folder).items()}
     for key in ("model.language_model.embed_tokens.weight", "lm_head.weight"):
         if key in state:
@@ -229,6 +230,53 @@ class LlavaNextOneVisionModel:
                                     aspect_ratio=aspect, tile=self.tile, patches_per_side=self.patches_per_side)
                 for f, image in zip(features, images)]
 
+    def _embed(self, ids: list[int], features: list) -> Any:
+        """Input embeddings (1, length, hidden): text tokens embedded, each IMAGE_TOKEN_INDEX replaced by the next
+        image's features (the last one again if the prompt has more placeholders than images, as LLaVA-NeXT)."""
+        import torch
+
+        embed = self.model.get_input_embeddings()
+        pieces, text, k = [], [], 0
+        for token in [*ids, None]:
+            if token is None or token == IMAGE_TOKEN_INDEX:
+                if text:
+                    pieces.append(embed(torch.tensor(text, device=self.device)))
+                text = []
+                if token is not None:
+                    pieces.append(features[min(k, len(features) - 1)])
+                    k += 1
+            else:
+                text.append(token)
+        return torch.cat(pieces)[None]
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> list[tuple[float, bool]]:
+        """``(loss, is_greedy)`` per request, as lmms-eval's class computes them: the context as the user turn, the
+        continuation as the assistant's (then `<|im_end|>` and a newline, which count in the loss); loss = the
+        mean cross-entropy of the tokens after the context, in float32 over float16 logits; is_greedy compares
+        the continuation's ids with the argmax at the same positions counted WITHOUT the image features (the
+        class's indexing, kept so that the answers are the same)."""
+        import torch
+
+        from lmms_nb.models.hf import _as_rgb
+
+        out = []
+        for req in requests:
+            images = [_as_rgb(img, req, k) for k, img in enumerate(req.images)]
+            prompt = qwen_1_5_prompt(req.context, len(images))
+            n_context = len(tokenizer_image_token(prompt, self.tokenizer))
+            full = tokenizer_image_token(qwen_1_5_prompt(req.context, len(images), answer=req.continuation),
+                                         self.tokenizer)
+            with torch.inference_mode():
+                embeds = self._embed(full, self._image_embeddings(images) if images else [])
+                logits = self.model(inputs_embeds=embeds).logits.float()[0]
+            n_prefix = embeds.shape[1] - (len(full) - n_context)  # the context's length once images are expanded
+            labels = torch.full((embeds.shape[1],), -100, dtype=torch.long, device=self.device)
+            labels[n_prefix:] = torch.tensor(full[n_context:], device=self.device)
+            loss = torch.nn.functional.cross_entropy(logits[:-1], labels[1:], ignore_index=-100)
+            greedy = logits.argmax(-1)[n_context: len(full)]
+            out.append((float(loss), bool((greedy == torch.tensor(full[n_context:], device=self.device)).all())))
+        return out
+
     def _generate_one(self, req: Request) -> Response:
         import torch
 
@@ -237,21 +285,8 @@ class LlavaNextOneVisionModel:
         start = time.perf_counter()
         images = [_as_rgb(img, req, k) for k, img in enumerate(req.images)]
         ids = tokenizer_image_token(qwen_1_5_prompt(req.prompt, len(images)), self.tokenizer)
-        embed = self.model.get_input_embeddings()
         with torch.inference_mode():
-            features = self._image_embeddings(images) if images else []
-            pieces, text, k = [], [], 0
-            for token in [*ids, None]:
-                if token is None or token == IMAGE_TOKEN_INDEX:
-                    if text:
-                        pieces.append(embed(torch.tensor(text, device=self.device)))
-                    text = []
-                    if token is not None:
-                        pieces.append(features[min(k, len(features) - 1)])
-                        k += 1
-                else:
-                    text.append(token)
-            embeds = torch.cat(pieces)[None]
+            embeds = self._embed(ids, self._image_embeddings(images) if images else [])
             gen = dict(req.generation_kwargs or {})
             kwargs = {"max_new_tokens": int(gen.get("max_new_tokens", self.max_new_tokens)),
                       "do_sample": bool(gen.get("do_sample", False)), "use_cache": self.use_cache,

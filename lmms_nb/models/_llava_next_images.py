@@ -36,13 +36,16 @@ _QWEN_SEP = "<|im_end|>"
 CONV_TEMPLATES = ("qwen_1_5", "qwen_2")  # the two names LLaVA-NeXT gives conv_qwen
 
 
-def qwen_1_5_prompt(question: str, n_images: int) -> str:
+def qwen_1_5_prompt(question: str, n_images: int, answer: str | None = None) -> str:
     """The prompt lmms-eval's class builds: `<image>` placeholders (space-separated, then a newline) before the
-    question unless it has one, as the user turn of the qwen_1_5 template, the assistant turn opened."""
+    question unless it has one, as the user turn of the qwen_1_5 template, the assistant turn opened (or, with
+    `answer`, holding it and closed, as for a loglikelihood request)."""
     if n_images and DEFAULT_IMAGE_TOKEN not in question:
         question = " ".join([DEFAULT_IMAGE_TOKEN] * n_images) + "\n" + question
     ret = _QWEN_SYSTEM + _QWEN_SEP + "\n"
     ret += _QWEN_ROLES[0] + "\n" + question + _QWEN_SEP + "\n"
+    if answer:  # LLaVA-NeXT's CHATML get_prompt: an empty message leaves the turn open
+        return ret + _QWEN_ROLES[1] + "\n" + answer + _QWEN_SEP + "\n"
     return ret + _QWEN_ROLES[1] + "\n"
 
 
@@ -113,7 +116,9 @@ def _siglip_preprocess(image: Any, tile: int):
     array = np.asarray(image.convert("RGB").resize((tile, tile), resample=Image.BICUBIC))
     array = (array.astype(np.float64) * (1 / 255)).astype(np.float32)
     array = (array - np.float32(0.5)) / np.float32(0.5)
-    return array.transpose(2, 0, 1)
+    # C order, as the tensor transformers' BatchFeature makes of it: the same values laid out channels-last take
+    # other float16 kernels downstream (the projector's output moved by up to 0.05 on the tiny model)
+    return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
 def process_padded_image(image: Any, tile: int = 384):
