@@ -38,9 +38,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
-import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,7 @@ import numpy as np
 import polars as pl
 
 from lmms_nb.widgets._html import esc, table_html
+from lmms_nb.widgets._lite_views import empty_map, error_html, hover_html, map_traces, verdict_html
 
 __all__ = ["LiteBuilder"]
 
@@ -56,7 +55,6 @@ __all__ = ["LiteBuilder"]
 OFFLINE = "offline: synthbench CLIP + MiniLM"
 HUB = "hub: CLIP ViT-B-32 (openai) + BGE-small"
 CUSTOM = "custom"
-FORMATS = ("json", "dataset", "yaml")
 STATS = ("spearman", "kendall", "pearson", "mae_points", "max_abs_error_points")
 #: Docs above which the map draws with WebGL (SVG markers slow the page down past a few thousand).
 WEBGL_ABOVE = 3000
@@ -161,7 +159,7 @@ class LiteBuilder(widgets.VBox):
         self.budget_slider = widgets.IntSlider(value=1, min=1, max=1, description="budget (docs)", disabled=True,
                                                continuous_update=False, layout=widgets.Layout(width="480px"))
         self.summary_html = widgets.HTML()
-        self.map = go.FigureWidget(_empty_map())
+        self.map = go.FigureWidget(empty_map())
         self.map.add_class("lmms-nb-lite-map")
         #: the hovered doc's image and prompt, beside the map (plotly's own hover box cannot show an image)
         self.doc_preview = widgets.HTML(layout=widgets.Layout(width="220px"))
@@ -221,23 +219,9 @@ class LiteBuilder(widgets.VBox):
 
     # ---- tasks -------------------------------------------------------------------------------------------------
     def _add_choice(self, item: Any) -> str:
-        from lmms_nb.tasks import Task
-        from lmms_nb.tasks.yaml_loader import is_yaml_task_spec, load_tasks
+        from lmms_nb.lite_selection import task_choices
 
-        if isinstance(item, Task):
-            found = [item]
-        elif is_yaml_task_spec(item):
-            found = load_tasks(item)  # a YAML file or a folder of them
-        elif isinstance(item, os.PathLike) or (isinstance(item, str) and item.endswith((".yaml", ".yml"))):
-            raise FileNotFoundError(f"no such task YAML: {item}")
-        elif isinstance(item, str):
-            import lmms_nb
-
-            if item not in lmms_nb.list_tasks():
-                lmms_nb.get_task(item)  # raises with the close matches
-            found = [item]  # built lazily, when chosen and embedded
-        else:
-            raise TypeError(f"a task is a Task, a registered name or a YAML path, got {type(item).__name__}")
+        found = task_choices(item)
         for t in found:
             self._choices[t if isinstance(t, str) else t.name] = t
         return found[0] if isinstance(found[0], str) else found[0].name
@@ -275,29 +259,22 @@ class LiteBuilder(widgets.VBox):
         self._status(f"task {self.task_select.value}: press <b>Embed &amp; pick</b>", raw=True)
 
     def _task_logs(self) -> pl.DataFrame | None:
-        if self.logs is None or "task" not in self.logs.columns:
-            return self.logs
-        return self.logs.filter(pl.col("task") == self.task_select.value)
+        from lmms_nb.lite_selection import task_log_rows
+
+        return task_log_rows(self.logs, self.task_select.value)
 
     def _offer_metrics(self) -> None:
-        from lmms_nb.logs.schema import metric_columns
+        from lmms_nb.lite_selection import default_filter, default_metric, metric_and_filter_choices
 
-        rows = self._task_logs()
-        metrics: list[str] = []
-        filters: list[str] = []
-        if rows is not None and rows.height:
-            metrics = [c for c in metric_columns(rows)
-                       if rows.schema[c].is_numeric() and rows[c].null_count() < rows.height]
-            if "filter" in rows.columns:
-                filters = rows["filter"].fill_null("none").unique().sort().to_list()
+        metrics, filters = metric_and_filter_choices(self._task_logs())
         self._syncing = True
         try:
             self.metric_select.options = metrics
             # the metric asked for, else the task's first (its headline metric), else the table's first
             preferred = [self._metric, *(m.name for m in getattr(self._current_task(), "metrics", []))]
-            self.metric_select.value = next((m for m in preferred if m in metrics), metrics[0] if metrics else None)
+            self.metric_select.value = default_metric(metrics, preferred)
             self.filter_select.options = filters
-            self.filter_select.value = ("none" if "none" in filters else filters[0]) if filters else None
+            self.filter_select.value = default_filter(filters)
             self.filter_select.layout.display = "" if len(filters) > 1 else "none"
         finally:
             self._syncing = False
@@ -372,23 +349,24 @@ class LiteBuilder(widgets.VBox):
         return emb
 
     def _use_embeddings(self, task: Any, emb: Any) -> None:
-        from lmms_nb.lite_selection import TaskEmbeddings, kcenter_greedy
+        from lmms_nb.lite_selection import TaskEmbeddings, budget_doc_count, doc_prompts, kcenter_greedy, pca_2d
 
         if not isinstance(emb, TaskEmbeddings):
             raise TypeError(f"embeddings must be TaskEmbeddings, got {type(emb).__name__}")
         if emb.task != task.name:
             raise ValueError(f"the embeddings are of task {emb.task!r}, not {task.name!r}")
         n = len(emb)
-        kmax = _docs(self._max_budget, n, "max_budget")
-        k0 = min(_docs(self._budget, n, "budget"), kmax)
+        kmax = budget_doc_count(self._max_budget, n, "max_budget")
+        k0 = min(budget_doc_count(self._budget, n, "budget"), kmax)
         self.kcenter = kcenter_greedy(emb.vectors, kmax)  # once; every budget <= kmax is a prefix of it
         self.task, self.embeddings = task, emb
-        self.coords = _pca_2d(emb.vectors)
-        self._hover = _hover_texts(task, emb.doc_ids)
+        self.coords = pca_2d(emb.vectors)
+        prompts = doc_prompts(task, emb.doc_ids, max_chars=HOVER_CHARS)
+        self._hover = [hover_html(d, p) for d, p in zip(emb.doc_ids.tolist(), prompts, strict=True)]
         webgl = n > WEBGL_ABOVE
         if (self.map.data[0].type == "scattergl") != webgl:
             self.map.data = []
-            self.map.add_traces(_map_traces(webgl))
+            self.map.add_traces(map_traces(webgl))
             self._watch_hover()
         with self.map.batch_update():
             everyone = self.map.data[0]
@@ -443,13 +421,13 @@ class LiteBuilder(widgets.VBox):
             self.estimates = lite_estimates(rows, self.subset, metric=self.metric_select.value,
                                             task=self.task.name, filter=self.filter_select.value)
         except ValueError as e:
-            self.estimates_html.value = _error_html("no estimates for this subset", e)
+            self.estimates_html.value = error_html("no estimates for this subset", e)
             return
         self.verdict = None
         with contextlib.suppress(ValueError):  # fewer than 2 complete models: no comparison, estimates still shown
             self.verdict = subset_vs_random(rows, self.subset, metric=self.metric_select.value, task=self.task.name,
                                             filter=self.filter_select.value, n_random=max(self._n_random, 100))
-        self.estimates_html.value = (_verdict_html(self.verdict) + "<b>Scores (points): full set vs this subset</b>"
+        self.estimates_html.value = (verdict_html(self.verdict) + "<b>Scores (points): full set vs this subset</b>"
                                      + table_html(self.estimates, digits=1))
 
     # ---- fidelity ----------------------------------------------------------------------------------------------
@@ -465,7 +443,7 @@ class LiteBuilder(widgets.VBox):
             self.fidelity_html.value = "<small>give logs of 3 or more models (logs=) to see fidelity curves</small>"
         elif rows is None or rows.height == 0:
             tasks = self.logs["task"].unique().sort().to_list() if "task" in self.logs.columns else []
-            self.fidelity_html.value = _error_html("no fidelity curves", ValueError(
+            self.fidelity_html.value = error_html("no fidelity curves", ValueError(
                 f"the logs have no samples of task {self.task.name!r} (their tasks: {tasks})"))
         else:
             try:
@@ -473,7 +451,7 @@ class LiteBuilder(widgets.VBox):
                                               metric=self.metric_select.value or None, task=self.task.name,
                                               filter=self.filter_select.value, n_random=self._n_random)
             except ValueError as e:
-                self.fidelity_html.value = _error_html("no fidelity curves", e)
+                self.fidelity_html.value = error_html("no fidelity curves", e)
         if self.fidelity is not None:
             keep = ["k", "budget", "method", "spearman", "mae_points", "mae_points_lo", "mae_points_hi",
                     "beats_random_mae", "verdict", "radius"]
@@ -513,38 +491,14 @@ class LiteBuilder(widgets.VBox):
 
         Returns {format: path}; also sets `exported`, `exported_task` (`lite_task`) and calls `on_export`.
         """
-        from lmms_nb.lite_selection import (
-            lite_task,
-            save_lite_dataset,
-            save_lite_subset,
-            write_lmms_eval_yaml,
-        )
+        from lmms_nb.lite_selection import export_lite_files, lite_task
 
         if self.subset is None:
             raise ValueError("nothing to export yet: press Embed & pick first")
         folder = Path(folder if folder is not None else self.export_dir_text.value.strip() or ".")
         formats = [f for f, box in self.format_checks.items() if box.value] if formats is None else list(formats)
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown:
-            raise ValueError(f"unknown export format(s) {unknown}; choose among {list(FORMATS)}")
-        if not formats:
-            raise ValueError("tick at least one export format")
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"cannot export to {folder}: it is a file, not a folder")
         sub, task = self.subset, self.task
-        stem = f"{_safe_name(task.name)}_lite_k{len(sub)}"
-        written: dict[str, Path] = {}
-        if "json" in formats:
-            written["json"] = save_lite_subset(sub, folder / f"{stem}.json")
-        if "dataset" in formats or "yaml" in formats:
-            with self.progress_output:  # datasets' own progress bars stay inside the widget
-                written["dataset"] = save_lite_dataset(task, sub, folder / f"{stem}_dataset")
-            self.progress_output.clear_output()
-        if "yaml" in formats:
-            # the YAML's own task YAML (when it came from one) gives lmms-eval the prompts and metrics
-            include = task.config.get("yaml_path") if isinstance(task.config, dict) else None
-            written["yaml"] = write_lmms_eval_yaml(task, sub, folder / f"{stem}.yaml", dataset_path=written["dataset"],
-                                                   include=include, name=f"{task.name}_lite")
+        written = export_lite_files(task, sub, folder, formats, dataset_progress=self._progress_then_cleared())
         self.exported = written
         self.exported_task = lite_task(task, sub)
         items = "".join(f"<li>{esc(kind)}: <code>{esc(path)}</code></li>" for kind, path in written.items())
@@ -558,6 +512,13 @@ class LiteBuilder(widgets.VBox):
         self._callbacks.append(callback)
 
     # ---- helpers -----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _progress_then_cleared(self) -> Iterator[None]:
+        """Show what runs inside (e.g. datasets' own progress bars) in the widget, then clear it."""
+        with self.progress_output:
+            yield
+        self.progress_output.clear_output()
+
     def _pressed(self, action: Callable[..., Any]) -> Callable[[Any], None]:
         """A button handler: run `action`; show its error (escaped) in the widget instead of losing it."""
 
@@ -568,7 +529,7 @@ class LiteBuilder(widgets.VBox):
                 action()
             except Exception as e:  # noqa: BLE001 - a click has no caller to raise to: say it in the widget
                 self.error = e
-                self.status_html.value = _error_html(f"{action.__name__.replace('_', ' ')} failed", e)
+                self.status_html.value = error_html(f"{action.__name__.replace('_', ' ')} failed", e)
 
         return handler
 
@@ -584,14 +545,14 @@ class LiteBuilder(widgets.VBox):
         """Show doc `doc_id`'s image (a PNG thumbnail) and prompt beside the map, as hovering its point does."""
         if self.task is None:
             return
+        from lmms_nb.lite_selection import doc_image_data_url, doc_prompt_and_images
+
         try:
-            doc = self.task.dataset()[int(doc_id)]
-            images = self.task.doc_to_visual(doc) or []
-            prompt = str(self.task.doc_to_text(doc))
+            prompt, images = doc_prompt_and_images(self.task, doc_id)
         except Exception as e:  # noqa: BLE001 - one odd doc must not break the map
-            self.doc_preview.value = _error_html(f"doc {doc_id}", e)
+            self.doc_preview.value = error_html(f"doc {doc_id}", e)
             return
-        pictures = "".join(f"<img src='{_png_data_url(im)}' style='width:200px;image-rendering:pixelated' "
+        pictures = "".join(f"<img src='{doc_image_data_url(im)}' style='width:200px;image-rendering:pixelated' "
                            f"alt='doc {int(doc_id)} image {i}'>" for i, im in enumerate(images[:2]))
         self.doc_preview.value = (f"<div><b>doc {int(doc_id)}</b></div>{pictures}"
                                   f"<div><small>{esc(prompt[:HOVER_CHARS])}</small></div>")
@@ -608,116 +569,3 @@ def _registered() -> list[str]:
 
     return lmms_nb.list_tasks()
 
-
-def _map_traces(webgl: bool) -> list[Any]:
-    """The map's two layers: every doc (grey) and the picked docs (coloured by cell size)."""
-    import plotly.graph_objects as go
-
-    kind = go.Scattergl if webgl else go.Scatter
-    return [
-        kind(x=[], y=[], mode="markers", name="all docs", hovertext=[],
-             marker={"color": "#c7c7c7", "size": 6}, hovertemplate="%{hovertext}<extra>doc</extra>"),
-        kind(x=[], y=[], mode="markers", name="picked (colour: cell size)", hovertext=[],
-             marker={"color": [], "colorscale": "Viridis", "size": 11, "showscale": True,
-                     "line": {"color": "#222", "width": 1}, "colorbar": {"title": {"text": "cell size"}}},
-             hovertemplate="%{hovertext}<extra>picked</extra>"),
-    ]
-
-
-def _empty_map() -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure(_map_traces(webgl=False))
-    fig.update_layout(template="plotly_white", height=460, margin={"l": 40, "r": 20, "t": 50, "b": 40},
-                      xaxis_title="PC 1", yaxis_title="PC 2", legend={"orientation": "h", "y": -0.12},
-                      title={"text": "embed a task to see its docs"})
-    return fig
-
-
-def _pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """The rows projected on their first two principal components (zeros where there are fewer)."""
-    from sklearn.decomposition import PCA
-
-    x = np.asarray(vectors, dtype=np.float64)
-    out = np.zeros((x.shape[0], 2))
-    n_comp = min(2, x.shape[0], x.shape[1])
-    if n_comp >= 1 and x.shape[0] > 1:
-        # many more docs than dimensions (the usual case): the d x d covariance's eigenvectors are exact and
-        # ~20x faster than an SVD of the whole n x d matrix
-        solver = "covariance_eigh" if x.shape[0] >= x.shape[1] else "full"
-        out[:, :n_comp] = PCA(n_components=n_comp, svd_solver=solver).fit_transform(x)
-    return out
-
-
-def _png_data_url(image: Any) -> str:
-    """A PIL image (or anything `_to_pil` takes) as a base64 PNG data URL, at most 256 px on a side."""
-    import base64
-    import io
-
-    from lmms_nb.lite_selection._embeddings import _to_pil
-
-    pic = _to_pil(image, "doc image")
-    pic.thumbnail((256, 256))
-    buf = io.BytesIO()
-    pic.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _hover_texts(task: Any, doc_ids: np.ndarray) -> list[str]:
-    """Each doc's prompt, cut, wrapped and HTML-escaped (plotly renders hover text as markup)."""
-    import datasets
-
-    full = task.dataset()
-    column = task.image_column
-    light = full
-    if column in full.column_names and isinstance(full.features.get(column), datasets.Image):
-        light = full.cast_column(column, datasets.Image(decode=False))  # a prompt rarely needs pixels: skip them
-    out = []
-    for doc_id in doc_ids.tolist():
-        try:
-            try:
-                text = str(task.doc_to_text(light[int(doc_id)]))
-            except Exception:  # noqa: BLE001 - this prompt does look at the image: give it the decoded row
-                text = str(task.doc_to_text(full[int(doc_id)]))
-        except Exception as e:  # noqa: BLE001 - one odd doc must not hide the map
-            text = f"(doc_to_text failed: {type(e).__name__}: {e})"
-        if len(text) > HOVER_CHARS:
-            text = text[:HOVER_CHARS] + " …"
-        lines = [esc(line) for para in text.splitlines() for line in (textwrap.wrap(para, 60) or [""])]
-        out.append(f"<b>doc {doc_id}</b><br>" + "<br>".join(lines))
-    return out
-
-
-def _docs(budget: int | float, n: int, what: str) -> int:
-    """A budget as a doc count for a task of `n` docs: a fraction via `resolve_budget`, a count capped at n."""
-    from lmms_nb.lite_selection import resolve_budget
-
-    if isinstance(budget, (int, np.integer)) and not isinstance(budget, bool):
-        if budget < 1:
-            raise ValueError(f"{what} must be a count >= 1 or a fraction in (0, 1], got {budget!r}")
-        return min(int(budget), n)
-    return resolve_budget(budget, n)
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "task"
-
-
-def _error_html(what: str, error: BaseException) -> str:
-    return f'<span style="color:#d62728">{esc(what)}: {esc(type(error).__name__)}: {esc(error)}</span>'
-
-
-def _verdict_html(verdict: pl.DataFrame | None) -> str:
-    """One plain sentence per estimator of the current subset: better, no better, or worse than random."""
-    if verdict is None or verdict.height == 0:
-        return ""
-    colors = {"better than random": "#2ca02c", "no better than random": "#d62728", "worse than random": "#d62728"}
-    lines = []
-    for r in verdict.iter_rows(named=True):
-        color = colors.get(r["verdict"], "#555")
-        lines.append(f"<div class='lmms-nb-lite-verdict'>This subset's {esc(r['estimator'])} is "
-                     f"<b style='color:{color}'>{esc(r['verdict'])}</b>: {r['mae_points']:.2f} points off on "
-                     f"average across {r['n_models']} models; random subsets of {r['k']} docs are "
-                     f"{r['random_mae_points']:.2f} off, and it beats them in {r['beats_random_mae']:.0%} of "
-                     f"draws.</div>")
-    return "<div style='margin:4px 0'>" + "".join(lines) + "</div>"
