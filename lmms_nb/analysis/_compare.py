@@ -36,7 +36,7 @@ from lmms_nb.analysis._pairwise import pairwise_table
 from lmms_nb.analysis._prepare import RunChoice, as_canonical, prepare
 from lmms_nb.analysis._score_intervals import block_scores, continuous_intervals
 
-__all__ = ["Comparison", "compare"]
+__all__ = ["compare"]
 
 
 def compare(

@@ -43,6 +43,14 @@ def export_lite_files(
     `dataset_progress` is a context the dataset folder is written in (a widget's output area keeps the
     `datasets` progress bars inside the widget). Bad formats or a file in the folder's place raise first,
     before anything is written.
+
+    >>> import tempfile
+    >>> from lmms_nb.lite_selection import LiteSubset
+    >>> from lmms_nb.tasks.synthbench import synthbench_task
+    >>> subset = LiteSubset(task="synthbench_count", doc_ids=[4, 1], cell_sizes=[20, 10], n_full=30)
+    >>> task = synthbench_task("count", n_train=6, n_test=30)
+    >>> export_lite_files(task, subset, tempfile.mkdtemp(), ["json"])["json"].name
+    'synthbench_count_lite_k2.json'
     """
     folder = Path(folder)
     formats = list(formats)
