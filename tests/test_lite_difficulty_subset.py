@@ -91,6 +91,10 @@ def test_estimate_is_the_control_variate_of_the_training_models(correct) -> None
     # two models at once, one per row
     assert sub.estimate(correct[[25, 26]][:, cols]) == pytest.approx(
         [expected, sub.estimate(correct[26, cols])])
+    # a budget of every doc takes every doc, and the estimate is the full score
+    everything = build_difficulty_subset(logs, 1.0)
+    assert sorted(everything.doc_ids.tolist()) == ids.tolist()
+    assert everything.estimate(new[np.searchsorted(ids, everything.doc_ids)]) == pytest.approx(new.mean())
 
 
 def test_held_out_models_data_never_reaches_the_subset(correct) -> None:
