@@ -17,8 +17,10 @@ from lmms_nb.lite_selection import (
     LiteSubset,
     build_difficulty_subset,
     difficulty_estimates,
-    save_lite_subset,
+    load_difficulty_subset,
     load_lite_subset,
+    save_difficulty_subset,
+    save_lite_subset,
 )
 from lmms_nb.lite_selection._corrections import neighbour_control_variate
 from lmms_nb.logs.schema import conform
@@ -148,6 +150,21 @@ def test_public_api_and_export(correct, tmp_path) -> None:
     sub = build_difficulty_subset(samples_of(correct[:10]), 25)
     back = load_lite_subset(save_lite_subset(sub, tmp_path / "sub.json"))  # written as a plain LiteSubset
     assert back.doc_ids.tolist() == sub.doc_ids.tolist() and back.meta["method"] == "difficulty_cv"
+    # the whole subset, estimator included, round-trips through one .npz: the same estimates in a later session
+    grouped = samples_of(correct[:10]).with_columns((pl.col("doc_id") % 4).cast(pl.Utf8).alias("category"))
+    for original in (sub, build_difficulty_subset(grouped, 25, seed=4)):
+        loaded = load_difficulty_subset(save_difficulty_subset(original, tmp_path / "sub.npz"))
+        assert loaded.doc_ids.tolist() == original.doc_ids.tolist() and loaded.train_models == original.train_models
+        assert (loaded.groups is None) == (original.groups is None) and loaded.group_prior == original.group_prior
+        answers = correct[15, np.searchsorted(np.arange(N_DOCS) * 3 + 5, original.doc_ids)]
+        assert loaded.estimate(answers) == original.estimate(answers)
+    assert grouped["category"].n_unique() == 4 and original.groups is not None
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz: not a difficulty subset file"):
+        load_difficulty_subset(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", doc_ids=np.arange(3))
+    with pytest.raises(ValueError, match=r"other.npz: not a difficulty subset file \(no field\(s\) \['header'"):
+        load_difficulty_subset(tmp_path / "other.npz")
 
 
 def test_bad_input_names_the_field(correct) -> None:

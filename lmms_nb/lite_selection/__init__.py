@@ -27,6 +27,8 @@ from lmms_nb.lite_selection._difficulty_subset import (
     DifficultySubset,
     build_difficulty_subset,
     difficulty_estimates,
+    load_difficulty_subset,
+    save_difficulty_subset,
 )
 from lmms_nb.lite_selection._doc_map import doc_image_data_url, doc_prompt_and_images, doc_prompts, pca_2d
 from lmms_nb.lite_selection._embeddings import (
@@ -96,11 +98,13 @@ __all__ = [
     "lite_file_stem",
     "lite_task",
     "local_embedding_models",
+    "load_difficulty_subset",
     "load_lite_subset",
     "metric_and_filter_choices",
     "pca_2d",
     "plot_fidelity",
     "resolve_budget",
+    "save_difficulty_subset",
     "save_lite_dataset",
     "save_lite_subset",
     "score_matrix",

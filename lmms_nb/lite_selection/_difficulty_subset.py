@@ -6,7 +6,8 @@ right, all got wrong, and quantile bins between), splits the budget over the str
 per-category neighbour shrinkage, both chosen on the earlier models held out in turn) and draws the docs at
 random within each stratum. The `DifficultySubset` it returns keeps the earlier models' scores, so a new
 model's full score is estimated from its answers on the subset alone (`DifficultySubset.estimate`,
-`difficulty_estimates`): the mean over every doc of what the earlier models most like it scored, plus its
+`difficulty_estimates`; `save_difficulty_subset` / `load_difficulty_subset` keep all of it in one ``.npz`` for a
+later session): the mean over every doc of what the earlier models most like it scored, plus its
 prediction error on the subset weighted by stratum share. On held-out models this is the best estimator
 `lite_fidelity` measures (`bench_lite_fidelity.py`).
 
@@ -27,8 +28,11 @@ Example:
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -38,7 +42,8 @@ from lmms_nb.lite_selection._estimates import score_matrix
 from lmms_nb.lite_selection._heldout import FoldEstimators
 from lmms_nb.lite_selection._subset import LiteSubset, resolve_budget
 
-__all__ = ["DifficultySubset", "build_difficulty_subset", "difficulty_estimates"]
+__all__ = ["DifficultySubset", "build_difficulty_subset", "difficulty_estimates", "load_difficulty_subset",
+           "save_difficulty_subset"]
 
 #: fewest earlier models a difficulty subset is built from (strata and neighbours need a population)
 MIN_EARLIER_MODELS = 3
@@ -191,6 +196,50 @@ def difficulty_estimates(
         (pl.col("lite_points") - pl.col("full_points")).alias("lite_error_points"),
         (pl.col("lite_difficulty_points") - pl.col("full_points")).alias("lite_difficulty_error_points"),
     )
+
+
+#: the arrays of a saved difficulty subset (plus "header", a JSON string of the rest)
+_SAVED = ("doc_ids", "cell_sizes", "design_weights", "all_doc_ids", "train", "train_models")
+
+
+def save_difficulty_subset(subset: DifficultySubset, path: str | os.PathLike) -> Path:
+    """Write `subset` with everything its estimator needs (the earlier models' scores included) to one ``.npz``
+    (no pickles); returns the path. `save_lite_subset` writes the doc ids alone, for `lite_task` and lmms-eval."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": "lmms_nb.difficulty_subset", "version": 1, "task": subset.task, "n_full": int(subset.n_full),
+              "group_prior": subset.group_prior if np.isfinite(subset.group_prior) else "inf", "meta": subset.meta,
+              "groups": None if subset.groups is None else [str(g) for g in subset.groups]}
+    arrays = {name: np.asarray(getattr(subset, name)) for name in _SAVED}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, header=np.array(json.dumps(header)), **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_difficulty_subset(path: str | os.PathLike) -> DifficultySubset:
+    """Read a subset written by `save_difficulty_subset`; a malformed file is an error naming the file and field."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a difficulty subset file ({e})") from e
+    missing = [name for name in ("header", *_SAVED) if name not in stored]
+    if missing:
+        raise ValueError(f"{path}: not a difficulty subset file (no field(s) {missing})")
+    header = json.loads(str(stored["header"]))
+    if header.get("format") != "lmms_nb.difficulty_subset":
+        raise ValueError(f"{path}: field 'format' must be 'lmms_nb.difficulty_subset', got {header.get('format')!r}")
+    train = stored["train"]
+    if train.ndim != 2 or train.shape[1] != len(stored["all_doc_ids"]):
+        raise ValueError(f"{path}: field 'train' has shape {train.shape}, not (models, {len(stored['all_doc_ids'])})")
+    return DifficultySubset(
+        task=header["task"], doc_ids=stored["doc_ids"], cell_sizes=stored["cell_sizes"], n_full=header["n_full"],
+        meta=header.get("meta", {}), design_weights=stored["design_weights"], all_doc_ids=stored["all_doc_ids"],
+        train=train, train_models=tuple(str(m) for m in stored["train_models"]),
+        groups=None if header.get("groups") is None else np.asarray(header["groups"]),
+        group_prior=float(header["group_prior"]))
 
 
 def _whole_docs(share: np.ndarray, n: int) -> np.ndarray:
