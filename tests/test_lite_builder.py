@@ -31,6 +31,7 @@ from lmms_nb.lite_selection import (
     build_lite_subset,
     build_tiny_clip,
     embed_task,
+    load_difficulty_subset,
     load_lite_subset,
     local_embedding_models,
 )
@@ -247,7 +248,7 @@ def test_current_budget_is_marked_and_estimated(builder, correct) -> None:
     assert f">{words}</b>" in builder.estimates_html.value
 
 
-def test_difficulty_method_draws_the_subset_from_the_logs(builder, task, logs_dir, correct) -> None:
+def test_difficulty_method_draws_the_subset_from_the_logs(builder, task, logs_dir, correct, tmp_path) -> None:
     """With logs, `method_select` switches the subset to `build_difficulty_subset` over the earlier models' answers,
     and the estimates to `difficulty_estimates`; back to k-center gives the k-center subset again."""
     b = LiteBuilder(task, tasks=[], logs=logs_dir, embeddings=builder.embeddings, budget=12, max_budget=30,
@@ -273,6 +274,12 @@ def test_difficulty_method_draws_the_subset_from_the_logs(builder, task, logs_di
     assert "difficulty estimate" in b.estimates_html.value and b.verdict is None
     b.budget_slider.value = 6
     assert isinstance(b.subset, DifficultySubset) and len(b.subset) == 6
+    # the export keeps the estimator beside the doc ids: a new model is estimated the same in a later session
+    written = b.export(tmp_path, ["json"])
+    assert load_lite_subset(written["json"]).doc_ids.tolist() == b.subset.doc_ids.tolist()
+    answers = correct[0, b.subset.doc_ids]
+    assert load_difficulty_subset(written["estimator"]).estimate(answers) == b.subset.estimate(answers)
+    assert "estimator" in b.export_html.value
     b.method_select.value = "kcenter"
     assert b.subset.doc_ids.tolist() == build_lite_subset(builder.embeddings, 6).doc_ids.tolist()
     assert not isinstance(b.subset, DifficultySubset)
