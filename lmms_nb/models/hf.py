@@ -30,6 +30,7 @@ from typing import Any
 
 from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models._hf_video import default_video_loader, load_request_videos, video_processor_kwargs, visual_kinds
+from lmms_nb.models._patch_embed import speed_up_patch_embeddings
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
 
@@ -155,6 +156,7 @@ class HFImageTextModel:
         if device_map is None:
             self.model.to(device)
         self.model.eval()
+        speed_up_patch_embeddings(self.model)  # Qwen's conv3d on CPU, same numbers (checked at run time)
         self.device = self.model.device
         # video paths become frames as the family's lmms-eval class makes them; None: the model takes no video
         # (no loader for its family, or a processor without a video processor, e.g. LLaVA-1.5 under llava_hf)
