@@ -34,15 +34,15 @@ import run as vs  # noqa: E402  benchmarks/vs_lmms_eval/run.py: data, model and 
 STAGES = {
     "load_tasks (YAML -> Task)": ("yaml_loader.py", "load_tasks"),
     "plan_run (datasets, identity)": ("_plan.py", "plan_run"),
-    "chat template (_prompt)": ("hf.py", "_prompt"),
-    "image resize (fetch_image)": ("_qwen_resize.py", "fetch_image"),
-    "processor call": ("processing_utils.py", "__call__"),
-    "  of which images": ("processing_utils.py", "_process_images"),
-    "model.generate": ("generation/utils.py", "generate"),
-    "  vision tower": (None, "get_image_features"),
-    "    patch embedding conv3d": ("~", "<built-in method torch.conv3d>"),
-    "  scaled_dot_product_attention": ("~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
-    "decode + responses": ("hf.py", "_generate_batch"),
+    "model side (HFImageTextModel._generate_batch)": ("hf.py", "_generate_batch"),
+    "  chat template (_prompt)": ("hf.py", "_prompt"),
+    "  image resize (fetch_image)": ("_qwen_resize.py", "fetch_image"),
+    "  processor call": ("processing_utils.py", "__call__"),
+    "    of which images": ("processing_utils.py", "_process_images"),
+    "  model.generate": ("generation/utils.py", "generate"),
+    "    vision tower": (None, "get_image_features"),
+    "      patch embedding conv3d": ("~", "<built-in method torch.conv3d>"),
+    "    scaled_dot_product_attention": ("~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
     "score_batch (filters, metrics)": ("_score.py", "score_batch"),
     "log writes (SampleLogWriter.write)": ("writer.py", "write"),
 }
@@ -135,7 +135,7 @@ def main() -> None:
                       f"{theirs[0] / result['wall']:.1f}x faster (wall), {theirs[1] / result['cpu']:.1f}x less CPU")
             print(f"  one profiled run ({result['profiled']:.2f} s wall under cProfile), cumulative seconds:")
             for stage, seconds in result["stages"].items():
-                print(f"    {stage:38} {seconds:7.3f}  {seconds / result['profiled']:6.1%}")
+                print(f"    {stage:48} {seconds:7.3f}  {seconds / result['profiled']:6.1%}")
 
 
 DEFAULT_THREADS = 1
