@@ -37,7 +37,7 @@ STAGES = {
     "model side (HFImageTextModel._generate_batch)": ("hf.py", "_generate_batch"),
     "  chat template (_prompt)": ("hf.py", "_prompt"),
     "  image resize (fetch_image)": ("_qwen_resize.py", "fetch_image"),
-    "  processor call": ("processing_utils.py", "__call__"),
+    "  processor call": ("/processing_utils.py", "__call__"),  # not image_processing_utils.py
     "    of which images": ("processing_utils.py", "_process_images"),
     "  model.generate": ("generation/utils.py", "generate"),
     "    vision tower": (None, "get_image_features"),
