@@ -202,15 +202,21 @@ class SavedSplit:
         from lmms_nb.config import cache_dir
 
         key = hashlib.sha256(f"{version('datasets')}\0{self._state_fingerprint}".encode()).hexdigest()[:24]
-        path = cache_dir("dataset_fingerprints") / key
+        try:
+            path = cache_dir("dataset_fingerprints") / key
+        except OSError:  # no cache folder to be had: datasets computes it every time
+            return self._dataset()._fingerprint
         try:
             return path.read_text(encoding="utf-8")
         except OSError:
             pass
         fingerprint = self._dataset()._fingerprint
         tmp = path.with_name(f".{key}.{os.getpid()}")
-        tmp.write_text(fingerprint, encoding="utf-8")
-        os.replace(tmp, path)  # atomic: a concurrent reader sees the whole fingerprint or none
+        try:
+            tmp.write_text(fingerprint, encoding="utf-8")
+            os.replace(tmp, path)  # atomic: a concurrent reader sees the whole fingerprint or none
+        except OSError:  # a read-only cache folder: computed again next time
+            tmp.unlink(missing_ok=True)
         return fingerprint
 
     def _dataset(self) -> Any:
