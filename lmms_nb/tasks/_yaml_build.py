@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lmms_nb.tasks._saved_splits import SavedSplit, open_saved_splits
 from lmms_nb.tasks._yaml_choice import CHOICE_METRICS, DEFAULT_CHOICE_METRICS, choice_process_results
 from lmms_nb.tasks._run_overrides import apply_num_fewshot
 from lmms_nb.tasks._run_overrides import current as current_run_overrides
@@ -294,6 +295,10 @@ def _build_task(cfg: TaskYaml, *, model_type: str | None, groups: tuple[str, ...
     task: Task  # assigned below; the loader records the dataset's columns on it
 
     def load_splits() -> Any:
+        if load_from_disk and process_docs is None:  # a prepared folder: read without importing datasets
+            saved = open_saved_splits(resolved_path)
+            if saved is not None:
+                return saved
         import datasets
 
         where = cfg.where("dataset_path")
@@ -558,18 +563,21 @@ def _disk_split_path(path: str, split: str) -> str | None:
 
 def _record_columns(task: Task, ds: Any, visual_field: str | None) -> None:
     """Remember the image column (kept out of requests' docs and of aggregation docs) and a category column."""
-    import datasets
+    if isinstance(ds, SavedSplit):  # its features without importing datasets
+        image_columns, names = ds.image_columns, ds.column_names
+    else:
+        import datasets
 
-    features = getattr(ds, "features", {}) or {}
+        features = getattr(ds, "features", {}) or {}
 
-    def is_image(feature: Any) -> bool:
-        inner = feature[0] if isinstance(feature, list) and feature else getattr(feature, "feature", None)
-        return isinstance(feature, datasets.Image) or isinstance(inner, datasets.Image)
+        def is_image(feature: Any) -> bool:
+            inner = feature[0] if isinstance(feature, list) and feature else getattr(feature, "feature", None)
+            return isinstance(feature, datasets.Image) or isinstance(inner, datasets.Image)
 
+        image_columns, names = [c for c, f in features.items() if is_image(f)], list(features)
     if visual_field is None:
-        image_columns = [c for c, f in features.items() if is_image(f)]
         task.image_column = image_columns[0] if image_columns else None
-    if "category" in features:
+    if "category" in names:
         task.category_column = "category"
 
 

@@ -38,9 +38,8 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import datasets
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -56,6 +55,9 @@ from lmms_nb.metrics import (
 )
 from lmms_nb.tasks.registry import register_task
 from lmms_nb.tasks.task import Metric, Task
+
+if TYPE_CHECKING:  # imported where used: registering the tasks (any `lmms-nb eval`) must not cost datasets' import
+    import datasets
 
 __all__ = [
     "FAMILIES",
@@ -366,13 +368,13 @@ _GENERATORS: dict[str, Callable[[np.random.Generator], Iterator[list[Row]]]] = {
     "yesno": _gen_yesno,
 }
 
-_EXTRA_FEATURES: dict[str, dict[str, Any]] = {
-    "mcq": {letter: datasets.Value("string") for letter in "ABCD"},
-    "yesno": {"image_id": datasets.Value("string")},
-}
+#: string columns some families have besides the common ones
+_EXTRA_COLUMNS: dict[str, tuple[str, ...]] = {"mcq": tuple("ABCD"), "yesno": ("image_id",)}
 
 
 def _features(family: str) -> datasets.Features:
+    import datasets
+
     return datasets.Features(
         {
             "question_id": datasets.Value("string"),
@@ -380,7 +382,7 @@ def _features(family: str) -> datasets.Features:
             "question": datasets.Value("string"),
             "answer": datasets.Value("string"),
             "category": datasets.Value("string"),
-            **_EXTRA_FEATURES.get(family, {}),
+            **{name: datasets.Value("string") for name in _EXTRA_COLUMNS.get(family, ())},
         }
     )
 
@@ -443,6 +445,8 @@ def _check_sizes(n_train: int, n_test: int) -> None:
 
 @contextlib.contextmanager
 def _quiet_datasets() -> Iterator[None]:
+    import datasets
+
     was_enabled = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
@@ -477,6 +481,8 @@ def build_synthbench(
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".{final.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    import datasets
+
     try:
         for family in FAMILIES:
             features = _features(family)
@@ -522,6 +528,8 @@ def load_synthbench(
     """
     _check_family_split(family, split)
     path = build_synthbench(seed=seed, n_train=n_train, n_test=n_test, root=root)
+    import datasets
+
     return datasets.load_from_disk(str(path / family / split))
 
 

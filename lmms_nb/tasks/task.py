@@ -21,9 +21,10 @@ import hashlib
 import inspect
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import datasets
+if TYPE_CHECKING:  # a task's loader imports datasets when it needs it (a prepared folder does not: _saved_splits)
+    import datasets
 
 Doc = dict[str, Any]
 #: per-sample scorer: (prediction, target, doc) -> float in [0, 1] (or any float)
