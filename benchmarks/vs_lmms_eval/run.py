@@ -38,8 +38,8 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import statistics
+import sys
 import time
 from pathlib import Path
 
