@@ -12,7 +12,9 @@ Example:
     [0.625]
 """
 
-from lmms_nb.analysis._compare import Comparison, Flips, compare, flips
+from lmms_nb.analysis._compare import compare
+from lmms_nb.analysis._comparison import Comparison
+from lmms_nb.analysis._flips import Flips, flips
 from lmms_nb.analysis._slices import Slices, find_slices
 from lmms_nb.analysis._prepare import CONTINUOUS_CORRECT_THRESHOLD, as_canonical, prepare
 from lmms_nb.analysis._palette import (

@@ -29,7 +29,7 @@ from lmms_nb.analysis._palette import MODEL_PALETTE, STATE_COLORS
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from lmms_nb.analysis._compare import Comparison
+    from lmms_nb.analysis._comparison import Comparison
 
 
 def _e(value: Any) -> str:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
-    from lmms_nb.analysis._compare import Comparison
+    from lmms_nb.analysis._comparison import Comparison
 
 __all__ = ["Summary", "chance_levels", "format_p", "summarize"]
 

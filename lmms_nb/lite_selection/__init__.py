@@ -14,6 +14,15 @@ Example:
 """
 
 from lmms_nb.lite_selection._anchors import anchor_points
+from lmms_nb.lite_selection._builder_choices import (
+    budget_doc_count,
+    default_filter,
+    default_metric,
+    metric_and_filter_choices,
+    task_choices,
+    task_log_rows,
+)
+from lmms_nb.lite_selection._doc_map import doc_image_data_url, doc_prompt_and_images, doc_prompts, pca_2d
 from lmms_nb.lite_selection._embeddings import (
     DEFAULT_IMAGE_MODEL,
     DEFAULT_IMAGE_PRETRAINED,
@@ -27,6 +36,7 @@ from lmms_nb.lite_selection._embeddings import (
     local_embedding_models,
 )
 from lmms_nb.lite_selection._estimates import ScoreMatrix, lite_estimates, score_matrix
+from lmms_nb.lite_selection._export_files import EXPORT_FORMATS, export_lite_files, lite_file_stem
 from lmms_nb.lite_selection._export import (
     lite_task,
     load_lite_subset,
@@ -46,6 +56,7 @@ __all__ = [
     "DEFAULT_IMAGE_MODEL",
     "DEFAULT_IMAGE_PRETRAINED",
     "DEFAULT_TEXT_MODEL",
+    "EXPORT_FORMATS",
     "IRTModel",
     "ImageEmbedder",
     "KCenterResult",
@@ -57,24 +68,36 @@ __all__ = [
     "TextEmbedder",
     "anchor_points",
     "assign_to_nearest",
+    "budget_doc_count",
     "build_lite_subset",
     "build_tiny_clip",
     "combine_embeddings",
+    "default_filter",
+    "default_metric",
+    "doc_image_data_url",
+    "doc_prompt_and_images",
+    "doc_prompts",
     "embed_task",
+    "export_lite_files",
     "fidelity_verdicts",
     "fit_irt",
     "kcenter_greedy",
     "lite_estimates",
     "lite_fidelity",
+    "lite_file_stem",
     "lite_task",
     "local_embedding_models",
     "load_lite_subset",
+    "metric_and_filter_choices",
+    "pca_2d",
     "plot_fidelity",
     "resolve_budget",
     "save_lite_dataset",
     "save_lite_subset",
     "score_matrix",
     "subset_vs_random",
+    "task_choices",
+    "task_log_rows",
     "verdict_of",
     "write_lmms_eval_yaml",
 ]

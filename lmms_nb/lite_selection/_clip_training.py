@@ -88,7 +88,7 @@ def _train(folder: Path, *, seed: int, steps: int, batch_size: int, lr: float, n
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
-    from lmms_nb.lite_selection._embeddings import build_tiny_clip
+    from lmms_nb.lite_selection._offline_models import build_tiny_clip
     from lmms_nb.tasks.synthbench import FAMILIES, load_synthbench
 
     build_tiny_clip(folder, seed=seed, context_length=_CONTEXT)

@@ -32,32 +32,26 @@ Example (against a local server; `generate` also works inside Jupyter's running 
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
-import email.utils
-import hashlib
-import io
-import json
 import logging
 import os
 import random
-import sqlite3
-import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
+from lmms_nb.models._openai_cache import ResponseCache, request_cache_key
+from lmms_nb.models._openai_http import RETRY_STATUSES, parse_completion, parse_retry_after, redact
+from lmms_nb.models._openai_messages import as_pil_image, chat_messages_to_openai, image_data_url, image_digest
 from lmms_nb.models.base import Request, Response
 
-__all__ = ["OpenAIChatModel", "ResponseCache", "parse_retry_after", "request_cache_key"]
+# ResponseCache, parse_retry_after, request_cache_key and image_data_url are imported from here by tests,
+# notebooks and benchmarks: they stay importable from this module.
+__all__ = ["OpenAIChatModel", "ResponseCache", "image_data_url", "parse_retry_after", "request_cache_key"]
 
 log = logging.getLogger(__name__)
-
-#: statuses worth retrying (OpenAI's own client retries these too): timeout, conflict, rate limit, server errors
-RETRY_STATUSES = frozenset({408, 409, 429})
 
 
 class OpenAIChatModel:
@@ -251,7 +245,7 @@ class OpenAIChatModel:
     def _cache_key(self, request: Request, params: Mapping[str, Any]) -> str:
         # Images by pixel hash: the key does not depend on how PNG encoding happens to compress them.
         hashed = self._messages(request, [f"sha256:{image_digest(im)}" for im in request.images],
-                                lambda im: f"sha256:{image_digest(_as_pil(im))}")
+                                lambda im: f"sha256:{image_digest(as_pil_image(im))}")
         return request_cache_key(self.base_url, self.model, hashed, {**params, **self.extra_body})
 
     async def _one(self, client: httpx.AsyncClient, request: Request, key: str | None) -> Response:
@@ -259,7 +253,7 @@ class OpenAIChatModel:
             params = self._params(request.generation_kwargs)
             cache_key = self._cache_key(request, params)
         except Exception as e:  # an unreadable image: this sample fails, the batch goes on
-            return Response(text=None, error=_redact(f"could not build the request: {e!r}", key))
+            return Response(text=None, error=redact(f"could not build the request: {e!r}", key))
         cache = self.cache if self._cacheable(params) else None
         if cache is not None:
             hit = cache.get(cache_key)
@@ -268,7 +262,7 @@ class OpenAIChatModel:
         try:
             messages = self._messages(request, [image_data_url(im) for im in request.images])
         except Exception as e:
-            return Response(text=None, error=_redact(f"could not encode the images: {e!r}", key))
+            return Response(text=None, error=redact(f"could not encode the images: {e!r}", key))
         body = {"model": self.model, "messages": messages, **params, **self.extra_body}
         # the worker's slot is held through backoff too: a rate-limited endpoint should see fewer calls
         response = await self._post_with_retries(client, body, key)
@@ -296,17 +290,17 @@ class OpenAIChatModel:
             else:
                 latency = time.perf_counter() - started
                 if r.status_code == 200:
-                    return _parse_completion(r, latency, key)
+                    return parse_completion(r, latency, key)
                 last_error = f"HTTP {r.status_code}: {r.text[:500]}"
                 if not (r.status_code in RETRY_STATUSES or r.status_code >= 500):
                     break  # 400/401/403/404...: the same request would fail again
                 retry_after = parse_retry_after(r.headers)
             if attempt < self.max_retries:
                 delay = self._backoff(attempt, retry_after)
-                log.info("retrying %s in %.2fs after: %s", self.name, delay, _redact(last_error, key)[:200])
+                log.info("retrying %s in %.2fs after: %s", self.name, delay, redact(last_error, key)[:200])
                 await asyncio.sleep(delay)
         attempts = attempt + 1
-        return Response(text=None, error=_redact(f"{last_error} (after {attempts} attempt{'s' * (attempts > 1)})", key))
+        return Response(text=None, error=redact(f"{last_error} (after {attempts} attempt{'s' * (attempts > 1)})", key))
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         """Seconds to wait before retry number `retry + 1`."""
@@ -314,195 +308,3 @@ class OpenAIChatModel:
             return min(max(retry_after, 0.0), self.backoff_max_s)
         cap = min(self.backoff_max_s, self.backoff_base_s * 2**retry)
         return random.uniform(cap / 2, cap)  # "equal jitter": spread clients out, never wait less than half
-
-
-def _parse_completion(r: httpx.Response, latency: float, key: str | None) -> Response:
-    try:
-        data = r.json()
-        message = data["choices"][0]["message"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        error = f"malformed completion (no choices[0].message): {r.text[:500]}"
-        return Response(text=None, error=_redact(error, key), latency_s=latency)
-    finish_reason = data["choices"][0].get("finish_reason") if isinstance(data["choices"][0], dict) else None
-    if message.get("refusal") or finish_reason == "content_filter":
-        error = f"refused ({finish_reason or 'refusal'}): {message.get('refusal') or r.text[:500]}"
-        return Response(text=None, error=_redact(error, key), latency_s=latency, cached=False)
-    content = message.get("content")
-    if isinstance(content, list):  # some servers return content parts
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    usage = data.get("usage") or {}
-    tokens = usage.get("completion_tokens")
-    # lmms-eval's openai class counts a missing prompt / reasoning count as 0 when the reply has a usage
-    details = usage.get("completion_tokens_details") or {}
-    return Response(text=content or "", latency_s=latency, output_tokens=int(tokens) if tokens is not None else None,
-                    cached=False, truncated=None if finish_reason is None else finish_reason == "length",
-                    input_tokens=int(usage.get("prompt_tokens") or 0) if usage else None,
-                    reasoning_tokens=int(details.get("reasoning_tokens") or 0) if usage else None)
-
-
-def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (delta-seconds or an HTTP date), else None.
-
-    >>> parse_retry_after({"retry-after": "1.5"})
-    1.5
-    >>> parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"},
-    ...                   now=datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc))
-    10.0
-    >>> parse_retry_after({}) is None
-    True
-    """
-    lower = {k.lower(): v for k, v in headers.items()}
-    ms = lower.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(float(ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = lower.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - (now or datetime.now(timezone.utc))).total_seconds(), 0.0)
-
-
-def _redact(text: str, key: str | None) -> str:
-    # An endpoint may echo the Authorization header back in an error body; errors end up in logs.
-    return text.replace(key, "***") if key else text
-
-
-# ------------------------------------------------------------------------------------------------ images
-def _as_pil(image: Any):
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, (bytes, bytearray)):
-        return Image.open(io.BytesIO(image))
-    if isinstance(image, (str, os.PathLike)):
-        return Image.open(image)
-    if isinstance(image, dict) and (image.get("bytes") or image.get("path")):  # a datasets Image feature row
-        return Image.open(io.BytesIO(image["bytes"])) if image.get("bytes") else Image.open(image["path"])
-    raise TypeError(f"unsupported image type {type(image).__name__} (expected a PIL image, bytes or a path)")
-
-
-def image_digest(image: Any) -> str:
-    """A sha256 of an image's mode, size and pixels (stable across encoders and Pillow versions)."""
-    im = _as_pil(image)
-    h = hashlib.sha256(f"{im.mode}|{im.size[0]}x{im.size[1]}|".encode())
-    h.update(im.tobytes())
-    return h.hexdigest()
-
-
-def chat_messages_to_openai(messages: Sequence[Mapping[str, Any]],
-                            encode: Callable[[Any], str] | None = None) -> list[dict[str, Any]]:
-    """lmms-eval chat messages (``{"role", "content": [{"type": "text"|"image", ...}]}``) in OpenAI's format, as
-    lmms-eval 0.7.3's ``ChatMessages.to_openai_messages``: text parts as they are, images as PNG data URLs.
-
-    >>> chat_messages_to_openai([{"role": "user", "content": [{"type": "text", "text": "Hi?"}]}])
-    [{'role': 'user', 'content': [{'type': 'text', 'text': 'Hi?'}]}]
-    """
-    encode = encode or image_data_url
-    out = []
-    for i, message in enumerate(messages):
-        parts = message.get("content")
-        if isinstance(parts, str):
-            parts = [{"type": "text", "text": parts}]
-        content = []
-        for part in parts or []:
-            kind = part.get("type")
-            if kind == "text":
-                content.append({"type": "text", "text": str(part.get("text", ""))})
-            elif kind == "image":
-                content.append({"type": "image_url", "image_url": {"url": encode(part.get("url"))}})
-            else:  # lmms-eval decodes video frames client-side; this backend sends images and text only
-                raise ValueError(f"message {i}: a {kind!r} part: this backend sends text and images only")
-        out.append({"role": str(message.get("role", "user")), "content": content})
-    return out
-
-
-def image_data_url(image: Any) -> str:
-    """A ``data:image/png;base64,...`` URL of an image (PNG: lossless, so the model sees the exact pixels)."""
-    im = _as_pil(image)
-    if im.mode not in ("RGB", "RGBA", "L", "LA"):
-        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def request_cache_key(base_url: str, model: str, messages: Any, params: Mapping[str, Any]) -> str:
-    """The cache key of one request: a sha256 of endpoint, model, messages and parameters, canonically encoded."""
-    blob = json.dumps(
-        {"base_url": base_url.rstrip("/"), "model": model, "messages": messages, "params": dict(params)},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-# ------------------------------------------------------------------------------------------------- cache
-class ResponseCache:
-    """Finished responses in a sqlite file, committed one by one so a crash keeps what was paid for.
-
-    Stores only the key (a hash), the answer, its token count and latency: never prompts, images or keys.
-    WAL mode lets several processes (data-parallel workers) share one file.
-
-    >>> import tempfile, pathlib
-    >>> c = ResponseCache(pathlib.Path(tempfile.mkdtemp()) / "r.sqlite")
-    >>> c.put("k", Response(text="A", latency_s=0.5, output_tokens=1, truncated=False), model="m")
-    >>> hit = c.get("k")
-    >>> hit.text, hit.output_tokens, hit.latency_s, hit.cached, hit.truncated
-    ('A', 1, 0.5, True, False)
-    >>> len(c)
-    1
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        # check_same_thread=False: generate() may run its loop in a worker thread; the lock serialises use.
-        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # v2 adds `truncated`; rows of the first table (no finish_reason recorded) are not reused
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS responses_v2 (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-            "output_tokens INTEGER, latency_s REAL, model TEXT, created REAL, truncated INTEGER)"
-        )
-
-    def get(self, key: str) -> Response | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT text, output_tokens, latency_s, truncated FROM responses_v2 WHERE key = ?", (key,)
-            ).fetchone()
-        if row is None:
-            return None
-        return Response(text=row[0], output_tokens=row[1], latency_s=row[2], cached=True,
-                        truncated=None if row[3] is None else bool(row[3]))
-
-    def put(self, key: str, response: Response, model: str = "") -> None:
-        with self._lock:  # autocommit (isolation_level=None): each insert is durable on return
-            self._conn.execute(
-                "INSERT OR REPLACE INTO responses_v2 VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, response.text or "", response.output_tokens, response.latency_s, model, time.time(),
-                 None if response.truncated is None else int(response.truncated)),
-            )
-
-    def __len__(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM responses_v2").fetchone()[0]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-

