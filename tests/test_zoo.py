@@ -25,11 +25,12 @@ from lmms_nb.models.zoo import (
 # A small synthbench (40 training rows per family) and a model small enough to train in a few seconds.
 TINY = ZooSpec(
     "unit-test",
-    "hidden 32, 1 layer, 20 counting steps then 40 mixed: for the test suite only",
+    "hidden 32, 1 layer, 20 counting steps then 80 mixed: for the test suite only",
     hidden_size=32,
     num_layers=1,
     curriculum_steps=20,
-    steps=40,
+    # 40 mixed steps answered "B" to every synthbench v2 question; after 80 each family gets its answer format
+    steps=80,
     batch_size=16,
     lr=1e-2,
     synthbench_n_train=40,
@@ -128,7 +129,7 @@ def test_curriculum_rows_come_first_then_every_family():
 def test_training_is_cached_with_a_completion_marker(cache, trained):
     assert trained.parent == cache / "zoo" and trained.name == f"unit-test-{TINY.config_hash()}"
     stats = json.loads((trained / COMPLETE_MARKER).read_text())
-    assert stats["steps"] == TINY.total_steps == 60 and len(stats["losses"]) == 60
+    assert stats["steps"] == TINY.total_steps == 100 and len(stats["losses"]) == 100
     assert stats["examples"] == 5 * TINY.synthbench_n_train
     weights = trained / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
