@@ -25,9 +25,13 @@ and pooled over the five tasks (1000 docs, category = family, each task's main m
 offline synthbench CLIP + MiniLM (`local_embedding_models`). It first prints each model's score per family
 and whether the best member closes half the gap between `majority` and a perfect score on every family.
 
-Learned methods (anchor points, gp-IRT, calibration, linear correction, control variate, difficulty strata) are
-fitted per fold over models and scored on the held-out models only (--folds, default leave-one-out). At the 10%
-budget it also prints the spread of the models' full-set scores and each drawn method's per-draw MAE quantiles.
+Learned methods (anchor points, gp-IRT, calibration, linear correction, control variate, difficulty strata, and
+difficulty strata scored with a per-category control variate: ``difficulty_cv``) are fitted per fold over models
+and scored on the held-out models only (--folds, default leave-one-out). At the 10% budget it also prints the
+spread of the models' full-set scores, the MAE floors of a random and a difficulty-stratified subset with an
+oracle (in-sample) control variate, each drawn method's per-draw MAE quantiles, the k-center methods again
+from --starts random first picks (a single k-center subset's figures depend on where it starts), and the drawn
+learned methods with as many other seeds.
 
 Run it from the repository root with the worktree first on the path: ``PYTHONPATH=. python benchmarks/...``.
 
@@ -142,12 +146,12 @@ def tiny_clip_embeddings(images: np.ndarray) -> TaskEmbeddings:
 
 
 def report(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budgets: list[float], n_random: int,
-           seed: int, folds: int | str) -> None:
-    print_fidelity(title, samples, emb, budgets, n_random, seed, folds)
+           seed: int, folds: int | str, starts: int = 0) -> None:
+    print_fidelity(title, samples, emb, budgets, n_random, seed, folds, starts)
 
 
 def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budgets: list[float], n_random: int,
-                   seed: int, folds: int | str) -> None:
+                   seed: int, folds: int | str, starts: int = 0) -> None:
     """Every method's row at every budget, then the 10%-budget verdict against the goal, whatever it shows."""
     t0 = time.perf_counter()
     fid = lite_fidelity(samples, emb, budgets=budgets, n_random=n_random, seed=seed, folds=folds)
@@ -180,7 +184,9 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
     print(f"full-set scores of the {len(full)} models: sd {full.std():.2f} points, range {full.min():.1f}-{full.max():.1f}")
     print(f"MAE a random subset of {k10} could reach with an oracle control variate (each model's answers "
           f"regressed on the other models' answers to every doc, in-sample): {oracle_floor(samples, k10):.2f} points; "
-          f"plain random subsets: {oracle_floor(samples, k10, control=False):.2f} (normal approximation)")
+          f"difficulty-stratified subsets with that control variate: "
+          f"{oracle_floor(samples, k10, stratified=True):.2f}; plain random subsets: "
+          f"{oracle_floor(samples, k10, control=False):.2f} (normal approximation)")
     dist = (fid.draws.filter((pl.col("k") == k10) & (pl.col("draw").max().over("method") > 0))
             .group_by("method").agg(*[pl.col("mae_points").quantile(q, "linear").alias(f"q{int(q * 100)}")
                                       for q in (0.1, 0.25, 0.5, 0.75, 0.9)])
@@ -201,33 +207,89 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
               f"{r['mae_points']:.2f} pts ({'meets' if ok[1] else 'misses'}), beats random in "
               f"{r['beats_random_mae']:.0%} of draws ({'meets' if ok[2] else 'misses'}) -> "
               f"{'ALL GOALS MET' if all(ok) else 'goal missed'}")
+    kcenter_starts(samples, emb, k10, n_random, starts, folds)
+    seed_sweep(samples, emb, k10, n_random, starts, folds)
 
 
-def oracle_floor(samples: pl.DataFrame, k: int, *, control: bool = True) -> float:
+def seed_sweep(samples: pl.DataFrame, emb: TaskEmbeddings, k10: int, n_random: int, seeds: int,
+               folds: int | str) -> None:
+    """The drawn learned methods again with other seeds (other draws, other folds, other inner choices): a
+    figure near a goal's line says little from one seed."""
+    if seeds < 1:
+        return
+    methods = ["random", "random_cv", "difficulty_cv"]
+    print(f"drawn methods with seeds 1-{seeds} ({n_random} draws each), k={k10}:")
+    for s in range(1, seeds + 1):
+        fid = lite_fidelity(samples, emb, budgets=[k10], n_random=n_random, seed=s, folds=folds, methods=methods)
+        parts = [f"{r['method']} MAE {r['mae_points']:.2f}, Spearman {r['spearman']:.3f}"
+                 + (f", beats random {r['beats_random_mae']:.0%}" if r["method"] != "random" else "")
+                 for r in fid.summary.iter_rows(named=True)]
+        print(f"  seed {s}: " + "; ".join(parts))
+
+
+def kcenter_starts(samples: pl.DataFrame, emb: TaskEmbeddings, k10: int, n_random: int, starts: int,
+                   folds: int | str) -> None:
+    """The k-center methods from `starts` random first picks: a single subset's figures depend on where k-center
+    starts, so one start that meets a goal says little; this prints how often a start does."""
+    if starts < 1:
+        return
+    methods = ["kcenter_weighted", "kcenter_corrected", "random"]
+    rows = []
+    for s in range(1, starts + 1):
+        fid = lite_fidelity(samples, emb, budgets=[k10], n_random=n_random, seed=s, start="random", folds=folds,
+                            methods=methods)
+        rows.append(fid.summary.select("method", "spearman", "mae_points", "beats_random_mae").with_columns(
+            start_seed=pl.lit(s)))
+    t = pl.concat(rows).filter(pl.col("method") != "random")
+    print(f"k-center from {starts} random first picks (seeds 1-{starts}, {n_random} random draws each), k={k10}:")
+    for m in methods[:-1]:
+        r = t.filter(pl.col("method") == m)
+        ok = ((r["spearman"] >= 0.95) & (r["mae_points"] <= 1.5) & (r["beats_random_mae"] >= 0.8)).sum()
+        print(f"  {m:17s}: MAE {r['mae_points'].mean():.2f} pts (min {r['mae_points'].min():.2f}, max "
+              f"{r['mae_points'].max():.2f}), Spearman {r['spearman'].mean():.3f} (min {r['spearman'].min():.3f}), "
+              f"beats random in {r['beats_random_mae'].mean():.0%} of draws on average; all goals met by {ok} of "
+              f"{starts} starts")
+
+
+def oracle_floor(samples: pl.DataFrame, k: int, *, control: bool = True, stratified: bool = False) -> float:
     """Expected MAE (points) over models of a random k-subset mean of each model's residuals, normal approximation
     (E|N(0, s)| = 0.8 s, with the finite-population correction), where the residuals are what an ordinary least
     squares fit on the other models' answers to every doc leaves unexplained (with `control`), else the answers
     themselves. No held-out estimator that corrects a random subset by a linear function of other models'
     answers does better on average: it shows whether a goal needs a better estimator or cannot be met."""
     from lmms_nb.lite_selection import score_matrix
+    from lmms_nb.lite_selection._heldout import difficulty_design
 
     y = score_matrix(samples).scores
     n_models, n = y.shape
+    design = difficulty_design(y, k) if stratified else None
+    share = None if design is None else design.sizes / n
     sds = []
     for i in range(n_models):
         res = y[i] - y[i].mean()
         if control:
             x = np.column_stack([np.ones(n), np.delete(y, i, axis=0).T])
             res = y[i] - x @ np.linalg.lstsq(x, y[i], rcond=None)[0]
-        sds.append(res.std())
-    return float(100 * np.sqrt(2 / np.pi) * np.mean(sds) * np.sqrt((1 - k / n) / k))
+        if design is None:
+            sds.append(res.std() * np.sqrt((1 - k / n) / k))
+            continue
+        # stratified: sum_h share_h^2 var_h (1 - a_h / n_h) / a_h; a stratum left out adds its mean residual
+        var = 0.0
+        for h, a in enumerate(design.alloc):
+            r = res[design.strata == h]
+            if len(r) == 0:
+                continue
+            var += share[h] ** 2 * r.var() * (1 - a / len(r)) / a if a else (share[h] * r.mean()) ** 2
+        sds.append(np.sqrt(var))
+    return float(100 * np.sqrt(2 / np.pi) * np.mean(sds))
 
 
 ZOO_METRICS = {"synthbench_count": "exact_match", "synthbench_mcq": "choice_accuracy", "synthbench_ocr": "anls",
                "synthbench_chart": "relaxed_accuracy", "synthbench_yesno": "acc"}
 
 
-def zoo_population(logs: str, budgets: list[float], n_random: int, seed: int, folds: int | str) -> None:
+def zoo_population(logs: str, budgets: list[float], n_random: int, seed: int, folds: int | str,
+                   starts: int = 0) -> None:
     from lmms_nb import load_logs
     from lmms_nb.lite_selection import embed_task, local_embedding_models
     from lmms_nb.tasks import get_task
@@ -273,7 +335,7 @@ def zoo_population(logs: str, budgets: list[float], n_random: int, seed: int, fo
     emb = TaskEmbeddings(task="synthbench", doc_ids=np.concatenate([i for i, _ in pooled_vecs]),
                          vectors=np.concatenate([v for _, v in pooled_vecs]))
     print_fidelity("zoo pooled over the five synthbench tasks (category = family)", pooled, emb, budgets,
-                   n_random, seed, folds)
+                   n_random, seed, folds, starts)
 
 
 def main() -> None:
@@ -287,13 +349,16 @@ def main() -> None:
     ap.add_argument("--budgets", default="0.05,0.1,0.2,0.3,0.5")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folds", default="loo", help="'loo' or a number of folds over models")
+    ap.add_argument("--starts", type=int, default=5,
+                    help="at the 10%% budget, k-center methods again from this many random first picks, and the "
+                         "drawn learned methods with as many other seeds (0: skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     budgets = [float(b) for b in args.budgets.split(",")]
     folds = args.folds if args.folds == "loo" else int(args.folds)
 
     if args.population in ("zoo", "both"):
-        zoo_population(args.logs, budgets, args.random, args.seed, folds)
+        zoo_population(args.logs, budgets, args.random, args.seed, folds, args.starts)
     if args.population == "zoo":
         return
     t0 = time.perf_counter()
@@ -303,7 +368,8 @@ def main() -> None:
           f"accuracy {acc['acc'].min():.1f}-{acc['acc'].max():.1f} %, median {acc['acc'].median():.1f} %")
     print("  " + ", ".join(f"{m} {a:.1f}" for m, a in acc.rows()))
     if args.embedding in ("pixels", "both"):
-        report("digits, raw pixels", samples, pixel_embeddings(x_test), budgets, args.random, args.seed, folds)
+        report("digits, raw pixels", samples, pixel_embeddings(x_test), budgets, args.random, args.seed, folds,
+               args.starts)
     if args.embedding in ("tiny-clip", "both"):
         report("digits, tiny open_clip (random weights) + MiniLM prompt", samples, tiny_clip_embeddings(images),
                budgets, args.random, args.seed, folds)

@@ -45,7 +45,8 @@ def root(tmp_path_factory) -> Path:
 
 def _run(root: Path, argv: list[str], env: dict[str, str] | None = None) -> None:
     proc = subprocess.run([sys.executable, "-m", "lmms_nb", *argv], cwd=root, capture_output=True, text=True,
-                          timeout=1200, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), **(env or {})})
+                          timeout=1200, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]),
+                                             "HF_HUB_CACHE": spec.HF_CACHE, **(env or {})})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
@@ -69,7 +70,8 @@ def _types(value):
 @pytest.mark.slow
 @pytest.mark.parametrize("run, batch_size", [("llava_hf", 1), ("qwen2_5_vl", 1), ("qwen2_5_vl", 8), ("qwen2_vl", 1),
                                             ("qwen2_vl_2shot", 1), ("llava_hf_2shot", 1), ("openai_compatible", 1),
-                                            ("internvl_hf", 1), ("qwen3_vl", 1), ("idefics2", 1)])
+                                            ("internvl_hf", 1), ("qwen3_vl", 1), ("idefics2", 1),
+                                            ("llava_onevision", 1)])
 def test_same_command_same_folder_files_answers_scores_keys_and_types(root, run, batch_size):
     out = f"out_{run}_{batch_size}"
     model, extra = spec.RUNS[run]
@@ -137,3 +139,27 @@ def pl_first(column: str):
     import polars as pl
 
     return pl.col(column).first()
+
+
+@pytest.mark.slow
+def test_llava_onevision_loglikelihoods_equal_the_real_class(root, monkeypatch):
+    """(loss, is_greedy) of lmms-nb's llava_onevision on the original-format checkpoint, bit for bit what lmms-eval
+    0.7.3's class computed with LLaVA-NeXT (make_loglikelihood.py: 0.7.3 cannot score multiple_choice end to end,
+    so its class's loglikelihood was called directly with the requests its evaluator sends)."""
+    import datasets
+    import huggingface_hub.constants
+
+    from lmms_nb.models import get_model
+    from lmms_nb.models.base import LoglikelihoodRequest
+
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root / spec.HF_CACHE))
+    recorded = json.loads((FIXTURES / "llava_onevision_loglikelihood.json").read_text())
+    docs = datasets.load_from_disk(str(root / "data" / "vs_mcq"))["test"]
+    model = get_model("llava_onevision", pretrained=recorded["model"], device="cpu")
+    requests = [LoglikelihoodRequest(doc_id=r["doc_id"], task="vs_mcq", images=[docs[r["doc_id"]]["image"]],
+                                     context=r["context"], continuation=r["continuation"])
+                for r in recorded["answers"]]
+    assert len(requests) == 4 * spec.N_DOCS
+    ours = model.loglikelihood(requests)
+    assert ours == [(r["loss"], r["is_greedy"]) for r in recorded["answers"]]

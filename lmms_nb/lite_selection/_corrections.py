@@ -96,6 +96,9 @@ def neighbour_control_variate(
     weights: np.ndarray | None = None,
     *,
     beta: float = NEIGHBOUR_BETA,
+    design_weights: bool = False,
+    groups: np.ndarray | None = None,
+    group_prior: float = np.inf,
 ) -> np.ndarray:
     """Difference estimates (rows of `answers`, rows x docs, in [0, 1]) from the docs where `masks` is True.
 
@@ -103,18 +106,51 @@ def neighbour_control_variate(
     ``exp(beta * agreement)``, agreement being one minus the mean squared difference on the row's subset
     (the share of subset docs answered alike, for 0/1 scores). The estimate is the mean prediction over all
     docs plus the subset's mean prediction error, weighted by `weights` (rows x docs or docs; default equal).
+
+    With `design_weights`, `weights` are a sampling design's: each answered doc's share of the full set
+    (``stratum share / docs drawn from the stratum``), summing to the share of the full set the subset
+    reaches. The correction then uses them as given (not normalised), so a stratum the design left out is
+    estimated by the predictions alone instead of being stood for by the others; agreement still uses them
+    normalised.
+
+    With `groups` (one label per doc, e.g. the category), the docs of each group are predicted by neighbours
+    chosen on the group's own subset docs: a model can be like one model on counting and like another on
+    charts. The group's agreement is shrunk toward the agreement on the whole subset as if `group_prior`
+    subset docs had shown the latter (0: the group's alone; inf: one set of neighbours for every doc).
     """
     t = np.asarray(train, dtype=np.float64)
     y = np.atleast_2d(np.asarray(answers, dtype=np.float64))
     m = np.broadcast_to(np.asarray(masks, dtype=bool), y.shape).astype(np.float64)
     y = np.where(m > 0, y, 0.0)  # unanswered docs may hold NaN
     w = m if weights is None else m * np.broadcast_to(np.asarray(weights, dtype=np.float64), y.shape)
+    correction_w = w if design_weights else None
     w = w / w.sum(axis=1, keepdims=True)
-    # mean squared difference to each training model on the row's subset, by matrix products (rows x models)
-    msd = ((w * y**2).sum(axis=1, keepdims=True) - 2 * (w * y) @ t.T + w @ (t**2).T)
+    msd = _msd(w, y, t)
+    if groups is None or np.isinf(group_prior):
+        pred = _neighbours(msd, beta) @ t  # rows x docs
+    else:
+        labels = np.unique(groups, return_inverse=True)[1].reshape(-1)
+        pred = np.zeros_like(y)
+        for g in range(labels.max() + 1):
+            in_g = labels == g
+            wg = w * in_g
+            n_g = (wg > 0).sum(axis=1, keepdims=True)
+            mass = wg.sum(axis=1, keepdims=True)
+            msd_g = _msd(wg / np.where(mass > 0, mass, 1.0), y, t)
+            mix = n_g / np.maximum(n_g + group_prior, 1e-12)  # rows without docs in the group: the whole subset's
+            pred[:, in_g] = _neighbours(mix * msd_g + (1 - mix) * msd, beta) @ t[:, in_g]
+    return pred.mean(axis=1) + ((w if correction_w is None else correction_w) * (y - pred)).sum(axis=1)
+
+
+def _msd(w: np.ndarray, y: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Weighted mean squared difference of each row of `y` to each training model (rows x models), by matrix
+    products; `w` (rows x docs) sums to 1 per row."""
+    return (w * y**2).sum(axis=1, keepdims=True) - 2 * (w * y) @ t.T + w @ (t**2).T
+
+
+def _neighbours(msd: np.ndarray, beta: float) -> np.ndarray:
+    """Weights ``exp(beta * agreement)`` over the training models, normalised per row."""
     logits = beta * (1.0 - msd)
     logits -= logits.max(axis=1, keepdims=True)
     sim = np.exp(logits)
-    sim /= sim.sum(axis=1, keepdims=True)
-    pred = sim @ t  # rows x docs
-    return pred.mean(axis=1) + (w * (y - pred)).sum(axis=1)
+    return sim / sim.sum(axis=1, keepdims=True)

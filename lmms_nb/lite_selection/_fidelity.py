@@ -21,6 +21,12 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
 - ``difficulty``: random subsets stratified by the training models' mean score on each doc (docs all of them
   got right, all got wrong, and quantile bins between), Neyman allocation, stratified estimate; a stratum
   that gets no doc is estimated by the training models' mean there;
+- ``difficulty_cv``: the same difficulty strata, allocated in proportion to the neighbour predictions' held-out
+  error in each (`_heldout.residual_spread`), difference estimate with the neighbour control variate (the
+  predictions' mean over every doc plus the design-weighted mean prediction error on the subset; a stratum
+  that gets no doc is left to the predictions); with categories, each category's docs are predicted
+  by neighbours chosen on its own subset docs, shrunk toward the whole subset's by a prior chosen on the
+  training models (`FoldEstimators.group_prior`);
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
   remainders; every category gets at least one doc when k allows), scored with the stratified estimator
   (each category's mean weighted by its share of the full set); only when the table has categories.
@@ -65,10 +71,11 @@ from lmms_nb.lite_selection._subset import resolve_budget
 
 METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt",
            "anchor_corrected", "random", "random_irt", "random_calibrated", "random_corrected", "random_cv",
-           "stratified", "difficulty")
+           "stratified", "difficulty", "difficulty_cv")
 _LEARNED = ("kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt", "anchor_corrected", "random_irt",
-            "random_calibrated", "random_corrected", "random_cv", "difficulty")
-_DRAWN = ("random", "random_irt", "random_calibrated", "random_corrected", "random_cv", "stratified", "difficulty")
+            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv")
+_DRAWN = ("random", "random_irt", "random_calibrated", "random_corrected", "random_cv", "stratified", "difficulty",
+          "difficulty_cv")
 #: learned methods need this many models: 5-fold CV then leaves >= 4 to fit on, 2 for each inner half
 _MIN_MODELS_TO_LEARN = 6
 #: a method "beats random" when its MAE is lower than random's in at least this share of draws
@@ -232,14 +239,25 @@ def lite_fidelity(
                 for i in test:
                     ests[:, i] = fitted[f].control_variate(np.broadcast_to(unit[i], masks.shape), masks)
             draw_rows += _rows(k, "random_cv", draw_stats(full, ests * scale))
-        if "difficulty" in wanted:
-            ests = np.zeros((n_random, len(full)))
+        if "difficulty" in wanted or "difficulty_cv" in wanted:
+            ests, ests_cv = np.zeros((n_random, len(full))), np.zeros((n_random, len(full)))
             fold_rng = np.random.default_rng([seed, k])
             for f, test in enumerate(fold_tests):
-                design = fitted[f].difficulty_design(k)
-                for d in range(n_random):
-                    ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
-            draw_rows += _rows(k, "difficulty", draw_stats(full, ests * scale))
+                if "difficulty" in wanted:
+                    design = fitted[f].difficulty_design(k)
+                    for d in range(n_random):
+                        ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
+                if "difficulty_cv" in wanted:  # the same strata allocated on prediction errors, difference estimate
+                    cv_design = fitted[f].cv_design(k, sm.categories)
+                    design_w = np.stack([cv_design.doc_weights(cv_design.draw(fold_rng)) for _ in range(n_random)])
+                    prior = fitted[f].group_prior(k, sm.categories)
+                    for i in test:
+                        ests_cv[:, i] = fitted[f].control_variate(
+                            np.broadcast_to(unit[i], design_w.shape), design_w > 0, design_w, design_weights=True,
+                            groups=sm.categories, group_prior=prior)
+            draw_rows += [*(_rows(k, "difficulty", draw_stats(full, ests * scale)) if "difficulty" in wanted else []),
+                          *(_rows(k, "difficulty_cv", draw_stats(full, ests_cv * scale))
+                            if "difficulty_cv" in wanted else [])]
         if "stratified" in wanted and sm.categories is not None:
             draw_rows += _rows(k, "stratified",
                                draw_stats(full, stratified_estimates(scores, sm.categories, k, n_random, rng)))
@@ -248,6 +266,9 @@ def lite_fidelity(
              .with_columns((pl.col("k") / n).alias("budget"), pl.col(list(_STATS)).fill_nan(None))
              .select("k", "budget", "method", "draw", *_STATS, *_CI_COLS))
     summary = _summarise(draws, radius)
+    # only drawn methods asked: no single-subset estimates, an empty table of the same columns
+    est_rows = est_rows or [pl.DataFrame(schema={"k": pl.Int64, "method": pl.Utf8, "model": pl.Utf8,
+                                                 "full_points": pl.Float64, "estimate_points": pl.Float64})]
     estimates = pl.concat(est_rows).with_columns(
         (pl.col("k") / n).alias("budget"),
         (pl.col("estimate_points") - pl.col("full_points")).alias("error_points"),

@@ -37,7 +37,8 @@ def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal[
     colors = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "kcenter_irt": "#17becf", "anchor": "#9467bd",
               "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "random_calibrated": "#bcbd22",
               "stratified": "#ff7f0e", "difficulty": "#d62728", "kcenter_corrected": "#003f7f",
-              "anchor_corrected": "#5b2a86", "random_corrected": "#4d4d4d", "random_cv": "#a05a2c"}
+              "anchor_corrected": "#5b2a86", "random_corrected": "#4d4d4d", "random_cv": "#a05a2c",
+              "difficulty_cv": "#8b0000"}
     names = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cell-weighted)",
              "kcenter_irt": "k-center (gp-IRT)", "anchor": "anchor points", "anchor_irt": "anchor points (gp-IRT)",
              "random": "random (mean ± sd)", "random_irt": "random (gp-IRT, mean ± sd)",
@@ -46,7 +47,8 @@ def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal[
              "kcenter_corrected": "k-center (cell-weighted + linear correction)",
              "anchor_corrected": "anchor points (+ linear correction)",
              "random_corrected": "random (+ linear correction, mean ± sd)",
-             "random_cv": "random (control variate, mean ± sd)"}
+             "random_cv": "random (control variate, mean ± sd)",
+             "difficulty_cv": "difficulty-stratified (control variate, mean ± sd)"}
     fig = go.Figure()
     for method in METHODS:
         rows = fidelity.summary.filter(pl.col("method") == method).sort("k")

@@ -21,13 +21,18 @@ from typing import Literal
 import numpy as np
 
 from lmms_nb.lite_selection._anchors import anchor_points
-from lmms_nb.lite_selection._corrections import linear_correction, neighbour_control_variate
+from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA, linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 
-__all__ = ["DifficultyDesign", "FoldEstimators", "difficulty_design", "model_folds"]
+__all__ = ["GROUP_PRIORS", "DifficultyDesign", "FoldEstimators", "difficulty_design", "difficulty_strata", "model_folds",
+           "residual_spread"]
 
 #: random subsets per budget used to measure the inner IRT's error (the gp-IRT mixing weight)
 _BIAS_DRAWS = 16
+#: per-group neighbour shrinkage tried by `FoldEstimators._cv_choice` (subset docs; inf: no groups)
+GROUP_PRIORS: tuple[float, ...] = (0.0, 5.0, 20.0, np.inf)
+#: inner held-out models and design draws each that choose the group prior
+_INNER_MODELS, _INNER_DRAWS = 12, 8
 
 
 def model_folds(n_models: int, folds: int | Literal["loo"] = 5, *, seed: int = 0) -> list[np.ndarray]:
@@ -53,7 +58,8 @@ class FoldEstimators:
         self._inner_irt: IRTModel | None = None
         self._bias2: dict[int, float] = {}
         self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._designs: dict[int, DifficultyDesign] = {}
+        self._designs: dict[int | tuple[str, int], DifficultyDesign] = {}
+        self._group_priors: dict[int, tuple[bool, float]] = {}
 
     @property
     def irt(self) -> IRTModel:
@@ -67,10 +73,56 @@ class FoldEstimators:
         `answers` are the held-out models' scores on the docs `cols` (rows x len(cols))."""
         return linear_correction(self.train, cols, weights, answers)
 
-    def control_variate(self, answers: np.ndarray, masks: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    def control_variate(self, answers: np.ndarray, masks: np.ndarray, weights: np.ndarray | None = None, *,
+                        design_weights: bool = False, groups: np.ndarray | None = None,
+                        group_prior: float = np.inf) -> np.ndarray:
         """Difference estimates with the training models as control variate
         (`_corrections.neighbour_control_variate`); `answers` and `masks` are rows x docs."""
-        return neighbour_control_variate(self.train, masks, answers, weights)
+        return neighbour_control_variate(self.train, masks, answers, weights, design_weights=design_weights,
+                                         groups=groups, group_prior=group_prior)
+
+    def group_prior(self, k: int, groups: np.ndarray | None) -> float:
+        """The per-group neighbour shrinkage for `difficulty_cv` at budget `k` (see `neighbour_control_variate`):
+        categories that models differ on get their own neighbours, categories that do not get none. Chosen
+        with the design's allocation (`cv_design`) by `_cv_choice`."""
+        return self._cv_choice(k, groups)[1]
+
+    def cv_design(self, k: int, groups: np.ndarray | None = None) -> DifficultyDesign:
+        """The difficulty strata allocated for `difficulty_cv` at budget `k`: Neyman on the neighbour predictions'
+        held-out error in each stratum (`residual_spread`) or on the scores' spread, whichever `_cv_choice`
+        finds better on the training models."""
+        key = ("cv", k)
+        if key not in self._designs:
+            spread = residual_spread(self.train, groups) if self._cv_choice(k, groups)[0] else None
+            self._designs[key] = difficulty_design(self.train, k, spread=spread)
+        return self._designs[key]
+
+    def _cv_choice(self, k: int, groups: np.ndarray | None) -> tuple[bool, float]:
+        """(allocate on prediction errors?, group prior) with the lowest squared error of `difficulty_cv`'s
+        estimates on training models held out in turn (up to 12, each with its designs and neighbours fitted on
+        the other training models, 8 draws per design)."""
+        if k in self._group_priors:
+            return self._group_priors[k]
+        priors = GROUP_PRIORS if groups is not None else (np.inf,)
+        if len(self.train) < 4:
+            self._group_priors[k] = (False, np.inf)
+            return self._group_priors[k]
+        rng = np.random.default_rng([self.seed, k, 1])
+        inner = np.unique(np.linspace(0, len(self.train) - 1, min(_INNER_MODELS, len(self.train))).astype(int))
+        errs = np.zeros((2, len(priors)))
+        for j in inner:
+            others = np.delete(self.train, j, axis=0)
+            for on_errors in (False, True):
+                design = difficulty_design(others, k, spread=residual_spread(others, groups) if on_errors else None)
+                w = np.stack([design.doc_weights(design.draw(rng)) for _ in range(_INNER_DRAWS)])
+                rows = np.broadcast_to(self.train[j], w.shape)
+                for c, prior in enumerate(priors):
+                    est = neighbour_control_variate(others, w > 0, rows, w, design_weights=True, groups=groups,
+                                                    group_prior=prior)
+                    errs[int(on_errors), c] += np.mean((est - self.train[j].mean()) ** 2)
+        best = np.unravel_index(int(np.argmin(errs)), errs.shape)
+        self._group_priors[k] = (bool(best[0]), float(priors[best[1]]))
+        return self._group_priors[k]
 
     def difficulty_design(self, k: int) -> DifficultyDesign:
         """The difficulty-stratified design for budget `k`, from the training models' scores."""
@@ -150,6 +202,15 @@ class DifficultyDesign:
         return np.concatenate([rng.choice(np.nonzero(self.strata == h)[0], a, replace=False)
                                for h, a in enumerate(self.alloc) if a] or [np.zeros(0, dtype=np.int64)])
 
+    def doc_weights(self, docs: np.ndarray) -> np.ndarray:
+        """Each doc's design weight in the subset `docs` (its stratum's share of the full set over the docs drawn
+        from it; 0 off the subset): the stratified estimate is ``scores @ doc_weights`` plus the imputed strata."""
+        share = self.sizes / self.sizes.sum()
+        per_doc = np.divide(share, self.alloc, out=np.zeros(len(share)), where=self.alloc > 0)[self.strata]
+        w = np.zeros(len(self.strata))
+        w[docs] = per_doc[docs]
+        return w
+
     def estimate(self, scores: np.ndarray, docs: np.ndarray) -> np.ndarray:
         """Stratified estimates (rows of `scores`, models x all docs) from the subset `docs`."""
         out = np.zeros(len(scores))
@@ -162,10 +223,9 @@ class DifficultyDesign:
         return out
 
 
-def difficulty_design(train: np.ndarray, k: int, n_bins: int = 8) -> DifficultyDesign:
-    """Strata: docs every earlier model got right, docs every one got wrong, then `n_bins` quantile bins of the
-    earlier models' mean score on the rest; `k` allocated in proportion to size x sd (Neyman, largest
-    remainders), the sd being ``sqrt(mean p (1 - p))`` of the stratum's docs."""
+def difficulty_strata(train: np.ndarray, n_bins: int = 8) -> np.ndarray:
+    """Each doc's stratum: 0 every earlier model got it right, 1 every one got it wrong, then 2 .. n_bins + 1 the
+    quantile bins of the earlier models' mean score on the rest."""
     p = train.mean(axis=0)
     strata = np.full(len(p), -1)
     strata[p >= 1] = 0
@@ -174,10 +234,45 @@ def difficulty_design(train: np.ndarray, k: int, n_bins: int = 8) -> DifficultyD
     if len(rest):
         edges = np.quantile(p[rest], np.linspace(0, 1, n_bins + 1)[1:-1])
         strata[rest] = 2 + np.searchsorted(edges, p[rest], side="right")
+    return strata
+
+
+def residual_spread(train: np.ndarray, groups: np.ndarray | None = None, n_bins: int = 8,
+                    beta: float = NEIGHBOUR_BETA) -> np.ndarray:
+    """Per stratum (``2 + n_bins``), the root mean squared error of the neighbour predictions that the control
+    variate corrects: each training model is predicted from the others (neighbours chosen on every doc, per
+    group with `groups`), its docs stratified by the *others'* scores. So the docs every earlier model got
+    right get the budget that new models' slips there deserve, which strata of the full training set (where
+    those docs have no error by construction) would never give them."""
+    n_strata = 2 + n_bins
+    sq, count = np.zeros(n_strata), np.zeros(n_strata)
+    labels = np.zeros(train.shape[1], dtype=np.int64) if groups is None else np.unique(groups, return_inverse=True)[1]
+    for j in range(len(train)):
+        others = np.delete(train, j, axis=0)
+        pred = np.zeros(train.shape[1])
+        for g in range(labels.max() + 1):
+            in_g = labels == g
+            agree = 1.0 - ((train[j, in_g] - others[:, in_g]) ** 2).mean(axis=1)
+            sim = np.exp(beta * (agree - agree.max()))
+            pred[in_g] = sim / sim.sum() @ others[:, in_g]
+        strata = difficulty_strata(others, n_bins)
+        np.add.at(sq, strata, (train[j] - pred) ** 2)
+        np.add.at(count, strata, 1)
+    return np.sqrt(sq / np.maximum(count, 1))
+
+
+def difficulty_design(train: np.ndarray, k: int, n_bins: int = 8, *, spread: np.ndarray | None = None
+                      ) -> DifficultyDesign:
+    """Strata from `difficulty_strata`; `k` allocated in proportion to size x sd (Neyman, largest remainders),
+    the sd being ``sqrt(mean p (1 - p))`` of the stratum's docs, or `spread` (one per stratum, e.g.
+    `residual_spread`) when given."""
+    p = train.mean(axis=0)
+    strata = difficulty_strata(train, n_bins)
     n_strata = int(strata.max()) + 1
     sizes = np.bincount(strata, minlength=n_strata)
-    sd = np.array([np.sqrt((p[strata == h] * (1 - p[strata == h])).mean()) if sizes[h] else 0.0
-                   for h in range(n_strata)])
+    sd = (np.asarray(spread, dtype=np.float64)[:n_strata] if spread is not None else
+          np.array([np.sqrt((p[strata == h] * (1 - p[strata == h])).mean()) if sizes[h] else 0.0
+                    for h in range(n_strata)]))
     need = sizes * sd
     if need.sum() == 0:  # every earlier model scored the same on every doc: spread k by size
         need = sizes.astype(np.float64)

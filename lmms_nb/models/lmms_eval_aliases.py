@@ -6,8 +6,10 @@ building lmms-nb's transformers backend (`HFImageTextModel`) with that class's d
 `ChatStyle` (where images go, which EOS stops generation, `until`, stripping, Qwen's smart resize), so that greedy
 answers are the ones lmms-eval gives. Names:
 
-- `llava_hf` (also LLaVA-NeXT / LLaVA-OneVision checkpoints in HF format) and `llava_onevision` (HF-format
-  checkpoints; lmms-eval's own `llava_onevision` class runs the LLaVA-NeXT repository's code instead);
+- `llava_hf` (also LLaVA-NeXT / LLaVA-OneVision checkpoints in HF format) and `llava_onevision`: an
+  original-format checkpoint (LLaVA-NeXT's `LlavaQwenForCausalLM`, as lmms-eval's own class loads with the
+  LLaVA-NeXT repository's code) is converted in memory and run with that class's preprocessing and prompt
+  (`lmms_nb.models._llava_next`); an HF-format one goes to `llava_hf`;
 - `qwen2_5_vl`, `qwen3_vl` (lmms-eval's chat classes: bfloat16, qwen_vl_utils resize with its default bounds, the
   processor built with `min_pixels` / `max_pixels`), `qwen2_vl` (the simple class: system prompt, JPEG round trip,
   resize within `min_pixels` / `max_pixels`, `until`, stripped answers);
@@ -39,7 +41,7 @@ from lmms_nb.models._qwen_resize import fetch_image, jpeg_round_trip
 from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader, qwen3_vl_video_loader
 from lmms_nb.models.registry import register_model
 
-__all__ = ["idefics2", "internvl_hf", "llava_hf", "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
+__all__ = ["idefics2", "internvl_hf", "llava_hf", "llava_onevision", "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,45 @@ def llava_hf(pretrained: str = "llava-hf/llava-1.5-7b-hf", revision: str = "main
                dtype=_dtype(dtype, torch_dtype, "auto"), style=style, max_new_tokens=max_new_tokens,
                revision=revision, trust_remote_code=trust_remote_code, attn_implementation=attn_implementation,
                use_cache=use_cache, chat_template=chat_template, max_frames_num=max_frames_num)
+
+
+def llava_onevision(pretrained: str = "lmms-lab/llava-onevision-qwen2-7b-ov", truncation: bool = True,
+                    device: str | None = None, batch_size: int | str = 1, model_name: str | None = None,
+                    attn_implementation: str | None = "sdpa", device_map: str = "", conv_template: str = "qwen_1_5",
+                    use_cache: bool = True, truncate_context: bool = False, customized_config: str | None = None,
+                    max_frames_num: int = 32, mm_spatial_pool_stride: int = 2, mm_spatial_pool_mode: str = "bilinear",
+                    token_strategy: str = "single", video_decode_backend: str = "decord",
+                    dtype: str | None = None, torch_dtype: str | None = None, revision: str = "main",
+                    trust_remote_code: bool = False, chat_template: str | None = None, max_new_tokens: int = 1024,
+                    name: str | None = None):
+    """lmms-eval's `llava_onevision`. An original-format checkpoint (config.json with `LlavaQwenForCausalLM` /
+    `mm_vision_tower`, e.g. lmms-lab/llava-onevision-qwen2-0.5b-ov) runs as lmms-eval's class runs it with the
+    LLaVA-NeXT repository: float16, anyres_max_9 tiles, the `qwen_1_5` conversation template with `<image>` before
+    the question (several images: each padded square, one tile), one request at a time, answers stripped
+    (its video and loglikelihood paths are not implemented). An
+    HF-format checkpoint goes to `llava_hf` (dtype, chat_template, revision... apply there)."""
+    from lmms_nb.models._llava_next import LlavaNextOneVisionModel, is_llava_next_checkpoint, read_checkpoint_config
+
+    if not is_llava_next_checkpoint(read_checkpoint_config(pretrained)):
+        return llava_hf(pretrained, revision=revision, device=device, dtype=dtype if dtype is not None else "auto",
+                        batch_size=batch_size, trust_remote_code=trust_remote_code,
+                        attn_implementation=attn_implementation if attn_implementation != "sdpa" else None,
+                        device_map=device_map, chat_template=chat_template, use_cache=use_cache,
+                        max_frames_num=max_frames_num, max_new_tokens=max_new_tokens, torch_dtype=torch_dtype,
+                        name=name)
+    if int(batch_size) != 1:
+        raise ValueError(f"llava_onevision: batch_size must be 1, as in lmms-eval's class (got {batch_size})")
+    unsupported = {"customized_config": customized_config, "dtype": dtype, "torch_dtype": torch_dtype,
+                   "chat_template": chat_template, "trust_remote_code": trust_remote_code or None}
+    given = sorted(k for k, v in unsupported.items() if v is not None)
+    if given:
+        raise ValueError(f"llava_onevision: {', '.join(given)} not supported for an original-format checkpoint "
+                         "(lmms-eval's class loads it in float16 with LLaVA-NeXT's own code)")
+    model = LlavaNextOneVisionModel(pretrained, name=name, device=device or _default_device(),
+                                    conv_template=conv_template, attn_implementation=attn_implementation,
+                                    use_cache=use_cache, max_new_tokens=max_new_tokens)
+    model.model_args.update(device_map=device_map or None, max_frames_num=max_frames_num)
+    return model
 
 
 def _qwen_chat(pretrained: str, *, image_patch_size: int, device: str | None, device_map: str | None,
@@ -252,7 +293,7 @@ def openai_compatible(model_version: str = "grok-2-latest", model: str | None = 
                            extra_body=extra_body)
 
 
-for _name, _factory in {"llava_hf": llava_hf, "llava_onevision": llava_hf, "qwen2_5_vl": qwen2_5_vl,
+for _name, _factory in {"llava_hf": llava_hf, "llava_onevision": llava_onevision, "qwen2_5_vl": qwen2_5_vl,
                         "qwen3_vl": qwen3_vl, "qwen2_vl": qwen2_vl, "idefics2": idefics2, "internvl_hf": internvl_hf,
                         "openai": openai_compatible, "openai_compatible": openai_compatible}.items():
     register_model(_name, _factory)
