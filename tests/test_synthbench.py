@@ -254,6 +254,18 @@ def test_second_build_reuses_the_cache_and_incomplete_builds_are_redone(tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folders left behind
 
 
+def test_version_v1_still_makes_the_v1_data(tmp_path):
+    # the committed lmms-eval fixtures were recorded on v1 rows: v1's 30-word ocr and shuffled mcq options
+    path = build_synthbench(n_train=40, n_test=40, root=tmp_path, version="v1")
+    assert path.name == "v1-seed0-40-40"
+    v1 = load_synthbench("ocr", n_train=40, n_test=40, root=tmp_path, version="v1")
+    assert not set(v1["answer"]) <= set(OCR_WORDS) and "train" not in set(OCR_WORDS)
+    mcq = load_synthbench("mcq", n_train=40, n_test=40, root=tmp_path, version="v1")
+    assert len({tuple(d[k] for k in "ABCD") for d in mcq.select_columns(list("ABCD"))}) > 5
+    with pytest.raises(ValueError, match="unknown version 'v9'"):
+        build_synthbench(n_train=4, n_test=2, root=tmp_path, version="v9")
+
+
 def test_default_root_is_the_lmms_nb_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path))
     path = build_synthbench(n_train=4, n_test=2)

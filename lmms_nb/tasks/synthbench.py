@@ -372,7 +372,18 @@ def _features(family: str) -> datasets.Features:
     )
 
 
-def _generate_splits(family: str, seed: int, n_train: int, n_test: int) -> dict[str, list[Row]]:
+def _generators(version: str) -> dict[str, Callable[[np.random.Generator], Iterator[list[Row]]]]:
+    if version == VERSION:
+        return _GENERATORS
+    if version == "v1":
+        from lmms_nb.tasks._synthbench_v1 import GENERATORS_V1
+
+        return GENERATORS_V1
+    raise ValueError(f"synthbench: unknown version {version!r}; versions: 'v1', {VERSION!r}")
+
+
+def _generate_splits(family: str, seed: int, n_train: int, n_test: int,
+                     version: str = VERSION) -> dict[str, list[Row]]:
     """Rows of both splits. Test first, from its own stream, so the test set does not depend on n_train;
     train rows identical (same image and question) to any earlier row are skipped, so the splits are disjoint."""
     family_index = FAMILIES.index(family)
@@ -381,7 +392,7 @@ def _generate_splits(family: str, seed: int, n_train: int, n_test: int) -> dict[
     splits: dict[str, list[Row]] = {}
     for split_index, (split, n_rows) in enumerate((("test", n_test), ("train", n_train))):
         rng = np.random.default_rng([seed, family_index, split_index])
-        groups = _GENERATORS[family](rng)
+        groups = _generators(version)[family](rng)
         rows: list[Row] = []
         n_groups = 0
         attempts = 0
@@ -411,7 +422,8 @@ def _generate_splits(family: str, seed: int, n_train: int, n_test: int) -> dict[
 
 
 def synthbench_path(
-    *, seed: int = 0, n_train: int = 2000, n_test: int = 200, root: str | os.PathLike | None = None
+    *, seed: int = 0, n_train: int = 2000, n_test: int = 200, root: str | os.PathLike | None = None,
+    version: str = VERSION,
 ) -> Path:
     """The folder `build_synthbench` writes for these parameters (it may not exist yet).
 
@@ -419,7 +431,7 @@ def synthbench_path(
     '/data/v2-seed3-10-4'
     """
     base = Path(root) if root is not None else cache_dir("synthbench")
-    return base / f"{VERSION}-seed{seed}-{n_train}-{n_test}"
+    return base / f"{version}-seed{seed}-{n_train}-{n_test}"
 
 
 def _check_sizes(n_train: int, n_test: int) -> None:
@@ -446,12 +458,14 @@ def build_synthbench(
     n_test: int = 200,
     root: str | os.PathLike | None = None,
     overwrite: bool = False,
+    version: str = VERSION,
 ) -> Path:
     """Generate every family's train/test `DatasetDict` and save it to disk; returns the folder of families.
 
-    Cached: a folder whose completion marker exists is returned at once. The build happens in a temporary
-    sibling folder renamed into place at the end, so a crash leaves no half-built cache behind and two
-    processes building at once do not mix their files.
+    `version="v1"` makes synthbench v1's data (`lmms_nb.tasks._synthbench_v1`). Cached: a folder whose
+    completion marker exists is returned at once. The build happens in a temporary sibling folder renamed into
+    place at the end, so a crash leaves no half-built cache behind and two processes building at once do not
+    mix their files.
 
     >>> import tempfile
     >>> path = build_synthbench(n_train=4, n_test=2, root=tempfile.mkdtemp())
@@ -459,7 +473,8 @@ def build_synthbench(
     ['chart', 'count', 'mcq', 'ocr', 'yesno']
     """
     _check_sizes(n_train, n_test)
-    final = synthbench_path(seed=seed, n_train=n_train, n_test=n_test, root=root)
+    _generators(version)  # an unknown version fails here, before anything is written
+    final = synthbench_path(seed=seed, n_train=n_train, n_test=n_test, root=root, version=version)
     if (final / _MARKER).is_file() and not overwrite:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -467,7 +482,7 @@ def build_synthbench(
     try:
         for family in FAMILIES:
             features = _features(family)
-            splits = _generate_splits(family, seed, n_train, n_test)
+            splits = _generate_splits(family, seed, n_train, n_test, version)
             dataset_dict = datasets.DatasetDict(
                 {
                     split: datasets.Dataset.from_list(splits[split], features=features)
@@ -476,7 +491,7 @@ def build_synthbench(
             )
             with _quiet_datasets():  # one "Saving the dataset" bar per split is noise in a notebook
                 dataset_dict.save_to_disk(str(staging / family))
-        params = {"version": VERSION, "seed": seed, "n_train": n_train, "n_test": n_test, "families": FAMILIES}
+        params = {"version": version, "seed": seed, "n_train": n_train, "n_test": n_test, "families": FAMILIES}
         (staging / _MARKER).write_text(json.dumps(params))  # written last: its presence means complete
         if final.exists():
             # an incomplete leftover, or overwrite=True: move it aside first (a rename is atomic)
@@ -501,6 +516,7 @@ def load_synthbench(
     n_train: int = 2000,
     n_test: int = 200,
     root: str | os.PathLike | None = None,
+    version: str = VERSION,
 ) -> datasets.Dataset:
     """One split of one family (built first if needed), memory-mapped from disk.
 
@@ -508,7 +524,7 @@ def load_synthbench(
     ['question_id', 'image', 'question', 'answer', 'category', 'image_id']
     """
     _check_family_split(family, split)
-    path = build_synthbench(seed=seed, n_train=n_train, n_test=n_test, root=root)
+    path = build_synthbench(seed=seed, n_train=n_train, n_test=n_test, root=root, version=version)
     return datasets.load_from_disk(str(path / family / split))
 
 
