@@ -47,6 +47,8 @@ _EXPORTS: dict[str, str] = {
     "embed_task": "lmms_nb.lite_selection",
     "kcenter_greedy": "lmms_nb.lite_selection",
     "build_lite_subset": "lmms_nb.lite_selection",
+    "build_difficulty_subset": "lmms_nb.lite_selection",
+    "difficulty_estimates": "lmms_nb.lite_selection",
     "lite_estimates": "lmms_nb.lite_selection",
     "lite_fidelity": "lmms_nb.lite_selection",
     "lite_task": "lmms_nb.lite_selection",
@@ -77,8 +79,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from lmms_nb.analysis import Comparison, compare, flips
-    from lmms_nb.lite_selection import (build_lite_subset, embed_task, kcenter_greedy, lite_estimates, lite_fidelity,
-                                        lite_task, load_lite_subset, save_lite_subset)
+    from lmms_nb.lite_selection import (build_difficulty_subset, build_lite_subset, difficulty_estimates, embed_task,
+                                        kcenter_greedy, lite_estimates, lite_fidelity, lite_task, load_lite_subset,
+                                        save_lite_subset)
     from lmms_nb.logs import LogFormatError, load_logs, load_scores, rescore, scan_logs
     from lmms_nb.models import Model, Request, Response, get_model, list_models, register_model
     from lmms_nb.reporting import report

@@ -25,10 +25,13 @@ from scipy.spatial.distance import cdist
 
 import lmms_nb
 from lmms_nb.lite_selection import (
+    DifficultySubset,
     TaskEmbeddings,
+    build_difficulty_subset,
     build_lite_subset,
     build_tiny_clip,
     embed_task,
+    load_difficulty_subset,
     load_lite_subset,
     local_embedding_models,
 )
@@ -36,7 +39,7 @@ from lmms_nb.models.baselines import FunctionModel
 from lmms_nb.tasks import Task
 from lmms_nb.tasks.synthbench import synthbench_task
 from lmms_nb.tasks.yaml_loader import load_task
-from lmms_nb.widgets._lite_builder import CUSTOM, HUB, LiteBuilder
+from lmms_nb.widgets._lite_builder import CUSTOM, HUB, SUBSET_METHODS, LiteBuilder
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.timeout(900)  # the first test may train the offline CLIP
@@ -243,6 +246,52 @@ def test_current_budget_is_marked_and_estimated(builder, correct) -> None:
     assert plain["verdict"] == words
     assert "plain mean is <b style='color:" in builder.estimates_html.value
     assert f">{words}</b>" in builder.estimates_html.value
+
+
+def test_difficulty_method_draws_the_subset_from_the_logs(builder, task, logs_dir, correct, tmp_path) -> None:
+    """With logs, `method_select` switches the subset to `build_difficulty_subset` over the earlier models' answers,
+    and the estimates to `difficulty_estimates`; back to k-center gives the k-center subset again."""
+    b = LiteBuilder(task, tasks=[], logs=logs_dir, embeddings=builder.embeddings, budget=12, max_budget=30,
+                    fidelity_budgets=(6, 12), n_random=5)
+    assert dict(b.method_select.options) == SUBSET_METHODS
+    assert b.method_select.value == "kcenter" and not b.method_select.disabled
+    b.method_select.value = "difficulty"
+    assert b.error is None, b.summary_html.value
+    sub = b.subset
+    assert isinstance(sub, DifficultySubset) and len(sub) == 12 and sub.n_full == N
+    assert sorted(sub.train_models) == sorted(RULES)
+    expected = build_difficulty_subset(b.logs, 12, task=task.name, metric=b.metric_select.value,
+                                       doc_ids=builder.embeddings.doc_ids)
+    assert sub.doc_ids.tolist() == expected.doc_ids.tolist()
+    assert list(b.map.data[1].customdata) == sub.doc_ids.tolist()
+    assert "difficulty strata of 4 earlier models" in b.summary_html.value
+    # estimates per model: plain mean of the drawn docs and full score, recomputed from the rules
+    order = np.argsort(list(RULES))
+    est = b.estimates.sort("model")
+    assert est["full_points"].to_list() == pytest.approx((correct.mean(axis=1) * 100)[order].tolist())
+    assert est["lite_points"].to_list() == pytest.approx((correct[:, sub.doc_ids].mean(axis=1) * 100)[order].tolist())
+    assert est["in_training"].all() and est["lite_difficulty_points"].is_finite().all()
+    assert "difficulty estimate" in b.estimates_html.value and b.verdict is None
+    b.budget_slider.value = 6
+    assert isinstance(b.subset, DifficultySubset) and len(b.subset) == 6
+    # the export keeps the estimator beside the doc ids: a new model is estimated the same in a later session
+    written = b.export(tmp_path, ["json"])
+    assert load_lite_subset(written["json"]).doc_ids.tolist() == b.subset.doc_ids.tolist()
+    answers = correct[0, b.subset.doc_ids]
+    assert load_difficulty_subset(written["estimator"]).estimate(answers) == b.subset.estimate(answers)
+    assert "estimator" in b.export_html.value
+    b.method_select.value = "kcenter"
+    assert b.subset.doc_ids.tolist() == build_lite_subset(builder.embeddings, 6).doc_ids.tolist()
+    assert not isinstance(b.subset, DifficultySubset)
+
+
+def test_difficulty_method_needs_logs(task, builder) -> None:
+    b = LiteBuilder(task, tasks=[], embeddings=builder.embeddings, budget=6)
+    assert b.method_select.disabled and b.method_select.value == "kcenter"
+    with pytest.raises(ValueError, match="method='difficulty' draws the subset from earlier models' answers: give logs="):
+        LiteBuilder(task, tasks=[], method="difficulty")
+    with pytest.raises(ValueError, match="method must be one of"):
+        LiteBuilder(task, tasks=[], method="anchors")
 
 
 def test_export_writes_files_that_load_back(builder, task, tmp_path) -> None:

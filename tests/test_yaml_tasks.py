@@ -116,8 +116,28 @@ def test_include_function_and_specific_kwargs_build_the_prompt(colours_dir):
 
     llava = load_task(colours_dir / "colours_open.yaml", model_type="llava_hf")
     assert llava.doc_to_text(doc) == "Look at the image. What colour is square 0? One word:"
-    assert llava.config["lmms_eval_specific_kwargs"] == {"pre_prompt": "Look at the image. ", "post_prompt": " One word:"}
     assert llava.fingerprint() != task.fingerprint()
+
+
+@pytest.mark.parametrize("model_type", ["llava_hf", "qwen2_5_vl"])
+def test_results_configs_show_specific_kwargs_as_lmms_evals_task_leaves_them(colours_dir, model_type):
+    """A block named after the model is read without touching the mapping (every block stays in `configs`);
+    the default block is merged into the mapping in place. lmms-eval's own code decides the expected value."""
+    import copy
+    from types import SimpleNamespace
+
+    from lmms_eval.api.task import ConfigurableTask, TaskConfig
+    from lmms_eval.utils import load_yaml_config
+
+    # the YAML as lmms-eval's loader reads it (its `include` resolved)
+    raw = load_yaml_config(str(colours_dir / "colours_open.yaml"))["lmms_eval_specific_kwargs"]
+    task = load_task(colours_dir / "colours_open.yaml", model_type=model_type)
+    upstream = TaskConfig(task="colours_open", lmms_eval_specific_kwargs=copy.deepcopy(raw))
+    ConfigurableTask._prepare_model_specific_config(SimpleNamespace(config=upstream, model_name=model_type))
+    assert task.config["lmms_eval_specific_kwargs"] == upstream.to_dict()["lmms_eval_specific_kwargs"]
+    # every block stays; only the default path merges its keys into the top level
+    assert {"default", "llava_hf"} <= set(task.config["lmms_eval_specific_kwargs"])
+    assert ("pre_prompt" in task.config["lmms_eval_specific_kwargs"]) == (model_type != "llava_hf")
 
 
 def test_default_block_is_merged_into_the_whole_mapping_as_lmms_eval_does(tmp_path):

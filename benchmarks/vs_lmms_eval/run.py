@@ -365,7 +365,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="lmms-nb batch size")
     parser.add_argument("--lmms-eval-batch-size", type=int, default=None,
                         help="lmms-eval's (default: 1 for llava_hf, 4 for qwen2_5_vl)")
-    parser.add_argument("--repeat", type=int, default=1, help="cold runs of each tool, alternating; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="cold runs of each tool (alternating) and in-process runs; the fastest counts")
     parser.add_argument("--lmms-eval-python", default=None, help="an interpreter with lmms-eval 0.7.3 installed")
     parser.add_argument("--catalogue-task", default="pope",
                         help="an lmms-eval catalogue task run on stand-in data too (default pope; 'none' skips it)")
@@ -412,10 +413,12 @@ def main() -> None:
     model = get_model(name, pretrained=str(model_path), device_map="cpu", device="cpu")
     tasks = load_tasks(tasks_dir, model_type=name)
     evaluate(model, tasks, output_dir=WORK / "out_warmup", limit=2, progress=False, resume=False)
-    start = time.perf_counter()
-    run = evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=WORK / "out_lmms_nb",
-                   batch_size=args.batch_size, progress=False, resume=False)
-    ours_warm_s = time.perf_counter() - start
+    ours_warm_s = float("inf")
+    for _ in range(max(1, args.repeat)):  # as many in-process runs as cold runs per tool; the fastest counts
+        start = time.perf_counter()
+        run = evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=WORK / "out_lmms_nb",
+                       batch_size=args.batch_size, progress=False, resume=False)
+        ours_warm_s = min(ours_warm_s, time.perf_counter() - start)
 
     their_payload = json.loads(results_file.read_text())
     our_payload = json.loads(ours_results.read_text())
@@ -449,7 +452,7 @@ def main() -> None:
               f"lmms-eval's key order {'kept' if order_ok else 'NOT kept'}")
     diff = key_type_diff(our_payload, their_payload)
     print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
-    print(f"\nwall time, one CPU thread each (fastest of {max(1, args.repeat)} cold run(s) per tool)")
+    print(f"\nwall time, one CPU thread each (fastest of {max(1, args.repeat)} run(s) per tool and way)")
     print(f"  lmms-eval, cold process:            {theirs_s:7.1f} s")
     print(f"  lmms-nb,   cold process:            {ours_cold_s:7.1f} s  {theirs_s / ours_cold_s:5.1f}x faster")
     print(f"  lmms-nb,   in-process (warm model): {ours_warm_s:7.1f} s  {theirs_s / ours_warm_s:5.1f}x faster")

@@ -3,7 +3,8 @@
 LMMs-Eval-Lite picked benchmark subsets by k-center greedy over concatenated CLIP image and BGE text
 embeddings and scored them with a plain mean. This package does the same, exactly and fast, adds the
 cell-size-weighted estimate, anchor points chosen from earlier models' answers (Vivek et al., 2023) and
-gp-IRT estimates (tinyBenchmarks, Polo et al., 2024), and measures on held-out models how well each keeps
+gp-IRT estimates (tinyBenchmarks, Polo et al., 2024), difficulty-stratified subsets drawn from earlier models'
+answers with a neighbour control-variate estimate (`build_difficulty_subset`), and measures on held-out models how well each keeps
 the full set's scores and ranking against random and category-stratified subsets of the same size.
 
 Example:
@@ -21,6 +22,13 @@ from lmms_nb.lite_selection._builder_choices import (
     metric_and_filter_choices,
     task_choices,
     task_log_rows,
+)
+from lmms_nb.lite_selection._difficulty_subset import (
+    DifficultySubset,
+    build_difficulty_subset,
+    difficulty_estimates,
+    load_difficulty_subset,
+    save_difficulty_subset,
 )
 from lmms_nb.lite_selection._doc_map import doc_image_data_url, doc_prompt_and_images, doc_prompts, pca_2d
 from lmms_nb.lite_selection._embeddings import (
@@ -56,6 +64,7 @@ __all__ = [
     "DEFAULT_IMAGE_MODEL",
     "DEFAULT_IMAGE_PRETRAINED",
     "DEFAULT_TEXT_MODEL",
+    "DifficultySubset",
     "EXPORT_FORMATS",
     "IRTModel",
     "ImageEmbedder",
@@ -69,11 +78,13 @@ __all__ = [
     "anchor_points",
     "assign_to_nearest",
     "budget_doc_count",
+    "build_difficulty_subset",
     "build_lite_subset",
     "build_tiny_clip",
     "combine_embeddings",
     "default_filter",
     "default_metric",
+    "difficulty_estimates",
     "doc_image_data_url",
     "doc_prompt_and_images",
     "doc_prompts",
@@ -87,11 +98,13 @@ __all__ = [
     "lite_file_stem",
     "lite_task",
     "local_embedding_models",
+    "load_difficulty_subset",
     "load_lite_subset",
     "metric_and_filter_choices",
     "pca_2d",
     "plot_fidelity",
     "resolve_budget",
+    "save_difficulty_subset",
     "save_lite_dataset",
     "save_lite_subset",
     "score_matrix",

@@ -2,6 +2,7 @@
 
 The formats are those of `lmms_nb.lite_selection`'s savers: "json" (`save_lite_subset`), "dataset"
 (`save_lite_dataset`) and "yaml" (`write_lmms_eval_yaml`, over the dataset folder, so it writes one too).
+With "json", a `DifficultySubset` also writes its estimator (`save_difficulty_subset`, key "estimator").
 
 Example:
     >>> lite_file_stem("docvqa val/test", 25)
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ContextManager
 
+from lmms_nb.lite_selection._difficulty_subset import DifficultySubset, save_difficulty_subset
 from lmms_nb.lite_selection._export import save_lite_dataset, save_lite_subset, write_lmms_eval_yaml
 
 __all__ = ["EXPORT_FORMATS", "export_lite_files", "lite_file_stem"]
@@ -65,6 +67,8 @@ def export_lite_files(
     written: dict[str, Path] = {}
     if "json" in formats:
         written["json"] = save_lite_subset(subset, folder / f"{stem}.json")
+        if isinstance(subset, DifficultySubset):  # the doc ids alone cannot estimate a new model later
+            written["estimator"] = save_difficulty_subset(subset, folder / f"{stem}_estimator.npz")
     if "dataset" in formats or "yaml" in formats:
         with dataset_progress if dataset_progress is not None else contextlib.nullcontext():
             written["dataset"] = save_lite_dataset(task, subset, folder / f"{stem}_dataset")

@@ -133,11 +133,11 @@ class LlavaNextOneVisionModel:
         class's indexing, kept so that the answers are the same)."""
         import torch
 
-        from lmms_nb.models.hf import _as_rgb
+        from lmms_nb.models._hf_inputs import as_rgb
 
         out = []
         for req in requests:
-            images = [_as_rgb(img, req, k) for k, img in enumerate(req.images)]
+            images = [as_rgb(img, req, k) for k, img in enumerate(req.images)]
             prompt = qwen_1_5_prompt(req.context, len(images))
             n_context = len(tokenizer_image_token(prompt, self.tokenizer))
             full = tokenizer_image_token(qwen_1_5_prompt(req.context, len(images), answer=req.continuation),
@@ -156,10 +156,10 @@ class LlavaNextOneVisionModel:
     def _generate_one(self, req: Request) -> Response:
         import torch
 
-        from lmms_nb.models.hf import _as_rgb
+        from lmms_nb.models._hf_inputs import as_rgb
 
         start = time.perf_counter()
-        images = [_as_rgb(img, req, k) for k, img in enumerate(req.images)]
+        images = [as_rgb(img, req, k) for k, img in enumerate(req.images)]
         ids = tokenizer_image_token(qwen_1_5_prompt(req.prompt, len(images)), self.tokenizer)
         with torch.inference_mode():
             embeds = self._embed(ids, self._image_embeddings(images) if images else [])

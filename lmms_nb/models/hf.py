@@ -22,14 +22,22 @@ Example:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lmms_nb.models._hf_inputs import (
+    apply_until,
+    as_rgb,
+    count_until_special,
+    describe_failure,
+    lmms_eval_model_name,
+    template_messages,
+)
 from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models._hf_video import default_video_loader, load_request_videos, video_processor_kwargs, visual_kinds
+from lmms_nb.models._patch_embed import speed_up_patch_embeddings
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
 
@@ -53,23 +61,6 @@ _GENERATE_KEYS = (
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
 #: the image placeholder lmms-eval task prompts write, whatever the model family
 _LMMS_EVAL_IMAGE_TOKEN = "<image>"
-
-
-def apply_until(text: str, until: str | Sequence[str] | None) -> str:
-    """Cut `text` at the first occurrence of any stop string, as lmms-eval does after decoding.
-
-    >>> apply_until("B. a cat\\n\\nExplanation", ["\\n\\n"])
-    'B. a cat'
-    >>> apply_until("yes", None)
-    'yes'
-    """
-    if not until:
-        return text
-    stops = [until] if isinstance(until, str) else list(until)
-    for stop in stops:
-        if stop:
-            text = text.split(stop, 1)[0]
-    return text
 
 
 class HFImageTextModel:
@@ -155,6 +146,7 @@ class HFImageTextModel:
         if device_map is None:
             self.model.to(device)
         self.model.eval()
+        speed_up_patch_embeddings(self.model)  # Qwen's conv3d on CPU, same numbers (checked at run time)
         self.device = self.model.device
         # video paths become frames as the family's lmms-eval class makes them; None: the model takes no video
         # (no loader for its family, or a processor without a video processor, e.g. LLaVA-1.5 under llava_hf)
@@ -201,7 +193,7 @@ class HFImageTextModel:
         out = []
         for req in requests:
             context = self._prompt(Request(doc_id=req.doc_id, task=req.task, images=req.images, prompt=req.context))
-            images = [_as_rgb(img, req, k) for k, img in enumerate(req.images)] or None  # type: ignore[arg-type]
+            images = [as_rgb(img, req, k) for k, img in enumerate(req.images)] or None  # type: ignore[arg-type]
             n_context = self.processor(text=[context], images=images, return_tensors="pt")["input_ids"].shape[1]
             inputs = self.processor(text=[context + req.continuation], images=images,
                                     return_tensors="pt").to(self.model.device)
@@ -231,7 +223,7 @@ class HFImageTextModel:
             return self._generate_batch(batch)
         except Exception as e:  # noqa: BLE001 - a bad sample must not stop the run
             if len(batch) == 1:
-                return [Response(text=None, error=_describe(batch[0], e))]
+                return [Response(text=None, error=describe_failure(batch[0], e))]
             log.warning("batch of %d failed (%s); retrying one request at a time", len(batch), e)
             return [self._generate_or_isolate([req])[0] for req in batch]
 
@@ -243,7 +235,7 @@ class HFImageTextModel:
     def _prompt(self, req: Request) -> str:
         if req.messages is not None and getattr(self.processor, "chat_template", None):
             # as lmms-eval's chat classes: the task's messages as they are (no system prompt added)
-            return self.processor.apply_chat_template(_template_messages(req.messages), add_generation_prompt=True,
+            return self.processor.apply_chat_template(template_messages(req.messages), add_generation_prompt=True,
                                                       tokenize=False)
         image_token = getattr(self.processor, "image_token", None) or _LMMS_EVAL_IMAGE_TOKEN
         kinds = visual_kinds(req)
@@ -315,7 +307,7 @@ class HFImageTextModel:
 
         start = time.perf_counter()
         texts = [self._prompt(req) for req in batch]
-        images = [_as_rgb(img, req, k, self.style.image_transform) for req in batch
+        images = [as_rgb(img, req, k, self.style.image_transform) for req in batch
                   for k, (img, kind) in enumerate(zip(req.images, visual_kinds(req))) if kind == "image"]
         videos = [video for req in batch for video in load_request_videos(req, self.video_loader)]
         video_kwargs: dict[str, Any] = {}
@@ -340,7 +332,7 @@ class HFImageTextModel:
         special = self._stop_token_ids()
         responses = []
         for req, row in zip(batch, new_tokens.tolist()):
-            n_out = _count_until_special(row, special)
+            n_out = count_until_special(row, special)
             decode_kwargs = {}
             if self.style.clean_up_tokenization_spaces is not None:
                 decode_kwargs["clean_up_tokenization_spaces"] = self.style.clean_up_tokenization_spaces
@@ -359,89 +351,5 @@ class HFImageTextModel:
         return responses
 
 
-def lmms_eval_model_name(pretrained: str) -> str:
-    """The name lmms-eval gives a checkpoint: the last two parts of its hub id or path (`org/name`), whose
-    sanitized form (`org__name`) is the folder lmms-eval writes the logs to.
-
-    >>> lmms_eval_model_name("/data/ckpt/anchor/tiny_model/"), lmms_eval_model_name("Qwen/Qwen2.5-VL-3B-Instruct")
-    ('anchor/tiny_model', 'Qwen/Qwen2.5-VL-3B-Instruct')
-    """
-    parts = [p for p in str(pretrained).replace("\\", "/").rstrip("/").split("/") if p]
-    return "/".join(parts[-2:]) if parts else str(pretrained)
-
-
-def _count_until_special(row: list[int], stop_ids: set[int]) -> int:
-    """Number of generated tokens before the first EOS / padding token."""
-    for i, tok in enumerate(row):
-        if tok in stop_ids:
-            return i
-    return len(row)
-
-
-def _as_rgb(image: Any, req: Request, k: int, transform: Any = None):
-    """The image as an RGB PIL image (after `transform`), or an error that names the doc and image."""
-    from PIL import Image
-
-    where = f"doc {req.doc_id} of task {req.task!r}, image {k}"
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"{where}: expected a PIL image, got {type(image).__name__}")
-    if image.width == 0 or image.height == 0:
-        raise ValueError(f"{where}: image is empty ({image.width}x{image.height} pixels)")
-    try:
-        _load_strictly(image)
-        if transform is not None:
-            image = transform(image)
-        return image.convert("RGB")
-    except Exception as e:
-        raise ValueError(f"{where}: cannot read image (mode {image.mode}): {e}") from e
-
-
-_STRICT_LOAD = threading.Lock()
-
-
-def _load_strictly(image: Any) -> None:
-    """Load a lazily opened image file, failing on a truncated one whatever PIL's global setting says.
-
-    Importing lmms-eval (`lmms_eval.api.task`, which catalogue tasks import) sets
-    `PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True` for the whole process, after which a truncated file would load
-    as garbage pixels and be answered as if it were whole.
-    """
-    from PIL import ImageFile
-
-    if not isinstance(image, ImageFile.ImageFile) or getattr(image, "fp", None) is None:
-        return  # already in memory
-    with _STRICT_LOAD:
-        allowed, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
-        try:
-            image.load()
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = allowed
-
-
-def _describe(req: Request, e: Exception) -> str:
-    msg = f"{type(e).__name__}: {e}"
-    return msg if f"doc {req.doc_id}" in msg else f"doc {req.doc_id}: {msg}"
-
-
 register_model("hf", HFImageTextModel)
 register_model("transformers", HFImageTextModel)
-
-
-def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A task's doc_to_messages as lmms-eval's chat classes template them (``ChatMessages.to_hf_messages``): text
-    and image parts in the task's order; the images themselves are the request's (`make_request` takes them
-    from the messages, in the same order)."""
-    out = []
-    for i, message in enumerate(messages):
-        parts = message.get("content")
-        parts = [{"type": "text", "text": parts}] if isinstance(parts, str) else list(parts or [])
-        content: list[dict[str, Any]] = []
-        for part in parts:
-            if part.get("type") == "text":
-                content.append({"type": "text", "text": str(part.get("text", ""))})
-            elif part.get("type") == "image":
-                content.append({"type": "image"})
-            else:
-                raise ValueError(f"message {i}: a {part.get('type')!r} part: only text and images are supported here")
-        out.append({"role": str(message.get("role", "user")), "content": content})
-    return out

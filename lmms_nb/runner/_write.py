@@ -9,6 +9,7 @@ scorer error or a failed judgement, counted in `n_errors`).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import platform
 import time
@@ -143,8 +144,12 @@ def _model_args_str(args: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in args.items())
 
 
+@functools.lru_cache(maxsize=None)
 def version(package: str) -> str | None:
-    """The installed version of `package`, or None."""
+    """The installed version of `package`, or None.
+
+    Read once per process (each read parses the package's METADATA file; a run asks 11 times): a package
+    upgraded after this process imported it still runs as the version it was imported as."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:

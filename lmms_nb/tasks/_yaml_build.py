@@ -476,7 +476,11 @@ def _task_config(cfg: TaskYaml, model_type: str | None, specific: Any, tags: lis
         # imported when a run starts (they need an API key or the hub at import): see DeferredFunction
         out["deferred_imports"] = deferred
     if specific is not None:
-        out["lmms_eval_specific_kwargs"] = specific
+        # as lmms-eval 0.7.3's `configs` shows it: a block named after the model is read without touching the
+        # YAML's mapping (every block stays), while the default block is merged into that mapping in place
+        raw = cfg.data.get("lmms_eval_specific_kwargs")
+        out["lmms_eval_specific_kwargs"] = copy.deepcopy(raw) if model_type is not None and model_type in raw \
+            else specific
     if tags:
         out["tag"] = tags
     if groups:

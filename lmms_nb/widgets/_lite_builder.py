@@ -6,7 +6,9 @@ draws them:
 - **Embed & pick** runs `embed_task` (progress through `tqdm.auto`, shown inside the widget), then
   `kcenter_greedy` once at the slider's largest budget. Farthest-first picks are nested, so every slider
   move is `build_lite_subset(embeddings, k, kcenter=that result)`: the first k picks and their cells, at no
-  new k-center cost.
+  new k-center cost. With logs of earlier models, `method_select` can instead draw the subset within
+  difficulty strata learned from their answers (`build_difficulty_subset`); its estimates per model are then
+  `difficulty_estimates` (the `difficulty_cv` estimator of `lite_fidelity`).
 - **The map**: the docs' embeddings projected to 2-D by PCA (scikit-learn); every doc grey, the picked docs
   coloured by cell size (how many docs each one stands for). Hovering a point shows the doc's prompt
   (`doc_to_text`), HTML-escaped, and its image beside the map (`show_doc`).
@@ -52,7 +54,10 @@ from lmms_nb.widgets._lite_fidelity import FidelityPanel
 from lmms_nb.widgets._lite_map import DocMap
 
 # CUSTOM, HUB and OFFLINE (the embedding presets) are imported from here by the tests.
-__all__ = ["CUSTOM", "HUB", "OFFLINE", "LiteBuilder"]
+__all__ = ["CUSTOM", "HUB", "OFFLINE", "SUBSET_METHODS", "LiteBuilder"]
+
+#: the subset methods of `method_select`: label -> value
+SUBSET_METHODS = {"k-center (embeddings)": "kcenter", "difficulty (earlier models)": "difficulty"}
 
 
 class LiteBuilder(widgets.VBox):
@@ -69,13 +74,15 @@ class LiteBuilder(widgets.VBox):
             (names, ``local-dir:`` paths or folders). Default: the offline models of `local_embedding_models`.
         image_weight: the image part's weight (the text part gets ``1 - image_weight``).
         budget, max_budget: the slider's first value and its end, each a count or a fraction of the task.
+        method: "kcenter" (k-center greedy over the embeddings) or "difficulty" (drawn within difficulty
+            strata of the earlier models in `logs`, see `build_difficulty_subset`; needs `logs`).
         fidelity_budgets, n_random, metric: passed to `lite_fidelity` (metric: default the task's only one).
         export_dir: the folder the export writes to (editable in the widget).
         on_export: called with the `LiteSubset` after each export.
 
     Controls: `task_select`, `task_path_text` + `add_task_button` (a YAML path), `embedding_select`,
     `image_model_text`, `image_pretrained_text`, `text_model_text`, `image_weight_slider`, `embed_button`,
-    `budget_slider`, `metric_select`, `filter_select`, `stat_select`, `export_dir_text`, `format_checks`
+    `budget_slider`, `method_select`, `metric_select`, `filter_select`, `stat_select`, `export_dir_text`, `format_checks`
     ({format: Checkbox}), `export_button`. Shown: `progress_output`, `status_html`, `summary_html`, `map`
     (a plotly FigureWidget), `estimates_html`, `fidelity_figure`, `fidelity_html`, `export_html`.
     State: `task`, `embeddings`, `kcenter`, `coords` (the PCA map), `subset`, `estimates`, `fidelity`,
@@ -95,6 +102,7 @@ class LiteBuilder(widgets.VBox):
         image_weight: float = 0.5,
         budget: int | float = 0.1,
         max_budget: int | float = 0.5,
+        method: str = "kcenter",
         fidelity_budgets: Sequence[int | float] = (0.05, 0.1, 0.2, 0.3, 0.5),
         n_random: int = 100,
         metric: str | None = None,
@@ -110,6 +118,10 @@ class LiteBuilder(widgets.VBox):
         if not self._choices:
             raise ValueError("LiteBuilder needs a task: pass task= or tasks=")
         self.logs: pl.DataFrame | None = None if logs is None else as_sample_table(logs)
+        if method not in SUBSET_METHODS.values():
+            raise ValueError(f"method must be one of {list(SUBSET_METHODS.values())}, got {method!r}")
+        if method == "difficulty" and self.logs is None:
+            raise ValueError("method='difficulty' draws the subset from earlier models' answers: give logs=")
         self._budget, self._max_budget, self._metric = budget, max_budget, metric
         self._callbacks: list[Callable[[Any], None]] = [on_export] if on_export else []
         self.task: Any = None
@@ -140,6 +152,10 @@ class LiteBuilder(widgets.VBox):
         # ---- budget and map
         self.budget_slider = widgets.IntSlider(value=1, min=1, max=1, description="budget (docs)", disabled=True,
                                                continuous_update=False, layout=widgets.Layout(width="480px"))
+        self.method_select = widgets.ToggleButtons(options=list(SUBSET_METHODS.items()), value=method,
+                                                   description="subset", disabled=self.logs is None,
+                                                   tooltips=["k-center greedy over the embeddings",
+                                                             "random within difficulty strata of earlier models"])
         self.summary_html = widgets.HTML()
         self._doc_map = DocMap()
         self.map, self.doc_preview = self._doc_map.figure, self._doc_map.doc_preview
@@ -168,6 +184,7 @@ class LiteBuilder(widgets.VBox):
         self.export_button.on_click(self._pressed(self.export))
         self.task_select.observe(lambda _: self._task_changed(), names="value")
         self.budget_slider.observe(lambda change: self._show_budget(change["new"]), names="value")
+        self.method_select.observe(lambda _: self._show_budget(self.budget_slider.value), names="value")
         self.metric_select.observe(lambda _: self._refresh_fidelity(), names="value")
         self.filter_select.observe(lambda _: self._refresh_fidelity(), names="value")
         self.stat_select.observe(lambda _: self._draw_fidelity(), names="value")
@@ -177,7 +194,7 @@ class LiteBuilder(widgets.VBox):
             widgets.HBox([self.embedding_select, self.image_weight_slider]),
             widgets.HBox([self.image_model_text, self.image_pretrained_text, self.text_model_text]),
             self.embed_button, self.progress_output, self.status_html,
-            widgets.HBox([self.budget_slider, self.summary_html]),
+            widgets.HBox([self.budget_slider, self.method_select]), self.summary_html,
             widgets.HBox([self.map, self.doc_preview]), self.estimates_html,
             widgets.HBox([self.metric_select, self.filter_select, self.stat_select]),
             self.fidelity_box, self.fidelity_html,
@@ -304,17 +321,30 @@ class LiteBuilder(widgets.VBox):
 
     # ---- the subset at the slider's budget ---------------------------------------------------------------------
     def _show_budget(self, k: int) -> None:
-        from lmms_nb.lite_selection import build_lite_subset
+        from lmms_nb.lite_selection import build_difficulty_subset, build_lite_subset
 
         if self.embeddings is None or self._syncing:
             return
-        sub = build_lite_subset(self.embeddings, int(k), kcenter=self.kcenter)
+        if self.method_select.value == "difficulty":
+            try:  # a slider move has no caller to raise to: say it in the widget
+                sub = build_difficulty_subset(self._task_logs(), int(k), task=self.task.name,
+                                              metric=self.metric_select.value or None,
+                                              filter=self.filter_select.value, doc_ids=self.embeddings.doc_ids)
+            except (ValueError, TypeError) as e:
+                self.error = e
+                self.summary_html.value = error_html("no difficulty subset", e)
+                return
+            how = (f"drawn within {sum(a > 0 for a in sub.meta['stratum_alloc'])} difficulty strata of "
+                   f"{len(sub.train_models)} earlier models")
+        else:
+            sub = build_lite_subset(self.embeddings, int(k), kcenter=self.kcenter)
+            how = f"coverage radius {sub.radius:.3f}"
         self.subset = sub
         rows = self.embeddings.rows_of(sub.doc_ids)
         self._doc_map.show_subset(sub, rows)
         n = sub.n_full
-        self.summary_html.value = (f"<small>{len(sub)} of {n} docs ({len(sub) / n:.1%}) · coverage radius "
-                                   f"{sub.radius:.3f} · largest cell {int(sub.cell_sizes.max())} docs</small>")
+        self.summary_html.value = (f"<small>{len(sub)} of {n} docs ({len(sub) / n:.1%}) · {esc(how)} · largest "
+                                   f"cell {int(sub.cell_sizes.max())} docs</small>")
         self._show_estimates()
         self._mark_budget()
 
@@ -330,7 +360,9 @@ class LiteBuilder(widgets.VBox):
         self._fidelity.compute(self.logs, self._task_logs(), self.embeddings, task=self.task.name,
                                metric=self.metric_select.value, filter=self.filter_select.value)
         self._draw_fidelity()
-        if redraw_budget and self.subset is not None:
+        if redraw_budget and self.method_select.value == "difficulty":  # drawn on the chosen metric's scores
+            self._show_budget(self.budget_slider.value)
+        elif redraw_budget and self.subset is not None:
             self._show_estimates()
 
     def _draw_fidelity(self) -> None:

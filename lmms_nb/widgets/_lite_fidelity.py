@@ -92,12 +92,24 @@ class FidelityPanel:
 
     def estimate(self, rows: pl.DataFrame | None, subset: Any, *, task: str | None, metric: str | None,
                  filter: str | None) -> None:
-        """`lite_estimates` of `subset` per model, under the verdict of `subset_vs_random`."""
-        from lmms_nb.lite_selection import lite_estimates, subset_vs_random
+        """`lite_estimates` of `subset` per model, under the verdict of `subset_vs_random`; for a
+        `DifficultySubset`, its `difficulty_estimates` (its strata already came from these models' answers, so
+        it is not compared with random subsets here: `lite_fidelity`'s difficulty_cv rows measure that)."""
+        from lmms_nb.lite_selection import DifficultySubset, difficulty_estimates, lite_estimates, subset_vs_random
 
-        self.estimates = None
+        self.estimates = self.verdict = None
         if rows is None or subset is None or not metric:
             self.estimates_html.value = ""
+            return
+        if isinstance(subset, DifficultySubset):
+            try:
+                self.estimates = difficulty_estimates(rows, subset, metric=metric, filter=filter)
+            except ValueError as e:
+                self.estimates_html.value = error_html("no estimates for this subset", e)
+                return
+            self.estimates_html.value = ("<b>Scores (points): full set vs this subset's plain mean and its difficulty "
+                                         "estimate</b> <small>(earlier models: each left out of its own neighbours)"
+                                         "</small>" + table_html(self.estimates, digits=1))
             return
         try:
             self.estimates = lite_estimates(rows, subset, metric=metric, task=task, filter=filter)

@@ -1,0 +1,144 @@
+"""Where lmms-nb's in-process time goes on benchmarks/vs_lmms_eval's run, with the model already loaded.
+
+    python benchmarks/bench_inprocess_vs_lmms_eval.py [--family qwen2_5_vl llava] [--n 8] [--batch-size 4]
+        [--runs 7] [--threads 1 0] [--lmms-eval-python PATH]
+
+The same data, tiny model and task YAMLs as `benchmarks/vs_lmms_eval/run.py` (built by its helpers), and the same
+timed call: `evaluate(model, load_tasks(...), batch_size=B)` after a warm-up run. For each family and thread
+count (0: torch's default) it prints the median wall and CPU seconds (this process's user + system time, which
+other jobs on a shared machine do not inflate) of `--runs` runs, then one cProfile run split into stages:
+task loading, planning and log writing (the runner), prompts (chat template), image resize (qwen_vl_utils
+style), the processor (image preprocessing + tokenization), the vision tower (its conv3d patch embedding apart)
+and the language model's generation. With `--lmms-eval-python` it also times lmms-eval 0.7.3's cold command
+line once (wall and CPU) and prints the in-process ratios against it, wall and CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "vs_lmms_eval"))
+sys.path.insert(0, str(HERE.parent))
+
+import run as vs  # noqa: E402  benchmarks/vs_lmms_eval/run.py: data, model and task builders
+
+#: stage -> (file name part, function name) whose cumulative time is the stage's, in the order printed
+STAGES = {
+    "load_tasks (YAML -> Task)": ("yaml_loader.py", "load_tasks"),
+    "plan_run (datasets, identity)": ("_plan.py", "plan_run"),
+    "model side (HFImageTextModel._generate_batch)": ("hf.py", "_generate_batch"),
+    "  chat template (_prompt)": ("hf.py", "_prompt"),
+    "  image resize (fetch_image)": ("_qwen_resize.py", "fetch_image"),
+    "  processor call": ("/processing_utils.py", "__call__"),  # not image_processing_utils.py
+    "    of which images": ("processing_utils.py", "_process_images"),
+    "  model.generate": ("generation/utils.py", "generate"),
+    "    vision tower": (None, "get_image_features"),
+    "      patch embedding conv3d": ("~", "<built-in method torch.conv3d>"),
+    "    scaled_dot_product_attention": ("~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
+    "score_batch (filters, metrics)": ("_score.py", "score_batch"),
+    "log writes (SampleLogWriter.write)": ("writer.py", "write"),
+}
+
+
+def _env() -> None:
+    os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+                      TOKENIZERS_PARALLELISM="false")
+    os.environ.setdefault("LMMS_NB_CACHE", str(vs.WORK / "cache"))
+
+
+def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
+    """Cumulative seconds of each STAGES function (summed over its matches)."""
+    out = dict.fromkeys(STAGES, 0.0)
+    for (filename, _, func), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        for stage, (file_part, name) in STAGES.items():
+            if func == name and (file_part is None or file_part in filename):
+                out[stage] += cumulative
+    return out
+
+
+def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) -> dict[str, object]:
+    import torch
+
+    from lmms_nb.models import get_model
+    from lmms_nb.runner import evaluate
+    from lmms_nb.tasks.yaml_loader import load_tasks
+
+    torch.set_num_threads(threads or DEFAULT_THREADS)
+    name = "llava_hf" if family == "llava" else family
+    data = vs.build_data(n)
+    model_path = vs.build_model("zoo", family)
+    tasks_dir = vs.write_tasks(data)
+    model = get_model(name, pretrained=str(model_path), device_map="cpu", device="cpu")
+    evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=vs.WORK / "out_warmup", limit=2,
+             progress=False, resume=False)
+
+    def once() -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=vs.WORK / "out_bench_inprocess",
+                 batch_size=batch_size, progress=False, resume=False)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    timings = [once() for _ in range(runs)]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    profiled_wall, _ = once()
+    profiler.disable()
+    return {"wall": statistics.median(t[0] for t in timings), "cpu": statistics.median(t[1] for t in timings),
+            "walls": [t[0] for t in timings], "stages": stage_seconds(pstats.Stats(profiler)),
+            "profiled": profiled_wall, "threads": torch.get_num_threads()}
+
+
+def lmms_eval_cold(python: str, family: str, n: int) -> tuple[float, float]:
+    """lmms-eval 0.7.3's cold command line on the same run (its batch size: 1 for llava_hf, 4 for qwen2_5_vl)."""
+    data = vs.build_data(n)
+    model_path = vs.build_model("zoo", family)
+    tasks_dir = vs.write_tasks(data)
+    out = vs.WORK / "out_lmms_eval_bench"
+    argv = vs.command(family, model_path, tasks_dir, out, 1 if family == "llava" else 4)
+    seconds, _ = vs.run_cli(python, "lmms_eval", argv, out)
+    return seconds, vs.LAST_CPU_S[0]
+
+
+def main() -> None:
+    global DEFAULT_THREADS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--family", nargs="+", choices=("qwen2_5_vl", "llava"), default=["qwen2_5_vl", "llava"])
+    parser.add_argument("--n", type=int, default=8, help="docs per task (default 8, as the issue's run)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per setting; medians are printed")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 0], help="torch threads; 0: torch's default")
+    parser.add_argument("--lmms-eval-python", default=None, help="time lmms-eval 0.7.3's cold run with it too")
+    args = parser.parse_args()
+    _env()
+    import torch
+
+    DEFAULT_THREADS = torch.get_num_threads()
+    for family in args.family:
+        theirs = lmms_eval_cold(args.lmms_eval_python, family, args.n) if args.lmms_eval_python else None
+        for threads in args.threads:
+            result = measure(family, n=args.n, batch_size=args.batch_size, runs=args.runs, threads=threads)
+            load = os.getloadavg()[0]
+            print(f"\n{family}, {result['threads']} thread(s), {args.n} docs x 2 tasks, batch {args.batch_size}, "
+                  f"load average {load:.1f}")
+            print(f"  in-process evaluate: median wall {result['wall']:.3f} s, median CPU {result['cpu']:.3f} s "
+                  f"(walls: {', '.join(f'{w:.2f}' for w in result['walls'])})")
+            if theirs is not None:
+                print(f"  lmms-eval cold: wall {theirs[0]:.1f} s, CPU {theirs[1]:.1f} s -> in-process "
+                      f"{theirs[0] / result['wall']:.1f}x faster (wall), {theirs[1] / result['cpu']:.1f}x less CPU")
+            print(f"  one profiled run ({result['profiled']:.2f} s wall under cProfile), cumulative seconds:")
+            for stage, seconds in result["stages"].items():
+                print(f"    {stage:48} {seconds:7.3f}  {seconds / result['profiled']:6.1%}")
+
+
+DEFAULT_THREADS = 1
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Difficulty-stratified Lite subsets built from earlier models' answers, and `difficulty_cv` estimates from them.
+
+`build_difficulty_subset` stratifies a task's docs by how earlier models did on them (docs all of them got
+right, all got wrong, and quantile bins between), splits the budget over the strata as `difficulty_cv` does in
+`lite_fidelity` (Neyman on the neighbour predictions' held-out error or on the scores' spread, and the
+per-category neighbour shrinkage, both chosen on the earlier models held out in turn) and draws the docs at
+random within each stratum. The `DifficultySubset` it returns keeps the earlier models' scores, so a new
+model's full score is estimated from its answers on the subset alone (`DifficultySubset.estimate`,
+`difficulty_estimates`; `save_difficulty_subset` / `load_difficulty_subset` keep all of it in one ``.npz`` for a
+later session): the mean over every doc of what the earlier models most like it scored, plus its
+prediction error on the subset weighted by stratum share. On held-out models this is the best estimator
+`lite_fidelity` measures (`bench_lite_fidelity.py`).
+
+Example:
+    >>> import numpy as np, polars as pl
+    >>> rng = np.random.default_rng(0)
+    >>> skill, hard = rng.normal(size=12), rng.normal(size=200)
+    >>> correct = (rng.random((12, 200)) < 1 / (1 + np.exp(hard - skill[:, None]))).astype(float)
+    >>> logs = pl.DataFrame({"model": np.repeat([f"m{i:02d}" for i in range(12)], 200), "task": "t",
+    ...                      "doc_id": np.tile(np.arange(200), 12), "acc": correct.ravel()})
+    >>> sub = build_difficulty_subset(logs.filter(pl.col("model") != "m11"), 20)
+    >>> len(sub), sub.meta["method"], "m11" in sub.train_models
+    (20, 'difficulty_cv', False)
+    >>> answers = correct[11, np.searchsorted(np.arange(200), sub.doc_ids)]  # m11 on the subset only
+    >>> bool(abs(sub.estimate(answers) - correct[11].mean()) < 0.1)
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from lmms_nb.lite_selection._corrections import neighbour_control_variate
+from lmms_nb.lite_selection._estimates import score_matrix
+from lmms_nb.lite_selection._heldout import FoldEstimators
+from lmms_nb.lite_selection._subset import LiteSubset, resolve_budget
+
+__all__ = ["DifficultySubset", "build_difficulty_subset", "difficulty_estimates", "load_difficulty_subset",
+           "save_difficulty_subset"]
+
+#: fewest earlier models a difficulty subset is built from (strata and neighbours need a population)
+MIN_EARLIER_MODELS = 3
+
+
+@dataclass(frozen=True)
+class DifficultySubset(LiteSubset):
+    """A `LiteSubset` drawn within difficulty strata, with what its estimator needs.
+
+    `doc_ids` are the drawn docs; `design_weights` each one's share of the full set (its stratum's share over the
+    docs drawn from it; they sum to the share of the docs the drawn strata cover); `cell_sizes` are those
+    shares apportioned to whole docs (strata no doc was drawn from spread over all picks), so `weights` give a
+    stratified mean for tools that only know `LiteSubset`. `train` holds the earlier models' scores (rows of
+    `train_models`) on every doc of `all_doc_ids`, `groups` the docs' categories (or None) and `group_prior` the
+    per-category neighbour shrinkage chosen for this budget.
+    """
+
+    design_weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    all_doc_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    train: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    train_models: tuple[str, ...] = ()
+    groups: np.ndarray | None = None
+    group_prior: float = float("inf")
+
+    def estimate(self, answers: np.ndarray | Sequence[float], *, leave_out: str | None = None) -> np.ndarray | float:
+        """Full-set score estimates (in the metric's units) from answers on the subset only: one row per model,
+        one column per doc of `doc_ids` (in that order); a 1-D input gives a float. `leave_out` names an
+        earlier model to drop from the neighbours (to estimate one of them without its own answers)."""
+        y = np.asarray(answers, dtype=np.float64)
+        one = y.ndim == 1
+        y = np.atleast_2d(y)
+        if y.shape[1] != len(self.doc_ids):
+            raise ValueError(f"Lite subset of {self.task!r}: answers have {y.shape[1]} columns for "
+                             f"{len(self.doc_ids)} subset doc_ids")
+        bad = ~np.isfinite(y)
+        if bad.any():
+            raise ValueError(f"Lite subset of {self.task!r}: no score for doc_id "
+                             f"{self.doc_ids[bad.any(axis=0)][:10].tolist()} (every subset doc needs one)")
+        train = self.train
+        if leave_out is not None:
+            train = self.train[[m != leave_out for m in self.train_models]]
+        cols = np.searchsorted(self.all_doc_ids, self.doc_ids)
+        full = np.zeros((len(y), len(self.all_doc_ids)))
+        full[:, cols] = y
+        w = np.zeros(len(self.all_doc_ids))
+        w[cols] = self.design_weights
+        est = neighbour_control_variate(train, w > 0, full, w, design_weights=True, groups=self.groups,
+                                        group_prior=self.group_prior)
+        return float(est[0]) if one else est
+
+
+def build_difficulty_subset(
+    logs: pl.DataFrame,
+    budget: int | float,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    filter: str | None = None,
+    doc_ids: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
+    seed: int = 0,
+) -> DifficultySubset:
+    """Draw a Lite subset of `budget` docs (a count, or a fraction of the task) within difficulty strata learned
+    from earlier models' per-sample results `logs` (the table `load_logs` returns; one task, or name it).
+
+    `doc_ids` are the task's docs (default: the docs of the logs); every one needs a score from every earlier
+    model. `models` picks the earlier models (default: all in the logs); a model left out never influences
+    the subset. Scores must be in [0, 1] (e.g. accuracy). Estimate a new model with `DifficultySubset.estimate`
+    or `difficulty_estimates`.
+    """
+    if isinstance(logs, pl.LazyFrame):
+        logs = logs.collect()
+    if models is not None:
+        known = set(logs["model"].unique().to_list()) if "model" in logs.columns else set()
+        absent = [m for m in models if m not in known]
+        if absent:
+            raise ValueError(f"models {absent} are not in the logs (models there: {sorted(known)})")
+        logs = logs.filter(pl.col("model").is_in(list(models)))
+    sm = score_matrix(logs, metric=metric, task=task, filter=filter)
+    if len(sm.models) < MIN_EARLIER_MODELS:
+        raise ValueError(f"task {sm.task!r}: a difficulty subset needs logs of at least {MIN_EARLIER_MODELS} "
+                         f"earlier models, got {sm.models}")
+    if sm.scores.min() < 0 or sm.scores.max() > 1:
+        raise ValueError(f"task {sm.task!r}: metric {sm.metric!r} has scores outside [0, 1] "
+                         f"({sm.scores.min():g} .. {sm.scores.max():g}); difficulty strata need scores in [0, 1]")
+    keep = np.arange(len(sm.doc_ids))
+    if doc_ids is not None:
+        wanted = np.unique(np.asarray(doc_ids, dtype=np.int64))
+        pos = np.searchsorted(sm.doc_ids, wanted)
+        found = (pos < len(sm.doc_ids)) & (sm.doc_ids[np.minimum(pos, len(sm.doc_ids) - 1)] == wanted)
+        if not found.all():
+            raise ValueError(f"task {sm.task!r}: doc_ids {wanted[~found][:10].tolist()} "
+                             f"({int((~found).sum())} of {len(wanted)}) have no scores in the logs")
+        keep = pos
+    all_ids, train = sm.doc_ids[keep], sm.scores[:, keep]
+    groups = None if sm.categories is None else sm.categories[keep]
+    k = resolve_budget(budget, len(all_ids))
+    fold = FoldEstimators(train, seed=seed)
+    design = fold.cv_design(k, groups)
+    prior = fold.group_prior(k, groups)
+    picks = design.draw(np.random.default_rng([seed, k]))
+    design_w = design.doc_weights(picks)[picks]
+    return DifficultySubset(
+        task=sm.task, doc_ids=all_ids[picks], cell_sizes=_whole_docs(design_w, len(all_ids)), n_full=len(all_ids),
+        meta={"method": "difficulty_cv", "metric": sm.metric, "seed": seed, "n_strata": int(len(design.sizes)),
+              "stratum_sizes": design.sizes.tolist(), "stratum_alloc": design.alloc.tolist()},
+        design_weights=design_w, all_doc_ids=all_ids, train=train, train_models=tuple(sm.models), groups=groups,
+        group_prior=prior,
+    )
+
+
+def difficulty_estimates(
+    samples: pl.DataFrame,
+    subset: DifficultySubset,
+    *,
+    metric: str | None = None,
+    filter: str | None = None,
+    scale: float = 100.0,
+) -> pl.DataFrame:
+    """Per model of `samples` that answered every subset doc: the subset's plain mean, the `difficulty_cv`
+    estimate from its subset answers only, and, where it answered every doc, its full-set score and the
+    errors, in points (`scale` x metric). An earlier model the subset was built from is estimated with itself
+    left out of the neighbours (``in_training``: the strata still saw its answers)."""
+    if not isinstance(subset, DifficultySubset):
+        raise TypeError(f"difficulty_estimates needs a DifficultySubset, got {type(subset).__name__}")
+    sm = score_matrix(samples, metric=metric or subset.meta.get("metric"), filter=filter,
+                      task=subset.task if "task" in samples.columns else None, require_complete=False)
+    pos = {int(d): j for j, d in enumerate(sm.doc_ids)}
+    absent = [int(d) for d in subset.doc_ids if int(d) not in pos]
+    if absent:
+        raise ValueError(f"task {sm.task!r}: subset doc_ids {absent[:10]} are not in the sample table")
+    sub = sm.scores[:, [pos[int(d)] for d in subset.doc_ids]]
+    answered = np.isfinite(sub).all(axis=1)
+    if not answered.any():
+        raise ValueError(f"task {sm.task!r}: no model has a score on every subset doc_id")
+    trained = set(subset.train_models)
+    all_cols = [pos.get(int(d)) for d in subset.all_doc_ids]
+    full_scores = (sm.scores[:, all_cols] if None not in all_cols
+                   else np.full((len(sm.models), 1), np.nan))  # the table lacks some of the task's docs
+    rows = []
+    for i in np.nonzero(answered)[0]:
+        model = sm.models[i]
+        complete = bool(np.isfinite(full_scores[i]).all())
+        rows.append({"model": model, "in_training": model in trained, "n_subset": len(subset),
+                     "full_points": float(full_scores[i].mean() * scale) if complete else None,
+                     "lite_points": float(sub[i].mean() * scale),
+                     "lite_difficulty_points": subset.estimate(sub[i], leave_out=model if model in trained else None)
+                     * scale})
+    return pl.DataFrame(rows, schema_overrides={"full_points": pl.Float64}).with_columns(
+        (pl.col("lite_points") - pl.col("full_points")).alias("lite_error_points"),
+        (pl.col("lite_difficulty_points") - pl.col("full_points")).alias("lite_difficulty_error_points"),
+    )
+
+
+#: the arrays of a saved difficulty subset (plus "header", a JSON string of the rest)
+_SAVED = ("doc_ids", "cell_sizes", "design_weights", "all_doc_ids", "train", "train_models")
+
+
+def save_difficulty_subset(subset: DifficultySubset, path: str | os.PathLike) -> Path:
+    """Write `subset` with everything its estimator needs (the earlier models' scores included) to one ``.npz``
+    (no pickles); returns the path. `save_lite_subset` writes the doc ids alone, for `lite_task` and lmms-eval."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": "lmms_nb.difficulty_subset", "version": 1, "task": subset.task, "n_full": int(subset.n_full),
+              "group_prior": subset.group_prior if np.isfinite(subset.group_prior) else "inf", "meta": subset.meta,
+              "groups": None if subset.groups is None else [str(g) for g in subset.groups]}
+    arrays = {name: np.asarray(getattr(subset, name)) for name in _SAVED}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, header=np.array(json.dumps(header)), **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def load_difficulty_subset(path: str | os.PathLike) -> DifficultySubset:
+    """Read a subset written by `save_difficulty_subset`; a malformed file is an error naming the file and field."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a difficulty subset file ({e})") from e
+    missing = [name for name in ("header", *_SAVED) if name not in stored]
+    if missing:
+        raise ValueError(f"{path}: not a difficulty subset file (no field(s) {missing})")
+    header = json.loads(str(stored["header"]))
+    if header.get("format") != "lmms_nb.difficulty_subset":
+        raise ValueError(f"{path}: field 'format' must be 'lmms_nb.difficulty_subset', got {header.get('format')!r}")
+    train = stored["train"]
+    if train.ndim != 2 or train.shape[1] != len(stored["all_doc_ids"]):
+        raise ValueError(f"{path}: field 'train' has shape {train.shape}, not (models, {len(stored['all_doc_ids'])})")
+    return DifficultySubset(
+        task=header["task"], doc_ids=stored["doc_ids"], cell_sizes=stored["cell_sizes"], n_full=header["n_full"],
+        meta=header.get("meta", {}), design_weights=stored["design_weights"], all_doc_ids=stored["all_doc_ids"],
+        train=train, train_models=tuple(str(m) for m in stored["train_models"]),
+        groups=None if header.get("groups") is None else np.asarray(header["groups"]),
+        group_prior=float(header["group_prior"]))
+
+
+def _whole_docs(share: np.ndarray, n: int) -> np.ndarray:
+    """`share` (per pick) scaled to sum to `n` and rounded to whole docs by largest remainders."""
+    quota = share / share.sum() * n
+    out = np.floor(quota).astype(np.int64)
+    out[np.argsort(-(quota - out), kind="stable")[: n - int(out.sum())]] += 1
+    return out

@@ -1,0 +1,68 @@
+"""The grid form of Qwen's conv3d patch embedding (`lmms_nb.models._patch_embed`): real oneDNN convolutions on CPU,
+compared bit for bit with the plain conv3d that lmms-eval runs; and a tiny Qwen2.5-VL in bfloat16 generating the
+same tokens with it as without it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from lmms_nb.models import Request, get_model
+from lmms_nb.models._patch_embed import MIN_PATCHES, grid_conv3d, speed_up_patch_embeddings
+from lmms_nb.models.tiny import build_tiny_qwen2_5_vl
+
+
+def _conv(out_channels: int, bias: bool, dtype: torch.dtype, patch: int = 14) -> torch.nn.Conv3d:
+    torch.manual_seed(out_channels)
+    kernel = (2, patch, patch)
+    return torch.nn.Conv3d(3, out_channels, kernel, stride=kernel, bias=bias).to(dtype).eval()
+
+
+@pytest.mark.parametrize("n", [1, 5, 32, 33, 1000])
+def test_the_grid_is_the_same_convolution(n):
+    conv = _conv(16, bias=True, dtype=torch.float64)
+    patches = torch.rand(n, 3, 2, 14, 14, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(grid_conv3d(conv, patches), conv(patches), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("out_channels, bias, patch", [(64, False, 14), (256, False, 14), (96, True, 16)])
+def test_outputs_are_bit_identical_to_the_plain_conv3d_whatever_the_batch(out_channels, bias, patch):
+    conv = _conv(out_channels, bias, torch.bfloat16, patch)
+    plain = _conv(out_channels, bias, torch.bfloat16, patch)
+    assert speed_up_patch_embeddings(conv) == 1 and speed_up_patch_embeddings(conv) == 0  # installed once
+    with torch.no_grad():
+        for n in (MIN_PATCHES, MIN_PATCHES, 7, 2 * MIN_PATCHES + 5, MIN_PATCHES):
+            patches = (torch.rand(n, 3, 2, patch, patch) * 4 - 2).to(torch.bfloat16)
+            assert torch.equal(conv(patches), plain(patches)), n
+    # the first large call decided, on its real input, whether the grid form gives the same numbers here
+    [(key, same)] = conv._lmms_nb_grid_checked.items()
+    assert key == (torch.get_num_threads(), torch.bfloat16) and isinstance(same, bool)
+
+
+def test_other_convolutions_are_left_alone():
+    overlapping = torch.nn.Conv3d(3, 8, (2, 14, 14), stride=(1, 7, 7))
+    padded = torch.nn.Conv3d(3, 8, (2, 14, 14), stride=(2, 14, 14), padding=1)
+    flat = torch.nn.Conv2d(3, 8, 14, stride=14)
+    assert speed_up_patch_embeddings(torch.nn.Sequential(overlapping, padded, flat)) == 0
+
+
+def test_tiny_qwen2_5_vl_generates_the_same_tokens_with_and_without_it(tmp_path):
+    path = build_tiny_qwen2_5_vl(tmp_path / "qwen", vocab_texts=["How many circles are there?", "0 1 2 3 4 5"], seed=3)
+    images = []
+    for k in range(4):
+        image = Image.new("RGB", (64 + 16 * k, 64), "white")
+        ImageDraw.Draw(image).ellipse((5 + k, 5, 40, 40 + k), fill=(200, 30 * k, 20))
+        images.append(image)
+    requests = [Request(doc_id=k, task="t", images=[im], prompt="How many circles are there?",
+                        generation_kwargs={"max_new_tokens": 6}) for k, im in enumerate(images)]
+    fast = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu")  # lmms-eval's class: bfloat16, 448 px+
+    plain = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu")
+    for module in plain.model.modules():  # back to transformers' own forward
+        if hasattr(module, "_lmms_nb_grid_checked"):
+            del module.forward
+    assert fast.model.dtype == torch.bfloat16
+    for _ in range(2):  # the first call checks, the second uses the grid form where the check passed
+        assert [r.text for r in fast.generate(requests)] == [r.text for r in plain.generate(requests)]
+    assert any(getattr(m, "_lmms_nb_grid_checked", None) for m in fast.model.modules())
