@@ -4,7 +4,7 @@ For a synthbench family, a logistic regression is fitted on the tower's patch fe
 16 patch tokens flattened, and their mean: a bag of patches) and scored on the test images, with CLIP's own
 position-embedding init (std 0.02) and with the zoo's redrawn positions (std 1.0). A high test score means the
 information is in the features and the language model has to learn to use it; a low one that the features do
-not carry it in a form that generalizes from the training rows. Families: ocr (the word; 30 classes) and the
+not carry it in a form that generalizes from the training rows. Families: ocr (the word; 12 classes) and the
 "max" questions of chart (the tallest bar's letter).
 
 Run:  python benchmarks/bench_zoo_probe.py [--family ocr chart]     (one thread; ~1-2 min per family)

@@ -15,7 +15,9 @@ from scipy import ndimage
 from lmms_nb.metrics import mme_acc_plus
 from lmms_nb.tasks import Task, get_task, list_tasks
 from lmms_nb.tasks.synthbench import (
+    CHART_QUESTIONS,
     COLORS,
+    MCQ_OPTIONS,
     FAMILIES,
     OCR_WORDS,
     SYNTHBENCH_TASKS,
@@ -143,7 +145,7 @@ def test_mcq_options_hold_the_answer_and_the_image_agrees(bench_root):
     assert set(ds["category"]) == {"color", "shape", "position"}
     for doc in ds:
         options = [doc[letter] for letter in "ABCD"]
-        assert len(set(options)) == 4 and doc["answer"] in "ABCD"
+        assert tuple(options) == MCQ_OPTIONS[doc["category"]] and doc["answer"] in "ABCD"
         correct = doc[doc["answer"]]
         array = pixels(doc["image"])
         background = background_of(array)
@@ -174,7 +176,7 @@ def test_ocr_rows_use_the_vocabulary_and_show_ink(bench_root):
         _, n_blobs = ndimage.label(ink, structure=EIGHT_NEIGHBOURS)
         # capital letters are one blob each, except where neighbours touch: at least 1, at most the length
         assert 1 <= n_blobs <= len(doc["answer"]) + 1, doc["question_id"]
-    assert len(set(ds["answer"])) >= 20  # the vocabulary is really used
+    assert set(ds["answer"]) == set(OCR_WORDS)  # the vocabulary is really used
 
 
 def bar_values(array: np.ndarray) -> list[int]:
@@ -189,17 +191,13 @@ def bar_values(array: np.ndarray) -> list[int]:
 
 def test_chart_answers_follow_from_the_drawn_bars(bench_root):
     ds = load("chart", "test", bench_root)
-    assert set(ds["category"]) == {"value", "max", "diff"}
+    assert set(ds["category"]) == {"value", "max", "min"}
     for doc in ds:
         values = dict(zip("ABCD", bar_values(pixels(doc["image"]))))
         assert 3 <= len(values) <= 4
-        words = doc["question"].rstrip("?").split()
-        if doc["category"] == "value":
-            expected = values[words[-1]]
-        elif doc["category"] == "max":
-            expected = max(values, key=values.get)
-        else:  # "What is the difference between bar X and bar Y?"
-            expected = values[words[-4]] - values[words[-1]]
+        expected = {"value": max(values.values()), "max": max(values, key=values.get),
+                    "min": min(values, key=values.get)}[doc["category"]]
+        assert doc["question"] == CHART_QUESTIONS[doc["category"]]
         assert doc["answer"] == str(expected), (doc["question_id"], values, doc["question"])
 
 
@@ -236,7 +234,7 @@ def test_yesno_count_questions_match_the_number_of_shapes(bench_root):
 
 def test_second_build_reuses_the_cache_and_incomplete_builds_are_redone(tmp_path):
     path = build_synthbench(n_train=6, n_test=4, root=tmp_path)
-    assert path == synthbench_path(n_train=6, n_test=4, root=tmp_path) == tmp_path / "v1-seed0-6-4"
+    assert path == synthbench_path(n_train=6, n_test=4, root=tmp_path) == tmp_path / "v2-seed0-6-4"
     marker = path / ".complete"
     first_mtime = marker.stat().st_mtime_ns
     assert build_synthbench(n_train=6, n_test=4, root=tmp_path) == path
@@ -256,10 +254,22 @@ def test_second_build_reuses_the_cache_and_incomplete_builds_are_redone(tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folders left behind
 
 
+def test_version_v1_still_makes_the_v1_data(tmp_path):
+    # the committed lmms-eval fixtures were recorded on v1 rows: v1's 30-word ocr and shuffled mcq options
+    path = build_synthbench(n_train=40, n_test=40, root=tmp_path, version="v1")
+    assert path.name == "v1-seed0-40-40"
+    v1 = load_synthbench("ocr", n_train=40, n_test=40, root=tmp_path, version="v1")
+    assert not set(v1["answer"]) <= set(OCR_WORDS) and "train" not in set(OCR_WORDS)
+    mcq = load_synthbench("mcq", n_train=40, n_test=40, root=tmp_path, version="v1")
+    assert len({tuple(d[k] for k in "ABCD") for d in mcq.select_columns(list("ABCD"))}) > 5
+    with pytest.raises(ValueError, match="unknown version 'v9'"):
+        build_synthbench(n_train=4, n_test=2, root=tmp_path, version="v9")
+
+
 def test_default_root_is_the_lmms_nb_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path))
     path = build_synthbench(n_train=4, n_test=2)
-    assert path == tmp_path / "synthbench" / "v1-seed0-4-2"
+    assert path == tmp_path / "synthbench" / "v2-seed0-4-2"
     assert load_synthbench("ocr", n_train=4, n_test=2).num_rows == 2
 
 
@@ -291,7 +301,7 @@ def test_the_five_tasks_are_registered():
         assert [m.name for m in task.metrics] == expected_metrics[name]
         assert task.category_column == "category" and task.image_column == "image"
         assert task.generation_kwargs == {"max_new_tokens": 8, "do_sample": False}
-        assert task.dataset_path.endswith(f"v1-seed0-2000-200/{name.removeprefix('synthbench_')}/test")
+        assert task.dataset_path.endswith(f"v2-seed0-2000-200/{name.removeprefix('synthbench_')}/test")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
