@@ -87,3 +87,19 @@ def test_a_batched_metric_and_the_log_record_share_one_filter_run(tmp_path):
     run = evaluate(FunctionModel(lambda images, prompt: "red", name="m"), task, output_dir=tmp_path, progress=False)
     assert sorted(filtered) == sorted(task.doc_to_text(d) for d in task.dataset())
     assert run.samples["judged"].to_list() == [float(i % 3 == 0) for i in range(N_DOCS)]
+
+
+def test_evaluating_the_same_yaml_task_object_again_resumes_its_run(tmp_path):
+    """The filters' identity (digested from what they capture) must not change by filtering: a notebook that
+    evaluates the same Task object again resumes the finished run instead of starting a new one."""
+    from lmms_nb.runner._identity import callable_digest
+
+    folder = tmp_path / "task"
+    task = load_task(yaml_task_with_a_counting_filter(folder))
+    digests = {name: callable_digest(fn) for name, fn in task.filters.items()}
+    model = FunctionModel(lambda images, prompt: f"<think>hmm</think> a{prompt[1:]}", name="m")
+    first = evaluate(model, task, output_dir=tmp_path / "out", progress=False)
+    assert {name: callable_digest(fn) for name, fn in task.filters.items()} == digests
+    again = evaluate(model, task, output_dir=tmp_path / "out", progress=False)
+    assert again.run_id == first.run_id
+    assert sorted(calls(folder)) == [f"q{i}" for i in range(N_DOCS)]  # nothing filtered a second time

@@ -180,10 +180,10 @@ def _filtered(task: Task, filter_fn: Any, resp: Response, doc: dict[str, Any]) -
         texts = [r.text if r.text is not None else "" for r in resp.repeats]
         before = (getattr(unstripped, "many", None) or many)(texts, doc)
         if unstripped is not None:
-            return before, many(texts, doc)
+            return before, filter_fn.strip(before)
         if isinstance(before, list):
             return before, [strip_reasoning(x, tags) for x in before]
         return before, strip_reasoning(before, tags)
     raw = resp.text if resp.text is not None else ""
     before = (unstripped or filter_fn)(raw, doc)
-    return before, filter_fn(raw, doc) if unstripped else strip_reasoning(before, tags)
+    return before, filter_fn.strip(before) if unstripped else strip_reasoning(before, tags)

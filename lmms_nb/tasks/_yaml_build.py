@@ -809,19 +809,23 @@ def _filters(cfg: TaskYaml) -> dict[str, Callable[[str, Doc], str]]:
 
 def _strip_after(pipeline: Callable[[str, Doc], str], tags: list) -> Callable[[str, Doc], str]:
     # after the filters, as lmms-eval's evaluator: reasoning blocks removed and the answer stripped
-    def filtered(response: str, doc: Doc) -> str:
-        return strip_reasoning(pipeline(response, doc), tags)
-
-    def many(responses: list[str], doc: Doc) -> Any:
+    def strip(out: Any) -> Any:
         # with `repeats`: a kept list is stripped item by item, as lmms-eval's evaluator does
-        out = pipeline.many(responses, doc)  # type: ignore[attr-defined]
         if isinstance(out, list):
             return [strip_reasoning(x, tags) if isinstance(x, str) else x for x in out]
         return strip_reasoning(out, tags) if isinstance(out, str) else out
 
+    def filtered(response: str, doc: Doc) -> str:
+        return strip(pipeline(response, doc))
+
+    def many(responses: list[str], doc: Doc) -> Any:
+        return strip(pipeline.many(responses, doc))  # type: ignore[attr-defined]
+
     filtered.many = many  # type: ignore[attr-defined]
     filtered.steps = getattr(pipeline, "steps", [])  # type: ignore[attr-defined]
     filtered.before_strip = pipeline  # type: ignore[attr-defined]  # 0.7.3 logs this output as `resps`
+    # the runner logs `before_strip`'s output and applies this to it, so the filters run once per doc
+    filtered.strip = strip  # type: ignore[attr-defined]
     return filtered
 
 

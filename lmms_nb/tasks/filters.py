@@ -303,23 +303,13 @@ def build_filter_pipeline(steps: Sequence[tuple[str | type, dict[str, Any] | Non
     ``None`` gives "" and any other value its ``str``. See the module docstring for an example.
     """
     filters = [make_filter(function, kwargs) for function, kwargs in steps]
-    # (responses, doc, output) of the latest call. A YAML task's answer is logged before reasoning tags are
-    # stripped and scored after (`_yaml_build._strip_after`), so the runner asks for the same doc twice in a
-    # row: the second ask is answered from here, and the filters run once per doc as in lmms-eval (a filter
-    # may be slow, or call an API). The doc is matched by identity: the runner passes the same dict both times.
-    latest: list[tuple[tuple[str, ...], Doc, Any] | None] = [None]
 
     def many(responses: Sequence[str], doc: Doc) -> Any:
         # one doc's responses (several with `repeats`) -> lmms-eval's `filtered_resps` for that doc: a string
         # after take_first / majority_vote + take_first, a list after take_first_k, regex, ...
-        key = tuple(responses)
-        hit = latest[0]  # read once: another thread may replace it
-        if hit is not None and hit[1] is doc and hit[0] == key:
-            return hit[2]
         resps: Any = [list(responses)]
         for f in filters:
             resps = list(f.apply(resps, [doc]))
-        latest[0] = (key, doc, resps[0])
         return resps[0]
 
     def pipeline(response: str, doc: Doc) -> str:
