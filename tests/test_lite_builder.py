@@ -272,6 +272,10 @@ def test_difficulty_method_draws_the_subset_from_the_logs(builder, task, logs_di
     assert est["lite_points"].to_list() == pytest.approx((correct[:, sub.doc_ids].mean(axis=1) * 100)[order].tolist())
     assert est["in_training"].all() and est["lite_difficulty_points"].is_finite().all()
     assert "difficulty estimate" in b.estimates_html.value and b.verdict is None
+    # every model here built the subset: no error is shown as if it were held out, and with 4 models lite_fidelity
+    # has no held-out difficulty_cv rows, so no verdict either
+    assert est["lite_difficulty_error_points"].null_count() == est["lite_error_points"].null_count() == est.height
+    assert "lmms-nb-lite-verdict" not in b.estimates_html.value
     b.budget_slider.value = 6
     assert isinstance(b.subset, DifficultySubset) and len(b.subset) == 6
     # the export keeps the estimator beside the doc ids: a new model is estimated the same in a later session

@@ -133,7 +133,11 @@ def test_difficulty_estimates_table(correct) -> None:
     assert rows["new-a"]["full_points"] is None and not rows["new-a"]["in_training"]
     assert rows["new-a"]["lite_difficulty_points"] == pytest.approx(100 * sub.estimate(correct[20, cols]))
     assert rows["new-b"]["full_points"] == pytest.approx(100 * correct[21].mean())
-    assert rows["m03"]["in_training"]
+    assert rows["m03"]["in_training"] and rows["m03"]["full_points"] == pytest.approx(100 * correct[3].mean())
+    # its own answers built the subset: no error is reported as if it were held out
+    assert rows["m03"]["lite_error_points"] is None and rows["m03"]["lite_difficulty_error_points"] is None
+    assert rows["new-b"]["lite_difficulty_error_points"] == pytest.approx(
+        rows["new-b"]["lite_difficulty_points"] - rows["new-b"]["full_points"])
     left_out = neighbour_control_variate(np.delete(correct[:20], 3, axis=0), np.isin(np.arange(N_DOCS), cols),
                                          np.where(np.isin(np.arange(N_DOCS), cols), correct[3], 0.0),
                                          _design_w(sub), design_weights=True, group_prior=sub.group_prior)[0]

@@ -199,7 +199,8 @@ def difficulty_estimates(
     """Per model of `samples` that answered every subset doc: the subset's plain mean, the `difficulty_cv`
     estimate from its subset answers only, and, where it answered every doc, its full-set score and the
     errors, in points (`scale` x metric). An earlier model the subset was built from is estimated with itself
-    left out of the neighbours (``in_training``: the strata still saw its answers)."""
+    left out of the neighbours, but its error columns are null (``in_training``: its own answers chose the
+    strata and the allocation, so its error is not a held-out measure; `lite_fidelity`'s difficulty_cv rows are)."""
     if not isinstance(subset, DifficultySubset):
         raise TypeError(f"difficulty_estimates needs a DifficultySubset, got {type(subset).__name__}")
     sm = score_matrix(samples, metric=metric or subset.meta.get("metric"),
@@ -227,9 +228,11 @@ def difficulty_estimates(
                      "lite_points": float(sub[i].mean() * scale),
                      "lite_difficulty_points": subset.estimate(sub[i], leave_out=model if model in trained else None)
                      * scale})
+    held_out = ~pl.col("in_training")
     return pl.DataFrame(rows, schema_overrides={"full_points": pl.Float64}).with_columns(
-        (pl.col("lite_points") - pl.col("full_points")).alias("lite_error_points"),
-        (pl.col("lite_difficulty_points") - pl.col("full_points")).alias("lite_difficulty_error_points"),
+        pl.when(held_out).then(pl.col("lite_points") - pl.col("full_points")).alias("lite_error_points"),
+        pl.when(held_out).then(pl.col("lite_difficulty_points") - pl.col("full_points"))
+        .alias("lite_difficulty_error_points"),
     )
 
 
