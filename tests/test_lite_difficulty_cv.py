@@ -126,3 +126,7 @@ def test_group_neighbours_are_chosen_where_the_groups_tell_models_apart() -> Non
     grouped = fold.group_prior(100, kind)
     # measured: 1.84 vs 2.03 points (coin flips given skill bound what any neighbours can predict)
     assert errs[grouped] < 0.95 * errs[np.inf]
+    # the cached choice and design follow the categories: without them, what a fresh estimator chooses
+    fresh = FoldEstimators(correct[:18], seed=0)
+    assert fold.group_prior(100, None) == fresh.group_prior(100, None) == np.inf
+    assert fold.cv_design(100, None).alloc.tolist() == fresh.cv_design(100, None).alloc.tolist()
