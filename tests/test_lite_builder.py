@@ -272,6 +272,10 @@ def test_difficulty_method_draws_the_subset_from_the_logs(builder, task, logs_di
     assert est["lite_points"].to_list() == pytest.approx((correct[:, sub.doc_ids].mean(axis=1) * 100)[order].tolist())
     assert est["in_training"].all() and est["lite_difficulty_points"].is_finite().all()
     assert "difficulty estimate" in b.estimates_html.value and b.verdict is None
+    # every model here built the subset: no error is shown as if it were held out, and with 4 models lite_fidelity
+    # has no held-out difficulty_cv rows, so no verdict either
+    assert est["lite_difficulty_error_points"].null_count() == est["lite_error_points"].null_count() == est.height
+    assert "lmms-nb-lite-verdict" not in b.estimates_html.value
     b.budget_slider.value = 6
     assert isinstance(b.subset, DifficultySubset) and len(b.subset) == 6
     # the export keeps the estimator beside the doc ids: a new model is estimated the same in a later session
@@ -491,3 +495,25 @@ def test_large_tasks_are_drawn_with_webgl() -> None:
     ref = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
     shown = np.column_stack([b.map.data[0].x, b.map.data[0].y])
     np.testing.assert_allclose(np.abs(shown), np.abs(ref), atol=1e-6)
+
+
+def test_difficulty_panel_shows_the_held_out_difficulty_cv_verdict() -> None:
+    """With enough models for lite_fidelity's held-out difficulty_cv rows, the fidelity panel's difficulty estimates
+    come under that method's verdict at the nearest budget (`fidelity_verdicts`), and in-training models show no
+    error."""
+    from lmms_nb.lite_selection import fidelity_verdicts
+    from lmms_nb.logs.schema import conform
+    from lmms_nb.widgets._lite_fidelity import FidelityPanel
+
+    rng = np.random.default_rng(7)
+    skill, hard = rng.normal(size=10), rng.normal(-0.5, 2.0, size=200)
+    correct = (rng.random((10, 200)) < 1 / (1 + np.exp(hard - skill[:, None]))).astype(float)
+    logs = conform(pl.DataFrame({"model": np.repeat([f"m{i}" for i in range(10)], 200), "task": "t",
+                                 "doc_id": np.tile(np.arange(200), 10), "acc": correct.ravel()}))
+    panel = FidelityPanel((20,), n_random=10)
+    panel.compute(logs, logs, (np.arange(200), rng.normal(size=(200, 4))), task="t", metric="acc", filter=None)
+    sub = build_difficulty_subset(logs, 20)
+    panel.estimate(logs, sub, task="t", metric="acc", filter=None)
+    lines = fidelity_verdicts(panel.fidelity, 20, methods=["difficulty_cv"])
+    assert all(html.escape(line) in panel.estimates_html.value for line in lines)
+    assert panel.estimates["lite_difficulty_error_points"].null_count() == 10

@@ -11,11 +11,19 @@ import torch
 from safetensors.torch import load_file
 
 from lmms_nb.lite_selection import ImageEmbedder, local_embedding_models
-from lmms_nb.lite_selection._clip_training import CLIP_COMPLETE_MARKER, train_synthbench_clip
+from lmms_nb.lite_selection._clip_training import CLIP_COMPLETE_MARKER, clip_config_hash, train_synthbench_clip
 from lmms_nb.tasks.synthbench import load_synthbench
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.timeout(900)
+
+
+def test_clip_cache_key_changes_with_synthbench_version(monkeypatch):
+    from lmms_nb.tasks import synthbench
+
+    before = clip_config_hash(seed=0, steps=250)
+    monkeypatch.setattr(synthbench, "VERSION", "v-next")
+    assert clip_config_hash(seed=0, steps=250) != before  # a CLIP trained on older images is never reused
 
 
 def one_nn_accuracy(vectors: np.ndarray, labels: np.ndarray) -> float:

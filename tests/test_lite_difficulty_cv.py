@@ -67,7 +67,7 @@ def test_difficulty_cv_scores_each_held_out_model_only_through_its_subset() -> N
                         budgets=[k], n_random=n_random, folds="loo", seed=0, methods=["random", "difficulty_cv"])
     # replay: fold i fits its design (strata and allocation) and neighbours on the 7 other models, draws its subsets in fold order, and
     # sees model i's answers only on the docs drawn (NaN elsewhere)
-    rng = np.random.default_rng([0, k])
+    rng = np.random.default_rng([0, k, 2])  # difficulty_cv's own generator
     ests = np.zeros((n_random, 8))
     for i in range(8):
         fold = FoldEstimators(np.delete(correct, i, axis=0))
@@ -126,3 +126,17 @@ def test_group_neighbours_are_chosen_where_the_groups_tell_models_apart() -> Non
     grouped = fold.group_prior(100, kind)
     # measured: 1.84 vs 2.03 points (coin flips given skill bound what any neighbours can predict)
     assert errs[grouped] < 0.95 * errs[np.inf]
+    # the cached choice and design follow the categories: without them, what a fresh estimator chooses
+    fresh = FoldEstimators(correct[:18], seed=0)
+    assert fold.group_prior(100, None) == fresh.group_prior(100, None) == np.inf
+    assert fold.cv_design(100, None).alloc.tolist() == fresh.cv_design(100, None).alloc.tolist()
+
+
+def test_difficulty_cv_draws_do_not_depend_on_the_other_methods_measured() -> None:
+    logs = samples_of(irt_population(10, 200, seed=6))
+    emb = (np.arange(200), np.random.default_rng(0).normal(size=(200, 4)))
+    alone = lite_fidelity(logs, emb, budgets=[20], methods=["difficulty_cv"], n_random=10, seed=0)
+    both = lite_fidelity(logs, emb, budgets=[20], methods=["difficulty", "difficulty_cv"], n_random=10, seed=0)
+    cols = ["k", "mae_points", "spearman"]
+    assert (alone.summary.filter(pl.col("method") == "difficulty_cv").select(cols).to_dicts()
+            == both.summary.filter(pl.col("method") == "difficulty_cv").select(cols).to_dicts())

@@ -7,6 +7,9 @@ held-out models' true full scores are known and the estimator is compared with t
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -130,7 +133,11 @@ def test_difficulty_estimates_table(correct) -> None:
     assert rows["new-a"]["full_points"] is None and not rows["new-a"]["in_training"]
     assert rows["new-a"]["lite_difficulty_points"] == pytest.approx(100 * sub.estimate(correct[20, cols]))
     assert rows["new-b"]["full_points"] == pytest.approx(100 * correct[21].mean())
-    assert rows["m03"]["in_training"]
+    assert rows["m03"]["in_training"] and rows["m03"]["full_points"] == pytest.approx(100 * correct[3].mean())
+    # its own answers built the subset: no error is reported as if it were held out
+    assert rows["m03"]["lite_error_points"] is None and rows["m03"]["lite_difficulty_error_points"] is None
+    assert rows["new-b"]["lite_difficulty_error_points"] == pytest.approx(
+        rows["new-b"]["lite_difficulty_points"] - rows["new-b"]["full_points"])
     left_out = neighbour_control_variate(np.delete(correct[:20], 3, axis=0), np.isin(np.arange(N_DOCS), cols),
                                          np.where(np.isin(np.arange(N_DOCS), cols), correct[3], 0.0),
                                          _design_w(sub), design_weights=True, group_prior=sub.group_prior)[0]
@@ -192,3 +199,43 @@ def test_bad_input_names_the_field(correct) -> None:
         sub.estimate(answers)
     with pytest.raises(ValueError, match=r"subset doc_ids \[.*\] are not in the sample table"):
         difficulty_estimates(logs.filter(pl.col("doc_id") != int(sub.doc_ids[0])), sub)
+
+
+def test_malformed_subset_files_name_the_file_and_field(correct, tmp_path) -> None:
+    sub = build_difficulty_subset(samples_of(correct[:10]), 25)
+    saved = save_difficulty_subset(sub, tmp_path / "sub.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["sub.npz"]  # no temporary file left behind
+    with np.load(saved, allow_pickle=False) as data:
+        good = {name: data[name] for name in data.files}
+    header = json.loads(str(good["header"]))
+
+    def broken(name: str, **changes) -> Path:
+        np.savez(tmp_path / name, **{**good, **changes})
+        return tmp_path / name
+
+    cases = [
+        (broken("reversed.npz", all_doc_ids=good["all_doc_ids"][::-1]), r"field 'all_doc_ids' must be sorted"),
+        (broken("models.npz", train_models=good["train_models"][:-1]),
+         r"field 'train_models' names 9 models for 10 rows of 'train'"),
+        (broken("weights.npz", design_weights=good["design_weights"][:-1]), r"field 'design_weights' has 24 values"),
+        (broken("range.npz", train=good["train"] * 100), r"field 'train' must hold finite scores in \[0, 1\]"),
+        (broken("nojson.npz", header=np.array("{oops")), r"field 'header' is not JSON"),
+        (broken("notask.npz", header=np.array(json.dumps({k: v for k, v in header.items() if k != "task"}))),
+         r"header has no field\(s\) \['task'\]"),
+        (broken("version.npz", header=np.array(json.dumps({**header, "version": 2}))), r"field 'version' must be 1"),
+    ]
+    for path, message in cases:
+        with pytest.raises(ValueError, match=rf"{path.name}: .*{message}"):
+            load_difficulty_subset(path)
+
+
+def test_estimate_refuses_unknown_leave_out_and_out_of_range_answers(correct) -> None:
+    logs = samples_of(correct[:10])
+    sub = build_difficulty_subset(logs, 10)
+    assert sub.meta["filter"] is None
+    with pytest.raises(ValueError, match=r"leave_out 'm99' is not an earlier model"):
+        sub.estimate(np.zeros(10), leave_out="m99")
+    with pytest.raises(ValueError, match=r"metric 'acc' has scores outside \[0, 1\]"):
+        sub.estimate(np.full(10, 2.0))
+    with pytest.raises(ValueError, match=r"metric 'acc' has scores outside \[0, 1\]"):
+        difficulty_estimates(logs.with_columns(pl.col("acc") * 100), sub)

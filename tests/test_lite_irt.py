@@ -156,6 +156,13 @@ def test_fidelity_verdicts_and_subset_vs_random_say_it_plainly() -> None:
         assert "No method does better than random here" in lines[0]
     assert len(lines) == at.height  # one line per method besides random, plus the headline
     assert all(any(w in line for w in ("better than random", "worse than random")) for line in lines[1:])
+    # one method alone (the LiteBuilder's difficulty mode): its verdict line, under a headline about it only
+    cv = at.filter(pl.col("method") == "difficulty_cv").row(0, named=True)
+    only = fidelity_verdicts(fid, 0.1, methods=["difficulty_cv"])
+    assert len(only) == 2 and only[1] in lines and only[1].startswith("difficulty-stratified random subsets, control")
+    assert (("Better than random: difficulty-stratified" in only[0]) == (cv["verdict"] == "better than random"))
+    with pytest.raises(ValueError, match=r"no method of \['nope'\] at 40 docs"):
+        fidelity_verdicts(fid, 0.1, methods=["nope"])
     # a subset made of the docs every model got right is worse than random at the score
     easy = np.nonzero(correct.mean(0) == 1)[0][:20]
     out = subset_vs_random(samples_of(correct), doc_ids=easy.tolist(), n_random=50)

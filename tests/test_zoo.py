@@ -105,6 +105,14 @@ def test_config_hash_follows_what_determines_the_weights():
     assert TINY.config_hash() != TINY.config_hash(seed=1)
 
 
+def test_config_hash_changes_with_synthbench_version(monkeypatch):
+    from lmms_nb.tasks import synthbench
+
+    before = TINY.config_hash()
+    monkeypatch.setattr(synthbench, "VERSION", "v-next")
+    assert TINY.config_hash() != before  # a member trained on other data is never found in the cache
+
+
 def test_invalid_specs_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="unknown families"):
         ZooSpec("x", "", exclude_families=("counting",))

@@ -36,8 +36,12 @@ _CONTEXT = 32
 
 
 def clip_config_hash(**config: Any) -> str:
-    """A short hash of the training settings (and the recipe version)."""
-    return hashlib.sha256(json.dumps({**config, "recipe": _RECIPE_VERSION}, sort_keys=True).encode()).hexdigest()[:10]
+    """A short hash of the training settings, the recipe version and synthbench's data version (a CLIP trained
+    on older synthbench images is never reused after the generators change)."""
+    from lmms_nb.tasks import synthbench
+
+    keyed = {**config, "recipe": _RECIPE_VERSION, "synthbench": synthbench.VERSION}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def synthbench_captions(family: str, doc: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,34 @@ class DifficultySubset(LiteSubset):
     groups: np.ndarray | None = None
     group_prior: float = float("inf")
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # a subset read back from a file is checked here too: a broken one fails now, naming the field, not later
+        # as a wrong estimate
+        for name, dtype in (("design_weights", np.float64), ("all_doc_ids", np.int64), ("train", np.float64)):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=dtype))
+        what = f"difficulty subset of {self.task!r}"
+        ids = self.all_doc_ids
+        if ids.ndim != 1 or (np.diff(ids) <= 0).any():
+            raise ValueError(f"{what}: field 'all_doc_ids' must be sorted and unique")
+        outside = self.doc_ids[~np.isin(self.doc_ids, ids)]
+        if len(outside):
+            raise ValueError(f"{what}: field 'doc_ids' has ids not in 'all_doc_ids': {outside[:10].tolist()}")
+        if self.design_weights.shape != self.doc_ids.shape:
+            raise ValueError(f"{what}: field 'design_weights' has {self.design_weights.size} values for "
+                             f"{len(self.doc_ids)} doc_ids")
+        if not (np.isfinite(self.design_weights) & (self.design_weights >= 0)).all():
+            raise ValueError(f"{what}: field 'design_weights' must be finite and >= 0")
+        if self.train.ndim != 2 or self.train.shape[1] != len(ids):
+            raise ValueError(f"{what}: field 'train' has shape {self.train.shape}, not (models, {len(ids)})")
+        if len(self.train_models) != len(self.train):
+            raise ValueError(f"{what}: field 'train_models' names {len(self.train_models)} models for "
+                             f"{len(self.train)} rows of 'train'")
+        if not (np.isfinite(self.train) & (self.train >= 0) & (self.train <= 1)).all():
+            raise ValueError(f"{what}: field 'train' must hold finite scores in [0, 1]")
+        if self.groups is not None and len(self.groups) != len(ids):
+            raise ValueError(f"{what}: field 'groups' has {len(self.groups)} labels for {len(ids)} docs")
+
     def estimate(self, answers: np.ndarray | Sequence[float], *, leave_out: str | None = None) -> np.ndarray | float:
         """Full-set score estimates (in the metric's units) from answers on the subset only: one row per model,
         one column per doc of `doc_ids` (in that order); a 1-D input gives a float. `leave_out` names an
@@ -82,8 +111,12 @@ class DifficultySubset(LiteSubset):
         if bad.any():
             raise ValueError(f"Lite subset of {self.task!r}: no score for doc_id "
                              f"{self.doc_ids[bad.any(axis=0)][:10].tolist()} (every subset doc needs one)")
+        _check_unit_range(y, self.task, self.meta.get("metric"))
         train = self.train
         if leave_out is not None:
+            if leave_out not in self.train_models:
+                raise ValueError(f"Lite subset of {self.task!r}: leave_out {leave_out!r} is not an earlier model "
+                                 f"of this subset ({list(self.train_models)})")
             train = self.train[[m != leave_out for m in self.train_models]]
         cols = np.searchsorted(self.all_doc_ids, self.doc_ids)
         full = np.zeros((len(y), len(self.all_doc_ids)))
@@ -148,7 +181,7 @@ def build_difficulty_subset(
     design_w = design.doc_weights(picks)[picks]
     return DifficultySubset(
         task=sm.task, doc_ids=all_ids[picks], cell_sizes=_whole_docs(design_w, len(all_ids)), n_full=len(all_ids),
-        meta={"method": "difficulty_cv", "metric": sm.metric, "seed": seed, "n_strata": int(len(design.sizes)),
+        meta={"method": "difficulty_cv", "metric": sm.metric, "filter": filter, "seed": seed, "n_strata": int(len(design.sizes)),
               "stratum_sizes": design.sizes.tolist(), "stratum_alloc": design.alloc.tolist()},
         design_weights=design_w, all_doc_ids=all_ids, train=train, train_models=tuple(sm.models), groups=groups,
         group_prior=prior,
@@ -166,11 +199,14 @@ def difficulty_estimates(
     """Per model of `samples` that answered every subset doc: the subset's plain mean, the `difficulty_cv`
     estimate from its subset answers only, and, where it answered every doc, its full-set score and the
     errors, in points (`scale` x metric). An earlier model the subset was built from is estimated with itself
-    left out of the neighbours (``in_training``: the strata still saw its answers)."""
+    left out of the neighbours, but its error columns are null (``in_training``: its own answers chose the
+    strata and the allocation, so its error is not a held-out measure; `lite_fidelity`'s difficulty_cv rows are)."""
     if not isinstance(subset, DifficultySubset):
         raise TypeError(f"difficulty_estimates needs a DifficultySubset, got {type(subset).__name__}")
-    sm = score_matrix(samples, metric=metric or subset.meta.get("metric"), filter=filter,
+    sm = score_matrix(samples, metric=metric or subset.meta.get("metric"),
+                      filter=filter if filter is not None else subset.meta.get("filter"),
                       task=subset.task if "task" in samples.columns else None, require_complete=False)
+    _check_unit_range(sm.scores[np.isfinite(sm.scores)], sm.task, sm.metric)
     pos = {int(d): j for j, d in enumerate(sm.doc_ids)}
     absent = [int(d) for d in subset.doc_ids if int(d) not in pos]
     if absent:
@@ -192,14 +228,18 @@ def difficulty_estimates(
                      "lite_points": float(sub[i].mean() * scale),
                      "lite_difficulty_points": subset.estimate(sub[i], leave_out=model if model in trained else None)
                      * scale})
+    held_out = ~pl.col("in_training")
     return pl.DataFrame(rows, schema_overrides={"full_points": pl.Float64}).with_columns(
-        (pl.col("lite_points") - pl.col("full_points")).alias("lite_error_points"),
-        (pl.col("lite_difficulty_points") - pl.col("full_points")).alias("lite_difficulty_error_points"),
+        pl.when(held_out).then(pl.col("lite_points") - pl.col("full_points")).alias("lite_error_points"),
+        pl.when(held_out).then(pl.col("lite_difficulty_points") - pl.col("full_points"))
+        .alias("lite_difficulty_error_points"),
     )
 
 
 #: the arrays of a saved difficulty subset (plus "header", a JSON string of the rest)
 _SAVED = ("doc_ids", "cell_sizes", "design_weights", "all_doc_ids", "train", "train_models")
+#: the saved format's version: a file of another version is refused, not misread
+_FORMAT_VERSION = 1
 
 
 def save_difficulty_subset(subset: DifficultySubset, path: str | os.PathLike) -> Path:
@@ -207,13 +247,17 @@ def save_difficulty_subset(subset: DifficultySubset, path: str | os.PathLike) ->
     (no pickles); returns the path. `save_lite_subset` writes the doc ids alone, for `lite_task` and lmms-eval."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = {"format": "lmms_nb.difficulty_subset", "version": 1, "task": subset.task, "n_full": int(subset.n_full),
+    header = {"format": "lmms_nb.difficulty_subset", "version": _FORMAT_VERSION, "task": subset.task, "n_full": int(subset.n_full),
               "group_prior": subset.group_prior if np.isfinite(subset.group_prior) else "inf", "meta": subset.meta,
               "groups": None if subset.groups is None else [str(g) for g in subset.groups]}
     arrays = {name: np.asarray(getattr(subset, name)) for name in _SAVED}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, header=np.array(json.dumps(header)), **arrays)
-    os.replace(tmp, path)
+    # a name of its own per writer (pid and uuid): concurrent saves never write into one temporary file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp.npz")
+    try:
+        np.savez_compressed(tmp, header=np.array(json.dumps(header)), **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -228,18 +272,35 @@ def load_difficulty_subset(path: str | os.PathLike) -> DifficultySubset:
     missing = [name for name in ("header", *_SAVED) if name not in stored]
     if missing:
         raise ValueError(f"{path}: not a difficulty subset file (no field(s) {missing})")
-    header = json.loads(str(stored["header"]))
+    try:
+        header = json.loads(str(stored["header"]))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: field 'header' is not JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: field 'header' must be a JSON object, got {type(header).__name__}")
     if header.get("format") != "lmms_nb.difficulty_subset":
         raise ValueError(f"{path}: field 'format' must be 'lmms_nb.difficulty_subset', got {header.get('format')!r}")
-    train = stored["train"]
-    if train.ndim != 2 or train.shape[1] != len(stored["all_doc_ids"]):
-        raise ValueError(f"{path}: field 'train' has shape {train.shape}, not (models, {len(stored['all_doc_ids'])})")
-    return DifficultySubset(
-        task=header["task"], doc_ids=stored["doc_ids"], cell_sizes=stored["cell_sizes"], n_full=header["n_full"],
-        meta=header.get("meta", {}), design_weights=stored["design_weights"], all_doc_ids=stored["all_doc_ids"],
-        train=train, train_models=tuple(str(m) for m in stored["train_models"]),
-        groups=None if header.get("groups") is None else np.asarray(header["groups"]),
-        group_prior=float(header["group_prior"]))
+    if header.get("version") != _FORMAT_VERSION:
+        raise ValueError(f"{path}: field 'version' must be {_FORMAT_VERSION} (the format this lmms_nb reads), "
+                         f"got {header.get('version')!r}")
+    missing = [key for key in ("task", "n_full", "group_prior") if key not in header]
+    if missing:
+        raise ValueError(f"{path}: header has no field(s) {missing}")
+    try:
+        return DifficultySubset(
+            task=header["task"], doc_ids=stored["doc_ids"], cell_sizes=stored["cell_sizes"], n_full=header["n_full"],
+            meta=header.get("meta", {}), design_weights=stored["design_weights"], all_doc_ids=stored["all_doc_ids"],
+            train=stored["train"], train_models=tuple(str(m) for m in stored["train_models"]),
+            groups=None if header.get("groups") is None else np.asarray(header["groups"]),
+            group_prior=float(header["group_prior"]))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from e
+
+
+def _check_unit_range(scores: np.ndarray, task: str, metric: str | None) -> None:
+    if scores.size and (scores.min() < 0 or scores.max() > 1):
+        raise ValueError(f"task {task!r}: metric {metric!r} has scores outside [0, 1] ({scores.min():g} .. "
+                         f"{scores.max():g}); a difficulty subset estimates scores in [0, 1]")
 
 
 def _whole_docs(share: np.ndarray, n: int) -> np.ndarray:

@@ -241,7 +241,8 @@ def lite_fidelity(
             draw_rows += _rows(k, "random_cv", draw_stats(full, ests * scale))
         if "difficulty" in wanted or "difficulty_cv" in wanted:
             ests, ests_cv = np.zeros((n_random, len(full))), np.zeros((n_random, len(full)))
-            fold_rng = np.random.default_rng([seed, k])
+            # a generator each: difficulty_cv's draws do not depend on whether "difficulty" is also measured
+            fold_rng, cv_rng = np.random.default_rng([seed, k]), np.random.default_rng([seed, k, 2])
             for f, test in enumerate(fold_tests):
                 if "difficulty" in wanted:
                     design = fitted[f].difficulty_design(k)
@@ -249,7 +250,7 @@ def lite_fidelity(
                         ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
                 if "difficulty_cv" in wanted:  # the same strata allocated on prediction errors, difference estimate
                     cv_design = fitted[f].cv_design(k, sm.categories)
-                    design_w = np.stack([cv_design.doc_weights(cv_design.draw(fold_rng)) for _ in range(n_random)])
+                    design_w = np.stack([cv_design.doc_weights(cv_design.draw(cv_rng)) for _ in range(n_random)])
                     prior = fitted[f].group_prior(k, sm.categories)
                     for i in test:
                         ests_cv[:, i] = fitted[f].control_variate(

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -58,8 +58,9 @@ class FoldEstimators:
         self._inner_irt: IRTModel | None = None
         self._bias2: dict[int, float] = {}
         self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._designs: dict[int | tuple[str, int], DifficultyDesign] = {}
-        self._group_priors: dict[int, tuple[bool, float]] = {}
+        # keyed by budget, and for difficulty_cv by the docs' categories too (both depend on them)
+        self._designs: dict[Any, DifficultyDesign] = {}
+        self._group_priors: dict[Any, tuple[bool, float]] = {}
 
     @property
     def irt(self) -> IRTModel:
@@ -91,7 +92,7 @@ class FoldEstimators:
         """The difficulty strata allocated for `difficulty_cv` at budget `k`: Neyman on the neighbour predictions'
         held-out error in each stratum (`residual_spread`) or on the scores' spread, whichever `_cv_choice`
         finds better on the training models."""
-        key = ("cv", k)
+        key = ("cv", k, _groups_key(groups))
         if key not in self._designs:
             spread = residual_spread(self.train, groups) if self._cv_choice(k, groups)[0] else None
             self._designs[key] = difficulty_design(self.train, k, spread=spread)
@@ -101,12 +102,13 @@ class FoldEstimators:
         """(allocate on prediction errors?, group prior) with the lowest squared error of `difficulty_cv`'s
         estimates on training models held out in turn (up to 12, each with its designs and neighbours fitted on
         the other training models, 8 draws per design)."""
-        if k in self._group_priors:
-            return self._group_priors[k]
+        key = (k, _groups_key(groups))
+        if key in self._group_priors:
+            return self._group_priors[key]
         priors = GROUP_PRIORS if groups is not None else (np.inf,)
         if len(self.train) < 4:
-            self._group_priors[k] = (False, np.inf)
-            return self._group_priors[k]
+            self._group_priors[key] = (False, np.inf)
+            return self._group_priors[key]
         rng = np.random.default_rng([self.seed, k, 1])
         inner = np.unique(np.linspace(0, len(self.train) - 1, min(_INNER_MODELS, len(self.train))).astype(int))
         errs = np.zeros((2, len(priors)))
@@ -121,8 +123,8 @@ class FoldEstimators:
                                                     group_prior=prior)
                     errs[int(on_errors), c] += np.mean((est - self.train[j].mean()) ** 2)
         best = np.unravel_index(int(np.argmin(errs)), errs.shape)
-        self._group_priors[k] = (bool(best[0]), float(priors[best[1]]))
-        return self._group_priors[k]
+        self._group_priors[key] = (bool(best[0]), float(priors[best[1]]))
+        return self._group_priors[key]
 
     def difficulty_design(self, k: int) -> DifficultyDesign:
         """The difficulty-stratified design for budget `k`, from the training models' scores."""
@@ -181,6 +183,11 @@ class FoldEstimators:
         b2 = self.bias2(k)
         lam = b2 / (b2 + var) if b2 > 0 else np.zeros(len(y))
         return lam * subset_mean + (1 - lam) * p_irt
+
+
+def _groups_key(groups: np.ndarray | None) -> tuple | None:
+    """A cache key of the docs' categories by content (an object's id could be reused by another array)."""
+    return None if groups is None else tuple(np.asarray(groups).tolist())
 
 
 @dataclass(frozen=True)

@@ -114,9 +114,11 @@ def subset_vs_random(
     return pl.DataFrame(rows).with_columns(pl.col("spearman", "random_spearman").fill_nan(None))
 
 
-def fidelity_verdicts(fidelity: LiteFidelity, budget: int | float) -> list[str]:
+def fidelity_verdicts(fidelity: LiteFidelity, budget: int | float, *,
+                      methods: Sequence[str] | None = None) -> list[str]:
     """One plain sentence per method at the fidelity budget nearest `budget` (a count or a fraction), best
-    (lowest MAE) first, and a first sentence saying whether any method beats random there."""
+    (lowest MAE) first, and a first sentence saying whether any method beats random there. `methods` keeps only
+    those methods (e.g. ``["difficulty_cv"]``); none of them measured at that budget is a ValueError."""
     s = fidelity.summary
     n = len(fidelity.doc_ids)
     k_want = budget if isinstance(budget, (int, np.integer)) and not isinstance(budget, bool) else budget * n
@@ -125,6 +127,10 @@ def fidelity_verdicts(fidelity: LiteFidelity, budget: int | float) -> list[str]:
     at = s.filter(pl.col("k") == k)
     rnd = at.filter(pl.col("method") == "random").row(0, named=True)
     others = at.filter(pl.col("method") != "random").sort("mae_points")
+    if methods is not None:
+        others = others.filter(pl.col("method").is_in(list(methods)))
+        if others.height == 0:
+            raise ValueError(f"the fidelity results have no method of {list(methods)} at {k} docs")
     better = others.filter(pl.col("verdict") == "better than random")["method"].to_list()
     head = (f"At {k} of {n} docs ({k / n:.0%}), across {len(fidelity.models)} models "
             f"(methods that learn from models are scored on held-out models only): random subsets are "

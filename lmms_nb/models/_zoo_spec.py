@@ -90,7 +90,11 @@ class ZooSpec:
         parts = {k: v for k, v in asdict(self).items() if k not in ("name", "description", "run_name")}
         if not self.snapshot_step:
             parts.pop("snapshot_step")
-        parts.update(seed=seed, recipe=RECIPE_VERSION)
+        # synthbench's data version too: a member trained on other data is never reused (imported here, not at
+        # the top, so that reading the zoo's specs does not load synthbench's image generators)
+        from lmms_nb.tasks import synthbench
+
+        parts.update(seed=seed, recipe=RECIPE_VERSION, synthbench=synthbench.VERSION)
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

@@ -93,9 +93,11 @@ class FidelityPanel:
     def estimate(self, rows: pl.DataFrame | None, subset: Any, *, task: str | None, metric: str | None,
                  filter: str | None) -> None:
         """`lite_estimates` of `subset` per model, under the verdict of `subset_vs_random`; for a
-        `DifficultySubset`, its `difficulty_estimates` (its strata already came from these models' answers, so
-        it is not compared with random subsets here: `lite_fidelity`'s difficulty_cv rows measure that)."""
-        from lmms_nb.lite_selection import DifficultySubset, difficulty_estimates, lite_estimates, subset_vs_random
+        `DifficultySubset`, its `difficulty_estimates` under the verdict of `lite_fidelity`'s held-out
+        difficulty_cv rows at the nearest budget (`fidelity_verdicts`): its strata already came from these models'
+        answers, so their errors on it are not held out and are not shown."""
+        from lmms_nb.lite_selection import (DifficultySubset, difficulty_estimates, fidelity_verdicts, lite_estimates,
+                                            subset_vs_random)
 
         self.estimates = self.verdict = None
         if rows is None or subset is None or not metric:
@@ -107,9 +109,16 @@ class FidelityPanel:
             except ValueError as e:
                 self.estimates_html.value = error_html("no estimates for this subset", e)
                 return
-            self.estimates_html.value = ("<b>Scores (points): full set vs this subset's plain mean and its difficulty "
-                                         "estimate</b> <small>(earlier models: each left out of its own neighbours)"
-                                         "</small>" + table_html(self.estimates, digits=1))
+            lines: list[str] = []
+            if self.fidelity is not None:
+                with contextlib.suppress(ValueError):  # too few models for difficulty_cv: no held-out verdict
+                    lines = fidelity_verdicts(self.fidelity, len(subset), methods=["difficulty_cv"])
+            verdict = "".join(f"<div class='lmms-nb-lite-verdict'>{esc(line)}</div>" for line in lines)
+            self.estimates_html.value = (
+                verdict + "<b>Scores (points): full set vs this subset's plain mean and its difficulty estimate</b> "
+                "<small>(models the subset was built from (in_training) are estimated with themselves left out of "
+                "the neighbours, but their answers chose the strata: no error is shown for them; the verdict above "
+                "is measured on held-out models)</small>" + table_html(self.estimates, digits=1))
             return
         try:
             self.estimates = lite_estimates(rows, subset, metric=metric, task=task, filter=filter)
