@@ -56,6 +56,24 @@ def test_original_format_is_told_apart_from_hf_format(checkpoint, tmp_path):
     assert read_checkpoint_config(str(tmp_path / "nothing-here")) is None
 
 
+def test_an_uncached_hub_id_offline_is_named(tmp_path, monkeypatch):
+    """Offline, a hub id whose config.json is not in the local hub cache cannot be told apart: a clear error naming
+    it, not llava_hf failing somewhere later."""
+    import huggingface_hub.constants
+
+    from lmms_nb.models import get_model
+    from lmms_nb.models._llava_next import read_checkpoint_config
+
+    empty = str(tmp_path / "empty_hub_cache")
+    monkeypatch.setenv("HF_HUB_CACHE", empty)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", empty)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match=r"'lmms-lab/llava-onevision-qwen2-0.5b-ov' \(revision v1\).*HF_HUB_OFFLINE"):
+        read_checkpoint_config("lmms-lab/llava-onevision-qwen2-0.5b-ov", revision="v1")
+    with pytest.raises(ValueError, match=r"'lmms-lab/llava-onevision-qwen2-0.5b-ov' \(revision main\).*not in the local"):
+        get_model("llava_onevision", pretrained="lmms-lab/llava-onevision-qwen2-0.5b-ov", device="cpu")
+
+
 def test_hf_format_checkpoints_still_go_to_llava_hf(tmp_path):
     from lmms_nb.models import get_model
     from lmms_nb.models.hf import HFImageTextModel

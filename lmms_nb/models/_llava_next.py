@@ -43,7 +43,7 @@ class LlavaNextOneVisionModel:
 
     def __init__(self, pretrained: str, *, name: str | None = None, device: str = "cpu",
                  conv_template: str = "qwen_1_5", attn_implementation: str | None = "sdpa",
-                 use_cache: bool = True, max_new_tokens: int = 1024) -> None:
+                 use_cache: bool = True, max_new_tokens: int = 1024, revision: str | None = None) -> None:
         import torch
         from transformers import AutoTokenizer, GenerationConfig
 
@@ -52,7 +52,7 @@ class LlavaNextOneVisionModel:
         if conv_template not in CONV_TEMPLATES:
             raise ValueError(f"llava_onevision: conv_template {conv_template!r} is not supported by lmms-nb "
                              f"(supported: {', '.join(CONV_TEMPLATES)})")
-        folder = local_folder(pretrained)
+        folder = local_folder(pretrained, revision=revision)
         self.config = json.loads((folder / "config.json").read_text())
         self.pretrained, self.name = str(pretrained), name or lmms_eval_model_name(str(pretrained))
         self.use_cache, self.max_new_tokens = bool(use_cache), int(max_new_tokens)

@@ -31,7 +31,7 @@ _TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_laye
               "sliding_window", "max_window_layers")
 
 
-def local_folder(name: str) -> Path:
+def local_folder(name: str, revision: str | None = None) -> Path:
     """A folder, or a hub id resolved to its snapshot (the local hub cache when offline)."""
     if Path(name).is_dir():
         return Path(name)
@@ -39,25 +39,59 @@ def local_folder(name: str) -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:  # the local hub cache first: no network round trip for a tower already there
-        return Path(snapshot_download(name, local_files_only=True))
+        return Path(snapshot_download(name, revision=revision, local_files_only=True))
     except LocalEntryNotFoundError:
-        return Path(snapshot_download(name))
+        return Path(snapshot_download(name, revision=revision))
 
 
-def read_checkpoint_config(pretrained: str) -> dict[str, Any] | None:
-    """The checkpoint's config.json as a dict (a folder, or a hub id already in the local cache); None if none."""
+def _hub_offline() -> bool:
+    import os
+
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def read_checkpoint_config(pretrained: str, revision: str | None = None) -> dict[str, Any] | None:
+    """The checkpoint's config.json as a dict: from a folder, a hub id's local cache, or else (online) just that
+    file fetched from the hub. None if the name is neither a folder nor a hub id, or the repository has no
+    config.json (the caller's loader then reports it); offline and not cached: a ValueError naming the id."""
     folder = Path(pretrained)
-    if not folder.is_dir():
-        try:
-            from huggingface_hub import try_to_load_from_cache
+    if folder.is_dir():
+        path = folder / "config.json"
+        return _read_config(path) if path.is_file() else None
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 
-            found = try_to_load_from_cache(pretrained, "config.json")
-        except Exception:  # noqa: BLE001 - not a hub id either: the caller's loader reports it
-            return None
-        folder = Path(found).parent if isinstance(found, str) else None
-    if folder is None or not (folder / "config.json").is_file():
+    try:
+        found = try_to_load_from_cache(pretrained, "config.json", revision=revision)
+    except HFValidationError:  # not a hub id either: the caller's loader reports it
         return None
-    return json.loads((folder / "config.json").read_text())
+    if isinstance(found, str):
+        return _read_config(Path(found))
+    if found is not None:  # the cache knows the repository has no config.json
+        return None
+    if _hub_offline():
+        raise ValueError(f"{pretrained!r} (revision {revision or 'main'}): not a local folder and its config.json is "
+                         "not in the local hub cache, and HF_HUB_OFFLINE is set: download the checkpoint first "
+                         "(huggingface-cli download) or pass a local folder")
+    try:
+        return _read_config(Path(hf_hub_download(pretrained, "config.json", revision=revision)))
+    except LocalEntryNotFoundError as e:  # the hub unreachable (a subclass of EntryNotFoundError: caught first)
+        raise ValueError(f"{pretrained!r} (revision {revision or 'main'}): config.json is neither a local file, nor "
+                         f"in the local hub cache, nor reachable on the hub ({e})") from e
+    except EntryNotFoundError:  # the repository has no config.json
+        return None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON config ({e})") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: a JSON object expected, got {type(config).__name__}")
+    return config
 
 
 def is_llava_next_checkpoint(config: dict[str, Any] | None) -> bool:

@@ -116,7 +116,7 @@ def llava_onevision(pretrained: str = "lmms-lab/llava-onevision-qwen2-7b-ov", tr
     HF-format checkpoint goes to `llava_hf` (dtype, chat_template, revision... apply there)."""
     from lmms_nb.models._llava_next import LlavaNextOneVisionModel, is_llava_next_checkpoint, read_checkpoint_config
 
-    if not is_llava_next_checkpoint(read_checkpoint_config(pretrained)):
+    if not is_llava_next_checkpoint(read_checkpoint_config(pretrained, revision=revision)):
         return llava_hf(pretrained, revision=revision, device=device, dtype=dtype if dtype is not None else "auto",
                         batch_size=batch_size, trust_remote_code=trust_remote_code,
                         attn_implementation=attn_implementation if attn_implementation != "sdpa" else None,
@@ -131,7 +131,7 @@ def llava_onevision(pretrained: str = "lmms-lab/llava-onevision-qwen2-7b-ov", tr
     if given:
         raise ValueError(f"llava_onevision: {', '.join(given)} not supported for an original-format checkpoint "
                          "(lmms-eval's class loads it in float16 with LLaVA-NeXT's own code)")
-    model = LlavaNextOneVisionModel(pretrained, name=name, device=device or _default_device(),
+    model = LlavaNextOneVisionModel(pretrained, name=name, device=device or _default_device(), revision=revision,
                                     conv_template=conv_template, attn_implementation=attn_implementation,
                                     use_cache=use_cache, max_new_tokens=max_new_tokens)
     model.model_args.update(device_map=device_map or None, max_frames_num=max_frames_num)
