@@ -21,7 +21,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_model", "convert_key", "is_llava_next_checkpoint", "local_folder", "read_checkpoint_config"]
+__all__ = ["build_model", "convert_key", "is_llava_next_checkpoint", "local_folder", "read_checkpoint_config",
+           "read_json_config"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def read_checkpoint_config(pretrained: str, revision: str | None = None) -> dict
     folder = Path(pretrained)
     if folder.is_dir():
         path = folder / "config.json"
-        return _read_config(path) if path.is_file() else None
+        return read_json_config(path) if path.is_file() else None
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 
@@ -68,7 +69,7 @@ def read_checkpoint_config(pretrained: str, revision: str | None = None) -> dict
     except HFValidationError:  # not a hub id either: the caller's loader reports it
         return None
     if isinstance(found, str):
-        return _read_config(Path(found))
+        return read_json_config(Path(found))
     if found is not None:  # the cache knows the repository has no config.json
         return None
     if _hub_offline():
@@ -76,7 +77,7 @@ def read_checkpoint_config(pretrained: str, revision: str | None = None) -> dict
                          "not in the local hub cache, and HF_HUB_OFFLINE is set: download the checkpoint first "
                          "(huggingface-cli download) or pass a local folder")
     try:
-        return _read_config(Path(hf_hub_download(pretrained, "config.json", revision=revision)))
+        return read_json_config(Path(hf_hub_download(pretrained, "config.json", revision=revision)))
     except LocalEntryNotFoundError as e:  # the hub unreachable (a subclass of EntryNotFoundError: caught first)
         raise ValueError(f"{pretrained!r} (revision {revision or 'main'}): config.json is neither a local file, nor "
                          f"in the local hub cache, nor reachable on the hub ({e})") from e
@@ -84,7 +85,8 @@ def read_checkpoint_config(pretrained: str, revision: str | None = None) -> dict
         return None
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_json_config(path: Path) -> dict[str, Any]:
+    """A config.json as a dict; unreadable or not a JSON object: a ValueError naming the file."""
     try:
         config = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -128,20 +130,33 @@ def _load_weights(folder: Path) -> dict[str, Any]:
     return weights
 
 
+def _field(config: dict[str, Any], key: str, path: Path, kind: type) -> Any:
+    """config[key], which must be there and be a `kind`: else a ValueError naming the file and the field."""
+    if key not in config:
+        raise ValueError(f"{path}: field {key!r} missing")
+    if not isinstance(config[key], kind) or isinstance(config[key], bool):
+        raise ValueError(f"{path}: field {key!r} must be a {kind.__name__}, got {config[key]!r}")
+    return config[key]
+
+
 def build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implementation: str | None,
                  n_tokens: int):
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
-    if config.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu" or "siglip" not in config["mm_vision_tower"]:
-        raise ValueError(f"{folder / 'config.json'}: only SigLIP towers with an mlp2x_gelu projector are supported "
-                         f"(mm_vision_tower={config['mm_vision_tower']!r}, "
-                         f"mm_projector_type={config.get('mm_projector_type')!r})")
-    tower = json.loads((local_folder(config["mm_vision_tower"]) / "config.json").read_text())
+    path = folder / "config.json"
+    tower_name = _field(config, "mm_vision_tower", path, str)
+    if config.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu" or "siglip" not in tower_name:
+        raise ValueError(f"{path}: only SigLIP towers with an mlp2x_gelu projector are supported "
+                         f"(mm_vision_tower={tower_name!r}, mm_projector_type={config.get('mm_projector_type')!r})")
+    tower_path = local_folder(tower_name) / "config.json"
+    if not tower_path.is_file():
+        raise ValueError(f"{tower_path}: missing (the config of the vision tower {path} names in mm_vision_tower)")
+    tower = read_json_config(tower_path)
     tower = tower.get("vision_config", tower)
     vision = {k: tower[k] for k in ("hidden_size", "intermediate_size", "num_attention_heads", "image_size",
                                     "patch_size", "num_channels", "layer_norm_eps", "hidden_act") if k in tower}
     # LLaVA-NeXT drops the tower's last layer and takes the output of the one before it
-    vision.update(model_type="siglip_vision_model", num_hidden_layers=tower["num_hidden_layers"] - 1,
+    vision.update(model_type="siglip_vision_model", num_hidden_layers=_field(tower, "num_hidden_layers", tower_path, int) - 1,
                   vision_use_head=False)
     text = {"model_type": "qwen2", **{k: config[k] for k in _TEXT_KEYS if k in config}}
     # LLaVA-NeXT's builder resizes the embeddings to the tokenizer's length (resize_token_embeddings): a Qwen2

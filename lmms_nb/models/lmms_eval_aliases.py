@@ -110,9 +110,10 @@ def llava_onevision(pretrained: str = "lmms-lab/llava-onevision-qwen2-7b-ov", tr
                     name: str | None = None):
     """lmms-eval's `llava_onevision`. An original-format checkpoint (config.json with `LlavaQwenForCausalLM` /
     `mm_vision_tower`, e.g. lmms-lab/llava-onevision-qwen2-0.5b-ov) runs as lmms-eval's class runs it with the
-    LLaVA-NeXT repository: float16, anyres_max_9 tiles, the `qwen_1_5` conversation template with `<image>` before
-    the question (several images: each padded square, one tile), one request at a time, answers stripped
-    (its video and loglikelihood paths are not implemented). An
+    LLaVA-NeXT repository: float16, the config's image_aspect_ratio (anyres / anyres_max_N tiles; "pad", one square
+    tile per image, when it names none or for several images), the `qwen_1_5` conversation template with `<image>`
+    before the question, one request at a time, answers stripped, loglikelihoods as its class computes them (its
+    video path is not implemented). A hub id not cached is told apart by fetching only its config.json. An
     HF-format checkpoint goes to `llava_hf` (dtype, chat_template, revision... apply there)."""
     from lmms_nb.models._llava_next import LlavaNextOneVisionModel, is_llava_next_checkpoint, read_checkpoint_config
 
