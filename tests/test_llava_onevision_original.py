@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from lmms_nb.models.base import Request
+
 FIXTURES = Path(__file__).parent / "fixtures" / "lmms_eval_073"
 sys.path.insert(0, str(FIXTURES))
 _found = importlib.util.spec_from_file_location("tiny_llava_onevision_original", FIXTURES / "_tiny_llava_onevision.py")
@@ -54,6 +56,24 @@ def test_original_format_is_told_apart_from_hf_format(checkpoint, tmp_path):
     hf_format = build_tiny_llava(tmp_path / "hf", vocab_texts=["a b c"], seed=0)
     assert not is_llava_next_checkpoint(read_checkpoint_config(str(hf_format)))
     assert read_checkpoint_config(str(tmp_path / "nothing-here")) is None
+
+
+def test_an_uncached_hub_id_offline_is_named(tmp_path, monkeypatch):
+    """Offline, a hub id whose config.json is not in the local hub cache cannot be told apart: a clear error naming
+    it, not llava_hf failing somewhere later."""
+    import huggingface_hub.constants
+
+    from lmms_nb.models import get_model
+    from lmms_nb.models._llava_next import read_checkpoint_config
+
+    empty = str(tmp_path / "empty_hub_cache")
+    monkeypatch.setenv("HF_HUB_CACHE", empty)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", empty)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match=r"'lmms-lab/llava-onevision-qwen2-0.5b-ov' \(revision v1\).*HF_HUB_OFFLINE"):
+        read_checkpoint_config("lmms-lab/llava-onevision-qwen2-0.5b-ov", revision="v1")
+    with pytest.raises(ValueError, match=r"'lmms-lab/llava-onevision-qwen2-0.5b-ov' \(revision main\).*not in the local"):
+        get_model("llava_onevision", pretrained="lmms-lab/llava-onevision-qwen2-0.5b-ov", device="cpu")
 
 
 def test_hf_format_checkpoints_still_go_to_llava_hf(tmp_path):
@@ -109,6 +129,69 @@ def test_a_tower_lmms_nb_cannot_convert_is_named(checkpoint, tmp_path, hub_cache
     (clip / "config.json").write_text(json.dumps({**config, "mm_vision_tower": "openai/clip-vit-large-patch14"}))
     with pytest.raises(ValueError, match=r"config\.json.*SigLIP.*clip-vit"):
         get_model("llava_onevision", pretrained=str(clip), device="cpu")
+
+
+def _edited_copy(checkpoint: Path, folder: Path, **changes) -> Path:
+    import shutil
+
+    shutil.copytree(checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    return folder
+
+
+def test_image_aspect_ratio_follows_lmms_eval_class(checkpoint, tmp_path, hub_cache):
+    """lmms-eval's class: "pad" (one tile of 729 features) when config.json names no image_aspect_ratio or for
+    several images; anyres tiles for anyres_max_N; another value is refused naming the file and the field."""
+    from PIL import Image
+
+    from lmms_nb.models import get_model
+
+    image = Image.new("RGB", (900, 500), (200, 30, 30))
+    anyres = get_model("llava_onevision", pretrained=str(checkpoint), device="cpu")
+    assert anyres.image_aspect_ratio == "anyres_max_9" and anyres._image_embeddings([image])[0].shape[0] > 729
+    assert [f.shape[0] for f in anyres._image_embeddings([image, image])] == [729, 729]
+    absent = get_model("llava_onevision", pretrained=str(_edited_copy(checkpoint, tmp_path / "absent",
+                                                                      image_aspect_ratio=None)), device="cpu")
+    assert absent.image_aspect_ratio == "pad" and absent._image_embeddings([image])[0].shape[0] == 729
+    (answer,) = absent.generate([Request(doc_id=0, task="t", images=[image], prompt="How many squares?",
+                                         generation_kwargs={"max_new_tokens": 2})])
+    assert answer.error is None
+    with pytest.raises(ValueError, match=r"config\.json: image_aspect_ratio 'highres' is not supported"):
+        get_model("llava_onevision", pretrained=str(_edited_copy(checkpoint, tmp_path / "highres",
+                                                                 image_aspect_ratio="highres")), device="cpu")
+    with pytest.raises(ValueError, match=r"config\.json: field 'image_grid_pinpoints'"):
+        get_model("llava_onevision", pretrained=str(_edited_copy(checkpoint, tmp_path / "nopins",
+                                                                 image_grid_pinpoints=None)), device="cpu")
+
+
+def test_bad_config_json_is_named(checkpoint, tmp_path, hub_cache):
+    from lmms_nb.models import get_model
+    from lmms_nb.models._llava_next import LlavaNextOneVisionModel
+
+    broken = _edited_copy(checkpoint, tmp_path / "broken")
+    (broken / "config.json").write_text('{"architectures": ["LlavaQwenForCausalLM"], ')
+    with pytest.raises(ValueError, match=r"broken/config\.json: not a readable JSON config"):
+        get_model("llava_onevision", pretrained=str(broken), device="cpu")
+    (broken / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"broken/config\.json: not a readable JSON config"):
+        LlavaNextOneVisionModel(str(broken))
+    no_tower = _edited_copy(checkpoint, tmp_path / "no_tower", mm_vision_tower=None)
+    with pytest.raises(ValueError, match=r"no_tower/config\.json: field 'mm_vision_tower' missing"):
+        LlavaNextOneVisionModel(str(no_tower))
+
+
+def test_image_placeholder_without_images_is_an_error(checkpoint, hub_cache):
+    from lmms_nb.models import get_model
+    from lmms_nb.models.base import LoglikelihoodRequest
+
+    model = get_model("llava_onevision", pretrained=str(checkpoint), device="cpu")
+    (answer,) = model.generate([Request(doc_id=3, task="t", images=[], prompt="<image>\nHow many squares?")])
+    assert answer.text is None and "doc 3" in answer.error and "<image>" in answer.error and "no image" in answer.error
+    with pytest.raises(ValueError, match=r"doc 4: the prompt holds <image> but the request has no image"):
+        model.loglikelihood([LoglikelihoodRequest(doc_id=4, task="t", images=[], context="<image>\nHow many?",
+                                                  continuation=" 3")])
 
 
 @pytest.mark.parametrize("size, grid, tokens", [

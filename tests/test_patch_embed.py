@@ -36,9 +36,31 @@ def test_outputs_are_bit_identical_to_the_plain_conv3d_whatever_the_batch(out_ch
         for n in (MIN_PATCHES, MIN_PATCHES, 7, 2 * MIN_PATCHES + 5, MIN_PATCHES):
             patches = (torch.rand(n, 3, 2, patch, patch) * 4 - 2).to(torch.bfloat16)
             assert torch.equal(conv(patches), plain(patches)), n
-    # the first large call decided, on its real input, whether the grid form gives the same numbers here
-    [(key, same)] = conv._lmms_nb_grid_checked.items()
-    assert key == (torch.get_num_threads(), torch.bfloat16) and isinstance(same, bool)
+    # the first large call of each size bucket decided, on its real input and a random one, whether the grid form
+    # gives the same numbers here
+    checked = conv._lmms_nb_grid_checked
+    assert set(checked) == {(torch.get_num_threads(), torch.bfloat16, 1024), (torch.get_num_threads(), torch.bfloat16, 4096)}
+    assert all(isinstance(same, bool) for same in checked.values())
+
+
+def test_the_grid_form_is_taken_where_it_is_identical():
+    """float32 on CPU: the grid form measured identical, so the check must pass and the grid form be used; a broken
+    grid (wrong layout) would fail the check and leave the plain form, failing here."""
+    conv = _conv(64, bias=True, dtype=torch.float32)
+    plain = _conv(64, bias=True, dtype=torch.float32)
+    speed_up_patch_embeddings(conv)
+    with torch.no_grad():
+        blank = torch.zeros(MIN_PATCHES, 3, 2, 14, 14)  # a flat first input: the random tensor still checks kernels
+        assert torch.equal(conv(blank), plain(blank))
+        varied = torch.rand(MIN_PATCHES + 100, 3, 2, 14, 14)
+        assert torch.equal(conv(varied), plain(varied))
+        # a non-contiguous input (a strided view) goes through the grid form too
+        strided = torch.rand(MIN_PATCHES, 3, 2, 14, 28)[..., ::2]
+        assert not strided.is_contiguous()
+        assert torch.equal(conv(strided), plain(strided))
+        assert torch.equal(grid_conv3d(conv, strided), plain(strided))
+    threads = torch.get_num_threads()
+    assert conv._lmms_nb_grid_checked == {(threads, torch.float32, 1024): True, (threads, torch.float32, 2048): True}
 
 
 def test_other_convolutions_are_left_alone():

@@ -212,3 +212,36 @@ def test_eval_of_a_yaml_task_on_a_prepared_folder_imports_no_datasets_nor_pandas
     strip = lambda text: [{k: v for k, v in json.loads(line).items() if k not in ("run_id", "latency_s")}
                           for line in text.splitlines()]
     assert strip(first.read_text()) == strip(second.read_text())  # the same answers, fingerprint cached or not
+
+
+@pytest.mark.parametrize("columns", [list(FEATURES), ["label", "question"], "score"])
+def test_select_columns_gives_datasets_fingerprint_even_of_every_column(tmp_path, monkeypatch, columns):
+    """datasets' select_columns derives a new fingerprint even when it keeps every column in order."""
+    monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path / "cache"))
+    folder = _save(tmp_path / "data")
+    ours, real = open_saved_splits(folder)["test"], datasets.load_from_disk(str(folder))["test"]
+    picked, real_picked = ours.select_columns(columns), real.select_columns(columns)
+    _assert_same_split(picked, real_picked)
+    assert picked._fingerprint != real._fingerprint
+    assert ours._fingerprint == real._fingerprint  # the unselected split keeps the folder's
+    twice, real_twice = picked.select_columns(columns), real_picked.select_columns(columns)
+    assert twice._fingerprint == real_twice._fingerprint != real_picked._fingerprint
+
+
+def test_a_truncated_arrow_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMMS_NB_CACHE", str(tmp_path / "cache"))
+    folder = _save(tmp_path / "data")
+    [arrow] = (folder / "test").glob("*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    split = open_saved_splits(folder)["test"]
+    with pytest.raises(ValueError, match=rf"{arrow.name}: not a readable Arrow stream"):
+        split[0]
+
+
+def test_the_fingerprint_cache_key_follows_the_hashing_versions():
+    from importlib.metadata import version
+
+    from lmms_nb.tasks._saved_splits import _hashing_versions
+
+    assert _hashing_versions() == (f"datasets {version('datasets')}, dill {version('dill')}, "
+                                   f"python {sys.version_info[0]}.{sys.version_info[1]}")

@@ -14,11 +14,12 @@ Example:
 
 from __future__ import annotations
 
-import json
+import re
 import time
 from typing import Any, Sequence
 
 from lmms_nb.models._llava_next_convert import (
+    read_json_config,
     build_model,
     is_llava_next_checkpoint,
     local_folder,
@@ -26,6 +27,7 @@ from lmms_nb.models._llava_next_convert import (
 )
 from lmms_nb.models._llava_next_images import (
     CONV_TEMPLATES,
+    DEFAULT_IMAGE_TOKEN,
     IMAGE_TOKEN_INDEX,
     pack_image_features,
     process_anyres_image,
@@ -38,12 +40,35 @@ from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 __all__ = ["LlavaNextOneVisionModel", "is_llava_next_checkpoint", "read_checkpoint_config"]
 
 
+def _image_aspect_ratio(config: dict[str, Any], path: Any) -> str:
+    """config.json's `image_aspect_ratio` as lmms-eval's class applies it: "pad" when absent, else "pad", "anyres"
+    or "anyres_max_N" (LLaVA-NeXT's process_images); another value is one lmms-nb does not implement."""
+    aspect = config.get("image_aspect_ratio")
+    if aspect is None:
+        return "pad"
+    if aspect == "pad":
+        return aspect
+    if aspect == "anyres" or (isinstance(aspect, str) and re.fullmatch(r"anyres_max_\d+", aspect)):
+        pinpoints = config.get("image_grid_pinpoints")
+        if not isinstance(pinpoints, list) or not all(isinstance(p, list) and len(p) == 2 for p in pinpoints):
+            raise ValueError(f"{path}: field 'image_grid_pinpoints' must be a list of [height, width] pairs for "
+                             f"image_aspect_ratio {aspect!r} (got {pinpoints!r})")
+        return aspect
+    raise ValueError(f"{path}: image_aspect_ratio {aspect!r} is not supported by lmms-nb (supported: pad, anyres, "
+                     "anyres_max_N)")
+
+
+def _check_placeholders(prompt: str, images: list, req: Any) -> None:
+    if DEFAULT_IMAGE_TOKEN in prompt and not images:
+        raise ValueError(f"doc {req.doc_id}: the prompt holds {DEFAULT_IMAGE_TOKEN} but the request has no image")
+
+
 class LlavaNextOneVisionModel:
     """An original-format LLaVA-OneVision checkpoint with lmms-eval's `llava_onevision` conventions (see module)."""
 
     def __init__(self, pretrained: str, *, name: str | None = None, device: str = "cpu",
                  conv_template: str = "qwen_1_5", attn_implementation: str | None = "sdpa",
-                 use_cache: bool = True, max_new_tokens: int = 1024) -> None:
+                 use_cache: bool = True, max_new_tokens: int = 1024, revision: str | None = None) -> None:
         import torch
         from transformers import AutoTokenizer, GenerationConfig
 
@@ -52,8 +77,9 @@ class LlavaNextOneVisionModel:
         if conv_template not in CONV_TEMPLATES:
             raise ValueError(f"llava_onevision: conv_template {conv_template!r} is not supported by lmms-nb "
                              f"(supported: {', '.join(CONV_TEMPLATES)})")
-        folder = local_folder(pretrained)
-        self.config = json.loads((folder / "config.json").read_text())
+        folder = local_folder(pretrained, revision=revision)
+        self.config = read_json_config(folder / "config.json")
+        self.image_aspect_ratio = _image_aspect_ratio(self.config, folder / "config.json")
         self.pretrained, self.name = str(pretrained), name or lmms_eval_model_name(str(pretrained))
         self.use_cache, self.max_new_tokens = bool(use_cache), int(max_new_tokens)
         self.model_args: dict[str, Any] = {"pretrained": self.pretrained, "dtype": "float16", "device": device,
@@ -92,11 +118,13 @@ class LlavaNextOneVisionModel:
         import torch
 
         inner = self.model.model
-        if len(images) > 1:  # lmms-eval's class: image_aspect_ratio "pad", each image one tile of 729 features
+        # lmms-eval's class: image_aspect_ratio "pad" (each image one tile of 729 features) for several images or
+        # when config.json does not name one; anyres tiles (LLaVA-NeXT's process_images) for anyres / anyres_max_N
+        if len(images) > 1 or self.image_aspect_ratio == "pad":
             pixels = torch.stack([process_padded_image(image, self.tile) for image in images])
             hidden = inner.vision_tower(pixels.to(self.device, torch.float16), output_hidden_states=True).hidden_states[-1]
             return list(inner.multi_modal_projector(hidden))
-        aspect = self.config.get("image_aspect_ratio", "anyres_max_9")
+        aspect = self.image_aspect_ratio
         pinpoints = self.config.get("image_grid_pinpoints")
         tiles = [process_anyres_image(image, pinpoints, self.tile) for image in images]
         pixels = torch.cat(tiles).to(self.device, torch.float16)
@@ -138,6 +166,7 @@ class LlavaNextOneVisionModel:
         out = []
         for req in requests:
             images = [as_rgb(img, req, k) for k, img in enumerate(req.images)]
+            _check_placeholders(req.context, images, req)
             prompt = qwen_1_5_prompt(req.context, len(images))
             n_context = len(tokenizer_image_token(prompt, self.tokenizer))
             full = tokenizer_image_token(qwen_1_5_prompt(req.context, len(images), answer=req.continuation),
@@ -160,6 +189,7 @@ class LlavaNextOneVisionModel:
 
         start = time.perf_counter()
         images = [as_rgb(img, req, k) for k, img in enumerate(req.images)]
+        _check_placeholders(req.prompt, images, req)
         ids = tokenizer_image_token(qwen_1_5_prompt(req.prompt, len(images)), self.tokenizer)
         with torch.inference_mode():
             embeds = self._embed(ids, self._image_embeddings(images) if images else [])

@@ -21,7 +21,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_model", "convert_key", "is_llava_next_checkpoint", "local_folder", "read_checkpoint_config"]
+__all__ = ["build_model", "convert_key", "is_llava_next_checkpoint", "local_folder", "read_checkpoint_config",
+           "read_json_config"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _TEXT_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_laye
               "sliding_window", "max_window_layers")
 
 
-def local_folder(name: str) -> Path:
+def local_folder(name: str, revision: str | None = None) -> Path:
     """A folder, or a hub id resolved to its snapshot (the local hub cache when offline)."""
     if Path(name).is_dir():
         return Path(name)
@@ -39,25 +40,60 @@ def local_folder(name: str) -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:  # the local hub cache first: no network round trip for a tower already there
-        return Path(snapshot_download(name, local_files_only=True))
+        return Path(snapshot_download(name, revision=revision, local_files_only=True))
     except LocalEntryNotFoundError:
-        return Path(snapshot_download(name))
+        return Path(snapshot_download(name, revision=revision))
 
 
-def read_checkpoint_config(pretrained: str) -> dict[str, Any] | None:
-    """The checkpoint's config.json as a dict (a folder, or a hub id already in the local cache); None if none."""
+def _hub_offline() -> bool:
+    import os
+
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def read_checkpoint_config(pretrained: str, revision: str | None = None) -> dict[str, Any] | None:
+    """The checkpoint's config.json as a dict: from a folder, a hub id's local cache, or else (online) just that
+    file fetched from the hub. None if the name is neither a folder nor a hub id, or the repository has no
+    config.json (the caller's loader then reports it); offline and not cached: a ValueError naming the id."""
     folder = Path(pretrained)
-    if not folder.is_dir():
-        try:
-            from huggingface_hub import try_to_load_from_cache
+    if folder.is_dir():
+        path = folder / "config.json"
+        return read_json_config(path) if path.is_file() else None
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 
-            found = try_to_load_from_cache(pretrained, "config.json")
-        except Exception:  # noqa: BLE001 - not a hub id either: the caller's loader reports it
-            return None
-        folder = Path(found).parent if isinstance(found, str) else None
-    if folder is None or not (folder / "config.json").is_file():
+    try:
+        found = try_to_load_from_cache(pretrained, "config.json", revision=revision)
+    except HFValidationError:  # not a hub id either: the caller's loader reports it
         return None
-    return json.loads((folder / "config.json").read_text())
+    if isinstance(found, str):
+        return read_json_config(Path(found))
+    if found is not None:  # the cache knows the repository has no config.json
+        return None
+    if _hub_offline():
+        raise ValueError(f"{pretrained!r} (revision {revision or 'main'}): not a local folder and its config.json is "
+                         "not in the local hub cache, and HF_HUB_OFFLINE is set: download the checkpoint first "
+                         "(huggingface-cli download) or pass a local folder")
+    try:
+        return read_json_config(Path(hf_hub_download(pretrained, "config.json", revision=revision)))
+    except LocalEntryNotFoundError as e:  # the hub unreachable (a subclass of EntryNotFoundError: caught first)
+        raise ValueError(f"{pretrained!r} (revision {revision or 'main'}): config.json is neither a local file, nor "
+                         f"in the local hub cache, nor reachable on the hub ({e})") from e
+    except EntryNotFoundError:  # the repository has no config.json
+        return None
+
+
+def read_json_config(path: Path) -> dict[str, Any]:
+    """A config.json as a dict; unreadable or not a JSON object: a ValueError naming the file."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable JSON config ({e})") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: a JSON object expected, got {type(config).__name__}")
+    return config
 
 
 def is_llava_next_checkpoint(config: dict[str, Any] | None) -> bool:
@@ -94,20 +130,33 @@ def _load_weights(folder: Path) -> dict[str, Any]:
     return weights
 
 
+def _field(config: dict[str, Any], key: str, path: Path, kind: type) -> Any:
+    """config[key], which must be there and be a `kind`: else a ValueError naming the file and the field."""
+    if key not in config:
+        raise ValueError(f"{path}: field {key!r} missing")
+    if not isinstance(config[key], kind) or isinstance(config[key], bool):
+        raise ValueError(f"{path}: field {key!r} must be a {kind.__name__}, got {config[key]!r}")
+    return config[key]
+
+
 def build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implementation: str | None,
                  n_tokens: int):
     from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
 
-    if config.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu" or "siglip" not in config["mm_vision_tower"]:
-        raise ValueError(f"{folder / 'config.json'}: only SigLIP towers with an mlp2x_gelu projector are supported "
-                         f"(mm_vision_tower={config['mm_vision_tower']!r}, "
-                         f"mm_projector_type={config.get('mm_projector_type')!r})")
-    tower = json.loads((local_folder(config["mm_vision_tower"]) / "config.json").read_text())
+    path = folder / "config.json"
+    tower_name = _field(config, "mm_vision_tower", path, str)
+    if config.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu" or "siglip" not in tower_name:
+        raise ValueError(f"{path}: only SigLIP towers with an mlp2x_gelu projector are supported "
+                         f"(mm_vision_tower={tower_name!r}, mm_projector_type={config.get('mm_projector_type')!r})")
+    tower_path = local_folder(tower_name) / "config.json"
+    if not tower_path.is_file():
+        raise ValueError(f"{tower_path}: missing (the config of the vision tower {path} names in mm_vision_tower)")
+    tower = read_json_config(tower_path)
     tower = tower.get("vision_config", tower)
     vision = {k: tower[k] for k in ("hidden_size", "intermediate_size", "num_attention_heads", "image_size",
                                     "patch_size", "num_channels", "layer_norm_eps", "hidden_act") if k in tower}
     # LLaVA-NeXT drops the tower's last layer and takes the output of the one before it
-    vision.update(model_type="siglip_vision_model", num_hidden_layers=tower["num_hidden_layers"] - 1,
+    vision.update(model_type="siglip_vision_model", num_hidden_layers=_field(tower, "num_hidden_layers", tower_path, int) - 1,
                   vision_use_head=False)
     text = {"model_type": "qwen2", **{k: config[k] for k in _TEXT_KEYS if k in config}}
     # LLaVA-NeXT's builder resizes the embeddings to the tokenizer's length (resize_token_embeddings): a Qwen2

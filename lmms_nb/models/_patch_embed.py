@@ -11,7 +11,9 @@ lmms-eval's greedy answers, made with the batched form, must stay ours.
 
 Hence a self-check instead of trust: the grid form is used only for calls of at least `MIN_PATCHES` rows (the
 smallest Qwen image lmms-eval's default `min_pixels` allows), and only after the first such call, per torch thread
-count and dtype, computed both forms on its real input and found them equal (that call returns the plain result).
+count, dtype and size bucket (the patch count rounded up to a power of two: oneDNN picks kernels by shape), computed
+both forms on its real input AND on a seeded random tensor of the same shape and found both equal (a flat input, a
+blank image, can agree even where the kernels differ). That call returns the plain result.
 
 Example:
     >>> import torch
@@ -55,10 +57,24 @@ def grid_conv3d(conv: Any, patches: Any) -> Any:
     rows = -(-n // columns)
     if rows * columns != n:  # the last grid row is filled with zero patches, whose outputs are dropped
         patches = torch.cat([patches, patches.new_zeros(rows * columns - n, channels, depth, height, width)])
-    grid = (patches.view(rows, columns, channels, depth, height, width).permute(2, 3, 0, 4, 1, 5)
+    grid = (patches.reshape(rows, columns, channels, depth, height, width).permute(2, 3, 0, 4, 1, 5)
             .reshape(1, channels, depth, rows * height, columns * width))
     out = conv._conv_forward(grid, conv.weight, conv.bias)  # (1, out_channels, 1, rows, columns)
     return out.reshape(out.shape[1], rows * columns)[:, :n].t().reshape(n, out.shape[1], 1, 1, 1)
+
+
+def _size_bucket(n: int) -> int:
+    """The patch count rounded up to a power of two: one self-check per bucket of shapes."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def _same_on_random(conv: Any, plain: Any, shape: tuple[int, ...], dtype: Any) -> bool:
+    """Both forms on a seeded random tensor of `shape`: varied values expose a kernel difference a flat input hides."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    patches = (torch.rand(shape, generator=generator) * 4 - 2).to(dtype)  # about the range of normalised pixels
+    return torch.equal(grid_conv3d(conv, patches), plain(conv, patches))
 
 
 def _forward(self: Any, patches: Any) -> Any:
@@ -69,12 +85,13 @@ def _forward(self: Any, patches: Any) -> Any:
     if (patches.dim() != 5 or patches.device.type != "cpu" or patches.shape[0] < MIN_PATCHES
             or tuple(patches.shape[2:]) != tuple(self.kernel_size)):
         return plain(self, patches)
-    key = (torch.get_num_threads(), patches.dtype)
+    key = (torch.get_num_threads(), patches.dtype, _size_bucket(patches.shape[0]))
     checked = self._lmms_nb_grid_checked
     if key not in checked:
         expected = plain(self, patches)
-        checked[key] = torch.equal(grid_conv3d(self, patches), expected)
-        log.debug("patch embedding on a grid, %d threads, %s: %s", key[0], key[1],
+        checked[key] = (torch.equal(grid_conv3d(self, patches), expected)
+                        and _same_on_random(self, plain, tuple(patches.shape), patches.dtype))
+        log.debug("patch embedding on a grid, %d threads, %s, up to %d patches: %s", *key,
                   "identical, used from now on" if checked[key] else "differs, not used")
         return expected
     return grid_conv3d(self, patches) if checked[key] else plain(self, patches)

@@ -110,13 +110,14 @@ def llava_onevision(pretrained: str = "lmms-lab/llava-onevision-qwen2-7b-ov", tr
                     name: str | None = None):
     """lmms-eval's `llava_onevision`. An original-format checkpoint (config.json with `LlavaQwenForCausalLM` /
     `mm_vision_tower`, e.g. lmms-lab/llava-onevision-qwen2-0.5b-ov) runs as lmms-eval's class runs it with the
-    LLaVA-NeXT repository: float16, anyres_max_9 tiles, the `qwen_1_5` conversation template with `<image>` before
-    the question (several images: each padded square, one tile), one request at a time, answers stripped
-    (its video and loglikelihood paths are not implemented). An
+    LLaVA-NeXT repository: float16, the config's image_aspect_ratio (anyres / anyres_max_N tiles; "pad", one square
+    tile per image, when it names none or for several images), the `qwen_1_5` conversation template with `<image>`
+    before the question, one request at a time, answers stripped, loglikelihoods as its class computes them (its
+    video path is not implemented). A hub id not cached is told apart by fetching only its config.json. An
     HF-format checkpoint goes to `llava_hf` (dtype, chat_template, revision... apply there)."""
     from lmms_nb.models._llava_next import LlavaNextOneVisionModel, is_llava_next_checkpoint, read_checkpoint_config
 
-    if not is_llava_next_checkpoint(read_checkpoint_config(pretrained)):
+    if not is_llava_next_checkpoint(read_checkpoint_config(pretrained, revision=revision)):
         return llava_hf(pretrained, revision=revision, device=device, dtype=dtype if dtype is not None else "auto",
                         batch_size=batch_size, trust_remote_code=trust_remote_code,
                         attn_implementation=attn_implementation if attn_implementation != "sdpa" else None,
@@ -131,7 +132,7 @@ def llava_onevision(pretrained: str = "lmms-lab/llava-onevision-qwen2-7b-ov", tr
     if given:
         raise ValueError(f"llava_onevision: {', '.join(given)} not supported for an original-format checkpoint "
                          "(lmms-eval's class loads it in float16 with LLaVA-NeXT's own code)")
-    model = LlavaNextOneVisionModel(pretrained, name=name, device=device or _default_device(),
+    model = LlavaNextOneVisionModel(pretrained, name=name, device=device or _default_device(), revision=revision,
                                     conv_template=conv_template, attn_implementation=attn_implementation,
                                     use_cache=use_cache, max_new_tokens=max_new_tokens)
     model.model_args.update(device_map=device_map or None, max_frames_num=max_frames_num)

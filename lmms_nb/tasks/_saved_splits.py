@@ -10,7 +10,7 @@ There is no second copy of the data and so nothing to go stale: an edited folder
 The one thing kept aside is the split's `_fingerprint` (a run's identity records it): `datasets.load_from_disk`
 derives it from state.json's by hashing its own `set_format` call with dill, which only `datasets` can do. It is
 computed with `datasets` the first time a folder is read and kept under the cache folder, keyed by state.json's
-fingerprint and the installed datasets version (from which it follows), so later runs need no `datasets` import.
+fingerprint, the installed datasets and dill versions and the Python version (from which it follows), so later runs need no `datasets` import.
 
 `SavedSplit` answers what an evaluation asks of a split (len, rows by index, column_names, select_columns,
 `_fingerprint`); anything else (`.map`, `.features`, `.shuffle`, ...) goes to the real `datasets.Dataset`, loaded
@@ -27,10 +27,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -128,6 +130,19 @@ def _decode_image(value: dict[str, Any], mode: str | None) -> Any:
     return image
 
 
+@functools.cache
+def _hashing_versions() -> str:
+    """What datasets' fingerprint of a loaded split follows besides state.json: datasets' version and dill's and
+    Python's (datasets hashes its set_format call with dill / pickle). Read once per process."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        dill = version("dill")
+    except PackageNotFoundError:
+        dill = ""
+    return f"datasets {version('datasets')}, dill {dill}, python {sys.version_info[0]}.{sys.version_info[1]}"
+
+
 class _NeedsDatasets(Exception):
     """A value only `datasets` can decode (a remote image path)."""
 
@@ -136,9 +151,12 @@ class SavedSplit:
     """One split of a `save_to_disk` folder read with pyarrow (see the module docstring)."""
 
     def __init__(self, folder: Path, files: list[Path], features: dict[str, Any], fingerprint: str | None,
-                 columns: list[str] | None = None, table: Any = None) -> None:
+                 columns: list[str] | None = None, table: Any = None, selections: tuple[Any, ...] = ()) -> None:
         self._folder, self._files, self._all_features = folder, files, features
         self._state_fingerprint = fingerprint
+        # the select_columns arguments so far, as given: datasets hashes each call's argument into the fingerprint
+        # (even one keeping every column in order), so the real dataset replays them all
+        self._selections = selections
         self._columns = list(features) if columns is None else columns
         self._table, self._real, self._lock = table, None, threading.Lock()
 
@@ -161,7 +179,12 @@ class SavedSplit:
                 import pyarrow as pa
 
                 # as datasets' MemoryMappedTable.from_file: the Arrow IPC stream of each file, memory-mapped
-                tables = [pa.ipc.open_stream(pa.memory_map(str(f))).read_all() for f in self._files]
+                tables = []
+                for file in self._files:
+                    try:
+                        tables.append(pa.ipc.open_stream(pa.memory_map(str(file))).read_all())
+                    except (pa.ArrowException, OSError) as e:  # truncated or corrupt: say which file
+                        raise ValueError(f"{file}: not a readable Arrow stream ({e})") from e
                 self._table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
             return self._table
 
@@ -190,18 +213,17 @@ class SavedSplit:
         missing = [c for c in names if c not in self._columns]
         if missing:  # datasets' own error
             return self._dataset().select_columns(names)
-        return SavedSplit(self._folder, self._files, self._all_features, self._fingerprint, names, self._arrow())
+        return SavedSplit(self._folder, self._files, self._all_features, self._state_fingerprint, names, self._arrow(),
+                          (*self._selections, column_names))
 
     @property
     def _fingerprint(self) -> str:
         """What `datasets.load_from_disk(...)._fingerprint` is for this split (see the module docstring)."""
-        if self._columns != list(self._all_features) or not self._state_fingerprint:
+        if self._selections or not self._state_fingerprint:
             return self._dataset()._fingerprint  # select_columns derives another one
-        from importlib.metadata import version
-
         from lmms_nb.config import cache_dir
 
-        key = hashlib.sha256(f"{version('datasets')}\0{self._state_fingerprint}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{_hashing_versions()}\0{self._state_fingerprint}".encode()).hexdigest()[:24]
         try:
             path = cache_dir("dataset_fingerprints") / key
         except OSError:  # no cache folder to be had: datasets computes it every time
@@ -226,7 +248,9 @@ class SavedSplit:
                 import datasets
 
                 real = datasets.load_from_disk(str(self._folder))
-                self._real = real if self._columns == list(self._all_features) else real.select_columns(self._columns)
+                for selection in self._selections:
+                    real = real.select_columns(selection)
+                self._real = real
             return self._real
 
     def __getattr__(self, name: str) -> Any:
