@@ -517,3 +517,12 @@ def test_difficulty_panel_shows_the_held_out_difficulty_cv_verdict() -> None:
     lines = fidelity_verdicts(panel.fidelity, 20, methods=["difficulty_cv"])
     assert all(html.escape(line) in panel.estimates_html.value for line in lines)
     assert panel.estimates["lite_difficulty_error_points"].null_count() == 10
+
+
+def test_a_task_name_with_markup_is_shown_as_text() -> None:
+    """A task's name comes from a YAML file: the status line shows it escaped."""
+    first, named = xss_task(), xss_task()
+    named.name = '<img src=x onerror="alert(1)">'
+    b = LiteBuilder(first, tasks=[named], budget=3)
+    b.task_select.value = named.name
+    assert "&lt;img src=x" in b.status_html.value and "<img" not in b.status_html.value

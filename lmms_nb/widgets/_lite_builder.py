@@ -243,7 +243,7 @@ class LiteBuilder(widgets.VBox):
         self.summary_html.value = ""
         self._fidelity.clear()
         self._offer_metrics()
-        self._status(f"task {self.task_select.value}: press <b>Embed &amp; pick</b>", raw=True)
+        self._status(f"task {esc(self.task_select.value)}: press <b>Embed &amp; pick</b>", raw=True)
 
     def _task_logs(self) -> pl.DataFrame | None:
         from lmms_nb.lite_selection import task_log_rows
