@@ -367,3 +367,54 @@ def test_position_embeddings_redrawn_at_the_asked_scale(cache, tmp_path):
     assert 0.8 < float(weights[key].std()) < 1.2  # frozen tower: saved as drawn
     plain = load_file(train_zoo_member(TINY, seed=0, progress=False) / "model.safetensors")
     assert float(plain[key].std()) < 0.05
+
+
+def test_clip_tower_weights_give_open_clips_own_image_embedding(tmp_path):
+    # the converted tower is the same function as open_clip's: ln_post(CLS) @ proj equals encode_image
+    import open_clip
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from lmms_nb.lite_selection._offline_models import build_tiny_clip
+    from lmms_nb.models._zoo_vision import CLIP_TOWER_CONFIG, load_synthbench_clip_tower
+    from lmms_nb.tasks.synthbench import synthbench_task
+
+    clip_dir = build_tiny_clip(tmp_path / "clip", seed=3)
+    reference, _, preprocess = open_clip.create_model_and_transforms(clip_dir, device="cpu")
+    tower = CLIPVisionModel(CLIPVisionConfig(image_size=64, patch_size=16, **CLIP_TOWER_CONFIG)).eval()
+    load_synthbench_clip_tower(tower, clip_dir)
+    task = synthbench_task("ocr", split="train", n_train=TINY.synthbench_n_train)
+    images = [task.doc_to_visual(d)[0] for d in task.dataset().select(range(4))]
+    pixels = torch.stack([preprocess(im) for im in images])
+    with torch.no_grad():
+        expected = reference.encode_image(pixels)
+        cls = tower(pixels, output_hidden_states=True).hidden_states[-1][:, 0]
+        ours = tower.post_layernorm(cls) @ reference.visual.proj
+    assert torch.allclose(ours, expected, atol=1e-5)
+    smaller = CLIPVisionModel(CLIPVisionConfig(image_size=64, patch_size=16, hidden_size=32, intermediate_size=64,
+                                               num_attention_heads=2, num_hidden_layers=2))
+    with pytest.raises(ValueError, match="shapes differ"):
+        load_synthbench_clip_tower(smaller, clip_dir)
+
+
+def test_clip_initialised_member_starts_from_the_synthbench_clip_and_sees_its_cls_token(cache, tmp_path):
+    from lmms_nb.lite_selection._clip_training import train_synthbench_clip
+    from lmms_nb.models._zoo_vision import load_synthbench_clip_tower
+
+    spec = dataclasses.replace(TINY, name="unit-clip", curriculum_family=None, steps=2, clip_init=True,
+                               clip_steps=3, clip_n_train=TINY.synthbench_n_train)
+    assert spec.config_hash() != dataclasses.replace(spec, clip_steps=4).config_hash()
+    assert TINY.config_hash() == dataclasses.replace(TINY, clip_steps=4).config_hash()  # a random tower: no CLIP
+    path = train_zoo_member(spec, root=tmp_path, progress=False)
+    from transformers import AutoModelForImageTextToText
+
+    net = AutoModelForImageTextToText.from_pretrained(path)
+    expected = AutoModelForImageTextToText.from_pretrained(path).model.vision_tower
+    load_synthbench_clip_tower(expected, train_synthbench_clip(steps=3, n_train=TINY.synthbench_n_train))
+    saved, clip = net.model.vision_tower.state_dict(), expected.state_dict()
+    assert all(torch.equal(saved[k], clip[k]) for k in saved)  # frozen (vision_lr_mult 0): saved as loaded
+    assert net.config.vision_feature_select_strategy == "full"
+    docs = _train_docs(1)
+    (prediction,) = _predict(path, docs[:1])  # generation works with 16 patches + CLS as image tokens
+    assert isinstance(prediction, str)
+    with pytest.raises(ValueError, match="clip_init"):
+        dataclasses.replace(spec, vision_position_std=1.0)

@@ -26,7 +26,8 @@ from typing import Any
 
 from lmms_nb.config import cache_dir
 
-__all__ = ["CLIP_COMPLETE_MARKER", "clip_config_hash", "synthbench_captions", "train_synthbench_clip"]
+__all__ = ["CLIP_COMPLETE_MARKER", "clip_config_hash", "synthbench_captions", "synthbench_clip_dir",
+           "train_synthbench_clip"]
 
 CLIP_COMPLETE_MARKER = "clip_complete.json"
 #: bump when the recipe changes, so a cached model is retrained
@@ -53,6 +54,13 @@ def synthbench_captions(family: str, doc: dict[str, Any]) -> str:
     return f"{family}: {doc['question']} {answer}"
 
 
+def synthbench_clip_dir(*, seed: int = 0, steps: int = 250, batch_size: int = 64, lr: float = 2e-3,
+                        n_train: int = 400) -> Path:
+    """The cache folder of the synthbench CLIP trained with these settings (`train_synthbench_clip`'s)."""
+    config = {"seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "n_train": n_train}
+    return cache_dir("lite") / f"synthbench-clip-{clip_config_hash(**config)}"
+
+
 def train_synthbench_clip(
     *,
     seed: int = 0,
@@ -64,7 +72,7 @@ def train_synthbench_clip(
 ) -> str:
     """Train (or find in the cache) the synthbench CLIP; returns its ``"local-dir:PATH"`` model name."""
     config = {"seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "n_train": n_train}
-    final = cache_dir("lite") / f"synthbench-clip-{clip_config_hash(**config)}"
+    final = synthbench_clip_dir(**config)
     if (final / CLIP_COMPLETE_MARKER).is_file():
         return f"local-dir:{final}"
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,12 @@ def build_zoo(
         # built once here, not by each worker at the same time
         for n_train in sorted({spec.synthbench_n_train for spec in todo}):
             build_synthbench(seed=seed, n_train=n_train)
+        clips = sorted({(spec.clip_steps, spec.clip_n_train) for spec in todo if spec.clip_init})
+        if clips:  # the CLIPs some members start from, trained once here too
+            from lmms_nb.lite_selection._clip_training import train_synthbench_clip
+
+            for steps, n_train in clips:
+                train_synthbench_clip(seed=seed, steps=steps, n_train=n_train, progress=progress)
         runs = {spec.run.config_hash(seed): spec for spec in todo}  # one training run makes all its snapshots
         todo = list(runs.values())
         workers = min(len(todo), workers or available_cores())

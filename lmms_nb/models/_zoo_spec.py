@@ -53,6 +53,13 @@ class ZooSpec:
     #: is ~25x smaller than a patch's embedding: the random tower then hands over a nearly position-free bag
     #: of patches)
     vision_position_std: float | None = None
+    #: start the vision tower from the synthbench CLIP (`lmms_nb.lite_selection._clip_training`, trained
+    #: contrastively on synthbench images and captions naming the answers) instead of random weights, and hand
+    #: the language model its CLS token too (the embedding the contrastive loss trained)
+    clip_init: bool = False
+    #: that CLIP's training steps and train rows per family (the defaults: the Lite image encoder itself)
+    clip_steps: int = 250
+    clip_n_train: int = 400
     #: a checkpoint along another member's training: the weights after this many steps (curriculum included)
     #: of the run described by the other fields; 0 means the end of training
     snapshot_step: int = 0
@@ -70,6 +77,8 @@ class ZooSpec:
         if not 0 <= self.snapshot_step < self.total_steps:
             raise ValueError(f"ZooSpec {self.name!r}: snapshot_step must be in [0, {self.total_steps}), "
                              f"got {self.snapshot_step}")
+        if self.clip_init and (self.patch_size != 16 or self.vision_position_std is not None):
+            raise ValueError(f"ZooSpec {self.name!r}: clip_init takes the CLIP's 16 px patches and positions")
         if 64 % self.patch_size:
             raise ValueError(f"ZooSpec {self.name!r}: patch_size must divide the 64 px image, got {self.patch_size}")
 
@@ -90,6 +99,12 @@ class ZooSpec:
         parts = {k: v for k, v in asdict(self).items() if k not in ("name", "description", "run_name")}
         if not self.snapshot_step:
             parts.pop("snapshot_step")
+        for name in ("clip_init", "clip_steps", "clip_n_train"):  # a random tower's hash as before these fields
+            parts.pop(name)
+        if self.clip_init:  # the CLIP's folder name holds its own settings' hash (recipe and synthbench version)
+            from lmms_nb.lite_selection._clip_training import synthbench_clip_dir
+
+            parts["clip"] = synthbench_clip_dir(seed=seed, steps=self.clip_steps, n_train=self.clip_n_train).name
         # synthbench's data version too: a member trained on other data is never reused (imported here, not at
         # the top, so that reading the zoo's specs does not load synthbench's image generators)
         from lmms_nb.tasks import synthbench

@@ -44,6 +44,7 @@ from typing import Any
 
 from lmms_nb.models._zoo_data import _collate, _data_order, _encode, _training_docs, _vocab_texts
 from lmms_nb.models._zoo_spec import ZooSpec
+from lmms_nb.models._zoo_vision import CLIP_TOWER_CONFIG, load_synthbench_clip_tower
 
 __all__ = ["train_tiny_vlm"]
 
@@ -82,10 +83,18 @@ def train_tiny_vlm(
     with _single_thread(), _quiet_transformers():
         docs = _training_docs(tasks, spec)
         vocab_texts = _vocab_texts(vocab_tasks if vocab_tasks is not None else tasks)
+        clip_dir = None
+        if spec.clip_init:
+            from lmms_nb.lite_selection._clip_training import train_synthbench_clip
+
+            clip_dir = train_synthbench_clip(seed=seed, steps=spec.clip_steps, n_train=spec.clip_n_train)
         build_tiny_llava(path, vocab_texts=vocab_texts, hidden_size=spec.hidden_size, num_layers=spec.num_layers,
-                         seed=seed, vocab_size=spec.vocab_size, patch_size=spec.patch_size)
+                         seed=seed, vocab_size=spec.vocab_size, patch_size=spec.patch_size,
+                         vision_config=CLIP_TOWER_CONFIG if spec.clip_init else None, keep_cls=spec.clip_init)
         processor = AutoProcessor.from_pretrained(path)
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
+        if clip_dir is not None:
+            load_synthbench_clip_tower(model.model.vision_tower, clip_dir)
         if spec.vision_position_std is not None:
             _redraw_positions(model, spec.vision_position_std, seed)
         examples = _encode(processor, docs)

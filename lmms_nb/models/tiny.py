@@ -119,13 +119,16 @@ def build_tiny_llava(
     vision_hidden_size: int | None = None,
     vision_layers: int | None = None,
     vision_feature_layer: int = -1,
+    vision_config: dict | None = None,
+    keep_cls: bool = False,
 ) -> Path:
     """Create a randomly initialised (seeded) tiny LLaVA with its processor and save both into `path`.
 
     The tokenizer is a byte-level BPE of at most `vocab_size` tokens trained on `vocab_texts` (questions and
     answers the model will see); the vision tower is a CLIP ViT over `image_size` px images cut into
-    `patch_size` px patches. The folder reloads with `AutoProcessor` / `AutoModelForImageTextToText`.
-    Returns `path`. See the module docstring for an example.
+    `patch_size` px patches (`vision_config`: `CLIPVisionConfig` fields that override the tower's defaults;
+    `keep_cls`: the language model sees CLIP's CLS token too, LLaVA's "full" feature strategy). The folder
+    reloads with `AutoProcessor` / `AutoModelForImageTextToText`. Returns `path`. See the module docstring for an example.
     """
     import torch
     from transformers import (
@@ -142,6 +145,7 @@ def build_tiny_llava(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(vocab_texts, vocab_size)
+    strategy = "full" if keep_cls else "default"
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
@@ -150,22 +154,23 @@ def build_tiny_llava(
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=patch_size,
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy=strategy,
         num_additional_image_tokens=1,  # CLIP's CLS token, dropped again by the "default" strategy
         chat_template=CHAT_TEMPLATE,
         image_token=IMAGE_TOKEN,
     )
     heads = max(1, hidden_size // 16)
     vision_hidden = vision_hidden_size or hidden_size
-    vision_config = CLIPVisionConfig(
-        hidden_size=vision_hidden,
-        intermediate_size=2 * vision_hidden,
-        num_hidden_layers=vision_layers or num_layers,
-        num_attention_heads=max(1, vision_hidden // 16),
-        image_size=image_size,
-        patch_size=patch_size,
-        projection_dim=vision_hidden,
-    )
+    vision_config = CLIPVisionConfig(**{
+        "hidden_size": vision_hidden,
+        "intermediate_size": 2 * vision_hidden,
+        "num_hidden_layers": vision_layers or num_layers,
+        "num_attention_heads": max(1, vision_hidden // 16),
+        "image_size": image_size,
+        "patch_size": patch_size,
+        "projection_dim": vision_hidden,
+        **(vision_config or {}),
+    })
     text_config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
@@ -183,8 +188,8 @@ def build_tiny_llava(
         vision_config=vision_config,
         text_config=text_config,
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        image_seq_length=(image_size // patch_size) ** 2,
-        vision_feature_select_strategy="default",
+        image_seq_length=(image_size // patch_size) ** 2 + keep_cls,
+        vision_feature_select_strategy=strategy,
         # default: the last layer; with only a couple of vision layers the usual -2 would leave one unused
         vision_feature_layer=vision_feature_layer,
     )
