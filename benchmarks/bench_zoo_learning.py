@@ -35,9 +35,10 @@ def first_token_scores(path: Path) -> dict[str, tuple[float, int]]:
     for family in FAMILIES:
         task = synthbench_task(family)
         docs = [{"image": task.doc_to_visual(d)[0], "prompt": task.doc_to_text(d),
-                 "answer": str(task.doc_to_target(d)), "family": family} for d in task.dataset()]
+                 "answer": str(task.doc_to_target(d)), "family": family, "category": d["category"]}
+                for d in task.dataset()]
         examples = _encode(processor, docs)
-        right, predicted = 0, Counter()
+        right, predicted, by_category = 0, Counter(), Counter()
         with torch.no_grad():
             for i in range(0, len(examples), 100):
                 batch = examples[i : i + 100]
@@ -46,10 +47,16 @@ def first_token_scores(path: Path) -> dict[str, tuple[float, int]]:
                             "labels": []} for ex in batch]
                 inputs = _collate([{**p, "labels": [-100] * len(p["input_ids"])} for p in prompts], processor)
                 inputs.pop("labels")
-                for ex, token in zip(batch, model(**inputs).logits[:, -1].argmax(-1).tolist()):
-                    right += token == next(t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100)
+                for ex, doc, token in zip(batch, docs[i : i + 100], model(**inputs).logits[:, -1].argmax(-1).tolist()):
+                    hit = token == next(t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100)
+                    right += hit
+                    by_category[doc["category"], hit] += 1
                     predicted[token] += 1
         out[family] = (round(right / len(examples), 3), len(predicted))
+        if family == "chart":  # the tallest / shortest bar's letter and the tallest bar's value apart
+            for category in sorted({c for c, _ in by_category}):
+                total = by_category[category, True] + by_category[category, False]
+                out[f"chart:{category}"] = (round(by_category[category, True] / total, 3), total)
     return out
 
 
@@ -72,7 +79,8 @@ def main() -> None:
     print(f"{spec.name}: {spec.total_steps} steps in {time.perf_counter() - start:.0f}s", flush=True)
     for member in (*snapshots, spec):
         scores = first_token_scores(member_dir(member, 0, root))
-        print(member.name, "  ".join(f"{f} {acc:.3f} ({n} answers)" for f, (acc, n) in scores.items()), flush=True)
+        print(member.name, "  ".join(f"{f} {acc:.3f} ({n} {'rows' if ':' in f else 'answers'})"
+                                     for f, (acc, n) in scores.items()), flush=True)
 
 
 if __name__ == "__main__":

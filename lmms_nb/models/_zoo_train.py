@@ -19,13 +19,23 @@ v2 (mcq options fixed per kind), mcq alone reached 0.58 on the test rows after 3
 500, where 350 mixed steps after the counting curriculum still answered one constant letter; charts alone, 0.37
 after 300 steps (majority ~0.22).
 
-What stays out of reach, and why (measured on synthbench v2, first answer token vs the test rows): ocr (12
-short words in big glyphs) stayed at one constant word for 300 ocr-only steps with the tower frozen, and for 400
-with the tower training at 0.3x the model's learning rate; yes/no stayed at one constant answer for 300
-yes/no-only steps and for 450 counting + yes/no steps after a counting curriculum that counted perfectly (1.0):
+The vision tower (measured with `benchmarks/bench_zoo_probe.py` and `bench_zoo_learning.py`, synthbench v2): the
+random, frozen CLIP tower does carry the ocr word, but only position by position (a logistic regression on its 16
+patch tokens flattened reads it on 0.66 of the test images, on their mean 0.26), and a 2-layer language model does
+not learn to read it so: 300 ocr-only steps answered one constant word, and so did 400 with the tower training at
+0.3x the learning rate. Starting the tower from the synthbench CLIP (`ZooSpec.clip_init`; trained contrastively on
+images and captions naming the answers, `lmms_nb.models._zoo_vision`) and handing over its CLS token too puts the
+answer in one token: trained 1000 steps on the 2000-row split, a probe on its CLS token reads the word on 0.77 of
+the test images (0.97 from the 16 patches); charts alone then reached 0.635 first-token accuracy after 500 steps
+(the random tower, positions visible, ~0.37 after 700), mcq 0.88 after 250 mcq + 450 mcq/yes-no steps. Training
+that tower with the model (1x the learning rate) lost it: 500 ocr-only steps answered one constant word.
+
+What stays out of reach, and why: yes/no stayed at one constant answer for 300 yes/no-only steps from the random
+tower, for 450 counting + yes/no steps after a counting curriculum that counted perfectly (1.0), and from the
+synthbench CLIP's tower for 800 yes/no-only steps (lr 5e-3) and for 250 mcq + 450 mcq/yes-no steps (mcq at 0.88):
 deciding whether a question's word matches the picture is a binding a 2-layer, 64-wide model does not find in a
-few hundred steps. (Synthbench v1, 30 words at random sizes and places: a logistic regression on the tower's
-patch features fitted the 2000 training images and got 0.16 on the test images.)
+few hundred steps, even when it reads the attribute itself. (Synthbench v1, 30 words at random sizes and places: a
+logistic regression on the tower's patch features fitted the 2000 training images and got 0.16 on the test images.)
 
 Example:
     >>> from lmms_nb.models._zoo_train import _data_order
