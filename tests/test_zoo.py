@@ -250,11 +250,14 @@ def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path
     run_a = dataclasses.replace(TINY, name="unit-a", steps=6)
     # a snapshot registered here only: the spawned worker that trains its run must still save it
     snap_a = dataclasses.replace(run_a, name="unit-a-s3", snapshot_step=3, run_name="unit-a")
-    specs = [run_a, snap_a, dataclasses.replace(TINY, name="unit-b", steps=8)]
+    # a member whose tower starts from a synthbench CLIP not cached yet: the pool trains that CLIP first, once
+    clip_member = dataclasses.replace(TINY, name="unit-c", curriculum_family=None, steps=3, clip_init=True,
+                                      clip_steps=2, clip_n_train=TINY.synthbench_n_train)
+    specs = [run_a, snap_a, dataclasses.replace(TINY, name="unit-b", steps=8), clip_member]
     for spec in specs:
         zoo.register_zoo_member(spec)
     try:
-        paths = build_zoo(["unit-a", "unit-a-s3", "unit-b"], workers=2, progress=False)  # two spawned processes
+        paths = build_zoo([s.name for s in specs], workers=2, progress=False)  # two spawned processes
         # made by the worker on the way (before its run was complete), not by a rerun afterwards
         assert len(json.loads((paths["unit-a-s3"] / COMPLETE_MARKER).read_text())["losses"]) == 3
         snap_made, run_made = ((paths[n] / COMPLETE_MARKER).stat().st_mtime_ns for n in ("unit-a-s3", "unit-a"))

@@ -58,20 +58,17 @@ def build_zoo(
         from lmms_nb.tasks.synthbench import build_synthbench
 
         # built once here, not by each worker at the same time
-        for n_train in sorted({spec.synthbench_n_train for spec in todo}):
+        sizes = {spec.synthbench_n_train for spec in todo} | {spec.clip_n_train for spec in todo if spec.clip_init}
+        for n_train in sorted(sizes):
             build_synthbench(seed=seed, n_train=n_train)
-        clips = sorted({(spec.clip_steps, spec.clip_n_train) for spec in todo if spec.clip_init})
-        if clips:  # the CLIPs some members start from, trained once here too
-            from lmms_nb.lite_selection._clip_training import train_synthbench_clip
-
-            for steps, n_train in clips:
-                train_synthbench_clip(seed=seed, steps=steps, n_train=n_train, progress=progress)
         runs = {spec.run.config_hash(seed): spec for spec in todo}  # one training run makes all its snapshots
         todo = list(runs.values())
         workers = min(len(todo), workers or available_cores())
         if workers > 1:
             _train_in_processes(todo, seed=seed, workers=workers, progress=progress)
         else:
+            for steps, n_train in _clips_needed(todo, seed):  # before the members that start from them
+                _train_clip(seed, steps, n_train)
             for spec in todo:
                 train_zoo_member(spec, seed=seed, progress=progress)
     return {spec.name: train_zoo_member(spec, seed=seed, progress=False) for spec in specs}
@@ -188,22 +185,29 @@ def available_cores() -> int:
 
 
 def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progress: bool) -> None:
-    """Train `specs` in `workers` fresh processes, with one progress bar over all their steps."""
+    """Train `specs` in `workers` fresh processes, with one progress bar over all their steps.
+
+    The synthbench CLIPs that members start from (`ZooSpec.clip_init`) are trained first, each once, in the same
+    pool: the members with a random tower train meanwhile, those that need a CLIP are queued once it is cached.
+    """
     import multiprocessing
     import queue as queue_lib
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from tqdm.auto import tqdm
 
+    clips = _clips_needed(specs, seed)
     # "spawn": a forked child would inherit torch's thread pools mid-state (and can deadlock in them)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
         steps_done = manager.Queue()
+        clip_jobs = {pool.submit(_train_clip, seed, *clip): clip for clip in clips}
+        waiting = [spec for spec in specs if spec.clip_init and (spec.clip_steps, spec.clip_n_train) in clips]
         futures = {pool.submit(_train_in_worker, spec, seed, steps_done, _snapshots_of(spec, seed)): spec
-                   for spec in specs}
+                   for spec in specs if spec not in waiting}
         bar = tqdm(total=sum(s.total_steps for s in specs), desc=f"training zoo ({workers} processes)",
                    disable=not progress)
-        pending = set(futures)
+        pending = set(futures) | set(clip_jobs)
         try:
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -212,11 +216,34 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
                         bar.update(steps_done.get_nowait())
                 for future in done:
                     stats = future.result()  # a worker's exception is raised here
+                    if future in clip_jobs:
+                        ready = [spec for spec in waiting if (spec.clip_steps, spec.clip_n_train) == clip_jobs[future]]
+                        for spec in ready:
+                            job = pool.submit(_train_in_worker, spec, seed, steps_done, _snapshots_of(spec, seed))
+                            futures[job] = spec
+                            pending.add(job)
+                        bar.write(f"zoo: synthbench CLIP {clip_jobs[future]} (steps, rows) ready")
+                        continue
                     bar.write(f"zoo {futures[future].run.name}: {stats['steps']} steps in "
                               f"{stats['train_seconds']:.0f}s, loss {stats['first_loss']:.2f} -> "
                               f"{stats['final_loss']:.2f}")
         finally:
             bar.close()
+
+
+def _clips_needed(specs: Sequence[ZooSpec], seed: int) -> list[tuple[int, int]]:
+    """(steps, rows per family) of the synthbench CLIPs `specs` start from that are not cached yet."""
+    from lmms_nb.lite_selection._clip_training import CLIP_COMPLETE_MARKER, synthbench_clip_dir
+
+    wanted = sorted({(spec.clip_steps, spec.clip_n_train) for spec in specs if spec.clip_init})
+    return [(steps, n_train) for steps, n_train in wanted
+            if not (synthbench_clip_dir(seed=seed, steps=steps, n_train=n_train) / CLIP_COMPLETE_MARKER).is_file()]
+
+
+def _train_clip(seed: int, steps: int, n_train: int) -> str:
+    from lmms_nb.lite_selection._clip_training import train_synthbench_clip
+
+    return train_synthbench_clip(seed=seed, steps=steps, n_train=n_train)
 
 
 def _train_in_worker(spec: ZooSpec, seed: int, steps_done, snapshot_specs: list[ZooSpec]) -> dict[str, Any]:
