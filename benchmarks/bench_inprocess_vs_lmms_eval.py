@@ -9,8 +9,9 @@ count (0: torch's default) it prints the median wall and CPU seconds (this proce
 other jobs on a shared machine do not inflate) of `--runs` runs, then one cProfile run split into stages:
 task loading, planning and log writing (the runner), prompts (chat template), image resize (qwen_vl_utils
 style), the processor (image preprocessing + tokenization), the vision tower (its conv3d patch embedding apart)
-and the language model's generation. With `--lmms-eval-python` it also times lmms-eval 0.7.3's cold command
-line once (wall and CPU) and prints the in-process ratios against it, wall and CPU.
+and the language model's generation, with the vision tower's attention modules (lmms-nb's batched form,
+`lmms_nb.models._vision_attention`) a stage of their own. With `--lmms-eval-python` it also times lmms-eval
+0.7.3's cold command line once (wall and CPU) and prints the in-process ratios against it, wall and CPU.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ STAGES = {
     "  model.generate": ("generation/utils.py", "generate"),
     "    vision tower": (None, "get_image_features"),
     "      patch embedding conv3d": ("~", "<built-in method torch.conv3d>"),
+    "      attention (batched runs of windows)": ("_vision_attention.py", "_forward"),
     "    scaled_dot_product_attention": ("~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
     "score_batch (filters, metrics)": ("_score.py", "score_batch"),
     "log writes (SampleLogWriter.write)": ("writer.py", "write"),
