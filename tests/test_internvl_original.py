@@ -128,6 +128,24 @@ def test_arguments_follow_lmms_eval_classes(checkpoint, name, args, message):
         get_model(name, pretrained=str(checkpoint), device="cpu", **args)
 
 
+def test_factories_take_the_classes_arguments():
+    """lmms-eval 0.7.3's __init__ arguments (lmms_eval/models/simple/internvl3.py, internvl2.py), each taken under its
+    name with the class's default."""
+    import inspect
+
+    from lmms_nb.models import lmms_eval_aliases as aliases
+
+    internvl3 = {"pretrained": "OpenGVLab/InternVL3-8B", "modality": "image", "batch_size": 1, "num_frame": 32,
+                 "max_num": 12, "total_max_num": 64, "use_flash_attn": True}
+    internvl2 = {"pretrained": "OpenGVLab/InternVL2-2B", "modality": "image", "batch_size": 1, "num_frame": 32,
+                 "num_layers": None}
+    for factory, expected in ((aliases.internvl3, internvl3), (aliases.internvl2, internvl2),
+                              (aliases.internvl3_5, {**internvl3, "pretrained": "OpenGVLab/InternVL3_5-8B"})):
+        params = inspect.signature(factory).parameters
+        assert {"device", "device_map"} <= set(params)
+        assert {k: params[k].default for k in expected} == expected, factory.__name__
+
+
 def test_lmms_eval_argument_names_are_taken(checkpoint):
     from lmms_nb.models import get_model
 

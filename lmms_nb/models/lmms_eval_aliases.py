@@ -44,7 +44,8 @@ from lmms_nb.models._qwen_resize import fetch_image, jpeg_round_trip
 from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader, qwen3_vl_video_loader
 from lmms_nb.models.registry import register_model
 
-__all__ = ["idefics2", "internvl2", "internvl3", "internvl3_5", "internvl_hf", "llava_hf", "llava_onevision", "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
+__all__ = ["idefics2", "internvl2", "internvl3", "internvl3_5", "internvl_hf", "llava_hf", "llava_onevision",
+           "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
 
 log = logging.getLogger(__name__)
 
