@@ -176,3 +176,17 @@ def test_tiles_follow_the_classes_dynamic_preprocess(size, max_num, as_set, tile
     got = dynamic_preprocess(Image.new("RGB", size), max_num, as_set=as_set)
     assert len(got) == tiles
     assert all(t.size == (448, 448) for t in got)
+
+
+def test_image_placeholders_go_where_each_class_puts_them(checkpoint):
+    """internvl3 keeps a text that already holds one `<image>` per image and otherwise puts them before it (its
+    "mismatch" fallback keeps the text's own too); internvl2 always puts them before."""
+    from lmms_nb.models import get_model
+
+    v3 = get_model("internvl3", pretrained=str(checkpoint), device="cpu")
+    v2 = get_model("internvl2", pretrained=str(checkpoint), device="cpu")
+    assert v3._question("A <image> vs B <image>?", 2) == "A <image> vs B <image>?"
+    assert v3._question("A <image>?", 2) == "<image> <image>\nA <image>?"
+    assert v3._question("How many?", 1) == "<image>\nHow many?"
+    assert v3._question("How many?", 0) == "How many?"
+    assert v2._question("A <image> vs B <image>?", 2) == "<image> <image>\nA <image> vs B <image>?"
