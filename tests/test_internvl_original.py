@@ -190,3 +190,26 @@ def test_image_placeholders_go_where_each_class_puts_them(checkpoint):
     assert v3._question("How many?", 1) == "<image>\nHow many?"
     assert v3._question("How many?", 0) == "How many?"
     assert v2._question("A <image> vs B <image>?", 2) == "<image> <image>\nA <image> vs B <image>?"
+
+
+def test_a_hub_style_config_converts_to_the_same_model(checkpoint, tmp_path):
+    """The hub's config.json files carry PretrainedConfig's serialized defaults in llm_config (generation defaults,
+    flash_attention_2, use_cache false, transformers 4.37's version...): the conversion ignores what does not define
+    the model, and answers as from the plain config."""
+    from lmms_nb.models import get_model
+    from lmms_nb.models.base import Request
+
+    def hub_style(config):
+        config["llm_config"].update({
+            "_name_or_path": "./pretrained/Qwen2.5-0.5B-Instruct", "attn_implementation": "flash_attention_2",
+            "max_length": 20, "min_length": 0, "num_beams": 1, "repetition_penalty": 1.0, "temperature": 1.0,
+            "top_k": 50, "top_p": 1.0, "use_cache": False, "use_bfloat16": True, "transformers_version": "4.37.2",
+            "rope_scaling": None, "id2label": {"0": "LABEL_0", "1": "LABEL_1"}, "return_dict": True})
+        config["vision_config"].update({"_name_or_path": "", "use_bfloat16": True,
+                                        "auto_map": {"AutoConfig": "configuration_intern_vit.InternVisionConfig"}})
+
+    hub = _edited_copy(checkpoint, tmp_path / "hub_style", hub_style)
+    requests = [Request(doc_id=0, task="t", images=[], prompt="How many squares?",
+                        generation_kwargs={"max_new_tokens": 8})]
+    plain = get_model("internvl3", pretrained=str(checkpoint), device="cpu").generate(requests)
+    assert get_model("internvl3", pretrained=str(hub), device="cpu").generate(requests)[0].text == plain[0].text
