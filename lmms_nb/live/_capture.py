@@ -3,7 +3,8 @@
 Each URL gets a fresh browser context (no cookies or storage leak from one page to the next), a navigation
 bounded by `timeout_s`, optional removal of elements matching CSS selectors (ads, cookie banners) before the
 shot, and up to `retries` further attempts when the failure may be transient (a timeout, a refused
-connection, HTTP 408/429/5xx). A page answering another 4xx is not retried: it would answer the same again.
+connection, HTTP 408/409/429/5xx: `lmms_nb._http_retry`, the OpenAI backend's rule too). A page answering
+another 4xx is not retried: it would answer the same again.
 
 What is kept per page: the PNG, the HTML of the page as shot (after removals) and a `Screenshot` record with
 the URL, the UTC time, and the sha256 of both files. Every URL ends up either in `result.screenshots` or in
@@ -44,6 +45,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
+from lmms_nb._http_retry import retryable_status
+
 __all__ = [
     "CHROMIUM_ARGS",
     "CaptureFailure",
@@ -65,8 +68,6 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 )
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 MANIFEST = "manifest.json"
-#: HTTP statuses worth another attempt (the same set the OpenAI backend retries).
-RETRY_STATUSES = frozenset({408, 429})
 
 T = TypeVar("T")
 
@@ -357,7 +358,7 @@ class _CaptureJob:
             status = response.status if response is not None else None
             if status is not None and status >= 400:
                 reason = response.status_text if response is not None else ""
-                retryable = status in RETRY_STATUSES or status >= 500
+                retryable = retryable_status(status)  # the rule the OpenAI backend retries by
                 raise _PageError(f"HTTP {status}{' ' + reason if reason else ''}", retryable=retryable)
             try:
                 if self.settle_ms:
