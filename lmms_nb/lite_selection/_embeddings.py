@@ -37,18 +37,18 @@ import dataclasses
 
 import numpy as np
 
+from lmms_nb._image_input import as_pil_image
 from lmms_nb.lite_selection._embedders import (
     DEFAULT_IMAGE_MODEL,
     DEFAULT_IMAGE_PRETRAINED,
     DEFAULT_TEXT_MODEL,
     ImageEmbedder,
     TextEmbedder,
-    to_pil_image,
 )
-from lmms_nb.lite_selection._embedding_cache import embed_part, function_source, part_cache_key
+from lmms_nb.lite_selection._embedding_cache import embed_part, part_cache_key
 from lmms_nb.lite_selection._offline_models import build_tiny_clip, local_embedding_models
 from lmms_nb.lite_selection._task_embeddings import TaskEmbeddings, combine_embeddings, l2_normalise
-from lmms_nb.tasks.task import Task
+from lmms_nb.tasks.task import Task, function_source
 
 # The package's __init__ and its estimator modules import these from here.
 __all__ = [
@@ -125,7 +125,8 @@ def _image_part(task: Task, docs: list[dict], ids: np.ndarray, enc: ImageEmbedde
         except Exception as e:
             raise RuntimeError(f"task {task.name!r}, doc {int(doc_id)}: doc_to_visual failed: {e}") from e
         visuals = [] if visuals is None else list(visuals)
-        per_doc.append([to_pil_image(v, f"task {task.name!r}, doc {int(doc_id)}, image {j}") for j, v in enumerate(visuals)])
+        per_doc.append([as_pil_image(v, f"task {task.name!r}, doc {int(doc_id)}, image {j}", mode="RGB")
+                        for j, v in enumerate(visuals)])
     flat = [im for ims in per_doc for im in ims]
     feats = enc.encode(flat, batch_size=batch_size) if flat else None
     dim = feats.shape[1] if feats is not None else enc.dim
