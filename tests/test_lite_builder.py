@@ -21,7 +21,8 @@ import torch
 import yaml
 from PIL import Image
 from scipy import stats
-from scipy.spatial.distance import cdist
+
+from _kcenter_ref import cells_of, farthest_first
 
 import lmms_nb
 from lmms_nb.lite_selection import (
@@ -95,21 +96,6 @@ def builder(task, logs_dir, tmp_path_factory) -> LiteBuilder:
     b.embed_button.click()
     assert b.error is None, b.status_html.value
     return b
-
-
-def farthest_first(x: np.ndarray, k: int) -> list[int]:
-    """Reference k-center greedy in float64 from row 0, ties to the lowest row (numpy argmax)."""
-    x = x.astype(np.float64)
-    picks, d = [0], cdist(x, x[:1]).ravel()
-    for _ in range(k - 1):
-        picks.append(int(np.argmax(d)))
-        d = np.minimum(d, cdist(x, x[picks[-1]:picks[-1] + 1]).ravel())
-    return picks
-
-
-def cells_of(x: np.ndarray, picks: list[int]) -> np.ndarray:
-    nearest = cdist(x.astype(np.float64), x[picks].astype(np.float64)).argmin(axis=1)  # ties: the earlier pick
-    return np.bincount(nearest, minlength=len(picks))
 
 
 # ---------------------------------------------------------------------------------------------------------------
