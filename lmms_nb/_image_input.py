@@ -36,10 +36,14 @@ def as_pil_image(obj: Any, where: str = "image", *, mode: str | None = None) -> 
             image = Image.open(obj)
         except (OSError, ValueError) as e:
             raise ValueError(f"{where}: cannot open image file {str(obj)!r}: {e}") from e
-    elif isinstance(obj, (bytes, bytearray)) or (isinstance(obj, dict) and (obj.get("bytes") or obj.get("path"))):
+    elif isinstance(obj, (bytes, bytearray)) or (
+            isinstance(obj, dict) and (obj.get("bytes") is not None or obj.get("path"))):
         data = obj if isinstance(obj, (bytes, bytearray)) else obj.get("bytes")
+        source = io.BytesIO(data) if data else obj.get("path") if isinstance(obj, dict) else None
+        if not source:  # empty bytes and no path to fall back on
+            raise ValueError(f"{where}: cannot decode image: no bytes and no path")
         try:
-            image = Image.open(io.BytesIO(data) if data else obj["path"])
+            image = Image.open(source)
         except (OSError, ValueError) as e:
             raise ValueError(f"{where}: cannot decode image: {e}") from e
     else:

@@ -258,6 +258,7 @@ def test_difficulty_method_draws_the_subset_from_the_logs(builder, task, logs_di
     # no cells in this mode: a pick's hover and the summary say what share of its stratum it stands for
     hover = list(b.map.data[1].hovertext)
     assert not any("cell" in h for h in hover) and "cell" not in b.summary_html.value
+    assert "cell" not in b.map.data[1].name and "cell" not in b.map.data[1].marker.colorbar.title.text
     assert [h.split("<br><b>stratum share</b> ")[1] for h in hover] == [
         f"{w * N:.1f} docs (weight {w:.3f})" for w in sub.design_weights]
     assert f"one pick stands for up to {sub.design_weights.max() * N:.1f} docs" in b.summary_html.value

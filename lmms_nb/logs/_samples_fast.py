@@ -12,11 +12,11 @@ import polars as pl
 
 from lmms_nb.logs._records import BASE64_MIN_LEN
 from lmms_nb.logs._sample_file_meta import FileMeta
-from lmms_nb.logs._samples_plan import SNIFF_LINES, FilePlan, plan_file, sniff_records
+from lmms_nb.logs._samples_plan import FilePlan, plan_file, sniff_records
 from lmms_nb.logs.schema import FIXED_COLUMNS
 
-# SNIFF_LINES is re-exported: it is the fast path's one tunable.
-__all__ = ["SNIFF_LINES", "scan_fast"]
+# The fast path's one tunable, SNIFF_LINES, lives in _samples_plan (which reads it).
+__all__ = ["scan_fast"]
 
 _TOKEN_COUNTS = pl.List(pl.Struct({"output_tokens": pl.Int64, "generation_seconds": pl.Float64}))
 

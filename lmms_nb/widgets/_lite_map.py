@@ -74,7 +74,7 @@ class DocMap:
         return self.coords
 
     def show_subset(self, subset: Any, rows: np.ndarray) -> None:
-        """Draw the picked docs of `subset` (at embedding rows `rows`) over the others, coloured by cell size;
+        """Draw the picked docs of `subset` (at embedding rows `rows`) over the others, coloured by how many docs each stands for;
         each one's hover says what it stands for (`pick_notes`: its cell, or its share of a difficulty stratum)."""
         from lmms_nb.lite_selection import pick_notes
 
@@ -112,16 +112,17 @@ class DocMap:
 
 
 def _map_traces(webgl: bool) -> list[Any]:
-    """The map's two layers: every doc (grey) and the picked docs (coloured by cell size)."""
+    """The map's two layers: every doc (grey) and the picked docs, coloured by how many docs each stands for
+    (its k-center cell, or its share of a difficulty stratum: named the same way in both modes)."""
     import plotly.graph_objects as go
 
     kind = go.Scattergl if webgl else go.Scatter
     return [
         kind(x=[], y=[], mode="markers", name="all docs", hovertext=[],
              marker={"color": "#c7c7c7", "size": 6}, hovertemplate="%{hovertext}<extra>doc</extra>"),
-        kind(x=[], y=[], mode="markers", name="picked (colour: cell size)", hovertext=[],
+        kind(x=[], y=[], mode="markers", name="picked (colour: docs it stands for)", hovertext=[],
              marker={"color": [], "colorscale": "Viridis", "size": 11, "showscale": True,
-                     "line": {"color": "#222", "width": 1}, "colorbar": {"title": {"text": "cell size"}}},
+                     "line": {"color": "#222", "width": 1}, "colorbar": {"title": {"text": "docs it stands for"}}},
              hovertemplate="%{hovertext}<extra>picked</extra>"),
     ]
 
