@@ -27,7 +27,7 @@ not learn to read it so: 300 ocr-only steps answered one constant word, and so d
 images and captions naming the answers, `lmms_nb.models._zoo_vision`) and handing over its CLS token too puts the
 answer in one token: trained 1000 steps on the 2000-row split, a probe on its CLS token reads the word on 0.77 of
 the test images (0.97 from the 16 patches); charts alone then reached 0.635 first-token accuracy after 500 steps
-(the random tower, positions visible, ~0.37 after 700), mcq 0.88 after 250 mcq + 450 mcq/yes-no steps. Training
+and 0.975 after 1400 (the random tower, positions visible, ~0.37 after 700), mcq 0.88 after 250 mcq + 450 mcq/yes-no steps. Training
 that tower with the model (1x the learning rate) lost it: 500 ocr-only steps answered one constant word.
 
 What stays out of reach, and why: yes/no stayed at one constant answer for 300 yes/no-only steps from the random
