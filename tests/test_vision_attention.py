@@ -129,6 +129,10 @@ def test_qwen_image_processor_patchifies_in_the_model_dtype_with_the_same_values
     plain = Qwen2VLImageProcessor(min_pixels=64 * 28 * 28, max_pixels=256 * 28 * 28)
     fast = Qwen2VLImageProcessor(min_pixels=64 * 28 * 28, max_pixels=256 * 28 * 28)
     assert not patchify_in_model_dtype(fast, torch.float32)  # nothing to gain where the model takes float32
+    from transformers import Glm4vImageProcessor, Qwen2VLImageProcessorPil
+
+    for other in (Glm4vImageProcessor(), Qwen2VLImageProcessorPil()):  # a `patchify` too, but not Qwen's torch one
+        assert callable(other.patchify) and not patchify_in_model_dtype(other, torch.bfloat16), type(other).__name__
     assert patchify_in_model_dtype(fast, torch.bfloat16) and not patchify_in_model_dtype(fast, torch.bfloat16)
     expected, got = plain(images, return_tensors="pt"), fast(images, return_tensors="pt")
     assert got["pixel_values"].dtype == torch.bfloat16
