@@ -30,8 +30,8 @@ def _one_device(family: str, device: str | None, device_map: Any) -> str:
     default. `device_map="auto"` (lmms-eval's "shard over the GPUs") does NOT shard here: the whole model goes to
     `device`; any other map (a dict, "balanced", ...) is refused.
 
-    >>> _one_device("internvl3", "cpu", "auto"), _one_device("internvl3", None, "cpu")
-    ('cpu', 'cpu')
+    >>> _one_device("internvl3", "cpu", "auto"), _one_device("internvl3", None, "cpu"), _one_device("x", None, 0)
+    ('cpu', 'cpu', 'cuda:0')
     """
     import torch
 
@@ -45,9 +45,11 @@ def _one_device(family: str, device: str | None, device_map: Any) -> str:
         raise ValueError(f"{family}: device_map={device_map!r} is not supported by lmms-nb, which puts the whole "
                          "model on one device: pass device_map=auto (the whole model on `device`) or one device "
                          "(e.g. device_map=cuda:0 or cpu)")
-    if device is not None and torch.device(device) != mapped:
-        raise ValueError(f"{family}: device={device!r} and device_map={device_map!r} name different devices")
-    return device or str(device_map)
+    if device is not None:
+        given = torch.device(device)
+        if given.type != mapped.type or None not in (given.index, mapped.index) and given.index != mapped.index:
+            raise ValueError(f"{family}: device={device!r} and device_map={device_map!r} name different devices")
+    return device or str(mapped)
 
 
 def _internvl_chat(family: str, pretrained: str, *, modality: str, device: str | None, device_map: Any,
