@@ -6,9 +6,10 @@ Without flash-attention, the vision towers of Qwen2-VL, Qwen2.5-VL and Qwen3-VL 
 window, 16 or 64 tokens) for window attention, i.e. hundreds of calls per batch of images, each a few dozen
 microseconds of overhead around little work. Consecutive chunks of one length are slices of the same tensor, so
 they can go through SDPA as one batch of shape (chunks, heads, length, head_dim) taken as a strided view, with no
-copy going in. On CPU, SDPA's kernel splits each (batch row, head) into the same query and key blocks whatever the
-batch size, so every output is the same sum in the same order: measured identical at the tiny models' shapes and at
-Qwen2.5-VL-3B's (16 heads of 80, windows of 64 tokens, full attention over 1024), bfloat16 and float32, 1.3-3x faster.
+copy going in. On CPU, SDPA's kernel usually splits each (batch row, head) into the same query and key blocks
+whatever the batch size, so every output is the same sum in the same order: measured identical at the tiny models'
+shapes and at Qwen2.5-VL-3B's (16 heads of 80, windows of 64 tokens, full attention over 1024), bfloat16 and
+float32, 1.3-3x faster; but not always (below), hence the check.
 
 Not trusted blindly, as `_patch_embed`: the batched form is used for a run of `count` chunks of one `length` only
 after the first call with that exact (length, count) (per torch thread count, dtype, heads and head size) computed
@@ -16,8 +17,9 @@ transformers' own forward and the batched one on its real input AND both SDPA fo
 same shape, and found them equal; that call returns transformers' result. The count is part of the key because it is
 the batch size of the batched call, and PyTorch's CPU flash-attention kernel picks its GEMM packing from the batch
 size, the thread count and the work per thread: with 20 threads, bfloat16 and 16 heads of 80 over 64-token windows,
-runs of 3, 4, 5 and 7 windows rounded differently from one window at a time while runs of 2 matched. Elsewhere (eager or flash attention, training, another device, unknown arguments)
-transformers' forward runs unchanged.
+runs of 3, 4, 5 and 7 windows rounded differently from one window at a time while runs of 2 matched (with AMX).
+Elsewhere (eager or flash attention, training, another device, unknown arguments) transformers' forward runs
+unchanged.
 
 Example:
     >>> import torch
