@@ -117,10 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    as_program = argv is None  # the `lmms-nb` program itself, not a caller's own process
     argv = list(sys.argv[1:] if argv is None else argv)
     # lmms-eval's two spellings of an evaluation: `lmms-eval eval --model X ...` and `lmms-eval --model X ...`
     if argv and (argv[0] == "eval" or (argv[0].startswith("-") and argv[0] not in ("-h", "--help"))):
         from lmms_nb._cli_eval import run_eval
+
+        if as_program:  # the start-up's objects live until exit: no collector passes over them (_cli_gc)
+            from lmms_nb._cli_gc import pause_until_model_loaded
+
+            pause_until_model_loaded()
 
         return run_eval(argv[1:] if argv[0] == "eval" else argv)
     args = build_parser().parse_args(argv)
