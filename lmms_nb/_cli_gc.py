@@ -18,6 +18,7 @@ Example:
     >>> pause_until_model_loaded(); was_enabled = gc.isenabled(); resume_with_startup_frozen()
     >>> was_enabled, gc.isenabled(), gc.get_freeze_count() > 0
     (False, True, True)
+    >>> gc.unfreeze()  # an example run in a test process gives its objects back to the collector
 """
 
 from __future__ import annotations
