@@ -58,7 +58,8 @@ def stage_times(python: str, argv: list[str], env: dict[str, str], cwd: Path) ->
     parent_cpu = _children_cpu_s() - cpu
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
-        raise SystemExit(f"the stage-timed lmms-nb run failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        raise SystemExit(f"the stage-timed lmms-nb run failed ({proc.returncode}):\n{tail}")
     stages = json.loads(lines[-1])
     stages["teardown"] = [round(parent_cpu - stages["total"][0], 3), 0.0]
     return stages

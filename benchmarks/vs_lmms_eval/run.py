@@ -126,6 +126,9 @@ def main() -> None:
     print(f"family {args.family} ({model_path}); {args.n} docs per task; lmms-eval at batch {their_batch}, "
           f"lmms-nb at batch {args.batch_size}", flush=True)
 
+    def out(name: str) -> Path:  # each family its own output folders: two families can run at once
+        return WORK / f"{name}_{args.family}"
+
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     floor = floor_times({"lmms-eval": str(lmms_eval_py), "lmms-nb": sys.executable}, _env(), WORK, args.repeat)
 
@@ -137,20 +140,20 @@ def main() -> None:
 
     times, results = cold_runs({
         "lmms-eval": cold(str(lmms_eval_py), "lmms_eval",
-                          command(args.family, model_path, tasks_dir, WORK / "out_lmms_eval", their_batch),
-                          WORK / "out_lmms_eval"),
+                          command(args.family, model_path, tasks_dir, out("out_lmms_eval"), their_batch),
+                          out("out_lmms_eval")),
         "lmms-nb": cold(sys.executable, "lmms_nb",
-                        command(args.family, model_path, tasks_dir, WORK / "out_lmms_nb_cold", args.batch_size)
-                        + ["--no-resume"], WORK / "out_lmms_nb_cold")}, args.repeat)
+                        command(args.family, model_path, tasks_dir, out("out_lmms_nb_cold"), args.batch_size)
+                        + ["--no-resume"], out("out_lmms_nb_cold"))}, args.repeat)
     results_file, ours_results = results["lmms-eval"], results["lmms-nb"]
 
     model = get_model(name, pretrained=str(model_path), device_map="cpu", device="cpu")
     tasks = load_tasks(tasks_dir, model_type=name)
-    evaluate(model, tasks, output_dir=WORK / "out_warmup", limit=2, progress=False, resume=False)
+    evaluate(model, tasks, output_dir=out("out_warmup"), limit=2, progress=False, resume=False)
     warm_runs = []
     for _ in range(max(1, args.repeat)):  # as many in-process runs as cold runs per tool; the median counts, as there
         start = time.perf_counter()
-        run = evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=WORK / "out_lmms_nb",
+        run = evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=out("out_lmms_nb"),
                        batch_size=args.batch_size, progress=False, resume=False)
         warm_runs.append(time.perf_counter() - start)
     ours_warm_s = statistics.median(warm_runs)
@@ -189,7 +192,7 @@ def main() -> None:
     diff = key_type_diff(our_payload, their_payload)
     print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
     print_cold_times(times, floor, ours_warm_s, load_before)
-    stages = stage_times(sys.executable, command(args.family, model_path, tasks_dir, WORK / "out_lmms_nb_stages",
+    stages = stage_times(sys.executable, command(args.family, model_path, tasks_dir, out("out_lmms_nb_stages"),
                                                  args.batch_size) + ["--no-resume"], _env(), WORK)
     print_stage_times(stages, floor["floor"].median("lmms-nb", "cpu"))
     if args.catalogue_task != "none":
