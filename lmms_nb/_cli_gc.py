@@ -8,6 +8,8 @@ those objects live until the process ends. As the `gc.freeze` documentation advi
 it built at start-up, collection is disabled while starting, and once the model is loaded everything alive is moved
 to the permanent generation (never scanned, never freed before exit) and collection resumes for what the evaluation
 itself allocates. Reference counting, which frees nearly everything, is unaffected; numbers and answers are too.
+The price: garbage cycles made during start-up stay until exit (for the tiny LLaVA, 13 k small objects out of
+730 k: functions, cells, tuples of imports; no tensor).
 
 Only the command line's own process does this (`lmms_nb.cli.main()` called without argv, i.e. the `lmms-nb`
 program and `python -m lmms_nb`): code that calls `main([...])` or `evaluate` in its own process keeps its
