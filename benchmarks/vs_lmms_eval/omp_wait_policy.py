@@ -92,7 +92,7 @@ def main() -> None:
             walls, cpus = [w for w, _ in times], [c for _, c in times]
             print(f"{name:10} {policy:8} {statistics.median(walls):7.2f} {statistics.median(cpus):7.2f}   "
                   f"{' '.join(f'{w:.2f}' for w in walls)} / {' '.join(f'{c:.2f}' for c in cpus)}")
-        (uw, uc), (pw, pc) = ((statistics.median(x[i] for x in runs[p]) for i in (0, 1)) for p in runs)
+        (uw, uc), (pw, pc) = [[statistics.median(t[i] for t in runs[p]) for i in (0, 1)] for p in ("unset", "PASSIVE")]
         print(f"{'':10} PASSIVE / unset: wall {pw / uw:.2f}x, CPU {pc / uc:.2f}x")
     print(f"load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
