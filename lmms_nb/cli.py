@@ -13,6 +13,7 @@ Example (shell):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -127,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lmms_nb._cli_gc import pause_until_model_loaded
 
             pause_until_model_loaded()
+            # OpenMP workers sleep as soon as a parallel region ends instead of spinning (read once, when torch
+            # loads its OpenMP runtime, which has not happened yet here): measured with torch's default threads by
+            # benchmarks/vs_lmms_eval/omp_wait_policy.py, a 0.5B-shape prefill takes the same time, a decode loop
+            # and a cold tiny-model eval about half the wall and CPU time on a shared 2-core machine
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
         return run_eval(argv[1:] if argv[0] == "eval" else argv)
     args = build_parser().parse_args(argv)
