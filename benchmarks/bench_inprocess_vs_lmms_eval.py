@@ -1,7 +1,7 @@
 """Where lmms-nb's in-process time goes on benchmarks/vs_lmms_eval's run, with the model already loaded.
 
     python benchmarks/bench_inprocess_vs_lmms_eval.py [--family qwen2_5_vl llava] [--n 8] [--batch-size 4]
-        [--runs 7] [--threads 1 0] [--lmms-eval-python PATH]
+        [--runs 7] [--threads 1 0] [--lmms-eval-python PATH] [--baseline]
 
 The same data, tiny model and task YAMLs as `benchmarks/vs_lmms_eval/run.py` (built by its helpers), and the same
 timed call: `evaluate(model, load_tasks(...), batch_size=B)` after a warm-up run. For each family and thread
@@ -9,8 +9,11 @@ count (0: torch's default) it prints the median wall and CPU seconds (this proce
 other jobs on a shared machine do not inflate) of `--runs` runs, then one cProfile run split into stages:
 task loading, planning and log writing (the runner), prompts (chat template), image resize (qwen_vl_utils
 style), the processor (image preprocessing + tokenization), the vision tower (its conv3d patch embedding apart)
-and the language model's generation. With `--lmms-eval-python` it also times lmms-eval 0.7.3's cold command
-line once (wall and CPU) and prints the in-process ratios against it, wall and CPU.
+and the language model's generation, with the vision tower's attention modules (lmms-nb's batched form,
+`lmms_nb.models._vision_attention`) a stage of their own. With `--lmms-eval-python` it also times lmms-eval
+0.7.3's cold command line once (wall and CPU) and prints the in-process ratios against it, wall and CPU. With
+`--baseline` it also times, in the same process and alternating run by run (so that a shared machine's load hits
+both alike), a second copy of the model with issue #14's in-process speed-ups undone (`undo_speed_ups`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ STAGES = {
     "  model.generate": ("generation/utils.py", "generate"),
     "    vision tower": (None, "get_image_features"),
     "      patch embedding conv3d": ("~", "<built-in method torch.conv3d>"),
+    "      attention (batched runs of windows)": ("_vision_attention.py", "_forward"),
     "    scaled_dot_product_attention": ("~", "<built-in method torch._C._nn.scaled_dot_product_attention>"),
     "score_batch (filters, metrics)": ("_score.py", "score_batch"),
     "log writes (SampleLogWriter.write)": ("writer.py", "write"),
@@ -62,6 +66,28 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
             if func == name and (file_part is None or file_part in filename):
                 out[stage] += cumulative
     return out
+
+
+def undo_speed_ups(model: object) -> None:
+    """Take back, on this model, three in-process speed-ups (issue #14): Qwen's vision attention back to
+    transformers' per-chunk loop, its image processor's patchify back to float32, and the samples log's fsync back
+    in line (that one for the whole process: `speed_ups` restores it)."""
+    from lmms_nb.logs.writer import SampleLogWriter
+
+    for module in model.model.modules():  # type: ignore[attr-defined]
+        if hasattr(module, "_lmms_nb_batched_checked"):
+            del module.forward
+    image_processor = getattr(model.processor, "image_processor", None)  # type: ignore[attr-defined]
+    if image_processor is not None and "patchify" in vars(image_processor):
+        del image_processor.patchify
+    SampleLogWriter._sync = lambda self, fsync: fsync()  # type: ignore[method-assign]
+
+
+def speed_ups(on: bool) -> None:
+    """The samples log's background fsync on (lmms-nb's) or in line (as before it)."""
+    from lmms_nb.logs.writer import SampleLogWriter
+
+    SampleLogWriter._sync = _BACKGROUND_SYNC if on else (lambda self, fsync: fsync())  # type: ignore[method-assign]
 
 
 def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) -> dict[str, object]:
@@ -86,14 +112,31 @@ def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) ->
                  batch_size=batch_size, progress=False, resume=False)
         return time.perf_counter() - wall, time.process_time() - cpu
 
-    timings = [once() for _ in range(runs)]
+    timings, baseline = [], []
+    if BASELINE:  # the same model without this session's speed-ups, its runs alternating with the others
+        plain = get_model(name, pretrained=str(model_path), device_map="cpu", device="cpu")
+        undo_speed_ups(plain)
+        evaluate(plain, load_tasks(tasks_dir, model_type=name), output_dir=vs.WORK / "out_warmup", limit=2,
+                 progress=False, resume=False)
+    for _ in range(runs):
+        if BASELINE:
+            model, kept = plain, model
+            speed_ups(False)
+            baseline.append(once())
+            model = kept
+            speed_ups(True)
+        timings.append(once())
     profiler = cProfile.Profile()
     profiler.enable()
     profiled_wall, _ = once()
     profiler.disable()
-    return {"wall": statistics.median(t[0] for t in timings), "cpu": statistics.median(t[1] for t in timings),
-            "walls": [t[0] for t in timings], "stages": stage_seconds(pstats.Stats(profiler)),
-            "profiled": profiled_wall, "threads": torch.get_num_threads()}
+    out = {"wall": statistics.median(t[0] for t in timings), "cpu": statistics.median(t[1] for t in timings),
+           "walls": [t[0] for t in timings], "stages": stage_seconds(pstats.Stats(profiler)),
+           "profiled": profiled_wall, "threads": torch.get_num_threads()}
+    if baseline:
+        out["baseline"] = {"wall": statistics.median(t[0] for t in baseline),
+                           "cpu": statistics.median(t[1] for t in baseline), "walls": [t[0] for t in baseline]}
+    return out
 
 
 def lmms_eval_cold(python: str, family: str, n: int) -> tuple[float, float]:
@@ -116,10 +159,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="timed runs per setting; medians are printed")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 0], help="torch threads; 0: torch's default")
     parser.add_argument("--lmms-eval-python", default=None, help="time lmms-eval 0.7.3's cold run with it too")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time, alternating in this process, the model without the batched vision "
+                             "attention, the model-dtype patchify and the background fsync (undo_speed_ups)")
     args = parser.parse_args()
     _env()
     import torch
 
+    from lmms_nb.logs.writer import SampleLogWriter
+
+    global _BACKGROUND_SYNC, BASELINE
+    _BACKGROUND_SYNC, BASELINE = SampleLogWriter._sync, args.baseline
     DEFAULT_THREADS = torch.get_num_threads()
     for family in args.family:
         theirs = lmms_eval_cold(args.lmms_eval_python, family, args.n) if args.lmms_eval_python else None
@@ -130,15 +180,25 @@ def main() -> None:
                   f"load average {load:.1f}")
             print(f"  in-process evaluate: median wall {result['wall']:.3f} s, median CPU {result['cpu']:.3f} s "
                   f"(walls: {', '.join(f'{w:.2f}' for w in result['walls'])})")
+            base = result.get("baseline")
+            if base:
+                print(f"  without the speed-ups (alternating): median wall {base['wall']:.3f} s, median CPU "
+                      f"{base['cpu']:.3f} s (walls: {', '.join(f'{w:.2f}' for w in base['walls'])}) -> speed-ups "
+                      f"{base['wall'] / result['wall']:.2f}x (wall), {base['cpu'] / result['cpu']:.2f}x (CPU)")
             if theirs is not None:
                 print(f"  lmms-eval cold: wall {theirs[0]:.1f} s, CPU {theirs[1]:.1f} s -> in-process "
                       f"{theirs[0] / result['wall']:.1f}x faster (wall), {theirs[1] / result['cpu']:.1f}x less CPU")
+                if base:
+                    print(f"    without the speed-ups: {theirs[0] / base['wall']:.1f}x (wall), "
+                          f"{theirs[1] / base['cpu']:.1f}x (CPU)")
             print(f"  one profiled run ({result['profiled']:.2f} s wall under cProfile), cumulative seconds:")
             for stage, seconds in result["stages"].items():
                 print(f"    {stage:48} {seconds:7.3f}  {seconds / result['profiled']:6.1%}")
 
 
 DEFAULT_THREADS = 1
+BASELINE = False
+_BACKGROUND_SYNC = None
 
 if __name__ == "__main__":
     main()

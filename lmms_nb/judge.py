@@ -21,20 +21,25 @@ Example (a local judge server; see tests/_servers.py):
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import re
 import string
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
-
+from lmms_nb._judge_reply import (
+    JudgeParseError,
+    Judgement,
+    has_rating,
+    judge_aggregation,
+    judge_score,
+    judgement_from_reply,
+    parse_judge_reply,
+)
 from lmms_nb.models.base import Request
 from lmms_nb.models.openai_compat import OpenAIChatModel
 from lmms_nb.tasks.task import Doc, Metric
 
+# the reply parsing and the scoring (JudgeParseError, Judgement, parse_judge_reply, judge_score,
+# judge_aggregation) live in _judge_reply and are public here
 __all__ = [
     "LIVEBENCH_RUBRIC",
     "JudgeParseError",
@@ -87,29 +92,6 @@ Reply in JSON:
 _TEMPLATE_FIELDS = {"question", "response", "ground_truth", "criteria"}
 
 
-class JudgeParseError(ValueError):
-    """A judge reply without a usable rating; the message says what was wrong and quotes the reply."""
-
-
-@dataclass
-class Judgement:
-    """One judgement: `rating` in [0, 10], or None when the judgement failed (then `error` says why)."""
-
-    rating: float | None
-    explanation: str | None = None
-    error: str | None = None
-    raw: str | None = None  # the judge's reply text, as received
-
-    @property
-    def ok(self) -> bool:
-        return self.rating is not None
-
-    @property
-    def score(self) -> float:
-        """rating / 10, or NaN for a failed judgement (missing, never 0)."""
-        return self.rating / 10.0 if self.rating is not None else math.nan
-
-
 class LLMJudge:
     """A LiveBench-style judge on an OpenAI-compatible endpoint.
 
@@ -148,7 +130,7 @@ class LLMJudge:
             extra.setdefault("response_format", {"type": "json_object"})
         endpoint.setdefault("name", f"judge:{model}")
         # a reply without a usable rating is a failed judgement: never cached, so the next call asks again
-        self.client = OpenAIChatModel(model, extra_body=extra, accept=_has_rating, **endpoint)
+        self.client = OpenAIChatModel(model, extra_body=extra, accept=has_rating, **endpoint)
 
     def identity(self) -> dict[str, Any]:
         """What determines this judge's ratings: endpoint, model, generation settings and prompt template."""
@@ -196,123 +178,11 @@ class LLMJudge:
                                     generation_kwargs=dict(self.generation_kwargs)))
             positions.append(i)
         for pos, reply in zip(positions, self.client.generate(requests)):
-            judgements[pos] = _judgement_from_reply(reply.text, reply.error)
+            judgements[pos] = judgement_from_reply(reply.text, reply.error)
         failed = sum(1 for j in judgements if j is not None and not j.ok)
         if failed:
             log.warning("%d of %d judgements failed (excluded from the score, not scored 0)", failed, len(items))
         return judgements  # type: ignore[return-value]
-
-
-def _has_rating(text: str) -> bool:
-    try:
-        parse_judge_reply(text)
-    except JudgeParseError:
-        return False
-    return True
-
-
-def _judgement_from_reply(text: str | None, error: str | None) -> Judgement:
-    if error is not None:
-        return Judgement(rating=None, error=f"judge request failed: {error}", raw=text)
-    try:
-        rating, explanation = parse_judge_reply(text or "")
-    except JudgeParseError as e:
-        return Judgement(rating=None, error=str(e), raw=text)
-    return Judgement(rating=rating, explanation=explanation, raw=text)
-
-
-_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
-
-
-def parse_judge_reply(text: str) -> tuple[float, str | None]:
-    """(rating, explanation) from a judge reply: a JSON object with a "Rating" key (any case), possibly in a
-    code fence or surrounded by other text; the rating may be a number or a numeric string, within 0-10.
-
-    >>> parse_judge_reply('Sure! ```json\\n{"Explanation": "right", "Rating": "8"}\\n``` Bye')
-    (8.0, 'right')
-    >>> parse_judge_reply('{"rating": 11}')
-    Traceback (most recent call last):
-    ...
-    lmms_nb.judge.JudgeParseError: judge rating 11 is outside 0-10 in reply: '{"rating": 11}'
-    """
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    obj: dict[str, Any] | None = None
-    for candidate in candidates:
-        obj = _first_json_object(candidate)
-        if obj is not None:
-            break
-    quoted = _quote(text)
-    if obj is None:
-        raise JudgeParseError(f"no JSON object in judge reply: {quoted}")
-    keys = {k.lower(): k for k in obj}
-    if "rating" not in keys:
-        raise JudgeParseError(f"judge JSON has no 'Rating' key (keys: {sorted(obj)}) in reply: {quoted}")
-    value = obj[keys["rating"]]
-    rating: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        rating = float(value)
-    elif isinstance(value, str):
-        try:
-            rating = float(value.strip())
-        except ValueError:
-            pass
-    if rating is None or math.isnan(rating):
-        raise JudgeParseError(f"judge rating {value!r} is not a number in reply: {quoted}")
-    if not 0.0 <= rating <= 10.0:
-        raise JudgeParseError(f"judge rating {value!r} is outside 0-10 in reply: {quoted}")
-    explanation = obj.get(keys["explanation"]) if "explanation" in keys else None
-    return rating, (str(explanation) if explanation is not None else None)
-
-
-def _first_json_object(text: str) -> dict[str, Any] | None:
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            obj, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return obj
-    return None
-
-
-def _quote(text: str, limit: int = 200) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-# ------------------------------------------------------------------------------------------- scoring
-def judge_score(ratings: Iterable[Judgement | float | None]) -> tuple[float, int, int]:
-    """(score 0-100, n_ok, n_failed): ``mean(rating / 10) * 100`` over successful judgements.
-
-    Failed judgements (None, NaN, or a `Judgement` without a rating) are excluded and counted, never 0.
-    With no successful judgement the score is NaN.
-
-    >>> judge_score([10, 5, None, float("nan")])
-    (75.0, 2, 2)
-    """
-    values = [j.rating if isinstance(j, Judgement) else j for j in ratings]
-    ok = np.array([float(v) for v in values if v is not None and not math.isnan(float(v))], dtype=float)
-    n_failed = len(values) - ok.size
-    if n_failed:
-        log.warning("%d judgement(s) failed and were excluded from the score", n_failed)
-    score = float(np.mean(ok / 10.0) * 100.0) if ok.size else math.nan
-    return score, int(ok.size), int(n_failed)
-
-
-def judge_aggregation(values: Sequence[float], docs: Sequence[Doc] = ()) -> tuple[float, float | None]:
-    """Aggregate per-sample rating/10 values (NaN = failed, skipped) into (score 0-100, stderr 0-100).
-
-    >>> judge_aggregation([1.0, 0.5, float("nan")])
-    (75.0, 25.0)
-    """
-    from scipy import stats
-
-    arr = np.asarray([v for v in values if v is not None], dtype=float)
-    arr = arr[~np.isnan(arr)]
-    if arr.size == 0:
-        return math.nan, None
-    stderr = float(stats.sem(arr, ddof=1) * 100.0) if arr.size > 1 else None
-    return float(arr.mean() * 100.0), stderr
 
 
 class _JudgeScorer:

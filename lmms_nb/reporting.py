@@ -155,24 +155,15 @@ def show_table(df: Any, *, caption: str | None = None, max_rows: int = 50, float
 
     if not isinstance(df, pl.DataFrame):
         df = pl.from_pandas(df)
-    from lmms_nb.analysis import format_p
+    from lmms_nb._html_table import table_cells
 
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    is_p = [str(c).startswith("p_") for c in df.columns]  # p-values: scientific below 0.001, never "0.000"
-    rows = []
-    for row in df.head(max_rows).iter_rows():
-        cells = []
-        for v, p in zip(row, is_p, strict=True):
-            if p and isinstance(v, float):
-                text = format_p(v)
-            else:
-                text = f"{v:.{float_digits}f}" if isinstance(v, float) else ("" if v is None else str(v))
-            cells.append(f"<td>{html.escape(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+    # p-values: scientific below 0.001, never "0.000"
+    head, rows = table_cells(df, digits=float_digits, max_rows=max_rows,
+                             p_columns=[c for c in df.columns if str(c).startswith("p_")])
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     more = f"<p><small>{df.height - max_rows} more rows not shown</small></p>" if df.height > max_rows else ""
     display(HTML(f"<div class='lmms-nb-wrap'><table class='lmms-nb-table'>{cap}<thead><tr>{head}</tr></thead>"
-                 f"<tbody>{''.join(rows)}</tbody></table></div>{more}"))
+                 f"<tbody>{rows}</tbody></table></div>{more}"))
 
 
 def _answers_of(row: dict[str, Any], columns: list[str]) -> list[tuple[str, Any, str | None, Any]]:

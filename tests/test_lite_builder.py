@@ -21,7 +21,8 @@ import torch
 import yaml
 from PIL import Image
 from scipy import stats
-from scipy.spatial.distance import cdist
+
+from _kcenter_ref import cells_of, farthest_first
 
 import lmms_nb
 from lmms_nb.lite_selection import (
@@ -97,21 +98,6 @@ def builder(task, logs_dir, tmp_path_factory) -> LiteBuilder:
     return b
 
 
-def farthest_first(x: np.ndarray, k: int) -> list[int]:
-    """Reference k-center greedy in float64 from row 0, ties to the lowest row (numpy argmax)."""
-    x = x.astype(np.float64)
-    picks, d = [0], cdist(x, x[:1]).ravel()
-    for _ in range(k - 1):
-        picks.append(int(np.argmax(d)))
-        d = np.minimum(d, cdist(x, x[picks[-1]:picks[-1] + 1]).ravel())
-    return picks
-
-
-def cells_of(x: np.ndarray, picks: list[int]) -> np.ndarray:
-    nearest = cdist(x.astype(np.float64), x[picks].astype(np.float64)).argmin(axis=1)  # ties: the earlier pick
-    return np.bincount(nearest, minlength=len(picks))
-
-
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -144,6 +130,10 @@ def test_slider_shows_the_kcenter_subset_on_the_map(builder, k) -> None:
     at = {int(d): (x, y) for d, x, y in zip(everyone.customdata, everyone.x, everyone.y)}
     assert [at[int(d)] for d in picked.customdata] == list(zip(picked.x, picked.y))
     assert f"{k} of {N} docs" in builder.summary_html.value
+    # a picked doc's hover names its cell: how many docs it stands for, and its weight
+    cells = cells_of(emb.vectors, ref)
+    assert [h.split("<br><b>cell</b> ")[1] for h in picked.hovertext] == [f"{c} docs (weight {c / N:.3f})" for c in cells]
+    assert f"largest cell {cells.max()} docs" in builder.summary_html.value
 
 
 def test_the_map_is_the_pca_of_the_embeddings(builder) -> None:
@@ -265,6 +255,13 @@ def test_difficulty_method_draws_the_subset_from_the_logs(builder, task, logs_di
     assert sub.doc_ids.tolist() == expected.doc_ids.tolist()
     assert list(b.map.data[1].customdata) == sub.doc_ids.tolist()
     assert "difficulty strata of 4 earlier models" in b.summary_html.value
+    # no cells in this mode: a pick's hover and the summary say what share of its stratum it stands for
+    hover = list(b.map.data[1].hovertext)
+    assert not any("cell" in h for h in hover) and "cell" not in b.summary_html.value
+    assert "cell" not in b.map.data[1].name and "cell" not in b.map.data[1].marker.colorbar.title.text
+    assert [h.split("<br><b>stratum share</b> ")[1] for h in hover] == [
+        f"{w * N:.1f} docs (weight {w:.3f})" for w in sub.design_weights]
+    assert f"one pick stands for up to {sub.design_weights.max() * N:.1f} docs" in b.summary_html.value
     # estimates per model: plain mean of the drawn docs and full score, recomputed from the rules
     order = np.argsort(list(RULES))
     est = b.estimates.sort("model")

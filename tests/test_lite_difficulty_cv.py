@@ -9,27 +9,11 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from _irt import irt_population, samples_of
+
 from lmms_nb.lite_selection import lite_fidelity
 from lmms_nb.lite_selection._corrections import neighbour_control_variate
 from lmms_nb.lite_selection._heldout import FoldEstimators, difficulty_design
-from lmms_nb.logs.schema import conform
-
-
-def irt_population(n_models: int, n_docs: int, seed: int = 0) -> np.ndarray:
-    """0/1 correctness from a 2PL model: abilities N(0, 1), difficulties spread wide (many docs nearly every model
-    gets right or wrong, as on real benchmarks), discriminations log-normal around 1.5."""
-    rng = np.random.default_rng(seed)
-    skill = rng.normal(size=n_models)
-    a = np.exp(rng.normal(np.log(1.5), 0.3, size=n_docs))
-    b = rng.normal(-1.0, 2.5, size=n_docs)
-    p = 1 / (1 + np.exp(-(a * (skill[:, None] - b))))
-    return (rng.random((n_models, n_docs)) < p).astype(float)
-
-
-def samples_of(correct: np.ndarray) -> pl.DataFrame:
-    n_models, n_docs = correct.shape
-    return conform(pl.DataFrame({"model": np.repeat([f"m{i:02d}" for i in range(n_models)], n_docs), "task": "t",
-                                 "doc_id": np.tile(np.arange(n_docs), n_models), "acc": correct.ravel()}))
 
 
 def test_design_weighted_control_variate_is_its_definition_and_exact_on_the_full_set() -> None:

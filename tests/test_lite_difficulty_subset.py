@@ -14,6 +14,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from _irt import irt_population, model_names
+from _irt import samples_of as irt_samples
+
 import lmms_nb
 from lmms_nb.lite_selection import (
     DifficultySubset,
@@ -26,30 +29,13 @@ from lmms_nb.lite_selection import (
     save_lite_subset,
 )
 from lmms_nb.lite_selection._corrections import neighbour_control_variate
-from lmms_nb.logs.schema import conform
 
 N_MODELS, N_DOCS = 30, 400
 
 
-def irt_population(n_models: int, n_docs: int, seed: int = 0) -> np.ndarray:
-    """0/1 correctness from a 2PL model: abilities N(0, 1), difficulties spread wide, discriminations ~1.5."""
-    rng = np.random.default_rng(seed)
-    skill = rng.normal(size=n_models)
-    a = np.exp(rng.normal(np.log(1.5), 0.3, size=n_docs))
-    b = rng.normal(-1.0, 2.5, size=n_docs)
-    p = 1 / (1 + np.exp(-(a * (skill[:, None] - b))))
-    return (rng.random((n_models, n_docs)) < p).astype(float)
-
-
-def names(n: int) -> list[str]:
-    return [f"m{i:02d}" for i in range(n)]
-
-
 def samples_of(correct: np.ndarray, doc_ids: np.ndarray | None = None) -> pl.DataFrame:
-    n_models, n_docs = correct.shape
-    ids = np.arange(n_docs) * 3 + 5 if doc_ids is None else doc_ids  # doc ids that are not row positions
-    return conform(pl.DataFrame({"model": np.repeat(names(n_models), n_docs), "task": "t",
-                                 "doc_id": np.tile(ids, n_models), "acc": correct.ravel()}))
+    n_docs = correct.shape[1]
+    return irt_samples(correct, np.arange(n_docs) * 3 + 5 if doc_ids is None else doc_ids)  # ids that are not row positions
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +50,7 @@ def test_held_out_estimates_beat_the_subsets_plain_mean(correct) -> None:
     ids = np.arange(N_DOCS) * 3 + 5
     errors_est, errors_plain = [], []
     for held in range(0, N_MODELS, 3):  # 10 held-out models
-        name = names(N_MODELS)[held]
+        name = model_names(N_MODELS)[held]
         sub = build_difficulty_subset(logs.filter(pl.col("model") != name), 40, seed=held)
         assert isinstance(sub, DifficultySubset) and isinstance(sub, LiteSubset)
         assert len(sub) == 40 and name not in sub.train_models and len(sub.train_models) == N_MODELS - 1
@@ -105,7 +91,7 @@ def test_estimate_is_the_control_variate_of_the_training_models(correct) -> None
 def test_held_out_models_data_never_reaches_the_subset(correct) -> None:
     """Built without model m29 (by `models=` or by leaving its rows out), the subset and every estimate are the
     same whatever m29 answered."""
-    others = names(N_MODELS)[:-1]
+    others = model_names(N_MODELS)[:-1]
     flipped = correct.copy()
     flipped[-1] = 1 - flipped[-1]
     a = build_difficulty_subset(samples_of(correct), 30, models=others, seed=2)

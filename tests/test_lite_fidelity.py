@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 import torch
 from scipy import stats
-from scipy.spatial.distance import cdist
+
+from _kcenter_ref import cells_of, farthest_first
 
 from lmms_nb.lite_selection import (
     TaskEmbeddings,
@@ -21,16 +22,6 @@ from lmms_nb.lite_selection._fidelity_stats import proportional_allocation as _p
 from lmms_nb.logs.schema import conform
 
 torch.set_num_threads(1)
-
-
-def farthest_first(x: np.ndarray, k: int) -> list[int]:
-    x = x.astype(np.float64)
-    picks = [0]
-    d = cdist(x, x[:1]).ravel()
-    for _ in range(k - 1):
-        picks.append(int(np.argmax(d)))
-        d = np.minimum(d, cdist(x, x[picks[-1]:picks[-1] + 1]).ravel())
-    return picks
 
 
 def population(n_models: int = 8, n_docs: int = 300, seed: int = 0):
@@ -109,8 +100,7 @@ def test_subset_cells_and_weights_match_an_independent_assignment() -> None:
     sub = build_lite_subset(emb, 0.1)
     picks = farthest_first(emb.vectors, 20)
     assert sub.doc_ids.tolist() == emb.doc_ids[picks].tolist()
-    cells = np.bincount(np.argmin(cdist(emb.vectors.astype(np.float64), emb.vectors[picks].astype(np.float64)),
-                                  axis=1), minlength=20)
+    cells = cells_of(emb.vectors, picks)
     assert sub.cell_sizes.tolist() == cells.tolist()
     np.testing.assert_allclose(sub.weights, cells / 200)
     assert sub.table().columns == ["order", "doc_id", "cell_size", "weight"]
@@ -134,8 +124,7 @@ def test_fidelity_kcenter_rows_equal_an_independent_computation() -> None:
     full = scores.mean(1)
     for k in (30, 150):
         picks = farthest_first(vectors, k)
-        cells = np.bincount(np.argmin(cdist(vectors.astype(np.float64), vectors[picks].astype(np.float64)), axis=1),
-                            minlength=k)
+        cells = cells_of(vectors, picks)
         for method, est in (("kcenter", scores[:, picks].mean(1)),
                             ("kcenter_weighted", scores[:, picks] @ cells / cells.sum())):
             row = fid.summary.filter((pl.col("k") == k) & (pl.col("method") == method)).row(0, named=True)

@@ -22,7 +22,8 @@ import pytest
 import torch
 import yaml
 from scipy import stats
-from scipy.spatial.distance import cdist
+
+from _kcenter_ref import cells_of, farthest_first
 
 pytestmark = pytest.mark.timeout(900)  # may train the offline CLIP
 torch.set_num_threads(1)
@@ -47,15 +48,6 @@ PROBES = {
     "image_model": "image_model",
     "text_model": "text_model",
 }
-
-
-def farthest_first(x: np.ndarray, k: int) -> list[int]:
-    x = x.astype(np.float64)
-    picks, d = [0], cdist(x, x[:1]).ravel()
-    for _ in range(k - 1):
-        picks.append(int(np.argmax(d)))
-        d = np.minimum(d, cdist(x, x[picks[-1]:picks[-1] + 1]).ravel())
-    return picks
 
 
 def read_logs(folder: Path) -> dict[str, dict[int, float]]:
@@ -136,8 +128,7 @@ def test_subset_is_the_kcenter_picks_and_estimates_match_the_logs(executed, vect
     x, _ = vectors
     picks = farthest_first(x, PARAMS["budget"])
     assert probe["subset_doc_ids"] == picks  # doc ids are row numbers here
-    nearest = cdist(x.astype(np.float64), x[picks].astype(np.float64)).argmin(axis=1)
-    assert probe["subset_cells"] == np.bincount(nearest, minlength=len(picks)).tolist()
+    assert probe["subset_cells"] == cells_of(x, picks).tolist()
     logs = read_logs(work / "out" / "runs")
     for row in probe["estimates"]:
         per_doc = logs[row["model"]]

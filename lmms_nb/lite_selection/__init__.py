@@ -57,6 +57,7 @@ from lmms_nb.lite_selection._fidelity_plot import plot_fidelity
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import LiteSubset, build_lite_subset, resolve_budget
+from lmms_nb.lite_selection._subset_notes import pick_notes, subset_summary
 from lmms_nb.lite_selection._verdict import fidelity_verdicts, subset_vs_random, verdict_of
 
 __all__ = [
@@ -102,12 +103,14 @@ __all__ = [
     "load_lite_subset",
     "metric_and_filter_choices",
     "pca_2d",
+    "pick_notes",
     "plot_fidelity",
     "resolve_budget",
     "save_difficulty_subset",
     "save_lite_dataset",
     "save_lite_subset",
     "score_matrix",
+    "subset_summary",
     "subset_vs_random",
     "task_choices",
     "task_log_rows",

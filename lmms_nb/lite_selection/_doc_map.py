@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from lmms_nb.lite_selection._embedders import to_pil_image
+from lmms_nb._image_input import as_pil_image
 
 __all__ = ["doc_image_data_url", "doc_prompt_and_images", "doc_prompts", "pca_2d"]
 
@@ -93,7 +93,7 @@ def doc_image_data_url(image: Any, size: int = 256) -> str:
     >>> doc_image_data_url(Image.new("RGB", (512, 8))).startswith("data:image/png;base64,")
     True
     """
-    pic = to_pil_image(image, "doc image")
+    pic = as_pil_image(image, "doc image", mode="RGB")
     pic.thumbnail((size, size))
     buf = io.BytesIO()
     pic.save(buf, format="PNG")

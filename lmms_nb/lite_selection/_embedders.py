@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lmms_nb._image_input import as_pil_image
 from lmms_nb.lite_selection._task_embeddings import l2_normalise
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "LOCAL_DIR",
     "ImageEmbedder",
     "TextEmbedder",
-    "to_pil_image",
     "weight_files",
 ]
 
@@ -115,7 +113,7 @@ class ImageEmbedder:
         torch = self._torch
         out = []
         for s in range(0, len(images), batch_size):
-            chunk = [self._preprocess(to_pil_image(im, f"image {s + i}")) for i, im in enumerate(images[s:s + batch_size])]
+            chunk = [self._preprocess(as_pil_image(im, f"image {s + i}", mode="RGB")) for i, im in enumerate(images[s:s + batch_size])]
             with torch.inference_mode():
                 feats = self._model.encode_image(torch.stack(chunk).to(self.device))
             out.append(feats.float().cpu().numpy())
@@ -181,32 +179,3 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def to_pil_image(obj: Any, where: str):
-    """An image given as PIL, a path, an array or a datasets ``{"bytes"|"path"}`` dict, as an RGB PIL image;
-    `where` names it in errors."""
-    from PIL import Image
-
-    if isinstance(obj, Image.Image):
-        img = obj
-    elif isinstance(obj, (str, os.PathLike)):
-        try:
-            img = Image.open(obj)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{where}: cannot open image file {str(obj)!r}: {e}") from e
-    elif isinstance(obj, dict) and (obj.get("bytes") is not None or obj.get("path")):
-        src = io.BytesIO(obj["bytes"]) if obj.get("bytes") is not None else obj["path"]
-        try:
-            img = Image.open(src)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{where}: cannot decode image: {e}") from e
-    elif isinstance(obj, np.ndarray):
-        arr = obj
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr * (255.0 if arr.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        img = Image.fromarray(arr)
-    else:
-        raise TypeError(f"{where}: expected a PIL image, a path, an array or an {{'bytes'|'path'}} dict, "
-                        f"got {type(obj).__name__}")
-    return img.convert("RGB")

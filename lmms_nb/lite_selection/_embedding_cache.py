@@ -7,7 +7,6 @@ rerun loads them without loading any model.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import io
 import json
 import os
@@ -22,7 +21,7 @@ import numpy as np
 from lmms_nb.config import cache_dir
 from lmms_nb.tasks.task import Task
 
-__all__ = ["PartCache", "embed_part", "function_source", "part_cache_key"]
+__all__ = ["PartCache", "embed_part", "part_cache_key"]
 
 
 def embed_part(task: Task, ds: Any, doc_ids: np.ndarray, key: str, compute: Callable, use_cache: bool,
@@ -86,10 +85,3 @@ class PartCache:
 def part_cache_key(part: str, fingerprint: str, extra: str, model_id: str) -> str:
     h = hashlib.sha256(json.dumps([part, fingerprint, extra, model_id]).encode()).hexdigest()[:20]
     return f"{part}-{h}"
-
-
-def function_source(fn: Callable) -> str:
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        return getattr(fn, "__qualname__", repr(fn))

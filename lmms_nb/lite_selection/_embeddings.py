@@ -34,21 +34,22 @@ Example (with the offline tiny models the tests build):
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
+from lmms_nb._image_input import as_pil_image
 from lmms_nb.lite_selection._embedders import (
     DEFAULT_IMAGE_MODEL,
     DEFAULT_IMAGE_PRETRAINED,
     DEFAULT_TEXT_MODEL,
     ImageEmbedder,
     TextEmbedder,
-    to_pil_image,
 )
-from lmms_nb.lite_selection._embedding_cache import embed_part, function_source, part_cache_key
+from lmms_nb.lite_selection._embedding_cache import embed_part, part_cache_key
 from lmms_nb.lite_selection._offline_models import build_tiny_clip, local_embedding_models
 from lmms_nb.lite_selection._task_embeddings import TaskEmbeddings, combine_embeddings, l2_normalise
-from lmms_nb.tasks.task import Task
+from lmms_nb.tasks.task import Task, function_source
 
 # The package's __init__ and its estimator modules import these from here.
 __all__ = [
@@ -117,15 +118,21 @@ def embed_task(
                           text_weight=text_weight if text is not None else 0.0)
 
 
+def _doc_call(task: Task, fn: str, doc: dict, doc_id: Any) -> Any:
+    """`task.<fn>(doc)`; its error names the task, the doc and the function."""
+    try:
+        return getattr(task, fn)(doc)
+    except Exception as e:
+        raise RuntimeError(f"task {task.name!r}, doc {int(doc_id)}: {fn} failed: {e}") from e
+
+
 def _image_part(task: Task, docs: list[dict], ids: np.ndarray, enc: ImageEmbedder, batch_size: int) -> np.ndarray:
     per_doc = []
     for doc, doc_id in zip(docs, ids):
-        try:
-            visuals = task.doc_to_visual(doc)
-        except Exception as e:
-            raise RuntimeError(f"task {task.name!r}, doc {int(doc_id)}: doc_to_visual failed: {e}") from e
+        visuals = _doc_call(task, "doc_to_visual", doc, doc_id)
         visuals = [] if visuals is None else list(visuals)
-        per_doc.append([to_pil_image(v, f"task {task.name!r}, doc {int(doc_id)}, image {j}") for j, v in enumerate(visuals)])
+        per_doc.append([as_pil_image(v, f"task {task.name!r}, doc {int(doc_id)}, image {j}", mode="RGB")
+                        for j, v in enumerate(visuals)])
     flat = [im for ims in per_doc for im in ims]
     feats = enc.encode(flat, batch_size=batch_size) if flat else None
     dim = feats.shape[1] if feats is not None else enc.dim
@@ -141,10 +148,7 @@ def _image_part(task: Task, docs: list[dict], ids: np.ndarray, enc: ImageEmbedde
 def _text_part(task: Task, docs: list[dict], ids: np.ndarray, enc: TextEmbedder, batch_size: int) -> np.ndarray:
     texts = []
     for doc, doc_id in zip(docs, ids):
-        try:
-            t = task.doc_to_text(doc)
-        except Exception as e:
-            raise RuntimeError(f"task {task.name!r}, doc {int(doc_id)}: doc_to_text failed: {e}") from e
+        t = _doc_call(task, "doc_to_text", doc, doc_id)
         if not isinstance(t, str):
             raise TypeError(f"task {task.name!r}, doc {int(doc_id)}: doc_to_text returned {type(t).__name__}, not str")
         texts.append(t)

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping
 
 import datasets
 
-from lmms_nb.live._draft import Candidate
+from lmms_nb.live._candidates import Candidate
 from lmms_nb.live._prompts import SUBTASKS
 
 __all__ = ["LIVE_FEATURES", "load_live_dataset", "month_of", "save_live_dataset"]

@@ -26,12 +26,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
-import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
+from lmms_nb.live._candidates import (
+    QUESTION_FIELDS,
+    Candidate,
+    DraftFailure,
+    DraftResult,
+    load_candidates,
+    save_candidates,
+)
 from lmms_nb.live._capture import CaptureResult, Screenshot
 from lmms_nb.live._parse import ReplyParseError, parse_draft_reply, parse_review_reply
 from lmms_nb.live._prompts import (
@@ -45,6 +51,8 @@ from lmms_nb.live._prompts import (
 from lmms_nb.models.base import Model, Request, Response
 from lmms_nb.runner._generate import generate_safely
 
+# Candidate, DraftFailure, DraftResult, load_candidates and save_candidates live in _candidates; the other
+# modules of lmms_nb.live and older notebooks import them from here too.
 __all__ = [
     "Candidate",
     "DraftFailure",
@@ -58,79 +66,8 @@ __all__ = [
 
 #: What a draft or review request asks of the model unless told otherwise: room for several JSON questions.
 DEFAULT_GENERATION_KWARGS: dict[str, Any] = {"max_new_tokens": 2048}
-QUESTION_FIELDS = ("subtask", "question", "answer", "criteria")
 
-
-@dataclass
-class Candidate:
-    """One drafted question about one screenshot, with its provenance."""
-
-    id: str
-    subtask: str
-    question: str
-    answer: str
-    criteria: str
-    image_path: str
-    url: str
-    captured_at: str
-    png_sha256: str
-    html_sha256: str
-    drafted_by: str
-    draft_template: str  # name@version
-    reviewed_by: str | None = None
-    review_template: str | None = None
-    review_notes: str | None = None
-    revised: bool = False  # the reviewer changed the subtask, question, answer or criteria
-    review_error: str | None = None  # the review failed; the candidate is the unrevised draft
-    draft: dict[str, str] | None = None  # the four fields as drafted, when a review revised them
-
-    def image(self) -> Any:
-        """The screenshot as an RGB PIL image."""
-        from PIL import Image
-
-        with Image.open(self.image_path) as im:
-            return im.convert("RGB")
-
-    def fields(self) -> dict[str, str]:
-        """subtask, question, answer and criteria."""
-        return {k: getattr(self, k) for k in QUESTION_FIELDS}
-
-
-@dataclass
-class DraftFailure:
-    """A screenshot (or one item of its reply) that gave no candidate, or a candidate whose review failed."""
-
-    stage: str  # "draft" or "review"
-    image_path: str
-    url: str
-    error: str
-    raw: str | None = None  # the model's reply, when there was one
-    candidate_id: str | None = None  # for review failures
-
-
-@dataclass
-class DraftResult:
-    """Candidates and failures of a draft or review step."""
-
-    candidates: list[Candidate] = field(default_factory=list)
-    failures: list[DraftFailure] = field(default_factory=list)
-
-    def to_polars(self) -> Any:
-        """The candidates as a polars DataFrame (one row per candidate, provenance columns included)."""
-        import polars as pl
-
-        names = [f.name for f in dataclasses.fields(Candidate) if f.name != "draft"]
-        schema = {n: (pl.Boolean if n == "revised" else pl.Utf8) for n in names}
-        return pl.DataFrame([{n: getattr(c, n) for n in names} for c in self.candidates], schema=schema)
-
-    def failures_to_polars(self) -> Any:
-        import polars as pl
-
-        names = [f.name for f in dataclasses.fields(DraftFailure)]
-        return pl.DataFrame([dataclasses.asdict(f) for f in self.failures], schema={n: pl.Utf8 for n in names})
-
-    def __repr__(self) -> str:
-        return f"DraftResult({len(self.candidates)} candidate(s), {len(self.failures)} failure(s))"
+T = TypeVar("T")
 
 
 def screenshot_from_file(path: str | os.PathLike, url: str | None = None, captured_at: str | None = None) -> Screenshot:
@@ -166,9 +103,33 @@ def _render(template: PromptTemplate, values: dict[str, Any]) -> str:
     return template.render(**{k: v for k, v in values.items() if k in template.fields})
 
 
-def _batches(n: int, size: int) -> Iterable[range]:
-    for start in range(0, n, size):
-        yield range(start, min(n, start + size))
+def _ask_in_batches(model: Model, items: Sequence[T], request_for: Callable[[int, T, dict[str, Any]], Request | None],
+                    collect: Callable[[T, Response], None], *, batch_size: int, desc: str, unit: str,
+                    progress: bool) -> None:
+    """One request per item to `model`, `batch_size` at a time, under a progress bar.
+
+    `request_for(i, item, batch)` gives item i's request, or None when the item failed before asking (it records
+    why); `batch` is a dict kept for one batch (to decode a shared image once). `collect(item, response)` takes
+    each reply, in order; a failed request comes back as a `Response` with an error, never as an exception.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(items), desc=desc, unit=unit, disable=not progress)
+    try:
+        for start in range(0, len(items), batch_size):
+            chunk = range(start, min(len(items), start + batch_size))
+            requests, sent = [], []
+            batch: dict[str, Any] = {}
+            for i in chunk:
+                request = request_for(i, items[i], batch)
+                if request is not None:
+                    requests.append(request)
+                    sent.append(items[i])
+            for item, response in zip(sent, generate_safely(model, requests)):
+                collect(item, response)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
 
 
 def _name_of(model: Model) -> str:
@@ -192,8 +153,6 @@ def draft_questions(
     their descriptions). Returns every parsed candidate and every failure, one per screenshot whose request
     or reply failed, or per malformed item of an otherwise good reply.
     """
-    from tqdm.auto import tqdm
-
     shots = _as_screenshots(screenshots)
     subtasks = tuple(subtasks)
     if n_questions < 1:
@@ -204,28 +163,21 @@ def draft_questions(
     gen = dict(DEFAULT_GENERATION_KWARGS if generation_kwargs is None else generation_kwargs)
     result = DraftResult()
     drafter = _name_of(model)
-    bar = tqdm(total=len(shots), desc="draft", unit="page", disable=not progress)
-    try:
-        for chunk in _batches(len(shots), batch_size):
-            requests, sent = [], []
-            for i in chunk:
-                shot = shots[i]
-                try:
-                    image = shot.image()
-                except Exception as e:  # noqa: BLE001 - an unreadable PNG fails that screenshot only
-                    error = f"{shot.path}: cannot read the screenshot: {e}"
-                    result.failures.append(DraftFailure("draft", shot.path, shot.url, error))
-                    continue
-                prompt = _render(template, {"url": shot.url, "captured_at": shot.captured_at,
-                                            "n_questions": n_questions, "subtasks": subtask_list(subtasks)})
-                requests.append(Request(doc_id=i, task="live_draft", images=[image], prompt=prompt,
-                                        generation_kwargs=dict(gen)))
-                sent.append(shot)
-            for shot, response in zip(sent, generate_safely(model, requests)):
-                _collect_draft(result, shot, response, drafter, template, subtasks)
-            bar.update(len(chunk))
-    finally:
-        bar.close()
+
+    def request_for(i: int, shot: Screenshot, _batch: dict[str, Any]) -> Request | None:
+        try:
+            image = shot.image()
+        except Exception as e:  # noqa: BLE001 - an unreadable PNG fails that screenshot only
+            error = f"{shot.path}: cannot read the screenshot: {e}"
+            result.failures.append(DraftFailure("draft", shot.path, shot.url, error))
+            return None
+        prompt = _render(template, {"url": shot.url, "captured_at": shot.captured_at,
+                                    "n_questions": n_questions, "subtasks": subtask_list(subtasks)})
+        return Request(doc_id=i, task="live_draft", images=[image], prompt=prompt, generation_kwargs=dict(gen))
+
+    _ask_in_batches(model, shots, request_for,
+                    lambda shot, response: _collect_draft(result, shot, response, drafter, template, subtasks),
+                    batch_size=batch_size, desc="draft", unit="page", progress=progress)
     return result
 
 
@@ -273,8 +225,6 @@ def review_candidates(
     A candidate whose review failed is kept as drafted, with `review_error` set, and is listed in `failures`
     (stage "review"), so the person reviewing by hand still sees it and knows it was not reviewed.
     """
-    from tqdm.auto import tqdm
-
     items = list(candidates.candidates if isinstance(candidates, DraftResult) else candidates)
     subtasks = tuple(subtasks)
     if batch_size < 1:
@@ -283,30 +233,21 @@ def review_candidates(
     gen = dict(DEFAULT_GENERATION_KWARGS if generation_kwargs is None else generation_kwargs)
     reviewer = _name_of(model)
     result = DraftResult()
-    bar = tqdm(total=len(items), desc="review", unit="question", disable=not progress)
-    try:
-        for chunk in _batches(len(items), batch_size):
-            requests, sent = [], []
-            # several candidates share a screenshot: decode each PNG once per batch (a tall page takes ~0.3 s)
-            decoded: dict[str, Any] = {}
-            for i in chunk:
-                cand = items[i]
-                try:
-                    image = decoded[cand.image_path] if cand.image_path in decoded else cand.image()
-                    decoded[cand.image_path] = image
-                except Exception as e:  # noqa: BLE001
-                    error = f"{cand.image_path}: cannot read the screenshot: {e}"
-                    _review_failed(result, cand, reviewer, template, error, None)
-                    continue
-                prompt = _render(template, {**cand.fields(), "url": cand.url, "subtasks": subtask_list(subtasks)})
-                requests.append(Request(doc_id=i, task="live_review", images=[image], prompt=prompt,
-                                        generation_kwargs=dict(gen)))
-                sent.append(cand)
-            for cand, response in zip(sent, generate_safely(model, requests)):
-                _collect_review(result, cand, response, reviewer, template, subtasks)
-            bar.update(len(chunk))
-    finally:
-        bar.close()
+
+    def request_for(i: int, cand: Candidate, decoded: dict[str, Any]) -> Request | None:
+        try:  # several candidates share a screenshot: decode each PNG once per batch (a tall page takes ~0.3 s)
+            image = decoded[cand.image_path] if cand.image_path in decoded else cand.image()
+            decoded[cand.image_path] = image
+        except Exception as e:  # noqa: BLE001
+            error = f"{cand.image_path}: cannot read the screenshot: {e}"
+            _review_failed(result, cand, reviewer, template, error, None)
+            return None
+        prompt = _render(template, {**cand.fields(), "url": cand.url, "subtasks": subtask_list(subtasks)})
+        return Request(doc_id=i, task="live_review", images=[image], prompt=prompt, generation_kwargs=dict(gen))
+
+    _ask_in_batches(model, items, request_for,
+                    lambda cand, response: _collect_review(result, cand, response, reviewer, template, subtasks),
+                    batch_size=batch_size, desc="review", unit="question", progress=progress)
     # keep the input order (failures to read an image were appended out of turn)
     order = {c.id: k for k, c in enumerate(items)}
     result.candidates.sort(key=lambda c: order.get(c.id, len(order)))
@@ -340,52 +281,3 @@ def _collect_review(result: DraftResult, cand: Candidate, response: Response, re
     ))
 
 
-# --------------------------------------------------------------------------------------------- on disk
-def save_candidates(candidates: DraftResult | Iterable[Candidate], path: str | os.PathLike) -> Path:
-    """Write candidates as JSON lines (image paths relative to the file's folder when they are below it)."""
-    items = candidates.candidates if isinstance(candidates, DraftResult) else list(candidates)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    base = p.parent.resolve()
-    lines = []
-    for c in items:
-        rec = dataclasses.asdict(c)
-        image = Path(c.image_path).resolve()
-        if image.is_relative_to(base):
-            rec["image_path"] = str(image.relative_to(base))
-        lines.append(json.dumps(rec, ensure_ascii=False))
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, p)
-    return p
-
-
-def load_candidates(path: str | os.PathLike) -> list[Candidate]:
-    """Read candidates written by `save_candidates`; a bad line is an error naming the file, line and field."""
-    p = Path(path)
-    names = {f.name for f in dataclasses.fields(Candidate)}
-    required = [f.name for f in dataclasses.fields(Candidate) if f.default is dataclasses.MISSING]
-    out = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as e:
-                raise ValueError(f"{p}:{lineno}: not valid JSON ({e})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{p}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            missing = [k for k in required if k not in rec]
-            if missing:
-                raise ValueError(f"{p}:{lineno}: candidate lacks field(s) {missing}")
-            unknown = sorted(set(rec) - names)
-            if unknown:
-                raise ValueError(f"{p}:{lineno}: unknown candidate field(s) {unknown}")
-            for k in QUESTION_FIELDS:
-                if not isinstance(rec[k], str) or not rec[k].strip():
-                    raise ValueError(f"{p}:{lineno}: field {k!r} must be a non-empty string, got {rec[k]!r}")
-            if not Path(rec["image_path"]).is_absolute():
-                rec["image_path"] = str(p.parent / rec["image_path"])
-            out.append(Candidate(**rec))
-    return out

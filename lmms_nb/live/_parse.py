@@ -19,12 +19,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from lmms_nb._reply_json import extract_json, quote_reply
 from lmms_nb.live._prompts import SUBTASKS, normalize_subtask
 
+# extract_json (of lmms_nb._reply_json, which the LLM judge reads replies with too) is public in lmms_nb.live
 __all__ = ["ReplyParseError", "extract_json", "parse_draft_reply", "parse_review_reply"]
 
 FIELDS = ("subtask", "question", "answer", "criteria")
@@ -37,37 +38,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "notes": ("notes", "note", "changes", "comment", "comments"),
 }
 
-_FENCE = re.compile(r"```[A-Za-z0-9_-]*\s*\n?(.*?)```", re.DOTALL)
-
-
 class ReplyParseError(ValueError):
     """A model reply that does not hold what was asked for; the message says which screenshot and what."""
 
 
-def _quote(text: str, limit: int = 160) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def extract_json(text: str) -> Any:
-    """The first JSON object or array in `text`: inside a code fence first, else anywhere in the text.
-
-    >>> extract_json('noise {"a": 1} more')
-    {'a': 1}
-    >>> extract_json('```\\n[1, 2]\\n```')
-    [1, 2]
-    >>> extract_json('no json here') is None
-    True
-    """
-    decoder = json.JSONDecoder()
-    for candidate in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
-        for match in re.finditer(r"[\[{]", candidate):
-            try:
-                value, _ = decoder.raw_decode(candidate, match.start())
-            except ValueError:
-                continue
-            if isinstance(value, (dict, list)):
-                return value
-    return None
+def _quote(text: str) -> str:
+    return quote_reply(text, 160)
 
 
 def _key(name: Any) -> str:

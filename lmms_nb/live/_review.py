@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from lmms_nb.live._draft import QUESTION_FIELDS, Candidate, DraftResult
+from lmms_nb.live._candidates import QUESTION_FIELDS, Candidate, DraftResult
 from lmms_nb.live._prompts import SUBTASKS, normalize_subtask
 
 __all__ = ["DECISIONS", "Decision", "ReviewSession"]

@@ -14,7 +14,7 @@ from lmms_nb.logs._detect import HARNESS_RESULTS_NAME, RESULTS_NAME, discover
 from lmms_nb.logs._errors import LogFormatError, Problems
 from lmms_nb.logs._lmms_eval_legacy import legacy_run_id
 from lmms_nb.logs._runinfo import model_from_results, read_results_json
-from lmms_nb.logs._vlmevalkit import read_score_table
+from lmms_nb.logs._vlmevalkit_scores import read_score_table
 
 __all__ = ["SCORE_COLUMNS", "load_scores"]
 

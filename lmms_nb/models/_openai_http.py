@@ -10,10 +10,7 @@ import httpx
 
 from lmms_nb.models.base import Response
 
-__all__ = ["RETRY_STATUSES", "parse_completion", "parse_retry_after", "redact"]
-
-#: statuses worth retrying (OpenAI's own client retries these too): timeout, conflict, rate limit, server errors
-RETRY_STATUSES = frozenset({408, 409, 429})
+__all__ = ["parse_completion", "parse_retry_after", "redact"]
 
 
 def parse_completion(r: httpx.Response, latency: float, key: str | None) -> Response:

@@ -1,28 +1,39 @@
-"""Requests' images and chat messages in OpenAI's format: PNG data URLs, and pixel hashes for cache keys."""
+"""A request's parts in OpenAI's format: generation parameters, chat messages, images as PNG data URLs, and
+pixel hashes of images for cache keys."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
-import os
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["as_pil_image", "chat_messages_to_openai", "image_data_url", "image_digest"]
+from lmms_nb._image_input import as_pil_image
+
+__all__ = ["chat_messages_to_openai", "generation_params", "image_data_url", "image_digest"]
 
 
-def as_pil_image(image: Any):
-    from PIL import Image
+def generation_params(gen_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """lmms-eval generation kwargs -> chat-completions parameters (unknown ones are ignored, as lmms-eval).
 
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, (bytes, bytearray)):
-        return Image.open(io.BytesIO(image))
-    if isinstance(image, (str, os.PathLike)):
-        return Image.open(image)
-    if isinstance(image, dict) and (image.get("bytes") or image.get("path")):  # a datasets Image feature row
-        return Image.open(io.BytesIO(image["bytes"])) if image.get("bytes") else Image.open(image["path"])
-    raise TypeError(f"unsupported image type {type(image).__name__} (expected a PIL image, bytes or a path)")
+    >>> generation_params({"max_new_tokens": 16, "do_sample": False, "until": "Q:", "num_beams": 1})
+    {'max_tokens': 16, 'temperature': 0.0, 'stop': ['Q:']}
+    """
+    params: dict[str, Any] = {}
+    if gen_kwargs.get("max_new_tokens") is not None:
+        params["max_tokens"] = int(gen_kwargs["max_new_tokens"])
+    if gen_kwargs.get("temperature") is not None:
+        params["temperature"] = float(gen_kwargs["temperature"])
+    elif gen_kwargs.get("do_sample") is False:
+        params["temperature"] = 0.0  # greedy, as the local backends do with do_sample=False
+    if gen_kwargs.get("top_p") is not None:
+        params["top_p"] = float(gen_kwargs["top_p"])
+    until = gen_kwargs.get("until")
+    if until:
+        params["stop"] = [until] if isinstance(until, str) else list(until)
+    if gen_kwargs.get("seed") is not None:
+        params["seed"] = int(gen_kwargs["seed"])
+    return params
 
 
 def image_digest(image: Any) -> str:

@@ -28,8 +28,6 @@ Example (a tiny random-weight CLIP built offline):
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import string
 import time
@@ -37,6 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lmms_nb._image_input import as_pil_image
 from lmms_nb.models.base import Request, Response
 from lmms_nb.models.registry import register_model
 
@@ -117,7 +116,7 @@ class CLIPZeroShotModel:
 
     def similarities(self, images: Sequence[Any], options: Sequence[str]) -> np.ndarray:
         """Cosine similarity of each image with each option prompt: an array of shape (len(images), len(options))."""
-        img = self._encode_images([[self._preprocess(_as_rgb(im))] for im in images])
+        img = self._encode_images([[self._preprocess(as_pil_image(im, mode="RGB"))] for im in images])
         txt = self._encode_texts([self.option_prompt(o) for o in options])
         return (img @ txt.T).cpu().numpy()
 
@@ -129,7 +128,7 @@ class CLIPZeroShotModel:
             problem = self._problem(r)
             if problem is None:
                 try:
-                    pixels[i] = [self._preprocess(_as_rgb(im)) for im in r.images]
+                    pixels[i] = [self._preprocess(as_pil_image(im, mode="RGB")) for im in r.images]
                 except Exception as e:  # an unreadable image fails its own sample only
                     problem = f"could not read the image: {e!r}"
             if problem is not None:
@@ -185,20 +184,6 @@ class CLIPZeroShotModel:
                 feats = feats / feats.norm(dim=-1, keepdim=True)
             self._text_features.update(zip(missing, feats))
         return torch.stack([self._text_features[p] for p in prompts])
-
-
-def _as_rgb(image: Any):
-    from PIL import Image
-
-    if isinstance(image, (bytes, bytearray)):
-        image = Image.open(io.BytesIO(image))
-    elif isinstance(image, (str, os.PathLike)):
-        image = Image.open(image)
-    elif isinstance(image, dict) and (image.get("bytes") or image.get("path")):  # a datasets Image row
-        image = Image.open(io.BytesIO(image["bytes"])) if image.get("bytes") else Image.open(image["path"])
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"unsupported image type {type(image).__name__} (expected a PIL image, bytes or a path)")
-    return image.convert("RGB")
 
 
 register_model("clip_zeroshot", CLIPZeroShotModel)

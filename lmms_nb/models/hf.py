@@ -38,6 +38,8 @@ from lmms_nb.models._hf_inputs import (
 from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models._hf_video import default_video_loader, load_request_videos, video_processor_kwargs, visual_kinds
 from lmms_nb.models._patch_embed import speed_up_patch_embeddings
+from lmms_nb.models._qwen_pixels import patchify_in_model_dtype
+from lmms_nb.models._vision_attention import speed_up_vision_attention
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
 
@@ -147,6 +149,9 @@ class HFImageTextModel:
             self.model.to(device)
         self.model.eval()
         speed_up_patch_embeddings(self.model)  # Qwen's conv3d on CPU, same numbers (checked at run time)
+        speed_up_vision_attention(self.model)  # Qwen's per-window SDPA calls batched on CPU, same numbers (checked)
+        # Qwen's image processor copies pixels in float32 that the model then takes in its dtype: cast them first
+        patchify_in_model_dtype(getattr(self.processor, "image_processor", None), self.model.dtype)
         self.device = self.model.device
         # video paths become frames as the family's lmms-eval class makes them; None: the model takes no video
         # (no loader for its family, or a processor without a video processor, e.g. LLaVA-1.5 under llava_hf)

@@ -13,7 +13,9 @@ answers are the ones lmms-eval gives. Names:
 - `qwen2_5_vl`, `qwen3_vl` (lmms-eval's chat classes: bfloat16, qwen_vl_utils resize with its default bounds, the
   processor built with `min_pixels` / `max_pixels`), `qwen2_vl` (the simple class: system prompt, JPEG round trip,
   resize within `min_pixels` / `max_pixels`, `until`, stripped answers);
-- `idefics2`; `internvl_hf` (InternVL3 / 3.5 in HF format); `openai` and `openai_compatible` (lmms-nb's
+- `idefics2`; `internvl_hf` (InternVL3 / 3.5 in HF format); `internvl2`, `internvl3`, `internvl3_5` (OpenGVLab's
+  original-format checkpoints with a Qwen2 / Qwen3 LLM, converted in memory and run with those classes' tiling and
+  conversation template: `lmms_nb.models._internvl_chat`); `openai` and `openai_compatible` (lmms-nb's
   OpenAI-compatible backend, lmms-eval's argument names).
 
 Video (a task whose doc_to_visual gives file paths) goes to `qwen2_5_vl`, `qwen3_vl`, `qwen2_vl` and `llava_hf` /
@@ -37,11 +39,13 @@ from typing import Any
 
 from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models._hf_video import llava_onevision_video_loader
+from lmms_nb.models._internvl_aliases import internvl2, internvl3, internvl3_5
 from lmms_nb.models._qwen_resize import fetch_image, jpeg_round_trip
 from lmms_nb.models._qwen_video import qwen2_5_vl_video_loader, qwen2_vl_video_loader, qwen3_vl_video_loader
 from lmms_nb.models.registry import register_model
 
-__all__ = ["idefics2", "internvl_hf", "llava_hf", "llava_onevision", "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
+__all__ = ["idefics2", "internvl2", "internvl3", "internvl3_5", "internvl_hf", "llava_hf", "llava_onevision",
+           "openai_compatible", "qwen2_5_vl", "qwen2_vl", "qwen3_vl"]
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +256,8 @@ def internvl_hf(pretrained: str = "OpenGVLab/InternVL3_5-8B-HF", revision: str =
     """lmms-eval's `internvl_hf` (its chat class for InternVL3 / InternVL3.5 checkpoints in HF format,
     `InternVLForConditionalGeneration`): bfloat16, images then text through the chat template, the image processor
     tiling between `min_patches` and `max_patches`, generation up to the tokenizer's EOS, max_new_tokens 1024
-    unless the task sets it. lmms-eval's `internvl2` / `internvl3` classes run OpenGVLab's remote code instead
-    (`trust_remote_code` checkpoints), which lmms-nb does not run."""
+    unless the task sets it. lmms-eval's `internvl2` / `internvl3` / `internvl3_5` classes load OpenGVLab's
+    original-format checkpoints instead (the aliases of the same names)."""
     if int(batch_size) != 1:
         raise ValueError(f"internvl_hf: batch_size must be 1, as in lmms-eval's class (got {batch_size})")
     return _hf(pretrained, name=name, device=device, device_map=device_map or device,
@@ -296,5 +300,6 @@ def openai_compatible(model_version: str = "grok-2-latest", model: str | None = 
 
 for _name, _factory in {"llava_hf": llava_hf, "llava_onevision": llava_onevision, "qwen2_5_vl": qwen2_5_vl,
                         "qwen3_vl": qwen3_vl, "qwen2_vl": qwen2_vl, "idefics2": idefics2, "internvl_hf": internvl_hf,
+                        "internvl2": internvl2, "internvl3": internvl3, "internvl3_5": internvl3_5,
                         "openai": openai_compatible, "openai_compatible": openai_compatible}.items():
     register_model(_name, _factory)

@@ -43,8 +43,14 @@ from typing import Any, Callable, Mapping, Sequence
 import httpx
 
 from lmms_nb.models._openai_cache import ResponseCache, request_cache_key
-from lmms_nb.models._openai_http import RETRY_STATUSES, parse_completion, parse_retry_after, redact
-from lmms_nb.models._openai_messages import as_pil_image, chat_messages_to_openai, image_data_url, image_digest
+from lmms_nb._http_retry import retryable_status
+from lmms_nb.models._openai_http import parse_completion, parse_retry_after, redact
+from lmms_nb.models._openai_messages import (
+    chat_messages_to_openai,
+    generation_params,
+    image_data_url,
+    image_digest,
+)
 from lmms_nb.models.base import Request, Response
 
 # ResponseCache, parse_retry_after, request_cache_key and image_data_url are imported from here by tests,
@@ -208,24 +214,6 @@ class OpenAIChatModel:
             self._ssl = httpx.create_ssl_context()
         return self._ssl
 
-    def _params(self, gen_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """lmms-eval generation kwargs -> chat-completions parameters (unknown ones are ignored, as lmms-eval)."""
-        params: dict[str, Any] = {}
-        if gen_kwargs.get("max_new_tokens") is not None:
-            params["max_tokens"] = int(gen_kwargs["max_new_tokens"])
-        if gen_kwargs.get("temperature") is not None:
-            params["temperature"] = float(gen_kwargs["temperature"])
-        elif gen_kwargs.get("do_sample") is False:
-            params["temperature"] = 0.0  # greedy, as the local backends do with do_sample=False
-        if gen_kwargs.get("top_p") is not None:
-            params["top_p"] = float(gen_kwargs["top_p"])
-        until = gen_kwargs.get("until")
-        if until:
-            params["stop"] = [until] if isinstance(until, str) else list(until)
-        if gen_kwargs.get("seed") is not None:
-            params["seed"] = int(gen_kwargs["seed"])
-        return params
-
     def _messages(self, request: Request, image_urls: Sequence[str],
                   encode: Callable[[Any], str] | None = None) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
@@ -245,12 +233,12 @@ class OpenAIChatModel:
     def _cache_key(self, request: Request, params: Mapping[str, Any]) -> str:
         # Images by pixel hash: the key does not depend on how PNG encoding happens to compress them.
         hashed = self._messages(request, [f"sha256:{image_digest(im)}" for im in request.images],
-                                lambda im: f"sha256:{image_digest(as_pil_image(im))}")
+                                lambda im: f"sha256:{image_digest(im)}")
         return request_cache_key(self.base_url, self.model, hashed, {**params, **self.extra_body})
 
     async def _one(self, client: httpx.AsyncClient, request: Request, key: str | None) -> Response:
         try:
-            params = self._params(request.generation_kwargs)
+            params = generation_params(request.generation_kwargs)
             cache_key = self._cache_key(request, params)
         except Exception as e:  # an unreadable image: this sample fails, the batch goes on
             return Response(text=None, error=redact(f"could not build the request: {e!r}", key))
@@ -292,7 +280,7 @@ class OpenAIChatModel:
                 if r.status_code == 200:
                     return parse_completion(r, latency, key)
                 last_error = f"HTTP {r.status_code}: {r.text[:500]}"
-                if not (r.status_code in RETRY_STATUSES or r.status_code >= 500):
+                if not retryable_status(r.status_code):
                     break  # 400/401/403/404...: the same request would fail again
                 retry_after = parse_retry_after(r.headers)
             if attempt < self.max_retries:

@@ -6,7 +6,7 @@ The stages, each in its own module, in the order a run goes through them:
    whether it resumes an earlier run;
 2. generate (`_generate`): task rows -> requests -> `Model.generate`, one failing request never stopping a batch;
 3. score (`_score`): filters -> per-sample metric values -> one log record per (doc, filter);
-4. write (`_write`, `lmms_nb.logs.writer`): records appended and fsynced per batch; results JSON replaced atomically;
+4. write (`_write`, `lmms_nb.logs.writer`): records appended per batch (fsynced beside the next batch); results JSON replaced atomically;
 5. aggregate (`_aggregate`): task scores per metric and filter from the logged records.
 
 Data-parallel runs (torchrun / accelerate) split each task's pending docs over the ranks (`_distributed`).

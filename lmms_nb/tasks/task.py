@@ -179,13 +179,14 @@ class Task:
             "filters": sorted(self.filters),
             "metrics": [m.name for m in self.metrics],
             "doc_ids": list(self.doc_ids) if self.doc_ids is not None else None,
-            "doc_to_text": _source_of(self.doc_to_text),
+            "doc_to_text": function_source(self.doc_to_text),
             "config": self.config,
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _source_of(fn: Callable) -> str:
+def function_source(fn: Callable) -> str:
+    """A task function's source text (its qualified name when there is none), for cache keys that change with it."""
     try:
         return inspect.getsource(fn)
     except (OSError, TypeError):

@@ -29,30 +29,24 @@ import ipywidgets as widgets
 import polars as pl
 
 from lmms_nb.analysis import PARTIAL_THRESHOLD, model_colors
+from lmms_nb.widgets._browser_options import (
+    ALL,
+    NO_CATEGORY,
+    PATTERN_LABEL,
+    PATTERN_OPTIONS,
+    PATTERN_VALUE,
+    Choice,
+    category_options,
+    sort_options,
+)
 from lmms_nb.widgets._cards import sample_cards_html, sample_table_html
 from lmms_nb.widgets._html import esc
 from lmms_nb.widgets._query import SampleIndex, SampleQuery
 
-__all__ = ["SampleBrowser"]
+# ALL and NO_CATEGORY (of _browser_options) are public in lmms_nb.widgets, imported from here
+__all__ = ["ALL", "NO_CATEGORY", "SampleBrowser"]
 
 
-class _Choice:
-    """A dropdown value that no task or category name can equal (ipywidgets shows a None value as blank)."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-#: The task / category dropdowns' value for "every task" / "every category".
-ALL = _Choice("ALL")
-#: The category dropdown's value for samples without a category.
-NO_CATEGORY = _Choice("NO_CATEGORY")
-_PATTERN_OPTIONS = ["any", "right", "wrong"]
-_PATTERN_VALUE = {"any": None, "right": True, "wrong": False}
-_PATTERN_LABEL = {None: "any", True: "right", False: "wrong"}
 #: Descriptions as wide as their text: labels are never cut off.
 _LABEL = {"description_width": "initial"}
 
@@ -183,14 +177,14 @@ class SampleBrowser(widgets.VBox):
             tasks=() if self.task_select.value is ALL else (self.task_select.value,),
             models=shown if len(shown) < len(self.index.models) else (),
             categories=() if category is ALL else ((None,) if category is NO_CATEGORY else (category,)),
-            pattern={m: _PATTERN_VALUE[b.value] for m, b in self.pattern_buttons.items() if b.value != "any"},
+            pattern={m: PATTERN_VALUE[b.value] for m, b in self.pattern_buttons.items() if b.value != "any"},
             text=self.search_box.value,
             doc_ids=self.doc_ids,
             sort=self.sort_select.value or None,  # "" is "display order" (a None value shows as blank)
         )
 
     def set_filter(self, *, task: str | None = None, models: Sequence[str] | None = None,
-                   category: str | None | _Choice = None, pattern: Mapping[str, bool | None] | None = None,
+                   category: str | None | Choice = None, pattern: Mapping[str, bool | None] | None = None,
                    text: str = "", doc_ids: Sequence[int] = (), highlight: str | None = None) -> None:
         """Reset every filter, apply the given ones and show page 1 (one refresh, whatever changes).
 
@@ -213,7 +207,7 @@ class SampleBrowser(widgets.VBox):
             self.model_select.value = [m for m in ix.models if m in chosen]
             self._rebuild_pattern()
             for m, b in self.pattern_buttons.items():
-                b.value = _PATTERN_LABEL[(pattern or {}).get(m)]
+                b.value = PATTERN_LABEL[(pattern or {}).get(m)]
             self.search_box.value = text
             self.doc_ids = tuple(int(d) for d in doc_ids)
             self.highlight = highlight
@@ -326,11 +320,7 @@ class SampleBrowser(widgets.VBox):
         self.export_label.value = f"<small>{self.n_matches:,} samples written to <code>{esc(written)}</code></small>"
 
     def _set_sort_options(self) -> None:
-        options: list[tuple[str, Any]] = [("display order", "")]
-        for m in self.model_select.value:
-            i = self.index.model_index(m)
-            options += [(f"{m}: score, low first", (f"value_{i}", False)), (f"{m}: score, high first", (f"value_{i}", True)),
-                        (f"{m}: latency, slow first", (f"latency_{i}", True))]
+        options = sort_options(self.index, self.model_select.value)
         keep = self.sort_select.value if self.sort_select.value in [v for _, v in options] else ""
         self.sort_select.options = options
         self.sort_select.value = keep
@@ -341,12 +331,7 @@ class SampleBrowser(widgets.VBox):
         self.refresh()
 
     def _set_category_options(self, task: Any) -> None:
-        table = self.index.table if task is ALL else self.index.table.filter(pl.col("task") == task)
-        present = set(table["category"].unique().to_list())
-        options: list[tuple[str, Any]] = [("all categories", ALL)]
-        options += [(c, c) for c in self.index.categories if c is not None and c in present]
-        if None in present and len(present) > 1:
-            options.append(("(no category)", NO_CATEGORY))
+        options = category_options(self.index, task)
         keep = self.category_select.value if self.category_select.value in [v for _, v in options] else ALL
         self.category_select.options = options
         self.category_select.value = keep
@@ -361,7 +346,7 @@ class SampleBrowser(widgets.VBox):
         rows = []
         scored = bool(self.index.metrics)
         for m in self.model_select.value:
-            b = widgets.ToggleButtons(options=_PATTERN_OPTIONS, value=old.get(m, "any"), disabled=not scored,
+            b = widgets.ToggleButtons(options=PATTERN_OPTIONS, value=old.get(m, "any"), disabled=not scored,
                                       style={"button_width": "64px"}, tooltips=[f"{m}: any", f"{m}: right", f"{m}: wrong"])
             b.observe(self._on_filter_change, names="value")
             self.pattern_buttons[m] = b

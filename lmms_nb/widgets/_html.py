@@ -19,6 +19,8 @@ from typing import Any
 
 import polars as pl
 
+from lmms_nb._html_table import table_cells
+
 
 __all__ = ["STYLE", "answer_html", "error_html", "esc", "sample_cards_html", "table_html"]
 
@@ -131,20 +133,7 @@ def table_html(frame: pl.DataFrame, *, digits: int = 3, max_rows: int = 200, css
                labels: Mapping[str, str] | None = None) -> str:
     """A polars frame as an escaped HTML table: floats rounded to `digits`, p-value columns (p_*) in scientific
     notation below 0.001 (never "0.000"), column headers renamed by `labels`."""
-    from lmms_nb.analysis import format_p
-
-    labels = labels or {}
-    head = "".join(f"<th>{esc(labels.get(c, c))}</th>" for c in frame.columns)
-    is_p = [c.startswith("p_") or c == "p" for c in frame.columns]
-    body = []
-    for row in frame.head(max_rows).iter_rows():
-        cells = []
-        for v, p in zip(row, is_p, strict=True):
-            if p and isinstance(v, float):
-                text = format_p(v)
-            else:
-                text = "" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
-            cells.append(f"<td>{esc(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+    head, body = table_cells(frame, digits=digits, max_rows=max_rows, labels=labels,
+                             p_columns=[c for c in frame.columns if c.startswith("p_") or c == "p"])
     more = f"<caption>first {max_rows} of {frame.height} rows</caption>" if frame.height > max_rows else ""
-    return STYLE + f'<table class="{css_class}">{more}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return STYLE + f'<table class="{css_class}">{more}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'

@@ -1,25 +1,23 @@
 """`LiteBuilder`: pick a Lite subset of a task in a notebook — embed, choose a budget, see it, check it, export it.
 
 Every step is a call to the public API of `lmms_nb.lite_selection`; the widget only keeps the results and
-draws them:
+draws them, each part in a module of its own:
 
-- **Embed & pick** runs `embed_task` (progress through `tqdm.auto`, shown inside the widget), then
-  `kcenter_greedy` once at the slider's largest budget. Farthest-first picks are nested, so every slider
-  move is `build_lite_subset(embeddings, k, kcenter=that result)`: the first k picks and their cells, at no
-  new k-center cost. With logs of earlier models, `method_select` can instead draw the subset within
-  difficulty strata learned from their answers (`build_difficulty_subset`); its estimates per model are then
-  `difficulty_estimates` (the `difficulty_cv` estimator of `lite_fidelity`).
-- **The map**: the docs' embeddings projected to 2-D by PCA (scikit-learn); every doc grey, the picked docs
-  coloured by cell size (how many docs each one stands for). Hovering a point shows the doc's prompt
-  (`doc_to_text`), HTML-escaped, and its image beside the map (`show_doc`).
-- **Fidelity**, when per-sample logs of at least 3 models on the task are given: `lite_fidelity` at a few
-  budgets and `plot_fidelity` (k-center plain and cell-weighted, anchor points and gp-IRT on held-out models,
-  vs random, and stratified when the task has categories), with the current budget marked; `lite_estimates`
-  of the current subset, per model, under a plain verdict from `subset_vs_random`: the subset is better, no
-  better, or worse than random subsets of its size (`.verdict`).
-- **Export** writes the chosen formats to a folder the user types: `save_lite_subset` (JSON),
-  `save_lite_dataset` (a `datasets` folder) and `write_lmms_eval_yaml` (a task YAML over that folder);
-  `lite_task` gives the `Task` to evaluate at once. The subset is `.subset`; `on_export` callbacks get it.
+- **Embed & pick** (`_lite_embedding_controls`): `embed_task` (its `tqdm.auto` progress shown in the widget),
+  then `kcenter_greedy` once at the slider's largest budget.
+- **Budget and method** (`_lite_budget`): farthest-first picks are nested, so every slider move is the first k
+  of them and their cells (`build_lite_subset`), at no new k-center cost. With logs of earlier models, the
+  subset can instead be drawn within difficulty strata of their answers (`build_difficulty_subset`); its
+  estimates per model are then `difficulty_estimates` (the `difficulty_cv` estimator of `lite_fidelity`).
+- **The map** (`_lite_map`): the docs' embeddings by PCA, the picks coloured by cell size; hovering a point
+  shows the doc's prompt, what a pick stands for (`pick_notes`) and the doc's image beside the map (`show_doc`).
+- **Fidelity** (`_lite_fidelity`), with per-sample logs of at least 3 models on the task: `lite_fidelity` at a
+  few budgets and `plot_fidelity` (k-center plain and cell-weighted, anchor points and gp-IRT on held-out
+  models, vs random and stratified subsets), with the current budget marked; `lite_estimates` of the subset
+  per model under a verdict from `subset_vs_random` (`.verdict`).
+- **Export** (`_lite_export`): the chosen formats to a folder the user types (`save_lite_subset`,
+  `save_lite_dataset`, `write_lmms_eval_yaml`); `lite_task` gives the `Task` to evaluate at once. The subset
+  is `.subset`; `on_export` callbacks get it.
 
 Example (embeddings given, so no model is loaded):
     >>> import numpy as np
@@ -37,10 +35,8 @@ Example (embeddings given, so no model is loaded):
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +44,20 @@ import ipywidgets as widgets
 import numpy as np
 import polars as pl
 
-from lmms_nb.widgets._html import error_html, esc
+from lmms_nb.widgets._action_box import ActionBox
+from lmms_nb.widgets._html import esc
+from lmms_nb.widgets._lite_budget import SUBSET_METHODS, BudgetControls
 from lmms_nb.widgets._lite_embedding_controls import CUSTOM, HUB, OFFLINE, EmbeddingControls
+from lmms_nb.widgets._lite_export import ExportPanel
 from lmms_nb.widgets._lite_fidelity import FidelityPanel
 from lmms_nb.widgets._lite_map import DocMap
+from lmms_nb.widgets._lite_tasks import TaskChoices, registered_tasks
 
-# CUSTOM, HUB and OFFLINE (the embedding presets) are imported from here by the tests.
+# CUSTOM, HUB and OFFLINE (the embedding presets) and SUBSET_METHODS are imported from here by the tests.
 __all__ = ["CUSTOM", "HUB", "OFFLINE", "SUBSET_METHODS", "LiteBuilder"]
 
-#: the subset methods of `method_select`: label -> value
-SUBSET_METHODS = {"k-center (embeddings)": "kcenter", "difficulty (earlier models)": "difficulty"}
 
-
-class LiteBuilder(widgets.VBox):
+class LiteBuilder(ActionBox):
     """Build a Lite subset of one task: embedding choice, budget slider, 2-D map, fidelity curves, export.
 
     Args:
@@ -112,10 +109,9 @@ class LiteBuilder(widgets.VBox):
     ):
         from lmms_nb.widgets._query import as_sample_table
 
-        self._choices: dict[str, Any] = {}
-        for item in ([task] if task is not None else []) + list(tasks if tasks is not None else _registered()):
-            self._add_choice(item)
-        if not self._choices:
+        self._choices = TaskChoices(([task] if task is not None else [])
+                                    + list(tasks if tasks is not None else registered_tasks()))
+        if not self._choices.names():
             raise ValueError("LiteBuilder needs a task: pass task= or tasks=")
         self.logs: pl.DataFrame | None = None if logs is None else as_sample_table(logs)
         if method not in SUBSET_METHODS.values():
@@ -123,19 +119,16 @@ class LiteBuilder(widgets.VBox):
         if method == "difficulty" and self.logs is None:
             raise ValueError("method='difficulty' draws the subset from earlier models' answers: give logs=")
         self._budget, self._max_budget, self._metric = budget, max_budget, metric
-        self._callbacks: list[Callable[[Any], None]] = [on_export] if on_export else []
         self.task: Any = None
         self.embeddings: Any = None
         self.kcenter: Any = None
         self.coords: np.ndarray | None = None
         self.subset: Any = None
-        self.exported: dict[str, Path] = {}
-        self.exported_task: Any = None
         self.error: BaseException | None = None
         self._syncing = False
 
         # ---- task and embedding choice
-        self.task_select = widgets.Dropdown(options=list(self._choices), description="task")
+        self.task_select = widgets.Dropdown(options=self._choices.names(), description="task")
         self.task_path_text = widgets.Text(placeholder="or an lmms-eval task YAML path", description="YAML")
         self.add_task_button = widgets.Button(description="add task", icon="plus")
         self._embedding = EmbeddingControls(image_model, image_pretrained, text_model, image_weight,
@@ -150,34 +143,23 @@ class LiteBuilder(widgets.VBox):
         self.status_html = widgets.HTML()
 
         # ---- budget and map
-        self.budget_slider = widgets.IntSlider(value=1, min=1, max=1, description="budget (docs)", disabled=True,
-                                               continuous_update=False, layout=widgets.Layout(width="480px"))
-        self.method_select = widgets.ToggleButtons(options=list(SUBSET_METHODS.items()), value=method,
-                                                   description="subset", disabled=self.logs is None,
-                                                   tooltips=["k-center greedy over the embeddings",
-                                                             "random within difficulty strata of earlier models"])
-        self.summary_html = widgets.HTML()
+        self._budgets = BudgetControls(method, has_logs=self.logs is not None)
+        self.budget_slider, self.method_select = self._budgets.budget_slider, self._budgets.method_select
+        self.summary_html = self._budgets.summary_html
         self._doc_map = DocMap()
         self.map, self.doc_preview = self._doc_map.figure, self._doc_map.doc_preview
         self._fidelity = FidelityPanel(fidelity_budgets, n_random)
         self.estimates_html = self._fidelity.estimates_html
 
         # ---- fidelity
-        self.metric_select = widgets.Dropdown(options=[], description="metric")
-        self.filter_select = widgets.Dropdown(options=[], description="filter", layout=widgets.Layout(display="none"))
+        self.metric_select, self.filter_select = self._fidelity.metric_select, self._fidelity.filter_select
         self.stat_select = self._fidelity.stat_select
         self.fidelity_box, self.fidelity_html = self._fidelity.box, self._fidelity.html
 
         # ---- export
-        self.export_dir_text = widgets.Text(value=str(export_dir), description="export to")
-        self.format_checks = {
-            "json": widgets.Checkbox(value=True, description="doc ids + weights (JSON)", indent=False),
-            "dataset": widgets.Checkbox(value=True, description="datasets folder", indent=False),
-            "yaml": widgets.Checkbox(value=True, description="lmms-eval task YAML (+ folder)", indent=False),
-        }
-        self.export_button = widgets.Button(description="Export", button_style="success", icon="download",
-                                            disabled=True)
-        self.export_html = widgets.HTML()
+        self._export = ExportPanel(export_dir, on_export)
+        self.export_dir_text, self.format_checks = self._export.dir_text, self._export.format_checks
+        self.export_button, self.export_html = self._export.button, self._export.html
 
         self.add_task_button.on_click(self._pressed(self.add_task_path))
         self.embed_button.on_click(self._pressed(self.embed))
@@ -208,32 +190,18 @@ class LiteBuilder(widgets.VBox):
             self._use_embeddings(self._current_task(), embeddings)
 
     # ---- tasks -------------------------------------------------------------------------------------------------
-    def _add_choice(self, item: Any) -> str:
-        from lmms_nb.lite_selection import task_choices
-
-        found = task_choices(item)
-        for t in found:
-            self._choices[t if isinstance(t, str) else t.name] = t
-        return found[0] if isinstance(found[0], str) else found[0].name
-
     def add_task_path(self, path: str | os.PathLike | None = None) -> str:
         """Add the task(s) of an lmms-eval YAML file or folder (default: `task_path_text`) and select the first."""
         path = path if path is not None else self.task_path_text.value.strip()
         if not path:
             raise ValueError("type the path of a task YAML file or folder")
-        name = self._add_choice(Path(path))
-        self.task_select.options = list(self._choices)
+        name = self._choices.add(Path(path))
+        self.task_select.options = self._choices.names()
         self.task_select.value = name
         return name
 
     def _current_task(self) -> Any:
-        import lmms_nb
-
-        name = self.task_select.value
-        choice = self._choices[name]
-        if isinstance(choice, str):
-            choice = self._choices[name] = lmms_nb.get_task(choice)
-        return choice
+        return self._choices.task(self.task_select.value)
 
     def _task_changed(self) -> None:
         """A new task: forget the previous task's embeddings and subset, offer its metrics."""
@@ -251,18 +219,11 @@ class LiteBuilder(widgets.VBox):
         return task_log_rows(self.logs, self.task_select.value)
 
     def _offer_metrics(self) -> None:
-        from lmms_nb.lite_selection import default_filter, default_metric, metric_and_filter_choices
-
-        metrics, filters = metric_and_filter_choices(self._task_logs())
+        # the metric asked for, else the task's first (its headline metric), else the table's first
+        preferred = [self._metric, *(m.name for m in getattr(self._current_task(), "metrics", []))]
         self._syncing = True
         try:
-            self.metric_select.options = metrics
-            # the metric asked for, else the task's first (its headline metric), else the table's first
-            preferred = [self._metric, *(m.name for m in getattr(self._current_task(), "metrics", []))]
-            self.metric_select.value = default_metric(metrics, preferred)
-            self.filter_select.options = filters
-            self.filter_select.value = default_filter(filters)
-            self.filter_select.layout.display = "" if len(filters) > 1 else "none"
+            self._fidelity.offer_metrics(self._task_logs(), preferred)
         finally:
             self._syncing = False
 
@@ -306,9 +267,8 @@ class LiteBuilder(widgets.VBox):
         self.task, self.embeddings = task, emb
         self.coords = self._doc_map.show_docs(task, emb)
         self._syncing = True
-        try:  # max first, so a value above the old max is not clipped
-            self.budget_slider.max = kmax
-            self.budget_slider.value = k0
+        try:
+            self._budgets.set_range(kmax, k0)
         finally:
             self._syncing = False
         self.budget_slider.disabled = self.export_button.disabled = False
@@ -321,30 +281,15 @@ class LiteBuilder(widgets.VBox):
 
     # ---- the subset at the slider's budget ---------------------------------------------------------------------
     def _show_budget(self, k: int) -> None:
-        from lmms_nb.lite_selection import build_difficulty_subset, build_lite_subset
-
         if self.embeddings is None or self._syncing:
             return
-        if self.method_select.value == "difficulty":
-            try:  # a slider move has no caller to raise to: say it in the widget
-                sub = build_difficulty_subset(self._task_logs(), int(k), task=self.task.name,
-                                              metric=self.metric_select.value or None,
-                                              filter=self.filter_select.value, doc_ids=self.embeddings.doc_ids)
-            except (ValueError, TypeError) as e:
-                self.error = e
-                self.summary_html.value = error_html("no difficulty subset", e)
-                return
-            how = (f"drawn within {sum(a > 0 for a in sub.meta['stratum_alloc'])} difficulty strata of "
-                   f"{len(sub.train_models)} earlier models")
-        else:
-            sub = build_lite_subset(self.embeddings, int(k), kcenter=self.kcenter)
-            how = f"coverage radius {sub.radius:.3f}"
+        sub, error = self._budgets.subset_at(k, self.embeddings, self.kcenter, self._task_logs(), task=self.task.name,
+                                             metric=self.metric_select.value, filter=self.filter_select.value)
+        if error is not None:
+            self.error = error
+            return
         self.subset = sub
-        rows = self.embeddings.rows_of(sub.doc_ids)
-        self._doc_map.show_subset(sub, rows)
-        n = sub.n_full
-        self.summary_html.value = (f"<small>{len(sub)} of {n} docs ({len(sub) / n:.1%}) · {esc(how)} · largest "
-                                   f"cell {int(sub.cell_sizes.max())} docs</small>")
+        self._doc_map.show_subset(sub, self.embeddings.rows_of(sub.doc_ids))
         self._show_estimates()
         self._mark_budget()
 
@@ -384,61 +329,17 @@ class LiteBuilder(widgets.VBox):
 
         Returns {format: path}; also sets `exported`, `exported_task` (`lite_task`) and calls `on_export`.
         """
-        from lmms_nb.lite_selection import export_lite_files, lite_task
+        return self._export.export(self.task, self.subset, folder, formats, self._progress_then_cleared())
 
-        if self.subset is None:
-            raise ValueError("nothing to export yet: press Embed & pick first")
-        folder = Path(folder if folder is not None else self.export_dir_text.value.strip() or ".")
-        formats = [f for f, box in self.format_checks.items() if box.value] if formats is None else list(formats)
-        sub, task = self.subset, self.task
-        written = export_lite_files(task, sub, folder, formats, dataset_progress=self._progress_then_cleared())
-        self.exported = written
-        self.exported_task = lite_task(task, sub)
-        items = "".join(f"<li>{esc(kind)}: <code>{esc(path)}</code></li>" for kind, path in written.items())
-        self.export_html.value = f"<b>Exported {len(sub)} of {sub.n_full} docs of {esc(task.name)}</b><ul>{items}</ul>"
-        for callback in self._callbacks:
-            callback(sub)
-        return written
+    # what the last export wrote, as attributes of the builder
+    exported = property(lambda self: self._export.exported, doc="{format: path} of the last export")
+    exported_task = property(lambda self: self._export.exported_task, doc="the `lite_task` of the last export")
 
     def on_export(self, callback: Callable[[Any], None]) -> None:
         """Call `callback(subset)` after every export."""
-        self._callbacks.append(callback)
+        self._export.callbacks.append(callback)
 
     # ---- helpers -----------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _progress_then_cleared(self) -> Iterator[None]:
-        """Show what runs inside (e.g. datasets' own progress bars) in the widget, then clear it."""
-        with self.progress_output:
-            yield
-        self.progress_output.clear_output()
-
-    def _pressed(self, action: Callable[..., Any]) -> Callable[[Any], None]:
-        """A button handler: run `action`; show its error (escaped) in the widget instead of losing it."""
-
-        @functools.wraps(action)
-        def handler(_button: Any) -> None:
-            self.error = None
-            try:
-                action()
-            except Exception as e:  # noqa: BLE001 - a click has no caller to raise to: say it in the widget
-                self.error = e
-                self.status_html.value = error_html(f"{action.__name__.replace('_', ' ')} failed", e)
-
-        return handler
-
     def show_doc(self, doc_id: int) -> None:
         """Show doc `doc_id`'s image (a PNG thumbnail) and prompt beside the map, as hovering its point does."""
         self._doc_map.show_doc(doc_id)
-
-    def _status(self, text: str, *, raw: bool = False) -> None:
-        self.status_html.value = f"<small>{text if raw else esc(text)}</small>"
-
-
-# ------------------------------------------------------------------------------------------------ functions
-
-
-def _registered() -> list[str]:
-    import lmms_nb
-
-    return lmms_nb.list_tasks()
-

@@ -21,12 +21,16 @@ STATS = ("spearman", "kendall", "pearson", "mae_points", "max_abs_error_points")
 
 
 class FidelityPanel:
-    """Widgets: `stat_select` (the curves' statistic), `box` (holds `figure`), `html` (the fidelity table),
-    `estimates_html`. State: `fidelity`, `estimates`, `verdict` (the subset against random subsets of its size).
+    """Widgets: `metric_select` and `filter_select` (the scores everything is measured on; the filter shows when
+    the logs have several), `stat_select` (the curves' statistic), `box` (holds `figure`), `html` (the fidelity
+    table), `estimates_html`. State: `fidelity`, `estimates`, `verdict` (the subset against random subsets of
+    its size).
     """
 
     def __init__(self, fidelity_budgets: Sequence[int | float], n_random: int) -> None:
         self._budgets, self._n_random = tuple(fidelity_budgets), n_random
+        self.metric_select = widgets.Dropdown(options=[], description="metric")
+        self.filter_select = widgets.Dropdown(options=[], description="filter", layout=widgets.Layout(display="none"))
         self.stat_select = widgets.Dropdown(options=STATS, value="spearman", description="statistic")
         self.box = widgets.VBox()
         self.html = widgets.HTML()
@@ -36,6 +40,17 @@ class FidelityPanel:
         self.estimates: pl.DataFrame | None = None
         self.verdict: pl.DataFrame | None = None
         self._base_shapes: tuple = ()
+
+    def offer_metrics(self, rows: pl.DataFrame | None, preferred: Sequence[str | None]) -> None:
+        """The metrics and filters of a task's log rows, the first of `preferred` found chosen (else the first)."""
+        from lmms_nb.lite_selection import default_filter, default_metric, metric_and_filter_choices
+
+        metrics, filters = metric_and_filter_choices(rows)
+        self.metric_select.options = metrics
+        self.metric_select.value = default_metric(metrics, list(preferred))
+        self.filter_select.options = filters
+        self.filter_select.value = default_filter(filters)
+        self.filter_select.layout.display = "" if len(filters) > 1 else "none"
 
     def clear(self) -> None:
         self.fidelity = self.estimates = self.verdict = None

@@ -1,8 +1,9 @@
 """`DocMap`: `LiteBuilder`'s map of a task's docs (PCA of their embeddings) and the hovered doc's preview.
 
 Every doc is a grey point; the picked docs are drawn over them, coloured by cell size (how many docs each one
-stands for). Hovering a point shows the doc's prompt in plotly's box and its image beside the map. The data
-come from the public API (`pca_2d`, `doc_prompts`, `doc_prompt_and_images`); every text is HTML-escaped
+stands for). Hovering a point shows the doc's prompt in plotly's box and its image beside the map; a picked
+doc's hover also says what it stands for (its cell, or in a difficulty subset its share of a stratum). The data
+come from the public API (`pca_2d`, `doc_prompts`, `doc_prompt_and_images`, `pick_notes`); every text is HTML-escaped
 here, since plotly renders hover text as markup.
 """
 
@@ -73,14 +74,17 @@ class DocMap:
         return self.coords
 
     def show_subset(self, subset: Any, rows: np.ndarray) -> None:
-        """Draw the picked docs of `subset` (at embedding rows `rows`) over the others, coloured by cell size."""
+        """Draw the picked docs of `subset` (at embedding rows `rows`) over the others, coloured by how many docs each stands for;
+        each one's hover says what it stands for (`pick_notes`: its cell, or its share of a difficulty stratum)."""
+        from lmms_nb.lite_selection import pick_notes
+
         with self.figure.batch_update():
             picked = self.figure.data[1]
             picked.x, picked.y = self.coords[rows, 0], self.coords[rows, 1]
             picked.customdata = subset.doc_ids
             picked.marker.color = subset.cell_sizes
-            picked.hovertext = [f"{self.hover[r]}<br><b>cell</b> {c} docs (weight {w:.3f})"
-                                for r, c, w in zip(rows, subset.cell_sizes, subset.weights)]
+            picked.hovertext = [f"{self.hover[r]}<br><b>{esc(what)}</b> {esc(amount)}"
+                                for r, (what, amount) in zip(rows, pick_notes(subset), strict=True)]
 
     def show_doc(self, doc_id: int) -> None:
         """Show doc `doc_id`'s image (a PNG thumbnail) and prompt beside the map, as hovering its point does."""
@@ -108,16 +112,17 @@ class DocMap:
 
 
 def _map_traces(webgl: bool) -> list[Any]:
-    """The map's two layers: every doc (grey) and the picked docs (coloured by cell size)."""
+    """The map's two layers: every doc (grey) and the picked docs, coloured by how many docs each stands for
+    (its k-center cell, or its share of a difficulty stratum: named the same way in both modes)."""
     import plotly.graph_objects as go
 
     kind = go.Scattergl if webgl else go.Scatter
     return [
         kind(x=[], y=[], mode="markers", name="all docs", hovertext=[],
              marker={"color": "#c7c7c7", "size": 6}, hovertemplate="%{hovertext}<extra>doc</extra>"),
-        kind(x=[], y=[], mode="markers", name="picked (colour: cell size)", hovertext=[],
+        kind(x=[], y=[], mode="markers", name="picked (colour: docs it stands for)", hovertext=[],
              marker={"color": [], "colorscale": "Viridis", "size": 11, "showscale": True,
-                     "line": {"color": "#222", "width": 1}, "colorbar": {"title": {"text": "cell size"}}},
+                     "line": {"color": "#222", "width": 1}, "colorbar": {"title": {"text": "docs it stands for"}}},
              hovertemplate="%{hovertext}<extra>picked</extra>"),
     ]
 

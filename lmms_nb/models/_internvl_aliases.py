@@ -1,0 +1,82 @@
+"""lmms-eval 0.7.3's `internvl2`, `internvl3` and `internvl3_5` names: their model args and defaults, over
+`lmms_nb.models._internvl_chat` (OpenGVLab's original-format checkpoints converted in memory). Registered, with the
+other names, by `lmms_nb.models.lmms_eval_aliases`.
+
+Example:
+    >>> import inspect
+    >>> list(inspect.signature(internvl3).parameters)[:3]
+    ['pretrained', 'modality', 'device']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["internvl2", "internvl3", "internvl3_5"]
+
+
+def _default_device() -> str:
+    # lmms-eval's classes default to "cuda:0"; on a machine without one that default can only fail
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _internvl_chat(family: str, pretrained: str, *, modality: str, device: str | None, device_map: Any,
+                   batch_size: int | str, revision: str | None, max_new_tokens: int, name: str | None,
+                   recorded: dict[str, Any], **limits: int):
+    from lmms_nb.models._internvl_chat import InternVLChatOriginalModel, is_internvl_chat_checkpoint
+    from lmms_nb.models._llava_next_convert import read_checkpoint_config
+
+    if int(batch_size) != 1:
+        raise ValueError(f"{family}: batch_size must be 1, as in lmms-eval's class (got {batch_size})")
+    if modality != "image":
+        raise ValueError(f"{family}: modality={modality!r} is not supported by lmms-nb (only 'image')")
+    if not is_internvl_chat_checkpoint(read_checkpoint_config(pretrained, revision=revision)):
+        raise ValueError(f"{family}: {pretrained!r} is not an original-format InternVL checkpoint (config.json "
+                         "without InternVLChatModel / llm_config); an HF-format one (InternVL3-*-hf) is "
+                         "lmms-eval's `internvl_hf`")
+    model = InternVLChatOriginalModel(pretrained, family="internvl2" if family == "internvl2" else "internvl3",
+                                      name=name, device=device or _default_device(), revision=revision,
+                                      max_new_tokens=max_new_tokens, **limits)
+    model.model_args.update({"device_map": device_map or None, **{k: v for k, v in recorded.items() if v is not None}})
+    return model
+
+
+def internvl3(pretrained: str = "OpenGVLab/InternVL3-8B", modality: str = "image", device: str | None = None,
+              device_map: str | None = None, batch_size: int | str = 1, num_frame: int = 32, max_num: int = 12,
+              total_max_num: int = 64, use_flash_attn: bool = True, trust_remote_code: bool = True,
+              revision: str | None = None, max_new_tokens: int = 1024, name: str | None = None):
+    """lmms-eval's `internvl3` (OpenGVLab's remote code on an original-format checkpoint: InternVL2.5 / 3 / 3.5 with
+    a Qwen2 or Qwen3 LLM), converted in memory and run as the class runs it (`lmms_nb.models._internvl_chat`):
+    bfloat16, 448 px tiles (at most `min(max_num, total_max_num // n_images)` plus a thumbnail), `<image>` before
+    the question unless the text holds one per image, the checkpoint's conversation template, max_new_tokens 1024
+    unless the task sets it. `use_flash_attn` and `trust_remote_code` are accepted and change nothing (no remote code
+    runs); images only (`modality="image"`)."""
+    return _internvl_chat("internvl3", pretrained, modality=modality, device=device, device_map=device_map,
+                          batch_size=batch_size, revision=revision, max_new_tokens=max_new_tokens, name=name,
+                          recorded={"num_frame": num_frame, "use_flash_attn": use_flash_attn},
+                          max_num=max_num, total_max_num=total_max_num)
+
+
+def internvl3_5(pretrained: str = "OpenGVLab/InternVL3_5-8B", modality: str = "image", device: str | None = None,
+                device_map: str | None = None, batch_size: int | str = 1, num_frame: int = 32, max_num: int = 12,
+                total_max_num: int = 64, use_flash_attn: bool = True, trust_remote_code: bool = True,
+                revision: str | None = None, max_new_tokens: int = 1024, name: str | None = None):
+    """lmms-eval's `internvl3_5`: its `internvl3` class with InternVL3.5's default checkpoint (see `internvl3`)."""
+    return internvl3(pretrained, modality=modality, device=device, device_map=device_map, batch_size=batch_size,
+                     num_frame=num_frame, max_num=max_num, total_max_num=total_max_num, use_flash_attn=use_flash_attn,
+                     trust_remote_code=trust_remote_code, revision=revision, max_new_tokens=max_new_tokens, name=name)
+
+
+def internvl2(pretrained: str = "OpenGVLab/InternVL2-2B", modality: str = "image", device: str | None = None,
+              device_map: str | None = None, batch_size: int | str = 1, num_frame: int = 32,
+              num_layers: int | None = None, trust_remote_code: bool = True, revision: str | None = None,
+              max_new_tokens: int = 1024, name: str | None = None):
+    """lmms-eval's `internvl2` on an original-format checkpoint with a Qwen2 LLM (InternVL2-1B, InternVL2.5-1B...;
+    InternLM2 / Phi-3 ones are refused naming config.json's llm_config): as `internvl3` but at most 6 tiles per
+    image whatever their number, and `<image>` placeholders always put before the question."""
+    return _internvl_chat("internvl2", pretrained, modality=modality, device=device, device_map=device_map,
+                          batch_size=batch_size, revision=revision, max_new_tokens=max_new_tokens, name=name,
+                          recorded={"num_frame": num_frame, "num_layers": num_layers}, max_num=6)
+

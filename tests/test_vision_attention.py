@@ -1,0 +1,123 @@
+"""Qwen vision attention with runs of equal chunks batched into one SDPA call (`lmms_nb.models._vision_attention`) and
+Qwen's image processor patchifying in the model's dtype (`lmms_nb.models._qwen_pixels`): real transformers vision
+towers and processors, compared bit for bit with transformers' own forward and output, and a tiny Qwen2.5-VL in
+bfloat16 generating the same tokens with both as without them."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from lmms_nb.models import Request, get_model
+from lmms_nb.models._qwen_pixels import patchify_in_model_dtype
+from lmms_nb.models._vision_attention import speed_up_vision_attention
+from lmms_nb.models.tiny import build_tiny_qwen2_5_vl
+
+_TEXT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+         "intermediate_size": 64, "vocab_size": 64}
+
+
+def _tower(family: str, dtype: torch.dtype):
+    """A seeded random vision tower of `family` (depth 2; Qwen2.5-VL: one window block, one full block)."""
+    import transformers
+
+    torch.manual_seed(0)
+    if family == "qwen2_5_vl":
+        config = transformers.Qwen2_5_VLConfig(
+            vision_config={"depth": 2, "hidden_size": 64, "num_heads": 4, "out_hidden_size": 32,
+                           "intermediate_size": 128, "fullatt_block_indexes": [1], "window_size": 112},
+            text_config={**_TEXT, "rope_parameters": {"rope_type": "default", "mrope_section": [4, 2, 2]}})
+        model = transformers.Qwen2_5_VLForConditionalGeneration(config)
+    elif family == "qwen2_vl":
+        config = transformers.Qwen2VLConfig(
+            vision_config={"depth": 2, "embed_dim": 64, "num_heads": 4, "hidden_size": 32, "mlp_ratio": 2},
+            text_config={**_TEXT, "rope_parameters": {"rope_type": "default", "mrope_section": [4, 2, 2]}})
+        model = transformers.Qwen2VLForConditionalGeneration(config)
+    else:
+        config = transformers.Qwen3VLConfig(
+            vision_config={"depth": 2, "hidden_size": 64, "num_heads": 4, "out_hidden_size": 32,
+                           "intermediate_size": 128, "deepstack_visual_indexes": [], "num_position_embeddings": 64},
+            text_config={**_TEXT, "head_dim": 16,
+                         "rope_parameters": {"rope_type": "default", "mrope_section": [4, 2, 2]}})
+        model = transformers.Qwen3VLForConditionalGeneration(config)
+    return model.model.visual.to(dtype).eval()
+
+
+#: (t, h, w) patch grids per call: equal images (windows all of one length), mixed sizes with partial windows at
+#: the edges (runs of several lengths), one image alone (nothing to batch in full attention)
+_GRIDS = [[[1, 32, 32]] * 3, [[1, 32, 32], [1, 20, 36], [1, 46, 30]], [[1, 8, 12]], [[1, 32, 32]] * 3]
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen2_vl", "qwen3_vl"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_vision_towers_give_transformers_numbers_bit_for_bit(family, dtype):
+    plain = _tower(family, dtype)
+    fast = copy.deepcopy(plain)
+    assert speed_up_vision_attention(fast) == 2 and speed_up_vision_attention(fast) == 0  # installed once
+    patch_dim = 3 * 2 * plain.patch_embed.patch_size ** 2
+    with torch.inference_mode():
+        for grids in _GRIDS:
+            grid_thw = torch.tensor(grids)
+            pixels = (torch.rand(int(grid_thw.prod(-1).sum()), patch_dim) * 4 - 2).to(dtype)
+            for _ in range(2):  # the first call of each chunk length checks, the next ones use the result
+                expected, got = plain(pixels, grid_thw), fast(pixels, grid_thw)
+                assert torch.equal(got.pooler_output, expected.pooler_output), grids
+                assert torch.equal(got.last_hidden_state, expected.last_hidden_state), grids
+    checked = {key: same for block in fast.blocks for key, same in block.attn._lmms_nb_batched_checked.items()}
+    # the full-attention chunk length (one 32x32 image) was seen batched, and on CPU the check finds it identical
+    assert checked[(torch.get_num_threads(), dtype, 4, 16, 32 * 32)] is True
+    if family == "qwen2_5_vl":  # 112 px windows: 8x8 patches, partial ones at the edges of the mixed sizes
+        assert checked[(torch.get_num_threads(), dtype, 4, 16, 64)] is True
+        assert len(checked) > 2
+
+
+def test_eager_attention_and_training_are_left_to_transformers():
+    tower = _tower("qwen2_5_vl", torch.float32)
+    speed_up_vision_attention(tower)
+    tower.config._attn_implementation = "eager"
+    grid_thw = torch.tensor([[1, 16, 16]] * 2)
+    with torch.inference_mode():
+        tower(torch.rand(512, 3 * 2 * 14 * 14), grid_thw)
+    assert all(not block.attn._lmms_nb_batched_checked for block in tower.blocks)
+
+
+def test_qwen_image_processor_patchifies_in_the_model_dtype_with_the_same_values():
+    from transformers import Qwen2VLImageProcessor
+
+    images = []
+    for k in range(3):
+        image = Image.new("RGB", (60 + 30 * k, 50), "white")
+        ImageDraw.Draw(image).ellipse((3, 4, 40 + k, 30), fill=(200, 40 * k, 20))
+        images.append(image)
+    plain = Qwen2VLImageProcessor(min_pixels=64 * 28 * 28, max_pixels=256 * 28 * 28)
+    fast = Qwen2VLImageProcessor(min_pixels=64 * 28 * 28, max_pixels=256 * 28 * 28)
+    assert not patchify_in_model_dtype(fast, torch.float32)  # nothing to gain where the model takes float32
+    assert patchify_in_model_dtype(fast, torch.bfloat16) and not patchify_in_model_dtype(fast, torch.bfloat16)
+    expected, got = plain(images, return_tensors="pt"), fast(images, return_tensors="pt")
+    assert got["pixel_values"].dtype == torch.bfloat16
+    assert torch.equal(got["pixel_values"], expected["pixel_values"].to(torch.bfloat16))
+    assert torch.equal(got["image_grid_thw"], expected["image_grid_thw"])
+
+
+def test_tiny_qwen2_5_vl_generates_the_same_tokens_with_and_without_them(tmp_path):
+    path = build_tiny_qwen2_5_vl(tmp_path / "qwen", vocab_texts=["How many circles are there?", "0 1 2 3 4 5"], seed=5)
+    images = []
+    for k in range(4):
+        image = Image.new("RGB", (64 + 40 * k, 64 + 8 * k), "white")
+        ImageDraw.Draw(image).ellipse((5 + k, 5, 40, 40 + k), fill=(200, 30 * k, 20))
+        images.append(image)
+    requests = [Request(doc_id=k, task="t", images=[im], prompt="How many circles are there?",
+                        generation_kwargs={"max_new_tokens": 6}) for k, im in enumerate(images)]
+    fast = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu")  # lmms-eval's class: bfloat16, 448 px+
+    plain = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu")
+    for module in plain.model.modules():  # back to transformers' own forward
+        if hasattr(module, "_lmms_nb_batched_checked"):
+            del module.forward
+    del plain.processor.image_processor.patchify
+    assert fast.model.dtype == torch.bfloat16
+    for _ in range(2):  # the first call checks, the second uses the batched form where the check passed
+        assert [r.text for r in fast.generate(requests)] == [r.text for r in plain.generate(requests)]
+    assert any(any(getattr(m, "_lmms_nb_batched_checked", {}).values()) for m in fast.model.modules())
