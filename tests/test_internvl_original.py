@@ -102,6 +102,10 @@ def test_a_qwen3_llm_converts_and_answers(tmp_path):
     (lambda c: c.update(ps_version="v1"), r"config\.json: field 'ps_version'"),
     (lambda c: c.update(template="vicuna_v1.1"), r"config\.json: field 'template'"),
     (lambda c: c.pop("llm_config"), r"config\.json: field 'llm_config' missing"),
+    (lambda c: (c.pop("force_image_size", None), c["vision_config"].pop("image_size")),
+     r"config\.json: field 'vision_config\.image_size' missing"),
+    (lambda c: c["vision_config"].update(num_attention_heads="16"),
+     r"config\.json: field 'vision_config\.num_attention_heads' has an unexpected value '16'"),
 ])
 def test_what_lmms_nb_cannot_convert_is_named(checkpoint, tmp_path, edit, message):
     from lmms_nb.models import get_model
@@ -120,6 +124,10 @@ def test_what_lmms_nb_cannot_convert_is_named(checkpoint, tmp_path, edit, messag
     ("internvl2", {"modality": "video"}, "modality='video'"),
     ("internvl3", {"min_pixels": 1}, r"does not take the model arg\(s\) min_pixels; it takes: pretrained"),
     ("internvl2", {"max_num": 3}, r"does not take the model arg\(s\) max_num"),  # internvl2's class has no max_num
+    # one device only: "auto" puts the whole model on `device`, a map over several devices is refused
+    ("internvl3", {"device_map": "balanced"}, r"device_map='balanced' is not supported by lmms-nb"),
+    ("internvl3", {"device_map": {"": "cpu"}}, r"device_map=\{'': 'cpu'\} is not supported"),
+    ("internvl2", {"device_map": "meta"}, r"device='cpu' and device_map='meta' name different devices"),
 ])
 def test_arguments_follow_lmms_eval_classes(checkpoint, name, args, message):
     from lmms_nb.models import get_model
@@ -153,7 +161,9 @@ def test_lmms_eval_argument_names_are_taken(checkpoint):
                       total_max_num=8, use_flash_attn=False, num_frame=8, trust_remote_code=True)
     assert (model.max_num, model.total_max_num) == (2, 8)
     assert model.model_args["use_flash_attn"] is False and model.model_args["device_map"] == "auto"
-    internvl2 = get_model("internvl2", pretrained=str(checkpoint), device="cpu", num_layers=2)
+    assert model.device.type == "cpu"  # "auto" does not shard: the whole model on `device`
+    internvl2 = get_model("internvl2", pretrained=str(checkpoint), device_map="cpu", num_layers=2)  # one device
+    assert internvl2.device.type == "cpu"
     assert internvl2.max_num == 6  # internvl2's load_image: 6 tiles at most
 
 

@@ -67,11 +67,45 @@ def test_vision_towers_give_transformers_numbers_bit_for_bit(family, dtype):
                 assert torch.equal(got.pooler_output, expected.pooler_output), grids
                 assert torch.equal(got.last_hidden_state, expected.last_hidden_state), grids
     checked = {key: same for block in fast.blocks for key, same in block.attn._lmms_nb_batched_checked.items()}
-    # the full-attention chunk length (one 32x32 image) was seen batched, and on CPU the check finds it identical
-    assert checked[(torch.get_num_threads(), dtype, 4, 16, 32 * 32)] is True
-    if family == "qwen2_5_vl":  # 112 px windows: 8x8 patches, partial ones at the edges of the mixed sizes
-        assert checked[(torch.get_num_threads(), dtype, 4, 16, 64)] is True
+    # keys: (threads, dtype, heads, head_dim, chunk length, chunks in the run). Full attention over three 32x32
+    # images is one run of 3 chunks of 1024, and on CPU the check finds it identical at these shapes
+    assert checked[(torch.get_num_threads(), dtype, 4, 16, 32 * 32, 3)] is True
+    if family == "qwen2_5_vl":  # 112 px windows: 8x8 patches, 16 per 32x32 image, partial ones at mixed sizes' edges
+        assert checked[(torch.get_num_threads(), dtype, 4, 16, 64, 3 * 16)] is True
         assert len(checked) > 2
+
+
+def test_each_run_length_and_count_is_checked_on_its_own_at_20_threads():
+    """The count is the batch size of the batched SDPA, which PyTorch's CPU flash attention blocks by (with AMX, 20
+    threads, bfloat16 and 16 heads of 80, 3 windows of 64 came out different from one at a time while 2 matched):
+    a 2-window run passing must not let a 3-window run through unchecked."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.Qwen2_5_VLConfig(
+        vision_config={"depth": 1, "hidden_size": 16 * 80, "num_heads": 16, "out_hidden_size": 32,
+                       "intermediate_size": 64, "fullatt_block_indexes": [], "window_size": 112},
+        text_config={**_TEXT, "rope_parameters": {"rope_type": "default", "mrope_section": [4, 2, 2]}})
+    plain = transformers.Qwen2_5_VLForConditionalGeneration(config).model.visual.to(torch.bfloat16).eval()
+    fast = copy.deepcopy(plain)
+    assert speed_up_vision_attention(fast) == 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(20)
+    try:
+        prefix = (20, torch.bfloat16, 16, 80, 64)
+        checked = fast.blocks[0].attn._lmms_nb_batched_checked
+        # 8x16 patches: one row of 2 windows of 8x8; 8x24: one row of 3
+        for grid, windows in (([1, 8, 16], 2), ([1, 8, 24], 3)):
+            grid_thw = torch.tensor([grid])
+            pixels = (torch.rand(8 * grid[2], 3 * 2 * 14 * 14) * 4 - 2).to(torch.bfloat16)
+            with torch.inference_mode():
+                for call in range(2):  # the first call checks this (length, count), the second uses the verdict
+                    assert torch.equal(fast(pixels, grid_thw).last_hidden_state,
+                                       plain(pixels, grid_thw).last_hidden_state), (grid, call)
+                    assert prefix + (windows,) in checked, (grid, call)
+        assert set(checked) == {prefix + (2,), prefix + (3,)}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_eager_attention_and_training_are_left_to_transformers():
@@ -95,6 +129,10 @@ def test_qwen_image_processor_patchifies_in_the_model_dtype_with_the_same_values
     plain = Qwen2VLImageProcessor(min_pixels=64 * 28 * 28, max_pixels=256 * 28 * 28)
     fast = Qwen2VLImageProcessor(min_pixels=64 * 28 * 28, max_pixels=256 * 28 * 28)
     assert not patchify_in_model_dtype(fast, torch.float32)  # nothing to gain where the model takes float32
+    from transformers import Glm4vImageProcessor, Qwen2VLImageProcessorPil
+
+    for other in (Glm4vImageProcessor(), Qwen2VLImageProcessorPil()):  # a `patchify` too, but not Qwen's torch one
+        assert callable(other.patchify) and not patchify_in_model_dtype(other, torch.bfloat16), type(other).__name__
     assert patchify_in_model_dtype(fast, torch.bfloat16) and not patchify_in_model_dtype(fast, torch.bfloat16)
     expected, got = plain(images, return_tensors="pt"), fast(images, return_tensors="pt")
     assert got["pixel_values"].dtype == torch.bfloat16

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -29,6 +30,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[\"<>:/|\\?*\[\]]+")
 
@@ -56,7 +59,10 @@ class SampleLogWriter:
     waits for those fsyncs, so every line is on disk once it returns.
 
     The fsyncs run beside the model: each costs milliseconds of waiting for the disk (measured 4 ms median, up to
-    20 ms, on a shared VM), which on a small model was ~15% of a run's wall time when done in line.
+    20 ms, on a shared VM), which on a small model was ~15% of a run's wall time when done in line. So a failed
+    fsync cannot be raised where it happened: it surfaces as `OSError("<path>: fsync failed (...)")` from the next
+    `write` or from `close` (under `with`, when the block is already raising, it is logged instead so as not to
+    hide that exception).
     """
 
     def __init__(self, path: Path):
@@ -70,34 +76,50 @@ class SampleLogWriter:
             self._sync(lambda: fsync_folder(self.path.parent))
 
     def _sync(self, fsync: Any) -> None:
-        """Run `fsync` on the background thread after the earlier ones; an earlier one's error is raised here."""
-        for done in [f for f in self._pending if f.done()]:
-            self._pending.remove(done)
-            done.result()
-        self._pending.append(self._sync_thread.submit(fsync))
+        """Run `fsync` on the background thread after the earlier ones; an earlier one's error is raised here (after
+        this one is queued: the lines just written still get their fsync)."""
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()] + [self._sync_thread.submit(fsync)]
+        for future in done:
+            future.result()
+
+    def _fsync_file(self, fileno: int) -> None:
+        try:
+            os.fsync(fileno)
+        except OSError as e:  # raised later, on another call: say which file
+            raise OSError(e.errno, f"{self.path}: fsync failed ({e.strerror})") from e
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append `records` as one batch of lines, flushed; raises an earlier batch's failed fsync, if any."""
         # One write call per batch: the batch's lines reach the file together or (on a crash) as a prefix.
         text = "".join(json.dumps(strict_json(r), ensure_ascii=False, default=_json_default) + "\n" for r in records)
         if text:
             self._fh.write(text)
             self._fh.flush()
             fileno = self._fh.fileno()
-            self._sync(lambda: os.fsync(fileno))
+            self._sync(lambda: self._fsync_file(fileno))
 
     def close(self) -> None:
+        """Wait for every fsync submitted, close the file, and raise the first fsync that failed, if any."""
         try:
             self._sync_thread.shutdown(wait=True)  # every fsync submitted has run
-            for pending in self._pending:
-                pending.result()
+            pending, self._pending = self._pending, []
+            for future in pending:
+                future.result()
         finally:
             self._fh.close()
 
     def __enter__(self) -> "SampleLogWriter":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except OSError as e:  # the block's own exception is the one to see; the fsync error goes to the log
+            log.error("%s (while handling %s: %s)", e, exc_type.__name__ if exc_type else "an exception", exc)
 
 
 def _json_default(obj: Any) -> Any:

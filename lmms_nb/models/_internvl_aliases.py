@@ -10,7 +10,10 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lmms_nb.models._internvl_chat import InternVLChatOriginalModel
 
 __all__ = ["internvl2", "internvl3", "internvl3_5"]
 
@@ -22,12 +25,40 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _one_device(family: str, device: str | None, device_map: Any) -> str:
+    """The one device the whole model goes to: `device`, or `device_map` when it names a single device, or the
+    default. `device_map="auto"` (lmms-eval's "shard over the GPUs") does NOT shard here: the whole model goes to
+    `device`; any other map (a dict, "balanced", ...) is refused.
+
+    >>> _one_device("internvl3", "cpu", "auto"), _one_device("internvl3", None, "cpu"), _one_device("x", None, 0)
+    ('cpu', 'cpu', 'cuda:0')
+    """
+    import torch
+
+    if device_map in (None, "", "auto"):
+        return device or _default_device()
+    try:
+        mapped = torch.device(device_map) if isinstance(device_map, (str, int)) else None
+    except (RuntimeError, ValueError):
+        mapped = None
+    if mapped is None:
+        raise ValueError(f"{family}: device_map={device_map!r} is not supported by lmms-nb, which puts the whole "
+                         "model on one device: pass device_map=auto (the whole model on `device`) or one device "
+                         "(e.g. device_map=cuda:0 or cpu)")
+    if device is not None:
+        given = torch.device(device)
+        if given.type != mapped.type or None not in (given.index, mapped.index) and given.index != mapped.index:
+            raise ValueError(f"{family}: device={device!r} and device_map={device_map!r} name different devices")
+    return device or str(mapped)
+
+
 def _internvl_chat(family: str, pretrained: str, *, modality: str, device: str | None, device_map: Any,
                    batch_size: int | str, revision: str | None, max_new_tokens: int, name: str | None,
-                   recorded: dict[str, Any], **limits: int):
+                   recorded: dict[str, Any], **limits: int) -> InternVLChatOriginalModel:
     from lmms_nb.models._internvl_chat import InternVLChatOriginalModel, is_internvl_chat_checkpoint
     from lmms_nb.models._llava_next_convert import read_checkpoint_config
 
+    device = _one_device(family, device, device_map)
     if int(batch_size) != 1:
         raise ValueError(f"{family}: batch_size must be 1, as in lmms-eval's class (got {batch_size})")
     if modality != "image":
@@ -37,7 +68,7 @@ def _internvl_chat(family: str, pretrained: str, *, modality: str, device: str |
                          "without InternVLChatModel / llm_config); an HF-format one (InternVL3-*-hf) is "
                          "lmms-eval's `internvl_hf`")
     model = InternVLChatOriginalModel(pretrained, family="internvl2" if family == "internvl2" else "internvl3",
-                                      name=name, device=device or _default_device(), revision=revision,
+                                      name=name, device=device, revision=revision,
                                       max_new_tokens=max_new_tokens, **limits)
     model.model_args.update({"device_map": device_map or None, **{k: v for k, v in recorded.items() if v is not None}})
     return model
@@ -52,7 +83,14 @@ def internvl3(pretrained: str = "OpenGVLab/InternVL3-8B", modality: str = "image
     bfloat16, 448 px tiles (at most `min(max_num, total_max_num // n_images)` plus a thumbnail), `<image>` before
     the question unless the text holds one per image, the checkpoint's conversation template, max_new_tokens 1024
     unless the task sets it. `use_flash_attn` and `trust_remote_code` are accepted and change nothing (no remote code
-    runs); images only (`modality="image"`)."""
+    runs); images only (`modality="image"`). The whole model goes to one device: `device_map="auto"` does not shard
+    it over GPUs as lmms-eval's class does, and a map naming several devices is refused.
+
+    Attention: lmms-eval's class runs FlashAttention in InternViT and flash_attention_2 in the LLM whenever
+    `flash_attn` is installed (i.e. on GPU); lmms-nb always runs InternViT's naive attention and sdpa in the LLM, so
+    on a GPU with flash-attn, answers are not guaranteed bit-identical to lmms-eval's (a different summation order;
+    greedy answers can differ where two tokens are nearly tied). Without flash_attn (CPU), the answers equal the
+    class's on the tiny checkpoints of `tests/test_vs_lmms_eval_073.py`."""
     return _internvl_chat("internvl3", pretrained, modality=modality, device=device, device_map=device_map,
                           batch_size=batch_size, revision=revision, max_new_tokens=max_new_tokens, name=name,
                           recorded={"num_frame": num_frame, "use_flash_attn": use_flash_attn},

@@ -59,11 +59,21 @@ def convert_key(key: str) -> str:
     return key
 
 
-def _field(config: dict[str, Any], key: str, path: Path, kind: type | tuple) -> Any:
+def _field(config: dict[str, Any], key: str, path: Path, kind: type | tuple, parent: str = "") -> Any:
+    """`config[key]`, or a ValueError naming the file and the field's full path (`vision_config.image_size`).
+
+    >>> _field({"patch_size": 14}, "patch_size", Path("config.json"), int, parent="vision_config")
+    14
+    >>> _field({}, "image_size", Path("config.json"), int, parent="vision_config")
+    Traceback (most recent call last):
+    ...
+    ValueError: config.json: field 'vision_config.image_size' missing
+    """
+    name = f"{parent}.{key}" if parent else key
     if key not in config:
-        raise ValueError(f"{path}: field {key!r} missing")
+        raise ValueError(f"{path}: field {name!r} missing")
     if not isinstance(config[key], kind) or isinstance(config[key], bool):
-        raise ValueError(f"{path}: field {key!r} has an unexpected value {config[key]!r}")
+        raise ValueError(f"{path}: field {name!r} has an unexpected value {config[key]!r}")
     return config[key]
 
 
@@ -84,7 +94,8 @@ def check_supported(config: dict[str, Any], path: Path) -> None:
         raise ValueError(f"{path}: field 'select_layer' is {config['select_layer']!r}; only -1 is supported")
 
 
-def _internvit_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+def _internvit_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float,
+                         dropout: float = 0.0, **kwargs: Any) -> tuple[Any, Any]:
     """InternViT's `_naive_attn`: the query scaled before the product, softmax in the input's dtype."""
     weights = ((query * scaling) @ key.transpose(-2, -1)).softmax(dim=-1)
     return (weights @ value).transpose(1, 2).contiguous(), weights
@@ -99,9 +110,11 @@ def _register_attention() -> None:
 def _hf_config(config: dict[str, Any], path: Path, n_tokens: int):
     from transformers import InternVLConfig
 
-    vision, llm = config["vision_config"], dict(config["llm_config"])
-    size = int(config.get("force_image_size") or _field(vision, "image_size", path, int))
-    patch = int(_field(vision, "patch_size", path, int))
+    vision, llm = config["vision_config"], dict(config["llm_config"])  # both checked by check_supported
+    size = int(config.get("force_image_size") or _field(vision, "image_size", path, int, "vision_config"))
+    patch = int(_field(vision, "patch_size", path, int, "vision_config"))
+    for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
+        _field(vision, key, path, int, "vision_config")
     text = {k: v for k, v in llm.items() if k not in ("architectures", "auto_map", "_name_or_path", "torch_dtype",
                                                         "dtype", "transformers_version", "attn_implementation")}
     text["model_type"] = SUPPORTED_LLMS[llm["architectures"][0]]

@@ -26,6 +26,10 @@ from typing import Any
 
 __all__ = ["patchify_in_model_dtype"]
 
+#: the torch-backend image processor of Qwen2-VL, Qwen2.5-VL and Qwen3-VL (transformers 5 dropped the `Fast`
+#: suffix, kept here for older names); its `Pil` twin patchifies numpy arrays and is left alone
+QWEN_PROCESSORS = ("Qwen2VLImageProcessor", "Qwen2VLImageProcessorFast")
+
 
 def _patchify(self: Any, images: Any, *args: Any, **kwargs: Any) -> Any:
     import torch
@@ -38,11 +42,13 @@ def _patchify(self: Any, images: Any, *args: Any, **kwargs: Any) -> Any:
 def patchify_in_model_dtype(image_processor: Any, dtype: Any) -> bool:
     """Make `image_processor` (a torch-backend Qwen2-VL image processor) cast pixels to `dtype` (bfloat16 or
     float16) before it patchifies them. Returns whether it was installed (not for float32, another processor or a
-    second time)."""
+    second time). Only Qwen's own processor class: other processors with a `patchify` (GLM-4V, PaddleOCR-VL,
+    HunYuan-VL, Kimi, Fuyu...) are left alone, as nothing here checked what they compute around it."""
     import torch
 
-    if (dtype not in (torch.bfloat16, torch.float16) or not callable(getattr(image_processor, "patchify", None))
-            or "Pil" in type(image_processor).__name__ or hasattr(image_processor, "_lmms_nb_patch_dtype")):
+    if (dtype not in (torch.bfloat16, torch.float16) or type(image_processor).__name__ not in QWEN_PROCESSORS
+            or not callable(getattr(image_processor, "patchify", None))
+            or hasattr(image_processor, "_lmms_nb_patch_dtype")):
         return False
     image_processor._lmms_nb_patch_dtype = dtype
     image_processor.patchify = types.MethodType(_patchify, image_processor)

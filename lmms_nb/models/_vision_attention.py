@@ -6,15 +6,20 @@ Without flash-attention, the vision towers of Qwen2-VL, Qwen2.5-VL and Qwen3-VL 
 window, 16 or 64 tokens) for window attention, i.e. hundreds of calls per batch of images, each a few dozen
 microseconds of overhead around little work. Consecutive chunks of one length are slices of the same tensor, so
 they can go through SDPA as one batch of shape (chunks, heads, length, head_dim) taken as a strided view, with no
-copy going in. On CPU, SDPA's kernel splits each (batch row, head) into the same query and key blocks whatever the
-batch size, so every output is the same sum in the same order: measured identical at the tiny models' shapes and at
-Qwen2.5-VL-3B's (16 heads of 80, windows of 64 tokens, full attention over 1024), bfloat16 and float32, 1.3-3x faster.
+copy going in. On CPU, SDPA's kernel usually splits each (batch row, head) into the same query and key blocks
+whatever the batch size, so every output is the same sum in the same order: measured identical at the tiny models'
+shapes and at Qwen2.5-VL-3B's (16 heads of 80, windows of 64 tokens, full attention over 1024), bfloat16 and
+float32, 1.3-3x faster; but not always (below), hence the check.
 
-Not trusted blindly, as `_patch_embed`: the batched form is used for a chunk length only after the first call with
-that length (per torch thread count, dtype, heads and head size) computed transformers' own forward and the batched
-one on its real input AND both SDPA forms on seeded random tensors of the same shape, and found them equal; that call
-returns transformers' result. Elsewhere (eager or flash attention, training, another device, unknown arguments)
-transformers' forward runs unchanged.
+Not trusted blindly, as `_patch_embed`: the batched form is used for a run of `count` chunks of one `length` only
+after the first call with that exact (length, count) (per torch thread count, dtype, heads and head size) computed
+transformers' own forward and the batched one on its real input AND both SDPA forms on seeded random tensors of the
+same shape, and found them equal; that call returns transformers' result. The count is part of the key because it is
+the batch size of the batched call, and PyTorch's CPU flash-attention kernel picks its GEMM packing from the batch
+size, the thread count and the work per thread: with 20 threads, bfloat16 and 16 heads of 80 over 64-token windows,
+runs of 3, 4, 5 and 7 windows rounded differently from one window at a time while runs of 2 matched (with AMX).
+Elsewhere (eager or flash attention, training, another device, unknown arguments) transformers' forward runs
+unchanged.
 
 Example:
     >>> import torch
@@ -60,9 +65,9 @@ def _runs(lengths: list[int]) -> list[tuple[int, int]]:
 
 
 def _attention(query: Any, key: Any, value: Any, runs: list[tuple[int, int]], scaling: float,
-               batched: set[int]) -> Any:
-    """(1, seq, heads, head_dim): SDPA over each chunk, one call per run whose length is in `batched`, else one call
-    per chunk as transformers' loop (query, key, value: (1, heads, seq, head_dim))."""
+               batched: set[tuple[int, int]]) -> Any:
+    """(1, seq, heads, head_dim): SDPA over each chunk, one call per run whose (length, count) is in `batched`, else
+    one call per chunk as transformers' loop (query, key, value: (1, heads, seq, head_dim))."""
     import torch
 
     sdpa = torch.nn.functional.scaled_dot_product_attention
@@ -70,7 +75,7 @@ def _attention(query: Any, key: Any, value: Any, runs: list[tuple[int, int]], sc
     outputs, start = [], 0
     for length, count in runs:
         end = start + length * count
-        if count > 1 and length in batched:
+        if count > 1 and (length, count) in batched:
             # (1, heads, count * length, d) -> (count, heads, length, d): a strided view, no copy
             q, k, v = (x[0, :, start:end].reshape(heads, count, length, head_dim).transpose(0, 1)
                        for x in (query, key, value))
@@ -86,7 +91,7 @@ def _attention(query: Any, key: Any, value: Any, runs: list[tuple[int, int]], sc
 
 
 def _batched_forward(self: Any, hidden_states: Any, runs: list[tuple[int, int]], position_embeddings: Any,
-                     batched: set[int]) -> Any:
+                     batched: set[tuple[int, int]]) -> Any:
     """transformers' vision attention forward (sdpa branch), with `_attention` in place of its per-chunk loop."""
     rotary = sys.modules[type(self).__module__].apply_rotary_pos_emb_vision
     seq_length = hidden_states.shape[0]
@@ -108,7 +113,7 @@ def _same_on_random(shape: tuple[int, ...], dtype: Any, length: int, count: int,
     generator = torch.Generator().manual_seed(0)
     query, key, value = (torch.randn(shape, generator=generator).to(dtype) for _ in range(3))
     runs = [(length, count)]
-    return torch.equal(_attention(query, key, value, runs, scaling, {length}),
+    return torch.equal(_attention(query, key, value, runs, scaling, {(length, count)}),
                        _attention(query, key, value, runs, scaling, set()))
 
 
@@ -127,21 +132,21 @@ def _forward(self: Any, hidden_states: Any, cu_seqlens: Any, position_embeddings
     head_dim = hidden_states.shape[1] // self.num_heads
     prefix = (torch.get_num_threads(), hidden_states.dtype, self.num_heads, head_dim)
     checked = self._lmms_nb_batched_checked
-    unchecked = {length for length, count in runs if count > 1 and prefix + (length,) not in checked}
+    # keyed by (length, count): the count is the batch size of the batched SDPA call, which the CPU kernel's
+    # blocking depends on, so a length that passed at one count says nothing about another
+    unchecked = {run for run in runs if run[1] > 1 and prefix + run not in checked}
     if unchecked:
         expected = plain(self, hidden_states, cu_seqlens=cu_seqlens, position_embeddings=position_embeddings,
                          max_seqlen=max_seqlen, **kwargs)
         mine = _batched_forward(self, hidden_states, runs, position_embeddings, unchecked)
-        same = torch.equal(mine, expected) and all(
-            _same_on_random((1, self.num_heads, length * count, head_dim), hidden_states.dtype, length, count,
-                            self.scaling)
-            for length, count in runs if length in unchecked)
-        for length in unchecked:
-            checked[prefix + (length,)] = same
-        log.debug("vision attention batched, %d threads, %s, %d heads of %d, chunk lengths %s: %s", *prefix,
-                  sorted(unchecked), "identical, used from now on" if same else "differs, not used")
+        same = torch.equal(mine, expected)
+        for length, count in sorted(unchecked):
+            checked[prefix + (length, count)] = same and _same_on_random(
+                (1, self.num_heads, length * count, head_dim), hidden_states.dtype, length, count, self.scaling)
+        log.debug("vision attention batched, %d threads, %s, %d heads of %d, (length, count) %s: %s", *prefix,
+                  {run: checked[prefix + run] for run in sorted(unchecked)}, "checked; used where identical")
         return expected
-    batched = {length for length, count in runs if count > 1 and checked[prefix + (length,)]}
+    batched = {run for run in runs if run[1] > 1 and checked[prefix + run]}
     if not batched:
         return plain(self, hidden_states, cu_seqlens=cu_seqlens, position_embeddings=position_embeddings,
                      max_seqlen=max_seqlen, **kwargs)
