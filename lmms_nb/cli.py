@@ -13,6 +13,7 @@ Example (shell):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -117,10 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    as_program = argv is None  # the `lmms-nb` program itself, not a caller's own process
     argv = list(sys.argv[1:] if argv is None else argv)
     # lmms-eval's two spellings of an evaluation: `lmms-eval eval --model X ...` and `lmms-eval --model X ...`
     if argv and (argv[0] == "eval" or (argv[0].startswith("-") and argv[0] not in ("-h", "--help"))):
         from lmms_nb._cli_eval import run_eval
+
+        if as_program:  # the start-up's objects live until exit: no collector passes over them (_cli_gc)
+            from lmms_nb._cli_gc import pause_until_model_loaded
+
+            pause_until_model_loaded()
+            # OpenMP workers sleep as soon as a parallel region ends instead of spinning (read once, when torch
+            # loads its OpenMP runtime, which has not happened yet here): measured with torch's default threads by
+            # benchmarks/vs_lmms_eval/omp_wait_policy.py, a 0.5B-shape prefill takes the same time, a decode loop
+            # and a cold tiny-model eval about half the wall and CPU time on a shared 2-core machine
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
         return run_eval(argv[1:] if argv[0] == "eval" else argv)
     args = build_parser().parse_args(argv)

@@ -99,3 +99,23 @@ def test_a_local_model_run_does_not_import_the_api_backend_and_openai_still_reso
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-2:] == ["[]", "True openai_compatible"]
+
+
+def test_the_program_lets_openmp_workers_sleep_unless_the_user_chose_a_wait_policy(tmp_path):
+    """`lmms-nb eval` as a program sets OMP_WAIT_POLICY=PASSIVE before torch loads, unless it is set; a caller's
+    own process (main([...])) keeps its environment."""
+    code = ("import os, sys\nfrom lmms_nb.cli import main\n"
+            "sys.argv = ['lmms-nb', '--model', 'no_such_model', '--tasks', 'synthbench_count']\n"
+            "status = main()\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'), status, 'torch' in sys.modules)\n")
+    in_process = ("import os\nfrom lmms_nb.cli import main\n"
+                  "status = main(['--model', 'no_such_model', '--tasks', 'synthbench_count'])\n"
+                  "print(os.environ.get('OMP_WAIT_POLICY'), status)\n")
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    base.update(LMMS_NB_CACHE=str(tmp_path), PYTHONPATH=str(Path(__file__).parents[1]))
+    outs = []
+    for script, env in ((code, base), (code, {**base, "OMP_WAIT_POLICY": "ACTIVE"}), (in_process, base)):
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs.append(proc.stdout.strip().splitlines()[-1])
+    assert outs == ["PASSIVE 2 False", "ACTIVE 2 False", "None 2"]

@@ -177,10 +177,14 @@ def build_model(kind: str, family: str = "llava") -> Path:
 
 def write_tasks(data: dict[str, Path]) -> Path:
     folder = WORK / "tasks"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    (folder / "utils.py").write_text(UTILS_PY)
-    (folder / "_default_template_yaml").write_text(TEMPLATE_YAML)
-    (folder / "vs_count.yaml").write_text(COUNT_YAML.format(data=json.dumps(str(data["count"]))))
-    (folder / "vs_mcq.yaml").write_text(MCQ_YAML.format(data=json.dumps(str(data["mcq"]))))
+    files = {"utils.py": UTILS_PY, "_default_template_yaml": TEMPLATE_YAML,
+             "vs_count.yaml": COUNT_YAML.format(data=json.dumps(str(data["count"]))),
+             "vs_mcq.yaml": MCQ_YAML.format(data=json.dumps(str(data["mcq"])))}
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in folder.iterdir():  # only these files; the ones already right stay untouched (another run may read them)
+        if path.name not in files and path.name != "__pycache__":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for name, text in files.items():
+        if not (folder / name).is_file() or (folder / name).read_text() != text:
+            (folder / name).write_text(text)
     return folder

@@ -19,7 +19,8 @@
    with the model already loaded (in-process: `get_model(<lmms-eval name>)` + `evaluate`).
 5. Prints the per-sample agreement (raw answer, filtered answer, every metric value), both scores, a key-and-type
    diff of a sample line and of the results JSON against lmms-eval's, the cold wall- and CPU-time medians and
-   ratios, and the import floor both tools pay (_timing.py). Both tools run with one CPU thread
+   ratios, the import floor both tools pay (_timing.py), and where lmms-nb's CPU time goes above it, stage by
+   stage (one more lmms-nb run with timers around its stages, _stages.py). Both tools run with one CPU thread
    (OMP_NUM_THREADS=1) so the ratio is not who got more cores. lmms-eval exits 0 even when the evaluation
    raised, so success is its results file existing.
 
@@ -27,7 +28,7 @@ Family qwen2_5_vl uses a seeded random tiny Qwen2.5-VL (`--model` applies to lla
 `--lmms-eval-python` takes an existing lmms-eval 0.7.3 interpreter instead of installing one. `--catalogue-task pope`
 (the default) also runs one real catalogue task (lmms-eval's installed YAML) on stand-in data with both tools
 (_catalogue.py). Modules: _setup.py (venv, data, model, task YAMLs), _compare.py (agreement, key-and-type
-diffs), _timing.py (cold runs, floor).
+diffs), _timing.py (cold runs, floor), _stages.py (lmms-nb's stages).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from pathlib import Path
 
 from _compare import compare, key_type_diff, lmms_eval_samples, shape  # noqa: F401 - _catalogue uses them
 from _setup import LMMS_EVAL_PY, REPO, WORK, build_data, build_model, ensure_lmms_eval, write_tasks
+from _stages import print_stage_times, stage_times
 from _timing import cold_runs, floor_times, print_cold_times
 
 
@@ -124,6 +126,9 @@ def main() -> None:
     print(f"family {args.family} ({model_path}); {args.n} docs per task; lmms-eval at batch {their_batch}, "
           f"lmms-nb at batch {args.batch_size}", flush=True)
 
+    def out(name: str) -> Path:  # each family its own output folders: two families can run at once
+        return WORK / f"{name}_{args.family}"
+
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     floor = floor_times({"lmms-eval": str(lmms_eval_py), "lmms-nb": sys.executable}, _env(), WORK, args.repeat)
 
@@ -135,20 +140,20 @@ def main() -> None:
 
     times, results = cold_runs({
         "lmms-eval": cold(str(lmms_eval_py), "lmms_eval",
-                          command(args.family, model_path, tasks_dir, WORK / "out_lmms_eval", their_batch),
-                          WORK / "out_lmms_eval"),
+                          command(args.family, model_path, tasks_dir, out("out_lmms_eval"), their_batch),
+                          out("out_lmms_eval")),
         "lmms-nb": cold(sys.executable, "lmms_nb",
-                        command(args.family, model_path, tasks_dir, WORK / "out_lmms_nb_cold", args.batch_size)
-                        + ["--no-resume"], WORK / "out_lmms_nb_cold")}, args.repeat)
+                        command(args.family, model_path, tasks_dir, out("out_lmms_nb_cold"), args.batch_size)
+                        + ["--no-resume"], out("out_lmms_nb_cold"))}, args.repeat)
     results_file, ours_results = results["lmms-eval"], results["lmms-nb"]
 
     model = get_model(name, pretrained=str(model_path), device_map="cpu", device="cpu")
     tasks = load_tasks(tasks_dir, model_type=name)
-    evaluate(model, tasks, output_dir=WORK / "out_warmup", limit=2, progress=False, resume=False)
+    evaluate(model, tasks, output_dir=out("out_warmup"), limit=2, progress=False, resume=False)
     warm_runs = []
     for _ in range(max(1, args.repeat)):  # as many in-process runs as cold runs per tool; the median counts, as there
         start = time.perf_counter()
-        run = evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=WORK / "out_lmms_nb",
+        run = evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=out("out_lmms_nb"),
                        batch_size=args.batch_size, progress=False, resume=False)
         warm_runs.append(time.perf_counter() - start)
     ours_warm_s = statistics.median(warm_runs)
@@ -187,6 +192,9 @@ def main() -> None:
     diff = key_type_diff(our_payload, their_payload)
     print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
     print_cold_times(times, floor, ours_warm_s, load_before)
+    stages = stage_times(sys.executable, command(args.family, model_path, tasks_dir, out("out_lmms_nb_stages"),
+                                                 args.batch_size) + ["--no-resume"], _env(), WORK)
+    print_stage_times(stages, floor["floor"].median("lmms-nb", "cpu"))
     if args.catalogue_task != "none":
         from _catalogue import compare_catalogue_task
 
