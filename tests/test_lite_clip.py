@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 from lmms_nb.lite_selection import ImageEmbedder, local_embedding_models
-from lmms_nb.lite_selection._clip_training import CLIP_COMPLETE_MARKER, clip_config_hash, train_synthbench_clip
+from lmms_nb.lite_selection._clip_training import (
+    CLIP_COMPLETE_MARKER,
+    SynthbenchClipSettings,
+    clip_config_hash,
+    synthbench_clip_dir,
+    train_synthbench_clip,
+)
 from lmms_nb.tasks.synthbench import load_synthbench
 
 torch.set_num_threads(1)
@@ -70,3 +77,8 @@ def test_training_is_deterministic(tmp_path, monkeypatch):
     a, b = (load_file(p / "open_clip_model.safetensors") for p in (first, second))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert first.name == second.name and not [p for p in first.parent.iterdir() if ".tmp-" in p.name]
+    # the folder the cache key names (what a zoo member's hash reads) is the one trained, with the same defaults
+    assert second == synthbench_clip_dir(steps=3, n_train=20)
+    recorded = json.loads((second / CLIP_COMPLETE_MARKER).read_text())
+    trained_with = {k: recorded[k] for k in ("seed", "steps", "batch_size", "lr", "n_train")}
+    assert trained_with == dataclasses.asdict(SynthbenchClipSettings(steps=3, n_train=20))

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from lmms_nb.lite_selection._clip_training import CLIP_COMPLETE_MARKER, synthbench_clip_dir
 from lmms_nb.models import Request, _zoo_data, _zoo_train, get_model, zoo
 from lmms_nb.models.hf import HFImageTextModel
 from lmms_nb.models.zoo import (
@@ -246,7 +247,7 @@ def test_excluded_family_is_not_trained_on(cache, tmp_path, monkeypatch):
     assert json.loads((path / COMPLETE_MARKER).read_text())["examples"] == len(trained_on)
 
 
-def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path):
+def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path, capsys):
     run_a = dataclasses.replace(TINY, name="unit-a", steps=6)
     # a snapshot registered here only: the spawned worker that trains its run must still save it
     snap_a = dataclasses.replace(run_a, name="unit-a-s3", snapshot_step=3, run_name="unit-a")
@@ -256,8 +257,18 @@ def test_parallel_build_gives_the_same_weights_as_training_alone(cache, tmp_path
     specs = [run_a, snap_a, dataclasses.replace(TINY, name="unit-b", steps=8), clip_member]
     for spec in specs:
         zoo.register_zoo_member(spec)
+    clips_before = set((cache / "lite").glob("synthbench-clip-*"))
     try:
         paths = build_zoo([s.name for s in specs], workers=2, progress=False)  # two spawned processes
+        # one CLIP made, the one the member's cache key names, finished before the member wrote its first file
+        (clip,) = set((cache / "lite").glob("synthbench-clip-*")) - clips_before
+        assert clip == synthbench_clip_dir(steps=2, n_train=TINY.synthbench_n_train)
+        assert not list((cache / "lite").glob(".synthbench-clip-*"))  # no scratch folder left behind
+        member_files = [f for f in paths["unit-c"].rglob("*") if f.is_file()]
+        first_written = min(f.stat().st_mtime_ns for f in member_files)
+        assert (clip / CLIP_COMPLETE_MARKER).stat().st_mtime_ns <= first_written
+        # trained as the pool's own job (which queues the member once it is done), not inside the member's worker
+        assert f"synthbench CLIP (2, {TINY.synthbench_n_train}) (steps, rows) ready" in capsys.readouterr().out
         # made by the worker on the way (before its run was complete), not by a rerun afterwards
         assert len(json.loads((paths["unit-a-s3"] / COMPLETE_MARKER).read_text())["losses"]) == 3
         snap_made, run_made = ((paths[n] / COMPLETE_MARKER).stat().st_mtime_ns for n in ("unit-a-s3", "unit-a"))

@@ -21,13 +21,14 @@ import json
 import os
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from lmms_nb.config import cache_dir
 
-__all__ = ["CLIP_COMPLETE_MARKER", "clip_config_hash", "synthbench_captions", "synthbench_clip_dir",
-           "train_synthbench_clip"]
+__all__ = ["CLIP_COMPLETE_MARKER", "SynthbenchClipSettings", "clip_config_hash", "synthbench_captions",
+           "synthbench_clip_dir", "train_synthbench_clip"]
 
 CLIP_COMPLETE_MARKER = "clip_complete.json"
 #: bump when the recipe changes, so a cached model is retrained
@@ -54,25 +55,41 @@ def synthbench_captions(family: str, doc: dict[str, Any]) -> str:
     return f"{family}: {doc['question']} {answer}"
 
 
-def synthbench_clip_dir(*, seed: int = 0, steps: int = 250, batch_size: int = 64, lr: float = 2e-3,
-                        n_train: int = 400) -> Path:
-    """The cache folder of the synthbench CLIP trained with these settings (`train_synthbench_clip`'s)."""
-    config = {"seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "n_train": n_train}
-    return cache_dir("lite") / f"synthbench-clip-{clip_config_hash(**config)}"
+@dataclass(frozen=True)
+class SynthbenchClipSettings:
+    """Everything that determines a synthbench CLIP's weights; the one place their defaults live.
+
+    `synthbench_clip_dir` (the cache key, read by the zoo's member hashes) and `train_synthbench_clip` (what is
+    trained) both build their settings here, so a default edited once changes both: a member's key can never name
+    one CLIP while it trains from another.
+
+    Example:
+        >>> SynthbenchClipSettings(steps=3).n_train
+        400
+    """
+
+    seed: int = 0
+    steps: int = 250
+    batch_size: int = 64
+    lr: float = 2e-3
+    n_train: int = 400
+
+    def folder(self) -> Path:
+        """The cache folder of the CLIP trained with these settings (named by their hash)."""
+        return cache_dir("lite") / f"synthbench-clip-{clip_config_hash(**asdict(self))}"
 
 
-def train_synthbench_clip(
-    *,
-    seed: int = 0,
-    steps: int = 250,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    n_train: int = 400,
-    progress: bool = False,
-) -> str:
-    """Train (or find in the cache) the synthbench CLIP; returns its ``"local-dir:PATH"`` model name."""
-    config = {"seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "n_train": n_train}
-    final = synthbench_clip_dir(**config)
+def synthbench_clip_dir(**settings: Any) -> Path:
+    """The cache folder of the synthbench CLIP trained with `settings` (`SynthbenchClipSettings`' fields; the
+    others at their defaults), as `train_synthbench_clip(**settings)` writes it."""
+    return SynthbenchClipSettings(**settings).folder()
+
+
+def train_synthbench_clip(*, progress: bool = False, **settings: Any) -> str:
+    """Train (or find in the cache) the synthbench CLIP with `settings` (`SynthbenchClipSettings`' fields: seed,
+    steps, batch_size, lr, n_train; the others at their defaults); returns its ``"local-dir:PATH"`` model name."""
+    chosen = SynthbenchClipSettings(**settings)
+    config, final = asdict(chosen), chosen.folder()
     if (final / CLIP_COMPLETE_MARKER).is_file():
         return f"local-dir:{final}"
     final.parent.mkdir(parents=True, exist_ok=True)
