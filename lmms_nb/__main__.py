@@ -1,5 +1,5 @@
 import sys
 
-from lmms_nb.cli import main
+from lmms_nb.cli import program_main
 
-sys.exit(main())
+sys.exit(program_main())

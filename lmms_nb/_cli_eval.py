@@ -122,7 +122,7 @@ def _execute(ns: Any, *, tasks: list, model_args: dict[str, Any], batch_size: in
     from lmms_nb.runner import evaluate
 
     model = get_model(ns.model, **model_args)
-    resume_with_startup_frozen()  # collection resumes for what the evaluation allocates (a no-op unless paused)
+    resume_with_startup_frozen(model)  # collection resumes for what the evaluation allocates (no-op unless paused)
     seed = ns.seed[0] if ns.seed[0] is not None else 0
     runs = [evaluate(model, tasks, limit=None if ns.limit in (None, -1) else ns.limit, batch_size=batch_size,
                      output_dir=ns.output_path or "outputs", resume=not getattr(ns, "no_resume", False),

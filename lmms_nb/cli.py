@@ -118,23 +118,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    as_program = argv is None  # the `lmms-nb` program itself, not a caller's own process
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run `lmms-nb` with `argv` (default: sys.argv[1:]) in the caller's process; returns the exit status.
+
+    Example:
+        >>> main(["eval", "--model", "no_such_model", "--tasks", "synthbench_count"])  # the error goes to stderr
+        2
+    """
+    return _main(list(sys.argv[1:] if argv is None else argv), as_program=False)
+
+
+def program_main() -> int:
+    """The `lmms-nb` program (console script and `python -m lmms_nb`): as `main()`, plus what only a process of
+    its own may do to itself (the start-up's garbage collection, OpenMP's wait policy)."""
+    return _main(sys.argv[1:], as_program=True)
+
+
+def _main(argv: list[str], *, as_program: bool) -> int:
     # lmms-eval's two spellings of an evaluation: `lmms-eval eval --model X ...` and `lmms-eval --model X ...`
     if argv and (argv[0] == "eval" or (argv[0].startswith("-") and argv[0] not in ("-h", "--help"))):
         from lmms_nb._cli_eval import run_eval
 
-        if as_program:  # the start-up's objects live until exit: no collector passes over them (_cli_gc)
-            from lmms_nb._cli_gc import pause_until_model_loaded
+        if not as_program:
+            return run_eval(argv[1:] if argv[0] == "eval" else argv)
+        from lmms_nb._cli_gc import end_pause, pause_until_model_loaded
 
-            pause_until_model_loaded()
-            # OpenMP workers sleep as soon as a parallel region ends instead of spinning (read once, when torch
-            # loads its OpenMP runtime, which has not happened yet here): measured with torch's default threads by
-            # benchmarks/vs_lmms_eval/omp_wait_policy.py, a 0.5B-shape prefill takes the same time, a decode loop
-            # and a cold tiny-model eval about half the wall and CPU time on a shared 2-core machine
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-        return run_eval(argv[1:] if argv[0] == "eval" else argv)
+        # the start-up's objects live until exit: no collector passes over them (_cli_gc)
+        pause_until_model_loaded()
+        # OpenMP workers sleep as soon as a parallel region ends instead of spinning (read once, when torch
+        # loads its OpenMP runtime, which has not happened yet here): measured with torch's default threads by
+        # benchmarks/vs_lmms_eval/omp_wait_policy.py, a 0.5B-shape prefill takes the same time, a decode loop
+        # and a cold tiny-model eval about half the wall and CPU time on a shared 2-core machine
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            return run_eval(argv[1:] if argv[0] == "eval" else argv)
+        finally:
+            end_pause()  # stopped before its model loaded (a bad flag, task or model): collect as usual
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -104,11 +104,12 @@ def test_a_local_model_run_does_not_import_the_api_backend_and_openai_still_reso
 def test_the_program_lets_openmp_workers_sleep_unless_the_user_chose_a_wait_policy(tmp_path):
     """`lmms-nb eval` as a program sets OMP_WAIT_POLICY=PASSIVE before torch loads, unless it is set; a caller's
     own process (main([...])) keeps its environment."""
-    code = ("import os, sys\nfrom lmms_nb.cli import main\n"
+    code = ("import gc, os, sys\nfrom lmms_nb.cli import program_main\n"
             "sys.argv = ['lmms-nb', '--model', 'no_such_model', '--tasks', 'synthbench_count']\n"
-            "status = main()\n"
-            "print(os.environ.get('OMP_WAIT_POLICY'), status, 'torch' in sys.modules)\n")
-    in_process = ("import os\nfrom lmms_nb.cli import main\n"
+            "status = program_main()\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'), status, 'torch' in sys.modules, gc.isenabled())\n")
+    in_process = ("import os, sys\nfrom lmms_nb.cli import main\n"
+                  "sys.argv = ['ipykernel_launcher.py', '-f', 'kernel.json']  # a notebook kernel calling main()\n"
                   "status = main(['--model', 'no_such_model', '--tasks', 'synthbench_count'])\n"
                   "print(os.environ.get('OMP_WAIT_POLICY'), status)\n")
     base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
@@ -118,4 +119,44 @@ def test_the_program_lets_openmp_workers_sleep_unless_the_user_chose_a_wait_poli
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs.append(proc.stdout.strip().splitlines()[-1])
-    assert outs == ["PASSIVE 2 False", "ACTIVE 2 False", "None 2"]
+    # the program's start-up stopped before a model loaded: its collector is back on
+    assert outs == ["PASSIVE 2 False True", "ACTIVE 2 False True", "None 2"]
+
+
+def test_the_startup_garbage_is_collected_before_the_freeze_unless_the_weights_are_small(monkeypatch):
+    """_cli_gc: a model whose weights are not known to be small gets one collection before the freeze, so a
+    garbage cycle from its load (which could hold a tensor) is freed, not made permanent."""
+    import gc
+    import weakref
+
+    import torch
+
+    from lmms_nb import _cli_gc
+
+    class Loaded:  # an lmms-nb model: its torch module is `.model`
+        def __init__(self) -> None:
+            self.model = torch.nn.Linear(4, 4, bias=False)
+
+    class Cycle:
+        pass
+
+    def survives(model, small_bytes: int) -> bool:
+        monkeypatch.setattr(_cli_gc, "SMALL_WEIGHTS_BYTES", small_bytes)
+        was_enabled = gc.isenabled()
+        _cli_gc.pause_until_model_loaded()
+        try:
+            garbage = Cycle()
+            garbage.me = garbage
+            alive = weakref.ref(garbage)
+            del garbage
+            _cli_gc.resume_with_startup_frozen(model)
+            return alive() is not None
+        finally:
+            gc.unfreeze()
+            gc.collect()
+            if not was_enabled:
+                gc.disable()
+
+    assert survives(Loaded(), small_bytes=256 * 2**20)  # 64 bytes of weights: frozen as it is
+    assert not survives(Loaded(), small_bytes=16)  # more than the limit: collected first
+    assert not survives(None, small_bytes=256 * 2**20)  # no torch module to measure: collected first

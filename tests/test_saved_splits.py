@@ -194,10 +194,15 @@ def test_eval_of_a_yaml_task_on_a_prepared_folder_imports_no_datasets_nor_pandas
     _save(tmp_path / "data")
     tasks = _yaml_task(tmp_path)
     model = build_tiny_llava(tmp_path / "llava", vocab_texts=["v1 one? two? yes no"] * 4, seed=0)
-    code = ("import sys\nfrom lmms_nb.cli import main\n"
-            f"main(['--model', 'llava_hf', '--model_args', 'pretrained={model},device_map=cpu', '--tasks', 'saved_q', "
-            f"'--include_path', {str(tasks)!r}, '--batch_size', '2', '--output_path', {str(tmp_path / 'out')!r}, "
-            "'--log_samples', '--device', 'cpu', '--no-resume'])\n"
+    # as the `lmms-nb` program runs it (program_main), recording the collector's state while the evaluation runs
+    code = ("import gc, sys\nimport lmms_nb.runner as runner\nfrom lmms_nb.cli import program_main\n"
+            "seen = []\nreal = runner.evaluate\n"
+            "def evaluate(*a, **k):\n    seen.append((gc.isenabled(), gc.get_freeze_count() > 0))\n"
+            "    return real(*a, **k)\nrunner.evaluate = evaluate\n"
+            f"sys.argv = ['lmms-nb', '--model', 'llava_hf', '--model_args', 'pretrained={model},device_map=cpu', "
+            f"'--tasks', 'saved_q', '--include_path', {str(tasks)!r}, '--batch_size', '2', "
+            f"'--output_path', {str(tmp_path / 'out')!r}, '--log_samples', '--device', 'cpu', '--no-resume']\n"
+            "assert program_main() == 0\nprint(seen)\n"
             "heavy = ('datasets', 'pandas', 'scipy.stats', 'lmms_eval', 'plotly', 'ipywidgets')\n"
             "print(sorted(m for m in heavy if m in sys.modules))\n")
     env = {**os.environ, "LMMS_NB_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
@@ -205,8 +210,10 @@ def test_eval_of_a_yaml_task_on_a_prepared_folder_imports_no_datasets_nor_pandas
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        outs.append(proc.stdout.strip().splitlines()[-1])
-    assert outs[1] == "[]", outs
+        outs.append(proc.stdout.strip().splitlines()[-2:])
+    # the collector is back on, over the frozen start-up, for what the evaluation allocates
+    assert [seen for seen, _ in outs] == ["[(True, True)]"] * 2, outs
+    assert outs[1][1] == "[]", outs
     first, second = sorted((tmp_path / "out").glob("*/*_samples_saved_q.jsonl"))
     assert first.read_text().count("\n") == 3
     strip = lambda text: [{k: v for k, v in json.loads(line).items() if k not in ("run_id", "latency_s")}
