@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from lmms_nb.models._internvl_convert import build_model, check_supported, is_internvl_chat_checkpoint
 from lmms_nb.models._llava_next_convert import local_folder, read_json_config
-from lmms_nb.models.base import Request, Response
+from lmms_nb.models.base import Request, Response, generate_each
 
 __all__ = ["CONV_TEMPLATES", "InternVLChatOriginalModel", "conversation_prompt", "dynamic_preprocess",
            "is_internvl_chat_checkpoint"]
@@ -142,14 +142,7 @@ class InternVLChatOriginalModel:
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         """One response per request, in order, each generated alone; a failing request gets `error` set."""
-        out = []
-        for req in requests:
-            try:
-                out.append(self._generate_one(req))
-            except Exception as e:  # noqa: BLE001 - a bad sample must not stop the run
-                msg = f"{type(e).__name__}: {e}"
-                out.append(Response(text=None, error=msg if f"doc {req.doc_id}" in msg else f"doc {req.doc_id}: {msg}"))
-        return out
+        return generate_each(requests, self._generate_one)
 
     def _question(self, prompt: str, n_images: int) -> str:
         """The text the class passes to chat(): `<image>` placeholders put before the question (internvl3 keeps

@@ -35,7 +35,7 @@ from lmms_nb.models._llava_next_images import (
     qwen_1_5_prompt,
     tokenizer_image_token,
 )
-from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
+from lmms_nb.models.base import LoglikelihoodRequest, Request, Response, generate_each
 
 __all__ = ["LlavaNextOneVisionModel", "is_llava_next_checkpoint", "read_checkpoint_config"]
 
@@ -105,14 +105,7 @@ class LlavaNextOneVisionModel:
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         """One response per request, in order, each generated alone; a failing request gets `error` set."""
-        out = []
-        for req in requests:
-            try:
-                out.append(self._generate_one(req))
-            except Exception as e:  # noqa: BLE001 - a bad sample must not stop the run
-                msg = f"{type(e).__name__}: {e}"
-                out.append(Response(text=None, error=msg if f"doc {req.doc_id}" in msg else f"doc {req.doc_id}: {msg}"))
-        return out
+        return generate_each(requests, self._generate_one)
 
     def _image_embeddings(self, images: list) -> list:
         import torch

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 
 @dataclass
@@ -79,3 +79,24 @@ class Model(Protocol):
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         """One response per request, in order."""
         ...
+
+
+def generate_each(requests: Sequence[Request], generate_one: Callable[[Request], Response]) -> list[Response]:
+    """One response per request, in order, each made alone by `generate_one`; a request that raises gets a
+    `Response` with `error` set, naming its doc, so one bad sample never stops a run (the original-format
+    checkpoints' models, which generate one request at a time as their lmms-eval classes do).
+
+    Example:
+        >>> def shout(req): return Response(text=req.prompt.upper()) if req.prompt else 1 / 0
+        >>> requests = [Request(doc_id=0, task="t", images=[], prompt="hi"), Request(doc_id=1, task="t", images=[], prompt="")]
+        >>> [(r.text, r.error) for r in generate_each(requests, shout)]
+        [('HI', None), (None, 'doc 1: ZeroDivisionError: division by zero')]
+    """
+    out = []
+    for req in requests:
+        try:
+            out.append(generate_one(req))
+        except Exception as e:  # noqa: BLE001 - a bad sample must not stop the run
+            msg = f"{type(e).__name__}: {e}"
+            out.append(Response(text=None, error=msg if f"doc {req.doc_id}" in msg else f"doc {req.doc_id}: {msg}"))
+    return out
