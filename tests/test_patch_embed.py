@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image, ImageDraw
 
-from lmms_nb.models import Request, get_model
 from lmms_nb.models._patch_embed import MIN_PATCHES, grid_conv3d, speed_up_patch_embeddings
-from lmms_nb.models.tiny import build_tiny_qwen2_5_vl
+from _tiny_qwen_pair import tiny_qwen_pair
 
 
 def _conv(out_channels: int, bias: bool, dtype: torch.dtype, patch: int = 14) -> torch.nn.Conv3d:
@@ -71,19 +69,8 @@ def test_other_convolutions_are_left_alone():
 
 
 def test_tiny_qwen2_5_vl_generates_the_same_tokens_with_and_without_it(tmp_path):
-    path = build_tiny_qwen2_5_vl(tmp_path / "qwen", vocab_texts=["How many circles are there?", "0 1 2 3 4 5"], seed=3)
-    images = []
-    for k in range(4):
-        image = Image.new("RGB", (64 + 16 * k, 64), "white")
-        ImageDraw.Draw(image).ellipse((5 + k, 5, 40, 40 + k), fill=(200, 30 * k, 20))
-        images.append(image)
-    requests = [Request(doc_id=k, task="t", images=[im], prompt="How many circles are there?",
-                        generation_kwargs={"max_new_tokens": 6}) for k, im in enumerate(images)]
-    fast = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu")  # lmms-eval's class: bfloat16, 448 px+
-    plain = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu")
-    for module in plain.model.modules():  # back to transformers' own forward
-        if hasattr(module, "_lmms_nb_grid_checked"):
-            del module.forward
+    fast, plain, requests = tiny_qwen_pair(tmp_path / "qwen", seed=3, size_step=(16, 0),
+                                           checked_attr="_lmms_nb_grid_checked")
     assert fast.model.dtype == torch.bfloat16
     for _ in range(2):  # the first call checks, the second uses the grid form where the check passed
         assert [r.text for r in fast.generate(requests)] == [r.text for r in plain.generate(requests)]

@@ -11,10 +11,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from lmms_nb.models import Request, get_model
 from lmms_nb.models._qwen_pixels import patchify_in_model_dtype
 from lmms_nb.models._vision_attention import speed_up_vision_attention
-from lmms_nb.models.tiny import build_tiny_qwen2_5_vl
+from _tiny_qwen_pair import tiny_qwen_pair
 
 _TEXT = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
          "intermediate_size": 64, "vocab_size": 64}
@@ -141,19 +140,8 @@ def test_qwen_image_processor_patchifies_in_the_model_dtype_with_the_same_values
 
 
 def test_tiny_qwen2_5_vl_generates_the_same_tokens_with_and_without_them(tmp_path):
-    path = build_tiny_qwen2_5_vl(tmp_path / "qwen", vocab_texts=["How many circles are there?", "0 1 2 3 4 5"], seed=5)
-    images = []
-    for k in range(4):
-        image = Image.new("RGB", (64 + 40 * k, 64 + 8 * k), "white")
-        ImageDraw.Draw(image).ellipse((5 + k, 5, 40, 40 + k), fill=(200, 30 * k, 20))
-        images.append(image)
-    requests = [Request(doc_id=k, task="t", images=[im], prompt="How many circles are there?",
-                        generation_kwargs={"max_new_tokens": 6}) for k, im in enumerate(images)]
-    fast = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu")  # lmms-eval's class: bfloat16, 448 px+
-    plain = get_model("qwen2_5_vl", pretrained=str(path), device_map="cpu")
-    for module in plain.model.modules():  # back to transformers' own forward
-        if hasattr(module, "_lmms_nb_batched_checked"):
-            del module.forward
+    fast, plain, requests = tiny_qwen_pair(tmp_path / "qwen", seed=5, size_step=(40, 8),
+                                           checked_attr="_lmms_nb_batched_checked")
     del plain.processor.image_processor.patchify
     assert fast.model.dtype == torch.bfloat16
     for _ in range(2):  # the first call checks, the second uses the batched form where the check passed
