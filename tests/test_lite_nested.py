@@ -89,14 +89,15 @@ def test_chosen_rows_are_each_folds_pick_applied_to_its_held_out_models(digits) 
     emb = (np.arange(digits.shape[1]), np.random.default_rng(0).normal(size=(digits.shape[1], 4)))
     fid = lite_fidelity(samples, emb, budgets=[k], n_random=n_random, folds=4, seed=0,
                         methods=["random", "difficulty_cv", "chosen"])
-    rng = np.random.default_rng([0, k, 2])  # difficulty_cv's generator, drawn fold after fold
+    # difficulty_cv's and residual_cv's own generators, drawn fold after fold
+    rngs = {"difficulty_cv": np.random.default_rng([0, k, 2]), "residual_cv": np.random.default_rng([0, k, 3])}
     ests = np.zeros((n_random, len(digits)))
     for f, test in enumerate(model_folds(len(digits), 4, seed=0)):
         fold = FoldEstimators(np.delete(digits, test, axis=0))
         assert fid.choices[k][f] == choose_estimator(fold.train, k)
-        dcv = heldout_estimates(fold, "difficulty_cv", k, digits[test], rng=rng, n_draws=n_random)
-        ests[:, test] = (dcv if fid.choices[k][f].method == "difficulty_cv"
-                         else heldout_estimates(fold, "anchor_corrected", k, digits[test], n_draws=n_random))
+        drawn = {m: heldout_estimates(fold, m, k, digits[test], rng=rng, n_draws=n_random) for m, rng in rngs.items()}
+        drawn["anchor_corrected"] = heldout_estimates(fold, "anchor_corrected", k, digits[test], n_draws=n_random)
+        ests[:, test] = drawn[fid.choices[k][f].method]
     mae = 100 * np.abs(ests - digits.mean(axis=1)).mean(axis=1)
     got = fid.draws.filter(pl.col("method") == "chosen").sort("draw")["mae_points"].to_numpy()
     np.testing.assert_allclose(got, mae, rtol=1e-9)
@@ -115,5 +116,31 @@ def test_builder_uses_and_names_the_picked_estimator(digits) -> None:
     assert anchors.estimate(new[cols]) == pytest.approx(
         linear_correction(digits[:11], cols, anchors.design_weights, new[None, cols])[0])
     assert abs(anchors.estimate(new[cols]) - new.mean()) < 0.1
+    residual = build_difficulty_subset(logs, 40, estimator="residual_cv")
+    design = FoldEstimators(digits[:11]).residual_design(40)
+    np.testing.assert_array_equal(residual.doc_ids, design.draw(np.random.default_rng([0, 40])))
+    assert "prediction-error strata" in subset_summary(residual)
     with pytest.raises(ValueError, match="estimator must be 'auto' or one of"):
         build_difficulty_subset(logs, 40, estimator="irt")
+
+
+def test_residual_strata_follow_the_prediction_errors_and_keep_every_doc_reachable(digits) -> None:
+    from lmms_nb.lite_selection._residual_design import RESIDUAL_FLOOR, doc_residuals, residual_design
+
+    groups = np.array(["low" if j % 3 else "high" for j in range(digits.shape[1])])
+    design = residual_design(digits, 40, groups)
+    assert design.alloc.sum() == 40 and (design.alloc <= design.sizes).all()
+    # each stratum holds one category's docs
+    assert all(len(np.unique(groups[design.strata == h])) == 1 for h in range(len(design.sizes)))
+    r = np.maximum(doc_residuals(digits, groups), RESIDUAL_FLOOR)
+    rate = (design.alloc / design.sizes)[design.strata]  # each doc's chance of being drawn
+    # Neyman: the docs the predictions miss most are drawn more often than the ones they miss least ...
+    assert rate[r >= np.quantile(r, 0.9)].mean() > 2 * rate[r <= np.quantile(r, 0.1)].mean()
+    # ... yet docs every earlier model got right stay reachable (a new model can slip there)
+    assert (rate[digits.min(axis=0) == 1] > 0).all()
+    # and the design's estimate of a model's full score from its own answers on a draw is unbiased on average
+    y = digits[0]
+    rng = np.random.default_rng(0)
+    est = np.mean([design.doc_weights(design.draw(rng)) @ y + (design.impute * (design.alloc == 0)
+                   * design.sizes / design.sizes.sum()).sum() for _ in range(400)])
+    assert est == pytest.approx(y.mean(), abs=0.01)

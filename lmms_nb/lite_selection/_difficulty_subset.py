@@ -152,7 +152,8 @@ def build_difficulty_subset(
     the subset. Scores must be in [0, 1] (e.g. accuracy). Estimate a new model with `DifficultySubset.estimate`
     or `difficulty_estimates`.
 
-    `estimator` is "difficulty_cv", "anchor_corrected" (anchor points of the earlier models' answers, weighted
+    `estimator` is "difficulty_cv", "residual_cv" (strata of category and prediction error, `_residual_design`;
+    the same estimate), "anchor_corrected" (anchor points of the earlier models' answers, weighted
     mean plus a linear correction; `_anchors`, `_corrections`) or "auto" (default): the one with the lower error
     on the earlier models held out in turn (`_nested.choose_estimator`); ``meta["estimator_reason"]`` says
     which and why, and `subset_summary` repeats it.
@@ -195,7 +196,7 @@ def build_difficulty_subset(
         picks, design_w = fold.anchors(k)
         prior = float("inf")
     else:
-        design = fold.cv_design(k, groups)
+        design = fold.cv_design(k, groups) if method == "difficulty_cv" else fold.residual_design(k, groups)
         prior = fold.group_prior(k, groups)
         picks = design.draw(np.random.default_rng([seed, k]))
         design_w = design.doc_weights(picks)[picks]

@@ -30,7 +30,9 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
   remainders; every category gets at least one doc when k allows), scored with the stratified estimator
   (each category's mean weighted by its share of the full set); only when the table has categories;
-- ``chosen``: per fold, whichever of difficulty_cv and anchor_corrected has the lower error on that fold's
+- ``residual_cv``: random subsets stratified by category and by how far the neighbour predictions miss on each
+  doc among the training models (`_residual_design`), Neyman on that error, scored as difficulty_cv;
+- ``chosen``: per fold, whichever of difficulty_cv, residual_cv and anchor_corrected has the lower error on the fold's
   training models held out by inner folds (`_nested.choose_estimator`: nested cross-validation; the pick never
   sees the fold's held-out models), its subset and estimate as in that method's row (drawn: difficulty_cv's
   draws, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
@@ -70,17 +72,17 @@ from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
 from lmms_nb.lite_selection._fidelity_stats import bootstrap_ci, draw_stats, stratified_estimates, subset_stats
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
-from lmms_nb.lite_selection._nested import EstimatorChoice, choose_estimator
+from lmms_nb.lite_selection._nested import CANDIDATES, EstimatorChoice, choose_estimator, heldout_estimates
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import resolve_budget
 
 METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt",
            "anchor_corrected", "random", "random_irt", "random_calibrated", "random_corrected", "random_cv",
-           "stratified", "difficulty", "difficulty_cv", "chosen")
+           "stratified", "difficulty", "difficulty_cv", "residual_cv", "chosen")
 _LEARNED = ("kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt", "anchor_corrected", "random_irt",
-            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv", "chosen")
+            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv", "chosen")
 _DRAWN = ("random", "random_irt", "random_calibrated", "random_corrected", "random_cv", "stratified", "difficulty",
-          "difficulty_cv", "chosen")
+          "difficulty_cv", "residual_cv", "chosen")
 #: learned methods need this many models: 5-fold CV then leaves >= 4 to fit on, 2 for each inner half
 _MIN_MODELS_TO_LEARN = 6
 #: a method "beats random" when its MAE is lower than random's in at least this share of draws
@@ -168,7 +170,7 @@ def lite_fidelity(
     if not learns:
         wanted = [m for m in wanted if m not in _LEARNED]
     # what "chosen" picks from is computed even when its own rows are not asked for
-    needed = set(wanted) | ({"difficulty_cv", "anchor_corrected"} if "chosen" in wanted else set())
+    needed = set(wanted) | (set(CANDIDATES) if "chosen" in wanted else set())
     choices: dict[int, list[EstimatorChoice]] = {}
     fold_tests = model_folds(len(sm.models), folds, seed=seed)
     fitted = ([FoldEstimators(np.delete(unit, test, axis=0), dim=irt_dim, seed=seed) for test in fold_tests]
@@ -272,13 +274,21 @@ def lite_fidelity(
             draw_rows += [*(_rows(k, "difficulty", draw_stats(full, ests * scale)) if "difficulty" in wanted else []),
                           *(_rows(k, "difficulty_cv", draw_stats(full, ests_cv * scale))
                             if "difficulty_cv" in wanted else [])]
+        if "residual_cv" in needed:
+            res_rng = np.random.default_rng([seed, k, 3])
+            ests_res = np.zeros((n_random, len(full)))
+            for f, test in enumerate(fold_tests):
+                ests_res[:, test] = heldout_estimates(fitted[f], "residual_cv", k, unit[test], groups=sm.categories,
+                                                      rng=res_rng, n_draws=n_random)
+            draw_rows += _rows(k, "residual_cv", draw_stats(full, ests_res * scale)) if "residual_cv" in wanted else []
         if "chosen" in wanted:  # nested: each fold's pick comes from its training models alone
             choices[k] = [choose_estimator(fitted[f].train, k, sm.categories, seed=seed)
                           for f in range(len(fold_tests))]
+            drawn = {"difficulty_cv": ests_cv * scale, "residual_cv": ests_res * scale,
+                     "anchor_corrected": np.broadcast_to(anchor_corrected, (n_random, len(full)))}
             ests = np.zeros((n_random, len(full)))
             for f, test in enumerate(fold_tests):
-                picked = choices[k][f].method
-                ests[:, test] = ests_cv[:, test] * scale if picked == "difficulty_cv" else anchor_corrected[test]
+                ests[:, test] = drawn[choices[k][f].method][:, test]
             draw_rows += _rows(k, "chosen", draw_stats(full, ests))
         if "stratified" in wanted and sm.categories is not None:
             draw_rows += _rows(k, "stratified",

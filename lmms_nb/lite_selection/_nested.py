@@ -1,8 +1,10 @@
 """Which learned Lite estimator suits this population? Chosen by cross-validation over the earlier models only.
 
 No one estimator is best on every population: `anchor_corrected` (anchor points plus a linear correction) is
-far ahead on the synthbench zoo and well behind on the scikit-learn digits classifiers, where `difficulty_cv`
-(difficulty strata plus a neighbour control variate) leads (`bench_lite_fidelity.py`). `choose_estimator`
+ahead on the synthbench zoo when a held-out model's siblings (other checkpoints of its run) are among the
+earlier models, and well behind on the scikit-learn digits classifiers, where the neighbour control variate on
+difficulty strata (`difficulty_cv`) or on residual strata (`residual_cv`, `_residual_design`) leads
+(`bench_lite_fidelity.py`). `choose_estimator`
 picks one for a population from its earlier models alone: the models are split into folds, each candidate is
 fitted on the other folds (its subset chosen and its estimator learned there, as it would be for a new model)
 and scored on the fold's models from their answers on that subset; the candidate with the lowest mean
@@ -34,7 +36,7 @@ from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 __all__ = ["CANDIDATES", "DEFAULT_ESTIMATOR", "EstimatorChoice", "choose_estimator", "heldout_estimates"]
 
 #: the learned estimators `choose_estimator` picks from (each with its own subset selection)
-CANDIDATES: tuple[str, ...] = ("difficulty_cv", "anchor_corrected")
+CANDIDATES: tuple[str, ...] = ("difficulty_cv", "residual_cv", "anchor_corrected")
 #: used when there are too few earlier models to cross-validate (the better of the two on the digits population)
 DEFAULT_ESTIMATOR = "difficulty_cv"
 #: fewest earlier models to cross-validate over (5 inner folds of at least one model, 4+ left to fit on)
@@ -71,18 +73,19 @@ def heldout_estimates(fold: FoldEstimators, method: str, k: int, answers: np.nda
     """Full-score estimates in [0, 1], draws x rows of `answers` (models x every doc; only the docs of the
     method's subset are read), by `method` fitted on `fold`'s training models at budget `k`.
 
-    ``anchor_corrected`` has one subset (every draw is the same); ``difficulty_cv`` draws `n_draws` subsets
-    from `rng`, or uses the rows of `design_weights` (draws x docs, `DifficultyDesign.doc_weights`) when given.
+    ``anchor_corrected`` has one subset (every draw is the same); ``difficulty_cv`` and ``residual_cv`` (the same
+    estimate on the strata of `_residual_design`) draw `n_draws` subsets from `rng`, or use the rows of
+    `design_weights` (draws x docs, `DifficultyDesign.doc_weights`) when given.
     """
     y = np.atleast_2d(np.asarray(answers, dtype=np.float64))
     if method == "anchor_corrected":
         docs, w = fold.anchors(k)
         est = fold.corrected(docs, w, y[:, docs])
         return np.broadcast_to(est, (n_draws if design_weights is None else len(design_weights), len(y))).copy()
-    if method != "difficulty_cv":
+    if method not in ("difficulty_cv", "residual_cv"):
         raise ValueError(f"unknown estimator {method!r}; candidates: {list(CANDIDATES)}")
     if design_weights is None:
-        design = fold.cv_design(k, groups)
+        design = fold.cv_design(k, groups) if method == "difficulty_cv" else fold.residual_design(k, groups)
         rng = rng if rng is not None else np.random.default_rng([fold.seed, k, 2])
         design_weights = np.stack([design.doc_weights(design.draw(rng)) for _ in range(n_draws)])
     prior = fold.group_prior(k, groups)

@@ -43,8 +43,9 @@ def subset_summary(subset: LiteSubset) -> str:
         return (f"{head} · anchor points of {len(subset.train_models)} earlier models' answers · one pick stands "
                 f"for up to {most:.1f} docs of its cluster{why}")
     if isinstance(subset, DifficultySubset):
+        kind = "prediction-error" if subset.meta.get("method") == "residual_cv" else "difficulty"
         strata = sum(a > 0 for a in subset.meta.get("stratum_alloc", ()))
         most = float(subset.design_weights.max()) * n
-        return (f"{head} · drawn within {strata} difficulty strata of {len(subset.train_models)} earlier models · "
+        return (f"{head} · drawn within {strata} {kind} strata of {len(subset.train_models)} earlier models · "
                 f"one pick stands for up to {most:.1f} docs of its stratum{why}")
     return f"{head} · coverage radius {subset.radius:.3f} · largest cell {int(subset.cell_sizes.max())} docs"

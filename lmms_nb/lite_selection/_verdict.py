@@ -40,6 +40,7 @@ _NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell
           "random_irt": "random subsets, gp-IRT", "random_calibrated": "random subsets, calibrated mean",
           "stratified": "stratified random subsets", "difficulty": "difficulty-stratified random subsets",
           "difficulty_cv": "difficulty-stratified random subsets, control variate from similar models",
+          "residual_cv": "random subsets stratified by category and prediction error, control variate from similar models",
           "chosen": "the estimator chosen by cross-validation over the earlier models (nested)"}
 
 
