@@ -64,6 +64,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from lmms_nb.lite_selection import TaskEmbeddings, lite_fidelity
+from lmms_nb.lite_selection._fidelity import METHODS
 from lmms_nb.logs.schema import conform
 
 PROMPT = "Which digit is shown?"
@@ -157,7 +158,7 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
                    seed: int, folds: int | str, starts: int = 0) -> None:
     """Every method's row at every budget, then the 10%-budget verdict against the goal, whatever it shows."""
     t0 = time.perf_counter()
-    fid = lite_fidelity(samples, emb, budgets=budgets, n_random=n_random, seed=seed, folds=folds)
+    fid = lite_fidelity(samples, emb, budgets=budgets, n_random=n_random, seed=seed, folds=folds, methods=METHODS)
     took = time.perf_counter() - t0
     print(f"\n=== {title} ({emb.vectors.shape[1]}-d embeddings, {len(fid.models)} models, learned methods "
           f"held out by {folds} folds over models); lite_fidelity took {took:.1f} s ===")

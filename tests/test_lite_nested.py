@@ -12,7 +12,8 @@ import pytest
 
 from _irt import irt_population, samples_of
 
-from lmms_nb.lite_selection import build_difficulty_subset, lite_fidelity, subset_summary
+from lmms_nb.lite_selection import (build_difficulty_subset, lite_fidelity, load_difficulty_subset,
+                                    save_difficulty_subset, subset_summary)
 from lmms_nb.lite_selection._corrections import linear_correction
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.lite_selection._nested import CANDIDATES, choose_estimator, heldout_estimates
@@ -103,7 +104,7 @@ def test_chosen_rows_are_each_folds_pick_applied_to_its_held_out_models(digits) 
     np.testing.assert_allclose(got, mae, rtol=1e-9)
 
 
-def test_builder_uses_and_names_the_picked_estimator(digits) -> None:
+def test_builder_uses_and_names_the_picked_estimator(digits, tmp_path) -> None:
     logs = samples_of(digits[:11])  # the 12th model is new
     auto = build_difficulty_subset(logs, 40)
     pick = choose_estimator(digits[:11], 40)
@@ -116,6 +117,9 @@ def test_builder_uses_and_names_the_picked_estimator(digits) -> None:
     assert anchors.estimate(new[cols]) == pytest.approx(
         linear_correction(digits[:11], cols, anchors.design_weights, new[None, cols])[0])
     assert abs(anchors.estimate(new[cols]) - new.mean()) < 0.1
+    # the pick travels with the subset: read back from its file, it estimates the same way
+    back = load_difficulty_subset(save_difficulty_subset(anchors, tmp_path / "anchors.npz"))
+    assert back.meta == anchors.meta and back.estimate(new[cols]) == pytest.approx(anchors.estimate(new[cols]))
     residual = build_difficulty_subset(logs, 40, estimator="residual_cv")
     design = FoldEstimators(digits[:11]).residual_design(40)
     np.testing.assert_array_equal(residual.doc_ids, design.draw(np.random.default_rng([0, 40])))

@@ -79,6 +79,9 @@ from lmms_nb.lite_selection._subset import resolve_budget
 METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt",
            "anchor_corrected", "random", "random_irt", "random_calibrated", "random_corrected", "random_cv",
            "stratified", "difficulty", "difficulty_cv", "residual_cv", "chosen")
+#: what `lite_fidelity` measures unless told: all but "chosen", whose nested cross-validation costs inner folds of
+#: every candidate per outer fold and budget (ask for it with ``methods=``)
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "chosen")
 _LEARNED = ("kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt", "anchor_corrected", "random_irt",
             "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv", "chosen")
 _DRAWN = ("random", "random_irt", "random_calibrated", "random_corrected", "random_cv", "stratified", "difficulty",
@@ -147,14 +150,15 @@ def lite_fidelity(
 
     Methods that learn from models (anchor points, gp-IRT) are fitted per fold over models (`folds`: an int,
     or "loo") and each model is estimated only by the fold that held it out. They need scores in [0, 1] and
-    at least 6 models; otherwise they are left out (`methods` picks a subset of `METHODS`).
+    at least 6 models; otherwise they are left out (`methods` picks a subset of `METHODS`; default
+    `DEFAULT_METHODS`, every method but the nested ``chosen``).
     """
     if n_random < 1:
         raise ValueError(f"n_random must be >= 1, got {n_random}")
     sm = score_matrix(samples, metric=metric, task=task, filter=filter)
     if len(sm.models) < 3:
         raise ValueError(f"task {sm.task!r}: fidelity across models needs at least 3 models, got {sm.models}")
-    wanted = list(METHODS if methods is None else methods)
+    wanted = list(DEFAULT_METHODS if methods is None else methods)
     unknown = [m for m in wanted if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; methods: {list(METHODS)}")
