@@ -94,6 +94,23 @@ def _pixels(image: Any, max_num: int, as_set: bool) -> Any:
     return torch.stack([transform(tile) for tile in dynamic_preprocess(image, max_num, as_set=as_set)])
 
 
+def _check_tokenizer(folder: Any) -> None:
+    """A ValueError naming tokenizer_config.json's field where the tokenizer is remote code transformers does not
+    ship (InternVL2-2B / 8B / 26B's `InternLM2Tokenizer`): lmms-nb runs no remote code."""
+    import json
+
+    import transformers
+
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    name = config.get("tokenizer_class")
+    remote = (config.get("auto_map") or {}).get("AutoTokenizer")
+    if remote and name and not hasattr(transformers, name):
+        raise ValueError(f"{path}: field 'tokenizer_class' is {name!r}, remote code ({remote!r} in auto_map) that "
+                         "lmms-nb does not run and transformers does not ship; lmms-nb converts the model, not this "
+                         "tokenizer")
+
+
 class InternVLChatOriginalModel:
     """An original-format InternVL checkpoint with lmms-eval's `internvl2` / `internvl3` conventions (see module)."""
 
@@ -122,6 +139,7 @@ class InternVLChatOriginalModel:
                                            "max_num": self.max_num, "format": "internvl original"}
         if family == "internvl3":
             self.model_args["total_max_num"] = self.total_max_num
+        _check_tokenizer(folder)
         # as the classes: internvl3 asks for the slow tokenizer, internvl2 for the default
         # (trust_remote_code=False: config.json's auto_map names remote code, which is never run here)
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False,
