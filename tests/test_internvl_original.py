@@ -122,7 +122,7 @@ def test_internlm2_and_phi3_llms_convert_and_answer(tmp_path, llm, model_type, t
     (lambda c: c["llm_config"].update(architectures=["LlamaForCausalLM"]),
      r"config\.json: llm_config\.architectures is \['LlamaForCausalLM'\]"),
     (lambda c: c.update(ps_version="v1"), r"config\.json: field 'ps_version'"),
-    ("InternLM2Tokenizer", r"tokenizer_config\.json: field 'tokenizer_class' is 'InternLM2Tokenizer', remote code"),
+    ("QWenTokenizer", r"tokenizer_config\.json: field 'tokenizer_class' is 'QWenTokenizer', remote code"),
     (lambda c: c.update(template="vicuna_v1.1"), r"config\.json: field 'template'"),
     (lambda c: c.pop("llm_config"), r"config\.json: field 'llm_config' missing"),
     (lambda c: (c.pop("force_image_size", None), c["vision_config"].pop("image_size")),
@@ -133,10 +133,10 @@ def test_internlm2_and_phi3_llms_convert_and_answer(tmp_path, llm, model_type, t
 def test_what_lmms_nb_cannot_convert_is_named(checkpoint, tmp_path, edit, message):
     from lmms_nb.models import get_model
 
-    if isinstance(edit, str):  # the tokenizer's config: a remote-code class, as InternVL2-8B's
+    if isinstance(edit, str):  # the tokenizer's config: a remote-code class lmms-nb has no port of (Qwen-VL's)
         folder = _edited_copy(checkpoint, tmp_path / "edited", lambda c: None)
         tokenizer = json.loads((folder / "tokenizer_config.json").read_text())
-        tokenizer.update(tokenizer_class=edit, auto_map={"AutoTokenizer": [f"tokenization_internlm2.{edit}", None]})
+        tokenizer.update(tokenizer_class=edit, auto_map={"AutoTokenizer": [f"tokenization_qwen.{edit}", None]})
         (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer))
     else:
         folder = _edited_copy(checkpoint, tmp_path / "edited", edit)

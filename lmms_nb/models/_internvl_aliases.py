@@ -112,8 +112,8 @@ def internvl2(pretrained: str = "OpenGVLab/InternVL2-2B", modality: str = "image
               num_layers: int | None = None, trust_remote_code: bool = True, revision: str | None = None,
               max_new_tokens: int = 1024, name: str | None = None):
     """lmms-eval's `internvl2` on an original-format checkpoint with a Qwen2, InternLM2 or Phi-3 LLM (InternVL2-1B,
-    2B, 4B, 8B, 26B, InternVL2.5-1B...; a remote-code tokenizer such as InternLM2's is refused naming
-    tokenizer_config.json's field): as `internvl3` but at most 6 tiles per image whatever their number, and
+    2B, 4B, 8B, 26B, InternVL2.5-1B...; InternLM2's remote-code tokenizer is lmms-nb's port of it, any other one is
+    refused naming tokenizer_config.json's field): as `internvl3` but at most 6 tiles per image whatever their number, and
     `<image>` placeholders always put before the question. InternLM2 / Phi-3 LLMs run their remote code's eager
     attention (the class's without flash-attn)."""
     return _internvl_chat("internvl2", pretrained, modality=modality, device=device, device_map=device_map,
