@@ -119,8 +119,8 @@ def test_internlm2_and_phi3_llms_convert_and_answer(tmp_path, llm, model_type, t
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c["llm_config"].update(architectures=["LlamaForCausalLM"]),
-     r"config\.json: llm_config\.architectures is \['LlamaForCausalLM'\]"),
+    (lambda c: c["llm_config"].update(architectures=["GemmaForCausalLM"]),
+     r"config\.json: llm_config\.architectures is \['GemmaForCausalLM'\]"),
     (lambda c: c.update(ps_version="v1"), r"config\.json: field 'ps_version'"),
     ("QWenTokenizer", r"tokenizer_config\.json: field 'tokenizer_class' is 'QWenTokenizer', remote code"),
     (lambda c: c.update(template="vicuna_v1.1"), r"config\.json: field 'template'"),

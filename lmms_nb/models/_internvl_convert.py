@@ -4,8 +4,8 @@ the hub) told apart from transformers' format, and converted in memory to `Inter
 The weights are renamed as transformers' InternVL conversion renames them (InternViT's fused `qkv` split into
 q/k/v, `ls1`/`ls2` as `lambda_1`/`lambda_2`, `mlp1` as the projector, the LLM under `model.language_model`); the
 vision attention is computed as InternViT computes it without flash-attn (`(q * scale) @ k^T`, softmax in the
-weights' dtype), which transformers' eager path rounds differently in bfloat16. The LLM (Qwen2, Qwen3, InternLM2 as
-Llama, Phi-3) is converted by `_internvl_llm`; anything else is refused naming config.json's field. Nothing is
+weights' dtype), which transformers' eager path rounds differently in bfloat16. The LLM (Qwen2, Qwen3, Llama, InternLM2
+as Llama, Phi-3) is converted by `_internvl_llm`; anything else is refused naming config.json's field. Nothing is
 written to the checkpoint's folder.
 
 Example:

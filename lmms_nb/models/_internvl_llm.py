@@ -1,13 +1,14 @@
 """The language model of an original-format InternVL checkpoint (`llm_config` in config.json) as a transformers text
-model: Qwen2 / Qwen3 as they are, Phi-3 as transformers' `Phi3` (the same weight names, fused `qkv_proj` and
-`gate_up_proj` in the same layout), InternLM2 as `Llama` (its fused grouped `wqkv` split into q / k / v, `w1` / `w3`
-/ `w2` as gate / up / down) with InternLM2's own rotary embedding put back (see `InternLM2RotaryEmbedding`).
+model: Qwen2 / Qwen3 / Llama as they are (OpenGVLab's code builds transformers' own classes), Phi-3 as transformers'
+`Phi3` (the same weight names, fused `qkv_proj` and `gate_up_proj` in the same layout), InternLM2 as `Llama` (its
+fused grouped `wqkv` split into q / k / v, `w1` / `w3` / `w2` as gate / up / down) with InternLM2's own rotary
+embedding put back (see `InternLM2RotaryEmbedding`) and, for both, the remote code's eager attention.
 
 OpenGVLab's InternLM2 and Phi-3 code (internvl_chat/internvl/model/internlm2, phi3) was read for each mapping;
 `tests/test_vs_lmms_eval_073.py` runs both against lmms-eval 0.7.3's `internvl2` class on that code.
 
 Example:
-    >>> text_model_type({"architectures": ["InternLM2ForCausalLM"]}), text_model_type({"architectures": ["X"]})
+    >>> text_model_type({"architectures": ["InternLM2ForCausalLM"]}), text_model_type({"architectures": ["Gemma"]})
     ('llama', None)
     >>> list(convert_llm_key("language_model.model.layers.0.feed_forward.w1.weight", "InternLM2ForCausalLM"))
     ['language_model.model.layers.0.mlp.gate_proj.weight']
@@ -23,8 +24,8 @@ __all__ = ["REMOTE_EAGER", "SUPPORTED_LLMS", "InternLM2RotaryEmbedding", "conver
            "default_attention", "text_config", "text_model_type"]
 
 #: llm_config.architectures[0] -> the transformers text model_type it is converted to
-SUPPORTED_LLMS = {"Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "InternLM2ForCausalLM": "llama",
-                  "Phi3ForCausalLM": "phi3"}
+SUPPORTED_LLMS = {"Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3", "LlamaForCausalLM": "llama",
+                  "InternLM2ForCausalLM": "llama", "Phi3ForCausalLM": "phi3"}
 #: the attention of OpenGVLab's InternLM2 / Phi-3 code without flash-attn (registered under this name)
 REMOTE_EAGER = "lmms_nb_remote_eager"
 _DROPPED = ("architectures", "auto_map", "_name_or_path", "torch_dtype", "dtype", "transformers_version",
@@ -81,10 +82,10 @@ def _phi3_config(llm: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def text_config(llm: dict[str, Any], path: Path) -> dict[str, Any]:
     """`llm_config` as transformers' text config of the converted model (a dict with its `model_type`)."""
-    model_type = text_model_type(llm)
-    if model_type == "llama":
+    model_type, arch = text_model_type(llm), llm["architectures"][0]
+    if arch == "InternLM2ForCausalLM":
         config = _internlm2_config(llm, path)
-    elif model_type == "phi3":
+    elif arch == "Phi3ForCausalLM":
         config = _phi3_config(llm, path)
     else:
         config = {k: v for k, v in llm.items() if k not in _DROPPED}
@@ -136,7 +137,7 @@ def _remote_eager_attention(module: Any, query: Any, key: Any, value: Any, atten
 
 def default_attention(llm: dict[str, Any]) -> str:
     """The LLM attention lmms-nb runs unless asked otherwise: the remote code's eager one for InternLM2 / Phi-3
-    (registered here), sdpa for Qwen2 / Qwen3 (transformers' own classes, sdpa in lmms-eval's run too)."""
+    (registered here), sdpa for Qwen2 / Qwen3 / Llama (transformers' own classes, sdpa in lmms-eval's run too)."""
     if (llm.get("architectures") or [None])[0] not in ("InternLM2ForCausalLM", "Phi3ForCausalLM"):
         return "sdpa"
     from transformers import AttentionInterface
