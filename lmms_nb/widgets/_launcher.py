@@ -241,8 +241,7 @@ class EvalLauncher(widgets.VBox):
     def _show_finished(self, run: Any) -> None:
         import polars as pl
 
-        done = run.samples.group_by("task").agg(pl.col("doc_id").n_unique().alias("n")) if run.samples.height else None
-        counts = dict(done.iter_rows()) if done is not None else {}
+        counts = run.docs_per_task()
         for name, bar in self.bars.items():
             n = counts.get(name, 0)
             if run.completed:
