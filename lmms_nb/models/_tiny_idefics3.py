@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lmms_nb.models._tiny_llava import IMAGE_TOKEN
-from lmms_nb.models._tiny_shared import byte_level_bpe
+from lmms_nb.models._tiny_shared import bpe_tokenizer, decoder_config, save_seeded
 
 __all__ = ["IDEFICS3_CHAT_TEMPLATE", "build_tiny_idefics3"]
 
@@ -65,13 +65,11 @@ def build_tiny_idefics3(
     >>> AutoProcessor.from_pretrained(path).image_seq_len
     4
     """
-    import torch
     from transformers import (
         Idefics3Config,
         Idefics3ForConditionalGeneration,
         Idefics3ImageProcessor,
         Idefics3Processor,
-        PreTrainedTokenizerFast,
     )
 
     if image_size % (patch_size * scale_factor):
@@ -82,16 +80,13 @@ def build_tiny_idefics3(
     specials = [IDEFICS3_PAD_TOKEN, IDEFICS3_BOS_TOKEN, IDEFICS3_END_OF_UTTERANCE, IDEFICS3_FAKE_IMAGE_TOKEN,
                 IMAGE_TOKEN, IDEFICS3_GLOBAL_IMAGE_TOKEN]
     texts = ["User: ", "User:", "Assistant:", *vocab_texts]
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=byte_level_bpe(texts, specials, vocab_size),
+    tokenizer = bpe_tokenizer(
+        texts, specials, vocab_size, IDEFICS3_CHAT_TEMPLATE,
         bos_token=IDEFICS3_BOS_TOKEN,
         eos_token=IDEFICS3_END_OF_UTTERANCE,  # SmolVLM ends its turn with <end_of_utterance>
         pad_token=IDEFICS3_PAD_TOKEN,
         extra_special_tokens={"image_token": IMAGE_TOKEN},
-        padding_side="left",
-        model_max_length=512,
     )
-    tokenizer.chat_template = IDEFICS3_CHAT_TEMPLATE
     image_processor = Idefics3ImageProcessor(
         size={"longest_edge": image_size},
         max_image_size={"longest_edge": image_size},
@@ -117,29 +112,12 @@ def build_tiny_idefics3(
         },
         text_config={
             "model_type": "llama",
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": num_layers,
-            "num_attention_heads": heads,
-            "num_key_value_heads": heads,
-            "max_position_embeddings": 512,
-            "bos_token_id": ids[IDEFICS3_BOS_TOKEN],
-            "eos_token_id": ids[IDEFICS3_END_OF_UTTERANCE],
-            "pad_token_id": ids[IDEFICS3_PAD_TOKEN],
+            **decoder_config(len(tokenizer), hidden_size, num_layers, bos=ids[IDEFICS3_BOS_TOKEN],
+                             eos=ids[IDEFICS3_END_OF_UTTERANCE], pad=ids[IDEFICS3_PAD_TOKEN]),
         },
         image_token_id=ids[IMAGE_TOKEN],
         scale_factor=scale_factor,
         pad_token_id=ids[IDEFICS3_PAD_TOKEN],
     )
-    torch.manual_seed(seed)
-    model = Idefics3ForConditionalGeneration(config)
-    gen = model.generation_config
-    gen.pad_token_id, gen.bos_token_id, gen.eos_token_id = (
-        ids[IDEFICS3_PAD_TOKEN],
-        ids[IDEFICS3_BOS_TOKEN],
-        ids[IDEFICS3_END_OF_UTTERANCE],
-    )
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    return save_seeded(Idefics3ForConditionalGeneration, config, processor, path, seed=seed,
+                       pad=ids[IDEFICS3_PAD_TOKEN], bos=ids[IDEFICS3_BOS_TOKEN], eos=ids[IDEFICS3_END_OF_UTTERANCE])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from lmms_nb.models._tiny_shared import byte_level_bpe
+from lmms_nb.models._tiny_shared import bpe_tokenizer, decoder_config, save_seeded
 
 __all__ = ["BOS_TOKEN", "CHAT_TEMPLATE", "EOS_TOKEN", "IMAGE_TOKEN", "PAD_TOKEN", "build_tiny_llava"]
 
@@ -43,23 +43,11 @@ CHAT_TEMPLATE = (
 
 def _train_tokenizer(vocab_texts: Iterable[str], vocab_size: int):
     """A byte-level BPE tokenizer trained on `vocab_texts`, wrapped for transformers."""
-    from transformers import PreTrainedTokenizerFast
-
     specials = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN]
     # the chat template's own words are always in the vocabulary
     texts = ["USER: ", "ASSISTANT:", "SYSTEM: ", *vocab_texts]
-    backend = byte_level_bpe(texts, specials, vocab_size)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token=PAD_TOKEN,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        extra_special_tokens={"image_token": IMAGE_TOKEN},
-        padding_side="left",
-        model_max_length=512,
-    )
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    return bpe_tokenizer(texts, specials, vocab_size, CHAT_TEMPLATE, pad_token=PAD_TOKEN, bos_token=BOS_TOKEN,
+                         eos_token=EOS_TOKEN, extra_special_tokens={"image_token": IMAGE_TOKEN})
 
 
 def build_tiny_llava(
@@ -86,7 +74,6 @@ def build_tiny_llava(
     `keep_cls`: the language model sees CLIP's CLS token too, LLaVA's "full" feature strategy). The folder
     reloads with `AutoProcessor` / `AutoModelForImageTextToText`. Returns `path`. See the module docstring for an example.
     """
-    import torch
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -115,7 +102,6 @@ def build_tiny_llava(
         chat_template=CHAT_TEMPLATE,
         image_token=IMAGE_TOKEN,
     )
-    heads = max(1, hidden_size // 16)
     vision_hidden = vision_hidden_size or hidden_size
     vision_config = CLIPVisionConfig(**{
         "hidden_size": vision_hidden,
@@ -128,16 +114,8 @@ def build_tiny_llava(
         **(vision_config or {}),
     })
     text_config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **decoder_config(len(tokenizer), hidden_size, num_layers, bos=tokenizer.bos_token_id,
+                         eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id),
         tie_word_embeddings=False,
     )
     config = LlavaConfig(
@@ -150,14 +128,5 @@ def build_tiny_llava(
         vision_feature_layer=vision_feature_layer,
     )
     config.pad_token_id = tokenizer.pad_token_id
-    torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config)
-    gen = model.generation_config
-    gen.pad_token_id, gen.bos_token_id, gen.eos_token_id = (
-        tokenizer.pad_token_id,
-        tokenizer.bos_token_id,
-        tokenizer.eos_token_id,
-    )
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    return save_seeded(LlavaForConditionalGeneration, config, processor, path, seed=seed, pad=tokenizer.pad_token_id,
+                       bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from lmms_nb.models._tiny_shared import byte_level_bpe
+from lmms_nb.models._tiny_shared import bpe_tokenizer, decoder_config, save_seeded
 
 __all__ = ["QWEN_CHAT_TEMPLATE", "build_tiny_qwen2_5_vl", "build_tiny_qwen2_vl"]
 
@@ -116,13 +116,8 @@ def _build_tiny_qwen(
     vocab_size: int,
 ) -> Path:
     """Qwen2-VL ("2") or Qwen2.5-VL ("2.5"): same tokenizer, template and image processor, different towers."""
-    import torch
     import transformers
-    from transformers import (
-        PreTrainedTokenizerFast,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     prefix = {"2": "Qwen2VL", "2.5": "Qwen2_5_VL"}[generation]
     config_class = getattr(transformers, f"{prefix}Config")
@@ -133,15 +128,12 @@ def _build_tiny_qwen(
     specials = [QWEN_PAD_TOKEN, QWEN_IM_START, QWEN_IM_END, QWEN_VISION_START, QWEN_VISION_END, QWEN_IMAGE_PAD,
                 QWEN_VIDEO_PAD]
     texts = ["system\nYou are a helpful assistant.", "user\n", "assistant\n", *vocab_texts]
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=byte_level_bpe(texts, specials, vocab_size),
+    tokenizer = bpe_tokenizer(
+        texts, specials, vocab_size, QWEN_CHAT_TEMPLATE,
         pad_token=QWEN_PAD_TOKEN,
         eos_token=QWEN_IM_END,  # an Instruct checkpoint stops at the end of its turn
         extra_special_tokens={"image_token": QWEN_IMAGE_PAD, "video_token": QWEN_VIDEO_PAD},
-        padding_side="left",
-        model_max_length=512,
     )
-    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
     merge_size = 2
     image_processor = Qwen2VLImageProcessor(
         min_pixels=min_pixels, max_pixels=max_pixels, patch_size=patch_size, merge_size=merge_size
@@ -183,17 +175,9 @@ def _build_tiny_qwen(
         }
     config = config_class(
         text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": num_layers,
-            "num_attention_heads": heads,
-            "num_key_value_heads": heads,
-            "max_position_embeddings": 512,
+            **decoder_config(len(tokenizer), hidden_size, num_layers, bos=ids[QWEN_IM_START], eos=ids[QWEN_IM_END],
+                             pad=ids[QWEN_PAD_TOKEN]),
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section},
-            "bos_token_id": ids[QWEN_IM_START],
-            "eos_token_id": ids[QWEN_IM_END],
-            "pad_token_id": ids[QWEN_PAD_TOKEN],
         },
         vision_config=vision_config,
         image_token_id=ids[QWEN_IMAGE_PAD],
@@ -201,10 +185,5 @@ def _build_tiny_qwen(
         vision_start_token_id=ids[QWEN_VISION_START],
         vision_end_token_id=ids[QWEN_VISION_END],
     )
-    torch.manual_seed(seed)
-    model = model_class(config)
-    gen = model.generation_config
-    gen.pad_token_id, gen.bos_token_id, gen.eos_token_id = ids[QWEN_PAD_TOKEN], None, ids[QWEN_IM_END]
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
+    return save_seeded(model_class, config, processor, path, seed=seed, pad=ids[QWEN_PAD_TOKEN], bos=None,
+                       eos=ids[QWEN_IM_END])
