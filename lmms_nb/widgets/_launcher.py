@@ -26,7 +26,6 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from lmms_nb.models.arguments import form_model_args
 from lmms_nb.widgets._html import esc, table_html
 from lmms_nb.widgets._launcher_form import argument_row
 
@@ -177,6 +176,8 @@ class EvalLauncher(widgets.VBox):
         self.args_box.children = rows
 
     def _chosen_model(self) -> tuple[Any, dict[str, Any] | None]:
+        from lmms_nb.models.arguments import form_model_args
+
         name = self.model_select.value
         if name is None:
             raise ValueError("no model to choose (model)")
