@@ -115,6 +115,9 @@ def form_model_args(name: str, specs: Iterable[ModelArgument], values: Mapping[s
     still missing, is an error.
     """
     specs = {a.name: a for a in specs}
+    unknown = [arg for arg in values if arg not in specs]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not an argument of {name}; it takes {', '.join(specs) or 'none'}")
     args = _changed_values(specs, values)
     text = extra_json.strip()
     if text:
@@ -137,6 +140,9 @@ def form_model_args(name: str, specs: Iterable[ModelArgument], values: Mapping[s
     return args
 
 
+_BOOL_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _changed_values(specs: Mapping[str, ModelArgument], values: Mapping[str, Any]) -> dict[str, Any]:
     """The fields' values that differ from the defaults, text parsed as its kind (a blank field keeps the default)."""
     out: dict[str, Any] = {}
@@ -153,7 +159,9 @@ def _changed_values(specs: Mapping[str, ModelArgument], values: Mapping[str, Any
                     value = int(value)
                 elif spec.kind == "float":
                     value = float(value)
-            except ValueError:
+                elif spec.kind == "bool":  # "false" as text must not reach the model as a truthy string
+                    value = _BOOL_TEXT[value.lower()]
+            except (ValueError, KeyError):
                 raise ValueError(f"{arg}: {value!r} is not a valid {spec.kind}") from None
         if value != spec.default or spec.required:
             out[arg] = value

@@ -49,10 +49,10 @@ class Run:
         return self.samples.select(pl.struct("task", "doc_id").n_unique()).item() if self.samples.height else 0
 
     def docs_per_task(self) -> dict[str, int]:
-        """{task: how many of its docs have rows in `samples`}; a task without rows is left out."""
-        if not self.samples.height:
-            return {}
-        return dict(self.samples.group_by("task").agg(pl.col("doc_id").n_unique().alias("n")).iter_rows())
+        """{task: how many of its docs have rows in `samples`}, in the run's task order; 0 for a task without rows."""
+        counts = (dict(self.samples.group_by("task").agg(pl.col("doc_id").n_unique()).iter_rows())
+                  if self.samples.height else {})
+        return {task: counts.get(task, 0) for task in [*self.tasks, *sorted(set(counts) - set(self.tasks))]}
 
     def to_pandas(self) -> "Any":
         """The sample table as a pandas DataFrame."""
