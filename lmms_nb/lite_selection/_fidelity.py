@@ -258,38 +258,22 @@ def lite_fidelity(
                 for i in test:
                     ests[:, i] = fitted[f].control_variate(np.broadcast_to(unit[i], masks.shape), masks)
             draw_rows += _rows(k, "random_cv", draw_stats(full, ests * scale))
-        if "difficulty" in wanted or "difficulty_cv" in needed:
-            ests, ests_cv = np.zeros((n_random, len(full))), np.zeros((n_random, len(full)))
-            # a generator each: difficulty_cv's draws do not depend on whether "difficulty" is also measured
-            fold_rng, cv_rng = np.random.default_rng([seed, k]), np.random.default_rng([seed, k, 2])
+        if "difficulty" in wanted:
+            ests, fold_rng = np.zeros((n_random, len(full))), np.random.default_rng([seed, k])
             for f, test in enumerate(fold_tests):
-                if "difficulty" in wanted:
-                    design = fitted[f].difficulty_design(k)
-                    for d in range(n_random):
-                        ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
-                if "difficulty_cv" in needed:  # the same strata allocated on prediction errors, difference estimate
-                    cv_design = fitted[f].cv_design(k, sm.categories)
-                    design_w = np.stack([cv_design.doc_weights(cv_design.draw(cv_rng)) for _ in range(n_random)])
-                    prior = fitted[f].group_prior(k, sm.categories)
-                    for i in test:
-                        ests_cv[:, i] = fitted[f].control_variate(
-                            np.broadcast_to(unit[i], design_w.shape), design_w > 0, design_w, design_weights=True,
-                            groups=sm.categories, group_prior=prior)
-            draw_rows += [*(_rows(k, "difficulty", draw_stats(full, ests * scale)) if "difficulty" in wanted else []),
-                          *(_rows(k, "difficulty_cv", draw_stats(full, ests_cv * scale))
-                            if "difficulty_cv" in wanted else [])]
-        if "residual_cv" in needed:
-            res_rng = np.random.default_rng([seed, k, 3])
-            ests_res = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                ests_res[:, test] = heldout_estimates(fitted[f], "residual_cv", k, unit[test], groups=sm.categories,
-                                                      rng=res_rng, n_draws=n_random)
-            draw_rows += _rows(k, "residual_cv", draw_stats(full, ests_res * scale)) if "residual_cv" in wanted else []
+                design = fitted[f].difficulty_design(k)
+                for d in range(n_random):
+                    ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
+            draw_rows += _rows(k, "difficulty", draw_stats(full, ests * scale))
+        # a generator each: a method's draws do not depend on which other methods are measured
+        drawn = {m: _per_fold_draws(fitted, fold_tests, m, k, unit, sm.categories, n_random,
+                                    np.random.default_rng([seed, k, j])) * scale
+                 for m, j in (("difficulty_cv", 2), ("residual_cv", 3)) if m in needed}
+        draw_rows += [row for m, ests in drawn.items() if m in wanted for row in _rows(k, m, draw_stats(full, ests))]
         if "chosen" in wanted:  # nested: each fold's pick comes from its training models alone
             choices[k] = [choose_estimator(fitted[f].train, k, sm.categories, seed=seed)
                           for f in range(len(fold_tests))]
-            drawn = {"difficulty_cv": ests_cv * scale, "residual_cv": ests_res * scale,
-                     "anchor_corrected": np.broadcast_to(anchor_corrected, (n_random, len(full)))}
+            drawn["anchor_corrected"] = np.broadcast_to(anchor_corrected, (n_random, len(full)))
             ests = np.zeros((n_random, len(full)))
             for f, test in enumerate(fold_tests):
                 ests[:, test] = drawn[choices[k][f].method][:, test]
@@ -321,6 +305,16 @@ def _per_fold(fold_tests: list[np.ndarray], estimate) -> np.ndarray:
     out = np.zeros(sum(len(t) for t in fold_tests))
     for f, test in enumerate(fold_tests):
         out[test] = estimate(f, test)
+    return out
+
+
+def _per_fold_draws(fitted: list[FoldEstimators], fold_tests: list[np.ndarray], method: str, k: int, unit: np.ndarray,
+                    groups: np.ndarray | None, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Draws x models: each model estimated by `method` (`_nested.heldout_estimates`) of the fold that held it
+    out, from `n_draws` subsets per fold drawn from `rng` fold after fold."""
+    out = np.zeros((n_draws, len(unit)))
+    for f, test in enumerate(fold_tests):
+        out[:, test] = heldout_estimates(fitted[f], method, k, unit[test], groups=groups, rng=rng, n_draws=n_draws)
     return out
 
 
