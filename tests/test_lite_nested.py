@@ -53,20 +53,23 @@ def digits() -> np.ndarray:
 def test_inner_errors_are_the_candidates_errors_on_inner_held_out_models(digits) -> None:
     k = 40
     choice = choose_estimator(digits, k, seed=0, n_draws=6)
-    assert set(choice.inner_mae) == set(CANDIDATES) and choice.n_models == 12 and choice.folds == 5
+    assert set(choice.inner_rmse) == set(CANDIDATES) and choice.n_models == 12 and choice.folds == 5
     # replay: each inner fold fits every candidate on the other models and scores its own models
-    err = dict.fromkeys(CANDIDATES, 0.0)
+    err, sq = dict.fromkeys(CANDIDATES, 0.0), dict.fromkeys(CANDIDATES, 0.0)
     for f, test in enumerate(model_folds(12, 5, seed=0)):
         fold = FoldEstimators(np.delete(digits, test, axis=0))
         for c in CANDIDATES:
             est = heldout_estimates(fold, c, k, digits[test], n_draws=6, rng=np.random.default_rng([0, k, f]))
             err[c] += np.abs(est - digits[test].mean(axis=1)).mean(axis=0).sum()
+            sq[c] += ((est - digits[test].mean(axis=1)) ** 2).mean(axis=0).sum()
     assert {c: 100 * e / 12 for c, e in err.items()} == pytest.approx(choice.inner_mae)
-    assert choice.method == min(choice.inner_mae, key=choice.inner_mae.get)
+    assert {c: 100 * np.sqrt(e / 12) for c, e in sq.items()} == pytest.approx(choice.inner_rmse)
+    # the criterion is the squared error: a rare large miss counts against a method
+    assert choice.method == min(choice.inner_rmse, key=choice.inner_rmse.get)
     assert choice.method in choice.reason and "earlier models held out" in choice.reason
     # too few models to compare: the default, said so
     few = choose_estimator(digits[:4], k)
-    assert few.inner_mae == {} and "too few" in few.reason
+    assert few.inner_rmse == few.inner_mae == {} and "too few" in few.reason
 
 
 def test_the_pick_never_reads_the_held_out_models_answers() -> None:
@@ -81,7 +84,7 @@ def test_the_pick_never_reads_the_held_out_models_answers() -> None:
     # fold 0 picks from its training models alone: the same pick with the same inner errors
     assert after.choices[30][0] == before.choices[30][0]
     # the other folds train on the flipped models, so their inner errors move: the check can tell
-    assert any(a.inner_mae != b.inner_mae for a, b in zip(after.choices[30][1:], before.choices[30][1:], strict=True))
+    assert any(a.inner_rmse != b.inner_rmse for a, b in zip(after.choices[30][1:], before.choices[30][1:], strict=True))
 
 
 def test_chosen_rows_are_each_folds_pick_applied_to_its_held_out_models(digits) -> None:
