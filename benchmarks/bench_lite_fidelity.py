@@ -68,6 +68,8 @@ from lmms_nb.lite_selection._fidelity import METHODS
 from lmms_nb.logs.schema import conform
 
 PROMPT = "Which digit is shown?"
+#: the methods `print_fidelity` measures (--methods; default every one)
+RUN_METHODS: list[str] = list(METHODS)
 
 
 def population(seed: int) -> list[tuple[str, object, int]]:
@@ -158,7 +160,7 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
                    seed: int, folds: int | str, starts: int = 0) -> None:
     """Every method's row at every budget, then the 10%-budget verdict against the goal, whatever it shows."""
     t0 = time.perf_counter()
-    fid = lite_fidelity(samples, emb, budgets=budgets, n_random=n_random, seed=seed, folds=folds, methods=METHODS)
+    fid = lite_fidelity(samples, emb, budgets=budgets, n_random=n_random, seed=seed, folds=folds, methods=RUN_METHODS)
     took = time.perf_counter() - t0
     print(f"\n=== {title} ({emb.vectors.shape[1]}-d embeddings, {len(fid.models)} models, learned methods "
           f"held out by {folds} folds over models); lite_fidelity took {took:.1f} s ===")
@@ -365,7 +367,11 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=5,
                     help="at the 10%% budget, k-center methods again from this many random first picks, and the "
                          "drawn learned methods with as many other seeds (0: skip)")
+    ap.add_argument("--methods", default="all",
+                    help="comma-separated lite_fidelity methods for the tables (default all; random is always kept)")
     args = ap.parse_args()
+    if args.methods != "all":
+        RUN_METHODS[:] = ["random", *(m for m in args.methods.split(",") if m != "random")]
     torch.set_num_threads(1)
     budgets = [float(b) for b in args.budgets.split(",")]
     folds = args.folds if args.folds == "loo" else int(args.folds)
