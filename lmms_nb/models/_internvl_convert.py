@@ -133,10 +133,31 @@ def _hf_config(config: dict[str, Any], path: Path, n_tokens: int):
                           image_token_id=n_tokens - 1)  # unused: features are placed by the caller
 
 
+def _converted_shard(file: Path, llm: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """One safetensors shard's weights renamed (and split) as `InternVLForConditionalGeneration` names them, in
+    `dtype`; each original tensor is dropped once converted (a fused qkv is not kept beside its three parts)."""
+    from safetensors import safe_open
+
+    state: dict[str, Any] = {}
+    with safe_open(str(file), framework="pt") as weights:
+        for key in weights.keys():
+            value = weights.get_tensor(key).to(dtype)
+            if key.endswith((".attn.qkv.weight", ".attn.qkv.bias")):
+                new = convert_key(key.replace(".attn.qkv.", ".attn.proj."))
+                q, k, v = value.chunk(3, dim=0)
+                for name, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
+                    state[new.replace(".projection_layer.", f".{name}.")] = part.contiguous()
+            elif key.startswith("language_model."):
+                state.update((convert_key(k), v) for k, v in convert_llm_weight(key, value, llm))
+            else:
+                state[convert_key(key)] = value
+            del value
+    return state
+
+
 def build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implementation: str | None,
                 n_tokens: int):
     """`InternVLForConditionalGeneration` holding the checkpoint's weights (in `dtype`), eval mode, on the CPU."""
-    from safetensors.torch import load_file
     from transformers import InternVLForConditionalGeneration
 
     path = folder / "config.json"
@@ -151,22 +172,17 @@ def build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implem
     model.model.vision_tower.config._attn_implementation = _ATTENTION
     model.model.language_model.config._attn_implementation = attn_implementation or default_attention(
         config["llm_config"])
-    state: dict[str, Any] = {}
+    # shard by shard: only one shard's converted tensors exist beside the model at a time (not a second model)
+    missing: set[str] | None = None
+    unexpected: set[str] = set()
     for file in files:
-        for key, value in load_file(str(file)).items():
-            value = value.to(dtype)
-            if key.endswith((".attn.qkv.weight", ".attn.qkv.bias")):
-                new = convert_key(key.replace(".attn.qkv.", ".attn.proj."))
-                q, k, v = value.chunk(3, dim=0)
-                for name, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
-                    state[new.replace(".projection_layer.", f".{name}.")] = part.contiguous()
-            elif key.startswith("language_model."):
-                state.update((convert_key(k), v) for k, v in convert_llm_weight(key, value, config["llm_config"]))
-            else:
-                state[convert_key(key)] = value
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{folder}: weights that do not fit InternVL: missing {sorted(missing)[:5]}, "
+        shard = _converted_shard(file, config["llm_config"], dtype)
+        result = model.load_state_dict(shard, strict=False)
+        del shard
+        missing = set(result.missing_keys) if missing is None else missing & set(result.missing_keys)
+        unexpected.update(result.unexpected_keys)
+    if missing or unexpected:  # what strict loading of all the shards together would report
+        raise ValueError(f"{folder}: weights that do not fit InternVL: missing {sorted(missing or ())[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
     if config["llm_config"]["architectures"][0] == "InternLM2ForCausalLM":
         model.model.language_model.rotary_emb = InternLM2RotaryEmbedding.make(config["llm_config"])

@@ -148,12 +148,22 @@ def default_attention(llm: dict[str, Any]) -> str:
     return REMOTE_EAGER
 
 
+# The rotary embedding below is ported from InternLM2's modeling_internlm2.py (OpenGVLab/InternVL at 2410d1d,
+# internvl_chat/internvl/model/internlm2/modeling_internlm2.py: InternLM2RotaryEmbedding and its linear / dynamic NTK
+# subclasses), which carries:
+#     Copyright (c) The InternLM team and The HuggingFace Inc. team. All rights reserved.
+#     Licensed under the Apache License, Version 2.0 (http://www.apache.org/licenses/LICENSE-2.0).
+# Modified for lmms-nb (Apache-2.0 as well): the three classes folded into one module taking Llama's
+# `(x, position_ids)` call, the tables indexed by position ids and kept in float32 (cast to the call's dtype: the
+# same rounding as the original's tables stored in the default dtype), moved (not recomputed) to a new device.
 class InternLM2RotaryEmbedding:
     """InternLM2's rotary embedding as its code computes it, in place of Llama's (a `torch.nn.Module` made by
-    `make`): cos / sin tables cached up to the longest sequence seen (first `max_position_embeddings`); with
-    `rope_scaling` type dynamic, a longer sequence recomputes the base from its length and KEEPS it for every later
-    call, shorter ones included (transformers' dynamic rope goes back to the original base); linear divides the
-    positions by the factor before the product."""
+    `make`): cos / sin tables cached up to the longest sequence seen (first `max_position_embeddings`, computed
+    on the CPU at load as the original computes them); a call on another device moves the cached tables there
+    (the original's buffers move with the model) and only a longer sequence recomputes them, on the call's
+    device; with `rope_scaling` type dynamic, that longer sequence recomputes the base from its length and KEEPS
+    it for every later call, shorter ones included (transformers' dynamic rope goes back to the original base);
+    linear divides the positions by the factor before the product."""
 
     @staticmethod
     def make(llm: dict[str, Any]):
@@ -185,8 +195,10 @@ class InternLM2RotaryEmbedding:
 
             def forward(self, x: Any, position_ids: Any) -> tuple[Any, Any]:
                 seq_len = int(position_ids.max()) + 1
-                if seq_len > self.cached or self.cos_table.device != x.device:
-                    self._cache(max(seq_len, self.cached), x.device)
+                if seq_len > self.cached:
+                    self._cache(seq_len, x.device)
+                elif self.cos_table.device != x.device:  # the same table (CUDA's cos / sin may round otherwise)
+                    self.cos_table, self.sin_table = self.cos_table.to(x.device), self.sin_table.to(x.device)
                 return self.cos_table[position_ids].to(x.dtype), self.sin_table[position_ids].to(x.dtype)
 
         return _Rotary()
