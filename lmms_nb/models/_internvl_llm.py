@@ -121,9 +121,12 @@ def convert_llm_weight(key: str, value: Any, llm: dict[str, Any]) -> Iterator[tu
 
 def _remote_eager_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float,
                             dropout: float = 0.0, **kwargs: Any) -> tuple[Any, Any]:
-    """modeling_internlm2 / modeling_phi3's eager attention: `q @ k^T / sqrt(head_dim)` (transformers' eager
-    multiplies by the reciprocal, which rounds differently in bfloat16 where sqrt(head_dim) is not a power of two:
-    Phi-3-mini's 96, InternLM2's 128), the mask added, softmax in float32, back to the query's dtype."""
+    """modeling_internlm2 / modeling_phi3's eager attention op for op: `q @ k^T / sqrt(head_dim)`, the mask added,
+    softmax in float32, back to the query's dtype. transformers' own eager computes the same thing (its product by
+    `head_dim ** -0.5` gave bit-identical logits to this division on the CPU, head_dim 24 included: 0 of 4e7
+    bfloat16 scores rounded apart); its sdpa does not (internvl_llm_logits.json: logits off by up to 1.7, argmax
+    changed), which is why these LLMs never default to sdpa. Kept as the remote code writes it so that no kernel's
+    choice of how to scale can move the answers."""
     import torch
 
     groups = query.shape[1] // key.shape[1]
