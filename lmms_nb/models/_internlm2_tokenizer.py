@@ -1,3 +1,10 @@
+# Ported from InternLM2's tokenization_internlm2.py (OpenGVLab/InternVL at 2410d1d,
+# internvl_chat/internvl/model/internlm2/tokenization_internlm2.py, itself based on transformers' LlamaTokenizer):
+#     Copyright (c) The InternLM team and The HuggingFace Inc. team. All rights reserved.
+#     Licensed under the Apache License, Version 2.0 (the "License"); you may not use this file except in compliance
+#     with the License. You may obtain a copy of the License at http://www.apache.org/licenses/LICENSE-2.0
+# Modified for lmms-nb (Apache-2.0 as well): type hints, the remote-code loading hooks dropped, `is_internlm2_tokenizer`
+# and `load_internlm2_tokenizer` added.
 """InternLM2's tokenizer (`InternLM2Tokenizer`, the remote code of internlm/internlm2-* and of OpenGVLab's InternVL2-2B /
 8B / 26B, Mini-InternVL-Chat-2B), written here so that those checkpoints load with no remote code run: a
 sentencepiece model (`tokenizer.model`) behind transformers' Python tokenizer, BOS prepended, decoding as that code
@@ -17,12 +24,37 @@ from typing import Any
 
 from transformers import PreTrainedTokenizer
 
-__all__ = ["InternLM2Tokenizer", "is_internlm2_tokenizer", "load_internlm2_tokenizer"]
+__all__ = ["InternLM2Tokenizer", "check_slow_internlm2", "is_internlm2_tokenizer", "load_internlm2_tokenizer"]
 
 
 def is_internlm2_tokenizer(tokenizer_config: dict[str, Any]) -> bool:
-    """True where tokenizer_config.json names InternLM2's remote-code slow tokenizer."""
+    """True where tokenizer_config.json names InternLM2's remote-code tokenizer (slow or fast)."""
     return tokenizer_config.get("tokenizer_class") in ("InternLM2Tokenizer", "InternLM2TokenizerFast")
+
+
+def check_slow_internlm2(tokenizer_config: dict[str, Any], path: Path, *, use_fast: bool) -> None:
+    """A ValueError naming tokenizer_config.json's `auto_map.AutoTokenizer` where `AutoTokenizer.from_pretrained(
+    trust_remote_code=True, use_fast=use_fast)` (what lmms-eval runs) would load `InternLM2TokenizerFast`, which
+    lmms-nb does not port: it is not the slow class under another name. Its tokens come from a `tokenizers` BPE
+    whose merges are re-derived from tokenizer.model (sentencepiece segments by itself), and its decoder (`▁` to
+    space, byte fallback, one leading space stripped) has no counterpart of the slow class's space before special
+    tokens in `convert_tokens_to_string`; so the two can give different ids and texts, and answers would differ.
+
+    >>> check_slow_internlm2({"auto_map": {"AutoTokenizer": ["t.InternLM2Tokenizer", None]}}, Path("t.json"),
+    ...                      use_fast=True)
+    >>> check_slow_internlm2({"auto_map": {"AutoTokenizer": ["t.InternLM2Tokenizer", "t.InternLM2TokenizerFast"]}},
+    ...                      Path("t.json"), use_fast=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: t.json: field 'auto_map.AutoTokenizer' is [...]: AutoTokenizer would load the fast class ...
+    """
+    auto = (tokenizer_config.get("auto_map") or {}).get("AutoTokenizer")
+    slow, fast = ([*auto, None][:2] if isinstance(auto, (list, tuple)) else (auto, None))
+    chosen = fast if use_fast and fast is not None else slow  # transformers' AutoTokenizer rule
+    if str(chosen).rsplit(".", 1)[-1] != "InternLM2Tokenizer":
+        raise ValueError(f"{path}: field 'auto_map.AutoTokenizer' is {auto!r}: AutoTokenizer would load the fast "
+                         f"class {str(chosen).rsplit('.', 1)[-1]} there; lmms-nb only has InternLM2Tokenizer "
+                         "(the slow one)")
 
 
 class InternLM2Tokenizer(PreTrainedTokenizer):

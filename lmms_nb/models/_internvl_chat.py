@@ -107,9 +107,11 @@ def _load_tokenizer(folder: Any, family: str) -> Any:
     name = config.get("tokenizer_class")
     remote = (config.get("auto_map") or {}).get("AutoTokenizer")
     if remote and name and not hasattr(transformers, name):
-        from lmms_nb.models._internlm2_tokenizer import is_internlm2_tokenizer, load_internlm2_tokenizer
+        from lmms_nb.models._internlm2_tokenizer import (check_slow_internlm2, is_internlm2_tokenizer,
+                                                         load_internlm2_tokenizer)
 
         if is_internlm2_tokenizer(config) and (folder / "tokenizer.model").is_file():
+            check_slow_internlm2(config, path, use_fast=family != "internvl3")
             return load_internlm2_tokenizer(folder)
         raise ValueError(f"{path}: field 'tokenizer_class' is {name!r}, remote code ({remote!r} in auto_map) that "
                          "lmms-nb does not run and transformers does not ship (lmms-nb has InternLM2Tokenizer, "

@@ -6,7 +6,9 @@ q/k/v, `ls1`/`ls2` as `lambda_1`/`lambda_2`, `mlp1` as the projector, the LLM un
 vision attention is computed as InternViT computes it without flash-attn (`(q * scale) @ k^T`, softmax in the
 weights' dtype), which transformers' eager path rounds differently in bfloat16. The LLM (Qwen2, Qwen3, Llama, InternLM2
 as Llama, Phi-3) is converted by `_internvl_llm`; anything else is refused naming config.json's field. Nothing is
-written to the checkpoint's folder.
+written to the checkpoint's folder. The model is built on the meta device and each safetensors shard's converted
+tensors become its weights (`assign=True`), one shard at a time: loading holds the weights once plus one shard
+(benchmarks/bench_internvl_load_memory.py), not a random-weight model beside a dict of every converted tensor.
 
 Example:
     >>> is_internvl_chat_checkpoint({"architectures": ["InternVLChatModel"], "llm_config": {}})
@@ -133,10 +135,31 @@ def _hf_config(config: dict[str, Any], path: Path, n_tokens: int):
                           image_token_id=n_tokens - 1)  # unused: features are placed by the caller
 
 
+def _converted_shard(file: Path, llm: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """One safetensors shard's weights renamed (and split) as `InternVLForConditionalGeneration` names them, in
+    `dtype`; each original tensor is dropped once converted (a fused qkv is not kept beside its three parts)."""
+    from safetensors import safe_open
+
+    state: dict[str, Any] = {}
+    with safe_open(str(file), framework="pt") as weights:
+        for key in weights.keys():
+            value = weights.get_tensor(key).to(dtype)
+            if key.endswith((".attn.qkv.weight", ".attn.qkv.bias")):
+                new = convert_key(key.replace(".attn.qkv.", ".attn.proj."))
+                q, k, v = value.chunk(3, dim=0)
+                for name, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
+                    state[new.replace(".projection_layer.", f".{name}.")] = part.contiguous()
+            elif key.startswith("language_model."):
+                state.update((convert_key(k), v) for k, v in convert_llm_weight(key, value, llm))
+            else:
+                state[convert_key(key)] = value
+            del value
+    return state
+
+
 def build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implementation: str | None,
                 n_tokens: int):
     """`InternVLForConditionalGeneration` holding the checkpoint's weights (in `dtype`), eval mode, on the CPU."""
-    from safetensors.torch import load_file
     from transformers import InternVLForConditionalGeneration
 
     path = folder / "config.json"
@@ -144,30 +167,36 @@ def build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implem
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{folder}: no *.safetensors weights (OpenGVLab's InternVL checkpoints keep them there)")
+    import torch
+
     hf_config = _hf_config(config, path, n_tokens)
-    model = InternVLForConditionalGeneration._from_config(hf_config, dtype=dtype)
+    with torch.device("meta"):  # no storage (nor random init): the shards' tensors become the weights (assign)
+        model = InternVLForConditionalGeneration._from_config(hf_config, dtype=dtype)
     _register_attention()
     # set on the built modules' configs, which they read at each call (_from_config chooses its own)
     model.model.vision_tower.config._attn_implementation = _ATTENTION
     model.model.language_model.config._attn_implementation = attn_implementation or default_attention(
         config["llm_config"])
-    state: dict[str, Any] = {}
+    # shard by shard, each shard's tensors taken as the weights: the weights exist once, never a second model
+    missing: set[str] | None = None
+    unexpected: set[str] = set()
     for file in files:
-        for key, value in load_file(str(file)).items():
-            value = value.to(dtype)
-            if key.endswith((".attn.qkv.weight", ".attn.qkv.bias")):
-                new = convert_key(key.replace(".attn.qkv.", ".attn.proj."))
-                q, k, v = value.chunk(3, dim=0)
-                for name, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
-                    state[new.replace(".projection_layer.", f".{name}.")] = part.contiguous()
-            elif key.startswith("language_model."):
-                state.update((convert_key(k), v) for k, v in convert_llm_weight(key, value, config["llm_config"]))
-            else:
-                state[convert_key(key)] = value
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{folder}: weights that do not fit InternVL: missing {sorted(missing)[:5]}, "
+        shard = _converted_shard(file, config["llm_config"], dtype)
+        result = model.load_state_dict(shard, strict=False, assign=True)
+        del shard
+        missing = set(result.missing_keys) if missing is None else missing & set(result.missing_keys)
+        unexpected.update(result.unexpected_keys)
+    if missing or unexpected:  # what strict loading of all the shards together would report
+        raise ValueError(f"{folder}: weights that do not fit InternVL: missing {sorted(missing or ())[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
+    # the only non-persistent buffers (inv_freq), computed on the CPU as a model built there computes them
+    language_model = model.model.language_model
     if config["llm_config"]["architectures"][0] == "InternLM2ForCausalLM":
-        model.model.language_model.rotary_emb = InternLM2RotaryEmbedding.make(config["llm_config"])
+        language_model.rotary_emb = InternLM2RotaryEmbedding.make(config["llm_config"])
+    else:
+        language_model.rotary_emb = type(language_model.rotary_emb)(config=language_model.config)
+    unset = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if unset:
+        raise ValueError(f"{folder}: no value for {unset[:5]} after loading (lmms-nb's InternVL conversion does not "
+                         "know this transformers version's model)")
     return model.eval()

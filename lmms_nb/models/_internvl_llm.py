@@ -121,9 +121,12 @@ def convert_llm_weight(key: str, value: Any, llm: dict[str, Any]) -> Iterator[tu
 
 def _remote_eager_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float,
                             dropout: float = 0.0, **kwargs: Any) -> tuple[Any, Any]:
-    """modeling_internlm2 / modeling_phi3's eager attention: `q @ k^T / sqrt(head_dim)` (transformers' eager
-    multiplies by the reciprocal, which rounds differently in bfloat16 where sqrt(head_dim) is not a power of two:
-    Phi-3-mini's 96, InternLM2's 128), the mask added, softmax in float32, back to the query's dtype."""
+    """modeling_internlm2 / modeling_phi3's eager attention op for op: `q @ k^T / sqrt(head_dim)`, the mask added,
+    softmax in float32, back to the query's dtype. transformers' own eager computes the same thing (its product by
+    `head_dim ** -0.5` gave bit-identical logits to this division on the CPU, head_dim 24 included: 0 of 4e7
+    bfloat16 scores rounded apart); its sdpa does not (internvl_llm_logits.json: logits off by up to 1.7, argmax
+    changed), which is why these LLMs never default to sdpa. Kept as the remote code writes it so that no kernel's
+    choice of how to scale can move the answers."""
     import torch
 
     groups = query.shape[1] // key.shape[1]
@@ -148,12 +151,22 @@ def default_attention(llm: dict[str, Any]) -> str:
     return REMOTE_EAGER
 
 
+# The rotary embedding below is ported from InternLM2's modeling_internlm2.py (OpenGVLab/InternVL at 2410d1d,
+# internvl_chat/internvl/model/internlm2/modeling_internlm2.py: InternLM2RotaryEmbedding and its linear / dynamic NTK
+# subclasses), which carries:
+#     Copyright (c) The InternLM team and The HuggingFace Inc. team. All rights reserved.
+#     Licensed under the Apache License, Version 2.0 (http://www.apache.org/licenses/LICENSE-2.0).
+# Modified for lmms-nb (Apache-2.0 as well): the three classes folded into one module taking Llama's
+# `(x, position_ids)` call, the tables indexed by position ids and kept in float32 (cast to the call's dtype: the
+# same rounding as the original's tables stored in the default dtype), moved (not recomputed) to a new device.
 class InternLM2RotaryEmbedding:
     """InternLM2's rotary embedding as its code computes it, in place of Llama's (a `torch.nn.Module` made by
-    `make`): cos / sin tables cached up to the longest sequence seen (first `max_position_embeddings`); with
-    `rope_scaling` type dynamic, a longer sequence recomputes the base from its length and KEEPS it for every later
-    call, shorter ones included (transformers' dynamic rope goes back to the original base); linear divides the
-    positions by the factor before the product."""
+    `make`): cos / sin tables cached up to the longest sequence seen (first `max_position_embeddings`, computed
+    on the CPU at load as the original computes them); a call on another device moves the cached tables there
+    (the original's buffers move with the model) and only a longer sequence recomputes them, on the call's
+    device; with `rope_scaling` type dynamic, that longer sequence recomputes the base from its length and KEEPS
+    it for every later call, shorter ones included (transformers' dynamic rope goes back to the original base);
+    linear divides the positions by the factor before the product."""
 
     @staticmethod
     def make(llm: dict[str, Any]):
@@ -185,8 +198,10 @@ class InternLM2RotaryEmbedding:
 
             def forward(self, x: Any, position_ids: Any) -> tuple[Any, Any]:
                 seq_len = int(position_ids.max()) + 1
-                if seq_len > self.cached or self.cos_table.device != x.device:
-                    self._cache(max(seq_len, self.cached), x.device)
+                if seq_len > self.cached:
+                    self._cache(seq_len, x.device)
+                elif self.cos_table.device != x.device:  # the same table (CUDA's cos / sin may round otherwise)
+                    self.cos_table, self.sin_table = self.cos_table.to(x.device), self.sin_table.to(x.device)
                 return self.cos_table[position_ids].to(x.dtype), self.sin_table[position_ids].to(x.dtype)
 
         return _Rotary()
