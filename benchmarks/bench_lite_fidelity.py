@@ -29,7 +29,7 @@ Learned methods (anchor points, gp-IRT, calibration, linear correction, control 
 difficulty strata scored with a per-category control variate: ``difficulty_cv``) are fitted per fold over models
 and scored on the held-out models only (--folds, default leave-one-out); ``residual_cv`` draws within strata
 of category x the neighbour predictions' error (`_residual_design`); ``chosen`` is, per fold, the one of
-difficulty_cv, residual_cv and anchor_corrected that inner folds over that fold's training models find
+residual_cv and anchor_corrected that inner folds over that fold's training models find
 better (nested cross-validation), and the verdict says which each fold picked. At the 10% budget it also prints the
 spread of the models' full-set scores, the MAE floors of a random and a difficulty-stratified subset with an
 oracle (in-sample) control variate, each drawn method's per-draw MAE quantiles, the k-center methods again

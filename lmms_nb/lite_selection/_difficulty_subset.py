@@ -41,7 +41,7 @@ import polars as pl
 from lmms_nb.lite_selection._corrections import linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._estimates import score_matrix
 from lmms_nb.lite_selection._heldout import FoldEstimators
-from lmms_nb.lite_selection._nested import CANDIDATES, choose_estimator
+from lmms_nb.lite_selection._nested import ESTIMATORS, choose_estimator
 from lmms_nb.lite_selection._subset import LiteSubset, resolve_budget
 
 __all__ = ["DifficultySubset", "build_difficulty_subset", "difficulty_estimates", "load_difficulty_subset",
@@ -154,12 +154,12 @@ def build_difficulty_subset(
 
     `estimator` is "difficulty_cv", "residual_cv" (strata of category and prediction error, `_residual_design`;
     the same estimate), "anchor_corrected" (anchor points of the earlier models' answers, weighted
-    mean plus a linear correction; `_anchors`, `_corrections`) or "auto" (default): the one with the lower error
-    on the earlier models held out in turn (`_nested.choose_estimator`); ``meta["estimator_reason"]`` says
+    mean plus a linear correction; `_anchors`, `_corrections`) or "auto" (default): the one of residual_cv and
+    anchor_corrected with the lower error on the earlier models held out in turn (`_nested.choose_estimator`); ``meta["estimator_reason"]`` says
     which and why, and `subset_summary` repeats it.
     """
-    if estimator != "auto" and estimator not in CANDIDATES:
-        raise ValueError(f"estimator must be 'auto' or one of {list(CANDIDATES)}, got {estimator!r}")
+    if estimator != "auto" and estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be 'auto' or one of {list(ESTIMATORS)}, got {estimator!r}")
     if isinstance(logs, pl.LazyFrame):
         logs = logs.collect()
     if models is not None:

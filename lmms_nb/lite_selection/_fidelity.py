@@ -32,7 +32,7 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
   (each category's mean weighted by its share of the full set); only when the table has categories;
 - ``residual_cv``: random subsets stratified by category and by how far the neighbour predictions miss on each
   doc among the training models (`_residual_design`), Neyman on that error, scored as difficulty_cv;
-- ``chosen``: per fold, whichever of difficulty_cv, residual_cv and anchor_corrected has the lower error on the fold's
+- ``chosen``: per fold, whichever of residual_cv and anchor_corrected has the lower error on the fold's
   training models held out by inner folds (`_nested.choose_estimator`: nested cross-validation; the pick never
   sees the fold's held-out models), its subset and estimate as in that method's row (drawn: difficulty_cv's
   draws, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
