@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
@@ -128,9 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def program_main() -> int:
-    """The `lmms-nb` program (console script and `python -m lmms_nb`): as `main()`, plus what only a process of
-    its own may do to itself (the start-up's garbage collection, OpenMP's wait policy)."""
+    """What the `lmms-nb` program (`program()`: console script and `python -m lmms_nb`) runs: as `main()`, plus what
+    only a process of its own may do to itself (the start-up's garbage collection, OpenMP's wait policy)."""
     return _main(sys.argv[1:], as_program=True)
+
+
+def program() -> NoReturn:
+    """The `lmms-nb` console script and `python -m lmms_nb`: `program_main()`, then the process ends with its
+    exit handlers run and streams flushed but no interpreter teardown (_cli_exit)."""
+    status = program_main()
+    from lmms_nb._cli_exit import exit_program
+
+    exit_program(status)
 
 
 def _main(argv: list[str], *, as_program: bool) -> int:
