@@ -150,9 +150,11 @@ def _main(argv: list[str], *, as_program: bool) -> int:
         if not as_program:
             return run_eval(argv[1:] if argv[0] == "eval" else argv)
         from lmms_nb._cli_gc import end_pause, pause_until_model_loaded
+        from lmms_nb._cli_import_cache import install
 
         # the start-up's objects live until exit: no collector passes over them (_cli_gc)
         pause_until_model_loaded()
+        install()  # transformers' map of its models read from the cache dir, not from their sources (_cli_import_cache)
         # OpenMP workers sleep as soon as a parallel region ends instead of spinning (read once, when torch
         # loads its OpenMP runtime, which has not happened yet here): measured with torch's default threads by
         # benchmarks/vs_lmms_eval/omp_wait_policy.py, a 0.5B-shape prefill takes the same time, a decode loop
