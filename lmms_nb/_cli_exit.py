@@ -7,14 +7,15 @@ one, for a process that is about to end and whose memory the OS takes back at on
 `gc.freeze` pattern for long-lived start-up objects suggests (_cli_gc). What a normal exit would still do that
 matters is done first: the `atexit` handlers run (logging's flush and close, `weakref.finalize` clean-ups such as
 temporary folders, multiprocessing's), then stdout and stderr are flushed. Files lmms-nb writes are closed by the
-time the evaluation returns (logs.writer closes and fsyncs them). Only where a thread other than the main one is
-still alive (a normal exit would wait for it) does the process exit normally instead.
+time the evaluation returns (logs.writer closes and fsyncs them). Only where a thread other than the main one and
+daemon ones is still alive (a normal exit would wait for it) does the process exit normally instead.
 
 Only the program's own process does this (`lmms_nb.cli.program`: the console script and `python -m lmms_nb`); code
 calling `main()` or `program_main()` keeps its interpreter.
 
 Example:
-    >>> can_skip_teardown()  # a doctest run has the main thread alone (else: False)
+    >>> import threading
+    >>> can_skip_teardown() == all(t.daemon for t in threading.enumerate() if t is not threading.main_thread())
     True
 """
 
@@ -30,8 +31,11 @@ __all__ = ["can_skip_teardown", "exit_program"]
 
 
 def can_skip_teardown() -> bool:
-    """Whether nothing but interpreter teardown is left once the exit handlers ran: the main thread alone."""
-    return threading.active_count() == 1 and threading.current_thread() is threading.main_thread()
+    """Whether nothing but interpreter teardown is left once the exit handlers ran: called from the main thread,
+    no other thread alive but daemon ones (tqdm's monitor), which a normal exit does not wait for either."""
+    main = threading.main_thread()
+    return (threading.current_thread() is main
+            and all(thread is main or thread.daemon for thread in threading.enumerate()))
 
 
 def exit_program(status: int) -> NoReturn:

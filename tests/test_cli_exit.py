@@ -18,8 +18,10 @@ def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_program_runs_exit_handlers_flushes_output_and_keeps_its_status(tmp_path):
-    code = ("import atexit, sys\n"
+    code = ("import atexit, sys, threading, time\n"
             "atexit.register(lambda: open(sys.argv[0] + '.handler', 'w').write('ran'))\n"
+            "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # a daemon: no wait (tqdm's)\n"
+            "from lmms_nb._cli_exit import can_skip_teardown\nassert can_skip_teardown()\n"
             "print('buffered, not flushed')  # stdout is a pipe: block-buffered until flushed\n"
             "sys.argv = [r'%s', '--model', 'no_such_model', '--tasks', 'synthbench_count']\n"
             "from lmms_nb.cli import program\nprogram()\nprint('never reached')\n") % (tmp_path / "prog")
@@ -34,6 +36,7 @@ def test_a_live_thread_makes_the_program_exit_normally_after_it(tmp_path):
     marker = tmp_path / "thread_done"
     code = ("import sys, threading, time\n"
             f"def late(): time.sleep(0.5); open(r'{marker}', 'w').write('done')\n"
+            "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # not waited for, as tqdm's\n"
             "threading.Thread(target=late).start()\n"
             "from lmms_nb._cli_exit import can_skip_teardown\nprint(can_skip_teardown(), flush=True)\n"
             "sys.argv = ['lmms-nb', '--model', 'no_such_model', '--tasks', 'synthbench_count']\n"
