@@ -195,8 +195,9 @@ def main() -> None:
     diff = key_type_diff(our_payload, their_payload)
     print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
     print_cold_times(times, floor, ours_warm_s, load_before)
-    print(f"  fast-path verdict files stored before the cold runs: {len(verdicts)} "
-          f"({', '.join(p.name.split('-')[0] for p in verdicts) or 'none: the first lmms-nb run checked and stored them'})")
+    if args.family != "llava":  # LLaVA has no such fast path
+        print(f"  Qwen fast-path verdict files stored before the cold runs: {len(verdicts)} "
+              f"({', '.join(p.name.split('-')[0] for p in verdicts) or 'none: the first run checked and stored them'})")
     stages = stage_times(sys.executable, command(args.family, model_path, tasks_dir, out("out_lmms_nb_stages"),
                                                  args.batch_size) + ["--no-resume"], _env(), WORK)
     print_stage_times(stages, floor["floor"].median("lmms-nb", "cpu"))
