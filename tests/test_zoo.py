@@ -434,3 +434,46 @@ def test_clip_initialised_member_starts_from_the_synthbench_clip_and_sees_its_cl
     assert isinstance(prediction, str)
     with pytest.raises(ValueError, match="clip_init"):
         dataclasses.replace(spec, vision_position_std=1.0)
+
+
+def test_question_first_member_keeps_the_question_before_the_image_in_training_and_evaluation(cache, tmp_path):
+    from transformers import AutoProcessor
+
+    spec = dataclasses.replace(TINY, name="unit-qf", curriculum_family=None, steps=2, question_first=True)
+    assert spec.config_hash() != dataclasses.replace(spec, question_first=False).config_hash()
+    assert dataclasses.replace(spec, question_first=False).config_hash() == dataclasses.replace(
+        TINY, curriculum_family=None, steps=2).config_hash()  # off: the key members had before the field
+    path = train_zoo_member(spec, root=tmp_path, progress=False)
+    processor = AutoProcessor.from_pretrained(path)
+    ((task, doc),) = _train_docs(1)[:1]
+    req = Request(0, task.name, task.doc_to_visual(doc), task.doc_to_text(doc))
+    prompt = HFImageTextModel(path)._prompt(req)  # what the evaluation backend feeds the saved member
+    assert prompt.index(task.doc_to_text(doc)) < prompt.index("<image>") < prompt.index("ASSISTANT:")
+    (encoded,) = _zoo_train._encode(processor, [{"image": req.images[0], "prompt": task.doc_to_text(doc),
+                                                   "answer": task.doc_to_target(doc)}])
+    expected = processor(text=[prompt], images=req.images, return_tensors="pt")["input_ids"][0].tolist()
+    assert encoded["input_ids"][: len(expected)] == expected  # trained on exactly that layout
+
+
+def test_yes_no_attribute_rows_ask_for_what_the_yes_question_names(cache):
+    from lmms_nb.tasks.synthbench import COLORS, YESNO_SHAPES, synthbench_task
+
+    task = synthbench_task("yesno", split="train", n_train=TINY.synthbench_n_train)
+    spec = dataclasses.replace(TINY, exclude_families=("count", "mcq", "ocr", "chart"), curriculum_family=None)
+    plain = _zoo_data._training_docs([task], spec)
+    with_rows = _zoo_data._training_docs([task], dataclasses.replace(spec, yesno_attribute_rows=True))
+    assert dataclasses.replace(spec, yesno_attribute_rows=True).config_hash() != spec.config_hash()
+    extra = [d for d in with_rows if d["answer"] not in ("Yes", "No")]
+    assert len(extra) == len(plain) // 2 and len(with_rows) == len(plain) + len(extra)  # one per image
+    for doc in task.dataset():
+        if doc["answer"] != "Yes":
+            continue
+        row = next(d for d in extra if d["image"].tobytes() == task.doc_to_visual(doc)[0].tobytes())
+        q = doc["question"]
+        if doc["category"] == "count":
+            assert row["prompt"].startswith("How many shapes") and f"exactly {row['answer']} shape" in q
+        elif doc["category"] == "color":
+            assert row["prompt"].startswith("What color") and row["answer"] in COLORS and f"a {row['answer']} " in q
+        else:
+            assert row["prompt"].startswith("What shape") and row["answer"] in YESNO_SHAPES and q.endswith(
+                f"a {row['answer']} in the image?")

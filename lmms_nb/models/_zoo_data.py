@@ -40,13 +40,29 @@ def _training_docs(tasks: Sequence[Any], spec: ZooSpec) -> list[dict[str, Any]]:
         n = len(ds) if spec.train_rows_per_family is None else min(len(ds), spec.train_rows_per_family)
         for doc in ds.select(range(n)):
             images = task.doc_to_visual(doc)
-            docs.append(
-                {"image": images[0] if images else Image.new("RGB", (64, 64)), "prompt": task.doc_to_text(doc),
-                 "answer": str(task.doc_to_target(doc)), "family": family}
-            )
+            image = images[0] if images else Image.new("RGB", (64, 64))
+            docs.append({"image": image, "prompt": task.doc_to_text(doc), "answer": str(task.doc_to_target(doc)),
+                         "family": family})
+            if spec.yesno_attribute_rows and family == "yesno" and str(doc["answer"]) == "Yes":
+                docs.append({"image": image, **_yes_no_attribute_doc(doc), "family": family})
     if not docs:
         raise ValueError(f"zoo member {spec.name!r}: no training rows (excluded: {spec.exclude_families})")
     return docs
+
+
+def _yes_no_attribute_doc(doc: dict[str, Any]) -> dict[str, str]:
+    """A question asking for the property a synthbench yes/no pair names, answered from the pair's "yes" question:
+    "Is there a red square in the image?" -> ("What color are the shapes in the image?", "red")."""
+    from lmms_nb.tasks.synthbench import SHORT_ANSWER_PROMPT
+
+    words = doc["question"].rstrip("?").split()
+    if doc["category"] == "count":  # "Are there exactly 2 shapes ..." / "Is there exactly 1 shape ..."
+        question, answer = "How many shapes are in the image?", words[words.index("exactly") + 1]
+    elif doc["category"] == "color":  # "Is there a <color> <shape> in the image?"
+        question, answer = "What color are the shapes in the image?", words[3]
+    else:  # existence: "Is there a <shape> in the image?"
+        question, answer = "What shape is in the image?", words[3]
+    return {"prompt": f"{question}\n{SHORT_ANSWER_PROMPT}", "answer": answer}
 
 
 def _encode(processor, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -60,6 +60,14 @@ class ZooSpec:
     #: that CLIP's training steps and train rows per family (the defaults: the Lite image encoder itself)
     clip_steps: int = 250
     clip_n_train: int = 400
+    #: the prompt puts the question before the image ("USER: <question>\n<image>\nASSISTANT:", in the member's own
+    #: chat template): each image token then sees the question's words, so whether a patch shows what the
+    #: question names is decided at the patch (see `lmms_nb.models._zoo_train`, yes/no)
+    question_first: bool = False
+    #: besides each yes/no training image's two questions, one that asks for the property they name ("What color are
+    #: the shapes in the image?" -> "red", from the pair's "yes" question): the member learns to read what it
+    #: has to compare (see `lmms_nb.models._zoo_data._yes_no_attribute_doc`)
+    yesno_attribute_rows: bool = False
     #: a checkpoint along another member's training: the weights after this many steps (curriculum included)
     #: of the run described by the other fields; 0 means the end of training
     snapshot_step: int = 0
@@ -101,6 +109,9 @@ class ZooSpec:
             parts.pop("snapshot_step")
         for name in ("clip_init", "clip_steps", "clip_n_train"):  # a random tower's hash as before these fields
             parts.pop(name)
+        for name in ("question_first", "yesno_attribute_rows"):  # off: the keys members had before these fields
+            if not parts[name]:
+                parts.pop(name)
         if self.clip_init:  # the CLIP's folder name holds its own settings' hash (recipe and synthbench version)
             from lmms_nb.lite_selection._clip_training import synthbench_clip_dir
 

@@ -55,8 +55,18 @@ from typing import Any
 from lmms_nb.models._zoo_data import _collate, _data_order, _encode, _training_docs, _vocab_texts
 from lmms_nb.models._zoo_spec import ZooSpec
 from lmms_nb.models._zoo_vision import CLIP_TOWER_CONFIG, load_synthbench_clip_tower
+from lmms_nb.models.tiny import CHAT_TEMPLATE
 
-__all__ = ["train_tiny_vlm"]
+__all__ = ["QUESTION_FIRST_TEMPLATE", "train_tiny_vlm"]
+
+#: `CHAT_TEMPLATE` with a user message's text written before its images (`ZooSpec.question_first`)
+QUESTION_FIRST_TEMPLATE = CHAT_TEMPLATE.replace(
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}<image>{{ '\\n' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}",
+    "{% for item in message['content'] %}{% if item['type'] == 'text' %}{{ item['text'] }}{{ '\\n' }}{% endif %}"
+    "{% endfor %}{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>{% endif %}{% endfor %}",
+)
 
 
 def train_tiny_vlm(
@@ -101,6 +111,8 @@ def train_tiny_vlm(
         build_tiny_llava(path, vocab_texts=vocab_texts, hidden_size=spec.hidden_size, num_layers=spec.num_layers,
                          seed=seed, vocab_size=spec.vocab_size, patch_size=spec.patch_size,
                          vision_config=CLIP_TOWER_CONFIG if spec.clip_init else None, keep_cls=spec.clip_init)
+        if spec.question_first:
+            (path / "chat_template.jinja").write_text(QUESTION_FIRST_TEMPLATE)
         processor = AutoProcessor.from_pretrained(path)
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
         if clip_dir is not None:
