@@ -477,3 +477,28 @@ def test_yes_no_attribute_rows_ask_for_what_the_yes_question_names(cache):
         else:
             assert row["prompt"].startswith("What shape") and row["answer"] in YESNO_SHAPES and q.endswith(
                 f"a {row['answer']} in the image?")
+
+
+def test_paired_yes_no_rows_stay_together_in_the_training_order():
+    groups = ["a", "a", "b", "b", "c", "c", 6, 7]
+    spec = ZooSpec("x", "", curriculum_family=None, steps=6, batch_size=4, paired_yesno=True)
+    order = _zoo_train._training_order(["yesno"] * 6 + ["count"] * 2, spec, seed=0, groups=groups)
+    assert len(order) == spec.total_steps * spec.batch_size
+    for i, row in enumerate(order[:-1]):  # a pair's first row is always followed by its second
+        if row in (0, 2, 4):
+            assert order[i + 1] == row + 1
+    assert dataclasses.replace(spec, paired_yesno=False).config_hash() != spec.config_hash()
+
+
+def test_question_loss_puts_targets_on_the_question_words_but_not_the_image(trained):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(trained)
+    (task, doc), = [(t, d) for t, d in _train_docs(1) if "yesno" in t.name]
+    base = {"image": task.doc_to_visual(doc)[0], "prompt": task.doc_to_text(doc), "answer": doc["answer"]}
+    plain, with_loss = _zoo_data._encode(processor, [base, {**base, "question_loss": True}])
+    assert plain["input_ids"] == with_loss["input_ids"]
+    labelled = [t for t, lab in zip(with_loss["input_ids"], with_loss["labels"]) if lab != -100]
+    assert processor.tokenizer.decode(labelled).startswith("USER:") and doc["question"] in processor.tokenizer.decode(labelled)
+    assert processor.image_token_id not in labelled and with_loss["labels"][0] == -100
+    assert plain["labels"][-2:] == with_loss["labels"][-2:] != [-100, -100]  # the answer and EOS stay targets

@@ -41,10 +41,11 @@ def _training_docs(tasks: Sequence[Any], spec: ZooSpec) -> list[dict[str, Any]]:
         for doc in ds.select(range(n)):
             images = task.doc_to_visual(doc)
             image = images[0] if images else Image.new("RGB", (64, 64))
+            group = doc.get("image_id") or len(docs)  # the rows of one yes/no image share its id
             docs.append({"image": image, "prompt": task.doc_to_text(doc), "answer": str(task.doc_to_target(doc)),
-                         "family": family})
+                         "family": family, "group": group, "question_loss": spec.question_loss and family == "yesno"})
             if spec.yesno_attribute_rows and family == "yesno" and str(doc["answer"]) == "Yes":
-                docs.append({"image": image, **_yes_no_attribute_doc(doc), "family": family})
+                docs.append({"image": image, **_yes_no_attribute_doc(doc), "family": family, "group": group})
     if not docs:
         raise ValueError(f"zoo member {spec.name!r}: no training rows (excluded: {spec.exclude_families})")
     return docs
@@ -88,8 +89,12 @@ def _encode(processor, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     # The answer follows "ASSISTANT:" after a space, as the model writes it at evaluation time.
     answer_ids = tokenizer([" " + d["answer"] for d in docs], add_special_tokens=False)["input_ids"]
+    image_id = processor.image_token_id
     return [
-        {"input_ids": p + a + [eos], "labels": [-100] * len(p) + a + [eos], "image": _rgb(d["image"])}
+        {"input_ids": p + a + [eos], "image": _rgb(d["image"]),
+         # `question_loss`: the prompt's text tokens are targets too (not the image's, and not the first token)
+         "labels": ([-100] + [-100 if t == image_id else t for t in p[1:]] if d.get("question_loss") else
+                    [-100] * len(p)) + a + [eos]}
         for d, p, a in zip(docs, prompt_ids, answer_ids)
     ]
 

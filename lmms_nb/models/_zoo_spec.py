@@ -68,6 +68,13 @@ class ZooSpec:
     #: the shapes in the image?" -> "red", from the pair's "yes" question): the member learns to read what it
     #: has to compare (see `lmms_nb.models._zoo_data._yes_no_attribute_doc`)
     yesno_attribute_rows: bool = False
+    #: the two questions of a yes/no image (and its attribute row) always in the same batch: the gradient parts
+    #: that follow the image alone or the question alone cancel there, leaving the comparison's
+    paired_yesno: bool = False
+    #: a language-modelling loss on the yes/no questions' own words too (not only on the answer): predicting "red"
+    #: after "Is there a" from the picture reads the property at the question's words, where the answer's
+    #: comparison needs it (half the pairs' questions name what the image shows)
+    question_loss: bool = False
     #: a checkpoint along another member's training: the weights after this many steps (curriculum included)
     #: of the run described by the other fields; 0 means the end of training
     snapshot_step: int = 0
@@ -109,7 +116,7 @@ class ZooSpec:
             parts.pop("snapshot_step")
         for name in ("clip_init", "clip_steps", "clip_n_train"):  # a random tower's hash as before these fields
             parts.pop(name)
-        for name in ("question_first", "yesno_attribute_rows"):  # off: the keys members had before these fields
+        for name in ("question_first", "yesno_attribute_rows", "paired_yesno", "question_loss"):  # off: the keys members had before these fields
             if not parts[name]:
                 parts.pop(name)
         if self.clip_init:  # the CLIP's folder name holds its own settings' hash (recipe and synthbench version)

@@ -130,7 +130,8 @@ def train_tiny_vlm(
             return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
-        order = _training_order([d["family"] for d in docs], spec, seed)
+        order = _training_order([d["family"] for d in docs], spec, seed,
+                                groups=[d["group"] for d in docs] if spec.paired_yesno else None)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         prepare_s = time.perf_counter() - prepare_start
         losses: list[float] = []
@@ -206,15 +207,27 @@ def _optimizer(model, spec: ZooSpec):
     return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=0.0)
 
 
-def _training_order(families: list[str], spec: ZooSpec, seed: int) -> list[int]:
-    """Example indices for every step: the curriculum family's rows first, then all rows, shuffled per epoch."""
+def _training_order(families: list[str], spec: ZooSpec, seed: int, groups: list[Any] | None = None) -> list[int]:
+    """Example indices for every step: the curriculum family's rows first, then all rows, shuffled per epoch
+    (with `groups`, the rows sharing a group id stay next to each other, in a shuffled order of groups)."""
     order: list[int] = []
     if spec.curriculum_family and spec.curriculum_steps:
         rows = [i for i, f in enumerate(families) if f == spec.curriculum_family]
         if not rows:
             raise ValueError(f"zoo member {spec.name!r}: no training rows of {spec.curriculum_family!r}")
         order += [rows[i] for i in _data_order(len(rows), spec.curriculum_steps * spec.batch_size, seed)]
-    return order + _data_order(len(families), spec.steps * spec.batch_size, seed + 1)
+    if groups is None:
+        return order + _data_order(len(families), spec.steps * spec.batch_size, seed + 1)
+    members: dict[Any, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    units = list(members.values())
+    mixed: list[int] = []
+    for u in _data_order(len(units), spec.steps * spec.batch_size, seed + 1):
+        mixed += units[u]
+        if len(mixed) >= spec.steps * spec.batch_size:
+            break
+    return order + mixed[: spec.steps * spec.batch_size]
 
 
 
