@@ -321,14 +321,18 @@ def test_snapshots_along_training_are_free_members_with_the_same_weights_as_a_re
         dataclasses.replace(run, snapshot_step=10)
 
 
-def test_the_zoo_has_at_least_20_members_from_7_runs_with_specialists():
+def test_the_zoo_has_at_least_20_members_from_8_runs_with_specialists():
     runs = {spec.run.config_hash() for spec in ZOO.values()}
-    assert len(ZOO) >= 20 and len(runs) == 7
+    assert len(ZOO) >= 20 and len(runs) == 8
     # members differ in which families they can be good at: specialists trained on one family alone
-    for family in ("mcq", "chart", "ocr"):
+    for family in ("mcq", "chart", "ocr", "yesno"):
         assert set(ZOO[f"{family}-only"].exclude_families) == set(zoo.ZOO_FAMILIES) - {family}
-    # the chart and ocr specialists read through the synthbench CLIP's tower, the others through a random one
-    assert {name for name, spec in ZOO.items() if spec.clip_init and not spec.snapshot_step} == {"chart-only", "ocr-only"}
+    # the chart, ocr and yes/no specialists read through the synthbench CLIP's tower, the others through a random one
+    assert {name for name, spec in ZOO.items() if spec.clip_init and not spec.snapshot_step} == {
+        "chart-only", "ocr-only", "yesno-only"}
+    # only the yes/no specialist learns from its questions' words too, in paired batches
+    assert {name for name, spec in ZOO.items() if spec.question_loss and spec.paired_yesno and not spec.snapshot_step
+            } == {"yesno-only"}
 
 
 def test_a_member_trained_here_counts_better_than_the_majority_answer(cache, tmp_path):
