@@ -62,11 +62,11 @@ class ZooSpec:
     clip_n_train: int = 400
     #: the prompt puts the question before the image ("USER: <question>\n<image>\nASSISTANT:", in the member's own
     #: chat template): each image token then sees the question's words, so whether a patch shows what the
-    #: question names is decided at the patch (see `lmms_nb.models._zoo_train`, yes/no)
+    #: question names can be decided at the patch (tried for yes/no, no gain: `lmms_nb.models._zoo_train`)
     question_first: bool = False
     #: besides each yes/no training image's two questions, one that asks for the property they name ("What color are
     #: the shapes in the image?" -> "red", from the pair's "yes" question): the member learns to read what it
-    #: has to compare (see `lmms_nb.models._zoo_data._yes_no_attribute_doc`)
+    #: has to compare (`lmms_nb.models._zoo_data._yes_no_attribute_doc`; tried for yes/no, no gain)
     yesno_attribute_rows: bool = False
     #: the two questions of a yes/no image (and its attribute row) always in the same batch: the gradient parts
     #: that follow the image alone or the question alone cancel there, leaving the comparison's
@@ -116,7 +116,8 @@ class ZooSpec:
             parts.pop("snapshot_step")
         for name in ("clip_init", "clip_steps", "clip_n_train"):  # a random tower's hash as before these fields
             parts.pop(name)
-        for name in ("question_first", "yesno_attribute_rows", "paired_yesno", "question_loss"):  # off: the keys members had before these fields
+        # switched off, these fields leave a member's key as it was before they existed
+        for name in ("question_first", "yesno_attribute_rows", "paired_yesno", "question_loss"):
             if not parts[name]:
                 parts.pop(name)
         if self.clip_init:  # the CLIP's folder name holds its own settings' hash (recipe and synthbench version)
