@@ -96,10 +96,33 @@ def test_a_qwen3_llm_converts_and_answers(tmp_path):
     assert answer.error is None
 
 
+@pytest.mark.parametrize("llm, model_type, template", [("internlm2", "llama", "internlm2-chat"),
+                                                        ("phi3", "phi3", "phi3-chat")])
+def test_internlm2_and_phi3_llms_convert_and_answer(tmp_path, llm, model_type, template):
+    """InternVL2-2B / 8B / 26B's LLM (InternLM2, as Llama: grouped wqkv split) and InternVL2-4B's (Phi-3) convert with
+    every weight placed, stop at their template's separator; an unknown rope scaling is refused naming the field."""
+    from lmms_nb.models import get_model
+    from lmms_nb.models.base import Request
+
+    path = tiny.build_tiny_internvl_chat(tmp_path / llm, vocab_texts=TEXTS, seed=2, llm=llm, template=template)
+    model = get_model("internvl2", pretrained=str(path), device="cpu")
+    assert model.model.config.text_config.model_type == model_type
+    assert model.eos_id == model.tokenizer.convert_tokens_to_ids({"phi3": "<|end|>"}.get(llm, "<|im_end|>"))
+    (answer,) = model.generate([Request(doc_id=0, task="t", images=[], prompt="How many?",
+                                        generation_kwargs={"max_new_tokens": 3})])
+    assert answer.error is None
+    config = json.loads((path / "config.json").read_text())
+    config["llm_config"]["rope_scaling"] = {"type": "llama3", "factor": 8.0}
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config\.json: field 'llm_config\.rope_scaling'"):
+        get_model("internvl2", pretrained=str(path), device="cpu")
+
+
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c["llm_config"].update(architectures=["InternLM2ForCausalLM"]),
-     r"config\.json: llm_config\.architectures is \['InternLM2ForCausalLM'\]"),
+    (lambda c: c["llm_config"].update(architectures=["GemmaForCausalLM"]),
+     r"config\.json: llm_config\.architectures is \['GemmaForCausalLM'\]"),
     (lambda c: c.update(ps_version="v1"), r"config\.json: field 'ps_version'"),
+    ("QWenTokenizer", r"tokenizer_config\.json: field 'tokenizer_class' is 'QWenTokenizer', remote code"),
     (lambda c: c.update(template="vicuna_v1.1"), r"config\.json: field 'template'"),
     (lambda c: c.pop("llm_config"), r"config\.json: field 'llm_config' missing"),
     (lambda c: (c.pop("force_image_size", None), c["vision_config"].pop("image_size")),
@@ -110,7 +133,13 @@ def test_a_qwen3_llm_converts_and_answers(tmp_path):
 def test_what_lmms_nb_cannot_convert_is_named(checkpoint, tmp_path, edit, message):
     from lmms_nb.models import get_model
 
-    folder = _edited_copy(checkpoint, tmp_path / "edited", edit)
+    if isinstance(edit, str):  # the tokenizer's config: a remote-code class lmms-nb has no port of (Qwen-VL's)
+        folder = _edited_copy(checkpoint, tmp_path / "edited", lambda c: None)
+        tokenizer = json.loads((folder / "tokenizer_config.json").read_text())
+        tokenizer.update(tokenizer_class=edit, auto_map={"AutoTokenizer": [f"tokenization_qwen.{edit}", None]})
+        (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer))
+    else:
+        folder = _edited_copy(checkpoint, tmp_path / "edited", edit)
     config = json.loads((folder / "config.json").read_text())
     if "llm_config" not in config:
         config["architectures"] = ["InternVLChatModel"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -134,17 +135,26 @@ def test_stop_event_keeps_what_was_written_and_a_later_call_resumes(tmp_path):
     task = toy_task(24)
     part = lmms_nb.evaluate(m, task, output_dir=tmp_path, batch_size=4, progress=False, on_batch=on_batch,
                             stop_event=stop)
-    assert not part.completed and part.samples.height == 8
+    assert not part.completed and part.samples.height == 8 and part.docs_per_task() == {task.name: 8}
     assert seen[-1].done == 8 and seen[-1].total == 24 and seen[-1].partial_scores["exact_match"] == 1.0
     full = lmms_nb.evaluate(m, task, output_dir=tmp_path, batch_size=4, progress=False)
     assert full.completed and full.samples.height == 24 and full.run_id == part.run_id
     assert full.samples["doc_id"].n_unique() == 24
 
 
+def test_docs_per_task_follows_the_run_task_order_with_every_task(tmp_path):
+    m = FunctionModel(colour_of, name="two_tasks")
+    run = lmms_nb.evaluate(m, [toy_task(5, name="zz_first"), toy_task(3, name="aa_second")], output_dir=tmp_path,
+                           progress=False)
+    assert list(run.docs_per_task().items()) == [("zz_first", 5), ("aa_second", 3)]
+    empty = dataclasses.replace(run, samples=run.samples.clear())
+    assert empty.docs_per_task() == {"zz_first": 0, "aa_second": 0}
+
+
 def test_several_filters_give_one_line_per_doc_and_filter(tmp_path):
     m = FunctionModel(lambda images, prompt: colour_of(images, prompt) + " colour", name="verbose")
     run = lmms_nb.evaluate(m, toy_task(6, two_filters=True), output_dir=tmp_path, progress=False)
-    assert run.samples.height == 12
+    assert run.samples.height == 12 and run.docs_per_task() == {run.tasks[0]: 6}  # docs, not lines
     by_filter = {r["filter"]: r["value"] for r in run.scores.iter_rows(named=True)}
     assert by_filter == {"none": 0.0, "first_word": 1.0}
     lines = [json.loads(x) for x in next(iter(run.sample_files.values())).read_text().splitlines()]

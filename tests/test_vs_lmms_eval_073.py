@@ -72,7 +72,8 @@ def _types(value):
                                             ("qwen2_vl_2shot", 1), ("llava_hf_2shot", 1), ("openai_compatible", 1),
                                             ("internvl_hf", 1), ("qwen3_vl", 1), ("idefics2", 1),
                                             ("llava_onevision", 1), ("internvl3", 1), ("internvl2", 1),
-                                            ("internvl3_5", 1)])
+                                            ("internvl3_5", 1), ("internvl2_internlm2", 1),
+                                            ("internvl2_phi3", 1), ("internvl2_llama", 1)])
 def test_same_command_same_folder_files_answers_scores_keys_and_types(root, run, batch_size):
     out = f"out_{run}_{batch_size}"
     model, extra = spec.RUNS[run]

@@ -1,12 +1,12 @@
 """`find_slices`: the coherent groups of samples where a model fails, or does worse than a baseline, found for you.
 
 Candidates (see `_slice_candidates`) are metadata values and their pairs, words of the prompts and k-means
-clusters of the Lite embeddings (image, text and both). Honest by construction: the samples' docs are split
-at random into two halves; candidates are ranked on the *discovery* half, the best `max_tests` are tested
-once on the *confirmation* half, and only those tests are corrected for multiplicity (Holm). Because the
-candidates never see correctness and the halves are disjoint, a model that fails uniformly at random gets
-a significant slice with probability at most `alpha`. Rates, CIs and p-values are all read on the
-confirmation half (no winner's curse); `size` counts all samples.
+clusters of the Lite embeddings (image, text and both: `_slice_embeddings`). Honest by construction: the
+samples' docs are split at random into two halves; candidates are ranked on the *discovery* half, the best
+`max_tests` are tested once on the *confirmation* half, and only those tests are corrected for multiplicity
+(Holm). Because the candidates never see correctness and the halves are disjoint, a model that fails uniformly
+at random gets a significant slice with probability at most `alpha`. Rates, CIs and p-values are all read on
+the confirmation half (no winner's curse); `size` counts all samples.
 
 Example:
     >>> import polars as pl
@@ -28,6 +28,7 @@ import scipy.sparse as sp
 
 from lmms_nb.analysis._prepare import RunChoice, as_canonical, prepare
 from lmms_nb.analysis._slice_candidates import Candidates, build_candidates
+from lmms_nb.analysis._slice_embeddings import embedding_parts, map_coordinates
 from lmms_nb.analysis._slice_selection import discovery_ranking, one_sided_p, prune_merges, prune_overlaps
 from lmms_nb.analysis._stats import binary_mean_ci, holm_adjust, paired_binary_diff_ci
 
@@ -101,66 +102,6 @@ def _sample_rows(scored: pl.DataFrame, model: str, baseline: str | None, by: lis
     return rows.sort("_key").with_columns(outcome.cast(pl.Float64).alias("outcome"))
 
 
-def _text_embeddings(texts: list[str], embedder: Any, local_models: Any) -> np.ndarray:
-    """The prompts embedded with the offline text model, cached on disk by (model, prompts)."""
-    import hashlib
-
-    from lmms_nb.config import cache_dir
-
-    encoder = embedder(local_models()[1], device="cpu")
-    digest = hashlib.sha256("\x00".join([encoder.model_id, *texts]).encode()).hexdigest()[:24]
-    path = cache_dir("slice_text_embeddings") / f"{digest}.npy"
-    if path.exists():
-        return np.load(path)
-    vectors = encoder.encode(texts)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    tmp.replace(path)  # atomic: a reader never sees half a file
-    return vectors
-
-
-def _embedding_parts(embeddings: Any, rows: pl.DataFrame) -> dict[str, np.ndarray]:
-    """{"image" | "text" | "image+text": (samples x dim)} aligned with `rows`, from Lite embeddings."""
-    if embeddings is None:
-        return {}
-    from lmms_nb.lite_selection import TaskEmbeddings, TextEmbedder, embed_task, local_embedding_models
-    from lmms_nb.tasks.task import Task
-
-    if isinstance(embeddings, str):
-        if embeddings != "text":
-            raise ValueError(f"embeddings={embeddings!r}: pass 'text', Lite TaskEmbeddings or Tasks")
-        return {"text": _text_embeddings(rows["input"].fill_null("").to_list(), TextEmbedder, local_embedding_models)}
-    items = list(embeddings.values()) if isinstance(embeddings, Mapping) else (
-        [embeddings] if isinstance(embeddings, (TaskEmbeddings, Task)) else list(embeddings))
-    if any(isinstance(e, Task) for e in items):
-        image_model, text_model = local_embedding_models()
-        items = [embed_task(e, image_model=image_model, text_model=text_model, progress=False, device="cpu")
-                 if isinstance(e, Task) else e for e in items]
-    by_task = {e.task: e for e in items}
-    absent = sorted(set(rows["task"].to_list()) - set(by_task))
-    if absent:
-        raise ValueError(f"embeddings cover tasks {sorted(by_task)} but not {absent}")
-    parts: dict[str, np.ndarray] = {}
-    for part in ("image", "text", "vectors"):
-        chunks, order = [], []
-        for task, group in rows.with_row_index("_row").group_by("task", maintain_order=True):
-            emb = by_task[task[0]]
-            values = getattr(emb, part)
-            if values is None or not np.any(values):
-                break
-            chunks.append(values[emb.rows_of(group["doc_id"].to_list())])
-            order.append(group["_row"].to_numpy())
-        else:
-            if len({c.shape[1] for c in chunks}) != 1:
-                raise ValueError(f"the tasks' {part} embeddings have different sizes; embed them with the same models")
-            out = np.empty((rows.height, chunks[0].shape[1]), np.float32)
-            out[np.concatenate(order)] = np.concatenate(chunks)
-            parts["image+text" if part == "vectors" else part] = out
-    if len(parts) == 2 and "image+text" in parts:  # only one part was computed: "vectors" is that part again
-        parts.pop("image+text")
-    return parts
-
-
 def _label(cands: Candidates, j: int, mask: np.ndarray, rows: pl.DataFrame, words: sp.csc_matrix,
            vocabulary: list[str]) -> str:
     """The slice's dominant task and category (>= 50% of it) and its most over-represented words, after its rule
@@ -225,7 +166,7 @@ def find_slices(
     if rows.height < 4 * min_size:
         raise ValueError(f"{rows.height} scored samples{' shared with ' + baseline if baseline else ''} for "
                          f"{model!r}: too few to split in halves and find slices of min_size={min_size}")
-    parts = _embedding_parts(embeddings, rows)
+    parts = embedding_parts(embeddings, rows)
     cands = build_candidates(rows, parts, by_list, min_size=min_size, cluster_sizes=cluster_sizes, seed=seed)
 
     # halves by doc (a doc's filters stay together), from a seeded coin per doc
@@ -295,18 +236,8 @@ def find_slices(
         schema={"slice_id": pl.Int64, "task": pl.Utf8, "doc_id": pl.Int64, "filter": pl.Utf8})
     samples = rows.drop("_key").with_columns(pl.Series("half", np.where(discover, "discover", "confirm")))
     if parts:
-        samples = samples.with_columns(*_map_coordinates(parts, seed))
+        samples = samples.with_columns(*map_coordinates(parts, seed))
     return Slices(model, baseline, table, members, samples, len(cands), len(chosen), len(dropped), alpha)
-
-
-def _map_coordinates(parts: dict[str, np.ndarray], seed: int) -> list[pl.Series]:
-    """The samples' two principal components (eigenvectors of the d x d covariance: cheap for any n)."""
-    vectors = np.asarray(parts.get("image+text", next(iter(parts.values()))), dtype=np.float64)
-    centred = vectors - vectors.mean(axis=0)
-    _, eigenvectors = np.linalg.eigh(centred.T @ centred)
-    xy = centred @ eigenvectors[:, ::-1][:, :2]
-    xy *= np.where(xy.sum(axis=0) < 0, -1.0, 1.0)  # a fixed sign, so the map does not flip between runs
-    return [pl.Series("map_x", xy[:, 0]), pl.Series("map_y", xy[:, 1])]
 
 
 def _empty_table(baseline: str | None) -> pl.DataFrame:

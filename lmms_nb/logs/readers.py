@@ -34,31 +34,23 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Sequence, overload
+from typing import Literal, Sequence, overload
 
 import polars as pl
 
 from lmms_nb.logs._cache import LogCache, default_cache
-from lmms_nb.logs._detect import (
-    HARNESS_SAMPLES_NAME,
-    KNOWN_FORMATS,
-    SAMPLES_NAME,
-    Found,
-    classify_name,
-    discover,
-    expand_results,
-)
+from lmms_nb.logs._detect import KNOWN_FORMATS, Found, classify_name, discover, expand_results
 from lmms_nb.logs._errors import LogFormatError, Problems
 from lmms_nb.logs._inspect import read_inspect_log
 from lmms_nb.logs._lmms_eval_legacy import read_legacy_json
 from lmms_nb.logs._model_names import unify_model_names
-from lmms_nb.logs._runinfo import RunInfo, read_results_json, run_info_from_results
+# _RunContext is imported from here by the tests
+from lmms_nb.logs._run_context import RunContext as _RunContext
 from lmms_nb.logs._scores import SCORE_COLUMNS, load_scores
-from lmms_nb.logs._samples import FileMeta, read_jsonl_samples, scan_jsonl_samples
+from lmms_nb.logs._samples import read_jsonl_samples, scan_jsonl_samples
 from lmms_nb.logs._vlmevalkit import read_predictions
 from lmms_nb.logs.schema import FIXED_COLUMNS, conform, empty_samples
 
@@ -66,75 +58,6 @@ __all__ = ["LogFormatError", "load_logs", "scan_logs", "load_scores", "SCORE_COL
 
 PathLike = str | os.PathLike
 Paths = PathLike | Sequence[PathLike]
-
-# --------------------------------------------------------------------------- run context
-
-
-class _RunContext:
-    """Parses each results JSON once per load and turns it into run-level defaults for samples files."""
-
-    def __init__(self, problems: Problems) -> None:
-        self.problems = problems
-        self._cache: dict[Path, dict[str, Any] | None] = {}
-        #: samples file -> (its run's status, the docs its results JSON counts for its task)
-        self.status: dict[Path, tuple[str | None, int | None]] = {}
-
-    def results(self, path: Path) -> dict[str, Any] | None:
-        if path not in self._cache:
-            payload = None
-            if path.is_file():
-                try:
-                    payload = read_results_json(path)
-                except ValueError as e:
-                    self.problems.error(path, None, f"unreadable results JSON: {e}", "a results JSON object")
-            self._cache[path] = payload
-        return self._cache[path]
-
-    def meta(self, item: Found) -> FileMeta:
-        path = item.path
-        folder = path.parent.name
-        if item.kind == "harness":
-            match = HARNESS_SAMPLES_NAME.match(path.name)
-            task, date = (match.group("task"), match.group("date")) if match else (path.stem, None)
-            results_file = path.parent / f"results_{date}.json" if date else None
-            source_format = "lm_eval_harness"
-        else:
-            match = SAMPLES_NAME.match(path.name)
-            task, date = (match.group("task"), match.group("date")) if match else (path.stem, None)
-            results_file = path.parent / f"{date}_results.json" if date else None
-            source_format = "lmms_eval"
-        run_id = f"{folder}/{date or path.stem}"
-        payload = self.results(results_file) if results_file else None
-        if payload is not None:
-            info = run_info_from_results(payload, results_file, run_id)
-            if item.kind == "harness":
-                info.source_format = source_format
-        else:
-            info = RunInfo(source_format=source_format, run_id=run_id)
-            if item.kind == "samples" and _looks_like_ours(path):
-                info.source_format = "lmms_nb"
-        self.status[path] = (info.status, info.expected.get(task))
-        return FileMeta(
-            path=path,
-            source_format=info.source_format,
-            model=info.model or folder or None,
-            task=task,
-            run_id=info.run_id,
-            split=info.splits.get(task),
-            filters=info.filters.get(task, []),
-            harness=item.kind == "harness",
-        )
-
-
-def _looks_like_ours(path: Path) -> bool:
-    """A samples file without its results JSON (a run that crashed early) is ours when its lines say so."""
-    try:
-        with open(path, "rb") as fh:
-            first = json.loads(fh.readline().decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(first, dict) and {"run_id", "model", "task"} <= first.keys()
-
 
 # --------------------------------------------------------------------------- samples
 

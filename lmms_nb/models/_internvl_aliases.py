@@ -79,7 +79,7 @@ def internvl3(pretrained: str = "OpenGVLab/InternVL3-8B", modality: str = "image
               total_max_num: int = 64, use_flash_attn: bool = True, trust_remote_code: bool = True,
               revision: str | None = None, max_new_tokens: int = 1024, name: str | None = None):
     """lmms-eval's `internvl3` (OpenGVLab's remote code on an original-format checkpoint: InternVL2.5 / 3 / 3.5 with
-    a Qwen2 or Qwen3 LLM), converted in memory and run as the class runs it (`lmms_nb.models._internvl_chat`):
+    a Qwen2, Qwen3 or InternLM2 LLM), converted in memory and run as the class runs it (`lmms_nb.models._internvl_chat`):
     bfloat16, 448 px tiles (at most `min(max_num, total_max_num // n_images)` plus a thumbnail), `<image>` before
     the question unless the text holds one per image, the checkpoint's conversation template, max_new_tokens 1024
     unless the task sets it. `use_flash_attn` and `trust_remote_code` are accepted and change nothing (no remote code
@@ -111,9 +111,11 @@ def internvl2(pretrained: str = "OpenGVLab/InternVL2-2B", modality: str = "image
               device_map: str | None = None, batch_size: int | str = 1, num_frame: int = 32,
               num_layers: int | None = None, trust_remote_code: bool = True, revision: str | None = None,
               max_new_tokens: int = 1024, name: str | None = None):
-    """lmms-eval's `internvl2` on an original-format checkpoint with a Qwen2 LLM (InternVL2-1B, InternVL2.5-1B...;
-    InternLM2 / Phi-3 ones are refused naming config.json's llm_config): as `internvl3` but at most 6 tiles per
-    image whatever their number, and `<image>` placeholders always put before the question."""
+    """lmms-eval's `internvl2` on an original-format checkpoint with a Qwen2, InternLM2, Phi-3 or Llama LLM
+    (InternVL2-1B, 2B, 4B, 8B, 26B, 40B, 76B, InternVL2.5-1B...; InternLM2's remote-code tokenizer is lmms-nb's port of it, any other one is
+    refused naming tokenizer_config.json's field): as `internvl3` but at most 6 tiles per image whatever their number, and
+    `<image>` placeholders always put before the question. InternLM2 / Phi-3 LLMs run their remote code's eager
+    attention (the class's without flash-attn)."""
     return _internvl_chat("internvl2", pretrained, modality=modality, device=device, device_map=device_map,
                           batch_size=batch_size, revision=revision, max_new_tokens=max_new_tokens, name=name,
                           recorded={"num_frame": num_frame, "num_layers": num_layers}, max_num=6)

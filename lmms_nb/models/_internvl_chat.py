@@ -94,6 +94,33 @@ def _pixels(image: Any, max_num: int, as_set: bool) -> Any:
     return torch.stack([transform(tile) for tile in dynamic_preprocess(image, max_num, as_set=as_set)])
 
 
+def _load_tokenizer(folder: Any, family: str) -> Any:
+    """The checkpoint's tokenizer as the classes load it (internvl3 asks for the slow one, internvl2 for the default)
+    with no remote code run: InternLM2's (InternVL2-2B / 8B / 26B) by lmms-nb's port of it; any other remote-code
+    tokenizer transformers does not ship is refused naming tokenizer_config.json's field."""
+    import json
+
+    import transformers
+
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    name = config.get("tokenizer_class")
+    remote = (config.get("auto_map") or {}).get("AutoTokenizer")
+    if remote and name and not hasattr(transformers, name):
+        from lmms_nb.models._internlm2_tokenizer import (check_slow_internlm2, is_internlm2_tokenizer,
+                                                         load_internlm2_tokenizer)
+
+        if is_internlm2_tokenizer(config) and (folder / "tokenizer.model").is_file():
+            check_slow_internlm2(config, path, use_fast=family != "internvl3")
+            return load_internlm2_tokenizer(folder)
+        raise ValueError(f"{path}: field 'tokenizer_class' is {name!r}, remote code ({remote!r} in auto_map) that "
+                         "lmms-nb does not run and transformers does not ship (lmms-nb has InternLM2Tokenizer, "
+                         "with a tokenizer.model)")
+    # trust_remote_code=False: config.json's auto_map names remote code, which is never run here
+    return transformers.AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False,
+                                                      **({"use_fast": False} if family == "internvl3" else {}))
+
+
 class InternVLChatOriginalModel:
     """An original-format InternVL checkpoint with lmms-eval's `internvl2` / `internvl3` conventions (see module)."""
 
@@ -103,7 +130,6 @@ class InternVLChatOriginalModel:
                  max_num: int = 12, total_max_num: int = 64, max_new_tokens: int = 1024,
                  revision: str | None = None) -> None:
         import torch
-        from transformers import AutoTokenizer
 
         from lmms_nb.models.hf import lmms_eval_model_name
 
@@ -122,10 +148,7 @@ class InternVLChatOriginalModel:
                                            "max_num": self.max_num, "format": "internvl original"}
         if family == "internvl3":
             self.model_args["total_max_num"] = self.total_max_num
-        # as the classes: internvl3 asks for the slow tokenizer, internvl2 for the default
-        # (trust_remote_code=False: config.json's auto_map names remote code, which is never run here)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False,
-                                                       **({"use_fast": False} if family == "internvl3" else {}))
+        self.tokenizer = _load_tokenizer(folder, family)
         self.model = build_model(folder, self.config, dtype=torch.bfloat16, attn_implementation=None,
                                  n_tokens=len(self.tokenizer)).to(device)
         self.device = self.model.device

@@ -4,9 +4,11 @@ the hub) told apart from transformers' format, and converted in memory to `Inter
 The weights are renamed as transformers' InternVL conversion renames them (InternViT's fused `qkv` split into
 q/k/v, `ls1`/`ls2` as `lambda_1`/`lambda_2`, `mlp1` as the projector, the LLM under `model.language_model`); the
 vision attention is computed as InternViT computes it without flash-attn (`(q * scale) @ k^T`, softmax in the
-weights' dtype), which transformers' eager path rounds differently in bfloat16. Only Qwen2 and Qwen3 LLMs are
-supported (InternLM2 / Phi-3 ones need their own remote code): anything else is refused naming config.json's
-field. Nothing is written to the checkpoint's folder.
+weights' dtype), which transformers' eager path rounds differently in bfloat16. The LLM (Qwen2, Qwen3, Llama, InternLM2
+as Llama, Phi-3) is converted by `_internvl_llm`; anything else is refused naming config.json's field. Nothing is
+written to the checkpoint's folder. The model is built on the meta device and each safetensors shard's converted
+tensors become its weights (`assign=True`), one shard at a time: loading holds the weights once plus one shard
+(benchmarks/bench_internvl_load_memory.py), not a random-weight model beside a dict of every converted tensor.
 
 Example:
     >>> is_internvl_chat_checkpoint({"architectures": ["InternVLChatModel"], "llm_config": {}})
@@ -20,10 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lmms_nb.models._internvl_llm import (SUPPORTED_LLMS, InternLM2RotaryEmbedding, convert_llm_weight,
+                                          default_attention, text_config)
+
 __all__ = ["SUPPORTED_LLMS", "build_model", "check_supported", "convert_key", "is_internvl_chat_checkpoint"]
 
-#: llm_config.architectures[0] -> transformers' text model_type
-SUPPORTED_LLMS = {"Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
 _ATTENTION = "lmms_nb_internvit"
 _RENAMES = [("vision_model.embeddings.class_embedding", "model.vision_tower.embeddings.cls_token"),
             ("vision_model.embeddings.position_embedding", "model.vision_tower.embeddings.position_embeddings"),
@@ -78,14 +81,14 @@ def _field(config: dict[str, Any], key: str, path: Path, kind: type | tuple, par
 
 
 def check_supported(config: dict[str, Any], path: Path) -> None:
-    """A ValueError naming config.json and the field for what lmms-nb does not convert (InternLM2 / Phi-3 LLMs,
-    pixel shuffle v1, a vision layer other than the last)."""
+    """A ValueError naming config.json and the field for what lmms-nb does not convert (another LLM, its rope
+    scaling, pixel shuffle v1, a vision layer other than the last)."""
     llm = _field(config, "llm_config", path, dict)
     arch = (llm.get("architectures") or [None])[0]
     if arch not in SUPPORTED_LLMS:
         raise ValueError(f"{path}: llm_config.architectures is {llm.get('architectures')!r}; lmms-nb converts "
-                         f"InternVL checkpoints whose LLM is {' or '.join(SUPPORTED_LLMS)} (InternLM2 and Phi-3 "
-                         "ones need OpenGVLab's remote code, which lmms-nb does not run)")
+                         f"InternVL checkpoints whose LLM is one of {', '.join(SUPPORTED_LLMS)}")
+    text_config(llm, path)  # refuses what the LLM's conversion does not know (its rope scaling)
     _field(config, "vision_config", path, dict)
     if config.get("ps_version", "v1") != "v2":
         raise ValueError(f"{path}: field 'ps_version' is {config.get('ps_version', 'v1')!r}; only 'v2' (InternVL2 "
@@ -115,10 +118,7 @@ def _hf_config(config: dict[str, Any], path: Path, n_tokens: int):
     patch = int(_field(vision, "patch_size", path, int, "vision_config"))
     for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
         _field(vision, key, path, int, "vision_config")
-    text = {k: v for k, v in llm.items() if k not in ("architectures", "auto_map", "_name_or_path", "torch_dtype",
-                                                        "dtype", "transformers_version", "attn_implementation")}
-    text["model_type"] = SUPPORTED_LLMS[llm["architectures"][0]]
-    text["tie_word_embeddings"] = False  # InternVLChatConfig forces it off
+    text = text_config(llm, path)
     vision_config = {"hidden_size": vision["hidden_size"], "intermediate_size": vision["intermediate_size"],
                      "num_hidden_layers": vision["num_hidden_layers"],
                      "num_attention_heads": vision["num_attention_heads"], "image_size": [size, size],
@@ -135,10 +135,31 @@ def _hf_config(config: dict[str, Any], path: Path, n_tokens: int):
                           image_token_id=n_tokens - 1)  # unused: features are placed by the caller
 
 
+def _converted_shard(file: Path, llm: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """One safetensors shard's weights renamed (and split) as `InternVLForConditionalGeneration` names them, in
+    `dtype`; each original tensor is dropped once converted (a fused qkv is not kept beside its three parts)."""
+    from safetensors import safe_open
+
+    state: dict[str, Any] = {}
+    with safe_open(str(file), framework="pt") as weights:
+        for key in weights.keys():
+            value = weights.get_tensor(key).to(dtype)
+            if key.endswith((".attn.qkv.weight", ".attn.qkv.bias")):
+                new = convert_key(key.replace(".attn.qkv.", ".attn.proj."))
+                q, k, v = value.chunk(3, dim=0)
+                for name, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
+                    state[new.replace(".projection_layer.", f".{name}.")] = part.contiguous()
+            elif key.startswith("language_model."):
+                state.update((convert_key(k), v) for k, v in convert_llm_weight(key, value, llm))
+            else:
+                state[convert_key(key)] = value
+            del value
+    return state
+
+
 def build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implementation: str | None,
                 n_tokens: int):
     """`InternVLForConditionalGeneration` holding the checkpoint's weights (in `dtype`), eval mode, on the CPU."""
-    from safetensors.torch import load_file
     from transformers import InternVLForConditionalGeneration
 
     path = folder / "config.json"
@@ -146,25 +167,36 @@ def build_model(folder: Path, config: dict[str, Any], *, dtype: Any, attn_implem
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{folder}: no *.safetensors weights (OpenGVLab's InternVL checkpoints keep them there)")
+    import torch
+
     hf_config = _hf_config(config, path, n_tokens)
-    model = InternVLForConditionalGeneration._from_config(hf_config, dtype=dtype)
+    with torch.device("meta"):  # no storage (nor random init): the shards' tensors become the weights (assign)
+        model = InternVLForConditionalGeneration._from_config(hf_config, dtype=dtype)
     _register_attention()
     # set on the built modules' configs, which they read at each call (_from_config chooses its own)
     model.model.vision_tower.config._attn_implementation = _ATTENTION
-    model.model.language_model.config._attn_implementation = attn_implementation or "sdpa"
-    state: dict[str, Any] = {}
+    model.model.language_model.config._attn_implementation = attn_implementation or default_attention(
+        config["llm_config"])
+    # shard by shard, each shard's tensors taken as the weights: the weights exist once, never a second model
+    missing: set[str] | None = None
+    unexpected: set[str] = set()
     for file in files:
-        for key, value in load_file(str(file)).items():
-            value = value.to(dtype)
-            if key.endswith((".attn.qkv.weight", ".attn.qkv.bias")):
-                new = convert_key(key.replace(".attn.qkv.", ".attn.proj."))
-                q, k, v = value.chunk(3, dim=0)
-                for name, part in (("q_proj", q), ("k_proj", k), ("v_proj", v)):
-                    state[new.replace(".projection_layer.", f".{name}.")] = part.contiguous()
-            else:
-                state[convert_key(key)] = value
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{folder}: weights that do not fit InternVL: missing {sorted(missing)[:5]}, "
+        shard = _converted_shard(file, config["llm_config"], dtype)
+        result = model.load_state_dict(shard, strict=False, assign=True)
+        del shard
+        missing = set(result.missing_keys) if missing is None else missing & set(result.missing_keys)
+        unexpected.update(result.unexpected_keys)
+    if missing or unexpected:  # what strict loading of all the shards together would report
+        raise ValueError(f"{folder}: weights that do not fit InternVL: missing {sorted(missing or ())[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
+    # the only non-persistent buffers (inv_freq), computed on the CPU as a model built there computes them
+    language_model = model.model.language_model
+    if config["llm_config"]["architectures"][0] == "InternLM2ForCausalLM":
+        language_model.rotary_emb = InternLM2RotaryEmbedding.make(config["llm_config"])
+    else:
+        language_model.rotary_emb = type(language_model.rotary_emb)(config=language_model.config)
+    unset = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if unset:
+        raise ValueError(f"{folder}: no value for {unset[:5]} after loading (lmms-nb's InternVL conversion does not "
+                         "know this transformers version's model)")
     return model.eval()

@@ -48,6 +48,12 @@ class Run:
     def n_samples(self) -> int:
         return self.samples.select(pl.struct("task", "doc_id").n_unique()).item() if self.samples.height else 0
 
+    def docs_per_task(self) -> dict[str, int]:
+        """{task: how many of its docs have rows in `samples`}, in the run's task order; 0 for a task without rows."""
+        counts = (dict(self.samples.group_by("task").agg(pl.col("doc_id").n_unique()).iter_rows())
+                  if self.samples.height else {})
+        return {task: counts.get(task, 0) for task in [*self.tasks, *sorted(set(counts) - set(self.tasks))]}
+
     def to_pandas(self) -> "Any":
         """The sample table as a pandas DataFrame."""
         return self.samples.to_pandas()

@@ -20,28 +20,19 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import polars as pl
 
 from lmms_nb.analysis import PARTIAL_THRESHOLD, model_colors
-from lmms_nb.widgets._browser_options import (
-    ALL,
-    NO_CATEGORY,
-    PATTERN_LABEL,
-    PATTERN_OPTIONS,
-    PATTERN_VALUE,
-    Choice,
-    category_options,
-    sort_options,
-)
+from lmms_nb.widgets._browser_filters import SampleFilters
+from lmms_nb.widgets._browser_options import ALL, NO_CATEGORY
 from lmms_nb.widgets._cards import sample_cards_html, sample_table_html
 from lmms_nb.widgets._html import esc
-from lmms_nb.widgets._query import SampleIndex, SampleQuery
+from lmms_nb.widgets._query import SampleIndex
 
 # ALL and NO_CATEGORY (of _browser_options) are public in lmms_nb.widgets, imported from here
 __all__ = ["ALL", "NO_CATEGORY", "SampleBrowser"]
@@ -51,7 +42,7 @@ __all__ = ["ALL", "NO_CATEGORY", "SampleBrowser"]
 _LABEL = {"description_width": "initial"}
 
 
-class SampleBrowser(widgets.VBox):
+class SampleBrowser(SampleFilters, widgets.VBox):
     """Browse samples: filter by task, models, category, a right/wrong pattern and text; one page at a time.
 
     Args:
@@ -163,57 +154,6 @@ class SampleBrowser(widgets.VBox):
             widget.add_class(f"lmms-nb-{name}")
         self.refresh()
 
-    # ---- the query -----------------------------------------------------------------------------------------
-    @property
-    def page_size(self) -> int:
-        return int(self.page_size_select.value)
-
-    @property
-    def query(self) -> SampleQuery:
-        """The `SampleQuery` the controls describe."""
-        category = self.category_select.value
-        shown = tuple(self.model_select.value)
-        return SampleQuery(
-            tasks=() if self.task_select.value is ALL else (self.task_select.value,),
-            models=shown if len(shown) < len(self.index.models) else (),
-            categories=() if category is ALL else ((None,) if category is NO_CATEGORY else (category,)),
-            pattern={m: PATTERN_VALUE[b.value] for m, b in self.pattern_buttons.items() if b.value != "any"},
-            text=self.search_box.value,
-            doc_ids=self.doc_ids,
-            sort=self.sort_select.value or None,  # "" is "display order" (a None value shows as blank)
-        )
-
-    def set_filter(self, *, task: str | None = None, models: Sequence[str] | None = None,
-                   category: str | None | Choice = None, pattern: Mapping[str, bool | None] | None = None,
-                   text: str = "", doc_ids: Sequence[int] = (), highlight: str | None = None) -> None:
-        """Reset every filter, apply the given ones and show page 1 (one refresh, whatever changes).
-
-        None means every task / category; `category=NO_CATEGORY` selects samples without a category.
-        `highlight` names a model whose answers are outlined. Unknown names raise ValueError.
-        """
-        ix = self.index
-        if task is not None and task not in ix.tasks:
-            raise ValueError(f"unknown task {task!r}; tasks: {ix.tasks}")
-        chosen = list(models) if models is not None else list(ix.models)
-        for m in [*chosen, *(pattern or {})]:
-            ix.model_index(m)  # raises naming the model
-        with self._hold():
-            self.task_select.value = ALL if task is None else task
-            self._set_category_options(self.task_select.value)
-            category = ALL if category is None else category
-            if category not in [v for _, v in self.category_select.options]:
-                raise ValueError(f"unknown category {category!r} for task {task!r}")
-            self.category_select.value = category
-            self.model_select.value = [m for m in ix.models if m in chosen]
-            self._rebuild_pattern()
-            for m, b in self.pattern_buttons.items():
-                b.value = PATTERN_LABEL[(pattern or {}).get(m)]
-            self.search_box.value = text
-            self.doc_ids = tuple(int(d) for d in doc_ids)
-            self.highlight = highlight
-        self.page_number = 0
-        self.refresh()
-
     def show_slices(self, slices: Any, **kwargs: Any) -> Any:
         """Put a `SliceList` of `lmms_nb.find_slices`'s result above the samples; a click on a slice filters them."""
         from lmms_nb.widgets._slices import SliceList
@@ -223,6 +163,10 @@ class SampleBrowser(widgets.VBox):
         return panel
 
     # ---- paging --------------------------------------------------------------------------------------------
+    @property
+    def page_size(self) -> int:
+        return int(self.page_size_select.value)
+
     @property
     def n_pages(self) -> int:
         return max(1, -(-self.n_matches // self.page_size))
@@ -262,32 +206,6 @@ class SampleBrowser(widgets.VBox):
         self.page_label.value = (f"samples {first + 1}–{first + rows.height} of {total:,} · "
                                  f"page {self.page_number + 1} of {self.n_pages}" if total else "no sample matches")
 
-    # ---- callbacks -----------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _hold(self) -> Iterator[None]:
-        """Apply several control changes with one refresh at the end (by the caller)."""
-        held, self._held = self._held, True
-        try:
-            yield
-        finally:
-            self._held = held
-
-    def _on_filter_change(self, change: dict[str, Any]) -> None:
-        self.page_number = 0
-        self.refresh()
-
-    def _on_task_change(self, change: dict[str, Any]) -> None:
-        with self._hold():
-            self._set_category_options(change["new"])
-        self.page_number = 0
-        self.refresh()
-
-    def _on_models_change(self, change: dict[str, Any]) -> None:
-        with self._hold():
-            self._rebuild_pattern()
-        self.page_number = 0
-        self.refresh()
-
     # ---- the filtered rows ---------------------------------------------------------------------------------
     def to_frame(self) -> pl.DataFrame:
         """Every sample the filters select (all pages, in the shown order), with `<field>:<model>` columns for
@@ -318,42 +236,3 @@ class SampleBrowser(widgets.VBox):
             self.export_label.value = f'<small class="lmms-nb-warning">export failed: {esc(e)}</small>'
             return
         self.export_label.value = f"<small>{self.n_matches:,} samples written to <code>{esc(written)}</code></small>"
-
-    def _set_sort_options(self) -> None:
-        options = sort_options(self.index, self.model_select.value)
-        keep = self.sort_select.value if self.sort_select.value in [v for _, v in options] else ""
-        self.sort_select.options = options
-        self.sort_select.value = keep
-
-    def _clear_doc_ids(self) -> None:
-        self.doc_ids = ()
-        self.page_number = 0
-        self.refresh()
-
-    def _set_category_options(self, task: Any) -> None:
-        options = category_options(self.index, task)
-        keep = self.category_select.value if self.category_select.value in [v for _, v in options] else ALL
-        self.category_select.options = options
-        self.category_select.value = keep
-        self.category_select.disabled = len(options) == 1
-
-    def _rebuild_pattern(self) -> None:
-        """One any/right/wrong toggle per shown model; a model that stays shown keeps its setting."""
-        if hasattr(self, "sort_select"):
-            self._set_sort_options()
-        old = {m: b.value for m, b in self.pattern_buttons.items()}
-        self.pattern_buttons = {}
-        rows = []
-        scored = bool(self.index.metrics)
-        for m in self.model_select.value:
-            b = widgets.ToggleButtons(options=PATTERN_OPTIONS, value=old.get(m, "any"), disabled=not scored,
-                                      style={"button_width": "64px"}, tooltips=[f"{m}: any", f"{m}: right", f"{m}: wrong"])
-            b.observe(self._on_filter_change, names="value")
-            self.pattern_buttons[m] = b
-            name = widgets.HTML(f'<span style="border-left:4px solid {esc(self.colors.get(m, "#888"))};'
-                                f'padding-left:4px" title="{esc(m)}">{esc(m)}</span>',
-                                layout=widgets.Layout(width="180px", overflow="hidden"))
-            row = widgets.HBox([name, b])
-            row.add_class(f"lmms-nb-pattern-{self.index.model_index(m)}")
-            rows.append(row)
-        self.pattern_box.children = rows

@@ -33,7 +33,8 @@ import polars as pl
 
 from lmms_nb.analysis import model_colors
 from lmms_nb.widgets._browser import NO_CATEGORY, SampleBrowser
-from lmms_nb.widgets._html import STYLE, esc, table_html
+from lmms_nb.widgets._dashboard_tables import status_line, summary_html, tables_html
+from lmms_nb.widgets._html import STYLE, esc
 from lmms_nb.widgets._query import SampleIndex, as_sample_table
 
 __all__ = ["CompareDashboard"]
@@ -101,12 +102,6 @@ class CompareDashboard(widgets.VBox):
         self._browser_after: str | None = None
         self.model_select.observe(lambda _: self.refresh(), names="value")
         self.task_select.observe(lambda _: self.refresh(), names="value")
-        titles = ("Scores per model x task x filter (with CIs)",
-                  "Pairwise tests (McNemar exact / paired t, Holm-adjusted per task)",
-                  "Answer distributions (most frequent answer per model and task)")
-        # collapsed <details> in the HTML, not an ipywidgets Accordion: with an Accordion below them, plotly
-        # FigureWidgets above were sometimes never drawn in JupyterLab (the browser tests caught it)
-        self._table_titles = dict(zip(("scores", "pairwise", "answers"), titles, strict=True))
         tables = widgets.VBox([self.scores_html, self.pairwise_html, self.answers_html])
         self.tables = tables
 
@@ -160,59 +155,14 @@ class CompareDashboard(widgets.VBox):
             self._busy(False)
 
     def _draw_tables(self, cmp: Any) -> None:
-        summary = self.summary
-        level = round(cmp.confidence * 100)
-        metrics = ", ".join(f"{t}: {m}" for t, m in cmp.metrics.items())
-        self.status_html.value = (f"<small>{len(cmp.models)} models · {len(cmp.tasks)} tasks · metric {esc(metrics)} · "
-                                  f"{level}% CIs: Wilson for 0/1 metrics, bootstrap ({cmp.n_resamples} resamples) for "
-                                  f"continuous ones · click a bar or a cell to see its samples</small>")
-        items = "".join(f"<li>{esc(s)}</li>" for s in summary.sentences)
-        items += "".join(f'<li class="lmms-nb-warning">⚠ {esc(w)}</li>' for w in summary.warnings)
-        grid = self._grid_html(cmp)
-        self.summary_html.value = f'{STYLE}<ul class="lmms-nb-summary">{items}</ul>{grid}'
-        several_filters = cmp.scores["filter"].n_unique() > 1
-        keep = ["model", "task", *(["filter"] if several_filters else []), "metric", "n", "score", "ci_low",
-                "ci_high", "ci_method"]
-        self.scores_html.value = self._details("scores", table_html(cmp.scores.select(keep), labels={
-            "ci_low": f"{level}% CI low", "ci_high": f"{level}% CI high", "ci_method": "CI method"}))
-        pair_cols = ["model_a", "model_b", "task", *(["filter"] if several_filters else []), "n_both",
-                     "a_right_b_wrong", "b_right_a_wrong", "diff", "ci_low", "ci_high", "p_value", "p_holm", "test"]
-        self.pairwise_html.value = self._details("pairwise", table_html(cmp.pairwise.select(pair_cols), digits=3, labels={
-            "ci_low": f"diff {level}% CI low", "ci_high": f"diff {level}% CI high", "p_holm": "p (Holm)"})
-            if cmp.pairwise.height else "<small>one model: no pairs</small>")
-        self.answers_html.value = self._details("answers", table_html(summary.answers.select(
-            "model", "task", "n", "n_distinct", "top_answer", "top_share", "target_top_share"), labels={
-            "n_distinct": "distinct answers", "top_answer": "most frequent answer", "top_share": "its share",
-            "target_top_share": "most frequent target's share"}))
+        self.status_html.value = status_line(cmp)
+        self.summary_html.value = f"{STYLE}{summary_html(cmp, self.summary, self.colors)}"
+        tables = tables_html(cmp, self.summary)
+        self.scores_html.value, self.pairwise_html.value, self.answers_html.value = (
+            tables["scores"], tables["pairwise"], tables["answers"])
 
-    def _details(self, kind: str, body: str) -> str:
-        return f"<details><summary><b>{esc(self._table_titles[kind])}</b></summary>{body}</details>"
 
-    def _grid_html(self, cmp: Any) -> str:
-        """Models x tasks: score [CI] per cell, mean and rank; each model's name in its colour."""
-        cells = {(r["model"], r["task"]): r for r in self.summary.cells.iter_rows(named=True)}
-        head = "".join(f"<th>{esc(t)}<br><small>{esc(cmp.metrics[t])}</small></th>" for t in cmp.tasks)
-        rows = []
-        for g in self.summary.grid.iter_rows(named=True):
-            m = g["model"]
-            tds = []
-            for t in cmp.tasks:
-                c = cells.get((m, t))
-                if c is None or c["score"] is None:
-                    tds.append("<td>–</td>")
-                    continue
-                best = ' style="font-weight:700"' if c["rank_in_task"] == 1 else ""
-                ci = "" if c["ci_low"] is None else f' <small>[{c["ci_low"]:.2f}, {c["ci_high"]:.2f}]</small>'
-                tds.append(f"<td{best}>{c['score']:.3f}{ci}</td>")
-            mean = "–" if g["mean"] is None else f"{g['mean']:.3f}"
-            rows.append(f'<tr data-model="{esc(m)}"><td>{esc(g["rank"])}</td><th style="text-align:left">'
-                        f'<span class="lmms-nb-model" style="--lmms-nb-model:{esc(self.colors.get(m, ""))};'
-                        f'border-left:4px solid {esc(self.colors.get(m, "#888"))};padding-left:4px">{esc(m)}</span></th>'
-                        f"<td>{mean}</td>{''.join(tds)}</tr>")
-        level = round(cmp.confidence * 100)
-        return (f'<table class="lmms-nb-table lmms-nb-grid"><caption style="text-align:left"><small>score '
-                f"[{level}% CI] per task; best per task in bold</small></caption><thead><tr><th>rank</th>"
-                f"<th>model</th><th>mean</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
 
     def _draw_figures(self, cmp: Any) -> None:
         import plotly.graph_objects as go

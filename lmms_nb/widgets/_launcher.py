@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from lmms_nb.widgets._html import esc, table_html
+from lmms_nb.widgets._launcher_form import argument_row
 
 __all__ = ["EvalLauncher"]
 
@@ -168,55 +168,16 @@ class EvalLauncher(widgets.VBox):
         except KeyError:  # a name given to the launcher but not registered: get_model will say so
             specs = []
         for a in specs:
-            label = f"{a.name} *" if a.required else a.name
-            style = {"description_width": "160px"}
-            layout = widgets.Layout(width="460px")
-            if a.kind == "python":
-                self._arg_specs[a.name] = a
-                rows.append(widgets.HTML(f"<small><b>{esc(a.name)}</b>: a Python object; build this model in code "
-                                         "and pass it in <code>models=[...]</code></small>"))
-                continue
-            if a.kind == "bool":
-                w: widgets.Widget = widgets.Checkbox(value=bool(a.default), description=label, indent=False,
-                                                     layout=widgets.Layout(width="460px"))
-            elif a.kind == "int" and a.default is not None:
-                w = widgets.IntText(value=a.default, description=label, style=style, layout=layout)
-            elif a.kind == "float" and a.default is not None:
-                w = widgets.FloatText(value=a.default, description=label, style=style, layout=layout)
-            else:
-                value = "" if a.default is None else (json.dumps(a.default) if a.kind == "json" else str(a.default))
-                hint = "required" if a.required else ("default: none" if a.default is None else "")
-                w = widgets.Text(value=value, placeholder=hint + (" (JSON)" if a.kind == "json" else ""),
-                                 description=label, style=style, layout=layout)
-            w.add_class(f"lmms-nb-arg-{a.name}")
-            self.arg_widgets[a.name], self._arg_specs[a.name] = w, a
-            rows.append(widgets.HBox([w, widgets.HTML(f'<small style="color:var(--jp-ui-font-color2,#666)">'
-                                                      f"{esc(a.help[:160])}</small>")]))
+            field, row = argument_row(a)
+            if field is not None:
+                self.arg_widgets[a.name] = field
+            self._arg_specs[a.name] = a
+            rows.append(row)
         self.args_box.children = rows
 
-    def _form_args(self) -> dict[str, Any]:
-        """The form's values that differ from the defaults (a blank field keeps the default)."""
-        out: dict[str, Any] = {}
-        for arg, w in self.arg_widgets.items():  # (python-only arguments have no widget)
-            spec, value = self._arg_specs[arg], w.value
-            if isinstance(value, str):
-                value = value.strip()
-                if value == "":
-                    continue
-                try:
-                    if spec.kind == "json":
-                        value = json.loads(value)
-                    elif spec.kind == "int":
-                        value = int(value)
-                    elif spec.kind == "float":
-                        value = float(value)
-                except ValueError:
-                    raise ValueError(f"{arg}: {value!r} is not a valid {spec.kind}") from None
-            if value != spec.default or spec.required:
-                out[arg] = value
-        return out
-
     def _chosen_model(self) -> tuple[Any, dict[str, Any] | None]:
+        from lmms_nb.models.arguments import form_model_args
+
         name = self.model_select.value
         if name is None:
             raise ValueError("no model to choose (model)")
@@ -226,25 +187,8 @@ class EvalLauncher(widgets.VBox):
             if text:
                 raise ValueError(f"model args apply to registered model names; {name!r} is already built")
             return model, None
-        args = self._form_args()
-        if text:
-            try:
-                extra = json.loads(text)
-            except ValueError as e:
-                raise ValueError(f"model args: not valid JSON ({e})") from None
-            if not isinstance(extra, dict):  # a form field's value: reported in the widget like the other errors
-                raise ValueError(f"model args: expected a JSON object such as {{\"path\": \"...\"}}, got {text!r}")  # noqa: TRY004
-            args.update(extra)
-        python_only = [a.name for a in self._arg_specs.values() if a.kind == "python" and a.required]
-        if python_only:
-            raise ValueError(f"{name} needs {', '.join(python_only)} (a Python object), which a form cannot give: "
-                             f"build the model in code and pass it in models=[...]")
-        missing = [a for a in self._arg_specs.values() if a.required and a.name not in args]
-        if missing:
-            first = missing[0]
-            raise ValueError(f"{name} needs {', '.join(a.name for a in missing)}"
-                             + (f" ({first.name}: {first.help})" if first.help else ""))
-        return model, args or None
+        values = {arg: w.value for arg, w in self.arg_widgets.items()}  # (python-only arguments have no widget)
+        return model, form_model_args(name, self._arg_specs.values(), values, text) or None
 
     def _make_bars(self, task_names: list[str]) -> None:
         self.bars, self.score_labels, rows = {}, {}, []
@@ -298,8 +242,7 @@ class EvalLauncher(widgets.VBox):
     def _show_finished(self, run: Any) -> None:
         import polars as pl
 
-        done = run.samples.group_by("task").agg(pl.col("doc_id").n_unique().alias("n")) if run.samples.height else None
-        counts = dict(done.iter_rows()) if done is not None else {}
+        counts = run.docs_per_task()
         for name, bar in self.bars.items():
             n = counts.get(name, 0)
             if run.completed:

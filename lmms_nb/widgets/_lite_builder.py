@@ -44,20 +44,20 @@ import ipywidgets as widgets
 import numpy as np
 import polars as pl
 
-from lmms_nb.widgets._action_box import ActionBox
 from lmms_nb.widgets._html import esc
 from lmms_nb.widgets._lite_budget import SUBSET_METHODS, BudgetControls
 from lmms_nb.widgets._lite_embedding_controls import CUSTOM, HUB, OFFLINE, EmbeddingControls
 from lmms_nb.widgets._lite_export import ExportPanel
 from lmms_nb.widgets._lite_fidelity import FidelityPanel
 from lmms_nb.widgets._lite_map import DocMap
+from lmms_nb.widgets._lite_steps import LiteSteps
 from lmms_nb.widgets._lite_tasks import TaskChoices, registered_tasks
 
 # CUSTOM, HUB and OFFLINE (the embedding presets) and SUBSET_METHODS are imported from here by the tests.
 __all__ = ["CUSTOM", "HUB", "OFFLINE", "SUBSET_METHODS", "LiteBuilder"]
 
 
-class LiteBuilder(ActionBox):
+class LiteBuilder(LiteSteps):
     """Build a Lite subset of one task: embedding choice, budget slider, 2-D map, fidelity curves, export.
 
     Args:
@@ -226,120 +226,3 @@ class LiteBuilder(ActionBox):
             self._fidelity.offer_metrics(self._task_logs(), preferred)
         finally:
             self._syncing = False
-
-    # ---- embedding -------------------------------------------------------------------------------------------
-    def _settings_changed(self) -> None:
-        if self.embeddings is not None and not self._syncing:
-            self._status("embedding settings changed: press <b>Embed &amp; pick</b> to apply them", raw=True)
-
-    def embedding_models(self) -> tuple[str | None, str | None, str | None]:
-        """(image_model, image_pretrained, text_model) that `embed` will use, from the preset or the fields."""
-        return self._embedding.models()
-
-    def embed(self) -> Any:
-        """Embed the chosen task with the chosen models (`embed_task`, cached on disk) and pick; returns them."""
-        from lmms_nb.lite_selection import embed_task
-
-        task = self._current_task()
-        image, pretrained, text = self.embedding_models()
-        weight = float(self.image_weight_slider.value)
-        self._status(f"embedding {task.name} …")
-        self.progress_output.clear_output()
-        with self.progress_output:  # tqdm.auto draws its bar here (a widget in Jupyter, text elsewhere)
-            emb = embed_task(task, image_model=image, image_pretrained=pretrained, text_model=text,
-                             image_weight=weight if image and text else 0.5,
-                             text_weight=1.0 - weight if image and text else 0.5, progress=True)
-        self.progress_output.clear_output()
-        self._use_embeddings(task, emb)
-        return emb
-
-    def _use_embeddings(self, task: Any, emb: Any) -> None:
-        from lmms_nb.lite_selection import TaskEmbeddings, budget_doc_count, kcenter_greedy
-
-        if not isinstance(emb, TaskEmbeddings):
-            raise TypeError(f"embeddings must be TaskEmbeddings, got {type(emb).__name__}")
-        if emb.task != task.name:
-            raise ValueError(f"the embeddings are of task {emb.task!r}, not {task.name!r}")
-        n = len(emb)
-        kmax = budget_doc_count(self._max_budget, n, "max_budget")
-        k0 = min(budget_doc_count(self._budget, n, "budget"), kmax)
-        self.kcenter = kcenter_greedy(emb.vectors, kmax)  # once; every budget <= kmax is a prefix of it
-        self.task, self.embeddings = task, emb
-        self.coords = self._doc_map.show_docs(task, emb)
-        self._syncing = True
-        try:
-            self._budgets.set_range(kmax, k0)
-        finally:
-            self._syncing = False
-        self.budget_slider.disabled = self.export_button.disabled = False
-        parts = [f"image: {emb.image_model_id}" if emb.image_model_id else "",
-                 f"text: {emb.text_model_id}" if emb.text_model_id else ""]
-        self._status(f"{task.name}: {n} docs embedded ({emb.vectors.shape[1]}-d; "
-                     f"{'; '.join(p for p in parts if p) or 'given'}); k-center picks up to {kmax}")
-        self._refresh_fidelity(redraw_budget=False)
-        self._show_budget(self.budget_slider.value)
-
-    # ---- the subset at the slider's budget ---------------------------------------------------------------------
-    def _show_budget(self, k: int) -> None:
-        if self.embeddings is None or self._syncing:
-            return
-        sub, error = self._budgets.subset_at(k, self.embeddings, self.kcenter, self._task_logs(), task=self.task.name,
-                                             metric=self.metric_select.value, filter=self.filter_select.value)
-        if error is not None:
-            self.error = error
-            return
-        self.subset = sub
-        self._doc_map.show_subset(sub, self.embeddings.rows_of(sub.doc_ids))
-        self._show_estimates()
-        self._mark_budget()
-
-    def _show_estimates(self) -> None:
-        self._fidelity.estimate(self._task_logs(), self.subset, task=self.task.name if self.task else None,
-                                metric=self.metric_select.value, filter=self.filter_select.value)
-
-    # ---- fidelity ----------------------------------------------------------------------------------------------
-    def _refresh_fidelity(self, redraw_budget: bool = True) -> None:
-        """`lite_fidelity` for the task's logs with the chosen metric (and filter), then the curves."""
-        if self._syncing or self.embeddings is None:
-            return
-        self._fidelity.compute(self.logs, self._task_logs(), self.embeddings, task=self.task.name,
-                               metric=self.metric_select.value, filter=self.filter_select.value)
-        self._draw_fidelity()
-        if redraw_budget and self.method_select.value == "difficulty":  # drawn on the chosen metric's scores
-            self._show_budget(self.budget_slider.value)
-        elif redraw_budget and self.subset is not None:
-            self._show_estimates()
-
-    def _draw_fidelity(self) -> None:
-        self._fidelity.draw(self.subset)
-
-    def _mark_budget(self) -> None:
-        self._fidelity.mark_budget(self.subset)
-
-    # the fidelity panel's results, as attributes of the builder
-    fidelity = property(lambda self: self._fidelity.fidelity)
-    fidelity_figure = property(lambda self: self._fidelity.figure)
-    estimates = property(lambda self: self._fidelity.estimates)
-    verdict = property(lambda self: self._fidelity.verdict, doc="the current subset against random subsets of its size")
-
-    # ---- export ------------------------------------------------------------------------------------------------
-    def export(self, folder: str | os.PathLike | None = None, formats: Sequence[str] | None = None) -> dict[str, Path]:
-        """Write the current subset to `folder` (default: `export_dir_text`) in `formats` (default: the ticked
-        boxes) among "json", "dataset", "yaml" (a YAML needs the dataset folder, so it writes one).
-
-        Returns {format: path}; also sets `exported`, `exported_task` (`lite_task`) and calls `on_export`.
-        """
-        return self._export.export(self.task, self.subset, folder, formats, self._progress_then_cleared())
-
-    # what the last export wrote, as attributes of the builder
-    exported = property(lambda self: self._export.exported, doc="{format: path} of the last export")
-    exported_task = property(lambda self: self._export.exported_task, doc="the `lite_task` of the last export")
-
-    def on_export(self, callback: Callable[[Any], None]) -> None:
-        """Call `callback(subset)` after every export."""
-        self._export.callbacks.append(callback)
-
-    # ---- helpers -----------------------------------------------------------------------------------------------
-    def show_doc(self, doc_id: int) -> None:
-        """Show doc `doc_id`'s image (a PNG thumbnail) and prompt beside the map, as hovering its point does."""
-        self._doc_map.show_doc(doc_id)
