@@ -203,8 +203,10 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
         steps_done = manager.Queue()
         clip_jobs = {pool.submit(_train_clip, seed, *clip): clip for clip in clips}
         waiting = [spec for spec in specs if spec.clip_init and (spec.clip_steps, spec.clip_n_train) in clips]
+        # longest first (each member trains alone in its process, so the order changes no weights): the longest
+        # run started last would leave one worker idle while it finishes
         futures = {pool.submit(_train_in_worker, spec, seed, steps_done, _snapshots_of(spec, seed)): spec
-                   for spec in specs if spec not in waiting}
+                   for spec in _longest_first(specs) if spec not in waiting}
         bar = tqdm(total=sum(s.total_steps for s in specs), desc=f"training zoo ({workers} processes)",
                    disable=not progress)
         pending = set(futures) | set(clip_jobs)
@@ -217,7 +219,8 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
                 for future in done:
                     stats = future.result()  # a worker's exception is raised here
                     if future in clip_jobs:
-                        ready = [spec for spec in waiting if (spec.clip_steps, spec.clip_n_train) == clip_jobs[future]]
+                        ready = _longest_first([spec for spec in waiting
+                                                if (spec.clip_steps, spec.clip_n_train) == clip_jobs[future]])
                         for spec in ready:
                             job = pool.submit(_train_in_worker, spec, seed, steps_done, _snapshots_of(spec, seed))
                             futures[job] = spec
@@ -229,6 +232,10 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
                               f"{stats['final_loss']:.2f}")
         finally:
             bar.close()
+
+
+def _longest_first(specs: list[ZooSpec]) -> list[ZooSpec]:
+    return sorted(specs, key=lambda spec: -spec.total_steps)
 
 
 def _clips_needed(specs: Sequence[ZooSpec], seed: int) -> list[tuple[int, int]]:
