@@ -440,6 +440,16 @@ def test_clip_initialised_member_starts_from_the_synthbench_clip_and_sees_its_cl
         dataclasses.replace(spec, vision_position_std=1.0)
 
 
+def test_registered_members_keep_their_cache_keys():
+    """Keys pinned as they were before the yes/no options (question_first, yesno_attribute_rows, paired_yesno,
+    question_loss) existed: an option left off must not rename, and so retrain, a member that does not use it."""
+    from lmms_nb.models.zoo import ZOO
+
+    assert {n: ZOO[n].config_hash() for n in ("base", "chart-only", "base-s150", "ocr-only", "large-s600")} == {
+        "base": "70a54f3996", "chart-only": "e827e31fb1", "base-s150": "bd414546bc", "ocr-only": "9ff618a12a",
+        "large-s600": "e3cd328ba5"}
+
+
 def test_question_first_member_keeps_the_question_before_the_image_in_training_and_evaluation(cache, tmp_path):
     from transformers import AutoProcessor
 

@@ -68,10 +68,12 @@ class ZooSpec:
     #: the shapes in the image?" -> "red", from the pair's "yes" question): the member learns to read what it
     #: has to compare (`lmms_nb.models._zoo_data._yes_no_attribute_doc`; tried for yes/no, no gain)
     yesno_attribute_rows: bool = False
-    #: the two questions of a yes/no image (and its attribute row) always in the same batch: the gradient parts
+    #: the two questions of a yes/no image always in the same batch (with `yesno_attribute_rows`, a unit of 3 can
+    #: straddle two batches): the gradient parts
     #: that follow the image alone or the question alone cancel there, leaving the comparison's
     paired_yesno: bool = False
-    #: a language-modelling loss on the yes/no questions' own words too (not only on the answer): predicting "red"
+    #: a language-modelling loss on the yes/no rows' prompt text too (not only on the answer; the image tokens
+    #: and BOS stay out, the chat template and instruction are in, being constant): predicting "red"
     #: after "Is there a" from the picture reads the property at the question's words, where the answer's
     #: comparison needs it (half the pairs' questions name what the image shows)
     question_loss: bool = False

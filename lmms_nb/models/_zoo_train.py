@@ -41,7 +41,8 @@ the random tower, 450 after a counting curriculum, 800 (lr 5e-3) and 1200 with a
 CLIP tower, 800 with the question before the image (`ZooSpec.question_first`), 1000 with a row asking for the
 named property beside each pair (`yesno_attribute_rows`), 600 with both questions of an image in one batch of 64
 (`paired_yesno`): the answer's gradient reaches the comparison only through a product of two still-random
-paths. A language-modelling loss on the question's own words (`ZooSpec.question_loss`: after "Is there a", the
+paths. A language-modelling loss on the prompt's text (`ZooSpec.question_loss`, the question's words among the
+constant chat template and instruction: after "Is there a", the
 picture predicts "red" half the time) trains reading the picture at the question's words from the first step,
 and the answer then follows (first-token accuracy on the yes/no test rows, paired batches of 32): 0.625 at the
 end of a 1200-step run; in a 3000-step run 0.565 after 1500 steps, 0.715 after 2500 and 0.78 at the end. The
@@ -91,7 +92,8 @@ def train_tiny_vlm(
     snapshot_steps: Sequence[int] = (),
     on_snapshot: Callable[[Any, int, list[float]], None] | None = None,
 ) -> dict[str, Any]:
-    """Build a tiny LLaVA in `path` and train it on the rows of `tasks`, loss on the answer tokens only.
+    """Build a tiny LLaVA in `path` and train it on the rows of `tasks`, loss on the answer tokens (and, for the rows
+    of a `question_loss` member, on the prompt's text tokens too).
 
     Each task provides `dataset()`, `doc_to_visual`, `doc_to_text` and `doc_to_target` (a `Task`); the prompt is
     the task's text through the processor's chat template, exactly as `HFImageTextModel` builds it at evaluation
