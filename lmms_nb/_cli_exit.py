@@ -15,7 +15,9 @@ calling `main()` or `program_main()` keeps its interpreter.
 
 Example:
     >>> import threading
-    >>> can_skip_teardown() == all(t.daemon for t in threading.enumerate() if t is not threading.main_thread())
+    >>> import sys, threading
+    >>> can_skip_teardown() == (sys.gettrace() is None and sys.getprofile() is None
+    ...     and all(t.daemon for t in threading.enumerate() if t is not threading.main_thread()))
     True
 """
 
@@ -32,9 +34,13 @@ __all__ = ["can_skip_teardown", "exit_program"]
 
 def can_skip_teardown() -> bool:
     """Whether nothing but interpreter teardown is left once the exit handlers ran: called from the main thread,
-    no other thread alive but daemon ones (tqdm's monitor), which a normal exit does not wait for either."""
+    no other thread alive but daemon ones (tqdm's monitor), which a normal exit does not wait for either, and no
+    profiler, tracer or debugger attached (they save their output on the normal way out)."""
     main = threading.main_thread()
-    return (threading.current_thread() is main
+    # A profiler or tracer (python -m cProfile / trace / pdb) writes its results after the program returns
+    monitored = sys.getprofile() is not None or sys.gettrace() is not None or (
+        hasattr(sys, "monitoring") and any(sys.monitoring.get_tool(i) is not None for i in range(6)))
+    return (not monitored and threading.current_thread() is main
             and all(thread is main or thread.daemon for thread in threading.enumerate()))
 
 

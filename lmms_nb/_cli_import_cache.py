@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.machinery
 import json
@@ -70,22 +71,29 @@ def _cache_file(folder: str, prefix: str | None, version: str) -> Path:
 def _cached(original: Any, version: str, models_folder: str) -> Any:
     """`define_import_structure`, answered from the cache for transformers' own models folder."""
 
-    def define_import_structure(module_path: Any, prefix: str | None = None) -> dict:
+    @functools.wraps(original)  # keeps cache_clear / cache_info where transformers memoises it
+    def define_import_structure(*args: Any, **kwargs: Any) -> Any:
+        # Only the one call form this module knows is answered from the cache; any other (a later transformers
+        # with more arguments) goes to transformers' own function untouched.
+        if not args or len(args) > 2 or set(kwargs) - {"prefix"} or (len(args) == 2 and kwargs):
+            return original(*args, **kwargs)
+        module_path = args[0]
+        prefix = args[1] if len(args) == 2 else kwargs.get("prefix")
         if os.path.realpath(str(module_path)) != models_folder:
-            return original(module_path, prefix=prefix)
+            return original(*args, **kwargs)
         try:
             path = _cache_file(models_folder, prefix, version)
             listing = _listing(models_folder)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 - the cache must never fail an import: transformers' own answer
             log.debug("transformers' import structure not cached (%s)", e)
-            return original(module_path, prefix=prefix)
+            return original(*args, **kwargs)
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
             if stored["listing"] == listing:
                 return _from_json(stored["structure"])
-        except (OSError, ValueError, KeyError, TypeError) as e:  # missing, unreadable or malformed: rebuilt
+        except Exception as e:  # noqa: BLE001 - missing, unreadable or malformed (any shape): rebuilt
             log.debug("transformers' import structure cache %s not used (%s)", path, e)
-        structure = original(module_path, prefix=prefix)
+        structure = original(*args, **kwargs)
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             try:
@@ -95,11 +103,10 @@ def _cached(original: Any, version: str, models_folder: str) -> Any:
             except BaseException:
                 os.unlink(tmp)
                 raise
-        except (OSError, TypeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - an unexpected return shape or a full disk: not stored
             log.debug("transformers' import structure not stored (%s)", e)
         return structure
 
-    define_import_structure.__wrapped__ = original  # type: ignore[attr-defined]
     return define_import_structure
 
 

@@ -55,3 +55,13 @@ def test_python_m_lmms_nb_ends_as_the_program(tmp_path):
     proc = _run(code, tmp_path)
     assert proc.returncode == 2 and "unknown model 'no_such_model'" in proc.stderr, proc.stderr[-3000:]
     assert proc.stdout == "" and (tmp_path / "handler").read_text() == "ran"
+
+
+def test_a_profiler_gets_its_normal_exit_and_writes_its_stats(tmp_path):
+    """`python -m cProfile -o FILE -m lmms_nb ...` saves its stats after the program returns: no os._exit then."""
+    stats = tmp_path / "out.prof"
+    env = {**os.environ, "LMMS_NB_CACHE": str(tmp_path), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "lmms_nb", "models"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stats.stat().st_size > 1000

@@ -55,7 +55,8 @@ def test_an_edited_file_or_a_corrupt_cache_rebuilds_the_map(tmp_path, monkeypatc
     assert define(models, prefix="models")[frozenset({"torch"})]["models.foo.modeling_foo"] == {
         "FooModel", "FooForCausalLM"}
     [stored] = list((tmp_path / "cache" / "transformers_imports").glob("*.json"))
-    for garbage in ('{"listing": ', "[]", json.dumps({"listing": _listing(models), "structure": 7})):
+    for garbage in ('{"listing": ', "[]", json.dumps({"listing": _listing(models), "structure": 7}),
+                    json.dumps({"listing": _listing(models), "structure": [[[], []]]})):  # valid JSON, wrong shape
         stored.write_text(garbage)
         assert define(models, prefix="models")[frozenset({"torch"})]["models.foo.modeling_foo"] == {
             "FooModel", "FooForCausalLM"}

@@ -41,7 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VerdictStore", "environment"]
+__all__ = ["VerdictStore", "environment", "kernel_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,23 @@ def _source_digest(source_file: str) -> str:
         return hashlib.sha256(Path(source_file).read_bytes()).hexdigest()
     except OSError:
         return "unreadable"
+
+
+def kernel_settings() -> str:
+    """The process-wide torch switches that pick CPU kernels and can be flipped at any time (SDPA backends, the
+    math backend's reduced-precision reduction, oneDNN's float32 precision, mkldnn on/off, float32 matmul
+    precision): part of every verdict's key, in process and on disk, so a verdict learnt under one setting is
+    never used under another (SDPA without flash runs the math kernel, which rounds differently in bfloat16)."""
+    import torch
+
+    backends = torch.backends
+    return "|".join(str(value) for value in (
+        backends.cuda.flash_sdp_enabled(), backends.cuda.math_sdp_enabled(),
+        backends.cuda.mem_efficient_sdp_enabled(), backends.cuda.fp16_bf16_reduction_math_sdp_allowed(),
+        getattr(backends, "fp32_precision", None), getattr(getattr(backends.mkldnn, "conv", None), "fp32_precision",
+                                                           None),
+        getattr(backends.mkldnn, "fp32_precision", None), backends.mkldnn.enabled,
+        torch.get_float32_matmul_precision()))
 
 
 def environment(source_file: str) -> dict[str, Any]:

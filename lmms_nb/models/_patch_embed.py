@@ -34,6 +34,8 @@ import logging
 import types
 from typing import Any
 
+from lmms_nb.models._fast_path_verdicts import kernel_settings
+
 __all__ = ["GRID_WIDTH", "MIN_PATCHES", "grid_conv3d", "speed_up_patch_embeddings"]
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,10 @@ def _forward(self: Any, patches: Any) -> Any:
         return plain(self, patches)
     key = (torch.get_num_threads(), patches.dtype, _size_bucket(patches.shape[0]))
     checked = self._lmms_nb_grid_checked
+    settings = kernel_settings()
+    if getattr(self, "_lmms_nb_kernel_settings", settings) != settings:
+        checked.clear()  # verdicts learnt under other kernel switches say nothing about these
+    self._lmms_nb_kernel_settings = settings
     if key not in checked:
         store = self._lmms_nb_grid_verdicts
         stored_key = _stored_key(self, key)
@@ -115,7 +121,7 @@ def _stored_key(conv: Any, key: tuple[Any, ...]) -> str:
     threads, dtype, bucket = key
     bias = "bias" if conv.bias is not None else "no bias"
     return (f"{threads} threads|{dtype}|up to {bucket} patches|weight {tuple(conv.weight.shape)}|{bias}"
-            f"|grid {GRID_WIDTH} wide")
+            f"|grid {GRID_WIDTH} wide|{kernel_settings()}")
 
 
 def speed_up_patch_embeddings(model: Any, verdicts: Any = None) -> int:

@@ -43,6 +43,8 @@ import sys
 import types
 from typing import Any
 
+from lmms_nb.models._fast_path_verdicts import kernel_settings
+
 __all__ = ["speed_up_vision_attention"]
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,10 @@ def _forward(self: Any, hidden_states: Any, cu_seqlens: Any, position_embeddings
     head_dim = hidden_states.shape[1] // self.num_heads
     prefix = (torch.get_num_threads(), hidden_states.dtype, self.num_heads, head_dim)
     checked = self._lmms_nb_batched_checked
+    settings = kernel_settings()
+    if getattr(self, "_lmms_nb_kernel_settings", settings) != settings:
+        checked.clear()  # verdicts learnt under other kernel switches say nothing about these
+    self._lmms_nb_kernel_settings = settings
     # keyed by (length, count): the count is the batch size of the batched SDPA call, which the CPU kernel's
     # blocking depends on, so a length that passed at one count says nothing about another
     unchecked = {run for run in runs if run[1] > 1 and prefix + run not in checked}
@@ -168,10 +174,10 @@ def _forward(self: Any, hidden_states: Any, cu_seqlens: Any, position_embeddings
 
 def _stored_key(attention: Any, key: tuple[Any, ...]) -> str:
     """The verdict's name on disk: the in-process key (threads, dtype, heads, head size, length, count) plus the
-    attention's class (its forward is the reference)."""
+    attention's class (its forward is the reference) and the kernel switches (`kernel_settings`)."""
     threads, dtype, heads, head_dim, length, count = key
     return (f"{type(attention).__name__}|{threads} threads|{dtype}|{heads} heads of {head_dim}"
-            f"|{count} chunks of {length}")
+            f"|{count} chunks of {length}|{kernel_settings()}")
 
 
 def speed_up_vision_attention(model: Any, verdicts: Any = None) -> int:
