@@ -1,5 +1,3 @@
-import sys
+from lmms_nb.cli import program
 
-from lmms_nb.cli import program_main
-
-sys.exit(program_main())
+program()

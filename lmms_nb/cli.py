@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
@@ -128,9 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def program_main() -> int:
-    """The `lmms-nb` program (console script and `python -m lmms_nb`): as `main()`, plus what only a process of
-    its own may do to itself (the start-up's garbage collection, OpenMP's wait policy)."""
+    """What the `lmms-nb` program (`program()`: console script and `python -m lmms_nb`) runs: as `main()`, plus what
+    only a process of its own may do to itself (the start-up's garbage collection, OpenMP's wait policy)."""
     return _main(sys.argv[1:], as_program=True)
+
+
+def program() -> NoReturn:
+    """The `lmms-nb` console script and `python -m lmms_nb`: `program_main()`, then the process ends with its
+    exit handlers run and streams flushed but no interpreter teardown (_cli_exit)."""
+    status = program_main()
+    from lmms_nb._cli_exit import exit_program
+
+    exit_program(status)
 
 
 def _main(argv: list[str], *, as_program: bool) -> int:
@@ -141,9 +150,11 @@ def _main(argv: list[str], *, as_program: bool) -> int:
         if not as_program:
             return run_eval(argv[1:] if argv[0] == "eval" else argv)
         from lmms_nb._cli_gc import end_pause, pause_until_model_loaded
+        from lmms_nb._cli_import_cache import install
 
         # the start-up's objects live until exit: no collector passes over them (_cli_gc)
         pause_until_model_loaded()
+        install()  # transformers' map of its models read from the cache dir, not from their sources (_cli_import_cache)
         # OpenMP workers sleep as soon as a parallel region ends instead of spinning (read once, when torch
         # loads its OpenMP runtime, which has not happened yet here): measured with torch's default threads by
         # benchmarks/vs_lmms_eval/omp_wait_policy.py, a 0.5B-shape prefill takes the same time, a decode loop

@@ -75,3 +75,25 @@ def test_tiny_qwen2_5_vl_generates_the_same_tokens_with_and_without_it(tmp_path)
     for _ in range(2):  # the first call checks, the second uses the grid form where the check passed
         assert [r.text for r in fast.generate(requests)] == [r.text for r in plain.generate(requests)]
     assert any(getattr(m, "_lmms_nb_grid_checked", None) for m in fast.model.modules())
+
+
+def test_verdicts_learnt_under_other_kernel_switches_are_checked_again():
+    """oneDNN's float32 precision (a process-wide switch) changes which conv kernel runs: the verdicts found before
+    the switch are dropped, the check runs again, and the answers stay those of the plain conv3d under the switch."""
+    conv = _conv(64, bias=True, dtype=torch.float32)
+    plain = _conv(64, bias=True, dtype=torch.float32)
+    speed_up_patch_embeddings(conv)
+    patches = torch.rand(MIN_PATCHES, 3, 2, 14, 14)
+    key = (torch.get_num_threads(), torch.float32, 1024)
+    with torch.no_grad():
+        conv(patches)
+        before = conv._lmms_nb_kernel_settings
+        assert key in conv._lmms_nb_grid_checked
+        old = torch.backends.mkldnn.conv.fp32_precision
+        try:
+            torch.backends.mkldnn.conv.fp32_precision = "bf16"
+            conv._lmms_nb_grid_checked[key] = "stale"  # a marker that only a re-check replaces
+            assert torch.equal(conv(patches), plain(patches))
+            assert conv._lmms_nb_kernel_settings != before and isinstance(conv._lmms_nb_grid_checked[key], bool)
+        finally:
+            torch.backends.mkldnn.conv.fp32_precision = old

@@ -321,14 +321,18 @@ def test_snapshots_along_training_are_free_members_with_the_same_weights_as_a_re
         dataclasses.replace(run, snapshot_step=10)
 
 
-def test_the_zoo_has_at_least_20_members_from_7_runs_with_specialists():
+def test_the_zoo_has_at_least_20_members_from_8_runs_with_specialists():
     runs = {spec.run.config_hash() for spec in ZOO.values()}
-    assert len(ZOO) >= 20 and len(runs) == 7
+    assert len(ZOO) >= 20 and len(runs) == 8
     # members differ in which families they can be good at: specialists trained on one family alone
-    for family in ("mcq", "chart", "ocr"):
+    for family in ("mcq", "chart", "ocr", "yesno"):
         assert set(ZOO[f"{family}-only"].exclude_families) == set(zoo.ZOO_FAMILIES) - {family}
-    # the chart and ocr specialists read through the synthbench CLIP's tower, the others through a random one
-    assert {name for name, spec in ZOO.items() if spec.clip_init and not spec.snapshot_step} == {"chart-only", "ocr-only"}
+    # the chart, ocr and yes/no specialists read through the synthbench CLIP's tower, the others through a random one
+    assert {name for name, spec in ZOO.items() if spec.clip_init and not spec.snapshot_step} == {
+        "chart-only", "ocr-only", "yesno-only"}
+    # only the yes/no specialist learns from its questions' words too, in paired batches
+    assert {name for name, spec in ZOO.items() if spec.question_loss and spec.paired_yesno and not spec.snapshot_step
+            } == {"yesno-only"}
 
 
 def test_a_member_trained_here_counts_better_than_the_majority_answer(cache, tmp_path):
@@ -434,3 +438,81 @@ def test_clip_initialised_member_starts_from_the_synthbench_clip_and_sees_its_cl
     assert isinstance(prediction, str)
     with pytest.raises(ValueError, match="clip_init"):
         dataclasses.replace(spec, vision_position_std=1.0)
+
+
+def test_registered_members_keep_their_cache_keys():
+    """Keys pinned as they were before the yes/no options (question_first, yesno_attribute_rows, paired_yesno,
+    question_loss) existed: an option left off must not rename, and so retrain, a member that does not use it."""
+    from lmms_nb.models.zoo import ZOO
+
+    assert {n: ZOO[n].config_hash() for n in ("base", "chart-only", "base-s150", "ocr-only", "large-s600")} == {
+        "base": "70a54f3996", "chart-only": "e827e31fb1", "base-s150": "bd414546bc", "ocr-only": "9ff618a12a",
+        "large-s600": "e3cd328ba5"}
+
+
+def test_question_first_member_keeps_the_question_before_the_image_in_training_and_evaluation(cache, tmp_path):
+    from transformers import AutoProcessor
+
+    spec = dataclasses.replace(TINY, name="unit-qf", curriculum_family=None, steps=2, question_first=True)
+    assert spec.config_hash() != dataclasses.replace(spec, question_first=False).config_hash()
+    assert dataclasses.replace(spec, question_first=False).config_hash() == dataclasses.replace(
+        TINY, curriculum_family=None, steps=2).config_hash()  # off: the key members had before the field
+    path = train_zoo_member(spec, root=tmp_path, progress=False)
+    processor = AutoProcessor.from_pretrained(path)
+    ((task, doc),) = _train_docs(1)[:1]
+    req = Request(0, task.name, task.doc_to_visual(doc), task.doc_to_text(doc))
+    prompt = HFImageTextModel(path)._prompt(req)  # what the evaluation backend feeds the saved member
+    assert prompt.index(task.doc_to_text(doc)) < prompt.index("<image>") < prompt.index("ASSISTANT:")
+    (encoded,) = _zoo_train._encode(processor, [{"image": req.images[0], "prompt": task.doc_to_text(doc),
+                                                   "answer": task.doc_to_target(doc)}])
+    expected = processor(text=[prompt], images=req.images, return_tensors="pt")["input_ids"][0].tolist()
+    assert encoded["input_ids"][: len(expected)] == expected  # trained on exactly that layout
+
+
+def test_yes_no_attribute_rows_ask_for_what_the_yes_question_names(cache):
+    from lmms_nb.tasks.synthbench import COLORS, YESNO_SHAPES, synthbench_task
+
+    task = synthbench_task("yesno", split="train", n_train=TINY.synthbench_n_train)
+    spec = dataclasses.replace(TINY, exclude_families=("count", "mcq", "ocr", "chart"), curriculum_family=None)
+    plain = _zoo_data._training_docs([task], spec)
+    with_rows = _zoo_data._training_docs([task], dataclasses.replace(spec, yesno_attribute_rows=True))
+    assert dataclasses.replace(spec, yesno_attribute_rows=True).config_hash() != spec.config_hash()
+    extra = [d for d in with_rows if d["answer"] not in ("Yes", "No")]
+    assert len(extra) == len(plain) // 2 and len(with_rows) == len(plain) + len(extra)  # one per image
+    for doc in task.dataset():
+        if doc["answer"] != "Yes":
+            continue
+        row = next(d for d in extra if d["image"].tobytes() == task.doc_to_visual(doc)[0].tobytes())
+        q = doc["question"]
+        if doc["category"] == "count":
+            assert row["prompt"].startswith("How many shapes") and f"exactly {row['answer']} shape" in q
+        elif doc["category"] == "color":
+            assert row["prompt"].startswith("What color") and row["answer"] in COLORS and f"a {row['answer']} " in q
+        else:
+            assert row["prompt"].startswith("What shape") and row["answer"] in YESNO_SHAPES and q.endswith(
+                f"a {row['answer']} in the image?")
+
+
+def test_paired_yes_no_rows_stay_together_in_the_training_order():
+    groups = ["a", "a", "b", "b", "c", "c", 6, 7]
+    spec = ZooSpec("x", "", curriculum_family=None, steps=6, batch_size=4, paired_yesno=True)
+    order = _zoo_train._training_order(["yesno"] * 6 + ["count"] * 2, spec, seed=0, groups=groups)
+    assert len(order) == spec.total_steps * spec.batch_size
+    for i, row in enumerate(order[:-1]):  # a pair's first row is always followed by its second
+        if row in (0, 2, 4):
+            assert order[i + 1] == row + 1
+    assert dataclasses.replace(spec, paired_yesno=False).config_hash() != spec.config_hash()
+
+
+def test_question_loss_puts_targets_on_the_question_words_but_not_the_image(trained):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(trained)
+    (task, doc), = [(t, d) for t, d in _train_docs(1) if "yesno" in t.name]
+    base = {"image": task.doc_to_visual(doc)[0], "prompt": task.doc_to_text(doc), "answer": doc["answer"]}
+    plain, with_loss = _zoo_data._encode(processor, [base, {**base, "question_loss": True}])
+    assert plain["input_ids"] == with_loss["input_ids"]
+    labelled = [t for t, lab in zip(with_loss["input_ids"], with_loss["labels"]) if lab != -100]
+    assert processor.tokenizer.decode(labelled).startswith("USER:") and doc["question"] in processor.tokenizer.decode(labelled)
+    assert processor.image_token_id not in labelled and with_loss["labels"][0] == -100
+    assert plain["labels"][-2:] == with_loss["labels"][-2:] != [-100, -100]  # the answer and EOS stay targets

@@ -7,7 +7,8 @@ its result unchanged).
 prints one JSON line: {stage: [CPU s, wall s]} for
 
 - `floor`: interpreter start + the import floor both tools pay (_timing.IMPORT_FLOOR, imported first here, with
-  the garbage collector paused as `lmms-nb` pauses it: lmms_nb/_cli_gc.py);
+  the garbage collector paused as `lmms-nb` pauses it: lmms_nb/_cli_gc.py, and transformers' import structure
+  read from the cache dir as `lmms-nb` reads it: lmms_nb/_cli_import_cache.py);
 - `cli`: lmms-nb's command line itself (flags parsed, ...);
 - `imports`: every module imported for the first time after the floor, whichever stage imports it (lmms-nb's own
   modules, polars, yaml, the model family's transformers code, ...);
@@ -21,7 +22,8 @@ prints one JSON line: {stage: [CPU s, wall s]} for
 - `report`: printing the scores table after the run;
 - `total`: everything up to the end of `main`;
 - `teardown` (from `stage_times`, which runs this file in a child): the child's CPU time as its parent counts it
-  minus `total`: interpreter exit.
+  minus `total`: the exit, which ends as the program's does (exit handlers, then no interpreter teardown:
+  lmms_nb/_cli_exit.py).
 
 The floor is imported before lmms-nb so the stages after it hold only lmms-nb's own cost above it.
 """
@@ -115,8 +117,10 @@ def main(argv: list[str]) -> dict[str, list[float]]:
     import importlib._bootstrap as bootstrap
 
     from lmms_nb._cli_gc import pause_until_model_loaded
+    from lmms_nb._cli_import_cache import install
 
     pause_until_model_loaded()  # what `lmms-nb` does first (cli.main); the floor's imports then run as they do there
+    install()  # and transformers' import structure from the cache dir, as the program does
     exec(IMPORT_FLOOR, {})  # noqa: S102 - the floor's fixed import lines
     clock = StageClock("cli")
     clock.cpu["floor"], clock.wall["floor"] = clock.mark[0], clock.mark[1] - START_WALL
@@ -154,4 +158,7 @@ def main(argv: list[str]) -> dict[str, list[float]]:
 
 if __name__ == "__main__":
     START_WALL = time.perf_counter() - time.process_time()  # the interpreter's start, as well as one can tell
-    print(json.dumps(main(sys.argv[1:])))
+    print(json.dumps(main(sys.argv[1:])), flush=True)
+    from lmms_nb._cli_exit import exit_program
+
+    exit_program(0)  # as the program ends (lmms_nb.cli.program): no interpreter teardown

@@ -130,6 +130,9 @@ def main() -> None:
         return WORK / f"{name}_{args.family}"
 
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    # the Qwen fast paths' verdicts from an earlier lmms-nb run here (lmms_nb/models/_fast_path_verdicts.py): without
+    # them the first cold run checks both forms (~0.2 CPU-s) and stores them for the next ones
+    verdicts = sorted((WORK / "cache" / "fast_path_verdicts").glob("*.json"))
     floor = floor_times({"lmms-eval": str(lmms_eval_py), "lmms-nb": sys.executable}, _env(), WORK, args.repeat)
 
     def cold(python: str, module: str, argv: list[str], out: Path):
@@ -192,6 +195,9 @@ def main() -> None:
     diff = key_type_diff(our_payload, their_payload)
     print(f"  results JSON: {len(diff)} difference(s){': ' + '; '.join(diff[:12]) if diff else ''}")
     print_cold_times(times, floor, ours_warm_s, load_before)
+    if args.family != "llava":  # LLaVA has no such fast path
+        print(f"  Qwen fast-path verdict files stored before the cold runs: {len(verdicts)} "
+              f"({', '.join(p.name.split('-')[0] for p in verdicts) or 'none: the first run checked and stored them'})")
     stages = stage_times(sys.executable, command(args.family, model_path, tasks_dir, out("out_lmms_nb_stages"),
                                                  args.batch_size) + ["--no-resume"], _env(), WORK)
     print_stage_times(stages, floor["floor"].median("lmms-nb", "cpu"))

@@ -13,7 +13,10 @@ Hence a self-check instead of trust: the grid form is used only for calls of at 
 smallest Qwen image lmms-eval's default `min_pixels` allows), and only after the first such call, per torch thread
 count, dtype and size bucket (the patch count rounded up to a power of two: oneDNN picks kernels by shape), computed
 both forms on its real input AND on a seeded random tensor of the same shape and found both equal (a flat input, a
-blank image, can agree even where the kernels differ). That call returns the plain result.
+blank image, can agree even where the kernels differ). That call returns the plain result. Given a `VerdictStore`
+(lmms-nb's HF backend gives one under its cache dir), each verdict is kept on disk, keyed by the above plus the
+conv's weight shape and bias, and a later process with the same environment takes it from there instead of
+computing both forms again (`_fast_path_verdicts`).
 
 Example:
     >>> import torch
@@ -30,6 +33,8 @@ from __future__ import annotations
 import logging
 import types
 from typing import Any
+
+from lmms_nb.models._fast_path_verdicts import kernel_settings
 
 __all__ = ["GRID_WIDTH", "MIN_PATCHES", "grid_conv3d", "speed_up_patch_embeddings"]
 
@@ -87,19 +92,42 @@ def _forward(self: Any, patches: Any) -> Any:
         return plain(self, patches)
     key = (torch.get_num_threads(), patches.dtype, _size_bucket(patches.shape[0]))
     checked = self._lmms_nb_grid_checked
+    settings = kernel_settings()
+    if getattr(self, "_lmms_nb_kernel_settings", settings) != settings:
+        checked.clear()  # verdicts learnt under other kernel switches say nothing about these
+    self._lmms_nb_kernel_settings = settings
     if key not in checked:
-        expected = plain(self, patches)
-        checked[key] = (torch.equal(grid_conv3d(self, patches), expected)
-                        and _same_on_random(self, plain, tuple(patches.shape), patches.dtype))
-        log.debug("patch embedding on a grid, %d threads, %s, up to %d patches: %s", *key,
-                  "identical, used from now on" if checked[key] else "differs, not used")
-        return expected
+        store = self._lmms_nb_grid_verdicts
+        stored_key = _stored_key(self, key)
+        verdict = store.get(stored_key) if store is not None else None
+        if verdict is not None:
+            checked[key] = verdict
+            log.debug("patch embedding on a grid, %d threads, %s, up to %d patches: %s (stored verdict)", *key,
+                      "identical, used" if verdict else "differs, not used")
+        else:
+            expected = plain(self, patches)
+            checked[key] = (torch.equal(grid_conv3d(self, patches), expected)
+                            and _same_on_random(self, plain, tuple(patches.shape), patches.dtype))
+            log.debug("patch embedding on a grid, %d threads, %s, up to %d patches: %s (checked)", *key,
+                      "identical, used from now on" if checked[key] else "differs, not used")
+            if store is not None:
+                store.put({stored_key: checked[key]})
+            return expected
     return grid_conv3d(self, patches) if checked[key] else plain(self, patches)
 
 
-def speed_up_patch_embeddings(model: Any) -> int:
+def _stored_key(conv: Any, key: tuple[Any, ...]) -> str:
+    """The verdict's name on disk: the in-process key plus what tells one patch embedding from another."""
+    threads, dtype, bucket = key
+    bias = "bias" if conv.bias is not None else "no bias"
+    return (f"{threads} threads|{dtype}|up to {bucket} patches|weight {tuple(conv.weight.shape)}|{bias}"
+            f"|grid {GRID_WIDTH} wide|{kernel_settings()}")
+
+
+def speed_up_patch_embeddings(model: Any, verdicts: Any = None) -> int:
     """Give every patch-embedding `Conv3d` of `model` (kernel == stride, no padding, dilation or groups) the
-    checked grid form on CPU (see the module docstring). Returns how many convolutions got it."""
+    checked grid form on CPU (see the module docstring); `verdicts`, a `VerdictStore`, keeps the checks' verdicts
+    on disk. Returns how many convolutions got it."""
     import torch
 
     count = 0
@@ -109,6 +137,7 @@ def speed_up_patch_embeddings(model: Any) -> int:
                 and module.groups == 1 and module.padding_mode == "zeros"
                 and not hasattr(module, "_lmms_nb_grid_checked")):
             module._lmms_nb_grid_checked = {}
+            module._lmms_nb_grid_verdicts = verdicts
             module.forward = types.MethodType(_forward, module)
             count += 1
     return count

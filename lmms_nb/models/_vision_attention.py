@@ -19,7 +19,9 @@ the batch size of the batched call, and PyTorch's CPU flash-attention kernel pic
 size, the thread count and the work per thread: with 20 threads, bfloat16 and 16 heads of 80 over 64-token windows,
 runs of 3, 4, 5 and 7 windows rounded differently from one window at a time while runs of 2 matched (with AMX).
 Elsewhere (eager or flash attention, training, another device, unknown arguments) transformers' forward runs
-unchanged.
+unchanged. Given a `VerdictStore` (lmms-nb's HF backend gives one under its cache dir), each (length, count)
+verdict is kept on disk, keyed by the above plus the attention class, and a later process with the same environment
+takes it from there instead of checking again (`_fast_path_verdicts`).
 
 Example:
     >>> import torch
@@ -40,6 +42,8 @@ import logging
 import sys
 import types
 from typing import Any
+
+from lmms_nb.models._fast_path_verdicts import kernel_settings
 
 __all__ = ["speed_up_vision_attention"]
 
@@ -132,9 +136,22 @@ def _forward(self: Any, hidden_states: Any, cu_seqlens: Any, position_embeddings
     head_dim = hidden_states.shape[1] // self.num_heads
     prefix = (torch.get_num_threads(), hidden_states.dtype, self.num_heads, head_dim)
     checked = self._lmms_nb_batched_checked
+    settings = kernel_settings()
+    if getattr(self, "_lmms_nb_kernel_settings", settings) != settings:
+        checked.clear()  # verdicts learnt under other kernel switches say nothing about these
+    self._lmms_nb_kernel_settings = settings
     # keyed by (length, count): the count is the batch size of the batched SDPA call, which the CPU kernel's
     # blocking depends on, so a length that passed at one count says nothing about another
     unchecked = {run for run in runs if run[1] > 1 and prefix + run not in checked}
+    store = self._lmms_nb_batched_verdicts
+    if unchecked and store is not None:
+        for run in sorted(unchecked):
+            verdict = store.get(_stored_key(self, prefix + run))
+            if verdict is not None:
+                checked[prefix + run] = verdict
+                unchecked.discard(run)
+                log.debug("vision attention batched, %d threads, %s, %d heads of %d, (length, count) %s: %s "
+                          "(stored verdict)", *prefix, run, verdict)
     if unchecked:
         expected = plain(self, hidden_states, cu_seqlens=cu_seqlens, position_embeddings=position_embeddings,
                          max_seqlen=max_seqlen, **kwargs)
@@ -145,6 +162,8 @@ def _forward(self: Any, hidden_states: Any, cu_seqlens: Any, position_embeddings
                 (1, self.num_heads, length * count, head_dim), hidden_states.dtype, length, count, self.scaling)
         log.debug("vision attention batched, %d threads, %s, %d heads of %d, (length, count) %s: %s", *prefix,
                   {run: checked[prefix + run] for run in sorted(unchecked)}, "checked; used where identical")
+        if store is not None:
+            store.put({_stored_key(self, prefix + run): checked[prefix + run] for run in unchecked})
         return expected
     batched = {run for run in runs if run[1] > 1 and checked[prefix + run]}
     if not batched:
@@ -153,15 +172,24 @@ def _forward(self: Any, hidden_states: Any, cu_seqlens: Any, position_embeddings
     return _batched_forward(self, hidden_states, runs, position_embeddings, batched)
 
 
-def speed_up_vision_attention(model: Any) -> int:
-    """Give every Qwen vision attention of `model` the checked batched form on CPU (see the module docstring).
-    Returns how many attention modules got it."""
+def _stored_key(attention: Any, key: tuple[Any, ...]) -> str:
+    """The verdict's name on disk: the in-process key (threads, dtype, heads, head size, length, count) plus the
+    attention's class (its forward is the reference) and the kernel switches (`kernel_settings`)."""
+    threads, dtype, heads, head_dim, length, count = key
+    return (f"{type(attention).__name__}|{threads} threads|{dtype}|{heads} heads of {head_dim}"
+            f"|{count} chunks of {length}|{kernel_settings()}")
+
+
+def speed_up_vision_attention(model: Any, verdicts: Any = None) -> int:
+    """Give every Qwen vision attention of `model` the checked batched form on CPU (see the module docstring);
+    `verdicts`, a `VerdictStore`, keeps the checks' verdicts on disk. Returns how many attention modules got it."""
     count = 0
     for module in model.modules():
         if (type(module).__name__ in ATTENTION_CLASSES and hasattr(module, "qkv") and hasattr(module, "scaling")
                 and hasattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb_vision")
                 and not hasattr(module, "_lmms_nb_batched_checked")):
             module._lmms_nb_batched_checked = {}
+            module._lmms_nb_batched_verdicts = verdicts
             module.forward = types.MethodType(_forward, module)
             count += 1
     return count

@@ -203,13 +203,21 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
         steps_done = manager.Queue()
         clip_jobs = {pool.submit(_train_clip, seed, *clip): clip for clip in clips}
         waiting = [spec for spec in specs if spec.clip_init and (spec.clip_steps, spec.clip_n_train) in clips]
-        futures = {pool.submit(_train_in_worker, spec, seed, steps_done, _snapshots_of(spec, seed)): spec
-                   for spec in specs if spec not in waiting}
+        # At most `workers` jobs in flight, the longest ready run submitted next: a long run queued behind the
+        # short ones would finish alone while the other worker idles. Each run seeds itself and trains on one
+        # thread, so the order changes no weights.
+        ready = _longest_first([spec for spec in specs if spec not in waiting])
+        futures: dict[Any, ZooSpec] = {}
         bar = tqdm(total=sum(s.total_steps for s in specs), desc=f"training zoo ({workers} processes)",
                    disable=not progress)
-        pending = set(futures) | set(clip_jobs)
+        pending = set(clip_jobs)
         try:
-            while pending:
+            while pending or ready:
+                while ready and len(pending) < workers:
+                    spec = ready.pop(0)
+                    job = pool.submit(_train_in_worker, spec, seed, steps_done, _snapshots_of(spec, seed))
+                    futures[job] = spec
+                    pending.add(job)
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 with contextlib.suppress(queue_lib.Empty):
                     while True:
@@ -217,11 +225,8 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
                 for future in done:
                     stats = future.result()  # a worker's exception is raised here
                     if future in clip_jobs:
-                        ready = [spec for spec in waiting if (spec.clip_steps, spec.clip_n_train) == clip_jobs[future]]
-                        for spec in ready:
-                            job = pool.submit(_train_in_worker, spec, seed, steps_done, _snapshots_of(spec, seed))
-                            futures[job] = spec
-                            pending.add(job)
+                        ready = _longest_first(ready + [spec for spec in waiting
+                                                        if (spec.clip_steps, spec.clip_n_train) == clip_jobs[future]])
                         bar.write(f"zoo: synthbench CLIP {clip_jobs[future]} (steps, rows) ready")
                         continue
                     bar.write(f"zoo {futures[future].run.name}: {stats['steps']} steps in "
@@ -229,6 +234,10 @@ def _train_in_processes(specs: list[ZooSpec], *, seed: int, workers: int, progre
                               f"{stats['final_loss']:.2f}")
         finally:
             bar.close()
+
+
+def _longest_first(specs: list[ZooSpec]) -> list[ZooSpec]:
+    return sorted(specs, key=lambda spec: -spec.total_steps)
 
 
 def _clips_needed(specs: Sequence[ZooSpec], seed: int) -> list[tuple[int, int]]:

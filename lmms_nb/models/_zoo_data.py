@@ -40,13 +40,30 @@ def _training_docs(tasks: Sequence[Any], spec: ZooSpec) -> list[dict[str, Any]]:
         n = len(ds) if spec.train_rows_per_family is None else min(len(ds), spec.train_rows_per_family)
         for doc in ds.select(range(n)):
             images = task.doc_to_visual(doc)
-            docs.append(
-                {"image": images[0] if images else Image.new("RGB", (64, 64)), "prompt": task.doc_to_text(doc),
-                 "answer": str(task.doc_to_target(doc)), "family": family}
-            )
+            image = images[0] if images else Image.new("RGB", (64, 64))
+            group = doc.get("image_id") or len(docs)  # the rows of one yes/no image share its id
+            docs.append({"image": image, "prompt": task.doc_to_text(doc), "answer": str(task.doc_to_target(doc)),
+                         "family": family, "group": group, "question_loss": spec.question_loss and family == "yesno"})
+            if spec.yesno_attribute_rows and family == "yesno" and str(doc["answer"]) == "Yes":
+                docs.append({"image": image, **_yes_no_attribute_doc(doc), "family": family, "group": group})
     if not docs:
         raise ValueError(f"zoo member {spec.name!r}: no training rows (excluded: {spec.exclude_families})")
     return docs
+
+
+def _yes_no_attribute_doc(doc: dict[str, Any]) -> dict[str, str]:
+    """A question asking for the property a synthbench yes/no pair names, answered from the pair's "yes" question:
+    "Is there a red square in the image?" -> ("What color are the shapes in the image?", "red")."""
+    from lmms_nb.tasks.synthbench import SHORT_ANSWER_PROMPT
+
+    words = doc["question"].rstrip("?").split()
+    if doc["category"] == "count":  # "Are there exactly 2 shapes ..." / "Is there exactly 1 shape ..."
+        question, answer = "How many shapes are in the image?", words[words.index("exactly") + 1]
+    elif doc["category"] == "color":  # "Is there a <color> <shape> in the image?"
+        question, answer = "What color are the shapes in the image?", words[3]
+    else:  # existence: "Is there a <shape> in the image?"
+        question, answer = "What shape is in the image?", words[3]
+    return {"prompt": f"{question}\n{SHORT_ANSWER_PROMPT}", "answer": answer}
 
 
 def _encode(processor, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -72,8 +89,12 @@ def _encode(processor, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     # The answer follows "ASSISTANT:" after a space, as the model writes it at evaluation time.
     answer_ids = tokenizer([" " + d["answer"] for d in docs], add_special_tokens=False)["input_ids"]
+    image_id = processor.image_token_id
     return [
-        {"input_ids": p + a + [eos], "labels": [-100] * len(p) + a + [eos], "image": _rgb(d["image"])}
+        {"input_ids": p + a + [eos], "image": _rgb(d["image"]),
+         # `question_loss`: the prompt's text tokens are targets too (not the image's, and not the first token)
+         "labels": ([-100] + [-100 if t == image_id else t for t in p[1:]] if d.get("question_loss") else
+                    [-100] * len(p)) + a + [eos]}
         for d, p, a in zip(docs, prompt_ids, answer_ids)
     ]
 

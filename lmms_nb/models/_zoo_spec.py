@@ -60,6 +60,23 @@ class ZooSpec:
     #: that CLIP's training steps and train rows per family (the defaults: the Lite image encoder itself)
     clip_steps: int = 250
     clip_n_train: int = 400
+    #: the prompt puts the question before the image ("USER: <question>\n<image>\nASSISTANT:", in the member's own
+    #: chat template): each image token then sees the question's words, so whether a patch shows what the
+    #: question names can be decided at the patch (tried for yes/no, no gain: `lmms_nb.models._zoo_train`)
+    question_first: bool = False
+    #: besides each yes/no training image's two questions, one that asks for the property they name ("What color are
+    #: the shapes in the image?" -> "red", from the pair's "yes" question): the member learns to read what it
+    #: has to compare (`lmms_nb.models._zoo_data._yes_no_attribute_doc`; tried for yes/no, no gain)
+    yesno_attribute_rows: bool = False
+    #: the two questions of a yes/no image always in the same batch (with `yesno_attribute_rows`, a unit of 3 can
+    #: straddle two batches): the gradient parts
+    #: that follow the image alone or the question alone cancel there, leaving the comparison's
+    paired_yesno: bool = False
+    #: a language-modelling loss on the yes/no rows' prompt text too (not only on the answer; the image tokens
+    #: and BOS stay out, the chat template and instruction are in, being constant): predicting "red"
+    #: after "Is there a" from the picture reads the property at the question's words, where the answer's
+    #: comparison needs it (half the pairs' questions name what the image shows)
+    question_loss: bool = False
     #: a checkpoint along another member's training: the weights after this many steps (curriculum included)
     #: of the run described by the other fields; 0 means the end of training
     snapshot_step: int = 0
@@ -101,6 +118,10 @@ class ZooSpec:
             parts.pop("snapshot_step")
         for name in ("clip_init", "clip_steps", "clip_n_train"):  # a random tower's hash as before these fields
             parts.pop(name)
+        # switched off, these fields leave a member's key as it was before they existed
+        for name in ("question_first", "yesno_attribute_rows", "paired_yesno", "question_loss"):
+            if not parts[name]:
+                parts.pop(name)
         if self.clip_init:  # the CLIP's folder name holds its own settings' hash (recipe and synthbench version)
             from lmms_nb.lite_selection._clip_training import synthbench_clip_dir
 

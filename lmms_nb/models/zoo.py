@@ -83,6 +83,12 @@ _OCR_CLIP = {"clip_init": True, "clip_steps": 1000, "clip_n_train": 2000}
 #: / value: 0.49 / 0.65 / 0.78 from it, 0.32 / 0.29 / 0.78 from the longer-trained one)
 _CHART_CLIP = {"clip_init": True}
 
+#: the yes/no specialist: the Lite CLIP's tower (its CLS tells the colour, its patches the shape and count), a
+#: language-modelling loss on the question's words (the picture predicts the property a question names half the
+#: time, so the model learns to read it where the answer must compare it) and both questions of an image in one
+#: batch; trained on the answer alone, every recipe tried answered one constant (see `_zoo_train`)
+_YESNO = {"clip_init": True, "question_loss": True, "paired_yesno": True}
+
 #: specialists: one family alone from the first step learns it far sooner than the five mixed (on the mcq test rows:
 #: 0.58 after 300 of 700 mcq-only steps and 0.80 after 500, where 350 mixed steps after the counting curriculum
 #: still answered one constant letter). The chart and ocr specialists read the image through a synthbench CLIP's
@@ -105,11 +111,15 @@ _RUNS = (
             "families", curriculum_family=None, steps=1400, exclude_families=_only("chart"), **_CHART_CLIP),
     ZooSpec("ocr-only", "600 steps on ocr alone, vision tower from the synthbench CLIP trained longer: never saw "
             "the other families", curriculum_family=None, steps=600, exclude_families=_only("ocr"), **_OCR_CLIP),
+    ZooSpec("yesno-only", "3000 steps on yes/no alone, vision tower from the synthbench CLIP, a loss on the "
+            "question's words too: never saw the other families", curriculum_family=None, steps=3000,
+            exclude_families=_only("yesno"), **_YESNO),
 )
 #: checkpoints along those runs (steps counted from the start, curriculum included): free members that differ
 #: in how far each skill has got (the first ones after the counting curriculum know nothing else yet)
 _SNAPSHOTS = {"base": (150, 250, 350, 420), "large": (200, 300, 450, 600), "count-chart": (250, 400),
-              "blind": (100, 170), "mcq-only": (200, 400), "chart-only": (300, 600, 900), "ocr-only": (300,)}
+              "blind": (100, 170), "mcq-only": (200, 400), "chart-only": (300, 600, 900), "ocr-only": (300,),
+              "yesno-only": (1500, 2500)}
 
 for _member in _RUNS:
     register_zoo_member(_member)
