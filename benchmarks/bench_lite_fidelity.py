@@ -27,7 +27,10 @@ and whether the best member closes half the gap between `majority` and a perfect
 
 Learned methods (anchor points, gp-IRT, calibration, linear correction, control variate, difficulty strata, and
 difficulty strata scored with a per-category control variate: ``difficulty_cv``) are fitted per fold over models
-and scored on the held-out models only (--folds, default leave-one-out). At the 10% budget it also prints the
+and scored on the held-out models only (--folds, default leave-one-out); ``residual_cv`` draws within strata
+of category x the neighbour predictions' error (`_residual_design`); ``chosen`` is, per fold, the one of
+residual_cv and anchor_corrected that inner folds over that fold's training models find
+better (nested cross-validation), and the verdict says which each fold picked. At the 10% budget it also prints the
 spread of the models' full-set scores, the MAE floors of a random and a difficulty-stratified subset with an
 oracle (in-sample) control variate, each drawn method's per-draw MAE quantiles, the k-center methods again
 from --starts random first picks (a single k-center subset's figures depend on where it starts), and the drawn
@@ -61,9 +64,12 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from lmms_nb.lite_selection import TaskEmbeddings, lite_fidelity
+from lmms_nb.lite_selection._fidelity import METHODS
 from lmms_nb.logs.schema import conform
 
 PROMPT = "Which digit is shown?"
+#: the methods `print_fidelity` measures (--methods; default every one)
+RUN_METHODS: list[str] = list(METHODS)
 
 
 def population(seed: int) -> list[tuple[str, object, int]]:
@@ -154,7 +160,7 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
                    seed: int, folds: int | str, starts: int = 0) -> None:
     """Every method's row at every budget, then the 10%-budget verdict against the goal, whatever it shows."""
     t0 = time.perf_counter()
-    fid = lite_fidelity(samples, emb, budgets=budgets, n_random=n_random, seed=seed, folds=folds)
+    fid = lite_fidelity(samples, emb, budgets=budgets, n_random=n_random, seed=seed, folds=folds, methods=RUN_METHODS)
     took = time.perf_counter() - t0
     print(f"\n=== {title} ({emb.vectors.shape[1]}-d embeddings, {len(fid.models)} models, learned methods "
           f"held out by {folds} folds over models); lite_fidelity took {took:.1f} s ===")
@@ -207,6 +213,9 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
               f"{r['mae_points']:.2f} pts ({'meets' if ok[1] else 'misses'}), beats random in "
               f"{r['beats_random_mae']:.0%} of draws ({'meets' if ok[2] else 'misses'}) -> "
               f"{'ALL GOALS MET' if all(ok) else 'goal missed'}")
+    if fid.choices.get(k10):
+        print(f"chosen (nested CV over each fold's training models): {picks_line(fid, k10)}; e.g. fold 1: "
+              f"{fid.choices[k10][0].reason}")
     kcenter_starts(samples, emb, k10, n_random, starts, folds)
     seed_sweep(samples, emb, k10, n_random, starts, folds)
 
@@ -217,14 +226,20 @@ def seed_sweep(samples: pl.DataFrame, emb: TaskEmbeddings, k10: int, n_random: i
     figure near a goal's line says little from one seed."""
     if seeds < 1:
         return
-    methods = ["random", "random_cv", "difficulty_cv"]
-    print(f"drawn methods with seeds 1-{seeds} ({n_random} draws each), k={k10}:")
+    methods = ["random", "random_cv", "anchor_corrected", "difficulty_cv", "residual_cv", "chosen"]
+    print(f"learned methods with seeds 1-{seeds} ({n_random} draws each), k={k10}:")
     for s in range(1, seeds + 1):
         fid = lite_fidelity(samples, emb, budgets=[k10], n_random=n_random, seed=s, folds=folds, methods=methods)
         parts = [f"{r['method']} MAE {r['mae_points']:.2f}, Spearman {r['spearman']:.3f}"
                  + (f", beats random {r['beats_random_mae']:.0%}" if r["method"] != "random" else "")
                  for r in fid.summary.iter_rows(named=True)]
-        print(f"  seed {s}: " + "; ".join(parts))
+        print(f"  seed {s}: " + "; ".join(parts) + f"; chosen: {picks_line(fid, k10)}")
+
+
+def picks_line(fid, k: int) -> str:
+    """How many outer folds picked each estimator (nested CV on their training models)."""
+    picks = [c.method for c in fid.choices.get(k, [])]
+    return ", ".join(f"{m} in {picks.count(m)} of {len(picks)} folds" for m in sorted(set(picks))) or "(not run)"
 
 
 def kcenter_starts(samples: pl.DataFrame, emb: TaskEmbeddings, k10: int, n_random: int, starts: int,
@@ -352,7 +367,11 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=5,
                     help="at the 10%% budget, k-center methods again from this many random first picks, and the "
                          "drawn learned methods with as many other seeds (0: skip)")
+    ap.add_argument("--methods", default="all",
+                    help="comma-separated lite_fidelity methods for the tables (default all; random is always kept)")
     args = ap.parse_args()
+    if args.methods != "all":
+        RUN_METHODS[:] = ["random", *(m for m in args.methods.split(",") if m != "random")]
     torch.set_num_threads(1)
     budgets = [float(b) for b in args.budgets.split(",")]
     folds = args.folds if args.folds == "loo" else int(args.folds)

@@ -6,8 +6,8 @@ answer on every doc is predicted from earlier models' answers, and its predictio
 prediction errors, so its expected MAE is about ``sqrt(2 / pi) * sd`` with ``sd**2 = sum_h share_h**2 *
 var_h(residual) * (1 - a_h / n_h) / a_h`` (random subset: one stratum). This script prints that figure,
 averaged over the models, for predictions far better informed than any held-out estimator's, each under a
-uniform random subset and under `difficulty_cv`'s strata and allocation (`FoldEstimators.cv_design`, fitted on
-the other models):
+uniform random subset, under `difficulty_cv`'s strata and allocation (`FoldEstimators.cv_design`, fitted on
+the other models) and under `residual_cv`'s (`FoldEstimators.residual_design`, category x expected residual):
 
 - ``none``: no prediction (the plain subset mean);
 - ``linear, in-sample``: each model's answers regressed by least squares on the other models' answers to the
@@ -107,18 +107,21 @@ def print_floors(title: str, samples: pl.DataFrame, budget: float, seed: int) ->
     k = round(budget * n)
     cats = sm.categories if sm.categories is not None else np.zeros(n, dtype=np.int64)
     onehot = (np.asarray(cats)[:, None] == np.unique(cats)[None, :]).astype(np.float64)
-    floors = np.zeros((len(PREDICTORS), 2, n_models))
+    floors = np.zeros((len(PREDICTORS), 3, n_models))
     for i in range(n_models):
         others = np.delete(y, i, axis=0)
-        design = FoldEstimators(others, seed=seed).cv_design(k, sm.categories)  # as difficulty_cv holds model i out
+        fold = FoldEstimators(others, seed=seed)  # as difficulty_cv and residual_cv hold model i out
+        design, res_design = fold.cv_design(k, sm.categories), fold.residual_design(k, sm.categories)
         for p, predictor in enumerate(PREDICTORS):
             res = residuals(y[i], others, onehot, predictor)
-            floors[p, :, i] = expected_mae(res, k, None), expected_mae(res, k, design)
+            floors[p, :, i] = (expected_mae(res, k, None), expected_mae(res, k, design),
+                               expected_mae(res, k, res_design))
     print(f"\n=== {title}: {n_models} models, {n} docs, budget {budget:.0%} (k={k}); expected MAE in points of a "
           f"difference estimator, mean over models ({time.perf_counter() - t0:.0f} s) ===")
-    print(f"  {'prediction of each doc':36s} | random subset | difficulty_cv's strata")
+    print(f"  {'prediction of each doc':36s} | random subset | difficulty_cv's strata | residual_cv's strata")
     for p, predictor in enumerate(PREDICTORS):
-        print(f"  {predictor:36s} | {100 * floors[p, 0].mean():13.2f} | {100 * floors[p, 1].mean():.2f}")
+        print(f"  {predictor:36s} | {100 * floors[p, 0].mean():13.2f} | {100 * floors[p, 1].mean():22.2f} | "
+              f"{100 * floors[p, 2].mean():.2f}")
 
 
 def main() -> None:

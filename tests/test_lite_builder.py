@@ -511,7 +511,7 @@ def test_difficulty_panel_shows_the_held_out_difficulty_cv_verdict() -> None:
     panel.compute(logs, logs, (np.arange(200), rng.normal(size=(200, 4))), task="t", metric="acc", filter=None)
     sub = build_difficulty_subset(logs, 20)
     panel.estimate(logs, sub, task="t", metric="acc", filter=None)
-    lines = fidelity_verdicts(panel.fidelity, 20, methods=["difficulty_cv"])
+    lines = fidelity_verdicts(panel.fidelity, 20, methods=[sub.meta["method"]])
     assert all(html.escape(line) in panel.estimates_html.value for line in lines)
     assert panel.estimates["lite_difficulty_error_points"].null_count() == 10
 

@@ -51,7 +51,7 @@ def test_held_out_estimates_beat_the_subsets_plain_mean(correct) -> None:
     errors_est, errors_plain = [], []
     for held in range(0, N_MODELS, 3):  # 10 held-out models
         name = model_names(N_MODELS)[held]
-        sub = build_difficulty_subset(logs.filter(pl.col("model") != name), 40, seed=held)
+        sub = build_difficulty_subset(logs.filter(pl.col("model") != name), 40, seed=held, estimator="difficulty_cv")
         assert isinstance(sub, DifficultySubset) and isinstance(sub, LiteSubset)
         assert len(sub) == 40 and name not in sub.train_models and len(sub.train_models) == N_MODELS - 1
         answers = correct[held, np.searchsorted(ids, sub.doc_ids)]
@@ -68,7 +68,7 @@ def test_estimate_is_the_control_variate_of_the_training_models(correct) -> None
     """The estimate is `neighbour_control_variate` over the earlier models with the design's weights, and reads
     nothing of the new model off the subset."""
     logs = samples_of(correct[:20])
-    sub = build_difficulty_subset(logs, 0.1, seed=1)
+    sub = build_difficulty_subset(logs, 0.1, seed=1, estimator="difficulty_cv")
     ids = np.arange(N_DOCS) * 3 + 5
     assert sub.n_full == N_DOCS and len(sub) == 40 and sub.cell_sizes.sum() == N_DOCS
     assert np.array_equal(sub.train, correct[:20]) and np.array_equal(sub.all_doc_ids, ids)
@@ -83,7 +83,7 @@ def test_estimate_is_the_control_variate_of_the_training_models(correct) -> None
     assert sub.estimate(correct[[25, 26]][:, cols]) == pytest.approx(
         [expected, sub.estimate(correct[26, cols])])
     # a budget of every doc takes every doc, and the estimate is the full score
-    everything = build_difficulty_subset(logs, 1.0)
+    everything = build_difficulty_subset(logs, 1.0, estimator="difficulty_cv")
     assert sorted(everything.doc_ids.tolist()) == ids.tolist()
     assert everything.estimate(new[np.searchsorted(ids, everything.doc_ids)]) == pytest.approx(new.mean())
 
@@ -140,7 +140,7 @@ def _design_w(sub: DifficultySubset) -> np.ndarray:
 def test_public_api_and_export(correct, tmp_path) -> None:
     assert lmms_nb.build_difficulty_subset is build_difficulty_subset
     assert lmms_nb.difficulty_estimates is difficulty_estimates
-    sub = build_difficulty_subset(samples_of(correct[:10]), 25)
+    sub = build_difficulty_subset(samples_of(correct[:10]), 25, estimator="difficulty_cv")
     back = load_lite_subset(save_lite_subset(sub, tmp_path / "sub.json"))  # written as a plain LiteSubset
     assert back.doc_ids.tolist() == sub.doc_ids.tolist() and back.meta["method"] == "difficulty_cv"
     # the whole subset, estimator included, round-trips through one .npz: the same estimates in a later session

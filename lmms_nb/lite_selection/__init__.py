@@ -52,8 +52,9 @@ from lmms_nb.lite_selection._export import (
     save_lite_subset,
     write_lmms_eval_yaml,
 )
-from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, METHODS, LiteFidelity, lite_fidelity
+from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, DEFAULT_METHODS, METHODS, LiteFidelity, lite_fidelity
 from lmms_nb.lite_selection._fidelity_plot import plot_fidelity
+from lmms_nb.lite_selection._nested import EstimatorChoice, choose_estimator
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import LiteSubset, build_lite_subset, resolve_budget
@@ -64,15 +65,17 @@ __all__ = [
     "BEATS_RANDOM_SHARE",
     "DEFAULT_IMAGE_MODEL",
     "DEFAULT_IMAGE_PRETRAINED",
+    "DEFAULT_METHODS",
     "DEFAULT_TEXT_MODEL",
-    "DifficultySubset",
     "EXPORT_FORMATS",
+    "METHODS",
+    "DifficultySubset",
+    "EstimatorChoice",
     "IRTModel",
     "ImageEmbedder",
     "KCenterResult",
     "LiteFidelity",
     "LiteSubset",
-    "METHODS",
     "ScoreMatrix",
     "TaskEmbeddings",
     "TextEmbedder",
@@ -82,6 +85,7 @@ __all__ = [
     "build_difficulty_subset",
     "build_lite_subset",
     "build_tiny_clip",
+    "choose_estimator",
     "combine_embeddings",
     "default_filter",
     "default_metric",
@@ -98,9 +102,9 @@ __all__ = [
     "lite_fidelity",
     "lite_file_stem",
     "lite_task",
-    "local_embedding_models",
     "load_difficulty_subset",
     "load_lite_subset",
+    "local_embedding_models",
     "metric_and_filter_choices",
     "pca_2d",
     "pick_notes",

@@ -20,7 +20,7 @@ Example:
     ...                      "doc_id": np.tile(np.arange(200), 12), "acc": correct.ravel()})
     >>> sub = build_difficulty_subset(logs.filter(pl.col("model") != "m11"), 20)
     >>> len(sub), sub.meta["method"], "m11" in sub.train_models
-    (20, 'difficulty_cv', False)
+    (20, 'anchor_corrected', False)
     >>> answers = correct[11, np.searchsorted(np.arange(200), sub.doc_ids)]  # m11 on the subset only
     >>> bool(abs(sub.estimate(answers) - correct[11].mean()) < 0.1)
     True
@@ -38,9 +38,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lmms_nb.lite_selection._corrections import neighbour_control_variate
+from lmms_nb.lite_selection._corrections import linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._estimates import score_matrix
 from lmms_nb.lite_selection._heldout import FoldEstimators
+from lmms_nb.lite_selection._nested import ESTIMATORS, choose_estimator
 from lmms_nb.lite_selection._subset import LiteSubset, resolve_budget
 
 __all__ = ["DifficultySubset", "build_difficulty_subset", "difficulty_estimates", "load_difficulty_subset",
@@ -123,8 +124,11 @@ class DifficultySubset(LiteSubset):
         full[:, cols] = y
         w = np.zeros(len(self.all_doc_ids))
         w[cols] = self.design_weights
-        est = neighbour_control_variate(train, w > 0, full, w, design_weights=True, groups=self.groups,
-                                        group_prior=self.group_prior)
+        if self.meta.get("method") == "anchor_corrected":
+            est = linear_correction(train, cols, self.design_weights, y)
+        else:
+            est = neighbour_control_variate(train, w > 0, full, w, design_weights=True, groups=self.groups,
+                                            group_prior=self.group_prior)
         return float(est[0]) if one else est
 
 
@@ -138,6 +142,7 @@ def build_difficulty_subset(
     doc_ids: Sequence[int] | None = None,
     models: Sequence[str] | None = None,
     seed: int = 0,
+    estimator: str = "auto",
 ) -> DifficultySubset:
     """Draw a Lite subset of `budget` docs (a count, or a fraction of the task) within difficulty strata learned
     from earlier models' per-sample results `logs` (the table `load_logs` returns; one task, or name it).
@@ -146,7 +151,15 @@ def build_difficulty_subset(
     model. `models` picks the earlier models (default: all in the logs); a model left out never influences
     the subset. Scores must be in [0, 1] (e.g. accuracy). Estimate a new model with `DifficultySubset.estimate`
     or `difficulty_estimates`.
+
+    `estimator` is "difficulty_cv", "residual_cv" (strata of category and prediction error, `_residual_design`;
+    the same estimate), "anchor_corrected" (anchor points of the earlier models' answers, weighted
+    mean plus a linear correction; `_anchors`, `_corrections`) or "auto" (default): the one of residual_cv and
+    anchor_corrected with the lower error on the earlier models held out in turn (`_nested.choose_estimator`); ``meta["estimator_reason"]`` says
+    which and why, and `subset_summary` repeats it.
     """
+    if estimator != "auto" and estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be 'auto' or one of {list(ESTIMATORS)}, got {estimator!r}")
     if isinstance(logs, pl.LazyFrame):
         logs = logs.collect()
     if models is not None:
@@ -174,15 +187,24 @@ def build_difficulty_subset(
     all_ids, train = sm.doc_ids[keep], sm.scores[:, keep]
     groups = None if sm.categories is None else sm.categories[keep]
     k = resolve_budget(budget, len(all_ids))
+    choice = choose_estimator(train, k, groups, seed=seed) if estimator == "auto" else None
+    method = choice.method if choice is not None else estimator
+    reason = choice.reason if choice is not None else f"{method} (asked for)"
     fold = FoldEstimators(train, seed=seed)
-    design = fold.cv_design(k, groups)
-    prior = fold.group_prior(k, groups)
-    picks = design.draw(np.random.default_rng([seed, k]))
-    design_w = design.doc_weights(picks)[picks]
+    meta = {"method": method, "estimator_reason": reason, "metric": sm.metric, "filter": filter, "seed": seed}
+    if method == "anchor_corrected":
+        picks, design_w = fold.anchors(k)
+        prior = float("inf")
+    else:
+        design = fold.cv_design(k, groups) if method == "difficulty_cv" else fold.residual_design(k, groups)
+        prior = fold.group_prior(k, groups)
+        picks = design.draw(np.random.default_rng([seed, k]))
+        design_w = design.doc_weights(picks)[picks]
+        meta.update(n_strata=int(len(design.sizes)), stratum_sizes=design.sizes.tolist(),
+                    stratum_alloc=design.alloc.tolist())
     return DifficultySubset(
         task=sm.task, doc_ids=all_ids[picks], cell_sizes=_whole_docs(design_w, len(all_ids)), n_full=len(all_ids),
-        meta={"method": "difficulty_cv", "metric": sm.metric, "filter": filter, "seed": seed, "n_strata": int(len(design.sizes)),
-              "stratum_sizes": design.sizes.tolist(), "stratum_alloc": design.alloc.tolist()},
+        meta=meta,
         design_weights=design_w, all_doc_ids=all_ids, train=train, train_models=tuple(sm.models), groups=groups,
         group_prior=prior,
     )

@@ -29,7 +29,13 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
   training models (`FoldEstimators.group_prior`);
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
   remainders; every category gets at least one doc when k allows), scored with the stratified estimator
-  (each category's mean weighted by its share of the full set); only when the table has categories.
+  (each category's mean weighted by its share of the full set); only when the table has categories;
+- ``residual_cv``: random subsets stratified by category and by how far the neighbour predictions miss on each
+  doc among the training models (`_residual_design`), Neyman on that error, scored as difficulty_cv;
+- ``chosen``: per fold, whichever of residual_cv and anchor_corrected has the lower error on the fold's
+  training models held out by inner folds (`_nested.choose_estimator`: nested cross-validation; the pick never
+  sees the fold's held-out models), its subset and estimate as in that method's row (drawn: difficulty_cv's
+  draws, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
 
 Methods that learn from models (anchor, *_irt) are fitted per fold over models and only estimate the models
 their fold held out: nothing scores itself. Per subset: Spearman, Kendall (tau-b) and Pearson correlation
@@ -56,7 +62,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -66,16 +72,20 @@ from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
 from lmms_nb.lite_selection._fidelity_stats import bootstrap_ci, draw_stats, stratified_estimates, subset_stats
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
+from lmms_nb.lite_selection._nested import CANDIDATES, EstimatorChoice, choose_estimator, heldout_estimates
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import resolve_budget
 
 METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt",
            "anchor_corrected", "random", "random_irt", "random_calibrated", "random_corrected", "random_cv",
-           "stratified", "difficulty", "difficulty_cv")
+           "stratified", "difficulty", "difficulty_cv", "residual_cv", "chosen")
+#: what `lite_fidelity` measures unless told: all but "chosen", whose nested cross-validation costs inner folds of
+#: every candidate per outer fold and budget (ask for it with ``methods=``)
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "chosen")
 _LEARNED = ("kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt", "anchor_corrected", "random_irt",
-            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv")
+            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv", "chosen")
 _DRAWN = ("random", "random_irt", "random_calibrated", "random_corrected", "random_cv", "stratified", "difficulty",
-          "difficulty_cv")
+          "difficulty_cv", "residual_cv", "chosen")
 #: learned methods need this many models: 5-fold CV then leaves >= 4 to fit on, 2 for each inner half
 _MIN_MODELS_TO_LEARN = 6
 #: a method "beats random" when its MAE is lower than random's in at least this share of draws
@@ -94,7 +104,8 @@ class LiteFidelity:
         of random draws with a strictly lower Spearman / strictly higher MAE);
     draws: one row per (k, method, draw) with the statistics;
     estimates: one row per (k, single-subset method, model): full-set score and estimate in points;
-    kcenter: the k-center result at the largest budget (rows of `doc_ids`).
+    kcenter: the k-center result at the largest budget (rows of `doc_ids`);
+    choices: per budget k, the `EstimatorChoice` of each fold for the ``chosen`` method (empty without it).
     """
 
     task: str
@@ -105,6 +116,7 @@ class LiteFidelity:
     draws: pl.DataFrame
     estimates: pl.DataFrame
     kcenter: KCenterResult
+    choices: dict[int, list[EstimatorChoice]] = field(default_factory=dict)
 
     def figure(self, stat: str = "spearman", **kwargs: Any):
         """`plot_fidelity(self, stat)`: a plotly figure of `stat` over budgets."""
@@ -138,14 +150,15 @@ def lite_fidelity(
 
     Methods that learn from models (anchor points, gp-IRT) are fitted per fold over models (`folds`: an int,
     or "loo") and each model is estimated only by the fold that held it out. They need scores in [0, 1] and
-    at least 6 models; otherwise they are left out (`methods` picks a subset of `METHODS`).
+    at least 6 models; otherwise they are left out (`methods` picks a subset of `METHODS`; default
+    `DEFAULT_METHODS`, every method but the nested ``chosen``).
     """
     if n_random < 1:
         raise ValueError(f"n_random must be >= 1, got {n_random}")
     sm = score_matrix(samples, metric=metric, task=task, filter=filter)
     if len(sm.models) < 3:
         raise ValueError(f"task {sm.task!r}: fidelity across models needs at least 3 models, got {sm.models}")
-    wanted = list(METHODS if methods is None else methods)
+    wanted = list(DEFAULT_METHODS if methods is None else methods)
     unknown = [m for m in wanted if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; methods: {list(METHODS)}")
@@ -160,6 +173,9 @@ def lite_fidelity(
     learns = len(sm.models) >= _MIN_MODELS_TO_LEARN and unit.min() >= 0 and unit.max() <= 1
     if not learns:
         wanted = [m for m in wanted if m not in _LEARNED]
+    # what "chosen" picks from is computed even when its own rows are not asked for
+    needed = set(wanted) | (set(CANDIDATES) if "chosen" in wanted else set())
+    choices: dict[int, list[EstimatorChoice]] = {}
     fold_tests = model_folds(len(sm.models), folds, seed=seed)
     fitted = ([FoldEstimators(np.delete(unit, test, axis=0), dim=irt_dim, seed=seed) for test in fold_tests]
               if any(m in _LEARNED for m in wanted) else [])
@@ -198,9 +214,12 @@ def lite_fidelity(
             single["kcenter_corrected"] = _per_fold(
                 fold_tests, lambda f, t, picks=picks, cells=cells: fitted[f].corrected(picks, cells, unit[t][:, picks])
             ) * scale
-        if "anchor_corrected" in wanted:
+        if "anchor_corrected" in needed:
             single["anchor_corrected"] = _per_fold(fold_tests, lambda f, t, k=k: _anchor_corrected(fitted[f], k, unit[t])
                                                    ) * scale
+        anchor_corrected = single.get("anchor_corrected")  # for "chosen"; its own rows only when asked for
+        if "anchor_corrected" not in wanted:
+            single.pop("anchor_corrected", None)
         for method, est in single.items():
             draw_rows.append({"k": k, "method": method, "draw": 0, **subset_stats(full, est),
                               **bootstrap_ci(full, est, seed)})
@@ -239,26 +258,26 @@ def lite_fidelity(
                 for i in test:
                     ests[:, i] = fitted[f].control_variate(np.broadcast_to(unit[i], masks.shape), masks)
             draw_rows += _rows(k, "random_cv", draw_stats(full, ests * scale))
-        if "difficulty" in wanted or "difficulty_cv" in wanted:
-            ests, ests_cv = np.zeros((n_random, len(full))), np.zeros((n_random, len(full)))
-            # a generator each: difficulty_cv's draws do not depend on whether "difficulty" is also measured
-            fold_rng, cv_rng = np.random.default_rng([seed, k]), np.random.default_rng([seed, k, 2])
+        if "difficulty" in wanted:
+            ests, fold_rng = np.zeros((n_random, len(full))), np.random.default_rng([seed, k])
             for f, test in enumerate(fold_tests):
-                if "difficulty" in wanted:
-                    design = fitted[f].difficulty_design(k)
-                    for d in range(n_random):
-                        ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
-                if "difficulty_cv" in wanted:  # the same strata allocated on prediction errors, difference estimate
-                    cv_design = fitted[f].cv_design(k, sm.categories)
-                    design_w = np.stack([cv_design.doc_weights(cv_design.draw(cv_rng)) for _ in range(n_random)])
-                    prior = fitted[f].group_prior(k, sm.categories)
-                    for i in test:
-                        ests_cv[:, i] = fitted[f].control_variate(
-                            np.broadcast_to(unit[i], design_w.shape), design_w > 0, design_w, design_weights=True,
-                            groups=sm.categories, group_prior=prior)
-            draw_rows += [*(_rows(k, "difficulty", draw_stats(full, ests * scale)) if "difficulty" in wanted else []),
-                          *(_rows(k, "difficulty_cv", draw_stats(full, ests_cv * scale))
-                            if "difficulty_cv" in wanted else [])]
+                design = fitted[f].difficulty_design(k)
+                for d in range(n_random):
+                    ests[d, test] = design.estimate(unit[test], design.draw(fold_rng))
+            draw_rows += _rows(k, "difficulty", draw_stats(full, ests * scale))
+        # a generator each: a method's draws do not depend on which other methods are measured
+        drawn = {m: _per_fold_draws(fitted, fold_tests, m, k, unit, sm.categories, n_random,
+                                    np.random.default_rng([seed, k, j])) * scale
+                 for m, j in (("difficulty_cv", 2), ("residual_cv", 3)) if m in needed}
+        draw_rows += [row for m, ests in drawn.items() if m in wanted for row in _rows(k, m, draw_stats(full, ests))]
+        if "chosen" in wanted:  # nested: each fold's pick comes from its training models alone
+            choices[k] = [choose_estimator(fitted[f].train, k, sm.categories, seed=seed)
+                          for f in range(len(fold_tests))]
+            drawn["anchor_corrected"] = np.broadcast_to(anchor_corrected, (n_random, len(full)))
+            ests = np.zeros((n_random, len(full)))
+            for f, test in enumerate(fold_tests):
+                ests[:, test] = drawn[choices[k][f].method][:, test]
+            draw_rows += _rows(k, "chosen", draw_stats(full, ests))
         if "stratified" in wanted and sm.categories is not None:
             draw_rows += _rows(k, "stratified",
                                draw_stats(full, stratified_estimates(scores, sm.categories, k, n_random, rng)))
@@ -275,7 +294,7 @@ def lite_fidelity(
         (pl.col("estimate_points") - pl.col("full_points")).alias("error_points"),
     ).select("k", "budget", "method", "model", "full_points", "estimate_points", "error_points")
     return LiteFidelity(task=sm.task, metric=sm.metric, models=sm.models, doc_ids=sm.doc_ids, summary=summary,
-                        draws=draws, estimates=estimates, kcenter=res)
+                        draws=draws, estimates=estimates, kcenter=res, choices=choices)
 
 
 def _rows(k: int, method: str, draw_stats: list[dict[str, float]]) -> list[dict[str, Any]]:
@@ -286,6 +305,16 @@ def _per_fold(fold_tests: list[np.ndarray], estimate) -> np.ndarray:
     out = np.zeros(sum(len(t) for t in fold_tests))
     for f, test in enumerate(fold_tests):
         out[test] = estimate(f, test)
+    return out
+
+
+def _per_fold_draws(fitted: list[FoldEstimators], fold_tests: list[np.ndarray], method: str, k: int, unit: np.ndarray,
+                    groups: np.ndarray | None, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Draws x models: each model estimated by `method` (`_nested.heldout_estimates`) of the fold that held it
+    out, from `n_draws` subsets per fold drawn from `rng` fold after fold."""
+    out = np.zeros((n_draws, len(unit)))
+    for f, test in enumerate(fold_tests):
+        out[:, test] = heldout_estimates(fitted[f], method, k, unit[test], groups=groups, rng=rng, n_draws=n_draws)
     return out
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lmms_nb.lite_selection._allocation import neyman_allocation
 from lmms_nb.lite_selection._anchors import anchor_points
 from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA, linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
@@ -125,6 +126,15 @@ class FoldEstimators:
         best = np.unravel_index(int(np.argmin(errs)), errs.shape)
         self._group_priors[key] = (bool(best[0]), float(priors[best[1]]))
         return self._group_priors[key]
+
+    def residual_design(self, k: int, groups: np.ndarray | None = None) -> DifficultyDesign:
+        """The strata of `residual_cv` at budget `k` (`_residual_design.residual_design`)."""
+        from lmms_nb.lite_selection._residual_design import residual_design
+
+        key = ("residual", k, _groups_key(groups))
+        if key not in self._designs:
+            self._designs[key] = residual_design(self.train, k, groups)
+        return self._designs[key]
 
     def difficulty_design(self, k: int) -> DifficultyDesign:
         """The difficulty-stratified design for budget `k`, from the training models' scores."""
@@ -280,19 +290,6 @@ def difficulty_design(train: np.ndarray, k: int, n_bins: int = 8, *, spread: np.
     sd = (np.asarray(spread, dtype=np.float64)[:n_strata] if spread is not None else
           np.array([np.sqrt((p[strata == h] * (1 - p[strata == h])).mean()) if sizes[h] else 0.0
                     for h in range(n_strata)]))
-    need = sizes * sd
-    if need.sum() == 0:  # every earlier model scored the same on every doc: spread k by size
-        need = sizes.astype(np.float64)
-    quota = need / need.sum() * k
-    alloc = np.floor(quota).astype(np.int64)
-    alloc[np.argsort(-(quota - alloc), kind="stable")[: k - int(alloc.sum())]] += 1
-    alloc = np.minimum(alloc, sizes)
-    # budget left over (a stratum smaller than its quota, or strata all earlier models agree on): to the
-    # strata with room, neediest first, so a budget of every doc takes every doc and the estimate is exact
-    left = k - int(alloc.sum())
-    for h in np.lexsort((-(sizes - alloc), -need)):
-        take = min(left, int(sizes[h] - alloc[h]))
-        alloc[h] += take
-        left -= take
+    alloc = neyman_allocation(sizes, sd, k)
     impute = np.array([train[:, strata == h].mean() if sizes[h] else 0.0 for h in range(n_strata)])
     return DifficultyDesign(strata=strata, sizes=sizes, alloc=alloc, impute=impute)

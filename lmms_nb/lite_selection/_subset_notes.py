@@ -24,6 +24,9 @@ __all__ = ["pick_notes", "subset_summary"]
 def pick_notes(subset: LiteSubset) -> list[tuple[str, str]]:
     """(what, how much) each pick stands for, in pick order: ("cell", "12 docs (weight 0.120)") for k-center,
     ("stratum share", "12.5 docs (weight 0.125)") for a `DifficultySubset` (its design weight x the task's docs)."""
+    if isinstance(subset, DifficultySubset) and subset.meta.get("method") == "anchor_corrected":
+        return [("anchor cluster share", f"{w * subset.n_full:.1f} docs (weight {w:.3f})")
+                for w in subset.design_weights]
     if isinstance(subset, DifficultySubset):
         return [("stratum share", f"{w * subset.n_full:.1f} docs (weight {w:.3f})") for w in subset.design_weights]
     return [("cell", f"{c} docs (weight {w:.3f})") for c, w in zip(subset.cell_sizes, subset.weights, strict=True)]
@@ -33,9 +36,16 @@ def subset_summary(subset: LiteSubset) -> str:
     """One line: how many docs of the task, how they were picked, and the most docs one pick stands for."""
     n = subset.n_full
     head = f"{len(subset)} of {n} docs ({len(subset) / n:.1%})"
+    why = f" · estimator {subset.meta['estimator_reason']}" if isinstance(subset, DifficultySubset) and \
+        subset.meta.get("estimator_reason") else ""
+    if isinstance(subset, DifficultySubset) and subset.meta.get("method") == "anchor_corrected":
+        most = float(subset.design_weights.max()) * n
+        return (f"{head} · anchor points of {len(subset.train_models)} earlier models' answers · one pick stands "
+                f"for up to {most:.1f} docs of its cluster{why}")
     if isinstance(subset, DifficultySubset):
+        kind = "prediction-error" if subset.meta.get("method") == "residual_cv" else "difficulty"
         strata = sum(a > 0 for a in subset.meta.get("stratum_alloc", ()))
         most = float(subset.design_weights.max()) * n
-        return (f"{head} · drawn within {strata} difficulty strata of {len(subset.train_models)} earlier models · "
-                f"one pick stands for up to {most:.1f} docs of its stratum")
+        return (f"{head} · drawn within {strata} {kind} strata of {len(subset.train_models)} earlier models · "
+                f"one pick stands for up to {most:.1f} docs of its stratum{why}")
     return f"{head} · coverage radius {subset.radius:.3f} · largest cell {int(subset.cell_sizes.max())} docs"

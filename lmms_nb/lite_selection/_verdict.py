@@ -39,7 +39,9 @@ _NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell
           "random_cv": "random subsets, control variate from similar models",
           "random_irt": "random subsets, gp-IRT", "random_calibrated": "random subsets, calibrated mean",
           "stratified": "stratified random subsets", "difficulty": "difficulty-stratified random subsets",
-          "difficulty_cv": "difficulty-stratified random subsets, control variate from similar models"}
+          "difficulty_cv": "difficulty-stratified random subsets, control variate from similar models",
+          "residual_cv": "random subsets stratified by category and prediction error, control variate from similar models",
+          "chosen": "the estimator chosen by cross-validation over the earlier models (nested)"}
 
 
 def verdict_of(beats_random_share: float | None) -> str | None:

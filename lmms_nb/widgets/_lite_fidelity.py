@@ -109,7 +109,8 @@ class FidelityPanel:
                  filter: str | None) -> None:
         """`lite_estimates` of `subset` per model, under the verdict of `subset_vs_random`; for a
         `DifficultySubset`, its `difficulty_estimates` under the verdict of `lite_fidelity`'s held-out
-        difficulty_cv rows at the nearest budget (`fidelity_verdicts`): its strata already came from these models'
+        rows of the subset's estimator (difficulty_cv, residual_cv or anchor_corrected) at the nearest budget
+        (`fidelity_verdicts`): its strata already came from these models'
         answers, so their errors on it are not held out and are not shown."""
         from lmms_nb.lite_selection import (DifficultySubset, difficulty_estimates, fidelity_verdicts, lite_estimates,
                                             subset_vs_random)
@@ -127,7 +128,9 @@ class FidelityPanel:
             lines: list[str] = []
             if self.fidelity is not None:
                 with contextlib.suppress(ValueError):  # too few models for difficulty_cv: no held-out verdict
-                    lines = fidelity_verdicts(self.fidelity, len(subset), methods=["difficulty_cv"])
+                    # the verdict of the estimator the subset uses (build_difficulty_subset picks it)
+                    lines = fidelity_verdicts(self.fidelity, len(subset),
+                                              methods=[subset.meta.get("method", "difficulty_cv")])
             verdict = "".join(f"<div class='lmms-nb-lite-verdict'>{esc(line)}</div>" for line in lines)
             self.estimates_html.value = (
                 verdict + "<b>Scores (points): full set vs this subset's plain mean and its difficulty estimate</b> "

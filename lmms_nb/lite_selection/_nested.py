@@ -1,0 +1,134 @@
+"""Which learned Lite estimator suits this population? Chosen by cross-validation over the earlier models only.
+
+No one estimator is best on every population: `anchor_corrected` (anchor points plus a linear correction) is
+ahead on the synthbench zoo when a held-out model's siblings (other checkpoints of its run) are among the
+earlier models, and well behind on the scikit-learn digits classifiers, where the neighbour control variate on
+difficulty strata (`difficulty_cv`) or on residual strata (`residual_cv`, `_residual_design`) leads
+(`bench_lite_fidelity.py`). `choose_estimator`
+picks one for a population from its earlier models alone: the models are split into folds, each candidate is
+fitted on the other folds (its subset chosen and its estimator learned there, as it would be for a new model)
+and scored on the fold's models from their answers on that subset; the candidate with the lowest root mean
+squared error over those inner held-out models wins. Squared error, not absolute: a fixed subset (anchor
+points) can be close on typical models and 30 points off on one unlike the others (seen on the digits
+population), and a user reads one model's number at a time. In `lite_fidelity` this runs inside each outer fold on
+that fold's training models (nested cross-validation), so the pick never sees the models it is scored on.
+
+`heldout_estimates` is the one place both candidates are fitted and applied: `lite_fidelity`'s rows, the inner
+folds here and a `DifficultySubset` built for new models all go through it, so what is chosen is what runs.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> skill, hard = rng.normal(size=14), rng.normal(size=300)
+    >>> scores = (rng.random((14, 300)) < 1 / (1 + np.exp(hard - skill[:, None]))).astype(float)
+    >>> choice = choose_estimator(scores, 30, n_draws=4)
+    >>> choice.method in CANDIDATES, sorted(choice.inner_rmse) == sorted(CANDIDATES)
+    (True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
+
+__all__ = ["CANDIDATES", "DEFAULT_ESTIMATOR", "ESTIMATORS", "EstimatorChoice", "choose_estimator", "heldout_estimates"]
+
+#: the learned estimators `heldout_estimates` fits (each with its own subset selection)
+ESTIMATORS: tuple[str, ...] = ("difficulty_cv", "residual_cv", "anchor_corrected")
+#: the ones `choose_estimator` picks from: residual_cv is difficulty_cv's estimator on a design made for it, and
+#: was closer on both populations in 11 of 12 runs, so offering both only added selection noise (the pick
+#: went to difficulty_cv in 2-7 of 27 folds and cost 0.03-0.07 points; `bench_lite_fidelity.py`)
+CANDIDATES: tuple[str, ...] = ("residual_cv", "anchor_corrected")
+#: used when there are too few earlier models to cross-validate (the better of the two on the digits population)
+DEFAULT_ESTIMATOR = "difficulty_cv"
+#: fewest earlier models to cross-validate over (5 inner folds of at least one model, 4+ left to fit on)
+MIN_MODELS_TO_CHOOSE = 6
+#: inner folds over the earlier models, and difficulty_cv draws per inner fold
+INNER_FOLDS, INNER_DRAWS = 5, 16
+
+
+@dataclass(frozen=True)
+class EstimatorChoice:
+    """The estimator picked for a population and why: each candidate's root mean squared error (the criterion) and
+    mean absolute error, in points, on the earlier models held out in turn by `folds` inner folds (empty when there
+    were too few models to choose)."""
+
+    method: str
+    inner_rmse: dict[str, float]
+    inner_mae: dict[str, float]
+    n_models: int
+    folds: int
+
+    @property
+    def reason(self) -> str:
+        """One plain sentence saying which estimator and why."""
+        if not self.inner_rmse:
+            return (f"{self.method} (the default: {self.n_models} earlier models are too few to compare estimators "
+                    f"on, at least {MIN_MODELS_TO_CHOOSE} are needed)")
+        others = "; ".join(f"{m} {e:.2f} ({self.inner_mae[m]:.2f})"
+                           for m, e in sorted(self.inner_rmse.items(), key=lambda x: x[1]) if m != self.method)
+        return (f"{self.method}: the lowest error on earlier models held out in turn ({self.folds} folds over "
+                f"{self.n_models} models: root mean squared error {self.inner_rmse[self.method]:.2f} points (mean "
+                f"absolute {self.inner_mae[self.method]:.2f}) vs {others})")
+
+
+def heldout_estimates(fold: FoldEstimators, method: str, k: int, answers: np.ndarray, *,
+                      groups: np.ndarray | None = None, rng: np.random.Generator | None = None,
+                      n_draws: int = 1, design_weights: np.ndarray | None = None) -> np.ndarray:
+    """Full-score estimates in [0, 1], draws x rows of `answers` (models x every doc; only the docs of the
+    method's subset are read), by `method` fitted on `fold`'s training models at budget `k`.
+
+    ``anchor_corrected`` has one subset (every draw is the same); ``difficulty_cv`` and ``residual_cv`` (the same
+    estimate on the strata of `_residual_design`) draw `n_draws` subsets from `rng`, or use the rows of
+    `design_weights` (draws x docs, `DifficultyDesign.doc_weights`) when given.
+    """
+    y = np.atleast_2d(np.asarray(answers, dtype=np.float64))
+    if method == "anchor_corrected":
+        docs, w = fold.anchors(k)
+        est = fold.corrected(docs, w, y[:, docs])
+        return np.broadcast_to(est, (n_draws if design_weights is None else len(design_weights), len(y))).copy()
+    if method not in ("difficulty_cv", "residual_cv"):
+        raise ValueError(f"unknown estimator {method!r}; estimators: {list(ESTIMATORS)}")
+    if design_weights is None:
+        design = fold.cv_design(k, groups) if method == "difficulty_cv" else fold.residual_design(k, groups)
+        rng = rng if rng is not None else np.random.default_rng([fold.seed, k, 2])
+        design_weights = np.stack([design.doc_weights(design.draw(rng)) for _ in range(n_draws)])
+    prior = fold.group_prior(k, groups)
+    dw = np.asarray(design_weights, dtype=np.float64)
+    out = np.zeros((len(dw), len(y)))
+    for i, row in enumerate(y):
+        out[:, i] = fold.control_variate(np.broadcast_to(row, dw.shape), dw > 0, dw, design_weights=True,
+                                         groups=groups, group_prior=prior)
+    return out
+
+
+def choose_estimator(train: np.ndarray, k: int, groups: np.ndarray | None = None, *,
+                     candidates: Sequence[str] = CANDIDATES, folds: int = INNER_FOLDS, n_draws: int = INNER_DRAWS,
+                     seed: int = 0) -> EstimatorChoice:
+    """The candidate with the lowest root mean squared error on `train`'s models (models x docs, in [0, 1]) held out
+    by `folds` folds, each estimated by the candidate fitted on the other folds at budget `k`; ties go to the
+    earlier candidate. With fewer than `MIN_MODELS_TO_CHOOSE` models: `DEFAULT_ESTIMATOR`, no errors."""
+    t = np.asarray(train, dtype=np.float64)
+    unknown = [c for c in candidates if c not in ESTIMATORS]
+    if unknown or not candidates:
+        raise ValueError(f"unknown estimator(s) {unknown or list(candidates)}; estimators: {list(ESTIMATORS)}")
+    if len(t) < MIN_MODELS_TO_CHOOSE:
+        return EstimatorChoice(method=DEFAULT_ESTIMATOR, inner_rmse={}, inner_mae={}, n_models=len(t), folds=0)
+    tests = model_folds(len(t), folds, seed=seed)
+    sq, ab = dict.fromkeys(candidates, 0.0), dict.fromkeys(candidates, 0.0)
+    for f, test in enumerate(tests):
+        fold = FoldEstimators(np.delete(t, test, axis=0), seed=seed)
+        full = t[test].mean(axis=1)
+        for c in candidates:
+            est = heldout_estimates(fold, c, k, t[test], groups=groups, n_draws=n_draws,
+                                    rng=np.random.default_rng([seed, k, f]))
+            sq[c] += float(((est - full) ** 2).mean(axis=0).sum())
+            ab[c] += float(np.abs(est - full).mean(axis=0).sum())
+    rmse = {c: 100 * np.sqrt(e / len(t)) for c, e in sq.items()}
+    best = min(candidates, key=lambda c: (rmse[c], list(candidates).index(c)))
+    return EstimatorChoice(method=best, inner_rmse=rmse, inner_mae={c: 100 * e / len(t) for c, e in ab.items()},
+                           n_models=len(t), folds=len(tests))

@@ -1,0 +1,153 @@
+"""The estimator chosen by nested cross-validation over models (`_nested.choose_estimator`, lite_fidelity's
+``chosen`` row, `build_difficulty_subset(estimator="auto")`): the pick is made from training models alone, its
+errors are what the candidates really do on inner held-out models, and what is picked is what runs."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+
+from _irt import irt_population, samples_of
+
+from lmms_nb.lite_selection import (build_difficulty_subset, lite_fidelity, load_difficulty_subset,
+                                    save_difficulty_subset, subset_summary)
+from lmms_nb.lite_selection._corrections import linear_correction
+from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
+from lmms_nb.lite_selection._nested import CANDIDATES, choose_estimator, heldout_estimates
+
+
+def digits_population(n_docs: int = 400) -> np.ndarray:
+    """Correctness (models x docs) of 12 real scikit-learn classifiers on held-out digits images."""
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
+    from sklearn.tree import DecisionTreeClassifier
+
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    test, train = order[:n_docs], order[n_docs:]
+    models = [(LogisticRegression(C=c, max_iter=300), n) for c in (1e-4, 1e-2, 1.0) for n in (60, 600)]
+    models += [(KNeighborsClassifier(k), n) for k, n in ((1, 600), (9, 100))]
+    models += [(DecisionTreeClassifier(max_depth=d, random_state=0), 600) for d in (4, 8)]
+    models += [(GaussianNB(), 600), (NearestCentroid(), 600)]
+    rows = []
+    for est, n in models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", UserWarning)  # NearestCentroid on constant border pixels
+            est.fit(digits.data[train[:n]], digits.target[train[:n]])
+        rows.append(est.predict(digits.data[test]) == digits.target[test])
+    return np.asarray(rows, dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    return digits_population()
+
+
+def test_inner_errors_are_the_candidates_errors_on_inner_held_out_models(digits) -> None:
+    k = 40
+    choice = choose_estimator(digits, k, seed=0, n_draws=6)
+    assert set(choice.inner_rmse) == set(CANDIDATES) and choice.n_models == 12 and choice.folds == 5
+    # replay: each inner fold fits every candidate on the other models and scores its own models
+    err, sq = dict.fromkeys(CANDIDATES, 0.0), dict.fromkeys(CANDIDATES, 0.0)
+    for f, test in enumerate(model_folds(12, 5, seed=0)):
+        fold = FoldEstimators(np.delete(digits, test, axis=0))
+        for c in CANDIDATES:
+            est = heldout_estimates(fold, c, k, digits[test], n_draws=6, rng=np.random.default_rng([0, k, f]))
+            err[c] += np.abs(est - digits[test].mean(axis=1)).mean(axis=0).sum()
+            sq[c] += ((est - digits[test].mean(axis=1)) ** 2).mean(axis=0).sum()
+    assert {c: 100 * e / 12 for c, e in err.items()} == pytest.approx(choice.inner_mae)
+    assert {c: 100 * np.sqrt(e / 12) for c, e in sq.items()} == pytest.approx(choice.inner_rmse)
+    # the criterion is the squared error: a rare large miss counts against a method
+    assert choice.method == min(choice.inner_rmse, key=choice.inner_rmse.get)
+    assert choice.method in choice.reason and "earlier models held out" in choice.reason
+    # too few models to compare: the default, said so
+    few = choose_estimator(digits[:4], k)
+    assert few.inner_rmse == few.inner_mae == {} and "too few" in few.reason
+
+
+def test_the_pick_never_reads_the_held_out_models_answers() -> None:
+    correct = irt_population(12, 300, seed=3)
+    emb = (np.arange(300), np.random.default_rng(0).normal(size=(300, 4)))
+    kw = dict(budgets=[30], n_random=8, folds=4, seed=0, methods=["random", "chosen"])
+    before = lite_fidelity(samples_of(correct), emb, **kw)
+    held_out = model_folds(12, 4, seed=0)[0]
+    perturbed = correct.copy()
+    perturbed[held_out] = 1.0 - perturbed[held_out]  # every answer of fold 0's held-out models flipped
+    after = lite_fidelity(samples_of(perturbed), emb, **kw)
+    # fold 0 picks from its training models alone: the same pick with the same inner errors
+    assert after.choices[30][0] == before.choices[30][0]
+    # the other folds train on the flipped models, so their inner errors move: the check can tell
+    assert any(a.inner_rmse != b.inner_rmse for a, b in zip(after.choices[30][1:], before.choices[30][1:], strict=True))
+
+
+def test_chosen_rows_are_each_folds_pick_applied_to_its_held_out_models(digits) -> None:
+    k, n_random = 40, 10
+    samples = samples_of(digits)
+    emb = (np.arange(digits.shape[1]), np.random.default_rng(0).normal(size=(digits.shape[1], 4)))
+    fid = lite_fidelity(samples, emb, budgets=[k], n_random=n_random, folds=4, seed=0,
+                        methods=["random", "difficulty_cv", "chosen"])
+    # difficulty_cv's and residual_cv's own generators, drawn fold after fold
+    rngs = {"difficulty_cv": np.random.default_rng([0, k, 2]), "residual_cv": np.random.default_rng([0, k, 3])}
+    ests = np.zeros((n_random, len(digits)))
+    for f, test in enumerate(model_folds(len(digits), 4, seed=0)):
+        fold = FoldEstimators(np.delete(digits, test, axis=0))
+        assert fid.choices[k][f] == choose_estimator(fold.train, k)
+        drawn = {m: heldout_estimates(fold, m, k, digits[test], rng=rng, n_draws=n_random) for m, rng in rngs.items()}
+        drawn["anchor_corrected"] = heldout_estimates(fold, "anchor_corrected", k, digits[test], n_draws=n_random)
+        ests[:, test] = drawn[fid.choices[k][f].method]
+    mae = 100 * np.abs(ests - digits.mean(axis=1)).mean(axis=1)
+    got = fid.draws.filter(pl.col("method") == "chosen").sort("draw")["mae_points"].to_numpy()
+    np.testing.assert_allclose(got, mae, rtol=1e-9)
+
+
+def test_builder_uses_and_names_the_picked_estimator(digits, tmp_path) -> None:
+    logs = samples_of(digits[:11])  # the 12th model is new
+    auto = build_difficulty_subset(logs, 40)
+    pick = choose_estimator(digits[:11], 40)
+    assert auto.meta["method"] == pick.method and auto.meta["estimator_reason"] == pick.reason
+    assert pick.reason in subset_summary(auto)
+    anchors = build_difficulty_subset(logs, 40, estimator="anchor_corrected")
+    assert anchors.meta["method"] == "anchor_corrected" and "anchor points" in subset_summary(anchors)
+    cols = np.searchsorted(anchors.all_doc_ids, anchors.doc_ids)
+    new = digits[11]
+    assert anchors.estimate(new[cols]) == pytest.approx(
+        linear_correction(digits[:11], cols, anchors.design_weights, new[None, cols])[0])
+    assert abs(anchors.estimate(new[cols]) - new.mean()) < 0.1
+    # the pick travels with the subset: read back from its file, it estimates the same way
+    back = load_difficulty_subset(save_difficulty_subset(anchors, tmp_path / "anchors.npz"))
+    assert back.meta == anchors.meta and back.estimate(new[cols]) == pytest.approx(anchors.estimate(new[cols]))
+    residual = build_difficulty_subset(logs, 40, estimator="residual_cv")
+    design = FoldEstimators(digits[:11]).residual_design(40)
+    np.testing.assert_array_equal(residual.doc_ids, design.draw(np.random.default_rng([0, 40])))
+    assert "prediction-error strata" in subset_summary(residual)
+    with pytest.raises(ValueError, match="estimator must be 'auto' or one of"):
+        build_difficulty_subset(logs, 40, estimator="irt")
+
+
+def test_residual_strata_follow_the_prediction_errors_and_keep_every_doc_reachable(digits) -> None:
+    from lmms_nb.lite_selection._residual_design import RESIDUAL_FLOOR, doc_residuals, residual_design
+
+    groups = np.array(["low" if j % 3 else "high" for j in range(digits.shape[1])])
+    design = residual_design(digits, 40, groups)
+    assert design.alloc.sum() == 40 and (design.alloc <= design.sizes).all()
+    # each stratum holds one category's docs
+    assert all(len(np.unique(groups[design.strata == h])) == 1 for h in range(len(design.sizes)))
+    r = np.maximum(doc_residuals(digits, groups), RESIDUAL_FLOOR)
+    rate = (design.alloc / design.sizes)[design.strata]  # each doc's chance of being drawn
+    # Neyman: the docs the predictions miss most are drawn more often than the ones they miss least ...
+    assert rate[r >= np.quantile(r, 0.9)].mean() > 2 * rate[r <= np.quantile(r, 0.1)].mean()
+    # ... yet docs every earlier model got right stay reachable (a new model can slip there)
+    assert (rate[digits.min(axis=0) == 1] > 0).all()
+    # and the design's estimate of a model's full score from its own answers on a draw is unbiased on average
+    y = digits[0]
+    rng = np.random.default_rng(0)
+    est = np.mean([design.doc_weights(design.draw(rng)) @ y + (design.impute * (design.alloc == 0)
+                   * design.sizes / design.sizes.sum()).sum() for _ in range(400)])
+    assert est == pytest.approx(y.mean(), abs=0.01)
