@@ -171,3 +171,22 @@ def test_chosen_falls_back_to_difficulty_cv_when_a_fold_has_too_few_models_to_ch
     assert set(alone.summary["method"]) == {"random", "chosen"}
     np.testing.assert_allclose(alone.draws.filter(pl.col("method") == "chosen").sort("draw")["mae_points"].to_numpy(),
                                chosen, rtol=1e-12)
+
+
+def test_residual_design_with_many_categories_keeps_every_doc_reachable_within_the_budget() -> None:
+    from lmms_nb.lite_selection._heldout import difficulty_design
+    from lmms_nb.lite_selection._residual_design import residual_design
+
+    correct = irt_population(12, 1000, seed=2)
+    groups = np.repeat([f"c{i:02d}" for i in range(20)], 50)
+    k = 50  # 5%: 2.5 docs per category
+    design = residual_design(correct, k, groups)
+    assert design.alloc.sum() == k and (design.alloc >= 1).all() and (design.alloc <= design.sizes).all()
+    rate = (design.alloc / design.sizes)[design.strata]
+    assert (rate > 0).all()
+    draw = design.draw(np.random.default_rng(0))
+    assert len(draw) == k and len(np.unique(draw)) == k
+    # the difficulty strata (difficulty, difficulty_cv) share the allocation: no stratum left empty either
+    for kk in (10, 50):
+        d = difficulty_design(correct, kk)
+        assert d.alloc.sum() == kk and (d.alloc[d.sizes > 0] >= 1).all()
