@@ -19,12 +19,13 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
 - ``random_cv``: the same random subsets, difference estimate with the training models that answered the
   subset most alike as control variate (`_corrections.neighbour_control_variate`);
 - ``difficulty``: random subsets stratified by the training models' mean score on each doc (docs all of them
-  got right, all got wrong, and quantile bins between), Neyman allocation, stratified estimate; a stratum
-  that gets no doc is estimated by the training models' mean there;
+  got right, all got wrong, and quantile bins between), Neyman allocation (one doc per stratum first when k
+  allows), stratified estimate; a stratum that gets no doc (k below the number of strata) is estimated by the
+  training models' mean there;
 - ``difficulty_cv``: the same difficulty strata, allocated in proportion to the neighbour predictions' held-out
   error in each (`_heldout.residual_spread`), difference estimate with the neighbour control variate (the
   predictions' mean over every doc plus the design-weighted mean prediction error on the subset; a stratum
-  that gets no doc is left to the predictions); with categories, each category's docs are predicted
+  that gets no doc, k being below the number of strata, is left to the predictions); with categories, each category's docs are predicted
   by neighbours chosen on its own subset docs, shrunk toward the whole subset's by a prior chosen on the
   training models (`FoldEstimators.group_prior`);
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
