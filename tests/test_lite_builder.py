@@ -499,6 +499,7 @@ def test_difficulty_panel_shows_the_held_out_difficulty_cv_verdict() -> None:
     come under that method's verdict at the nearest budget (`fidelity_verdicts`), and in-training models show no
     error."""
     from lmms_nb.lite_selection import fidelity_verdicts
+    from lmms_nb.lite_selection._verdict import PICKED_ON_THESE_MODELS
     from lmms_nb.logs.schema import conform
     from lmms_nb.widgets._lite_fidelity import FidelityPanel
 
@@ -513,6 +514,13 @@ def test_difficulty_panel_shows_the_held_out_difficulty_cv_verdict() -> None:
     panel.estimate(logs, sub, task="t", metric="acc", filter=None)
     lines = fidelity_verdicts(panel.fidelity, 20, methods=[sub.meta["method"]])
     assert all(html.escape(line) in panel.estimates_html.value for line in lines)
+    # the estimator was picked by comparing errors on these same models: the verdict says its row is optimistic
+    assert sub.meta["estimator_picked"] is True
+    assert html.escape(PICKED_ON_THESE_MODELS) in panel.estimates_html.value
+    asked = build_difficulty_subset(logs, 20, estimator=sub.meta["method"])  # asked for, not picked: no caveat
+    panel.estimate(logs, asked, task="t", metric="acc", filter=None)
+    assert asked.meta["estimator_picked"] is False and "lmms-nb-lite-verdict" in panel.estimates_html.value
+    assert html.escape(PICKED_ON_THESE_MODELS) not in panel.estimates_html.value
     assert panel.estimates["lite_difficulty_error_points"].null_count() == 10
 
 

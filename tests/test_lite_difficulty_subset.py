@@ -208,11 +208,19 @@ def test_malformed_subset_files_name_the_file_and_field(correct, tmp_path) -> No
         (broken("nojson.npz", header=np.array("{oops")), r"field 'header' is not JSON"),
         (broken("notask.npz", header=np.array(json.dumps({k: v for k, v in header.items() if k != "task"}))),
          r"header has no field\(s\) \['task'\]"),
-        (broken("version.npz", header=np.array(json.dumps({**header, "version": 2}))), r"field 'version' must be 1"),
+        (broken("version.npz", header=np.array(json.dumps({**header, "version": 3}))),
+         r"field 'version' must be one of \[1, 2\] .*got 3; the file was written by a newer lmms-nb"),
+        (broken("version0.npz", header=np.array(json.dumps({**header, "version": "x"}))),
+         r"field 'version' must be one of \[1, 2\] .*got 'x'$"),
     ]
     for path, message in cases:
         with pytest.raises(ValueError, match=rf"{path.name}: .*{message}"):
             load_difficulty_subset(path)
+    # written as version 2 (its meta names the estimator); a version 1 file was a difficulty_cv subset
+    assert header["version"] == 2 and header["meta"]["method"] == sub.meta["method"]
+    v1_meta = {k: v for k, v in header["meta"].items() if k != "method"}
+    v1 = load_difficulty_subset(broken("v1.npz", header=np.array(json.dumps({**header, "version": 1, "meta": v1_meta}))))
+    assert v1.meta == {**v1_meta, "method": "difficulty_cv"}
 
 
 def test_estimate_refuses_unknown_leave_out_and_out_of_range_answers(correct) -> None:

@@ -151,3 +151,42 @@ def test_residual_strata_follow_the_prediction_errors_and_keep_every_doc_reachab
     est = np.mean([design.doc_weights(design.draw(rng)) @ y + (design.impute * (design.alloc == 0)
                    * design.sizes / design.sizes.sum()).sum() for _ in range(400)])
     assert est == pytest.approx(y.mean(), abs=0.01)
+
+
+def test_chosen_falls_back_to_difficulty_cv_when_a_fold_has_too_few_models_to_choose() -> None:
+    # 6 models, 5 folds: every fold trains on 4 or 5 models, fewer than choose_estimator needs to compare
+    correct = irt_population(6, 60, seed=1)
+    emb = (np.arange(60), np.random.default_rng(0).normal(size=(60, 4)))
+    fid = lite_fidelity(samples_of(correct), emb, budgets=[12], n_random=6, folds=5, seed=0,
+                        methods=["random", "chosen", "difficulty_cv"])
+    assert [c.method for c in fid.choices[12]] == ["difficulty_cv"] * 5
+    assert all("too few" in c.reason for c in fid.choices[12])
+    # the fallback runs difficulty_cv itself: the same draws as its own row
+    rows = fid.draws.filter(pl.col("method").is_in(["chosen", "difficulty_cv"])).sort("method", "draw")
+    chosen, cv = (rows.filter(pl.col("method") == m)["mae_points"].to_numpy() for m in ("chosen", "difficulty_cv"))
+    np.testing.assert_allclose(chosen, cv, rtol=1e-12)
+    # asked for alone (no difficulty_cv row) it runs too
+    alone = lite_fidelity(samples_of(correct), emb, budgets=[12], n_random=6, folds=5, seed=0,
+                          methods=["random", "chosen"])
+    assert set(alone.summary["method"]) == {"random", "chosen"}
+    np.testing.assert_allclose(alone.draws.filter(pl.col("method") == "chosen").sort("draw")["mae_points"].to_numpy(),
+                               chosen, rtol=1e-12)
+
+
+def test_residual_design_with_many_categories_keeps_every_doc_reachable_within_the_budget() -> None:
+    from lmms_nb.lite_selection._heldout import difficulty_design
+    from lmms_nb.lite_selection._residual_design import residual_design
+
+    correct = irt_population(12, 1000, seed=2)
+    groups = np.repeat([f"c{i:02d}" for i in range(20)], 50)
+    k = 50  # 5%: 2.5 docs per category
+    design = residual_design(correct, k, groups)
+    assert design.alloc.sum() == k and (design.alloc >= 1).all() and (design.alloc <= design.sizes).all()
+    rate = (design.alloc / design.sizes)[design.strata]
+    assert (rate > 0).all()
+    draw = design.draw(np.random.default_rng(0))
+    assert len(draw) == k and len(np.unique(draw)) == k
+    # the difficulty strata (difficulty, difficulty_cv) share the allocation: no stratum left empty either
+    for kk in (10, 50):
+        d = difficulty_design(correct, kk)
+        assert d.alloc.sum() == kk and (d.alloc[d.sizes > 0] >= 1).all()

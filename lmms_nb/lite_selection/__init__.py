@@ -59,7 +59,7 @@ from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import LiteSubset, build_lite_subset, resolve_budget
 from lmms_nb.lite_selection._subset_notes import pick_notes, subset_summary
-from lmms_nb.lite_selection._verdict import fidelity_verdicts, subset_vs_random, verdict_of
+from lmms_nb.lite_selection._verdict import fidelity_verdicts, subset_fidelity_verdicts, subset_vs_random, verdict_of
 
 __all__ = [
     "BEATS_RANDOM_SHARE",
@@ -96,6 +96,7 @@ __all__ = [
     "embed_task",
     "export_lite_files",
     "fidelity_verdicts",
+    "subset_fidelity_verdicts",
     "fit_irt",
     "kcenter_greedy",
     "lite_estimates",

@@ -1,15 +1,17 @@
-"""Difficulty-stratified Lite subsets built from earlier models' answers, and `difficulty_cv` estimates from them.
+"""Lite subsets built from earlier models' answers, and estimates of new models' full scores from them.
 
-`build_difficulty_subset` stratifies a task's docs by how earlier models did on them (docs all of them got
-right, all got wrong, and quantile bins between), splits the budget over the strata as `difficulty_cv` does in
-`lite_fidelity` (Neyman on the neighbour predictions' held-out error or on the scores' spread, and the
-per-category neighbour shrinkage, both chosen on the earlier models held out in turn) and draws the docs at
-random within each stratum. The `DifficultySubset` it returns keeps the earlier models' scores, so a new
-model's full score is estimated from its answers on the subset alone (`DifficultySubset.estimate`,
-`difficulty_estimates`; `save_difficulty_subset` / `load_difficulty_subset` keep all of it in one ``.npz`` for a
-later session): the mean over every doc of what the earlier models most like it scored, plus its
-prediction error on the subset weighted by stratum share. On held-out models this is the best estimator
-`lite_fidelity` measures (`bench_lite_fidelity.py`).
+`build_difficulty_subset` picks the subset and its estimator from the earlier models' answers: by default
+(``estimator="auto"``) whichever of `residual_cv` (random within strata of category and the neighbour
+predictions' error, `_residual_design`) and `anchor_corrected` (anchor points plus a linear correction) has the
+lower error on the earlier models held out in turn (`_nested.choose_estimator`), or one asked for, `difficulty_cv`
+included (random within difficulty strata: docs all earlier models got right, all got wrong, and quantile bins
+between, the budget split as `difficulty_cv` does in `lite_fidelity`). The `DifficultySubset` it returns keeps
+the earlier models' scores, so a new model's full score is estimated from its answers on the subset alone
+(`DifficultySubset.estimate`, `difficulty_estimates`; `save_difficulty_subset` / `load_difficulty_subset` keep
+all of it in one ``.npz`` for a later session): for difficulty_cv and residual_cv the mean over every doc of
+what the earlier models most like it scored, plus its prediction error on the subset weighted by stratum
+share; for anchor_corrected the anchor-weighted mean plus the correction learned on the earlier models.
+`lite_fidelity` measures each on held-out models (`bench_lite_fidelity.py`).
 
 Example:
     >>> import numpy as np, polars as pl
@@ -191,7 +193,9 @@ def build_difficulty_subset(
     method = choice.method if choice is not None else estimator
     reason = choice.reason if choice is not None else f"{method} (asked for)"
     fold = FoldEstimators(train, seed=seed)
-    meta = {"method": method, "estimator_reason": reason, "metric": sm.metric, "filter": filter, "seed": seed}
+    # estimator_picked: chosen by comparing errors on these models (a verdict measured on them is optimistic)
+    meta = {"method": method, "estimator_reason": reason, "estimator_picked": bool(choice and choice.inner_rmse),
+            "metric": sm.metric, "filter": filter, "seed": seed}
     if method == "anchor_corrected":
         picks, design_w = fold.anchors(k)
         prior = float("inf")
@@ -218,11 +222,13 @@ def difficulty_estimates(
     filter: str | None = None,
     scale: float = 100.0,
 ) -> pl.DataFrame:
-    """Per model of `samples` that answered every subset doc: the subset's plain mean, the `difficulty_cv`
-    estimate from its subset answers only, and, where it answered every doc, its full-set score and the
-    errors, in points (`scale` x metric). An earlier model the subset was built from is estimated with itself
-    left out of the neighbours, but its error columns are null (``in_training``: its own answers chose the
-    strata and the allocation, so its error is not a held-out measure; `lite_fidelity`'s difficulty_cv rows are)."""
+    """Per model of `samples` that answered every subset doc: the subset's plain mean, the estimate of the
+    subset's estimator (``subset.meta["method"]``: difficulty_cv, residual_cv or anchor_corrected;
+    `DifficultySubset.estimate`) from its subset answers only, and, where it answered every doc, its full-set
+    score and the errors, in points (`scale` x metric). An earlier model the subset was built from is
+    estimated with itself left out of the earlier models, but its error columns are null (``in_training``: its
+    own answers chose the subset and the estimator, so its error is not a held-out measure; `lite_fidelity`'s
+    rows of that method are, and its ``chosen`` row measures the automatic pick itself)."""
     if not isinstance(subset, DifficultySubset):
         raise TypeError(f"difficulty_estimates needs a DifficultySubset, got {type(subset).__name__}")
     sm = score_matrix(samples, metric=metric or subset.meta.get("metric"),
@@ -260,8 +266,12 @@ def difficulty_estimates(
 
 #: the arrays of a saved difficulty subset (plus "header", a JSON string of the rest)
 _SAVED = ("doc_ids", "cell_sizes", "design_weights", "all_doc_ids", "train", "train_models")
-#: the saved format's version: a file of another version is refused, not misread
-_FORMAT_VERSION = 1
+#: the saved format's version: a file of another version is refused, not misread. 2: meta["method"] names the
+#: estimator (difficulty_cv, residual_cv or anchor_corrected); an lmms_nb that reads only version 1 refuses it
+#: rather than estimating a residual_cv or anchor_corrected subset as difficulty_cv
+_FORMAT_VERSION = 2
+#: versions this lmms_nb reads; version 1 files were all difficulty_cv subsets
+_READABLE_VERSIONS = (1, 2)
 
 
 def save_difficulty_subset(subset: DifficultySubset, path: str | os.PathLike) -> Path:
@@ -302,21 +312,32 @@ def load_difficulty_subset(path: str | os.PathLike) -> DifficultySubset:
         raise ValueError(f"{path}: field 'header' must be a JSON object, got {type(header).__name__}")
     if header.get("format") != "lmms_nb.difficulty_subset":
         raise ValueError(f"{path}: field 'format' must be 'lmms_nb.difficulty_subset', got {header.get('format')!r}")
-    if header.get("version") != _FORMAT_VERSION:
-        raise ValueError(f"{path}: field 'version' must be {_FORMAT_VERSION} (the format this lmms_nb reads), "
-                         f"got {header.get('version')!r}")
+    version = header.get("version")
+    if version not in _READABLE_VERSIONS:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > _FORMAT_VERSION
+        raise ValueError(f"{path}: field 'version' must be one of {list(_READABLE_VERSIONS)} (the formats this "
+                         f"lmms_nb reads), got {version!r}"
+                         + ("; the file was written by a newer lmms-nb: upgrade lmms-nb to read it" if newer else ""))
     missing = [key for key in ("task", "n_full", "group_prior") if key not in header]
     if missing:
         raise ValueError(f"{path}: header has no field(s) {missing}")
     try:
         return DifficultySubset(
             task=header["task"], doc_ids=stored["doc_ids"], cell_sizes=stored["cell_sizes"], n_full=header["n_full"],
-            meta=header.get("meta", {}), design_weights=stored["design_weights"], all_doc_ids=stored["all_doc_ids"],
+            meta=_meta_of(header, version), design_weights=stored["design_weights"], all_doc_ids=stored["all_doc_ids"],
             train=stored["train"], train_models=tuple(str(m) for m in stored["train_models"]),
             groups=None if header.get("groups") is None else np.asarray(header["groups"]),
             group_prior=float(header["group_prior"]))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from e
+
+
+def _meta_of(header: dict, version: int) -> dict:
+    meta = header.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise TypeError(f"field 'meta' must be a JSON object, got {type(meta).__name__}")
+    # version 1 had one estimator: a file that does not name it was a difficulty_cv subset
+    return {"method": "difficulty_cv", **meta} if version == 1 else meta
 
 
 def _check_unit_range(scores: np.ndarray, task: str, metric: str | None) -> None:

@@ -19,12 +19,13 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
 - ``random_cv``: the same random subsets, difference estimate with the training models that answered the
   subset most alike as control variate (`_corrections.neighbour_control_variate`);
 - ``difficulty``: random subsets stratified by the training models' mean score on each doc (docs all of them
-  got right, all got wrong, and quantile bins between), Neyman allocation, stratified estimate; a stratum
-  that gets no doc is estimated by the training models' mean there;
+  got right, all got wrong, and quantile bins between), Neyman allocation (one doc per stratum first when k
+  allows), stratified estimate; a stratum that gets no doc (k below the number of strata) is estimated by the
+  training models' mean there;
 - ``difficulty_cv``: the same difficulty strata, allocated in proportion to the neighbour predictions' held-out
   error in each (`_heldout.residual_spread`), difference estimate with the neighbour control variate (the
   predictions' mean over every doc plus the design-weighted mean prediction error on the subset; a stratum
-  that gets no doc is left to the predictions); with categories, each category's docs are predicted
+  that gets no doc, k being below the number of strata, is left to the predictions); with categories, each category's docs are predicted
   by neighbours chosen on its own subset docs, shrunk toward the whole subset's by a prior chosen on the
   training models (`FoldEstimators.group_prior`);
 - ``stratified``: random subsets with k split over categories in proportion to their size (largest
@@ -34,8 +35,9 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
   doc among the training models (`_residual_design`), Neyman on that error, scored as difficulty_cv;
 - ``chosen``: per fold, whichever of residual_cv and anchor_corrected has the lower error on the fold's
   training models held out by inner folds (`_nested.choose_estimator`: nested cross-validation; the pick never
-  sees the fold's held-out models), its subset and estimate as in that method's row (drawn: difficulty_cv's
-  draws, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
+  sees the fold's held-out models), or difficulty_cv (`_nested.DEFAULT_ESTIMATOR`) when the fold has too few
+  training models to choose; its subset and estimate as in that method's row (the same draws as residual_cv's
+  or difficulty_cv's row, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
 
 Methods that learn from models (anchor, *_irt) are fitted per fold over models and only estimate the models
 their fold held out: nothing scores itself. Per subset: Spearman, Kendall (tau-b) and Pearson correlation
@@ -72,7 +74,8 @@ from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
 from lmms_nb.lite_selection._fidelity_stats import bootstrap_ci, draw_stats, stratified_estimates, subset_stats
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
-from lmms_nb.lite_selection._nested import CANDIDATES, EstimatorChoice, choose_estimator, heldout_estimates
+from lmms_nb.lite_selection._nested import (CANDIDATES, DEFAULT_ESTIMATOR, EstimatorChoice, choose_estimator,
+                                             heldout_estimates)
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import resolve_budget
 
@@ -173,8 +176,9 @@ def lite_fidelity(
     learns = len(sm.models) >= _MIN_MODELS_TO_LEARN and unit.min() >= 0 and unit.max() <= 1
     if not learns:
         wanted = [m for m in wanted if m not in _LEARNED]
-    # what "chosen" picks from is computed even when its own rows are not asked for
-    needed = set(wanted) | (set(CANDIDATES) if "chosen" in wanted else set())
+    # what "chosen" picks from is computed even when its own rows are not asked for, and the default it falls
+    # back to when a fold has too few training models to choose
+    needed = set(wanted) | ({*CANDIDATES, DEFAULT_ESTIMATOR} if "chosen" in wanted else set())
     choices: dict[int, list[EstimatorChoice]] = {}
     fold_tests = model_folds(len(sm.models), folds, seed=seed)
     fitted = ([FoldEstimators(np.delete(unit, test, axis=0), dim=irt_dim, seed=seed) for test in fold_tests]

@@ -5,7 +5,9 @@ its variance is the spread of those errors (residuals) over the docs drawn. `res
 exactly that: each training model in turn is predicted from the others (neighbours chosen per category on
 its answers, as `_heldout.residual_spread` does), each doc's root mean squared prediction error across them
 is its expected residual, and the docs are binned by it (quantiles) and by category; `k` is then allocated
-by Neyman on each stratum's residual (`_allocation.neyman_allocation`). A doc the training models all agree on
+by Neyman on each stratum's residual (`_allocation.neyman_allocation`, one doc per stratum first). With many
+categories and a small budget the bins per category shrink (to ``k // categories``, at least 1), so there are
+no more strata than docs to draw and every stratum, hence every doc, can be drawn. A doc the training models all agree on
 has no residual among them, but a new model can still slip there: every doc's expected residual is at least
 `RESIDUAL_FLOOR`, so those docs keep a share of the budget and the estimate stays unbiased.
 
@@ -56,12 +58,14 @@ def doc_residuals(train: np.ndarray, groups: np.ndarray | None = None, beta: flo
 
 def residual_design(train: np.ndarray, k: int, groups: np.ndarray | None = None, *, n_bins: int = RESIDUAL_BINS,
                     floor: float = RESIDUAL_FLOOR) -> DifficultyDesign:
-    """Strata: per category, the docs in each of `n_bins` quantile bins (over all docs) of the expected residual
-    (`doc_residuals`, at least `floor`); `k` allocated by Neyman on each stratum's root mean squared expected
-    residual."""
+    """Strata: per category, the docs in each of `n_bins` quantile bins (over all docs; fewer, down to 1, when
+    `k` is too small to give each category that many) of the expected residual (`doc_residuals`, at least
+    `floor`); `k` allocated by Neyman on each stratum's root mean squared expected residual, every stratum at
+    least one doc when `k` allows."""
     t = np.asarray(train, dtype=np.float64)
     r = np.maximum(doc_residuals(t, groups), floor)
     labels = np.zeros(t.shape[1], dtype=np.int64) if groups is None else np.unique(groups, return_inverse=True)[1]
+    n_bins = int(np.clip(k // (int(labels.max()) + 1), 1, n_bins))
     # quantile edges over every doc: docs at the floor share the lowest bin(s), repeated edges leave bins empty
     bins = np.searchsorted(np.quantile(r, np.linspace(0, 1, n_bins + 1)[1:-1]), r, side="right")
     strata = np.unique(bins + n_bins * labels, return_inverse=True)[1].reshape(-1)  # empty bins dropped

@@ -29,7 +29,13 @@ from lmms_nb.lite_selection._fidelity import BEATS_RANDOM_SHARE, LiteFidelity
 from lmms_nb.lite_selection._fidelity_stats import draw_stats
 from lmms_nb.lite_selection._subset import LiteSubset
 
-__all__ = ["fidelity_verdicts", "subset_vs_random", "verdict_of"]
+__all__ = ["PICKED_ON_THESE_MODELS", "fidelity_verdicts", "subset_fidelity_verdicts", "subset_vs_random", "verdict_of"]
+
+#: said under a verdict of an estimator that `build_difficulty_subset(estimator="auto")` picked by comparing
+#: errors on the same models the verdict is measured on: the winner of a comparison looks better than it is
+PICKED_ON_THESE_MODELS = (
+    "Caveat: measured on the models this estimator was picked on, so it may look better than it is; "
+    "lite_fidelity(..., methods=[..., 'chosen']) measures the pick itself (nested cross-validation).")
 
 _NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell-weighted",
           "kcenter_irt": "k-center, gp-IRT", "kcenter_corrected": "k-center, cell-weighted + linear correction",
@@ -145,3 +151,20 @@ def fidelity_verdicts(fidelity: LiteFidelity, budget: int | float, *,
                      f"95% [{r['mae_points_lo']:.2f}, {r['mae_points_hi']:.2f}]; Spearman {r['spearman']:.3f}; "
                      f"lower MAE than random in {r['beats_random_mae']:.0%} of draws)")
     return lines
+
+
+def subset_fidelity_verdicts(fidelity: LiteFidelity, subset) -> list[str]:
+    """`fidelity_verdicts` of the estimator a `DifficultySubset` uses (``meta["method"]``) at its size, and
+    `PICKED_ON_THESE_MODELS` after them when that estimator was picked automatically by comparing errors on
+    earlier models (``meta["estimator_picked"]``): the held-out row of the winner is then optimistic. A
+    ValueError when `fidelity` has no row of that estimator."""
+    meta = subset.meta
+    lines = fidelity_verdicts(fidelity, len(subset), methods=[meta.get("method", "difficulty_cv")])
+    return [*lines, PICKED_ON_THESE_MODELS] if _picked_automatically(meta) else lines
+
+
+def _picked_automatically(meta: dict) -> bool:
+    if "estimator_picked" in meta:
+        return bool(meta["estimator_picked"])
+    # subsets saved before the flag: an automatic pick's reason names the comparison
+    return "lowest error on earlier models" in str(meta.get("estimator_reason", ""))

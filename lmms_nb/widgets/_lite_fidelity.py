@@ -110,10 +110,10 @@ class FidelityPanel:
         """`lite_estimates` of `subset` per model, under the verdict of `subset_vs_random`; for a
         `DifficultySubset`, its `difficulty_estimates` under the verdict of `lite_fidelity`'s held-out
         rows of the subset's estimator (difficulty_cv, residual_cv or anchor_corrected) at the nearest budget
-        (`fidelity_verdicts`): its strata already came from these models'
+        (`subset_fidelity_verdicts`, which says so when the estimator was picked on these models): its strata already came from these models'
         answers, so their errors on it are not held out and are not shown."""
-        from lmms_nb.lite_selection import (DifficultySubset, difficulty_estimates, fidelity_verdicts, lite_estimates,
-                                            subset_vs_random)
+        from lmms_nb.lite_selection import (DifficultySubset, difficulty_estimates, lite_estimates,
+                                            subset_fidelity_verdicts, subset_vs_random)
 
         self.estimates = self.verdict = None
         if rows is None or subset is None or not metric:
@@ -128,9 +128,8 @@ class FidelityPanel:
             lines: list[str] = []
             if self.fidelity is not None:
                 with contextlib.suppress(ValueError):  # too few models for difficulty_cv: no held-out verdict
-                    # the verdict of the estimator the subset uses (build_difficulty_subset picks it)
-                    lines = fidelity_verdicts(self.fidelity, len(subset),
-                                              methods=[subset.meta.get("method", "difficulty_cv")])
+                    # the verdict of the estimator the subset uses, with a caveat when it was picked on these models
+                    lines = subset_fidelity_verdicts(self.fidelity, subset)
             verdict = "".join(f"<div class='lmms-nb-lite-verdict'>{esc(line)}</div>" for line in lines)
             self.estimates_html.value = (
                 verdict + "<b>Scores (points): full set vs this subset's plain mean and its difficulty estimate</b> "
