@@ -51,11 +51,13 @@ def _evaluate_one(model_name: str, output_dir: str, limit: int | None, batch_siz
     import torch
 
     from lmms_nb.models import get_model
+    from lmms_nb.models._zoo_train import _quiet_transformers
     from lmms_nb.runner import evaluate
     from lmms_nb.tasks.synthbench import SYNTHBENCH_TASKS
 
     torch.set_num_threads(1)
-    model = get_model(model_name)
+    with _quiet_transformers():  # one "Loading weights" bar per model would bury the bar that counts models
+        model = get_model(model_name)
     run = evaluate(model, list(SYNTHBENCH_TASKS), limit=limit, batch_size=batch_size, output_dir=output_dir,
                    progress=False)
     return run.scores.with_columns(model=pl.lit(run.model))
