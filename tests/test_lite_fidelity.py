@@ -216,3 +216,11 @@ def test_plot_fidelity_draws_the_summary() -> None:
     assert list(lines["k-center (plain mean)"].x) == pytest.approx(kc["budget"].to_list())
     with pytest.raises(ValueError, match="stat must be one of"):
         plot_fidelity(fid, "accuracy")
+
+
+def test_every_method_has_a_colour_and_a_legend_name() -> None:
+    """A method added to lite_fidelity without its plot entry broke notebook 03 (KeyError in the figure)."""
+    from lmms_nb.lite_selection._fidelity import METHODS
+    from lmms_nb.lite_selection._fidelity_plot import _COLORS, _NAMES
+
+    assert set(METHODS) <= set(_COLORS) and set(METHODS) <= set(_NAMES)

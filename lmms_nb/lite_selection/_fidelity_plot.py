@@ -23,6 +23,26 @@ from lmms_nb.lite_selection._fidelity import _DRAWN, _STATS, METHODS, LiteFideli
 __all__ = ["plot_fidelity"]
 
 
+#: one colour and legend name per lite_fidelity method (a test keeps them in step with METHODS)
+_COLORS = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "kcenter_irt": "#17becf", "anchor": "#9467bd",
+           "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "random_calibrated": "#bcbd22",
+           "stratified": "#ff7f0e", "difficulty": "#d62728", "kcenter_corrected": "#003f7f",
+           "anchor_corrected": "#5b2a86", "random_corrected": "#4d4d4d", "random_cv": "#a05a2c",
+           "difficulty_cv": "#8b0000", "residual_cv": "#e6550d", "chosen": "#000000"}
+_NAMES = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cell-weighted)",
+          "kcenter_irt": "k-center (gp-IRT)", "anchor": "anchor points", "anchor_irt": "anchor points (gp-IRT)",
+          "random": "random (mean ± sd)", "random_irt": "random (gp-IRT, mean ± sd)",
+          "random_calibrated": "random (calibrated, mean ± sd)", "stratified": "stratified (mean ± sd)",
+          "difficulty": "difficulty-stratified (mean ± sd)",
+          "kcenter_corrected": "k-center (cell-weighted + linear correction)",
+          "anchor_corrected": "anchor points (+ linear correction)",
+          "random_corrected": "random (+ linear correction, mean ± sd)",
+          "random_cv": "random (control variate, mean ± sd)",
+          "difficulty_cv": "difficulty-stratified (control variate, mean ± sd)",
+          "residual_cv": "prediction-error-stratified (control variate, mean ± sd)",
+          "chosen": "chosen by nested cross-validation (mean ± sd)"}
+
+
 def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal["budget", "k"] = "budget",
                   goal: float | None = None):
     """Curves of `stat` over budgets: k-center (plain and weighted) vs random and stratified (mean +- sd band).
@@ -34,21 +54,6 @@ def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal[
 
     if stat not in _STATS:
         raise ValueError(f"stat must be one of {list(_STATS)}, got {stat!r}")
-    colors = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "kcenter_irt": "#17becf", "anchor": "#9467bd",
-              "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "random_calibrated": "#bcbd22",
-              "stratified": "#ff7f0e", "difficulty": "#d62728", "kcenter_corrected": "#003f7f",
-              "anchor_corrected": "#5b2a86", "random_corrected": "#4d4d4d", "random_cv": "#a05a2c",
-              "difficulty_cv": "#8b0000"}
-    names = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cell-weighted)",
-             "kcenter_irt": "k-center (gp-IRT)", "anchor": "anchor points", "anchor_irt": "anchor points (gp-IRT)",
-             "random": "random (mean ± sd)", "random_irt": "random (gp-IRT, mean ± sd)",
-             "random_calibrated": "random (calibrated, mean ± sd)", "stratified": "stratified (mean ± sd)",
-             "difficulty": "difficulty-stratified (mean ± sd)",
-             "kcenter_corrected": "k-center (cell-weighted + linear correction)",
-             "anchor_corrected": "anchor points (+ linear correction)",
-             "random_corrected": "random (+ linear correction, mean ± sd)",
-             "random_cv": "random (control variate, mean ± sd)",
-             "difficulty_cv": "difficulty-stratified (control variate, mean ± sd)"}
     fig = go.Figure()
     for method in METHODS:
         rows = fidelity.summary.filter(pl.col("method") == method).sort("k")
@@ -61,10 +66,10 @@ def plot_fidelity(fidelity: LiteFidelity, stat: str = "spearman", *, x: Literal[
             hi = [(y or 0) + s for y, s in zip(ys, sd)]
             lo = [(y or 0) - s for y, s in zip(ys, sd)]
             fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", line={"width": 0},
-                                     fillcolor=colors[method], opacity=0.2, hoverinfo="skip", showlegend=False))
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=names[method],
-                                 line={"color": colors[method], "dash": "dot" if method == "stratified" else None},
-                                 hovertemplate=f"{x}=%{{x}}<br>{stat}=%{{y:.3f}}<extra>{names[method]}</extra>"))
+                                     fillcolor=_COLORS[method], opacity=0.2, hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=_NAMES[method],
+                                 line={"color": _COLORS[method], "dash": "dot" if method == "stratified" else None},
+                                 hovertemplate=f"{x}=%{{x}}<br>{stat}=%{{y:.3f}}<extra>{_NAMES[method]}</extra>"))
     if goal is not None:
         fig.add_hline(y=goal, line_dash="dash", line_color="#d62728", annotation_text=f"goal {goal}")
     fig.update_layout(
