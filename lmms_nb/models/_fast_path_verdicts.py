@@ -41,7 +41,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VerdictStore", "environment", "kernel_settings"]
+__all__ = ["VerdictStore", "environment", "forget_if_switched", "kernel_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,15 @@ def kernel_settings() -> str:
                                                            None),
         getattr(backends.mkldnn, "fp32_precision", None), backends.mkldnn.enabled,
         torch.get_float32_matmul_precision()))
+
+
+def forget_if_switched(module: Any, checked: dict) -> None:
+    """Empty a fast path's in-process verdicts `checked` when the kernel switches (`kernel_settings`) changed since
+    `module` last ran: verdicts learnt under other switches say nothing about these."""
+    settings = kernel_settings()
+    if getattr(module, "_lmms_nb_kernel_settings", settings) != settings:
+        checked.clear()
+    module._lmms_nb_kernel_settings = settings
 
 
 def environment(source_file: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ import logging
 import types
 from typing import Any
 
-from lmms_nb.models._fast_path_verdicts import kernel_settings
+from lmms_nb.models._fast_path_verdicts import forget_if_switched, kernel_settings
 
 __all__ = ["GRID_WIDTH", "MIN_PATCHES", "grid_conv3d", "speed_up_patch_embeddings"]
 
@@ -92,10 +92,7 @@ def _forward(self: Any, patches: Any) -> Any:
         return plain(self, patches)
     key = (torch.get_num_threads(), patches.dtype, _size_bucket(patches.shape[0]))
     checked = self._lmms_nb_grid_checked
-    settings = kernel_settings()
-    if getattr(self, "_lmms_nb_kernel_settings", settings) != settings:
-        checked.clear()  # verdicts learnt under other kernel switches say nothing about these
-    self._lmms_nb_kernel_settings = settings
+    forget_if_switched(self, checked)
     if key not in checked:
         store = self._lmms_nb_grid_verdicts
         stored_key = _stored_key(self, key)

@@ -43,7 +43,7 @@ import sys
 import types
 from typing import Any
 
-from lmms_nb.models._fast_path_verdicts import kernel_settings
+from lmms_nb.models._fast_path_verdicts import forget_if_switched, kernel_settings
 
 __all__ = ["speed_up_vision_attention"]
 
@@ -136,10 +136,7 @@ def _forward(self: Any, hidden_states: Any, cu_seqlens: Any, position_embeddings
     head_dim = hidden_states.shape[1] // self.num_heads
     prefix = (torch.get_num_threads(), hidden_states.dtype, self.num_heads, head_dim)
     checked = self._lmms_nb_batched_checked
-    settings = kernel_settings()
-    if getattr(self, "_lmms_nb_kernel_settings", settings) != settings:
-        checked.clear()  # verdicts learnt under other kernel switches say nothing about these
-    self._lmms_nb_kernel_settings = settings
+    forget_if_switched(self, checked)
     # keyed by (length, count): the count is the batch size of the batched SDPA call, which the CPU kernel's
     # blocking depends on, so a length that passed at one count says nothing about another
     unchecked = {run for run in runs if run[1] > 1 and prefix + run not in checked}
