@@ -182,6 +182,42 @@ def test_changed_weights_are_a_new_run(tmp_path, tiny_llava, caplog):
     assert "differs in model weights" in _new_run_line(caplog)
 
 
+
+@pytest.mark.parametrize("edit", ["p.data.add_", "no_grad p.add_", "numpy view", "config value", "sub-config value"])
+def test_an_in_place_edit_of_the_same_model_object_is_a_new_run(tmp_path, tiny_llava, caplog, edit):
+    """One model object, evaluated, edited in place (weights or config, in any way that bypasses torch's version
+    counters), evaluated again: never a resume of the first run. Unedited, the same object resumes."""
+    import torch
+
+    from lmms_nb.models.hf import HFImageTextModel
+
+    caplog.set_level(logging.WARNING, "lmms_nb.runner")
+    model = HFImageTextModel(tiny_llava, max_new_tokens=2)
+    task = toy_task(4)
+    first = lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False)
+    again = lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False)
+    assert again.run_id == first.run_id and caplog.records == []
+    param = next(model.model.parameters())
+    if edit == "p.data.add_":
+        version = param._version
+        param.data.view(-1)[:1].add_(1.0)
+        assert param._version == version  # invisible to the version counter
+    elif edit == "no_grad p.add_":
+        with torch.no_grad():
+            param.view(-1)[:1].add_(1.0)
+    elif edit == "numpy view":
+        param.data.view(-1)[:1].numpy()[0] += 1.0
+    elif edit == "config value":
+        model.model.config.image_token_id = model.model.config.image_token_id  # no change: still resumes
+        assert lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False).run_id == first.run_id
+        model.model.config.lmms_nb_test_note = "edited"  # a new key in the config's JSON
+    else:
+        model.model.config.text_config.rms_norm_eps *= 2
+    changed = lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False)
+    assert changed.run_id != first.run_id
+    assert "differs in model weights" in _new_run_line(caplog)
+
+
 def test_identity_is_recorded_part_by_part(tmp_path):
     run = lmms_nb.evaluate(FunctionModel(colour_of, name="p"), toy_task(4), output_dir=tmp_path, progress=False)
     meta = json.loads(run.results_file.read_text())["lmms_nb"]
