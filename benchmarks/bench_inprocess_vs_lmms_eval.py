@@ -78,8 +78,9 @@ def undo_speed_ups(model: object) -> None:
         if hasattr(module, "_lmms_nb_batched_checked"):
             del module.forward
     image_processor = getattr(model.processor, "image_processor", None)  # type: ignore[attr-defined]
-    if image_processor is not None and "patchify" in vars(image_processor):
-        del image_processor.patchify
+    for hook in ("patchify", "_preprocess"):
+        if image_processor is not None and hook in vars(image_processor):
+            delattr(image_processor, hook)
     SampleLogWriter._sync = lambda self, fsync: fsync()  # type: ignore[method-assign]
 
 

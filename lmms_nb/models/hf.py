@@ -40,7 +40,7 @@ from lmms_nb.models._hf_video import default_video_loader, load_request_videos, 
 from lmms_nb.models import _patch_embed, _vision_attention
 from lmms_nb.models._fast_path_verdicts import VerdictStore
 from lmms_nb.models._patch_embed import speed_up_patch_embeddings
-from lmms_nb.models._qwen_pixels import patchify_in_model_dtype
+from lmms_nb.models._qwen_pixels import patch_into_one_tensor, patchify_in_model_dtype
 from lmms_nb.models._vision_attention import speed_up_vision_attention
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
@@ -156,6 +156,7 @@ class HFImageTextModel:
         speed_up_vision_attention(self.model, VerdictStore.in_cache("vision_attention", _vision_attention.__file__))
         # Qwen's image processor copies pixels in float32 that the model then takes in its dtype: cast them first
         patchify_in_model_dtype(getattr(self.processor, "image_processor", None), self.model.dtype)
+        patch_into_one_tensor(getattr(self.processor, "image_processor", None))  # no concatenation copy
         self.device = self.model.device
         # video paths become frames as the family's lmms-eval class makes them; None: the model takes no video
         # (no loader for its family, or a processor without a video processor, e.g. LLaVA-1.5 under llava_hf)
