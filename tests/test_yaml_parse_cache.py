@@ -91,3 +91,28 @@ def test_a_bad_file_fails_with_its_line_on_every_load_and_a_fix_is_seen(task_dir
         read_yaml_file(path)
     path.write_text(good)
     assert load_task(path).name == "add"
+
+
+def test_each_load_runs_the_function_file_anew_though_its_compiled_code_is_kept(task_dir: Path) -> None:
+    """Module state starts fresh for every task build (lmms-eval imports task files anew; OCRBench keeps scores
+    in a module global), whatever is kept between loads."""
+    (task_dir / "utils.py").write_text("CALLS = []\n\ndef prompt(doc):\n    CALLS.append(1)\n"
+                                       "    return f'call {len(CALLS)}: ' + doc['q']\n")
+    for _ in range(3):
+        task = load_task(task_dir / "add.yaml")
+        assert task.doc_to_text(task.dataset()[0]) == "call 1: 2+2?"
+    assert any(key[0] == str(task_dir / "utils.py") for key in _yaml_config._TaskFileLoader._CODE)
+
+
+def test_a_template_edit_is_seen_and_aliases_stay_shared(task_dir: Path) -> None:
+    path = task_dir / "add.yaml"
+    path.write_text(path.read_text().replace("doc_to_text: !function utils.prompt", "doc_to_text: 'Q {{q}}'"))
+    task = load_task(path)
+    assert task.doc_to_text(task.dataset()[0]) == "Q 2+2?"
+    _rewrite_keeping_stat(path, "'Q {{q}}'", "'R {{q}}'")
+    task = load_task(path)
+    assert task.doc_to_text(task.dataset()[0]) == "R 2+2?"
+    (task_dir / "alias.yaml").write_text("a: &shared {k: [1, 2]}\nb: *shared\n")
+    for _ in range(2):  # parsed, then from the kept parse: the two keys hold one mapping, as PyYAML gives it
+        data, _ = read_yaml_file(task_dir / "alias.yaml")
+        assert data["a"] is data["b"] and data["a"] == {"k": [1, 2]}
