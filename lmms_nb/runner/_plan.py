@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from lmms_nb.logs.writer import results_path, samples_path, sanitize_model_name
 from lmms_nb.models.base import Model
-from lmms_nb.runner._distributed import Distributed
+from lmms_nb.runner._distributed import Distributed, names_in
 from lmms_nb.runner._identity import RunIdentity, describe_changes, run_identity
 from lmms_nb.tasks.task import Task
 
@@ -167,7 +167,7 @@ def _why_no_match(model_dir: Path, identity: RunIdentity, task_names: list[str],
 
 def _earlier_runs(model_dir: Path):
     """(timestamp, results JSON) of our earlier runs in `model_dir`, newest first."""
-    for path in sorted(model_dir.glob("*_results.json"), reverse=True):
+    for path in sorted((model_dir / n for n in names_in(model_dir) if n.endswith("_results.json")), reverse=True):
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -181,7 +181,7 @@ def _claim_fresh_timestamp(model_dir: Path) -> str:
     t = _dt.datetime.now()
     while True:
         stamp = t.strftime("%Y%m%d_%H%M%S")
-        if not any(model_dir.glob(f"{stamp}_*")):
+        if not any(n.startswith(f"{stamp}_") for n in names_in(model_dir)):
             try:
                 os.close(os.open(results_path(model_dir, stamp), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
                 return stamp
