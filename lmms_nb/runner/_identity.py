@@ -180,11 +180,12 @@ def _config_json(config: Any) -> str:
     if kept is not None and kept[0]() is config and kept[1] == state:
         return kept[2]
     text = config.to_json_string()
+    key = id(config)
     try:
-        ref = weakref.ref(config, lambda _, key=id(config): _CONFIG_JSON.pop(key, None))
+        ref = weakref.ref(config, lambda _: _CONFIG_JSON.pop(key, None))
     except TypeError:
         return text
-    _CONFIG_JSON[id(config)] = (ref, state, text)
+    _CONFIG_JSON[key] = (ref, state, text)
     return text
 
 
