@@ -34,29 +34,44 @@ import run as vs  # noqa: E402  benchmarks/vs_lmms_eval/run.py: data, model and 
 from bench_inprocess_vs_lmms_eval import _env  # noqa: E402
 
 
-@contextlib.contextmanager
-def _before(model: object):
-    """The three speed-ups switched off: the pure-Python YAML parser with no parse kept, the config's JSON built on
-    every run, and transformers' own `_preprocess` (with its concatenation)."""
+_SAVED: dict[str, object] = {}
+
+
+def repeat_savings(on: bool) -> None:
+    """Switch, for the whole process, the YAML parse (libyaml + each file's parse kept) and the config's JSON reuse
+    on (lmms-nb's) or off (PyYAML's pure-Python parser on every call, `to_json_string()` every run, as before)."""
     import yaml
 
     from lmms_nb.runner import _identity
     from lmms_nb.tasks import _yaml_config
 
+    if not _SAVED:
+        _SAVED.update(loader=_yaml_config._TaskLoader, kept=_yaml_config._PARSED_MAX, json=_identity._config_json)
+    if on:
+        _yaml_config._TaskLoader, _yaml_config._PARSED_MAX = _SAVED["loader"], _SAVED["kept"]
+        _identity._config_json = _SAVED["json"]
+        return
+
     class PurePythonLoader(yaml.SafeLoader):
         yaml_file = Path("<string>")
 
     PurePythonLoader.add_constructor("!function", _yaml_config._construct_function)
-    saved = (_yaml_config._TaskLoader, _yaml_config._PARSED_MAX, _identity._config_json)
     _yaml_config._TaskLoader, _yaml_config._PARSED_MAX = PurePythonLoader, 0
     _yaml_config._PARSED.clear()
     _identity._config_json = lambda config: config.to_json_string()
+
+
+@contextlib.contextmanager
+def _before(model: object):
+    """The speed-ups switched off: `repeat_savings(False)`, and transformers' own `_preprocess` (with its
+    concatenation) on this model's image processor."""
+    repeat_savings(False)
     image_processor = getattr(model.processor, "image_processor", None)  # type: ignore[attr-defined]
     hook = vars(image_processor).pop("_preprocess", None) if image_processor is not None else None
     try:
         yield
     finally:
-        _yaml_config._TaskLoader, _yaml_config._PARSED_MAX, _identity._config_json = saved
+        repeat_savings(True)
         if hook is not None:
             image_processor._preprocess = hook
 

@@ -224,3 +224,42 @@ def test_identity_is_recorded_part_by_part(tmp_path):
     assert {"model", "model code", "seed", "lmms-nb version", "task toy_colour: data", "task toy_colour: doc ids",
             "task toy_colour: filters", "task toy_colour: metrics"} <= set(meta["identity"])
     assert meta["version"] == meta["identity"]["lmms-nb version"]
+
+
+def test_a_new_run_takes_the_first_second_no_file_is_named_after(tmp_path, monkeypatch):
+    """Runs shorter than a second push later stamps into the future; the claim skips every second some file (a
+    results file, or a samples file left alone) is named after, listing the folder once, and an O_EXCL race lost
+    to another run moves on."""
+    import datetime as dt
+    import os
+
+    from lmms_nb.runner import _plan
+
+    now = dt.datetime(2030, 1, 2, 3, 4, 5)
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now
+
+    monkeypatch.setattr(_plan._dt, "datetime", Clock)
+    stamp = lambda s: (now + dt.timedelta(seconds=s)).strftime("%Y%m%d_%H%M%S")  # noqa: E731
+    for s in (0, 1, 2):
+        (tmp_path / f"{stamp(s)}_results.json").write_text("{}")
+    (tmp_path / f"{stamp(3)}_samples_t.jsonl").write_text("")  # a samples file whose results file is gone
+    (tmp_path / f".{stamp(4)}.lock").write_text("")  # a lock names no stamp_ file
+    listings = []
+    real = _plan.names_in
+    monkeypatch.setattr(_plan, "names_in", lambda folder: listings.append(folder) or real(folder))
+    assert _plan._claim_fresh_timestamp(tmp_path) == stamp(4) and len(listings) == 1
+    assert (tmp_path / f"{stamp(4)}_results.json").read_text() == ""  # created empty by the claim
+    # another run creates stamp 5's results file after our listing: O_EXCL fails there, the claim lists again
+    real_open = os.open
+
+    def racing_open(path, flags, *args):
+        if str(path).endswith(f"{stamp(5)}_results.json") and not os.path.exists(path):
+            os.close(real_open(path, flags, *args))  # the other run wins this second
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(_plan.os, "open", racing_open)
+    assert _plan._claim_fresh_timestamp(tmp_path) == stamp(6) and len(listings) == 3
