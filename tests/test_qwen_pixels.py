@@ -51,3 +51,22 @@ def test_only_qwens_torch_image_processor_gets_it():
     for other in (Glm4vImageProcessor(), Qwen2VLImageProcessorPil()):
         assert not patch_into_one_tensor(other), type(other).__name__
         assert "_preprocess" not in vars(other)
+
+
+def test_a_sped_up_processor_still_prints_and_saves_as_transformers_own(tmp_path):
+    """The hooks are instance attributes; transformers serialises those (`repr`, `save_pretrained`): they stay out."""
+    import json
+
+    from transformers import AutoImageProcessor, Qwen2VLImageProcessor
+
+    plain, fast = Qwen2VLImageProcessor(), Qwen2VLImageProcessor()
+    assert patchify_in_model_dtype(fast, torch.bfloat16) and patch_into_one_tensor(fast)
+    assert repr(fast) == repr(plain)
+    plain.save_pretrained(tmp_path / "plain")
+    fast.save_pretrained(tmp_path / "fast")
+    name = "preprocessor_config.json"
+    assert json.loads((tmp_path / "fast" / name).read_text()) == json.loads((tmp_path / "plain" / name).read_text())
+    again = AutoImageProcessor.from_pretrained(tmp_path / "fast")
+    images = _images([(64, 64), (90, 40)])
+    assert torch.equal(again(images, return_tensors="pt")["pixel_values"],
+                       plain(images, return_tensors="pt")["pixel_values"])

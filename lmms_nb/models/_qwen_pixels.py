@@ -58,6 +58,7 @@ def patchify_in_model_dtype(image_processor: Any, dtype: Any) -> bool:
         return False
     image_processor._lmms_nb_patch_dtype = dtype
     image_processor.patchify = types.MethodType(_patchify, image_processor)
+    _keep_out_of_its_config(image_processor)
     return True
 
 
@@ -141,4 +142,23 @@ def patch_into_one_tensor(image_processor: Any) -> bool:
         return False
     image_processor._lmms_nb_one_tensor = None
     image_processor._preprocess = types.MethodType(_preprocess, image_processor)
+    _keep_out_of_its_config(image_processor)
     return True
+
+
+#: what the speed-ups above set on an image processor instance (and the `to_dict` that leaves them out)
+_HOOKS = ("patchify", "_preprocess", "_lmms_nb_patch_dtype", "_lmms_nb_one_tensor", "to_dict")
+
+
+def _to_dict(self: Any) -> dict[str, Any]:
+    out = type(self).to_dict(self)
+    for name in _HOOKS:
+        out.pop(name, None)
+    return out
+
+
+def _keep_out_of_its_config(image_processor: Any) -> None:
+    """transformers serialises an image processor's instance attributes (`to_dict`: `save_pretrained`, `repr`): the
+    hooks are no settings of it, and a bound method or a dtype is not JSON, so they are left out."""
+    if "to_dict" not in vars(image_processor):
+        image_processor.to_dict = types.MethodType(_to_dict, image_processor)
