@@ -8,7 +8,10 @@ times, alternating call by call in this process (so that a shared machine's load
 - `load_tasks(folder)`: now (libyaml's C parser, each file's parse kept per process by path and content hash) vs
   before (PyYAML's pure-Python parser, every file parsed on every call);
 - `plan_run` (datasets, doc ids, run identity incl. the weights' hash): now (the config's JSON reused while its state
-  is the same, tensor buffers hashed without a copy) vs before (`to_json_string()` every run);
+  is the same, tensor buffers hashed without a copy) vs before (`to_json_string()` every run), in a fresh folder;
+- `plan_run` in a model folder holding `--earlier-runs` runs' files whose timestamps run ahead of the clock (as
+  back-to-back sub-second runs leave them): now (one listing of the folder) vs before (one listing per taken second,
+  `_claim_per_second`);
 - the processor call on one batch of the run (Qwen only): now (each image's patches straight into the batch's one
   tensor) vs before (transformers' `_preprocess`, then its concatenation).
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import statistics
 import sys
 import tempfile
@@ -76,6 +80,37 @@ def _before(model: object):
             image_processor._preprocess = hook
 
 
+def _claim_per_second(model_dir: Path) -> str:
+    """`_plan._claim_fresh_timestamp` as it was: the folder listed (globbed) once per second already taken."""
+    import datetime as dt
+    import os
+
+    from lmms_nb.logs.writer import results_path
+
+    t = dt.datetime.now()
+    while True:
+        stamp = t.strftime("%Y%m%d_%H%M%S")
+        if not any(model_dir.glob(f"{stamp}_*")):
+            try:
+                os.close(os.open(results_path(model_dir, stamp), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                return stamp
+            except FileExistsError:
+                pass
+        t += dt.timedelta(seconds=1)
+
+
+def _earlier_runs(folder: Path, n: int, tasks: list[str]) -> None:
+    """`n` runs' files (a results JSON and a samples file per task), one second apart, the newest 10 s ahead."""
+    import datetime as dt
+
+    start = dt.datetime.now() + dt.timedelta(seconds=10 - n)
+    for i in range(n):
+        stamp = (start + dt.timedelta(seconds=i)).strftime("%Y%m%d_%H%M%S")
+        (folder / f"{stamp}_results.json").write_text("{}")
+        for task in tasks:
+            (folder / f"{stamp}_samples_{task}.jsonl").write_text("")
+
+
 def _time(fn) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
@@ -87,6 +122,8 @@ def main() -> None:
     parser.add_argument("--family", choices=("qwen2_5_vl", "llava"), default="qwen2_5_vl")
     parser.add_argument("--n", type=int, default=8, help="docs per task (default 8, as the issue's run)")
     parser.add_argument("--runs", type=int, default=30, help="timed calls per side; medians are printed")
+    parser.add_argument("--earlier-runs", type=int, default=300,
+                        help="runs already in the model folder for the second plan_run line (default 300)")
     args = parser.parse_args()
     _env()
     import torch
@@ -106,9 +143,25 @@ def main() -> None:
     tasks = load_tasks(tasks_dir, model_type=name)
     out = Path(tempfile.mkdtemp(prefix="bench_plan_"))
 
-    def plan() -> None:
-        plan_run(model, tasks, limit=None, seed=0, output_dir=Path(tempfile.mkdtemp(dir=out)), resume=False,
-                 dist=Distributed(), version=__version__).release()
+    def plan(output_dir: Path | None = None) -> None:
+        plan_run(model, tasks, limit=None, seed=0, output_dir=output_dir or Path(tempfile.mkdtemp(dir=out)),
+                 resume=False, dist=Distributed(), version=__version__).release()
+
+    from lmms_nb.logs.writer import sanitize_model_name
+    from lmms_nb.runner import _plan
+
+    busy = out / "busy"
+    (busy / sanitize_model_name(model.name)).mkdir(parents=True)
+    _earlier_runs(busy / sanitize_model_name(model.name), args.earlier_runs, [t.name for t in tasks])
+    new_claim = _plan._claim_fresh_timestamp
+
+    @contextlib.contextmanager
+    def claim_before(_model: object):
+        _plan._claim_fresh_timestamp = _claim_per_second
+        try:
+            yield
+        finally:
+            _plan._claim_fresh_timestamp = new_claim
 
     task = tasks[0]
     docs = [task.dataset()[i] for i in range(4)]
@@ -122,22 +175,30 @@ def main() -> None:
         model.processor(text=texts, images=images, padding=True, return_tensors="pt",
                         **dict(model.style.image_processor_kwargs))
 
-    stages = {"load_tasks (2 task YAMLs + include)": lambda: load_tasks(tasks_dir, model_type=name),
-              "plan_run (datasets, run identity)": plan}
+    stages = {"load_tasks (2 task YAMLs + include)": (lambda: load_tasks(tasks_dir, model_type=name), _before),
+              "plan_run (datasets, run identity)": (plan, _before),
+              f"plan_run, folder of {args.earlier_runs} runs ahead": (lambda: plan(busy), claim_before)}
     if getattr(model.processor, "image_processor", None) is not None and "_preprocess" in vars(
             model.processor.image_processor):
-        stages["processor call (one batch of 4 images)"] = processor
-    for fn in stages.values():  # warm both sides: imports, first-call checks, the OS file cache
+        stages["processor call (one batch of 4 images)"] = (processor, _before)
+    for fn, before_of in stages.values():  # warm both sides: imports, first-call checks, the OS file cache
         fn()
-        with _before(model):
+        with before_of(model):
             fn()
+    try:
+        _print_stages(stages, args, model)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _print_stages(stages: dict, args: argparse.Namespace, model: object) -> None:
     print(f"{args.family}, 1 thread, {args.n} docs x 2 tasks; median of {args.runs} alternating calls "
           f"(ms; wall / CPU)")
     print(f"  {'':42} {'before':>15} {'now':>15} {'ratio (wall, CPU)':>20}")
-    for label, fn in stages.items():
+    for label, (fn, before_of) in stages.items():
         before, now = [], []
         for _ in range(args.runs):
-            with _before(model):
+            with before_of(model):
                 before.append(_time(fn))
             now.append(_time(fn))
         b = [statistics.median(t[i] for t in before) * 1000 for i in (0, 1)]
