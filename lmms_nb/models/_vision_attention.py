@@ -20,9 +20,10 @@ size, the thread count and the work per thread: with 20 threads, bfloat16 and 16
 runs of 3, 4, 5 and 7 windows rounded differently from one window at a time while runs of 2 matched (with AMX).
 Elsewhere (eager or flash attention, training, another device, unknown arguments) transformers' forward runs
 unchanged. The batched forward also applies the rotary embedding to query and key in one pass (`_rotary_query_key`:
-the same float32 roundings as transformers' function, where that function is the known source, else its own). Given a `VerdictStore` (lmms-nb's HF backend gives one under its cache dir), each (length, count)
-verdict is kept on disk, keyed by the above plus the attention class, and a later process with the same environment
-takes it from there instead of checking again (`_fast_path_verdicts`).
+the same float32 roundings as transformers' function, where that function is the known source, else its own).
+Given a `VerdictStore` (lmms-nb's HF backend gives one under its cache dir), each (length, count) verdict is kept on
+disk, keyed by the above plus the attention class, and a later process with the same environment takes it from there
+instead of checking again (`_fast_path_verdicts`).
 
 Example:
     >>> import torch
