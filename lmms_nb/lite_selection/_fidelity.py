@@ -33,9 +33,9 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
   (each category's mean weighted by its share of the full set); only when the table has categories;
 - ``residual_cv``: random subsets stratified by category and by how far the neighbour predictions miss on each
   doc among the training models (`_residual_design`), Neyman on that error, scored as difficulty_cv;
-- ``chosen``: per fold, whichever of residual_cv and anchor_corrected (`_nested.CANDIDATES`) has the lower mean
-  absolute error on the fold's training models held out in turn (`_nested.choose_estimator`: nested
-  cross-validation; the pick never sees the fold's held-out models), or difficulty_cv (`_nested.DEFAULT_ESTIMATOR`) when the fold has too few
+- ``chosen``: per fold, whichever of residual_cv and anchor_corrected has the lower error on the fold's
+  training models held out by inner folds (`_nested.choose_estimator`: nested cross-validation; the pick never
+  sees the fold's held-out models), or difficulty_cv (`_nested.DEFAULT_ESTIMATOR`) when the fold has too few
   training models to choose; its subset and estimate as in that method's row (the same draws as residual_cv's
   or difficulty_cv's row, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
 
