@@ -69,6 +69,7 @@ def test_inner_errors_are_the_candidates_errors_on_inner_held_out_models(digits)
     # the criterion is the mean absolute error, the figure a user compares against
     assert choice.method == min(choice.inner_mae, key=choice.inner_mae.get)
     assert choice.method in choice.reason and "each held out in turn" in choice.reason
+    assert "lowest error on earlier models" in choice.reason  # what _verdict reads in subsets saved before the flag
     # asked for k folds, it uses them (and says so)
     five = choose_estimator(digits, k, seed=0, n_draws=6, folds=5)
     assert five.folds == 5 and "held out by 5 folds" in five.reason

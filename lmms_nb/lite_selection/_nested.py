@@ -51,7 +51,7 @@ ESTIMATORS: tuple[str, ...] = ("difficulty_cv", "residual_cv", "anchor_corrected
 CANDIDATES: tuple[str, ...] = ("residual_cv", "anchor_corrected")
 #: used when there are too few earlier models to cross-validate (the better of the two on the digits population)
 DEFAULT_ESTIMATOR = "difficulty_cv"
-#: fewest earlier models to cross-validate over (5 inner folds of at least one model, 4+ left to fit on)
+#: fewest earlier models to cross-validate over (each held out in turn, 5+ left to fit on)
 MIN_MODELS_TO_CHOOSE = 6
 #: inner folds over the earlier models: leave-one-out up to LOO_MAX_MODELS models (each candidate is then fitted
 #: once per model), else INNER_FOLDS; random-subset draws per inner fold
@@ -78,10 +78,10 @@ class EstimatorChoice:
                     f"on, at least {MIN_MODELS_TO_CHOOSE} are needed)")
         others = "; ".join(f"{m} {e:.2f} ({self.inner_rmse[m]:.2f})"
                            for m, e in sorted(self.inner_mae.items(), key=lambda x: x[1]) if m != self.method)
-        held = "each held out in turn" if self.folds == self.n_models else f"held out by {self.folds} folds"
-        return (f"{self.method}: the lowest error on the {self.n_models} earlier models {held}: mean absolute "
-                f"error {self.inner_mae[self.method]:.2f} points (root mean squared {self.inner_rmse[self.method]:.2f}) "
-                f"vs {others}")
+        how = "each held out in turn" if self.folds == self.n_models else f"held out by {self.folds} folds"
+        return (f"{self.method}: the lowest error on earlier models held out in turn ({self.n_models} models, {how}): "
+                f"mean absolute error {self.inner_mae[self.method]:.2f} points (root mean squared "
+                f"{self.inner_rmse[self.method]:.2f}) vs {others}")
 
 
 def heldout_estimates(fold: FoldEstimators, method: str, k: int, answers: np.ndarray, *,
