@@ -53,10 +53,12 @@ def digits() -> np.ndarray:
 def test_inner_errors_are_the_candidates_errors_on_inner_held_out_models(digits) -> None:
     k = 40
     choice = choose_estimator(digits, k, seed=0, n_draws=6)
-    assert set(choice.inner_rmse) == set(CANDIDATES) and choice.n_models == 12 and choice.folds == 5
-    # replay: each inner fold fits every candidate on the other models and scores its own models
+    # leave-one-out by default: each candidate fitted on all earlier models but one, as close as inner folds get
+    # to the subset a new model meets (built on every earlier model)
+    assert set(choice.inner_mae) == set(CANDIDATES) and choice.n_models == 12 and choice.folds == 12
+    # replay: each inner fold fits every candidate on the other models and scores its own model
     err, sq = dict.fromkeys(CANDIDATES, 0.0), dict.fromkeys(CANDIDATES, 0.0)
-    for f, test in enumerate(model_folds(12, 5, seed=0)):
+    for f, test in enumerate(model_folds(12, "loo")):
         fold = FoldEstimators(np.delete(digits, test, axis=0))
         for c in CANDIDATES:
             est = heldout_estimates(fold, c, k, digits[test], n_draws=6, rng=np.random.default_rng([0, k, f]))
@@ -64,12 +66,54 @@ def test_inner_errors_are_the_candidates_errors_on_inner_held_out_models(digits)
             sq[c] += ((est - digits[test].mean(axis=1)) ** 2).mean(axis=0).sum()
     assert {c: 100 * e / 12 for c, e in err.items()} == pytest.approx(choice.inner_mae)
     assert {c: 100 * np.sqrt(e / 12) for c, e in sq.items()} == pytest.approx(choice.inner_rmse)
-    # the criterion is the squared error: a rare large miss counts against a method
-    assert choice.method == min(choice.inner_rmse, key=choice.inner_rmse.get)
-    assert choice.method in choice.reason and "earlier models held out" in choice.reason
+    # the criterion is the mean absolute error, the figure a user compares against
+    assert choice.method == min(choice.inner_mae, key=choice.inner_mae.get)
+    assert choice.method in choice.reason and "each held out in turn" in choice.reason
+    assert "lowest error on earlier models" in choice.reason  # what _verdict reads in subsets saved before the flag
+    # asked for k folds, it uses them (and says so)
+    five = choose_estimator(digits, k, seed=0, n_draws=6, folds=5)
+    assert five.folds == 5 and "held out by 5 folds" in five.reason
     # too few models to compare: the default, said so
     few = choose_estimator(digits[:4], k)
     assert few.inner_rmse == few.inner_mae == {} and "too few" in few.reason
+
+
+def test_many_earlier_models_are_held_out_by_ten_folds_not_one_by_one(digits, monkeypatch) -> None:
+    import lmms_nb.lite_selection._nested as nested
+
+    monkeypatch.setattr(nested, "LOO_MAX_MODELS", 11)  # 12 models: one more than leave-one-out is used for
+    assert choose_estimator(digits, 40, n_draws=2).folds == nested.INNER_FOLDS == 10
+    assert choose_estimator(digits[:11], 40, n_draws=2).folds == 11
+
+
+def cluster_population(n_models: int = 16, n_clusters: int = 40, size: int = 10) -> np.ndarray:
+    """Scores (models x docs) where the docs come in clusters every model answers alike: one doc per cluster,
+    weighted by the cluster's size, gives every model's full score exactly (anchor points' ideal case)."""
+    rng = np.random.default_rng(4)
+    skill = rng.normal(size=n_models)
+    per_cluster = (rng.random((n_models, n_clusters)) < 1 / (1 + np.exp(rng.normal(size=n_clusters)
+                                                                           - skill[:, None]))).astype(float)
+    return np.repeat(per_cluster, size, axis=1)[:, rng.permutation(n_clusters * size)]
+
+
+def test_the_choice_goes_to_the_candidate_that_is_clearly_closer(digits) -> None:
+    k = 40
+    # real classifiers: anchor points miss some models by far (their docs are few and fixed), the control
+    # variate on random strata does not
+    choice = choose_estimator(digits[:-2], k, n_draws=6)
+    assert choice.method == "residual_cv" and choice.inner_mae["residual_cv"] < 0.75 * choice.inner_mae[
+        "anchor_corrected"], choice.reason
+    # docs in clusters every model answers alike: one anchor per cluster is exact, random strata are not
+    clusters = cluster_population()
+    earlier, new = clusters[:-2], clusters[-2:]
+    choice = choose_estimator(earlier, k, n_draws=6)
+    assert choice.method == "anchor_corrected", choice.reason
+    assert choice.inner_mae["anchor_corrected"] < 0.2 * choice.inner_mae["residual_cv"]
+    # and on models the choice never saw it is the closer one too (exact: 14 earlier models tell the clusters apart)
+    fold = FoldEstimators(earlier)
+    mae = {c: np.abs(heldout_estimates(fold, c, k, new, n_draws=20, rng=np.random.default_rng(1))
+                     - new.mean(axis=1)).mean() for c in CANDIDATES}
+    assert mae["anchor_corrected"] < 1e-9 < 0.03 < mae["residual_cv"], mae
 
 
 def test_the_pick_never_reads_the_held_out_models_answers() -> None:

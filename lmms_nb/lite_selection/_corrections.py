@@ -34,7 +34,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["MIN_TRAINING_MODELS", "NEIGHBOUR_BETA", "RIDGE_ALPHAS", "linear_correction", "neighbour_control_variate"]
+__all__ = ["MIN_TRAINING_MODELS", "NEIGHBOUR_BETA", "RIDGE_ALPHAS", "correction_loo_error", "linear_correction",
+           "neighbour_control_variate"]
 
 #: callers learn a correction only from at least this many other models (fewer: the estimate is left out)
 MIN_TRAINING_MODELS = 5
@@ -60,33 +61,50 @@ def linear_correction(
     `alphas` with the lowest exact leave-one-model-out squared error on the training models.
     """
     t = np.asarray(train, dtype=np.float64)
-    cols = np.asarray(cols, dtype=np.int64)
+    x_new = np.atleast_2d(np.asarray(answers, dtype=np.float64))
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
-    x_new = np.atleast_2d(np.asarray(answers, dtype=np.float64))
-    feats = t[:, cols]
-    gap = t.mean(axis=1) - feats @ w  # what the subset mean misses, per training model
     if len(t) < 3:
-        return x_new @ w + gap.mean()
-    mean_feat, mean_gap = feats.mean(axis=0), gap.mean()
-    fc, gc = feats - mean_feat, gap - mean_gap
-    # kernel ridge in the models' space (fewer models than docs): K = Fc Fc', one eigendecomposition serves
-    # every penalty; the intercept (the mean gap) is not penalised, which the centring accounts for
-    evals, evecs = np.linalg.eigh(fc @ fc.T)
-    evals = np.clip(evals, 0.0, None)
-    proj = evecs.T @ gc
-    n = len(t)
-    best, best_err = None, np.inf
-    for a in alphas:
-        shrink = evals / (evals + a)
-        fitted = evecs @ (shrink * proj)
-        hat_diag = (evecs**2) @ shrink + 1.0 / n
-        loo = (gc - fitted) / np.maximum(1.0 - hat_diag, 1e-9)
-        err = float(np.mean(loo**2))
-        if err < best_err:
-            best, best_err = a, err
-    dual = evecs @ (proj / (evals + best))  # K-space coefficients: coef = Fc' dual
-    return x_new @ w + mean_gap + (x_new - mean_feat) @ (fc.T @ dual)
+        return x_new @ w + (t.mean(axis=1) - t[:, np.asarray(cols, dtype=np.int64)] @ w).mean()
+    fit = _RidgeGap(t, cols, weights, alphas)
+    dual = fit.evecs @ (fit.proj / (fit.evals + fit.alpha))  # K-space coefficients: coef = Fc' dual
+    return x_new @ fit.w + fit.mean_gap + (x_new - fit.mean_feat) @ (fit.fc.T @ dual)
+
+
+def correction_loo_error(train: np.ndarray, cols: np.ndarray, weights: np.ndarray, *,
+                         alphas: Sequence[float] = RIDGE_ALPHAS) -> float:
+    """The mean squared error of `linear_correction`'s estimates of the training models' full scores, each from a
+    correction fitted on the other training models (exact leave-one-model-out, at the penalty it picks); one
+    number to compare subsets (e.g. anchor sets) by."""
+    return _RidgeGap(np.asarray(train, dtype=np.float64), cols, weights, alphas).loo_error
+
+
+class _RidgeGap:
+    """The ridge regression of `linear_correction`: the training models' gap between full score and subset mean
+    on their answers to the subset docs, with the penalty of `alphas` of lowest exact leave-one-model-out error."""
+
+    def __init__(self, t: np.ndarray, cols: np.ndarray, weights: np.ndarray, alphas: Sequence[float]) -> None:
+        w = np.asarray(weights, dtype=np.float64)
+        self.w = w / w.sum()
+        feats = t[:, np.asarray(cols, dtype=np.int64)]
+        gap = t.mean(axis=1) - feats @ self.w  # what the subset mean misses, per training model
+        self.mean_feat, self.mean_gap = feats.mean(axis=0), gap.mean()
+        self.fc, gc = feats - self.mean_feat, gap - self.mean_gap
+        # kernel ridge in the models' space (fewer models than docs): K = Fc Fc', one eigendecomposition serves
+        # every penalty; the intercept (the mean gap) is not penalised, which the centring accounts for
+        evals, self.evecs = np.linalg.eigh(self.fc @ self.fc.T)
+        self.evals = np.clip(evals, 0.0, None)
+        self.proj = self.evecs.T @ gc
+        n = len(t)
+        self.alpha, self.loo_error = None, np.inf
+        for a in alphas:
+            shrink = self.evals / (self.evals + a)
+            fitted = self.evecs @ (shrink * self.proj)
+            hat_diag = (self.evecs**2) @ shrink + 1.0 / n
+            loo = (gc - fitted) / np.maximum(1.0 - hat_diag, 1e-9)
+            err = float(np.mean(loo**2))
+            if err < self.loo_error:
+                self.alpha, self.loo_error = a, err
 
 
 def neighbour_control_variate(

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lmms_nb.lite_selection._allocation import neyman_allocation
-from lmms_nb.lite_selection._anchors import anchor_points
+from lmms_nb.lite_selection._anchors import selected_anchor_points
 from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA, linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 
@@ -153,9 +153,10 @@ class FoldEstimators:
         return intercept[:, None] + slope[:, None] * subset_test
 
     def anchors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Anchor docs and weights for budget `k`, chosen from the training models' scores."""
+        """Anchor docs and weights for budget `k`, chosen from the training models' scores (the set of
+        `selected_anchor_points`)."""
         if k not in self._anchors:
-            self._anchors[k] = anchor_points(self.train, k, seed=self.seed)
+            self._anchors[k] = selected_anchor_points(self.train, k, seed=self.seed)
         return self._anchors[k]
 
     def bias2(self, k: int) -> float:
