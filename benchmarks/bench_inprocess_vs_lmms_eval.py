@@ -13,7 +13,8 @@ and the language model's generation, with the vision tower's attention modules (
 `lmms_nb.models._vision_attention`) a stage of their own. With `--lmms-eval-python` it also times lmms-eval
 0.7.3's cold command line once (wall and CPU) and prints the in-process ratios against it, wall and CPU. With
 `--baseline` it also times, in the same process and alternating run by run (so that a shared machine's load hits
-both alike), a second copy of the model with issue #14's in-process speed-ups undone (`undo_speed_ups`).
+both alike), a second copy of the model with issue #14's in-process speed-ups undone (`undo_speed_ups`, and
+`speed_ups(False)` for the process-wide ones).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "vs_lmms_eval"))
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 import run as vs  # noqa: E402  benchmarks/vs_lmms_eval/run.py: data, model and task builders
 
@@ -69,25 +71,31 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
 
 
 def undo_speed_ups(model: object) -> None:
-    """Take back, on this model, three in-process speed-ups (issue #14): Qwen's vision attention back to
-    transformers' per-chunk loop, its image processor's patchify back to float32, and the samples log's fsync back
-    in line (that one for the whole process: `speed_ups` restores it)."""
+    """Take back, on this model, the in-process speed-ups of issue #14: Qwen's vision attention back to
+    transformers' per-chunk loop, its image processor's patchify back to float32 and its `_preprocess` back to
+    transformers' own (with the concatenation); `speed_ups(False)` takes back the process-wide ones (the samples
+    log's fsync in line, YAML parsed with no parse kept, the config's JSON built every run)."""
     from lmms_nb.logs.writer import SampleLogWriter
 
     for module in model.model.modules():  # type: ignore[attr-defined]
         if hasattr(module, "_lmms_nb_batched_checked"):
             del module.forward
     image_processor = getattr(model.processor, "image_processor", None)  # type: ignore[attr-defined]
-    if image_processor is not None and "patchify" in vars(image_processor):
-        del image_processor.patchify
+    for hook in ("patchify", "_preprocess"):
+        if image_processor is not None and hook in vars(image_processor):
+            delattr(image_processor, hook)
     SampleLogWriter._sync = lambda self, fsync: fsync()  # type: ignore[method-assign]
 
 
 def speed_ups(on: bool) -> None:
-    """The samples log's background fsync on (lmms-nb's) or in line (as before it)."""
+    """The process-wide speed-ups on (lmms-nb's) or off (as before them): the samples log's background fsync, and
+    the YAML parses and the config's JSON kept between runs (`bench_plan_and_tasks.repeat_savings`)."""
+    from bench_plan_and_tasks import repeat_savings
+
     from lmms_nb.logs.writer import SampleLogWriter
 
     SampleLogWriter._sync = _BACKGROUND_SYNC if on else (lambda self, fsync: fsync())  # type: ignore[method-assign]
+    repeat_savings(on)
 
 
 def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) -> dict[str, object]:
@@ -160,8 +168,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 0], help="torch threads; 0: torch's default")
     parser.add_argument("--lmms-eval-python", default=None, help="time lmms-eval 0.7.3's cold run with it too")
     parser.add_argument("--baseline", action="store_true",
-                        help="also time, alternating in this process, the model without the batched vision "
-                             "attention, the model-dtype patchify and the background fsync (undo_speed_ups)")
+                        help="also time, alternating in this process, the model without issue #14's speed-ups "
+                             "(undo_speed_ups, speed_ups(False))")
     args = parser.parse_args()
     _env()
     import torch

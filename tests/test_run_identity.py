@@ -182,9 +182,84 @@ def test_changed_weights_are_a_new_run(tmp_path, tiny_llava, caplog):
     assert "differs in model weights" in _new_run_line(caplog)
 
 
+
+@pytest.mark.parametrize("edit", ["p.data.add_", "no_grad p.add_", "numpy view", "config value", "sub-config value"])
+def test_an_in_place_edit_of_the_same_model_object_is_a_new_run(tmp_path, tiny_llava, caplog, edit):
+    """One model object, evaluated, edited in place (weights or config, in any way that bypasses torch's version
+    counters), evaluated again: never a resume of the first run. Unedited, the same object resumes."""
+    import torch
+
+    from lmms_nb.models.hf import HFImageTextModel
+
+    caplog.set_level(logging.WARNING, "lmms_nb.runner")
+    model = HFImageTextModel(tiny_llava, max_new_tokens=2)
+    task = toy_task(4)
+    first = lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False)
+    again = lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False)
+    assert again.run_id == first.run_id and caplog.records == []
+    param = next(model.model.parameters())
+    if edit == "p.data.add_":
+        version = param._version
+        param.data.view(-1)[:1].add_(1.0)
+        assert param._version == version  # invisible to the version counter
+    elif edit == "no_grad p.add_":
+        with torch.no_grad():
+            param.view(-1)[:1].add_(1.0)
+    elif edit == "numpy view":
+        param.data.view(-1)[:1].numpy()[0] += 1.0
+    elif edit == "config value":
+        model.model.config.image_token_id = model.model.config.image_token_id  # no change: still resumes
+        assert lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False).run_id == first.run_id
+        model.model.config.lmms_nb_test_note = "edited"  # a new key in the config's JSON
+    else:
+        model.model.config.text_config.rms_norm_eps *= 2
+    changed = lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False)
+    assert changed.run_id != first.run_id
+    assert "differs in model weights" in _new_run_line(caplog)
+
+
 def test_identity_is_recorded_part_by_part(tmp_path):
     run = lmms_nb.evaluate(FunctionModel(colour_of, name="p"), toy_task(4), output_dir=tmp_path, progress=False)
     meta = json.loads(run.results_file.read_text())["lmms_nb"]
     assert {"model", "model code", "seed", "lmms-nb version", "task toy_colour: data", "task toy_colour: doc ids",
             "task toy_colour: filters", "task toy_colour: metrics"} <= set(meta["identity"])
     assert meta["version"] == meta["identity"]["lmms-nb version"]
+
+
+def test_a_new_run_takes_the_first_second_no_file_is_named_after(tmp_path, monkeypatch):
+    """Runs shorter than a second push later stamps into the future; the claim skips every second some file (a
+    results file, or a samples file left alone) is named after, listing the folder once, and an O_EXCL race lost
+    to another run moves on."""
+    import datetime as dt
+    import os
+
+    from lmms_nb.runner import _plan
+
+    now = dt.datetime(2030, 1, 2, 3, 4, 5)
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now
+
+    monkeypatch.setattr(_plan._dt, "datetime", Clock)
+    stamp = lambda s: (now + dt.timedelta(seconds=s)).strftime("%Y%m%d_%H%M%S")  # noqa: E731
+    for s in (0, 1, 2):
+        (tmp_path / f"{stamp(s)}_results.json").write_text("{}")
+    (tmp_path / f"{stamp(3)}_samples_t.jsonl").write_text("")  # a samples file whose results file is gone
+    (tmp_path / f".{stamp(4)}.lock").write_text("")  # a lock names no stamp_ file
+    listings = []
+    real = _plan.names_in
+    monkeypatch.setattr(_plan, "names_in", lambda folder: listings.append(folder) or real(folder))
+    assert _plan._claim_fresh_timestamp(tmp_path) == stamp(4) and len(listings) == 1
+    assert (tmp_path / f"{stamp(4)}_results.json").read_text() == ""  # created empty by the claim
+    # another run creates stamp 5's results file after our listing: O_EXCL fails there, the claim lists again
+    real_open = os.open
+
+    def racing_open(path, flags, *args):
+        if str(path).endswith(f"{stamp(5)}_results.json") and not os.path.exists(path):
+            os.close(real_open(path, flags, *args))  # the other run wins this second
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(_plan.os, "open", racing_open)
+    assert _plan._claim_fresh_timestamp(tmp_path) == stamp(6) and len(listings) == 3

@@ -147,3 +147,23 @@ def test_tiny_qwen2_5_vl_generates_the_same_tokens_with_and_without_them(tmp_pat
     for _ in range(2):  # the first call checks, the second uses the batched form where the check passed
         assert [r.text for r in fast.generate(requests)] == [r.text for r in plain.generate(requests)]
     assert any(any(getattr(m, "_lmms_nb_batched_checked", {}).values()) for m in fast.model.modules())
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_the_one_pass_rotary_gives_transformers_numbers(family):
+    import importlib
+
+    from lmms_nb.models._vision_attention import _known_rotary, _rotary_query_key
+
+    module = importlib.import_module(f"transformers.models.{family}.modeling_{family}")
+    assert _known_rotary(module.apply_rotary_pos_emb_vision)
+    assert not _known_rotary(lambda q, k, cos, sin: (q, k))
+    generator = torch.Generator().manual_seed(3)
+    for dtype in (torch.bfloat16, torch.float32):
+        for seq, heads, head_dim in ((64, 2, 16), (1000, 16, 80), (7, 3, 4)):
+            qkv = (torch.randn(seq, 3 * heads * head_dim, generator=generator) * 3).to(dtype).reshape(seq, 3, heads, -1)
+            angles = torch.randn(seq, head_dim, generator=generator) * 50
+            query, key, _ = qkv.permute(1, 0, 2, 3).unbind(0)
+            expected = module.apply_rotary_pos_emb_vision(query, key, angles.cos(), angles.sin())
+            got = _rotary_query_key(qkv, angles.cos(), angles.sin())
+            assert all(torch.equal(g, e) and g.dtype == e.dtype for g, e in zip(got, expected)), (dtype, seq)

@@ -15,8 +15,64 @@ from typing import Any
 
 from lmms_nb.models.base import Request
 
-__all__ = ["apply_until", "as_rgb", "count_until_special", "describe_failure", "lmms_eval_model_name",
-           "template_messages"]
+__all__ = ["apply_until", "as_rgb", "count_until_special", "describe_failure", "generation_config",
+           "lmms_eval_model_name", "stop_token_ids", "template_messages"]
+
+#: generation kwargs passed on to `model.generate`; others (lmms-eval's `image_aspect_ratio`, ...) are ignored
+_GENERATE_KEYS = (
+    "max_new_tokens",
+    "min_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "top_k",
+    "num_beams",
+    "repetition_penalty",
+    "length_penalty",
+    "no_repeat_ngram_size",
+)
+
+
+def generation_config(kwargs: dict[str, Any], *, max_new_tokens: int, tokenizer: Any, use_cache: bool,
+                      style: Any) -> dict[str, Any]:
+    """`model.generate`'s keyword arguments for a request's generation kwargs (lmms-eval's conventions).
+
+    >>> from types import SimpleNamespace
+    >>> from lmms_nb.models._hf_style import ChatStyle
+    >>> tok = SimpleNamespace(pad_token_id=0, eos_token_id=2)
+    >>> generation_config({"temperature": 0, "until": ["\\n"]}, max_new_tokens=8, tokenizer=tok, use_cache=True,
+    ...                   style=ChatStyle())["do_sample"]
+    False
+    """
+    gen = {k: kwargs[k] for k in _GENERATE_KEYS if k in kwargs and kwargs[k] is not None}
+    gen.setdefault("max_new_tokens", max_new_tokens)
+    # lmms-eval's convention: temperature > 0 means sampling unless do_sample says otherwise.
+    if "do_sample" not in gen:
+        gen["do_sample"] = float(gen.get("temperature", 0) or 0) > 0
+    if not gen["do_sample"]:
+        # greedy: drop sampling knobs (a checkpoint's generation_config may set them) so none applies
+        gen.update(temperature=None, top_p=None, top_k=None)
+    gen["pad_token_id"] = tokenizer.pad_token_id
+    gen["use_cache"] = use_cache
+    if style.stop_at_tokenizer_eos_only:
+        gen["eos_token_id"] = tokenizer.eos_token_id
+    return gen
+
+
+def stop_token_ids(tokenizer: Any, model_generation_config: Any, style: Any) -> set[int]:
+    """Token ids that end an answer: padding, the tokenizer's EOS, and every EOS of the generation config.
+
+    Chat checkpoints often stop at several tokens (Qwen2-VL: <|im_end|> and <|endoftext|>), and generate()
+    stops at any of them, so the answer's length must be counted up to any of them too.
+    """
+    if style.stop_at_tokenizer_eos_only:
+        # generation stops only there; a padding token the model emits earlier is text (skipped on decode)
+        return {int(tokenizer.eos_token_id)}
+    config_eos = getattr(model_generation_config, "eos_token_id", None)
+    if config_eos is None or isinstance(config_eos, int):
+        config_eos = [config_eos]
+    ids = (tokenizer.pad_token_id, tokenizer.eos_token_id, *config_eos)
+    return {int(t) for t in ids if t is not None}
 
 
 def apply_until(text: str, until: str | Sequence[str] | None) -> str:

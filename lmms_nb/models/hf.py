@@ -32,15 +32,17 @@ from lmms_nb.models._hf_inputs import (
     as_rgb,
     count_until_special,
     describe_failure,
+    generation_config,
     lmms_eval_model_name,
-    template_messages,
+    stop_token_ids,
 )
+from lmms_nb.models._hf_prompt import chat_prompt
 from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models._hf_video import default_video_loader, load_request_videos, video_processor_kwargs, visual_kinds
 from lmms_nb.models import _patch_embed, _vision_attention
 from lmms_nb.models._fast_path_verdicts import VerdictStore
 from lmms_nb.models._patch_embed import speed_up_patch_embeddings
-from lmms_nb.models._qwen_pixels import patchify_in_model_dtype
+from lmms_nb.models._qwen_pixels import patch_into_one_tensor, patchify_in_model_dtype
 from lmms_nb.models._vision_attention import speed_up_vision_attention
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
@@ -49,22 +51,7 @@ __all__ = ["HFImageTextModel", "apply_until", "lmms_eval_model_name"]
 
 log = logging.getLogger(__name__)
 
-#: generation kwargs passed on to `model.generate`; others (lmms-eval's `image_aspect_ratio`, ...) are ignored
-_GENERATE_KEYS = (
-    "max_new_tokens",
-    "min_new_tokens",
-    "do_sample",
-    "temperature",
-    "top_p",
-    "top_k",
-    "num_beams",
-    "repetition_penalty",
-    "length_penalty",
-    "no_repeat_ngram_size",
-)
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
-#: the image placeholder lmms-eval task prompts write, whatever the model family
-_LMMS_EVAL_IMAGE_TOKEN = "<image>"
 
 
 class HFImageTextModel:
@@ -156,6 +143,7 @@ class HFImageTextModel:
         speed_up_vision_attention(self.model, VerdictStore.in_cache("vision_attention", _vision_attention.__file__))
         # Qwen's image processor copies pixels in float32 that the model then takes in its dtype: cast them first
         patchify_in_model_dtype(getattr(self.processor, "image_processor", None), self.model.dtype)
+        patch_into_one_tensor(getattr(self.processor, "image_processor", None))  # no concatenation copy
         self.device = self.model.device
         # video paths become frames as the family's lmms-eval class makes them; None: the model takes no video
         # (no loader for its family, or a processor without a video processor, e.g. LLaVA-1.5 under llava_hf)
@@ -242,74 +230,14 @@ class HFImageTextModel:
         return self.style.images == "first"
 
     def _prompt(self, req: Request) -> str:
-        if req.messages is not None and getattr(self.processor, "chat_template", None):
-            # as lmms-eval's chat classes: the task's messages as they are (no system prompt added)
-            return self.processor.apply_chat_template(template_messages(req.messages), add_generation_prompt=True,
-                                                      tokenize=False)
-        image_token = getattr(self.processor, "image_token", None) or _LMMS_EVAL_IMAGE_TOKEN
-        kinds = visual_kinds(req)
-        if self.style.images != "auto" or "video" in kinds:
-            # lmms-eval's chat classes: every image or video in the order doc_to_visual gave them, then the text as
-            # the task wrote it (qwen2_vl drops "<image>")
-            text = req.prompt
-            if self.style.images == "first_no_placeholder":
-                text = text.replace(_LMMS_EVAL_IMAGE_TOKEN, "")
-            content = [{"type": kind} for kind in kinds] + [{"type": "text", "text": text}]
-        elif req.images and req.prompt.count(image_token) == len(req.images):
-            # the prompt already places its images in this processor's own token (an lmms-eval "<image>"
-            # interleaved prompt for LLaVA or Idefics3): keep it
-            content = [{"type": "text", "text": req.prompt}]
-        elif req.images and req.prompt.count(_LMMS_EVAL_IMAGE_TOKEN) == len(req.images):
-            # lmms-eval's "<image>" placeholders for a family whose image token is another one (Qwen2-VL's
-            # <|vision_start|><|image_pad|><|vision_end|>): each image goes where its placeholder stood, so the
-            # common "<image>\nQuestion" becomes image-then-"\nQuestion", as lmms-eval's qwen2_vl backend sends it
-            parts = req.prompt.split(_LMMS_EVAL_IMAGE_TOKEN)
-            content = [{"type": "text", "text": parts[0]}] if parts[0] else []
-            for part in parts[1:]:
-                content.append({"type": "image"})
-                if part:
-                    content.append({"type": "text", "text": part})
-        else:
-            content = [{"type": "image"} for _ in req.images] + [{"type": "text", "text": req.prompt}]
-        messages = [{"role": "user", "content": content}]
-        if self.style.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.style.system_prompt})
-        if getattr(self.processor, "chat_template", None):
-            return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        # no chat template (a base model): image placeholders then the prompt, as lmms-eval does
-        if len(content) == 1:
-            return req.prompt
-        return image_token * len(req.images) + "\n" + req.prompt
+        return chat_prompt(self.processor, self.style, req)
 
     def _generation_config(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        gen = {k: kwargs[k] for k in _GENERATE_KEYS if k in kwargs and kwargs[k] is not None}
-        gen.setdefault("max_new_tokens", self.max_new_tokens)
-        # lmms-eval's convention: temperature > 0 means sampling unless do_sample says otherwise.
-        if "do_sample" not in gen:
-            gen["do_sample"] = float(gen.get("temperature", 0) or 0) > 0
-        if not gen["do_sample"]:
-            # greedy: drop sampling knobs (a checkpoint's generation_config may set them) so none applies
-            gen.update(temperature=None, top_p=None, top_k=None)
-        gen["pad_token_id"] = self.tokenizer.pad_token_id
-        gen["use_cache"] = self.use_cache
-        if self.style.stop_at_tokenizer_eos_only:
-            gen["eos_token_id"] = self.tokenizer.eos_token_id
-        return gen
+        return generation_config(kwargs, max_new_tokens=self.max_new_tokens, tokenizer=self.tokenizer,
+                                 use_cache=self.use_cache, style=self.style)
 
     def _stop_token_ids(self) -> set[int]:
-        """Token ids that end an answer: padding, the tokenizer's EOS, and every EOS of the generation config.
-
-        Chat checkpoints often stop at several tokens (Qwen2-VL: <|im_end|> and <|endoftext|>), and generate()
-        stops at any of them, so the answer's length must be counted up to any of them too.
-        """
-        if self.style.stop_at_tokenizer_eos_only:
-            # generation stops only there; a padding token the model emits earlier is text (skipped on decode)
-            return {int(self.tokenizer.eos_token_id)}
-        config_eos = getattr(self.model.generation_config, "eos_token_id", None)
-        if config_eos is None or isinstance(config_eos, int):
-            config_eos = [config_eos]
-        ids = (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, *config_eos)
-        return {int(t) for t in ids if t is not None}
+        return stop_token_ids(self.tokenizer, self.model.generation_config, self.style)
 
     def _generate_batch(self, batch: list[Request]) -> list[Response]:
         import torch

@@ -170,7 +170,8 @@ class _TaskRun:
         """Run this task's pending docs, split over the ranks. Returns True when stopped early."""
         doc_ids = self.plan.doc_ids[self.task.name]
         if dist.rank == 0:  # alone, before the other ranks read the file
-            merge_shards(self.s_file, found_shards(self.s_file), self.task.filters)
+            if self.plan.previous is not None:  # a new run's timestamp has no files of an earlier run to merge
+                merge_shards(self.s_file, found_shards(self.s_file), self.task.filters)
             found = heal_samples_file(self.s_file, self.task.filters)
             if self.retry_errors:
                 retire_failed(self.s_file, found.records)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from lmms_nb.logs.writer import results_path, samples_path, sanitize_model_name
 from lmms_nb.models.base import Model
-from lmms_nb.runner._distributed import Distributed
+from lmms_nb.runner._distributed import Distributed, names_in
 from lmms_nb.runner._identity import RunIdentity, describe_changes, run_identity
 from lmms_nb.tasks.task import Task
 
@@ -167,7 +167,7 @@ def _why_no_match(model_dir: Path, identity: RunIdentity, task_names: list[str],
 
 def _earlier_runs(model_dir: Path):
     """(timestamp, results JSON) of our earlier runs in `model_dir`, newest first."""
-    for path in sorted(model_dir.glob("*_results.json"), reverse=True):
+    for path in sorted((model_dir / n for n in names_in(model_dir) if n.endswith("_results.json")), reverse=True):
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -177,17 +177,28 @@ def _earlier_runs(model_dir: Path):
 
 
 def _claim_fresh_timestamp(model_dir: Path) -> str:
-    """A timestamp whose results file this call created (empty) itself: O_EXCL makes the claim atomic."""
+    """A timestamp whose results file this call created (empty) itself: O_EXCL makes the claim atomic.
+
+    The first second from now on that no file in the folder starts with (`<stamp>_`). Runs shorter than a second
+    push later runs' stamps into the future, so the folder is listed once and the taken seconds skipped in memory
+    (listed again only when another run wins the O_EXCL race), not listed once per taken second.
+    """
     t = _dt.datetime.now()
+    taken = _taken_stamps(model_dir)
     while True:
         stamp = t.strftime("%Y%m%d_%H%M%S")
-        if not any(model_dir.glob(f"{stamp}_*")):
+        if stamp not in taken:
             try:
                 os.close(os.open(results_path(model_dir, stamp), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
                 return stamp
-            except FileExistsError:
-                pass  # another run claimed this second first
+            except FileExistsError:  # another run claimed this second first: see what else it wrote meanwhile
+                taken = _taken_stamps(model_dir)
         t += _dt.timedelta(seconds=1)
+
+
+def _taken_stamps(model_dir: Path) -> set[str]:
+    """Every `<stamp>` some file in `model_dir` is named `<stamp>_...` after (stamps have 15 characters)."""
+    return {n[:15] for n in names_in(model_dir) if len(n) > 15 and n[15] == "_"}
 
 
 def _try_lock(model_dir: Path, stamp: str) -> Any:

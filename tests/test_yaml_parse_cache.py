@@ -1,0 +1,118 @@
+"""The per-process cache of parsed task YAMLs (`_yaml_config.read_yaml_file`): edits are always seen.
+
+A notebook calls `load_tasks` run after run on the same folder; the parse is kept by the file's path and the hash of
+its bytes. These tests edit a task file, an included template and the utils.py a `!function` points at between two
+loads, the edit keeping the size and the mtime (what a stat-keyed cache would miss), and check the second load sees it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+import pytest
+
+from lmms_nb.tasks import _yaml_config
+from lmms_nb.tasks._yaml_config import TaskYamlError, read_task_yaml, read_yaml_file
+from lmms_nb.tasks.yaml_loader import load_task, load_tasks
+
+
+def _rewrite_keeping_stat(path: Path, old: str, new: str) -> None:
+    """Replace `old` by `new` (same length) and put the size and mtime back as they were."""
+    assert len(old) == len(new)
+    st = path.stat()
+    path.write_text(path.read_text().replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+
+
+@pytest.fixture()
+def task_dir(tmp_path: Path) -> Path:
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict({"q": ["2+2?"], "a": ["4"]})}).save_to_disk(
+        str(tmp_path / "data"))
+    (tmp_path / "utils.py").write_text("def prompt(doc):\n    return 'AAA ' + doc['q']\n")
+    (tmp_path / "_base.yaml").write_text("test_split: test\ndataset_path: data\n"
+                                         "dataset_kwargs: {load_from_disk: true}\ndoc_to_target: a\n"
+                                         "generation_kwargs: {max_new_tokens: 11}\n")
+    (tmp_path / "add.yaml").write_text("include: _base.yaml\ntask: add\ndoc_to_text: !function utils.prompt\n"
+                                       "metric_list: [{metric: exact_match, aggregation: mean, "
+                                       "higher_is_better: true}]\n")
+    return tmp_path
+
+
+def test_a_second_load_reuses_the_parse_and_gets_its_own_copy(task_dir: Path, monkeypatch) -> None:
+    parses = []
+    real = _yaml_config._parse_yaml
+    monkeypatch.setattr(_yaml_config, "_parse_yaml", lambda text, path: parses.append(path) or real(text, path))
+    first = load_task(task_dir / "add.yaml")
+    n = len(parses)
+    data, lines = read_yaml_file((task_dir / "add.yaml").absolute())
+    data["metric_list"][0]["metric"] = "changed by a caller"
+    second = load_task(task_dir / "add.yaml")
+    assert len(parses) == n  # nothing parsed again
+    assert read_yaml_file((task_dir / "add.yaml").absolute())[0]["metric_list"][0]["metric"] == "exact_match"
+    assert [m.name for m in second.metrics] == [m.name for m in first.metrics] == ["exact_match"]
+    assert lines[("doc_to_text",)] == 3
+
+
+def test_an_edit_of_the_task_file_is_seen_even_with_the_same_size_and_mtime(task_dir: Path) -> None:
+    assert load_task(task_dir / "add.yaml").name == "add"
+    _rewrite_keeping_stat(task_dir / "add.yaml", "task: add", "task: sub")
+    assert load_task(task_dir / "add.yaml").name == "sub"
+    assert [t.name for t in load_tasks(task_dir)] == ["sub"]
+
+
+def test_an_edit_of_an_included_template_is_seen(task_dir: Path) -> None:
+    assert load_task(task_dir / "add.yaml").generation_kwargs["max_new_tokens"] == 11
+    _rewrite_keeping_stat(task_dir / "_base.yaml", "max_new_tokens: 11", "max_new_tokens: 99")
+    task = load_task(task_dir / "add.yaml")
+    assert task.generation_kwargs["max_new_tokens"] == 99
+    assert read_task_yaml(task_dir / "add.yaml").where("generation_kwargs").endswith("_base.yaml:5")
+
+
+def test_an_edit_of_the_function_file_is_seen(task_dir: Path) -> None:
+    task = load_task(task_dir / "add.yaml")
+    assert task.doc_to_text(task.dataset()[0]) == "AAA 2+2?"
+    _rewrite_keeping_stat(task_dir / "utils.py", "'AAA '", "'BBB '")
+    task = load_task(task_dir / "add.yaml")
+    assert task.doc_to_text(task.dataset()[0]) == "BBB 2+2?"
+
+
+def test_a_bad_file_fails_with_its_line_on_every_load_and_a_fix_is_seen(task_dir: Path) -> None:
+    path = task_dir / "add.yaml"
+    good = path.read_text()
+    path.write_text("task: add\nmetric_list: [unclosed\n")
+    for _ in range(2):  # errors are not kept: the second load raises the same message
+        with pytest.raises(TaskYamlError, match=r"add.yaml:3: invalid YAML"):
+            load_task(path)
+    path.write_text("task: add\ndoc_to_text: !function\n")
+    with pytest.raises(TaskYamlError, match=r"add.yaml:2: !function needs module.function"):
+        read_yaml_file(path)
+    path.write_text(good)
+    assert load_task(path).name == "add"
+
+
+def test_each_load_runs_the_function_file_anew_though_its_compiled_code_is_kept(task_dir: Path) -> None:
+    """Module state starts fresh for every task build (lmms-eval imports task files anew; OCRBench keeps scores
+    in a module global), whatever is kept between loads."""
+    (task_dir / "utils.py").write_text("CALLS = []\n\ndef prompt(doc):\n    CALLS.append(1)\n"
+                                       "    return f'call {len(CALLS)}: ' + doc['q']\n")
+    for _ in range(3):
+        task = load_task(task_dir / "add.yaml")
+        assert task.doc_to_text(task.dataset()[0]) == "call 1: 2+2?"
+    assert any(key[0] == str(task_dir / "utils.py") for key in _yaml_config._TaskFileLoader._CODE)
+
+
+def test_a_template_edit_is_seen_and_aliases_stay_shared(task_dir: Path) -> None:
+    path = task_dir / "add.yaml"
+    path.write_text(path.read_text().replace("doc_to_text: !function utils.prompt", "doc_to_text: 'Q {{q}}'"))
+    task = load_task(path)
+    assert task.doc_to_text(task.dataset()[0]) == "Q 2+2?"
+    _rewrite_keeping_stat(path, "'Q {{q}}'", "'R {{q}}'")
+    task = load_task(path)
+    assert task.doc_to_text(task.dataset()[0]) == "R 2+2?"
+    (task_dir / "alias.yaml").write_text("a: &shared {k: [1, 2]}\nb: *shared\n")
+    for _ in range(2):  # parsed, then from the kept parse: the two keys hold one mapping, as PyYAML gives it
+        data, _ = read_yaml_file(task_dir / "alias.yaml")
+        assert data["a"] is data["b"] and data["a"] == {"k": [1, 2]}
