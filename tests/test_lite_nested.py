@@ -234,3 +234,18 @@ def test_residual_design_with_many_categories_keeps_every_doc_reachable_within_t
     for kk in (10, 50):
         d = difficulty_design(correct, kk)
         assert d.alloc.sum() == kk and (d.alloc[d.sizes > 0] >= 1).all()
+
+
+def test_memoised_fits_give_the_estimates_of_fitting_every_time() -> None:
+    # nested folds refit on the same training models many times; the memo (_memo) must change nothing but time
+    from lmms_nb.lite_selection._memo import caching
+
+    correct = irt_population(8, 160, seed=8)
+    emb = (np.arange(160), np.random.default_rng(0).normal(size=(160, 4)))
+    kw = dict(budgets=[16, 24], n_random=3, folds="loo", seed=0,
+              methods=["random", "residual_cv", "difficulty_cv", "anchor_corrected", "chosen"])
+    with caching(False):
+        uncached = lite_fidelity(samples_of(correct), emb, **kw)
+    cached = lite_fidelity(samples_of(correct), emb, **kw)
+    assert cached.choices == uncached.choices
+    assert cached.draws.equals(uncached.draws) and cached.estimates.equals(uncached.estimates)

@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from lmms_nb.lite_selection._corrections import correction_loo_error
+from lmms_nb.lite_selection._memo import memoised
 
 __all__ = ["ANCHOR_SETS", "anchor_points", "selected_anchor_points"]
 
@@ -34,6 +35,7 @@ __all__ = ["ANCHOR_SETS", "anchor_points", "selected_anchor_points"]
 ANCHOR_SETS = 6
 
 
+@memoised()  # deterministic given the training models; nested folds repeat them (see _memo)
 def selected_anchor_points(scores: np.ndarray, k: int, *, seed: int = 0, n_sets: int = ANCHOR_SETS
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Of `n_sets` `anchor_points` sets (k-means seeded ``seed + 1000 * s``, one init each), the one whose

@@ -24,6 +24,7 @@ from lmms_nb.lite_selection._allocation import neyman_allocation
 from lmms_nb.lite_selection._anchors import selected_anchor_points
 from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA, linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
+from lmms_nb.lite_selection._memo import memoised
 
 __all__ = ["GROUP_PRIORS", "DifficultyDesign", "FoldEstimators", "difficulty_design", "difficulty_strata", "model_folds",
            "residual_spread"]
@@ -255,6 +256,7 @@ def difficulty_strata(train: np.ndarray, n_bins: int = 8) -> np.ndarray:
     return strata
 
 
+@memoised()  # the same training models recur across budgets, inner models and folds (see _memo)
 def residual_spread(train: np.ndarray, groups: np.ndarray | None = None, n_bins: int = 8,
                     beta: float = NEIGHBOUR_BETA) -> np.ndarray:
     """Per stratum (``2 + n_bins``), the root mean squared error of the neighbour predictions that the control
