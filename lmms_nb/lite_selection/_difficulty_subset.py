@@ -197,7 +197,7 @@ def build_difficulty_subset(
     meta = {"method": method, "estimator_reason": reason, "estimator_picked": bool(choice and choice.inner_rmse),
             "metric": sm.metric, "filter": filter, "seed": seed}
     if method == "anchor_corrected":
-        picks, design_w = fold.anchors(k)
+        picks, design_w = fold.selected_anchors(k)
         prior = float("inf")
     else:
         design = fold.cv_design(k, groups) if method == "difficulty_cv" else fold.residual_design(k, groups)

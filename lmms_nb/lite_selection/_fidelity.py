@@ -74,8 +74,8 @@ from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
 from lmms_nb.lite_selection._fidelity_stats import bootstrap_ci, draw_stats, stratified_estimates, subset_stats
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
-from lmms_nb.lite_selection._nested import (CANDIDATES, DEFAULT_ESTIMATOR, ESTIMATORS, EstimatorChoice,
-                                             choose_estimator, heldout_estimates)
+from lmms_nb.lite_selection._nested import (CANDIDATES, DEFAULT_ESTIMATOR, EstimatorChoice, choose_estimator,
+                                             heldout_estimates)
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import resolve_budget
 
@@ -278,9 +278,6 @@ def lite_fidelity(
             choices[k] = [choose_estimator(fitted[f].train, k, sm.categories, seed=seed)
                           for f in range(len(fold_tests))]
             drawn["anchor_corrected"] = np.broadcast_to(anchor_corrected, (n_random, len(full)))
-            for m in sorted({c.method for c in choices[k]} - drawn.keys()):  # a candidate with no row computed here
-                drawn[m] = _per_fold_draws(fitted, fold_tests, m, k, unit, sm.categories, n_random,
-                                           np.random.default_rng([seed, k, 4 + ESTIMATORS.index(m)])) * scale
             ests = np.zeros((n_random, len(full)))
             for f, test in enumerate(fold_tests):
                 ests[:, test] = drawn[choices[k][f].method][:, test]
@@ -326,7 +323,7 @@ def _per_fold_draws(fitted: list[FoldEstimators], fold_tests: list[np.ndarray], 
 
 
 def _anchor_corrected(fold: FoldEstimators, k: int, test_scores: np.ndarray) -> np.ndarray:
-    docs, weights = fold.anchors(k)
+    docs, weights = fold.selected_anchors(k)
     return fold.corrected(docs, weights, test_scores[:, docs])
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lmms_nb.lite_selection._allocation import neyman_allocation
-from lmms_nb.lite_selection._anchors import selected_anchor_points
+from lmms_nb.lite_selection._anchors import anchor_points, selected_anchor_points
 from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA, linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 from lmms_nb.lite_selection._memo import memoised
@@ -59,7 +59,7 @@ class FoldEstimators:
         self._irt: IRTModel | None = None
         self._inner_irt: IRTModel | None = None
         self._bias2: dict[int, float] = {}
-        self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._anchors: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         # keyed by budget, and for difficulty_cv by the docs' categories too (both depend on them)
         self._designs: dict[Any, DifficultyDesign] = {}
         self._group_priors: dict[Any, tuple[bool, float]] = {}
@@ -154,11 +154,18 @@ class FoldEstimators:
         return intercept[:, None] + slope[:, None] * subset_test
 
     def anchors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Anchor docs and weights for budget `k`, chosen from the training models' scores (the set of
-        `selected_anchor_points`)."""
-        if k not in self._anchors:
-            self._anchors[k] = selected_anchor_points(self.train, k, seed=self.seed)
-        return self._anchors[k]
+        """Anchor docs and weights for budget `k`, chosen from the training models' scores as Vivek et al. do
+        (`anchor_points`: k-means of 3 starts); the `anchor` and `anchor_irt` baselines."""
+        if ("published", k) not in self._anchors:
+            self._anchors["published", k] = anchor_points(self.train, k, seed=self.seed)
+        return self._anchors["published", k]
+
+    def selected_anchors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The anchor set `anchor_corrected` uses at budget `k`: of several k-means seeds, the one whose linear
+        correction predicts held-out training models best (`selected_anchor_points`)."""
+        if ("selected", k) not in self._anchors:
+            self._anchors["selected", k] = selected_anchor_points(self.train, k, seed=self.seed)
+        return self._anchors["selected", k]
 
     def bias2(self, k: int) -> float:
         """Mean squared error of p-IRT at budget `k` on models the (inner) IRT was not fitted on."""

@@ -101,7 +101,7 @@ def heldout_estimates(fold: FoldEstimators, method: str, k: int, answers: np.nda
     """
     y = np.atleast_2d(np.asarray(answers, dtype=np.float64))
     if method == "anchor_corrected":
-        docs, w = fold.anchors(k)
+        docs, w = fold.selected_anchors(k)
         est = fold.corrected(docs, w, y[:, docs])
         return np.broadcast_to(est, (n_draws if design_weights is None else len(design_weights), len(y))).copy()
     if method not in ("difficulty_cv", "residual_cv"):
