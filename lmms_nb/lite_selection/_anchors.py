@@ -58,7 +58,10 @@ def selected_anchor_points(scores: np.ndarray, k: int, *, seed: int = 0, n_sets:
         raise ValueError(f"selected_anchor_points: n_sets must be an int >= 1, got {n_sets!r}")
     if len(scores) < 3:
         return anchor_points(scores, k, seed=seed)
-    sets = [anchor_points(scores, k, seed=seed + 1000 * s, n_init=1) for s in range(n_sets)]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # once for every set: finding the thread pools costs more than a k-means here
+        sets = [_anchor_points(scores, k, seed=seed + 1000 * s, n_init=1) for s in range(n_sets)]
     errors = np.array([correction_loo_error(scores, docs, weights) for docs, weights in sets])
     # NaN errors (non-finite scores) never win; if every one is NaN, the first set
     return sets[int(np.argmin(np.where(np.isnan(errors), np.inf, errors)))]
@@ -72,9 +75,17 @@ def anchor_points(scores: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3)
     `k` distinct score vectors, the rest of the budget goes to the largest clusters' next-nearest docs (the
     weights still sum to 1: a cluster's share is split over its anchors).
     """
+    from threadpoolctl import threadpool_limits
+
+    # one thread: on a few hundred docs sklearn's thread pool costs far more than the work
+    with threadpool_limits(1):
+        return _anchor_points(scores, k, seed=seed, n_init=n_init)
+
+
+def _anchor_points(scores: np.ndarray, k: int, *, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray]:
+    """`anchor_points` within the caller's thread limits."""
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
 
     x = np.asarray(scores, dtype=np.float64).T  # docs x models
     n = x.shape[0]
@@ -82,8 +93,7 @@ def anchor_points(scores: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3)
         raise ValueError(f"anchor_points: budget {k} must be between 1 and the number of docs ({n})")
     distinct = len(np.unique(x, axis=0))
     n_clusters = min(k, distinct)
-    # one thread: on a few hundred docs sklearn's thread pool costs far more than the work
-    with warnings.catch_warnings(), threadpool_limits(1):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct points than clusters asked
         km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(x)
     labels = km.labels_
