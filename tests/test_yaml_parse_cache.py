@@ -8,6 +8,7 @@ loads, the edit keeping the size and the mtime (what a stat-keyed cache would mi
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import datasets
@@ -71,12 +72,16 @@ def test_an_edit_of_an_included_template_is_seen(task_dir: Path) -> None:
     assert read_task_yaml(task_dir / "add.yaml").where("generation_kwargs").endswith("_base.yaml:5")
 
 
-def test_an_edit_of_the_function_file_is_seen(task_dir: Path) -> None:
+def test_an_edit_of_the_function_file_is_seen(task_dir: Path, monkeypatch) -> None:
+    # bytecode writing on (CI's env may set PYTHONDONTWRITEBYTECODE): Python's own loader would run a .pyc whose
+    # recorded mtime and size the edit kept, i.e. the old code
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
     task = load_task(task_dir / "add.yaml")
     assert task.doc_to_text(task.dataset()[0]) == "AAA 2+2?"
     _rewrite_keeping_stat(task_dir / "utils.py", "'AAA '", "'BBB '")
     task = load_task(task_dir / "add.yaml")
     assert task.doc_to_text(task.dataset()[0]) == "BBB 2+2?"
+    assert not (task_dir / "__pycache__").exists()  # task files never read nor write bytecode
 
 
 def test_a_bad_file_fails_with_its_line_on_every_load_and_a_fix_is_seen(task_dir: Path) -> None:

@@ -261,17 +261,26 @@ def fresh_modules() -> Any:
 
 
 class _TaskFileLoader(importlib.machinery.SourceFileLoader):
-    """Python's own loader for a task file, with each source's compiled code kept per process: `fresh_modules`
-    executes the file anew for every task build (a fresh module), and compiling it each time cost more than running
-    it (no .pyc is written under PYTHONDONTWRITEBYTECODE). A code object is immutable, so sharing it is safe."""
+    """Python's own loader for a task file, executing exactly the bytes `_import_file` read and hashed: never a
+    `__pycache__` .pyc (whose recorded mtime and size an edit within the same second can keep, so the old code
+    would run) and never writing one. Each source's compiled code is kept per process (`fresh_modules` executes
+    the file anew for every task build, and compiling it each time cost more than running it); a code object is
+    immutable, so sharing it is safe. The key holds the optimize level (-O strips asserts and docstrings)."""
 
-    _CODE: dict[tuple[str, bytes], Any] = {}
+    _CODE: dict[tuple[str, bytes, int], Any] = {}
 
-    def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> Any:  # type: ignore[override]
-        key = (str(path), hashlib.sha256(bytes(data)).digest())
+    def __init__(self, fullname: str, path: str, source: bytes, digest: bytes) -> None:
+        super().__init__(fullname, path)
+        self._source, self._digest = source, digest
+
+    def get_source(self, fullname: str) -> str:
+        return importlib.util.decode_source(self._source)
+
+    def get_code(self, fullname: str) -> Any:
+        key = (self.path, self._digest, sys.flags.optimize)
         code = self._CODE.get(key)
         if code is None:
-            code = super().source_to_code(data, path, _optimize=_optimize)
+            code = compile(self._source, self.path, "exec", dont_inherit=True)
             if len(self._CODE) < 1024:
                 self._CODE[key] = code
         return code
@@ -280,7 +289,8 @@ class _TaskFileLoader(importlib.machinery.SourceFileLoader):
 def _import_file(path: Path, ref: FunctionRef) -> ModuleType:
     """Import a task's utils file under a unique module name, once per task build (else cached by content)."""
     source = path.read_bytes()
-    key = (str(path.resolve()), hashlib.sha256(source).hexdigest())
+    digest = hashlib.sha256(source).digest()
+    key = (str(path.resolve()), digest.hex())
     scope = _BUILD_MODULES.get()
     cache = _MODULES if scope is None else scope
     with _MODULES_LOCK:
@@ -288,7 +298,7 @@ def _import_file(path: Path, ref: FunctionRef) -> ModuleType:
             return cache[key]
         # unique per file and content: two task folders may both have a utils.py
         name = f"lmms_nb_yaml_tasks.{path.stem}_{key[1][:12]}"
-        spec = importlib.util.spec_from_file_location(name, path, loader=_TaskFileLoader(name, str(path)))
+        spec = importlib.util.spec_from_file_location(name, path, loader=_TaskFileLoader(name, str(path), source, digest))
         if spec is None or spec.loader is None:
             raise TaskYamlError(f"{ref.where}: cannot import {path}")
         module = importlib.util.module_from_spec(spec)
