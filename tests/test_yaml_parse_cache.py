@@ -121,3 +121,69 @@ def test_a_template_edit_is_seen_and_aliases_stay_shared(task_dir: Path) -> None
     for _ in range(2):  # parsed, then from the kept parse: the two keys hold one mapping, as PyYAML gives it
         data, _ = read_yaml_file(task_dir / "alias.yaml")
         assert data["a"] is data["b"] and data["a"] == {"k": [1, 2]}
+
+
+def test_a_task_by_catalogue_name_sees_edits_and_records_the_hash_of_what_it_parsed(task_dir: Path) -> None:
+    """The catalogue is indexed once per process; the task a name points at is read anew on every build, and the
+    `yaml_sha256` it records is the hash of the bytes that build parsed (the task file, then its include)."""
+    import hashlib
+
+    from lmms_nb.tasks.yaml_loader import resolve_tasks
+
+    def sha(*names: str) -> str:
+        return hashlib.sha256(b"".join((task_dir / n).read_bytes() for n in names)).hexdigest()[:16]
+
+    (task_dir / "add.yaml").write_text((task_dir / "add.yaml").read_text().replace("task: add", "task: add_cat_x"))
+    [task] = resolve_tasks("add_cat_x", include_path=task_dir)
+    assert task.generation_kwargs["max_new_tokens"] == 11
+    assert task.config["yaml_sha256"] == sha("add.yaml", "_base.yaml")
+    _rewrite_keeping_stat(task_dir / "add.yaml", "utils.prompt", "utils.prompX")  # a name utils.py lacks
+    with pytest.raises(TaskYamlError, match="has no 'prompX'"):
+        resolve_tasks("add_cat_x", include_path=task_dir)
+    _rewrite_keeping_stat(task_dir / "add.yaml", "utils.prompX", "utils.prompt")
+    _rewrite_keeping_stat(task_dir / "_base.yaml", "max_new_tokens: 11", "max_new_tokens: 99")
+    [task] = resolve_tasks("add_cat_x", include_path=task_dir)
+    assert task.generation_kwargs["max_new_tokens"] == 99
+    assert task.config["yaml_sha256"] == sha("add.yaml", "_base.yaml")
+
+
+def test_the_digest_is_of_the_bytes_parsed_not_of_a_later_edit(task_dir: Path) -> None:
+    import hashlib
+
+    before = b"".join((task_dir / n).read_bytes() for n in ("add.yaml", "_base.yaml"))
+    cfg = read_task_yaml(task_dir / "add.yaml")
+    (task_dir / "_base.yaml").write_text("test_split: other\n")  # edited after the parse, before the hash
+    assert cfg.data["test_split"] == "test"
+    assert cfg.digest() == hashlib.sha256(before).hexdigest()[:16]
+
+
+def test_the_names_index_sees_an_edit_of_an_included_file(task_dir: Path) -> None:
+    from lmms_nb.tasks._yaml_index import _names_of
+
+    (task_dir / "_tags.yaml").write_text("tag: [aaa]\n")
+    (task_dir / "t.yaml").write_text("include: _tags.yaml\ntask: t\n")
+    assert _names_of(task_dir / "t.yaml")["tag"] == ["aaa"]
+    _rewrite_keeping_stat(task_dir / "_tags.yaml", "aaa", "bbb")
+    assert _names_of(task_dir / "t.yaml")["tag"] == ["bbb"]
+
+
+def test_the_parse_cache_hands_out_no_shared_mutable_object(task_dir: Path) -> None:
+    path = task_dir / "pairs.yaml"
+    path.write_text("o: !!omap [{a: {k: 1}}, {b: [1]}]\np: !!pairs [{c: {k: 2}}]\n")
+    data, lines = read_yaml_file(path)
+    data["o"][0][1]["k"] = "changed"
+    data["o"][1][1].append("changed")
+    data["p"][0][1]["k"] = "changed"
+    lines[("o",)] = 999
+    again, lines_again = read_yaml_file(path)
+    assert again == {"o": [("a", {"k": 1}), ("b", [1])], "p": [("c", {"k": 2})]}
+    assert lines_again[("o",)] == 1
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(task_dir: Path) -> None:
+    path = task_dir / "latin1.yaml"
+    path.write_bytes("task: t\ndoc_to_text: 'caf\u00e9'\n".encode("latin-1"))
+    with pytest.raises(TaskYamlError, match=r"latin1.yaml:2: not UTF-8 text \(byte 25 is "):
+        read_yaml_file(path)
+    with pytest.raises(TaskYamlError, match=r"latin1.yaml:2: not UTF-8"):
+        load_task(path)
