@@ -187,3 +187,34 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line(task_dir: Path) -> None:
         read_yaml_file(path)
     with pytest.raises(TaskYamlError, match=r"latin1.yaml:2: not UTF-8"):
         load_task(path)
+
+
+@pytest.mark.parametrize("text", [
+    "task: t\na: *nope\n",  # libyaml: "found undefined alias" without the name
+    "task: t\na: 1\n\tb: 2\n",  # a tab: libyaml names no character
+    "task: t\nb: 'x\x01y'\n",  # a control character: libyaml gives a position in "<unicode string>", no line
+    "task: t\nmetric_list: [unclosed\n",
+    "task: t\na:\n  - b\n c: d\n",
+    'task: t\na: "\\ud800"\n',  # a lone surrogate escape: libyaml rejects it, lmms-eval's yaml.full_load accepts it
+    "task: t\nkeep: [1, 2]\n",
+])
+def test_what_libyaml_rejects_reads_as_the_pure_python_parser_reads_it(tmp_path: Path, text: str) -> None:
+    """lmms-eval parses with PyYAML's pure-Python parser: same acceptance, same problem text, the line it names."""
+    import yaml
+
+    path = tmp_path / "t.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        expected = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        if isinstance(e, yaml.reader.ReaderError):
+            line = text.count("\n", 0, e.position) + 1
+            problem = f"unacceptable character #x{e.character:04x}: {e.reason}"
+        else:
+            line, problem = e.problem_mark.line + 1, e.problem
+        with pytest.raises(TaskYamlError) as raised:
+            read_yaml_file(path)
+        assert str(raised.value) == f"{path}:{line}: invalid YAML: {problem}"
+    else:
+        assert read_yaml_file(path)[0] == expected
+        assert read_task_yaml(path).data == expected

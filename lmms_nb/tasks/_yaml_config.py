@@ -320,7 +320,16 @@ def _import_file(path: Path, ref: FunctionRef) -> ModuleType:
 
 class _TaskLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader plus lmms-eval's `!function` tag; the file name travels with the loader. libyaml's C parser
-    when PyYAML has it (same nodes, same marks, so the same lines in messages; ~3x faster than the pure-Python one)."""
+    when PyYAML has it (same nodes, same marks, so the same lines in messages; ~3x faster than the pure-Python one).
+    What it rejects is parsed again by `_PureTaskLoader` (see `_parse_yaml`)."""
+
+    yaml_file: Path = Path("<string>")
+
+
+class _PureTaskLoader(yaml.SafeLoader):
+    """The same loader on PyYAML's pure-Python parser, lmms-eval's (`yaml.full_load`): libyaml rejects some text
+    it accepts (a lone surrogate escape such as "\\ud800") and its messages say less ("found undefined alias"
+    without the name, a control character by position only), so a file libyaml rejects is parsed again here."""
 
     yaml_file: Path = Path("<string>")
 
@@ -333,6 +342,7 @@ def _construct_function(loader: _TaskLoader, node: yaml.Node) -> FunctionRef:
 
 
 _TaskLoader.add_constructor("!function", _construct_function)
+_PureTaskLoader.add_constructor("!function", _construct_function)
 
 
 def _key_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -433,24 +443,38 @@ def _fresh_copy(value: Any, memo: dict[int, Any]) -> Any:
 
 
 def _parse_yaml(text: str, path: Path) -> tuple[Any, dict[tuple, int]]:
-    loader = _TaskLoader(text)
+    try:
+        return _parse_with(_TaskLoader, text, path)
+    except yaml.YAMLError:
+        pass
+    # libyaml said no: what the pure-Python parser gives is the answer, its data or its (more precise) error
+    try:
+        return _parse_with(_PureTaskLoader, text, path)
+    except yaml.YAMLError as e:
+        raise TaskYamlError(_yaml_error_message(e, text, path)) from e
+
+
+def _parse_with(loader_class: type, text: str, path: Path) -> tuple[Any, dict[tuple, int]]:
+    loader = loader_class(text)
     loader.yaml_file = path
     try:
         node = loader.get_single_node()
         if node is None:
             return None, {}
-        lines = _key_lines(node)
-        data = loader.construct_document(node)
-    except TaskYamlError:
-        raise
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(e, "problem", None) or str(e)
-        raise TaskYamlError(f"{where}: invalid YAML: {problem}") from e
+        return loader.construct_document(node), _key_lines(node)
     finally:
         loader.dispose()
-    return data, lines
+
+
+def _yaml_error_message(e: yaml.YAMLError, text: str, path: Path) -> str:
+    if isinstance(e, yaml.reader.ReaderError):  # a character YAML does not allow: its position in the text
+        line = text.count("\n", 0, e.position) + 1
+        what = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+        return f"{path}:{line}: invalid YAML: unacceptable character {what}: {e.reason}"
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e)
+    return f"{where}: invalid YAML: {problem}"
 
 
 @dataclass
