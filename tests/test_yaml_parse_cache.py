@@ -15,7 +15,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from lmms_nb.tasks import _yaml_config
+from lmms_nb.tasks import _yaml_config, _yaml_functions
 from lmms_nb.tasks._yaml_config import TaskYamlError, read_task_yaml, read_yaml_file
 from lmms_nb.tasks.yaml_loader import load_task, load_tasks
 
@@ -110,7 +110,7 @@ def test_each_load_runs_the_function_file_anew_though_its_compiled_code_is_kept(
     # kept by path, hash of the bytes and optimize level (-O strips asserts and docstrings from what is compiled)
     source = (task_dir / "utils.py").read_bytes()
     assert (str(task_dir / "utils.py"), hashlib.sha256(source).digest(), sys.flags.optimize) in \
-        _yaml_config._TaskFileLoader._CODE
+        _yaml_functions._TaskFileLoader._CODE
 
 
 def test_a_template_edit_is_seen_and_aliases_stay_shared(task_dir: Path) -> None:
@@ -222,3 +222,16 @@ def test_what_libyaml_rejects_reads_as_the_pure_python_parser_reads_it(tmp_path:
     else:
         assert read_yaml_file(path)[0] == expected
         assert read_task_yaml(path).data == expected
+
+
+def test_a_task_added_or_renamed_in_an_include_path_folder_is_found_by_name(task_dir: Path) -> None:
+    from lmms_nb.tasks.yaml_loader import resolve_tasks
+
+    (task_dir / "add.yaml").write_text((task_dir / "add.yaml").read_text().replace("task: add", "task: add_cat_y"))
+    assert [t.name for t in resolve_tasks("add_cat_y", include_path=task_dir)] == ["add_cat_y"]
+    (task_dir / "add.yaml").write_text((task_dir / "add.yaml").read_text().replace("add_cat_y", "add_cat_renamed"))
+    (task_dir / "more.yaml").write_text((task_dir / "add.yaml").read_text().replace("add_cat_renamed", "add_cat_z"))
+    assert [t.name for t in resolve_tasks(["add_cat_renamed", "add_cat_z"], include_path=task_dir)] == [
+        "add_cat_renamed", "add_cat_z"]
+    with pytest.raises(Exception, match="add_cat_y"):
+        resolve_tasks("add_cat_y", include_path=task_dir)
