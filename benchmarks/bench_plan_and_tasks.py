@@ -46,14 +46,14 @@ def repeat_savings(on: bool) -> None:
     on (lmms-nb's) or off (PyYAML's pure-Python parser on every call, `to_json_string()` every run, as before)."""
     import yaml
 
-    from lmms_nb.runner import _identity
+    from lmms_nb.runner import _weights_fingerprint
     from lmms_nb.tasks import _yaml_config
 
     if not _SAVED:
-        _SAVED.update(loader=_yaml_config._TaskLoader, kept=_yaml_config._PARSED_MAX, json=_identity._config_json)
+        _SAVED.update(loader=_yaml_config._TaskLoader, kept=_yaml_config._PARSED_MAX, json=_weights_fingerprint._config_json)
     if on:
         _yaml_config._TaskLoader, _yaml_config._PARSED_MAX = _SAVED["loader"], _SAVED["kept"]
-        _identity._config_json = _SAVED["json"]
+        _weights_fingerprint._config_json = _SAVED["json"]
         return
 
     class PurePythonLoader(yaml.SafeLoader):
@@ -62,7 +62,7 @@ def repeat_savings(on: bool) -> None:
     PurePythonLoader.add_constructor("!function", _yaml_config._construct_function)
     _yaml_config._TaskLoader, _yaml_config._PARSED_MAX = PurePythonLoader, 0
     _yaml_config._PARSED.clear()
-    _identity._config_json = lambda config: config.to_json_string()
+    _weights_fingerprint._config_json = lambda config: config.to_json_string()
 
 
 @contextlib.contextmanager

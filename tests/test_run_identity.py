@@ -182,11 +182,12 @@ def test_changed_weights_are_a_new_run(tmp_path, tiny_llava, caplog):
     assert "differs in model weights" in _new_run_line(caplog)
 
 
-
-@pytest.mark.parametrize("edit", ["p.data.add_", "no_grad p.add_", "numpy view", "config value", "sub-config value"])
+@pytest.mark.parametrize("edit", ["p.data.add_", "no_grad p.add_", "numpy view", "config value", "sub-config value",
+                                  "generation_config repetition_penalty", "generation_config eos_token_id"])
 def test_an_in_place_edit_of_the_same_model_object_is_a_new_run(tmp_path, tiny_llava, caplog, edit):
-    """One model object, evaluated, edited in place (weights or config, in any way that bypasses torch's version
-    counters), evaluated again: never a resume of the first run. Unedited, the same object resumes."""
+    """One model object, evaluated, edited in place (weights, config or generation config (`generate` reads it for
+    what a task does not pass), in any way that bypasses torch's version counters), evaluated again: never a resume
+    of the first run. Unedited, the same object resumes."""
     import torch
 
     from lmms_nb.models.hf import HFImageTextModel
@@ -211,8 +212,12 @@ def test_an_in_place_edit_of_the_same_model_object_is_a_new_run(tmp_path, tiny_l
         model.model.config.image_token_id = model.model.config.image_token_id  # no change: still resumes
         assert lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False).run_id == first.run_id
         model.model.config.lmms_nb_test_note = "edited"  # a new key in the config's JSON
-    else:
+    elif edit == "sub-config value":
         model.model.config.text_config.rms_norm_eps *= 2
+    elif edit == "generation_config repetition_penalty":
+        model.model.generation_config.repetition_penalty = 1.3
+    else:
+        model.model.generation_config.eos_token_id = [1, 2]
     changed = lmms_nb.evaluate(model, task, output_dir=tmp_path / "out", progress=False)
     assert changed.run_id != first.run_id
     assert "differs in model weights" in _new_run_line(caplog)

@@ -167,3 +167,4 @@ def test_the_one_pass_rotary_gives_transformers_numbers(family):
             expected = module.apply_rotary_pos_emb_vision(query, key, angles.cos(), angles.sin())
             got = _rotary_query_key(qkv, angles.cos(), angles.sin())
             assert all(torch.equal(g, e) and g.dtype == e.dtype for g, e in zip(got, expected)), (dtype, seq)
+            assert all(g.is_contiguous() and g.stride() == e.stride() for g, e in zip(got, expected)), (dtype, seq)

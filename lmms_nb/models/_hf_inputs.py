@@ -64,6 +64,13 @@ def stop_token_ids(tokenizer: Any, model_generation_config: Any, style: Any) -> 
 
     Chat checkpoints often stop at several tokens (Qwen2-VL: <|im_end|> and <|endoftext|>), and generate()
     stops at any of them, so the answer's length must be counted up to any of them too.
+
+    >>> from types import SimpleNamespace as Namespace
+    >>> tokenizer = Namespace(pad_token_id=0, eos_token_id=2)
+    >>> sorted(stop_token_ids(tokenizer, Namespace(eos_token_id=[2, 7]), Namespace(stop_at_tokenizer_eos_only=False)))
+    [0, 2, 7]
+    >>> stop_token_ids(tokenizer, Namespace(eos_token_id=7), Namespace(stop_at_tokenizer_eos_only=True))
+    {2}
     """
     if style.stop_at_tokenizer_eos_only:
         # generation stops only there; a padding token the model emits earlier is text (skipped on decode)

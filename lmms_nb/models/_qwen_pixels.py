@@ -135,7 +135,17 @@ def _preprocess(self: Any, images: Any, *args: Any, **kwargs: Any) -> Any:
 def patch_into_one_tensor(image_processor: Any) -> bool:
     """Make `image_processor` (a torch-backend Qwen2-VL image processor) write every image's patches into the
     batch's one tensor (see `_preprocess_into_one`), after its first call checked that this gives transformers'
-    tensors bit for bit. Returns whether it was installed (not for another processor or a second time)."""
+    tensors bit for bit. Returns whether it was installed (not for another processor or a second time).
+
+    >>> import numpy as np
+    >>> from transformers import Qwen2VLImageProcessor
+    >>> processor = Qwen2VLImageProcessor()
+    >>> patch_into_one_tensor(processor), patch_into_one_tensor(processor)
+    (True, False)
+    >>> out = processor([np.zeros((56, 56, 3), dtype=np.uint8)] * 2, return_tensors="pt")
+    >>> tuple(out["pixel_values"].shape), out["image_grid_thw"].tolist()
+    ((32, 1176), [[1, 4, 4], [1, 4, 4]])
+    """
     if (type(image_processor).__name__ not in QWEN_PROCESSORS
             or not callable(getattr(type(image_processor), "_preprocess", None))
             or hasattr(image_processor, "_lmms_nb_one_tensor")):

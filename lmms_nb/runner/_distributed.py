@@ -63,7 +63,14 @@ def shard_path(samples_file: Path, rank: int) -> Path:
 
 def names_in(folder: Path) -> list[str]:
     """The names in `folder` (none when it does not exist): what `Path.glob` matched against, listed without its
-    per-name Python pattern matching, which grew to milliseconds per run in a model folder of a few hundred runs."""
+    per-name Python pattern matching, which grew to milliseconds per run in a model folder of a few hundred runs.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "20250101_000000_results.json").write_text("{}")
+    >>> names_in(folder), names_in(folder / "no such folder")
+    (['20250101_000000_results.json'], [])
+    """
     try:
         with os.scandir(folder) as entries:
             return [entry.name for entry in entries]

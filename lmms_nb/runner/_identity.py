@@ -8,8 +8,8 @@ results JSON so that a mismatch can say what changed):
   bytecode, constants, default values and closure cells, followed into the functions and classes they call
   that are defined in the same module, and the plain values (strings, numbers, containers) they read from it;
 - each task's dataset fingerprint (`datasets`' own, which changes with the rows) and the selected doc ids;
-- the model's name and args, its class's code, its weights and config when it holds a torch module
-  (see `weights_fingerprint`), or what its `identity()` method returns (an endpoint and model id, for instance);
+- the model's name and args, its class's code, its weights, config and generation config when it holds a torch
+  module (see `weights_fingerprint`), or what its `identity()` method returns (an endpoint and model id, for instance);
 - the seed and lmms-nb's version.
 
 A part that cannot be pinned down (a model that is an unnamed lambda) makes the identity *undetermined*:
@@ -33,10 +33,10 @@ import inspect
 import json
 import sys
 import types
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from lmms_nb.runner._weights_fingerprint import weights_fingerprint
 from lmms_nb.tasks.task import Task
 
 __all__ = ["RunIdentity", "callable_digest", "describe_changes", "run_identity", "weights_fingerprint"]
@@ -134,84 +134,6 @@ def _model_weights(model: Any) -> str | None:
 
     modules = [v for _, v in sorted(getattr(model, "__dict__", {}).items()) if isinstance(v, torch.nn.Module)]
     return _digest([weights_fingerprint(m) for m in modules]) if modules else None
-
-
-def weights_fingerprint(module: Any) -> str:
-    """A hash of a torch module's config and weights: every tensor's name, shape and dtype, and its values
-    (whole for tensors up to 64k elements; for larger ones an even sample of 64k values plus their sum), so
-    it costs well under a second even for a 7B model on a GPU.
-
-    >>> import torch
-    >>> a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
-    >>> weights_fingerprint(a) == weights_fingerprint(a) != weights_fingerprint(b)
-    True
-    """
-    import torch
-
-    h = hashlib.sha256()
-    config = getattr(module, "config", None)
-    if config is not None and hasattr(config, "to_json_string"):
-        h.update(_config_json(config).encode())
-    # every run hashes the values again: no cheaper sign of an in-place edit is reliable (`p.data.add_()` leaves
-    # the Parameter's `_version` as it was, and numpy views of a tensor bypass torch altogether)
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            flat = tensor.detach().reshape(-1)
-            h.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-            if flat.numel() > 65536:
-                step = flat.numel() // 65536
-                h.update(repr(float(flat.double().sum())).encode())
-                flat = flat[::step]
-            h.update(flat.cpu().contiguous().view(torch.uint8).numpy())  # the buffer itself: no bytes copy
-    return h.hexdigest()[:16]
-
-
-#: id(config) -> (a weak reference to it, its `_config_state`, its `to_json_string()`)
-_CONFIG_JSON: dict[int, tuple[Any, list[Any], str]] = {}
-
-
-def _config_json(config: Any) -> str:
-    """`config.to_json_string()`, reused while the config's state (`_config_state`) is the same: transformers builds
-    a default config to diff against on every call (1.6 ms for a tiny Qwen2.5-VL, 50x the state walk)."""
-    state: list[Any] = []
-    if not _config_state(config, state):
-        return config.to_json_string()
-    kept = _CONFIG_JSON.get(id(config))
-    if kept is not None and kept[0]() is config and kept[1] == state:
-        return kept[2]
-    text = config.to_json_string()
-    key = id(config)
-    try:
-        ref = weakref.ref(config, lambda _: _CONFIG_JSON.pop(key, None))
-    except TypeError:
-        return text
-    _CONFIG_JSON[key] = (ref, state, text)
-    return text
-
-
-def _config_state(value: Any, out: list[Any]) -> bool:
-    """Append every value a config holds (its attributes, sub-configs' too) to `out`, each with its type (1, 1.0
-    and True compare equal, their JSON does not); False for a value this cannot compare exactly (then no reuse)."""
-    kind = type(value)
-    if kind in (str, int, bool, type(None)):
-        out.append((kind, value))
-    elif kind is float:
-        out.append((kind, repr(value)))  # -0.0 == 0.0 and nan != nan: compare the text
-    elif kind in (list, tuple, dict):
-        out.append((kind, len(value)))
-        items = value.items() if kind is dict else enumerate(value)
-        for key, item in items:
-            out.append((type(key), key))
-            if not _config_state(item, out):
-                return False
-    elif "torch" in sys.modules and isinstance(value, sys.modules["torch"].dtype):
-        out.append(("dtype", str(value)))
-    elif callable(getattr(value, "to_json_string", None)) and hasattr(value, "__dict__"):
-        out.append(("config", type(value).__module__, type(value).__qualname__))
-        return _config_state(vars(value), out)
-    else:
-        return False
-    return True
 
 
 # ----------------------------------------------------------------------------------------------- code

@@ -29,17 +29,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["cached_folder_index"]
+__all__ = ["cached_folder_index", "folder_state"]
 
 T = TypeVar("T")
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints"}
-_CODE = [Path(__file__).with_name(n) for n in ("_yaml_index.py", "_yaml_config.py", "_index_cache.py")]
+_CODE = [Path(__file__).with_name(n) for n in ("_yaml_index.py", "_yaml_config.py", "_yaml_functions.py", "_index_cache.py")]
 
 
 def _key(folder: Path) -> str:
     digest = hashlib.sha256(str(folder.absolute()).encode())
     for code in _CODE:
         digest.update(code.read_bytes() if code.is_file() else b"")
+    digest.update(folder_state(folder).encode())
+    return digest.hexdigest()[:32]
+
+
+def folder_state(folder: Path) -> str:
+    """A hash of the path, size and mtime of every file under `folder`: changes when a file is edited, added or
+    removed."""
+    digest = hashlib.sha256()
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
         for name in sorted(files):

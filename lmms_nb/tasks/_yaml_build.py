@@ -34,14 +34,8 @@ from lmms_nb.tasks._yaml_choice import CHOICE_METRICS, DEFAULT_CHOICE_METRICS, c
 from lmms_nb.tasks._run_overrides import apply_num_fewshot
 from lmms_nb.tasks._run_overrides import current as current_run_overrides
 from lmms_nb.tasks._yaml_fewshot import FEWSHOT_SEED, SAMPLERS, FewShotSampler
-from lmms_nb.tasks._yaml_config import (
-    DEFERRED_FILES,
-    FunctionRef,
-    TaskYaml,
-    TaskYamlError,
-    fresh_modules,
-    resolve_deferred,
-)
+from lmms_nb.tasks._yaml_config import TaskYaml
+from lmms_nb.tasks._yaml_functions import DEFERRED_FILES, FunctionRef, TaskYamlError, fresh_modules, resolve_deferred
 from lmms_nb.tasks._yaml_metrics import (
     AGGREGATIONS,
     BUILTIN_METRICS,

@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import difflib
-import functools
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -51,14 +51,13 @@ class Entry:
     name: str
     path: Path | None = None  # the YAML that defines a task or group (None for a tag)
     tasks: list[str] = field(default_factory=list)  # a tag's member tasks
-    _cfg: TaskYaml | None = field(default=None, repr=False)
 
     @property
     def cfg(self) -> TaskYaml | None:
-        """The YAML read in full (with where each key came from), on first use: indexing reads only names."""
-        if self._cfg is None and self.path is not None:
-            self._cfg = read_task_yaml(self.path)
-        return self._cfg
+        """The YAML read in full (with where each key came from), read on every use (indexing reads only names):
+        an edit of the file or of a file it includes is seen by the next build (the parse is kept per file
+        content, so reading again costs a hash, not a parse)."""
+        return None if self.path is None else read_task_yaml(self.path)
 
 
 class _QuickLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -68,26 +67,35 @@ class _QuickLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: igno
 _QuickLoader.add_constructor("!function", lambda loader, node: None)
 
 
-@functools.lru_cache(maxsize=4096)
-def _quick_read(path: Path, mtime: float, stack: tuple[Path, ...] = ()) -> dict:
-    """The merged top-level keys of a YAML and its includes, fast (C parser, no line numbers)."""
+#: (path, sha256 of its bytes) -> the file's own top-level keys (include not merged); bounded
+_QUICK: dict[tuple[str, bytes], dict] = {}
+
+
+def _quick_read(path: Path, stack: tuple[Path, ...] = ()) -> dict:
+    """The merged top-level keys of a YAML and its includes, fast (C parser, no line numbers). Each file is read
+    every call and its parse kept by the hash of its bytes: an edit of it or of an included file is seen."""
     if path in stack:
         raise TaskYamlError(f"{path}: include cycle")
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_QuickLoader) or {}
-    if not isinstance(data, dict):
-        raise TaskYamlError(f"{path}: a task YAML must be a mapping of keys")
-    include = data.pop("include", None)
+    raw = path.read_bytes()
+    key = (str(path), hashlib.sha256(raw).digest())
+    data = _QUICK.get(key)
+    if data is None:
+        data = yaml.load(raw.decode("utf-8"), Loader=_QuickLoader) or {}
+        if not isinstance(data, dict):
+            raise TaskYamlError(f"{path}: a task YAML must be a mapping of keys")
+        if len(_QUICK) < 8192:
+            _QUICK[key] = data
+    include = data.get("include")
     merged: dict = {}
     for name in reversed([include] if isinstance(include, str) else list(include or [])):
-        target = path.parent / str(name)
-        merged.update(_quick_read(target, target.stat().st_mtime, (*stack, path)))
-    merged.update(data)
+        merged.update(_quick_read(path.parent / str(name), (*stack, path)))
+    merged.update((k, v) for k, v in data.items() if k != "include")
     return merged
 
 
 def _names_of(path: Path) -> dict:
     try:
-        return _quick_read(path, path.stat().st_mtime)
+        return _quick_read(path)
     except Exception:  # noqa: BLE001 - read it again in full for an error that names the file, line and key
         return read_task_yaml(path).data
 
@@ -213,14 +221,16 @@ class Expander:
             raise TaskYamlError(f"{where + ': ' if where else ''}unknown task, tag or group {name!r}.{hint} "
                                 f"Known: {shown or '(none)'}")
         if entry.kind == "task":
-            assert entry.cfg is not None
-            if "class" in entry.cfg.data:
-                raise TaskYamlError(f"{entry.cfg.where('class')}: Python-class tasks (`class:`) are not supported")
-            return [build_task(_apply(entry.cfg, layers), model_type=self.model_type, groups=groups)]
+            cfg = entry.cfg
+            assert cfg is not None
+            if "class" in cfg.data:
+                raise TaskYamlError(f"{cfg.where('class')}: Python-class tasks (`class:`) are not supported")
+            return [build_task(_apply(cfg, layers), model_type=self.model_type, groups=groups)]
         if entry.kind == "tag":
             return [t for member in entry.tasks for t in self.name(member, layers, groups)]
-        assert entry.cfg is not None
-        return self.group(entry.cfg, layers, groups)
+        cfg = entry.cfg
+        assert cfg is not None
+        return self.group(cfg, layers, groups)
 
     def group(self, cfg: TaskYaml, layers: tuple[_Layer, ...] = (), groups: tuple[str, ...] = ()) -> list[Task]:
         name = cfg.data.get("group")
@@ -230,7 +240,7 @@ class Expander:
         _check_aggregate_metric_list(cfg, agg)
         # keys of a group file that are not group keys apply to every subtask, as in lmms-eval
         update = {k: v for k, v in cfg.data.items() if k not in GROUP_KEYS}
-        check_keys(TaskYaml(cfg.path, update, cfg.origins, cfg.files), TASK_KEYS, "group")
+        check_keys(TaskYaml(cfg.path, update, cfg.origins, cfg.files, cfg.sources), TASK_KEYS, "group")
         if update:
             layers = (*layers, (update, cfg, ()))
         chain = (*groups, name)
@@ -246,10 +256,10 @@ class Expander:
                                        chain, where))
             elif isinstance(item, dict) and isinstance(item.get("task"), str):
                 # an inline task config: the group's settings, then the entry's own keys
-                inline = _apply(TaskYaml(cfg.path, {}, {}, list(cfg.files)), (*layers, (item, cfg, ("task", i))))
+                inline = _apply(TaskYaml(cfg.path, {}, {}, list(cfg.files), dict(cfg.sources)), (*layers, (item, cfg, ("task", i))))
                 tasks.append(build_task(inline, model_type=self.model_type, groups=chain))
             elif isinstance(item, dict) and isinstance(item.get("task"), list):
-                inline = TaskYaml(cfg.path, {}, {}, list(cfg.files)).with_overrides(item, cfg, ("task", i))
+                inline = TaskYaml(cfg.path, {}, {}, list(cfg.files), dict(cfg.sources)).with_overrides(item, cfg, ("task", i))
                 tasks.extend(self.group(inline, layers, chain))
             else:
                 raise TaskYamlError(f"{where}: a group's task entry must be a name or a mapping with `task`")

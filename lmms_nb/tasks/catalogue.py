@@ -116,12 +116,17 @@ class TaskCatalogue:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached(folders: tuple[str, ...], include_defaults: bool) -> TaskCatalogue:
+def _cached(folders: tuple[str, ...], include_defaults: bool, _states: tuple[str, ...]) -> TaskCatalogue:
     return TaskCatalogue(list(folders) or None, include_defaults=include_defaults)
 
 
 def get_catalogue(include_path: Any = None, *, include_defaults: bool = True) -> TaskCatalogue:
-    """The catalogue for these folders, indexed once per process (the installed one when no `include_path`)."""
+    """The catalogue for these folders, indexed once per process (the installed one when no `include_path`); an
+    `include_path` folder is looked at again on every call (the path, size and mtime of its files, as the index's
+    disk cache keys it), so a task YAML added, removed or renamed there is seen by the next call."""
+    from lmms_nb.tasks._index_cache import folder_state
+
     extra = [] if include_path is None else (
         [include_path] if isinstance(include_path, (str, os.PathLike)) else list(include_path))
-    return _cached(tuple(str(Path(p).absolute()) for p in extra), include_defaults)
+    folders = tuple(str(Path(p).absolute()) for p in extra)
+    return _cached(folders, include_defaults, tuple(folder_state(Path(f)) for f in folders))
