@@ -63,7 +63,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from lmms_nb.lite_selection import TaskEmbeddings, lite_fidelity
+from lmms_nb.lite_selection import TaskEmbeddings, lite_fidelity, score_matrix
 from lmms_nb.lite_selection._fidelity import METHODS
 from lmms_nb.logs.schema import conform
 
@@ -186,7 +186,8 @@ def print_fidelity(title: str, samples: pl.DataFrame, emb: TaskEmbeddings, budge
         print("(no 10% budget in --budgets: no goal check)")
         return
     at10 = s.filter(pl.col("k") == k10)
-    full = fid.estimates.filter(pl.col("k") == k10).group_by("model").agg(pl.col("full_points").first())["full_points"]
+    # from the scores, not the estimates table: that has rows only for single-subset methods
+    full = pl.Series(score_matrix(samples).scores.mean(axis=1) * 100)
     print(f"full-set scores of the {len(full)} models: sd {full.std():.2f} points, range {full.min():.1f}-{full.max():.1f}")
     print(f"MAE a random subset of {k10} could reach with an oracle control variate (each model's answers "
           f"regressed on the other models' answers to every doc, in-sample): {oracle_floor(samples, k10):.2f} points; "
@@ -272,7 +273,6 @@ def oracle_floor(samples: pl.DataFrame, k: int, *, control: bool = True, stratif
     squares fit on the other models' answers to every doc leaves unexplained (with `control`), else the answers
     themselves. No held-out estimator that corrects a random subset by a linear function of other models'
     answers does better on average: it shows whether a goal needs a better estimator or cannot be met."""
-    from lmms_nb.lite_selection import score_matrix
     from lmms_nb.lite_selection._heldout import difficulty_design
 
     y = score_matrix(samples).scores

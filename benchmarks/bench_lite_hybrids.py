@@ -1,12 +1,14 @@
-"""Do anchor points and residual strata combine into a better Lite estimate at the same budget? (No, measured here.)
+"""Do anchor points and residual strata combine into a better Lite estimate at the same budget? (Printed per seed.)
 
-On held-out models (the folds of `bench_lite_fidelity.py`: 5 over the zoo's 29 models, leave-one-out over the 27
-scikit-learn digits classifiers), at a 10% budget k, each fold fitted on its training models only:
+On held-out models (5 folds over the zoo's 29 models, as `bench_lite_fidelity.py --folds 5` holds them out;
+leave-one-out, that script's default, over the 27 scikit-learn digits classifiers), at a 10% budget k, each fold
+fitted on its training models only:
 
 - ``anchor_corrected`` and ``residual_cv`` alone (k docs each; `_nested.heldout_estimates`);
-- ``split``: anchor_corrected on ka docs and residual_cv on the other k - ka docs (drawn apart), estimates blended
-  ``w * anchor + (1 - w) * residual`` for a grid of w: stacking at equal total budget (the best w of the grid is
-  an oracle, so this row flatters the blend);
+- ``split``: anchor_corrected on ka docs and residual_cv on k - ka docs, estimates blended
+  ``w * anchor + (1 - w) * residual`` for a grid of w: stacking at a total budget of k (the best w of the grid is
+  an oracle, so this row flatters the blend). The residual draws are drawn independently of the anchors and may
+  repeat some, so the two parts can read fewer than k distinct docs between them;
 - ``hybrid``: the ka anchor docs as a take-all stratum plus k - ka docs drawn from residual strata of the other
   docs, one subset for both: the neighbour control variate over every doc with its error measured exactly on
   the anchors and by design weight on the draws, and the linear correction on all k docs, blended by w.
@@ -22,7 +24,6 @@ import argparse
 import numpy as np
 import torch
 
-from lmms_nb.lite_selection._anchors import selected_anchor_points
 from lmms_nb.lite_selection._corrections import linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.lite_selection._nested import heldout_estimates
@@ -65,7 +66,7 @@ def split_and_hybrid(y: np.ndarray, groups: np.ndarray, folds, seed: int, k: int
         out["split_anchor"][:, test] = heldout_estimates(fold, "anchor_corrected", ka, y[test], n_draws=draws)
         out["split_residual"][:, test] = heldout_estimates(fold, "residual_cv", k - ka, y[test], groups=groups,
                                                            rng=rng, n_draws=draws)
-        anchors, anchor_w = selected_anchor_points(fold.train, ka, seed=seed)
+        anchors, anchor_w = fold.selected_anchors(ka)  # the set split_anchor's anchor_corrected used
         rest = np.setdiff1d(np.arange(n_docs), anchors)
         design = residual_design(fold.train[:, rest], k - ka, groups[rest])
         prior = fold.group_prior(k, groups)

@@ -72,7 +72,8 @@ def test_inner_errors_are_the_candidates_errors_on_inner_held_out_models(digits)
     assert "lowest error on earlier models" in choice.reason  # what _verdict reads in subsets saved before the flag
     # asked for k folds, it uses them (and says so)
     five = choose_estimator(digits, k, seed=0, n_draws=6, folds=5)
-    assert five.folds == 5 and "held out by 5 folds" in five.reason
+    assert five.folds == 5 and "held out by 5 folds" in five.reason and "in turn" not in five.reason
+    assert "lowest error on earlier models" in five.reason
     # too few models to compare: the default, said so
     few = choose_estimator(digits[:4], k)
     assert few.inner_rmse == few.inner_mae == {} and "too few" in few.reason
@@ -234,3 +235,33 @@ def test_residual_design_with_many_categories_keeps_every_doc_reachable_within_t
     for kk in (10, 50):
         d = difficulty_design(correct, kk)
         assert d.alloc.sum() == kk and (d.alloc[d.sizes > 0] >= 1).all()
+
+
+def test_memoised_fits_give_the_estimates_of_fitting_every_time() -> None:
+    # nested folds refit on the same training models many times; the memo (_memo) must change nothing but time
+    from lmms_nb.lite_selection._memo import caching
+
+    correct = irt_population(8, 160, seed=8)
+    emb = (np.arange(160), np.random.default_rng(0).normal(size=(160, 4)))
+    kw = dict(budgets=[16, 24], n_random=3, folds="loo", seed=0,
+              methods=["random", "residual_cv", "difficulty_cv", "anchor_corrected", "chosen"])
+    with caching(False):
+        uncached = lite_fidelity(samples_of(correct), emb, **kw)
+    cached = lite_fidelity(samples_of(correct), emb, **kw)
+    assert cached.choices == uncached.choices
+    assert cached.draws.equals(uncached.draws) and cached.estimates.equals(uncached.estimates)
+
+
+def test_at_the_fewest_models_to_choose_the_pick_is_by_mean_absolute_error_alone(digits) -> None:
+    # 6 earlier models: each held out in turn, candidates fitted on 5. No guard on squared error or the largest
+    # miss: the pick is the lowest inner MAE even where the root mean squared error ranks the candidates the
+    # other way (one large miss among 6); the reason shows both figures so a user can see such a split
+    from lmms_nb.lite_selection._nested import MIN_MODELS_TO_CHOOSE
+
+    few = digits[:MIN_MODELS_TO_CHOOSE]
+    choice = choose_estimator(few, 40, n_draws=4)
+    assert choice.folds == choice.n_models == MIN_MODELS_TO_CHOOSE
+    assert choice.method == min(choice.inner_mae, key=lambda c: (choice.inner_mae[c], CANDIDATES.index(c)))
+    for c in CANDIDATES:
+        assert f"{choice.inner_mae[c]:.2f}" in choice.reason and f"{choice.inner_rmse[c]:.2f}" in choice.reason
+    assert choose_estimator(digits[:MIN_MODELS_TO_CHOOSE - 1], 40).inner_mae == {}

@@ -27,9 +27,8 @@ from lmms_nb.lite_selection._difficulty_subset import (
     DifficultySubset,
     build_difficulty_subset,
     difficulty_estimates,
-    load_difficulty_subset,
-    save_difficulty_subset,
 )
+from lmms_nb.lite_selection._difficulty_subset_file import load_difficulty_subset, save_difficulty_subset
 from lmms_nb.lite_selection._doc_map import doc_image_data_url, doc_prompt_and_images, doc_prompts, pca_2d
 from lmms_nb.lite_selection._embeddings import (
     DEFAULT_IMAGE_MODEL,

@@ -5,11 +5,13 @@ right and wrong behave alike, so a few representatives of those groups predict a
 `anchor_points` clusters the docs (k-means on those vectors, seeded), keeps in each cluster the doc nearest
 its centre, and weights it by the cluster's share of the docs: the estimate is ``sum(weight * score)``.
 
-k-means finds a local optimum, and which one matters: on the synthbench zoo, anchor sets from different seeds
-gave `anchor_corrected` 0.9-1.7 points of error on held-out models. `selected_anchor_points` clusters from
-`ANCHOR_SETS` seeds and keeps the set whose linear correction (`_corrections.linear_correction`, the estimator
-anchor_corrected uses) has the lowest exact leave-one-model-out error on the earlier models: the set that best
-predicts models its correction was not fitted on, rather than the one of lowest k-means inertia.
+k-means finds a local optimum, and which one matters: anchor sets from different k-means seeds give
+`anchor_corrected` different errors on held-out models. `selected_anchor_points` clusters from `ANCHOR_SETS`
+seeds and keeps the set whose linear correction (`_corrections.linear_correction`, the estimator
+anchor_corrected uses) has the lowest leave-one-model-out error on the earlier models (each model estimated by
+a correction refitted without it, `_corrections.correction_loo_error`): the set that best predicts models its
+correction was not fitted on, rather than the one of lowest k-means inertia. The `anchor` and `anchor_irt`
+baselines keep `anchor_points` as published (3 starts, lowest inertia).
 
 Example:
     >>> import numpy as np
@@ -26,6 +28,7 @@ import warnings
 import numpy as np
 
 from lmms_nb.lite_selection._corrections import correction_loo_error
+from lmms_nb.lite_selection._memo import memoised
 
 __all__ = ["ANCHOR_SETS", "anchor_points", "selected_anchor_points"]
 
@@ -34,18 +37,34 @@ __all__ = ["ANCHOR_SETS", "anchor_points", "selected_anchor_points"]
 ANCHOR_SETS = 6
 
 
+@memoised()  # deterministic given the training models; nested folds repeat them (see _memo)
 def selected_anchor_points(scores: np.ndarray, k: int, *, seed: int = 0, n_sets: int = ANCHOR_SETS
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Of `n_sets` `anchor_points` sets (k-means seeded ``seed + 1000 * s``, one init each), the one whose
-    linear correction has the lowest exact leave-one-model-out error on the models of `scores`
-    (`_corrections.correction_loo_error`); ties go to the earlier seed."""
-    best, best_err = None, np.inf
-    for s in range(n_sets):
-        docs, weights = anchor_points(scores, k, seed=seed + 1000 * s, n_init=1)
-        err = correction_loo_error(scores, docs, weights) if len(scores) >= 3 else 0.0
-        if err < best_err:
-            best, best_err = (docs, weights), err
-    return best
+    linear correction has the lowest leave-one-model-out error on the models of `scores`
+    (`_corrections.correction_loo_error`); ties go to the earlier seed. With fewer than 3 models there is no
+    error to compare sets by: the set of `anchor_points` (3 starts).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> skill, hard = rng.normal(size=8), rng.normal(size=120)
+        >>> scores = (rng.random((8, 120)) < 1 / (1 + np.exp(hard - skill[:, None]))).astype(float)
+        >>> docs, weights = selected_anchor_points(scores, 12)
+        >>> len(docs), round(float(weights.sum()), 9)
+        (12, 1.0)
+    """
+    if not isinstance(n_sets, (int, np.integer)) or n_sets < 1:
+        raise ValueError(f"selected_anchor_points: n_sets must be an int >= 1, got {n_sets!r}")
+    if len(scores) < 3:
+        return anchor_points(scores, k, seed=seed)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # once for every set: finding the thread pools costs more than a k-means here
+        sets = [_anchor_points(scores, k, seed=seed + 1000 * s, n_init=1) for s in range(n_sets)]
+    errors = np.array([correction_loo_error(scores, docs, weights) for docs, weights in sets])
+    # NaN errors (non-finite scores) never win; if every one is NaN, the first set
+    return sets[int(np.argmin(np.where(np.isnan(errors), np.inf, errors)))]
 
 
 def anchor_points(scores: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -56,9 +75,17 @@ def anchor_points(scores: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3)
     `k` distinct score vectors, the rest of the budget goes to the largest clusters' next-nearest docs (the
     weights still sum to 1: a cluster's share is split over its anchors).
     """
+    from threadpoolctl import threadpool_limits
+
+    # one thread: on a few hundred docs sklearn's thread pool costs far more than the work
+    with threadpool_limits(1):
+        return _anchor_points(scores, k, seed=seed, n_init=n_init)
+
+
+def _anchor_points(scores: np.ndarray, k: int, *, seed: int, n_init: int) -> tuple[np.ndarray, np.ndarray]:
+    """`anchor_points` within the caller's thread limits."""
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
 
     x = np.asarray(scores, dtype=np.float64).T  # docs x models
     n = x.shape[0]
@@ -66,8 +93,7 @@ def anchor_points(scores: np.ndarray, k: int, *, seed: int = 0, n_init: int = 3)
         raise ValueError(f"anchor_points: budget {k} must be between 1 and the number of docs ({n})")
     distinct = len(np.unique(x, axis=0))
     n_clusters = min(k, distinct)
-    # one thread: on a few hundred docs sklearn's thread pool costs far more than the work
-    with warnings.catch_warnings(), threadpool_limits(1):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct points than clusters asked
         km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(x)
     labels = km.labels_

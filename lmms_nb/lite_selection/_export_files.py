@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ContextManager
 
-from lmms_nb.lite_selection._difficulty_subset import DifficultySubset, save_difficulty_subset
+from lmms_nb.lite_selection._difficulty_subset import DifficultySubset
+from lmms_nb.lite_selection._difficulty_subset_file import save_difficulty_subset
 from lmms_nb.lite_selection._export import save_lite_dataset, save_lite_subset, write_lmms_eval_yaml
 
 __all__ = ["EXPORT_FORMATS", "export_lite_files", "lite_file_stem"]

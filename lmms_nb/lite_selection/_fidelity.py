@@ -73,9 +73,10 @@ import polars as pl
 from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
 from lmms_nb.lite_selection._fidelity_stats import bootstrap_ci, draw_stats, stratified_estimates, subset_stats
+from lmms_nb.lite_selection._fidelity_summary import summarise_draws
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
-from lmms_nb.lite_selection._nested import (CANDIDATES, DEFAULT_ESTIMATOR, ESTIMATORS, EstimatorChoice,
-                                             choose_estimator, heldout_estimates)
+from lmms_nb.lite_selection._nested import (CANDIDATES, DEFAULT_ESTIMATOR, EstimatorChoice, choose_estimator,
+                                             heldout_estimates)
 from lmms_nb.lite_selection._kcenter import KCenterResult, assign_to_nearest, kcenter_greedy
 from lmms_nb.lite_selection._subset import resolve_budget
 
@@ -278,9 +279,6 @@ def lite_fidelity(
             choices[k] = [choose_estimator(fitted[f].train, k, sm.categories, seed=seed)
                           for f in range(len(fold_tests))]
             drawn["anchor_corrected"] = np.broadcast_to(anchor_corrected, (n_random, len(full)))
-            for m in sorted({c.method for c in choices[k]} - drawn.keys()):  # a candidate with no row computed here
-                drawn[m] = _per_fold_draws(fitted, fold_tests, m, k, unit, sm.categories, n_random,
-                                           np.random.default_rng([seed, k, 4 + ESTIMATORS.index(m)])) * scale
             ests = np.zeros((n_random, len(full)))
             for f, test in enumerate(fold_tests):
                 ests[:, test] = drawn[choices[k][f].method][:, test]
@@ -292,7 +290,8 @@ def lite_fidelity(
     draws = (pl.DataFrame(draw_rows)
              .with_columns((pl.col("k") / n).alias("budget"), pl.col(list(_STATS)).fill_nan(None))
              .select("k", "budget", "method", "draw", *_STATS, *_CI_COLS))
-    summary = _summarise(draws, radius)
+    summary = summarise_draws(draws, radius, methods=METHODS, drawn=_DRAWN, stats=_STATS,
+                              beats_share=BEATS_RANDOM_SHARE)
     # only drawn methods asked: no single-subset estimates, an empty table of the same columns
     est_rows = est_rows or [pl.DataFrame(schema={"k": pl.Int64, "method": pl.Utf8, "model": pl.Utf8,
                                                  "full_points": pl.Float64, "estimate_points": pl.Float64})]
@@ -326,7 +325,7 @@ def _per_fold_draws(fitted: list[FoldEstimators], fold_tests: list[np.ndarray], 
 
 
 def _anchor_corrected(fold: FoldEstimators, k: int, test_scores: np.ndarray) -> np.ndarray:
-    docs, weights = fold.anchors(k)
+    docs, weights = fold.selected_anchors(k)
     return fold.corrected(docs, weights, test_scores[:, docs])
 
 
@@ -337,51 +336,3 @@ def _aligned_vectors(embeddings: TaskEmbeddings | tuple[Sequence[int], np.ndarra
         ids, vecs = embeddings
         emb = TaskEmbeddings(task=sm.task, doc_ids=np.asarray(ids), vectors=np.asarray(vecs, dtype=np.float32))
     return emb.vectors[emb.rows_of(sm.doc_ids)]
-
-
-def _summarise(draws: pl.DataFrame, radius: dict[int, float]) -> pl.DataFrame:
-    drawn = pl.col("method").is_in(list(_DRAWN))
-    agg = [pl.len().alias("n_draws")]
-    for s in _STATS:
-        agg += [pl.col(s).mean().alias(s), pl.col(s).std().alias(f"{s}_sd")]
-    for s in ("spearman", "mae_points"):  # 95%: over draws, or the bootstrap over models of a single subset
-        agg += [pl.when(drawn.first()).then(pl.col(s).quantile(0.025, "linear")).otherwise(pl.col(f"{s}_lo").first())
-                .alias(f"{s}_lo"),
-                pl.when(drawn.first()).then(pl.col(s).quantile(0.975, "linear")).otherwise(pl.col(f"{s}_hi").first())
-                .alias(f"{s}_hi")]
-    summary = draws.group_by("k", "budget", "method").agg(agg)
-    beats = [_beats(draws, "random", "beats_random"), _beats(draws, "stratified", "beats_stratified")]
-    radii = pl.DataFrame({"k": list(radius), "radius": list(radius.values())})
-    order = {m: i for i, m in enumerate(METHODS)}
-    share = pl.col("beats_random_mae")
-    out = summary
-    for b in beats:
-        out = out.join(b, on=["k", "method"], how="left")
-    out = out.with_columns(
-        pl.when(pl.col("method") == "random").then(None)
-        .when(share >= BEATS_RANDOM_SHARE).then(pl.lit("better than random"))
-        .when(share <= 1 - BEATS_RANDOM_SHARE).then(pl.lit("worse than random"))
-        .when(share.is_not_null()).then(pl.lit("no better than random"))
-        .alias("verdict"))
-    return (out.join(radii, on="k", how="left")
-            .with_columns(pl.when(pl.col("method").str.starts_with("kcenter")).then(pl.col("radius")).alias("radius"),
-                          pl.col("method").replace_strict(order, return_dtype=pl.Int64).alias("_o"))
-            .sort("k", "_o").drop("_o"))
-
-
-def _beats(draws: pl.DataFrame, baseline: str, prefix: str) -> pl.DataFrame:
-    """Per (k, method): the share of `baseline` draws each method strictly beats on Spearman and MAE.
-
-    A single subset is compared with every baseline draw; a drawn method with the baseline draw of the same
-    index (for random_irt: the same random subset).
-    """
-    base = draws.filter(pl.col("method") == baseline).select(
-        "k", "draw", pl.col("spearman").fill_null(-2.0).alias("b_spearman"), pl.col("mae_points").alias("b_mae"))
-    others = draws.filter(pl.col("method") != baseline).select(
-        "k", "method", "draw", pl.col("spearman").fill_null(-2.0), "mae_points")
-    single = others.filter(~pl.col("method").is_in(list(_DRAWN))).drop("draw").join(base.drop("draw"), on="k")
-    paired = others.filter(pl.col("method").is_in(list(_DRAWN))).join(base, on=["k", "draw"]).drop("draw")
-    both = pl.concat([single, paired])
-    return both.group_by("k", "method").agg(
-        (pl.col("spearman") > pl.col("b_spearman")).mean().alias(f"{prefix}_spearman"),
-        (pl.col("mae_points") < pl.col("b_mae")).mean().alias(f"{prefix}_mae"))

@@ -15,18 +15,20 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from lmms_nb.lite_selection._allocation import neyman_allocation
-from lmms_nb.lite_selection._anchors import selected_anchor_points
+from lmms_nb.lite_selection._anchors import anchor_points, selected_anchor_points
 from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA, linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
+from lmms_nb.lite_selection._memo import memoised
 
-__all__ = ["GROUP_PRIORS", "DifficultyDesign", "FoldEstimators", "difficulty_design", "difficulty_strata", "model_folds",
-           "residual_spread"]
+__all__ = ["GROUP_PRIORS", "DifficultyDesign", "FoldEstimators", "cv_choice", "difficulty_design", "difficulty_strata",
+           "model_folds", "residual_spread"]
 
 #: random subsets per budget used to measure the inner IRT's error (the gp-IRT mixing weight)
 _BIAS_DRAWS = 16
@@ -58,7 +60,7 @@ class FoldEstimators:
         self._irt: IRTModel | None = None
         self._inner_irt: IRTModel | None = None
         self._bias2: dict[int, float] = {}
-        self._anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._anchors: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         # keyed by budget, and for difficulty_cv by the docs' categories too (both depend on them)
         self._designs: dict[Any, DifficultyDesign] = {}
         self._group_priors: dict[Any, tuple[bool, float]] = {}
@@ -100,31 +102,10 @@ class FoldEstimators:
         return self._designs[key]
 
     def _cv_choice(self, k: int, groups: np.ndarray | None) -> tuple[bool, float]:
-        """(allocate on prediction errors?, group prior) with the lowest squared error of `difficulty_cv`'s
-        estimates on training models held out in turn (up to 12, each with its designs and neighbours fitted on
-        the other training models, 8 draws per design)."""
+        """(allocate on prediction errors?, group prior) for budget `k` (`cv_choice`)."""
         key = (k, _groups_key(groups))
-        if key in self._group_priors:
-            return self._group_priors[key]
-        priors = GROUP_PRIORS if groups is not None else (np.inf,)
-        if len(self.train) < 4:
-            self._group_priors[key] = (False, np.inf)
-            return self._group_priors[key]
-        rng = np.random.default_rng([self.seed, k, 1])
-        inner = np.unique(np.linspace(0, len(self.train) - 1, min(_INNER_MODELS, len(self.train))).astype(int))
-        errs = np.zeros((2, len(priors)))
-        for j in inner:
-            others = np.delete(self.train, j, axis=0)
-            for on_errors in (False, True):
-                design = difficulty_design(others, k, spread=residual_spread(others, groups) if on_errors else None)
-                w = np.stack([design.doc_weights(design.draw(rng)) for _ in range(_INNER_DRAWS)])
-                rows = np.broadcast_to(self.train[j], w.shape)
-                for c, prior in enumerate(priors):
-                    est = neighbour_control_variate(others, w > 0, rows, w, design_weights=True, groups=groups,
-                                                    group_prior=prior)
-                    errs[int(on_errors), c] += np.mean((est - self.train[j].mean()) ** 2)
-        best = np.unravel_index(int(np.argmin(errs)), errs.shape)
-        self._group_priors[key] = (bool(best[0]), float(priors[best[1]]))
+        if key not in self._group_priors:
+            self._group_priors[key] = cv_choice(self.train, k, groups, seed=self.seed)
         return self._group_priors[key]
 
     def residual_design(self, k: int, groups: np.ndarray | None = None) -> DifficultyDesign:
@@ -153,11 +134,18 @@ class FoldEstimators:
         return intercept[:, None] + slope[:, None] * subset_test
 
     def anchors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Anchor docs and weights for budget `k`, chosen from the training models' scores (the set of
-        `selected_anchor_points`)."""
-        if k not in self._anchors:
-            self._anchors[k] = selected_anchor_points(self.train, k, seed=self.seed)
-        return self._anchors[k]
+        """Anchor docs and weights for budget `k`, chosen from the training models' scores as Vivek et al. do
+        (`anchor_points`: k-means of 3 starts); the `anchor` and `anchor_irt` baselines."""
+        if ("published", k) not in self._anchors:
+            self._anchors["published", k] = anchor_points(self.train, k, seed=self.seed)
+        return self._anchors["published", k]
+
+    def selected_anchors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The anchor set `anchor_corrected` uses at budget `k`: of several k-means seeds, the one whose linear
+        correction predicts held-out training models best (`selected_anchor_points`)."""
+        if ("selected", k) not in self._anchors:
+            self._anchors["selected", k] = selected_anchor_points(self.train, k, seed=self.seed)
+        return self._anchors["selected", k]
 
     def bias2(self, k: int) -> float:
         """Mean squared error of p-IRT at budget `k` on models the (inner) IRT was not fitted on."""
@@ -196,6 +184,31 @@ class FoldEstimators:
         return lam * subset_mean + (1 - lam) * p_irt
 
 
+@memoised()  # with outer leave-one-out, inner folds (f, i) and (i, f) train on the same models (see _memo)
+def cv_choice(train: np.ndarray, k: int, groups: np.ndarray | None, *, seed: int = 0) -> tuple[bool, float]:
+    """For `difficulty_cv` at budget `k` on `train`'s models: (allocate on prediction errors?, group prior), the
+    pair with the lowest squared error of its estimates on training models held out in turn (up to 12, each
+    with its designs and neighbours fitted on the other training models, 8 draws per design)."""
+    priors = GROUP_PRIORS if groups is not None else (np.inf,)
+    if len(train) < 4:
+        return False, np.inf
+    rng = np.random.default_rng([seed, k, 1])
+    inner = np.unique(np.linspace(0, len(train) - 1, min(_INNER_MODELS, len(train))).astype(int))
+    errs = np.zeros((2, len(priors)))
+    for j in inner:
+        others = np.delete(train, j, axis=0)
+        for on_errors in (False, True):
+            design = difficulty_design(others, k, spread=residual_spread(others, groups) if on_errors else None)
+            w = np.stack([design.doc_weights(design.draw(rng)) for _ in range(_INNER_DRAWS)])
+            rows = np.broadcast_to(train[j], w.shape)
+            for c, prior in enumerate(priors):
+                est = neighbour_control_variate(others, w > 0, rows, w, design_weights=True, groups=groups,
+                                                group_prior=prior)
+                errs[int(on_errors), c] += np.mean((est - train[j].mean()) ** 2)
+    best = np.unravel_index(int(np.argmin(errs)), errs.shape)
+    return bool(best[0]), float(priors[best[1]])
+
+
 def _groups_key(groups: np.ndarray | None) -> tuple | None:
     """A cache key of the docs' categories by content (an object's id could be reused by another array)."""
     return None if groups is None else tuple(np.asarray(groups).tolist())
@@ -217,8 +230,13 @@ class DifficultyDesign:
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """Doc indices of one stratified random subset."""
-        return np.concatenate([rng.choice(np.nonzero(self.strata == h)[0], a, replace=False)
+        return np.concatenate([rng.choice(self._members[h], a, replace=False)
                                for h, a in enumerate(self.alloc) if a] or [np.zeros(0, dtype=np.int64)])
+
+    @functools.cached_property
+    def _members(self) -> list[np.ndarray]:
+        """Each stratum's doc indices (found once: a design is drawn from many times)."""
+        return [np.nonzero(self.strata == h)[0] for h in range(len(self.alloc))]
 
     def doc_weights(self, docs: np.ndarray) -> np.ndarray:
         """Each doc's design weight in the subset `docs` (its stratum's share of the full set over the docs drawn
@@ -255,6 +273,7 @@ def difficulty_strata(train: np.ndarray, n_bins: int = 8) -> np.ndarray:
     return strata
 
 
+@memoised()  # the same training models recur across budgets, inner models and folds (see _memo)
 def residual_spread(train: np.ndarray, groups: np.ndarray | None = None, n_bins: int = 8,
                     beta: float = NEIGHBOUR_BETA) -> np.ndarray:
     """Per stratum (``2 + n_bins``), the root mean squared error of the neighbour predictions that the control

@@ -11,15 +11,14 @@ estimator learned there, as it would be for a new model) and scores the held-out
 subset; the candidate with the lowest mean absolute error over the held-out models wins (ties: the earlier
 candidate). Leave-one-out, not 5 folds: a learned estimator's error grows as its training models get fewer,
 most for anchor points (a linear correction over the anchors' answers), so 5 inner folds, fitting on 4/5 of the
-earlier models where the subset itself is built on all of them, judged anchor_corrected harsher than it fares
-on new models and picked it in 0-2 of 5 outer folds on the zoo although it was the closer estimator on every
-seed; leave-one-out with the criterion below picks it in 2-5 of 5 there, and residual_cv in every fold on the
-digits population (`bench_lite_fidelity.py`, seeds 0-5 and 0-2). Folding the inner models by training run
-instead (a model's siblings held out with it) picked anchor_corrected in no fold on the zoo (seeds 0-2): it
-simulates a new model from a new run, which the benchmark's folds (random over models) rarely hold out.
+earlier models where the subset itself is built on all of them, judge anchor_corrected harsher than it fares
+on new models (on the zoo, `bench_lite_fidelity.py --population zoo --folds 5` prints how many of the 5 outer
+folds pick it, per seed). Holding out a model's training-run siblings with it (folding by run) was tried while
+choosing this and is not in the repository: it simulates a new model from a new run, which the benchmark's
+folds (random over models) rarely hold out.
 Mean absolute error, not squared: it is the figure a user compares against (the goal's MAE), and squared
-error let a few large inner misses outweigh many small ones; a candidate that is far off on many models (anchor
-points on the digits population: 2.7 vs 1.3 points in an inner comparison) still loses. In `lite_fidelity` this
+error lets a few large inner misses outweigh many small ones; a candidate that is far off on many models still
+loses. In `lite_fidelity` this
 runs inside each outer fold on that fold's training models (nested cross-validation), so the pick never sees the
 models it is scored on.
 
@@ -83,8 +82,9 @@ class EstimatorChoice:
                     f"on, at least {MIN_MODELS_TO_CHOOSE} are needed)")
         others = "; ".join(f"{m} {e:.2f} ({self.inner_rmse[m]:.2f})"
                            for m, e in sorted(self.inner_mae.items(), key=lambda x: x[1]) if m != self.method)
-        how = "each held out in turn" if self.folds == self.n_models else f"held out by {self.folds} folds"
-        return (f"{self.method}: the lowest error on earlier models held out in turn ({self.n_models} models, {how}): "
+        held = ("held out in turn", "each held out in turn") if self.folds == self.n_models else (
+            "held out", f"held out by {self.folds} folds")
+        return (f"{self.method}: the lowest error on earlier models {held[0]} ({self.n_models} models, {held[1]}): "
                 f"mean absolute error {self.inner_mae[self.method]:.2f} points (root mean squared "
                 f"{self.inner_rmse[self.method]:.2f}) vs {others}")
 
@@ -101,7 +101,7 @@ def heldout_estimates(fold: FoldEstimators, method: str, k: int, answers: np.nda
     """
     y = np.atleast_2d(np.asarray(answers, dtype=np.float64))
     if method == "anchor_corrected":
-        docs, w = fold.anchors(k)
+        docs, w = fold.selected_anchors(k)
         est = fold.corrected(docs, w, y[:, docs])
         return np.broadcast_to(est, (n_draws if design_weights is None else len(design_weights), len(y))).copy()
     if method not in ("difficulty_cv", "residual_cv"):

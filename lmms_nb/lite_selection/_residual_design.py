@@ -30,6 +30,7 @@ import numpy as np
 from lmms_nb.lite_selection._allocation import neyman_allocation
 from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA
 from lmms_nb.lite_selection._heldout import DifficultyDesign
+from lmms_nb.lite_selection._memo import memoised
 
 __all__ = ["RESIDUAL_BINS", "RESIDUAL_FLOOR", "doc_residuals", "residual_design"]
 
@@ -40,6 +41,7 @@ RESIDUAL_BINS = 4
 RESIDUAL_FLOOR = 0.15
 
 
+@memoised()  # the same training models recur across budgets and folds (see _memo)
 def doc_residuals(train: np.ndarray, groups: np.ndarray | None = None, beta: float = NEIGHBOUR_BETA) -> np.ndarray:
     """Per doc, the root mean squared error of each training model's answers predicted from the other models
     (weights ``exp(beta * agreement)``, agreement on the category's docs)."""
