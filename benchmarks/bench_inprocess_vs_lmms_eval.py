@@ -1,7 +1,7 @@
 """Where lmms-nb's in-process time goes on benchmarks/vs_lmms_eval's run, with the model already loaded.
 
     python benchmarks/bench_inprocess_vs_lmms_eval.py [--family qwen2_5_vl llava] [--n 8] [--batch-size 4]
-        [--runs 7] [--threads 1 0] [--lmms-eval-python PATH] [--baseline]
+        [--runs 7] [--threads 1 0] [--lmms-eval-python PATH] [--rounds 1] [--baseline]
 
 The same data, tiny model and task YAMLs as `benchmarks/vs_lmms_eval/run.py` (built by its helpers), and the same
 timed call: `evaluate(model, load_tasks(...), batch_size=B)` after a warm-up run. For each family and thread
@@ -12,6 +12,9 @@ style), the processor (image preprocessing + tokenization), the vision tower (it
 and the language model's generation, with the vision tower's attention modules (lmms-nb's batched form,
 `lmms_nb.models._vision_attention`) a stage of their own. With `--lmms-eval-python` it also times lmms-eval
 0.7.3's cold command line once (wall and CPU) and prints the in-process ratios against it, wall and CPU. With
+`--rounds R` (with `--lmms-eval-python`) it repeats that pair R times, lmms-eval's cold run then the in-process
+runs, and prints each round's ratios and their median: one cold run of either tool can be 1.5x off on a shared
+host, so a single pair can land either side of a 30x line (measured: 27.3x-35.2x in four pairs within 3 minutes). With
 `--baseline` it also times, in the same process and alternating run by run (so that a shared machine's load hits
 both alike), a second copy of the model with issue #14's in-process speed-ups undone (`undo_speed_ups`, and
 `speed_ups(False)` for the process-wide ones).
@@ -167,6 +170,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="timed runs per setting; medians are printed")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 0], help="torch threads; 0: torch's default")
     parser.add_argument("--lmms-eval-python", default=None, help="time lmms-eval 0.7.3's cold run with it too")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --lmms-eval-python: repeat (lmms-eval cold, in-process runs) this many times")
     parser.add_argument("--baseline", action="store_true",
                         help="also time, alternating in this process, the model without issue #14's speed-ups "
                              "(undo_speed_ups, speed_ups(False))")
@@ -180,8 +185,11 @@ def main() -> None:
     _BACKGROUND_SYNC, BASELINE = SampleLogWriter._sync, args.baseline
     DEFAULT_THREADS = torch.get_num_threads()
     for family in args.family:
-        theirs = lmms_eval_cold(args.lmms_eval_python, family, args.n) if args.lmms_eval_python else None
         for threads in args.threads:
+            if args.lmms_eval_python and args.rounds > 1:
+                print_rounds(args, family, threads)
+                continue
+            theirs = lmms_eval_cold(args.lmms_eval_python, family, args.n) if args.lmms_eval_python else None
             result = measure(family, n=args.n, batch_size=args.batch_size, runs=args.runs, threads=threads)
             load = os.getloadavg()[0]
             print(f"\n{family}, {result['threads']} thread(s), {args.n} docs x 2 tasks, batch {args.batch_size}, "
@@ -202,6 +210,24 @@ def main() -> None:
             print(f"  one profiled run ({result['profiled']:.2f} s wall under cProfile), cumulative seconds:")
             for stage, seconds in result["stages"].items():
                 print(f"    {stage:48} {seconds:7.3f}  {seconds / result['profiled']:6.1%}")
+
+
+def print_rounds(args: argparse.Namespace, family: str, threads: int) -> None:
+    """`--rounds`: lmms-eval's cold run and the in-process runs, alternating round by round; each round's ratios
+    and their medians."""
+    walls, cpus = [], []
+    print(f"\n{family}, {args.rounds} rounds of (lmms-eval cold once, in-process median of {args.runs}), "
+          f"{args.n} docs x 2 tasks, batch {args.batch_size}")
+    for round_ in range(1, args.rounds + 1):
+        theirs = lmms_eval_cold(args.lmms_eval_python, family, args.n)
+        result = measure(family, n=args.n, batch_size=args.batch_size, runs=args.runs, threads=threads)
+        walls.append(theirs[0] / result["wall"])
+        cpus.append(theirs[1] / result["cpu"])
+        print(f"  round {round_} (load average {os.getloadavg()[0]:.1f}, {result['threads']} thread(s)): lmms-eval "
+              f"{theirs[0]:.1f} s wall / {theirs[1]:.1f} s CPU, in-process {result['wall']:.3f} s / "
+              f"{result['cpu']:.3f} s -> {walls[-1]:.1f}x wall, {cpus[-1]:.1f}x CPU", flush=True)
+    print(f"  median over {args.rounds} rounds: {statistics.median(walls):.1f}x wall (range {min(walls):.1f}-"
+          f"{max(walls):.1f}), {statistics.median(cpus):.1f}x CPU (range {min(cpus):.1f}-{max(cpus):.1f})")
 
 
 DEFAULT_THREADS = 1
