@@ -138,8 +138,8 @@ def test_chosen_rows_are_each_folds_pick_applied_to_its_held_out_models(digits) 
     emb = (np.arange(digits.shape[1]), np.random.default_rng(0).normal(size=(digits.shape[1], 4)))
     fid = lite_fidelity(samples, emb, budgets=[k], n_random=n_random, folds=4, seed=0,
                         methods=["random", "difficulty_cv", "chosen"])
-    # difficulty_cv's and residual_cv's own generators, drawn fold after fold
-    rngs = {"difficulty_cv": np.random.default_rng([0, k, 2]), "residual_cv": np.random.default_rng([0, k, 3])}
+    # difficulty_cv's and spread_cv's own generators, drawn fold after fold
+    rngs = {"difficulty_cv": np.random.default_rng([0, k, 2]), "spread_cv": np.random.default_rng([0, k, 4])}
     ests = np.zeros((n_random, len(digits)))
     for f, test in enumerate(model_folds(len(digits), 4, seed=0)):
         fold = FoldEstimators(np.delete(digits, test, axis=0))

@@ -33,10 +33,12 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
   (each category's mean weighted by its share of the full set); only when the table has categories;
 - ``residual_cv``: random subsets stratified by category and by how far the neighbour predictions miss on each
   doc among the training models (`_residual_design`), Neyman on that error, scored as difficulty_cv;
-- ``chosen``: per fold, whichever of residual_cv and anchor_corrected has the lower error on the fold's
+- ``spread_cv``: docs drawn with probability in proportion to that error, by systematic sampling spread over
+  category, difficulty and the training models' main axis of disagreement (`_spread_design`), scored as residual_cv;
+- ``chosen``: per fold, whichever of spread_cv and anchor_corrected has the lower error on the fold's
   training models held out by inner folds (`_nested.choose_estimator`: nested cross-validation; the pick never
   sees the fold's held-out models), or difficulty_cv (`_nested.DEFAULT_ESTIMATOR`) when the fold has too few
-  training models to choose; its subset and estimate as in that method's row (the same draws as residual_cv's
+  training models to choose; its subset and estimate as in that method's row (the same draws as spread_cv's
   or difficulty_cv's row, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
 
 Methods that learn from models (anchor, *_irt) are fitted per fold over models and only estimate the models
@@ -82,14 +84,15 @@ from lmms_nb.lite_selection._subset import resolve_budget
 
 METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt",
            "anchor_corrected", "random", "random_irt", "random_calibrated", "random_corrected", "random_cv",
-           "stratified", "difficulty", "difficulty_cv", "residual_cv", "chosen")
+           "stratified", "difficulty", "difficulty_cv", "residual_cv", "spread_cv", "chosen")
 #: what `lite_fidelity` measures unless told: all but "chosen", whose nested cross-validation costs inner folds of
 #: every candidate per outer fold and budget (ask for it with ``methods=``)
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "chosen")
 _LEARNED = ("kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt", "anchor_corrected", "random_irt",
-            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv", "chosen")
+            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv",
+            "spread_cv", "chosen")
 _DRAWN = ("random", "random_irt", "random_calibrated", "random_corrected", "random_cv", "stratified", "difficulty",
-          "difficulty_cv", "residual_cv", "chosen")
+          "difficulty_cv", "residual_cv", "spread_cv", "chosen")
 #: learned methods need this many models: 5-fold CV then leaves >= 4 to fit on, 2 for each inner half
 _MIN_MODELS_TO_LEARN = 6
 #: a method "beats random" when its MAE is lower than random's in at least this share of draws
@@ -273,7 +276,7 @@ def lite_fidelity(
         # a generator each: a method's draws do not depend on which other methods are measured
         drawn = {m: _per_fold_draws(fitted, fold_tests, m, k, unit, sm.categories, n_random,
                                     np.random.default_rng([seed, k, j])) * scale
-                 for m, j in (("difficulty_cv", 2), ("residual_cv", 3)) if m in needed}
+                 for m, j in (("difficulty_cv", 2), ("residual_cv", 3), ("spread_cv", 4)) if m in needed}
         draw_rows += [row for m, ests in drawn.items() if m in wanted for row in _rows(k, m, draw_stats(full, ests))]
         if "chosen" in wanted:  # nested: each fold's pick comes from its training models alone
             choices[k] = [choose_estimator(fitted[f].train, k, sm.categories, seed=seed)
