@@ -75,6 +75,7 @@ import polars as pl
 from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
 from lmms_nb.lite_selection._fidelity_stats import bootstrap_ci, draw_stats, stratified_estimates, subset_stats
+from lmms_nb.lite_selection._fidelity_random import learned_random_estimates
 from lmms_nb.lite_selection._fidelity_summary import summarise_draws
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.lite_selection._nested import (CANDIDATES, DEFAULT_ESTIMATOR, EstimatorChoice, choose_estimator,
@@ -236,36 +237,8 @@ def lite_fidelity(
         idx = np.argsort(rng.random((n_random, n)), axis=1)[:, :k]  # uniform k-subsets without replacement
         if "random" in wanted:
             draw_rows += _rows(k, "random", draw_stats(full, scores[:, idx].mean(axis=2).T))
-        if "random_irt" in wanted:
-            masks = np.zeros((n_random, n), dtype=bool)
-            np.put_along_axis(masks, idx, True, axis=1)
-            ests = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                rows = np.repeat(unit[test], n_random, axis=0)  # model-major: row = model * n_random + draw
-                out = fitted[f].gp_irt(rows, np.tile(masks, (len(test), 1)), np.tile(masks, (len(test), 1)))
-                ests[:, test] = out.reshape(len(test), n_random).T
-            draw_rows += _rows(k, "random_irt", draw_stats(full, ests * scale))
-        if "random_calibrated" in wanted:
-            subset_means = unit[:, idx].mean(axis=2).T  # draws x models
-            ests = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                train = np.delete(np.arange(len(full)), test)
-                ests[:, test] = fitted[f].calibrated(subset_means[:, train], subset_means[:, test])
-            draw_rows += _rows(k, "random_calibrated", draw_stats(full, ests * scale))
-        if "random_corrected" in wanted:
-            ests = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                for d in range(n_random):
-                    ests[d, test] = fitted[f].corrected(idx[d], np.ones(k), unit[test][:, idx[d]])
-            draw_rows += _rows(k, "random_corrected", draw_stats(full, ests * scale))
-        if "random_cv" in wanted:
-            masks = np.zeros((n_random, n), dtype=bool)
-            np.put_along_axis(masks, idx, True, axis=1)
-            ests = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                for i in test:
-                    ests[:, i] = fitted[f].control_variate(np.broadcast_to(unit[i], masks.shape), masks)
-            draw_rows += _rows(k, "random_cv", draw_stats(full, ests * scale))
+        for method, ests in learned_random_estimates(wanted, idx, unit, fitted, fold_tests).items():
+            draw_rows += _rows(k, method, draw_stats(full, ests * scale))
         if "difficulty" in wanted:
             ests, fold_rng = np.zeros((n_random, len(full))), np.random.default_rng([seed, k])
             for f, test in enumerate(fold_tests):
