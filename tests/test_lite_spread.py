@@ -17,7 +17,7 @@ from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.lite_selection._nested import design_of, heldout_estimates
 from lmms_nb.lite_selection._residual_design import RESIDUAL_FLOOR, doc_residuals
 from lmms_nb.lite_selection._spread_design import (SpreadDesign, inclusion_probabilities, spread_design,
-                                                   spread_order)
+                                                   spread_keys)
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +58,21 @@ def test_each_doc_is_drawn_with_its_probability_and_each_draw_has_k_docs(digits,
 
 def test_the_sample_is_spread_over_every_stretch_of_the_order(digits, groups) -> None:
     design = spread_design(digits, 40, groups)
-    cum = np.cumsum(design.pi[design.order])
     for seed in range(20):
-        picked = np.isin(design.order, design.draw(np.random.default_rng(seed)))
+        # the draw's order: ties broken by the first numbers of its generator
+        order = design.order(np.random.default_rng(seed))
+        picked = np.isin(order, design.draw(np.random.default_rng(seed)))
         # systematic sampling: any prefix of the order holds its expected number of picks, rounded down or up
-        assert np.all(np.abs(np.cumsum(picked) - cum) < 1 + 1e-9)
+        assert np.all(np.abs(np.cumsum(picked) - np.cumsum(design.pi[order])) < 1 + 1e-9)
     # whereas simple random samples of the same size stray far further on some prefix
-    strays = [np.abs(np.cumsum(np.isin(design.order, np.random.default_rng(s).choice(400, 40, replace=False)))
+    strays = [np.abs(np.cumsum(np.isin(order, np.random.default_rng(s).choice(400, 40, replace=False)))
                      - np.arange(1, 401) * 0.1).max() for s in range(20)]
     assert np.median(strays) > 2
 
 
-def test_order_runs_by_category_then_difficulty_bins_and_is_deterministic(digits, groups) -> None:
-    order = spread_order(digits, groups)
+def test_order_runs_by_category_then_difficulty_bins_with_ties_drawn_at_random(digits, groups) -> None:
+    design = spread_design(digits, 40, groups)
+    order = design.order(np.random.default_rng(0))
     assert sorted(order.tolist()) == list(range(digits.shape[1]))
     labels = groups[order]
     assert all(labels[i] <= labels[i + 1] for i in range(len(labels) - 1))  # one run per category
@@ -78,18 +80,23 @@ def test_order_runs_by_category_then_difficulty_bins_and_is_deterministic(digits
     for g in np.unique(groups):
         docs = order[labels == g]
         edges = np.quantile(p[docs], [1 / 3, 2 / 3])
-        bins = np.searchsorted(edges, p[docs], side="right")
+        bins = np.searchsorted(edges, p[docs], side="left")
         assert np.all(np.diff(bins) >= 0)  # easier bins after harder ones, never back
-    np.testing.assert_array_equal(order, spread_order(digits.copy(), groups.copy()))
-    # the draw depends only on the rng
-    design = spread_design(digits, 40, groups)
+    # the keys are a function of the earlier models' answers; only tied docs move between draws
+    for a, b in zip(spread_keys(digits, groups), spread_keys(digits.copy(), groups.copy()), strict=True):
+        np.testing.assert_array_equal(a, b)
+    other = design.order(np.random.default_rng(1))
+    assert not np.array_equal(order, other)
+    keys = np.column_stack(design.keys)
+    np.testing.assert_array_equal(keys[order], keys[other])
+    # and a draw depends only on its generator
     np.testing.assert_array_equal(design.draw(np.random.default_rng(7)), design.draw(np.random.default_rng(7)))
 
 
 def test_probabilities_above_one_are_capped_and_the_rest_share_the_budget() -> None:
     pi = inclusion_probabilities(np.array([100.0, 1.0, 1.0, 2.0]), 2)
     np.testing.assert_allclose(pi, [1.0, 0.25, 0.25, 0.5])
-    design = SpreadDesign(order=np.arange(4), pi=pi)
+    design = SpreadDesign(keys=(np.zeros(4),), pi=pi)
     for seed in range(10):
         docs = design.draw(np.random.default_rng(seed))
         assert 0 in docs and len(docs) == 2  # the certain doc is always drawn
