@@ -53,7 +53,8 @@ __all__ = ["CANDIDATES", "DEFAULT_ESTIMATOR", "ESTIMATORS", "EstimatorChoice", "
 ESTIMATORS: tuple[str, ...] = ("difficulty_cv", "residual_cv", "spread_cv", "anchor_corrected")
 #: the ones `choose_estimator` picks from: spread_cv is residual_cv's estimator on a spread (systematic PPS)
 #: sample of the same inclusion aim (`_spread_design`), as residual_cv is difficulty_cv's on strata made for it;
-#: each was closer than the one it replaces on both populations, so offering both only adds selection noise
+#: each was closer than the one it replaces on both populations (`bench_lite_fidelity.py`, 10% budget), so
+#: offering both would only add selection noise
 CANDIDATES: tuple[str, ...] = ("spread_cv", "anchor_corrected")
 #: used when there are too few earlier models to cross-validate (the better of the two on the digits population)
 DEFAULT_ESTIMATOR = "difficulty_cv"
