@@ -100,6 +100,11 @@ def test_probabilities_above_one_are_capped_and_the_rest_share_the_budget() -> N
     for seed in range(10):
         docs = design.draw(np.random.default_rng(seed))
         assert 0 in docs and len(docs) == 2  # the certain doc is always drawn
+    # a budget of every doc takes every doc, each standing for itself
+    every = SpreadDesign(keys=(np.zeros(4),), pi=inclusion_probabilities(np.ones(4), 4))
+    docs = every.draw(np.random.default_rng(0))
+    np.testing.assert_array_equal(docs, np.arange(4))
+    np.testing.assert_allclose(every.doc_weights(docs), 0.25)
     with pytest.raises(ValueError, match="budget k=5"):
         inclusion_probabilities(np.ones(4), 5)
 
