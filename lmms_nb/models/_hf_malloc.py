@@ -6,11 +6,12 @@ norms and rotary embedding, attention outputs). glibc serves an allocation above
 `mmap` and hands the top of its heap back to the kernel once more than its trim threshold is free there; either way the
 memory comes back as new zeroed pages, one minor page fault per 4 KiB touched. Both thresholds start at 128 KiB and a
 "dynamic" rule raises them (the mmap one to the size of a freed mmapped block larger than it, up to 32 MiB on 64-bit;
-the trim one to twice that), so where a process ends up depends on the order of its allocations and frees: on `benchmarks/bench_inprocess_vs_lmms_eval.py`'s
-run (`--malloc-ab` runs each setting in fresh processes and prints the faults per run) some processes settle with a
-few dozen faults per run, others keep tens of thousands, with their system time and cache misses (6 pairs, one
-thread: 19,626-34,828 faults and 0.440-0.463 s of CPU per run, the least of 7, in 3 of 6 processes; 47-78 faults and
-0.380-0.419 s in the other 3; pinned, 47-54 faults and 0.382-0.426 s in all 6).
+the trim one to twice that), so where a process ends up depends on the order of its allocations and frees: on
+`benchmarks/bench_inprocess_vs_lmms_eval.py`'s run (`--malloc-ab` runs each setting in fresh processes and prints
+the faults per run) some processes settle with a few dozen faults per run, others keep tens of thousands, with their
+system time and cache misses (6 pairs, one thread: 19,626-34,828 faults and 0.440-0.463 s of CPU per run, the least
+of 7, in 3 of 6 processes; 47-78 faults and 0.380-0.419 s in the other 3; pinned, 47-54 faults and 0.382-0.426 s in
+all 6).
 `keep_freed_memory` pins the thresholds where the dynamic rule can at most take them, 32 MiB and 64 MiB, from the start.
 
 The numbers stay the same by construction: only where freed memory goes changes; every kernel gets the same inputs
