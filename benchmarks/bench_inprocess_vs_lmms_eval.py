@@ -1,7 +1,7 @@
 """Where lmms-nb's in-process time goes on benchmarks/vs_lmms_eval's run, with the model already loaded.
 
     python benchmarks/bench_inprocess_vs_lmms_eval.py [--family qwen2_5_vl llava] [--n 8] [--batch-size 4]
-        [--runs 7] [--threads 1 0] [--lmms-eval-python PATH] [--rounds 1] [--baseline]
+        [--runs 7] [--threads 1 0] [--lmms-eval-python PATH] [--rounds 1] [--baseline] [--malloc-ab N]
 
 The same data, tiny model and task YAMLs as `benchmarks/vs_lmms_eval/run.py` (built by its helpers), and the same
 timed call: `evaluate(model, load_tasks(...), batch_size=B)` after a warm-up run. For each family and thread
@@ -17,7 +17,11 @@ runs, and prints each round's ratios and their median: one cold run of either to
 host, so a single pair can land either side of a 30x line (measured: 27.3x-35.2x in four pairs within 3 minutes). With
 `--baseline` it also times, in the same process and alternating run by run (so that a shared machine's load hits
 both alike), a second copy of the model with issue #14's in-process speed-ups undone (`undo_speed_ups`, and
-`speed_ups(False)` for the process-wide ones).
+`speed_ups(False)` for the process-wide ones). One speed-up is not undone there: glibc's malloc thresholds, pinned
+process-wide once a model is on the CPU (`lmms_nb.models._hf_malloc`: freed memory kept for reuse instead of coming back
+as fresh zeroed pages) and impossible to put back as glibc's own dynamic rule had them; `--malloc-ab N` measures it in
+N pairs of fresh processes, malloc as glibc sets it (LMMS_NB_KEEP_FREED_MEMORY=0) then pinned, alternating, and prints
+CPU, wall and the minor page faults per run of each (every mode prints the faults per run).
 """
 
 from __future__ import annotations
@@ -117,11 +121,11 @@ def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) ->
     evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=vs.WORK / "out_warmup", limit=2,
              progress=False, resume=False)
 
-    def once() -> tuple[float, float]:
-        wall, cpu = time.perf_counter(), time.process_time()
+    def once() -> tuple[float, float, int]:
+        faults, wall, cpu = _minor_faults(), time.perf_counter(), time.process_time()
         evaluate(model, load_tasks(tasks_dir, model_type=name), output_dir=vs.WORK / "out_bench_inprocess",
                  batch_size=batch_size, progress=False, resume=False)
-        return time.perf_counter() - wall, time.process_time() - cpu
+        return time.perf_counter() - wall, time.process_time() - cpu, _minor_faults() - faults
 
     timings, baseline = [], []
     if BASELINE:  # the same model without this session's speed-ups, its runs alternating with the others
@@ -139,15 +143,51 @@ def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) ->
         timings.append(once())
     profiler = cProfile.Profile()
     profiler.enable()
-    profiled_wall, _ = once()
+    profiled_wall = once()[0]
     profiler.disable()
     out = {"wall": statistics.median(t[0] for t in timings), "cpu": statistics.median(t[1] for t in timings),
+           "faults": statistics.median(t[2] for t in timings), "cpu_min": min(t[1] for t in timings),
            "walls": [t[0] for t in timings], "stages": stage_seconds(pstats.Stats(profiler)),
            "profiled": profiled_wall, "threads": torch.get_num_threads()}
     if baseline:
         out["baseline"] = {"wall": statistics.median(t[0] for t in baseline),
                            "cpu": statistics.median(t[1] for t in baseline), "walls": [t[0] for t in baseline]}
     return out
+
+
+def _minor_faults() -> int:
+    """This process's minor page faults so far (fresh zeroed pages: what `_hf_malloc.keep_freed_memory` avoids)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def malloc_ab(args: argparse.Namespace, family: str, threads: int) -> None:
+    """`--malloc-ab N`: N pairs of fresh processes, each timing `--runs` in-process runs, glibc's malloc left as it
+    configures itself (LMMS_NB_KEEP_FREED_MEMORY=0) then pinned (`lmms_nb.models._hf_malloc`), alternating. Fresh
+    processes because malloc's settings are process-wide and glibc's own (dynamic) ones cannot be restored."""
+    import json
+    import subprocess
+
+    results: dict[str, list[dict]] = {"0": [], "1": []}
+    argv = [sys.executable, __file__, "--family", family, "--threads", str(threads), "--runs", str(args.runs),
+            "--n", str(args.n), "--batch-size", str(args.batch_size), "--child-json"]
+    for _ in range(args.malloc_ab):
+        for setting in results:
+            done = subprocess.run(argv, env=dict(os.environ, LMMS_NB_KEEP_FREED_MEMORY=setting), check=True,
+                                  capture_output=True, text=True)
+            results[setting].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print(f"\n{family}, {threads or 'default'} thread(s): {args.malloc_ab} pairs of fresh processes, median of "
+          f"{args.runs} runs each (load average {os.getloadavg()[0]:.1f})")
+    for setting, label in (("0", "malloc as glibc sets it"), ("1", "malloc thresholds pinned")):
+        rows = results[setting]
+        cpus = ", ".join(f"{row['cpu']:.3f}/{row['cpu_min']:.3f}" for row in rows)
+        faults = ", ".join(str(int(row["faults"])) for row in rows)
+        print(f"  {label:24}: CPU median/min per process {cpus} s, wall median "
+              f"{statistics.median(r['wall'] for r in rows):.3f} s, minor page faults per run {faults}")
+    for key, what in (("cpu", "medians"), ("cpu_min", "minima (the least a run took: other jobs only add)")):
+        ratio = statistics.median(r[key] for r in results["0"]) / statistics.median(r[key] for r in results["1"])
+        print(f"  -> pinned: {ratio:.2f}x less CPU, median over processes of their {what}")
 
 
 def lmms_eval_cold(python: str, family: str, n: int) -> tuple[float, float]:
@@ -172,6 +212,10 @@ def main() -> None:
     parser.add_argument("--lmms-eval-python", default=None, help="time lmms-eval 0.7.3's cold run with it too")
     parser.add_argument("--rounds", type=int, default=1,
                         help="with --lmms-eval-python: repeat (lmms-eval cold, in-process runs) this many times")
+    parser.add_argument("--malloc-ab", type=int, default=0, metavar="N",
+                        help="time N pairs of fresh processes with glibc's malloc thresholds as it sets them, then "
+                             "pinned (lmms_nb.models._hf_malloc), alternating")
+    parser.add_argument("--child-json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true",
                         help="also time, alternating in this process, the model without issue #14's speed-ups "
                              "(undo_speed_ups, speed_ups(False))")
@@ -186,6 +230,15 @@ def main() -> None:
     DEFAULT_THREADS = torch.get_num_threads()
     for family in args.family:
         for threads in args.threads:
+            if args.child_json:  # one process of --malloc-ab
+                import json
+
+                result = measure(family, n=args.n, batch_size=args.batch_size, runs=args.runs, threads=threads)
+                print(json.dumps({key: result[key] for key in ("wall", "cpu", "cpu_min", "faults")}))
+                continue
+            if args.malloc_ab:
+                malloc_ab(args, family, threads)
+                continue
             if args.lmms_eval_python and args.rounds > 1:
                 print_rounds(args, family, threads)
                 continue
@@ -195,7 +248,8 @@ def main() -> None:
             print(f"\n{family}, {result['threads']} thread(s), {args.n} docs x 2 tasks, batch {args.batch_size}, "
                   f"load average {load:.1f}")
             print(f"  in-process evaluate: median wall {result['wall']:.3f} s, median CPU {result['cpu']:.3f} s "
-                  f"(walls: {', '.join(f'{w:.2f}' for w in result['walls'])})")
+                  f"(walls: {', '.join(f'{w:.2f}' for w in result['walls'])}), {result['faults']:.0f} minor page "
+                  f"faults per run")
             base = result.get("baseline")
             if base:
                 print(f"  without the speed-ups (alternating): median wall {base['wall']:.3f} s, median CPU "

@@ -41,6 +41,7 @@ from lmms_nb.models._hf_style import ChatStyle
 from lmms_nb.models._hf_video import default_video_loader, load_request_videos, video_processor_kwargs, visual_kinds
 from lmms_nb.models import _patch_embed, _vision_attention
 from lmms_nb.models._fast_path_verdicts import VerdictStore
+from lmms_nb.models._hf_malloc import keep_freed_memory
 from lmms_nb.models._patch_embed import speed_up_patch_embeddings
 from lmms_nb.models._qwen_pixels import patch_into_one_tensor, patchify_in_model_dtype
 from lmms_nb.models._vision_attention import speed_up_vision_attention
@@ -145,6 +146,8 @@ class HFImageTextModel:
         patchify_in_model_dtype(getattr(self.processor, "image_processor", None), self.model.dtype)
         patch_into_one_tensor(getattr(self.processor, "image_processor", None))  # no concatenation copy
         self.device = self.model.device
+        if self.device.type == "cpu":  # its forward passes then reuse freed memory instead of faulting in new pages
+            keep_freed_memory()
         # video paths become frames as the family's lmms-eval class makes them; None: the model takes no video
         # (no loader for its family, or a processor without a video processor, e.g. LLaVA-1.5 under llava_hf)
         loader = self.style.video_loader or default_video_loader(getattr(self.model.config, "model_type", None))
