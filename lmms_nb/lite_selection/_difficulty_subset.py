@@ -10,9 +10,10 @@ between, the budget split as `difficulty_cv` does in `lite_fidelity`) and `resid
 category and that error, `_residual_design`). The `DifficultySubset` it returns keeps
 the earlier models' scores, so a new model's full score is estimated from its answers on the subset alone
 (`DifficultySubset.estimate`, `difficulty_estimates`; `_difficulty_subset_file` keeps all of it in one ``.npz``
-for a later session): for difficulty_cv, residual_cv and spread_cv the mean over every doc of
-what the earlier models most like it scored, plus its prediction error on the subset weighted by its design
-weight (share of the full set over inclusion probability); for anchor_corrected the anchor-weighted mean plus the correction learned on the earlier models.
+for a later session): for difficulty_cv, residual_cv and spread_cv the mean over every doc of what the earlier
+models most like it scored, plus its prediction error on the subset weighted by its design weight (share of the
+full set over inclusion probability); for anchor_corrected the anchor-weighted mean plus the correction learned on
+the earlier models.
 `lite_fidelity` measures each on held-out models (`bench_lite_fidelity.py`).
 
 Example:
