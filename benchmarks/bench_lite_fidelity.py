@@ -28,8 +28,9 @@ and whether the best member closes half the gap between `majority` and a perfect
 Learned methods (anchor points, gp-IRT, calibration, linear correction, control variate, difficulty strata, and
 difficulty strata scored with a per-category control variate: ``difficulty_cv``) are fitted per fold over models
 and scored on the held-out models only (--folds, default leave-one-out); ``residual_cv`` draws within strata
-of category x the neighbour predictions' error (`_residual_design`); ``chosen`` is, per fold, the one of
-residual_cv and anchor_corrected that inner folds over that fold's training models find
+of category x the neighbour predictions' error (`_residual_design`); ``spread_cv`` draws a systematic sample
+spread over category and difficulty with each doc's probability in proportion to that error (`_spread_design`);
+``chosen`` is, per fold, the one of spread_cv and anchor_corrected that inner folds over that fold's training models find
 better (nested cross-validation), and the verdict says which each fold picked. At the 10% budget it also prints the
 spread of the models' full-set scores, the MAE floors of a random and a difficulty-stratified subset with an
 oracle (in-sample) control variate, each drawn method's per-draw MAE quantiles, the k-center methods again
@@ -227,7 +228,7 @@ def seed_sweep(samples: pl.DataFrame, emb: TaskEmbeddings, k10: int, n_random: i
     figure near a goal's line says little from one seed."""
     if seeds < 1:
         return
-    methods = ["random", "random_cv", "anchor_corrected", "difficulty_cv", "residual_cv", "chosen"]
+    methods = ["random", "random_cv", "anchor_corrected", "difficulty_cv", "residual_cv", "spread_cv", "chosen"]
     print(f"learned methods with seeds 1-{seeds} ({n_random} draws each), k={k10}:")
     for s in range(1, seeds + 1):
         fid = lite_fidelity(samples, emb, budgets=[k10], n_random=n_random, seed=s, folds=folds, methods=methods)

@@ -134,7 +134,8 @@ def test_verdict_says_when_a_method_is_no_better_than_random() -> None:
         assert row["mae_points_lo"] <= row["mae_points"] <= row["mae_points_hi"] or row["n_draws"] > 1
     assert set(s["method"]) == {"kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor",
                                 "anchor_irt", "anchor_corrected", "random", "random_irt", "random_calibrated",
-                                "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv"}
+                                "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv",
+                                "spread_cv"}
     rnd = fid.draws.filter(pl.col("method") == "random")["mae_points"].to_numpy()
     rnd_irt = fid.draws.filter(pl.col("method") == "random_irt")["mae_points"].to_numpy()
     row = s.filter(pl.col("method") == "random_irt").row(0, named=True)

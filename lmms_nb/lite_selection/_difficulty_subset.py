@@ -1,16 +1,19 @@
 """Lite subsets built from earlier models' answers, and estimates of new models' full scores from them.
 
 `build_difficulty_subset` picks the subset and its estimator from the earlier models' answers: by default
-(``estimator="auto"``) whichever of `residual_cv` (random within strata of category and the neighbour
-predictions' error, `_residual_design`) and `anchor_corrected` (anchor points plus a linear correction) has the
+(``estimator="auto"``) whichever of `spread_cv` (a systematic sample spread over category and difficulty, each
+doc drawn in proportion to the neighbour predictions' error, `_spread_design`) and `anchor_corrected` (anchor
+points plus a linear correction) has the
 lower error on the earlier models held out in turn (`_nested.choose_estimator`), or one asked for, `difficulty_cv`
 included (random within difficulty strata: docs all earlier models got right, all got wrong, and quantile bins
-between, the budget split as `difficulty_cv` does in `lite_fidelity`). The `DifficultySubset` it returns keeps
+between, the budget split as `difficulty_cv` does in `lite_fidelity`) and `residual_cv` (random within strata of
+category and that error, `_residual_design`). The `DifficultySubset` it returns keeps
 the earlier models' scores, so a new model's full score is estimated from its answers on the subset alone
 (`DifficultySubset.estimate`, `difficulty_estimates`; `_difficulty_subset_file` keeps all of it in one ``.npz``
-for a later session): for difficulty_cv and residual_cv the mean over every doc of
-what the earlier models most like it scored, plus its prediction error on the subset weighted by stratum
-share; for anchor_corrected the anchor-weighted mean plus the correction learned on the earlier models.
+for a later session): for difficulty_cv, residual_cv and spread_cv the mean over every doc of what the earlier
+models most like it scored, plus its prediction error on the subset weighted by its design weight (share of the
+full set over inclusion probability); for anchor_corrected the anchor-weighted mean plus the correction learned on
+the earlier models.
 `lite_fidelity` measures each on held-out models (`bench_lite_fidelity.py`).
 
 Example:
@@ -39,7 +42,7 @@ import polars as pl
 from lmms_nb.lite_selection._corrections import linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._estimates import score_matrix
 from lmms_nb.lite_selection._heldout import FoldEstimators
-from lmms_nb.lite_selection._nested import ESTIMATORS, choose_estimator
+from lmms_nb.lite_selection._nested import ESTIMATORS, choose_estimator, design_of
 from lmms_nb.lite_selection._subset import LiteSubset, resolve_budget
 
 __all__ = ["DifficultySubset", "build_difficulty_subset", "difficulty_estimates"]
@@ -150,8 +153,9 @@ def build_difficulty_subset(
     or `difficulty_estimates`.
 
     `estimator` is "difficulty_cv", "residual_cv" (strata of category and prediction error, `_residual_design`;
-    the same estimate), "anchor_corrected" (anchor points of the earlier models' answers, weighted
-    mean plus a linear correction; `_anchors`, `_corrections`) or "auto" (default): the one of residual_cv and
+    the same estimate), "spread_cv" (a systematic sample spread with probability in proportion to the prediction
+    error, `_spread_design`; the same estimate), "anchor_corrected" (anchor points of the earlier models' answers, weighted
+    mean plus a linear correction; `_anchors`, `_corrections`) or "auto" (default): the one of spread_cv and
     anchor_corrected with the lower error on the earlier models held out in turn (`_nested.choose_estimator`); ``meta["estimator_reason"]`` says
     which and why, and `subset_summary` repeats it.
     """
@@ -195,12 +199,13 @@ def build_difficulty_subset(
         picks, design_w = fold.selected_anchors(k)
         prior = float("inf")
     else:
-        design = fold.cv_design(k, groups) if method == "difficulty_cv" else fold.residual_design(k, groups)
+        design = design_of(fold, method, k, groups)
         prior = fold.group_prior(k, groups)
         picks = design.draw(np.random.default_rng([seed, k]))
         design_w = design.doc_weights(picks)[picks]
-        meta.update(n_strata=int(len(design.sizes)), stratum_sizes=design.sizes.tolist(),
-                    stratum_alloc=design.alloc.tolist())
+        if hasattr(design, "alloc"):  # strata (spread_cv's systematic sample has none)
+            meta.update(n_strata=int(len(design.sizes)), stratum_sizes=design.sizes.tolist(),
+                        stratum_alloc=design.alloc.tolist())
     return DifficultySubset(
         task=sm.task, doc_ids=all_ids[picks], cell_sizes=_whole_docs(design_w, len(all_ids)), n_full=len(all_ids),
         meta=meta,
@@ -218,7 +223,7 @@ def difficulty_estimates(
     scale: float = 100.0,
 ) -> pl.DataFrame:
     """Per model of `samples` that answered every subset doc: the subset's plain mean, the estimate of the
-    subset's estimator (``subset.meta["method"]``: difficulty_cv, residual_cv or anchor_corrected;
+    subset's estimator (``subset.meta["method"]``: difficulty_cv, residual_cv, spread_cv or anchor_corrected;
     `DifficultySubset.estimate`) from its subset answers only, and, where it answered every doc, its full-set
     score and the errors, in points (`scale` x metric). An earlier model the subset was built from is
     estimated with itself left out of the earlier models, but its error columns are null (``in_training``: its

@@ -35,7 +35,8 @@ __all__ = ["load_difficulty_subset", "save_difficulty_subset"]
 #: the arrays of a saved difficulty subset (plus "header", a JSON string of the rest)
 _SAVED = ("doc_ids", "cell_sizes", "design_weights", "all_doc_ids", "train", "train_models")
 #: the saved format's version: a file of another version is refused, not misread. 2: meta["method"] names the
-#: estimator (difficulty_cv, residual_cv or anchor_corrected); an lmms_nb that reads only version 1 refuses it
+#: estimator (difficulty_cv, residual_cv, spread_cv or anchor_corrected; the three *_cv share one estimate, only
+#: their draw differs); an lmms_nb that reads only version 1 refuses it
 #: rather than estimating a residual_cv or anchor_corrected subset as difficulty_cv
 _FORMAT_VERSION = 2
 #: versions this lmms_nb reads; version 1 files were all difficulty_cv subsets

@@ -33,10 +33,12 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
   (each category's mean weighted by its share of the full set); only when the table has categories;
 - ``residual_cv``: random subsets stratified by category and by how far the neighbour predictions miss on each
   doc among the training models (`_residual_design`), Neyman on that error, scored as difficulty_cv;
-- ``chosen``: per fold, whichever of residual_cv and anchor_corrected has the lower error on the fold's
+- ``spread_cv``: docs drawn with probability in proportion to that error, by systematic sampling spread over
+  category, difficulty and the training models' main axis of disagreement (`_spread_design`), scored as residual_cv;
+- ``chosen``: per fold, whichever of spread_cv and anchor_corrected has the lower error on the fold's
   training models held out by inner folds (`_nested.choose_estimator`: nested cross-validation; the pick never
   sees the fold's held-out models), or difficulty_cv (`_nested.DEFAULT_ESTIMATOR`) when the fold has too few
-  training models to choose; its subset and estimate as in that method's row (the same draws as residual_cv's
+  training models to choose; its subset and estimate as in that method's row (the same draws as spread_cv's
   or difficulty_cv's row, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
 
 Methods that learn from models (anchor, *_irt) are fitted per fold over models and only estimate the models
@@ -73,6 +75,7 @@ import polars as pl
 from lmms_nb.lite_selection._embeddings import TaskEmbeddings
 from lmms_nb.lite_selection._estimates import ScoreMatrix, score_matrix
 from lmms_nb.lite_selection._fidelity_stats import bootstrap_ci, draw_stats, stratified_estimates, subset_stats
+from lmms_nb.lite_selection._fidelity_random import learned_random_estimates
 from lmms_nb.lite_selection._fidelity_summary import summarise_draws
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.lite_selection._nested import (CANDIDATES, DEFAULT_ESTIMATOR, EstimatorChoice, choose_estimator,
@@ -82,14 +85,15 @@ from lmms_nb.lite_selection._subset import resolve_budget
 
 METHODS = ("kcenter", "kcenter_weighted", "kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt",
            "anchor_corrected", "random", "random_irt", "random_calibrated", "random_corrected", "random_cv",
-           "stratified", "difficulty", "difficulty_cv", "residual_cv", "chosen")
+           "stratified", "difficulty", "difficulty_cv", "residual_cv", "spread_cv", "chosen")
 #: what `lite_fidelity` measures unless told: all but "chosen", whose nested cross-validation costs inner folds of
 #: every candidate per outer fold and budget (ask for it with ``methods=``)
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "chosen")
 _LEARNED = ("kcenter_irt", "kcenter_corrected", "anchor", "anchor_irt", "anchor_corrected", "random_irt",
-            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv", "chosen")
+            "random_calibrated", "random_corrected", "random_cv", "difficulty", "difficulty_cv", "residual_cv",
+            "spread_cv", "chosen")
 _DRAWN = ("random", "random_irt", "random_calibrated", "random_corrected", "random_cv", "stratified", "difficulty",
-          "difficulty_cv", "residual_cv", "chosen")
+          "difficulty_cv", "residual_cv", "spread_cv", "chosen")
 #: learned methods need this many models: 5-fold CV then leaves >= 4 to fit on, 2 for each inner half
 _MIN_MODELS_TO_LEARN = 6
 #: a method "beats random" when its MAE is lower than random's in at least this share of draws
@@ -233,36 +237,8 @@ def lite_fidelity(
         idx = np.argsort(rng.random((n_random, n)), axis=1)[:, :k]  # uniform k-subsets without replacement
         if "random" in wanted:
             draw_rows += _rows(k, "random", draw_stats(full, scores[:, idx].mean(axis=2).T))
-        if "random_irt" in wanted:
-            masks = np.zeros((n_random, n), dtype=bool)
-            np.put_along_axis(masks, idx, True, axis=1)
-            ests = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                rows = np.repeat(unit[test], n_random, axis=0)  # model-major: row = model * n_random + draw
-                out = fitted[f].gp_irt(rows, np.tile(masks, (len(test), 1)), np.tile(masks, (len(test), 1)))
-                ests[:, test] = out.reshape(len(test), n_random).T
-            draw_rows += _rows(k, "random_irt", draw_stats(full, ests * scale))
-        if "random_calibrated" in wanted:
-            subset_means = unit[:, idx].mean(axis=2).T  # draws x models
-            ests = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                train = np.delete(np.arange(len(full)), test)
-                ests[:, test] = fitted[f].calibrated(subset_means[:, train], subset_means[:, test])
-            draw_rows += _rows(k, "random_calibrated", draw_stats(full, ests * scale))
-        if "random_corrected" in wanted:
-            ests = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                for d in range(n_random):
-                    ests[d, test] = fitted[f].corrected(idx[d], np.ones(k), unit[test][:, idx[d]])
-            draw_rows += _rows(k, "random_corrected", draw_stats(full, ests * scale))
-        if "random_cv" in wanted:
-            masks = np.zeros((n_random, n), dtype=bool)
-            np.put_along_axis(masks, idx, True, axis=1)
-            ests = np.zeros((n_random, len(full)))
-            for f, test in enumerate(fold_tests):
-                for i in test:
-                    ests[:, i] = fitted[f].control_variate(np.broadcast_to(unit[i], masks.shape), masks)
-            draw_rows += _rows(k, "random_cv", draw_stats(full, ests * scale))
+        for method, ests in learned_random_estimates(wanted, idx, unit, fitted, fold_tests).items():
+            draw_rows += _rows(k, method, draw_stats(full, ests * scale))
         if "difficulty" in wanted:
             ests, fold_rng = np.zeros((n_random, len(full))), np.random.default_rng([seed, k])
             for f, test in enumerate(fold_tests):
@@ -273,7 +249,7 @@ def lite_fidelity(
         # a generator each: a method's draws do not depend on which other methods are measured
         drawn = {m: _per_fold_draws(fitted, fold_tests, m, k, unit, sm.categories, n_random,
                                     np.random.default_rng([seed, k, j])) * scale
-                 for m, j in (("difficulty_cv", 2), ("residual_cv", 3)) if m in needed}
+                 for m, j in (("difficulty_cv", 2), ("residual_cv", 3), ("spread_cv", 4)) if m in needed}
         draw_rows += [row for m, ests in drawn.items() if m in wanted for row in _rows(k, m, draw_stats(full, ests))]
         if "chosen" in wanted:  # nested: each fold's pick comes from its training models alone
             choices[k] = [choose_estimator(fitted[f].train, k, sm.categories, seed=seed)

@@ -28,7 +28,8 @@ _COLORS = {"kcenter": "#1f77b4", "kcenter_weighted": "#2ca02c", "kcenter_irt": "
            "anchor_irt": "#e377c2", "random": "#7f7f7f", "random_irt": "#8c564b", "random_calibrated": "#bcbd22",
            "stratified": "#ff7f0e", "difficulty": "#d62728", "kcenter_corrected": "#003f7f",
            "anchor_corrected": "#5b2a86", "random_corrected": "#4d4d4d", "random_cv": "#a05a2c",
-           "difficulty_cv": "#8b0000", "residual_cv": "#e6550d", "chosen": "#000000"}
+           "difficulty_cv": "#8b0000", "residual_cv": "#e6550d", "spread_cv": "#31a354",
+           "chosen": "#000000"}
 _NAMES = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cell-weighted)",
           "kcenter_irt": "k-center (gp-IRT)", "anchor": "anchor points", "anchor_irt": "anchor points (gp-IRT)",
           "random": "random (mean ± sd)", "random_irt": "random (gp-IRT, mean ± sd)",
@@ -40,6 +41,7 @@ _NAMES = {"kcenter": "k-center (plain mean)", "kcenter_weighted": "k-center (cel
           "random_cv": "random (control variate, mean ± sd)",
           "difficulty_cv": "difficulty-stratified (control variate, mean ± sd)",
           "residual_cv": "prediction-error-stratified (control variate, mean ± sd)",
+          "spread_cv": "spread by prediction error (control variate, mean ± sd)",
           "chosen": "chosen by nested cross-validation (mean ± sd)"}
 
 

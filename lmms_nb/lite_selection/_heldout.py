@@ -117,6 +117,15 @@ class FoldEstimators:
             self._designs[key] = residual_design(self.train, k, groups)
         return self._designs[key]
 
+    def spread_design(self, k: int, groups: np.ndarray | None = None) -> Any:
+        """The systematic PPS design of `spread_cv` at budget `k` (`_spread_design.spread_design`)."""
+        from lmms_nb.lite_selection._spread_design import spread_design
+
+        key = ("spread", k, _groups_key(groups))
+        if key not in self._designs:
+            self._designs[key] = spread_design(self.train, k, groups)
+        return self._designs[key]
+
     def difficulty_design(self, k: int) -> DifficultyDesign:
         """The difficulty-stratified design for budget `k`, from the training models' scores."""
         if k not in self._designs:

@@ -3,7 +3,8 @@
 No one estimator is best on every population: `anchor_corrected` (anchor points plus a linear correction) is
 ahead on the synthbench zoo when a held-out model's siblings (other checkpoints of its run) are among the
 earlier models, and well behind on the scikit-learn digits classifiers, where the neighbour control variate on
-difficulty strata (`difficulty_cv`) or on residual strata (`residual_cv`, `_residual_design`) leads
+difficulty strata (`difficulty_cv`), on residual strata (`residual_cv`, `_residual_design`) or on a spread sample
+of the same aim (`spread_cv`, `_spread_design`) leads
 (`bench_lite_fidelity.py`). `choose_estimator`
 picks one for a population from its earlier models alone: each earlier model is held out in turn (leave-one-out;
 10 folds above `LOO_MAX_MODELS` models), each candidate is fitted on the others (its subset chosen and its
@@ -39,20 +40,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 
-__all__ = ["CANDIDATES", "DEFAULT_ESTIMATOR", "ESTIMATORS", "EstimatorChoice", "choose_estimator", "heldout_estimates"]
+__all__ = ["CANDIDATES", "DEFAULT_ESTIMATOR", "ESTIMATORS", "EstimatorChoice", "choose_estimator", "design_of",
+           "heldout_estimates"]
 
 #: the learned estimators `heldout_estimates` fits (each with its own subset selection)
-ESTIMATORS: tuple[str, ...] = ("difficulty_cv", "residual_cv", "anchor_corrected")
-#: the ones `choose_estimator` picks from: residual_cv is difficulty_cv's estimator on a design made for it, and
-#: was closer on both populations in 11 of 12 runs, so offering both only added selection noise (the pick
-#: went to difficulty_cv in 2-7 of 27 folds and cost 0.03-0.07 points; `bench_lite_fidelity.py`)
-CANDIDATES: tuple[str, ...] = ("residual_cv", "anchor_corrected")
+ESTIMATORS: tuple[str, ...] = ("difficulty_cv", "residual_cv", "spread_cv", "anchor_corrected")
+#: the ones `choose_estimator` picks from: spread_cv is residual_cv's estimator on a spread (systematic PPS)
+#: sample of the same inclusion aim (`_spread_design`), as residual_cv is difficulty_cv's on strata made for it;
+#: each was closer than the one it replaces on both populations (`bench_lite_fidelity.py`, 10% budget), so
+#: offering both would only add selection noise
+CANDIDATES: tuple[str, ...] = ("spread_cv", "anchor_corrected")
 #: used when there are too few earlier models to cross-validate (the better of the two on the digits population)
 DEFAULT_ESTIMATOR = "difficulty_cv"
 #: fewest earlier models to cross-validate over (each held out in turn, 5+ left to fit on)
@@ -95,8 +98,9 @@ def heldout_estimates(fold: FoldEstimators, method: str, k: int, answers: np.nda
     """Full-score estimates in [0, 1], draws x rows of `answers` (models x every doc; only the docs of the
     method's subset are read), by `method` fitted on `fold`'s training models at budget `k`.
 
-    ``anchor_corrected`` has one subset (every draw is the same); ``difficulty_cv`` and ``residual_cv`` (the same
-    estimate on the strata of `_residual_design`) draw `n_draws` subsets from `rng`, or use the rows of
+    ``anchor_corrected`` has one subset (every draw is the same); ``difficulty_cv``, ``residual_cv`` (the same
+    estimate on the strata of `_residual_design`) and ``spread_cv`` (on the spread sample of `_spread_design`)
+    draw `n_draws` subsets from `rng` (`design_of`), or use the rows of
     `design_weights` (draws x docs, `DifficultyDesign.doc_weights`) when given.
     """
     y = np.atleast_2d(np.asarray(answers, dtype=np.float64))
@@ -104,10 +108,10 @@ def heldout_estimates(fold: FoldEstimators, method: str, k: int, answers: np.nda
         docs, w = fold.selected_anchors(k)
         est = fold.corrected(docs, w, y[:, docs])
         return np.broadcast_to(est, (n_draws if design_weights is None else len(design_weights), len(y))).copy()
-    if method not in ("difficulty_cv", "residual_cv"):
+    if method not in ("difficulty_cv", "residual_cv", "spread_cv"):
         raise ValueError(f"unknown estimator {method!r}; estimators: {list(ESTIMATORS)}")
     if design_weights is None:
-        design = fold.cv_design(k, groups) if method == "difficulty_cv" else fold.residual_design(k, groups)
+        design = design_of(fold, method, k, groups)
         rng = rng if rng is not None else np.random.default_rng([fold.seed, k, 2])
         design_weights = np.stack([design.doc_weights(design.draw(rng)) for _ in range(n_draws)])
     prior = fold.group_prior(k, groups)
@@ -117,6 +121,14 @@ def heldout_estimates(fold: FoldEstimators, method: str, k: int, answers: np.nda
         out[:, i] = fold.control_variate(np.broadcast_to(row, dw.shape), dw > 0, dw, design_weights=True,
                                          groups=groups, group_prior=prior)
     return out
+
+
+def design_of(fold: FoldEstimators, method: str, k: int, groups: np.ndarray | None) -> Any:
+    """The sampling design `method` (difficulty_cv, residual_cv or spread_cv) draws its subsets from: anything with
+    ``draw(rng)`` (doc indices) and ``doc_weights(docs)`` (each doc's share of the full set over its inclusion)."""
+    if method == "difficulty_cv":
+        return fold.cv_design(k, groups)
+    return fold.residual_design(k, groups) if method == "residual_cv" else fold.spread_design(k, groups)
 
 
 def choose_estimator(train: np.ndarray, k: int, groups: np.ndarray | None = None, *,

@@ -42,6 +42,11 @@ def subset_summary(subset: LiteSubset) -> str:
         most = float(subset.design_weights.max()) * n
         return (f"{head} · anchor points of {len(subset.train_models)} earlier models' answers · one pick stands "
                 f"for up to {most:.1f} docs of its cluster{why}")
+    if isinstance(subset, DifficultySubset) and subset.meta.get("method") == "spread_cv":
+        most = float(subset.design_weights.max()) * n
+        return (f"{head} · a systematic sample spread over category and difficulty, each doc drawn in proportion to "
+                f"how far {len(subset.train_models)} earlier models' neighbours miss it · one pick stands for up "
+                f"to {most:.1f} docs{why}")
     if isinstance(subset, DifficultySubset):
         kind = "prediction-error" if subset.meta.get("method") == "residual_cv" else "difficulty"
         strata = sum(a > 0 for a in subset.meta.get("stratum_alloc", ()))

@@ -47,6 +47,8 @@ _NAMES = {"kcenter": "k-center, plain mean", "kcenter_weighted": "k-center, cell
           "stratified": "stratified random subsets", "difficulty": "difficulty-stratified random subsets",
           "difficulty_cv": "difficulty-stratified random subsets, control variate from similar models",
           "residual_cv": "random subsets stratified by category and prediction error, control variate from similar models",
+          "spread_cv": "systematic samples spread over category and difficulty, drawn in proportion to prediction "
+                       "error, control variate from similar models",
           "chosen": "the estimator chosen by cross-validation over the earlier models (nested)"}
 
 

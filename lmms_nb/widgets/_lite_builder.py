@@ -9,7 +9,7 @@ draws them, each part in a module of its own:
   of them and their cells (`build_lite_subset`), at no new k-center cost. With logs of earlier models, the
   subset can instead be drawn within difficulty strata of their answers (`build_difficulty_subset`); its
   estimates per model are then `difficulty_estimates`, by the estimator that cross-validation over the earlier
-  models picks (residual_cv or anchor_corrected; difficulty_cv with under 6 models; the summary line says which and why).
+  models picks (spread_cv or anchor_corrected; difficulty_cv with under 6 models; the summary line says which and why).
 - **The map** (`_lite_map`): the docs' embeddings by PCA, the picks coloured by cell size; hovering a point
   shows the doc's prompt, what a pick stands for (`pick_notes`) and the doc's image beside the map (`show_doc`).
 - **Fidelity** (`_lite_fidelity`), with per-sample logs of at least 3 models on the task: `lite_fidelity` at a

@@ -109,7 +109,7 @@ class FidelityPanel:
                  filter: str | None) -> None:
         """`lite_estimates` of `subset` per model, under the verdict of `subset_vs_random`; for a
         `DifficultySubset`, its `difficulty_estimates` under the verdict of `lite_fidelity`'s held-out
-        rows of the subset's estimator (difficulty_cv, residual_cv or anchor_corrected) at the nearest budget
+        rows of the subset's estimator (difficulty_cv, residual_cv, spread_cv or anchor_corrected) at the nearest budget
         (`subset_fidelity_verdicts`, which says so when the estimator was picked on these models): its strata already came from these models'
         answers, so their errors on it are not held out and are not shown."""
         from lmms_nb.lite_selection import (DifficultySubset, difficulty_estimates, lite_estimates,
