@@ -16,6 +16,7 @@ from lmms_nb.lite_selection import (build_difficulty_subset, lite_fidelity, load
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
 from lmms_nb.lite_selection._nested import design_of, heldout_estimates
 from lmms_nb.lite_selection._residual_design import RESIDUAL_FLOOR, doc_residuals
+from lmms_nb.lite_selection._subset_notes import pick_notes
 from lmms_nb.lite_selection._spread_design import (SpreadDesign, inclusion_probabilities, spread_design,
                                                    spread_keys)
 
@@ -93,6 +94,29 @@ def test_order_runs_by_category_then_difficulty_bins_with_ties_drawn_at_random(d
     np.testing.assert_array_equal(design.draw(np.random.default_rng(7)), design.draw(np.random.default_rng(7)))
 
 
+def test_docs_with_the_same_answers_share_every_key_so_their_order_is_the_generators(digits, groups) -> None:
+    """The principal-axis key is rounded: docs every earlier model answered alike get one key (not keys apart in
+    the SVD's last bits), so `order` shuffles them with its generator, the same way on every machine; and within
+    a bin the axis key runs easiest-first in even bins, hardest-first in odd ones (what the module docstring says
+    the order is)."""
+    labels, bins, axis = spread_keys(digits, groups)
+    columns = np.ascontiguousarray(digits.T)
+    _, same, counts = np.unique(np.column_stack([labels, columns]), axis=0, return_inverse=True, return_counts=True)
+    assert (counts > 1).sum() >= 5  # the population has groups of alike docs to check
+    for g in np.nonzero(counts > 1)[0]:
+        docs = np.nonzero(same.reshape(-1) == g)[0]
+        assert len(set(axis[docs].tolist())) == 1 and len(set(bins[docs].tolist())) == 1
+    p = digits.mean(axis=0)
+    for g in np.unique(labels):
+        for b in (0, 1):
+            docs = np.nonzero((labels == g) & (bins == b))[0]
+            docs = docs[np.argsort(axis[docs], kind="stable")]
+            if len(docs) < 3 or np.ptp(p[docs]) == 0:  # an empty bin, or one of docs all alike in mean score has no direction to check
+                continue
+            trend = np.corrcoef(np.arange(len(docs)), p[docs])[0, 1]
+            assert trend < 0 if b == 0 else trend > 0, (g, b, trend)  # p falls: easiest first
+
+
 def test_probabilities_above_one_are_capped_and_the_rest_share_the_budget() -> None:
     pi = inclusion_probabilities(np.array([100.0, 1.0, 1.0, 2.0]), 2)
     np.testing.assert_allclose(pi, [1.0, 0.25, 0.25, 0.5])
@@ -134,6 +158,11 @@ def test_built_spread_subset_estimates_a_new_model_and_survives_a_round_trip(dig
     sub = build_difficulty_subset(logs.filter(pl.col("model") != "m11"), 40, estimator="spread_cv")
     assert sub.meta["method"] == "spread_cv" and len(sub) == 40 and "m11" not in sub.train_models
     assert "systematic sample" in subset_summary(sub)
+    # each pick's note gives its inclusion probability and the docs it stands for, 1 / pi (not a stratum share)
+    notes = pick_notes(sub)
+    assert [what for what, _ in notes] == ["inclusion weight"] * 40
+    assert [how for _, how in notes] == [f"drawn with p={1 / (w * n_docs):.2f}, stands for {w * n_docs:.1f} docs "
+                                         f"(weight {w:.3f})" for w in sub.design_weights]
     # the subset is the design's draw on the earlier models, and the estimate is heldout_estimates' for it
     fold = FoldEstimators(digits[:11])
     design = design_of(fold, "spread_cv", 40, groups)

@@ -55,8 +55,9 @@ MIN_EARLIER_MODELS = 3
 class DifficultySubset(LiteSubset):
     """A `LiteSubset` drawn within difficulty strata, with what its estimator needs.
 
-    `doc_ids` are the drawn docs; `design_weights` each one's share of the full set (its stratum's share over the
-    docs drawn from it; they sum to the share of the docs the drawn strata cover); `cell_sizes` are those
+    `doc_ids` are the drawn docs; `design_weights` each one's share of the full set (for strata: its stratum's
+    share over the docs drawn from it, summing to the share of the docs the drawn strata cover; for `spread_cv`'s
+    systematic PPS draw: ``1 / (n * pi)``, whose sum varies from draw to draw around 1); `cell_sizes` are those
     shares apportioned to whole docs (strata no doc was drawn from spread over all picks), so `weights` give a
     stratified mean for tools that only know `LiteSubset`. `train` holds the earlier models' scores (rows of
     `train_models`) on every doc of `all_doc_ids`, `groups` the docs' categories (or None) and `group_prior` the

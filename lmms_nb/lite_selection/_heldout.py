@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from lmms_nb.lite_selection._anchors import anchor_points, selected_anchor_point
 from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA, linear_correction, neighbour_control_variate
 from lmms_nb.lite_selection._irt import IRTModel, fit_irt
 from lmms_nb.lite_selection._memo import memoised
+
+if TYPE_CHECKING:  # imported lazily at run time: _spread_design -> _residual_design -> this module
+    from lmms_nb.lite_selection._spread_design import SpreadDesign
 
 __all__ = ["GROUP_PRIORS", "DifficultyDesign", "FoldEstimators", "cv_choice", "difficulty_design", "difficulty_strata",
            "model_folds", "residual_spread"]
@@ -62,7 +65,7 @@ class FoldEstimators:
         self._bias2: dict[int, float] = {}
         self._anchors: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         # keyed by budget, and for difficulty_cv by the docs' categories too (both depend on them)
-        self._designs: dict[Any, DifficultyDesign] = {}
+        self._designs: dict[Any, DifficultyDesign | SpreadDesign] = {}
         self._group_priors: dict[Any, tuple[bool, float]] = {}
 
     @property
@@ -117,7 +120,7 @@ class FoldEstimators:
             self._designs[key] = residual_design(self.train, k, groups)
         return self._designs[key]
 
-    def spread_design(self, k: int, groups: np.ndarray | None = None) -> Any:
+    def spread_design(self, k: int, groups: np.ndarray | None = None) -> SpreadDesign:
         """The systematic PPS design of `spread_cv` at budget `k` (`_spread_design.spread_design`)."""
         from lmms_nb.lite_selection._spread_design import spread_design
 

@@ -23,10 +23,15 @@ __all__ = ["pick_notes", "subset_summary"]
 
 def pick_notes(subset: LiteSubset) -> list[tuple[str, str]]:
     """(what, how much) each pick stands for, in pick order: ("cell", "12 docs (weight 0.120)") for k-center,
-    ("stratum share", "12.5 docs (weight 0.125)") for a `DifficultySubset` (its design weight x the task's docs)."""
+    ("stratum share", "12.5 docs (weight 0.125)") for a `DifficultySubset` (its design weight x the task's docs),
+    ("inclusion weight", "drawn with p=0.10, stands for 10.0 docs (weight 0.100)") for a `spread_cv` one."""
     if isinstance(subset, DifficultySubset) and subset.meta.get("method") == "anchor_corrected":
         return [("anchor cluster share", f"{w * subset.n_full:.1f} docs (weight {w:.3f})")
                 for w in subset.design_weights]
+    if isinstance(subset, DifficultySubset) and subset.meta.get("method") == "spread_cv":
+        # a systematic PPS draw: each pick's weight is 1 / (n * pi), the docs it stands for 1 / pi
+        return [("inclusion weight", f"drawn with p={1 / (w * subset.n_full):.2f}, stands for {w * subset.n_full:.1f} "
+                 f"docs (weight {w:.3f})") for w in subset.design_weights]
     if isinstance(subset, DifficultySubset):
         return [("stratum share", f"{w * subset.n_full:.1f} docs (weight {w:.3f})") for w in subset.design_weights]
     return [("cell", f"{c} docs (weight {w:.3f})") for c, w in zip(subset.cell_sizes, subset.weights, strict=True)]

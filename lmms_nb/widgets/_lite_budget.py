@@ -29,7 +29,7 @@ class BudgetControls:
         self.method_select = widgets.ToggleButtons(options=list(SUBSET_METHODS.items()), value=method,
                                                    description="subset", disabled=not has_logs,
                                                    tooltips=["k-center greedy over the embeddings",
-                                                             "random within difficulty strata of earlier models"])
+                                                             "drawn by earlier models' answers (spread sample or anchor points, picked on them)"])
         self.summary_html = widgets.HTML()
 
     def set_range(self, kmax: int, k: int) -> None:

@@ -134,7 +134,7 @@ class FidelityPanel:
             self.estimates_html.value = (
                 verdict + "<b>Scores (points): full set vs this subset's plain mean and its difficulty estimate</b> "
                 "<small>(models the subset was built from (in_training) are estimated with themselves left out of "
-                "the neighbours, but their answers chose the strata: no error is shown for them; the verdict above "
+                "the neighbours, but their answers chose the subset: no error is shown for them; the verdict above "
                 "is measured on held-out models)</small>" + table_html(self.estimates, digits=1))
             return
         try:

@@ -2,7 +2,7 @@
 
 Every doc is a grey point; the picked docs are drawn over them, coloured by cell size (how many docs each one
 stands for). Hovering a point shows the doc's prompt in plotly's box and its image beside the map; a picked
-doc's hover also says what it stands for (its cell, or in a difficulty subset its share of a stratum). The data
+doc's hover also says what it stands for (its cell, or in a difficulty subset the docs it stands for). The data
 come from the public API (`pca_2d`, `doc_prompts`, `doc_prompt_and_images`, `pick_notes`); every text is HTML-escaped
 here, since plotly renders hover text as markup.
 """
@@ -75,7 +75,7 @@ class DocMap:
 
     def show_subset(self, subset: Any, rows: np.ndarray) -> None:
         """Draw the picked docs of `subset` (at embedding rows `rows`) over the others, coloured by how many docs each stands for;
-        each one's hover says what it stands for (`pick_notes`: its cell, or its share of a difficulty stratum)."""
+        each one's hover says what it stands for (`pick_notes`: its cell, or the docs it stands for in a difficulty subset)."""
         from lmms_nb.lite_selection import pick_notes
 
         with self.figure.batch_update():
@@ -113,7 +113,7 @@ class DocMap:
 
 def _map_traces(webgl: bool) -> list[Any]:
     """The map's two layers: every doc (grey) and the picked docs, coloured by how many docs each stands for
-    (its k-center cell, or its share of a difficulty stratum: named the same way in both modes)."""
+    (its k-center cell, or the docs it stands for in a difficulty subset: named the same way in both modes)."""
     import plotly.graph_objects as go
 
     kind = go.Scattergl if webgl else go.Scatter
