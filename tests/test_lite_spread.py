@@ -96,9 +96,7 @@ def test_order_runs_by_category_then_difficulty_bins_with_ties_drawn_at_random(d
 
 def test_docs_with_the_same_answers_share_every_key_so_their_order_is_the_generators(digits, groups) -> None:
     """The principal-axis key is rounded: docs every earlier model answered alike get one key (not keys apart in
-    the SVD's last bits), so `order` shuffles them with its generator, the same way on every machine; and within
-    a bin the axis key runs easiest-first in even bins, hardest-first in odd ones (what the module docstring says
-    the order is)."""
+    the SVD's last bits), so `order` shuffles them with its generator, the same way on every machine."""
     labels, bins, axis = spread_keys(digits, groups)
     columns = np.ascontiguousarray(digits.T)
     _, same, counts = np.unique(np.column_stack([labels, columns]), axis=0, return_inverse=True, return_counts=True)
@@ -106,15 +104,23 @@ def test_docs_with_the_same_answers_share_every_key_so_their_order_is_the_genera
     for g in np.nonzero(counts > 1)[0]:
         docs = np.nonzero(same.reshape(-1) == g)[0]
         assert len(set(axis[docs].tolist())) == 1 and len(set(bins[docs].tolist())) == 1
-    p = digits.mean(axis=0)
-    for g in np.unique(labels):
-        for b in (0, 1):
-            docs = np.nonzero((labels == g) & (bins == b))[0]
-            docs = docs[np.argsort(axis[docs], kind="stable")]
-            if len(docs) < 3 or np.ptp(p[docs]) == 0:  # an empty bin, or one of docs all alike in mean score has no direction to check
-                continue
-            trend = np.corrcoef(np.arange(len(docs)), p[docs])[0, 1]
-            assert trend < 0 if b == 0 else trend > 0, (g, b, trend)  # p falls: easiest first
+
+
+def test_the_axis_follows_which_models_disagree_not_how_hard_a_doc_is() -> None:
+    """Within a bin the docs run along the earlier models' main axis of disagreement, double-centred: shifting
+    every doc's scores by its own constant (its difficulty) leaves the axis where it was, and docs that one half
+    of the models get right and the other half wrong sit at the opposite end from the reverse ones."""
+    rng = np.random.default_rng(5)
+    half = np.repeat([1.0, 0.0], 6)  # models 0-5 vs 6-11
+    pattern = np.where(rng.random(60) < 0.5, 1.0, -1.0)  # which half a doc favours
+    scores = np.clip(0.5 + 0.3 * np.outer(half - 0.5, pattern) * 2 + rng.normal(0, 0.05, (12, 60)), 0, 1)
+    _, bins, axis = spread_keys(scores, None, n_bins=1)
+    assert np.all(bins == 0)
+    favours_first_half = pattern > 0
+    assert axis[favours_first_half].min() > axis[~favours_first_half].max() or \
+        axis[favours_first_half].max() < axis[~favours_first_half].min()
+    shifted = scores + rng.uniform(-0.3, 0.3, 60)  # each doc's difficulty moved, who disagrees with whom kept
+    np.testing.assert_allclose(np.abs(spread_keys(shifted, None, n_bins=1)[2]), np.abs(axis), atol=1e-8)
 
 
 def test_probabilities_above_one_are_capped_and_the_rest_share_the_budget() -> None:

@@ -5,12 +5,11 @@ residual, spread evenly over category, difficulty and how earlier models disagre
 residual). `spread_design` keeps its aim, each doc's inclusion probability in proportion to how far the
 neighbour predictions miss there (`_residual_design.doc_residuals`, at least `RESIDUAL_FLOOR`), and draws by
 systematic sampling (Madow, 1949) along an order of the docs: by category, then `DIFFICULTY_BINS` bins of the
-earlier models' mean score within it, and within each bin along the category's first principal component of
-the earlier models' answers, every other bin reversed (docs tied on all of it, such as the many every earlier
-model got right, in a random order per draw). On the digits classifiers that component leans on difficulty
-again (`tests/test_lite_spread.py` checks the direction), so each bin runs mostly easiest first in even bins and
-hardest first in odd ones: a sawtooth over difficulty, not a continuous serpentine. The benchmark's figures are for this order; an axis with
-difficulty taken out (where a serpentine would make sense) was not measured. One
+earlier models' mean score within it, and within each bin along the category's main axis of disagreement: the
+first principal component of the earlier models' answers, double-centred (each model's mean and each doc's own
+mean taken out, so the axis says which models get a doc right, not how hard it is, which the bins already
+say), every other bin reversed (a serpentine, so the order runs on across a bin edge; docs tied on all of it,
+such as the many every earlier model got right, in a random order per draw). One
 random start picks docs at equal steps of cumulative probability, so every stretch of the order gets its share:
 an implicit stratification as fine as the budget (about one doc per stretch), so no run of alike docs, where a
 new model's prediction errors tend to lean the same way, is over- or under-drawn by chance. Each doc is still
@@ -106,9 +105,9 @@ def spread_keys(train: np.ndarray, groups: np.ndarray | None = None, n_bins: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The keys the docs are sorted by: category; `n_bins` quantile bins of the earlier models' mean score within
     it (hardest first); the position along the category's first principal component of the earlier models'
-    answers (docs as points), reversed in every other bin. The position is rounded to 9 decimals: docs with the
-    same answers get the same key, whatever the last bits of the SVD on this machine, so `SpreadDesign.order`
-    puts them in its random order (see the module docstring for what this axis turns out to be)."""
+    answers (docs as points, double-centred: a doc's difficulty does not move it), reversed in every other bin.
+    The position is rounded to 9 decimals: docs with the same answers get the same key, whatever the last bits of
+    the SVD on this machine, so `SpreadDesign.order` puts them in its random order."""
     t = np.asarray(train, dtype=np.float64)
     labels = np.zeros(t.shape[1], dtype=np.int64) if groups is None else np.unique(groups, return_inverse=True)[1]
     labels = labels.reshape(-1)
@@ -118,11 +117,13 @@ def spread_keys(train: np.ndarray, groups: np.ndarray | None = None, n_bins: int
         docs = np.nonzero(labels == g)[0]
         edges = np.quantile(p[docs], np.linspace(0, 1, n_bins + 1)[1:-1])
         bins[docs] = np.searchsorted(edges, p[docs], side=_BIN_SIDE)
-        centred = t[:, docs].T - t[:, docs].T.mean(axis=0)
+        points = t[:, docs].T  # docs as points in model space
+        # double centring: each model's mean and each doc's own mean (its difficulty, already a key) taken out,
+        # so the first component is how the models disagree, not how hard the doc is
+        centred = points - points.mean(axis=0) - points.mean(axis=1, keepdims=True) + points.mean()
         pc = np.linalg.svd(centred, full_matrices=False)[0][:, 0] if len(docs) > 1 else np.zeros(len(docs))
-        # a principal axis has no sign: fix it (pointing away from the mean score, i.e. easier docs first in an
-        # even bin) so the order does not depend on the SVD's sign convention
-        axis[docs] = -pc if float(pc @ (p[docs] - p[docs].mean())) > 0 else pc
+        # a principal axis has no sign: its largest entry is made positive, whatever the SVD's convention
+        axis[docs] = -pc if len(pc) and pc[np.argmax(np.abs(pc))] < 0 else pc
     return labels, bins, np.round(np.where(bins % 2 == 0, axis, -axis), 9)
 
 
