@@ -114,8 +114,9 @@ class EstimatorChoice:
                     f"({self.n_models} models, {held[1]}) is lower by only "
                     f"{self.inner_mae[self.method] - self.inner_mae[best]:.2f} points, within one standard error "
                     f"({self.inner_diff_se[best]:.2f}) of the paired difference: {errors}")
-        margin = "".join(f", ahead of {m} by more than one standard error of the paired difference ({se:.2f})"
-                         for m, se in self.inner_diff_se.items() if m == self.method)
+        first = next(iter(self.inner_mae))  # the candidates' order: the first is the one kept on a near tie
+        margin = (f", ahead of {first} by more than one standard error of the paired difference "
+                  f"({self.inner_diff_se[self.method]:.2f})" if self.method in self.inner_diff_se else "")
         return (f"{self.method}: the lowest error on earlier models {held[0]} ({self.n_models} models, {held[1]})"
                 f"{margin}: {errors}")
 
