@@ -258,7 +258,7 @@ def test_chosen_falls_back_to_difficulty_cv_when_a_fold_has_too_few_models_to_ch
 
 
 def test_residual_design_with_many_categories_keeps_every_doc_reachable_within_the_budget() -> None:
-    from lmms_nb.lite_selection._heldout import difficulty_design
+    from lmms_nb.lite_selection._difficulty_design import difficulty_design
     from lmms_nb.lite_selection._residual_design import residual_design
 
     correct = irt_population(12, 1000, seed=2)
