@@ -16,7 +16,8 @@ from lmms_nb.lite_selection import (build_difficulty_subset, lite_fidelity, load
                                     save_difficulty_subset, subset_summary)
 from lmms_nb.lite_selection._corrections import linear_correction
 from lmms_nb.lite_selection._heldout import FoldEstimators, model_folds
-from lmms_nb.lite_selection._nested import CANDIDATES, choose_estimator, heldout_estimates
+from lmms_nb.lite_selection._nested import (CANDIDATES, EstimatorChoice, choose_estimator, heldout_estimates,
+                                           one_se_pick)
 
 
 def digits_population(n_docs: int = 400) -> np.ndarray:
@@ -154,6 +155,26 @@ def test_a_near_tie_keeps_the_design_based_candidate() -> None:
     se = clean.inner_diff_se["anchor_corrected"]
     assert f"ahead of spread_cv by more than one standard error of the paired difference ({se:.2f})" in clean.reason
     assert "lowest error on earlier models" in clean.reason
+
+
+def test_the_one_standard_error_rule_at_its_edges() -> None:
+    se = {"anchor_corrected": 0.25}
+    # ahead by exactly one standard error: still a near tie (<=); by a hair more: the lower one wins
+    assert one_se_pick({"spread_cv": 1.75, "anchor_corrected": 1.5}, se) == "spread_cv"
+    assert one_se_pick({"spread_cv": 1.7501, "anchor_corrected": 1.5}, se) == "anchor_corrected"
+    assert one_se_pick({"spread_cv": 1.5, "anchor_corrected": 1.5}, se) == "spread_cv"  # a tie: the first
+    assert one_se_pick({"spread_cv": 1.2, "anchor_corrected": 1.5}, se) == "spread_cv"
+    assert one_se_pick({"anchor_corrected": 1.5}, {}) == "anchor_corrected"  # one candidate
+    # three: the lowest is measured against the first, whatever lies between
+    three = {"spread_cv": 2.0, "difficulty_cv": 1.9, "anchor_corrected": 1.7}
+    assert one_se_pick(three, {"difficulty_cv": 0.05, "anchor_corrected": 0.4}) == "spread_cv"
+    assert one_se_pick(three, {"difficulty_cv": 0.05, "anchor_corrected": 0.2}) == "anchor_corrected"
+    with pytest.raises(ValueError, match="listed twice"):
+        choose_estimator(np.zeros((8, 50)), 10, candidates=("spread_cv", "anchor_corrected", "spread_cv"))
+    # a hand-built choice without standard errors still reads (the rule's figure left out)
+    hand = EstimatorChoice("spread_cv", {"spread_cv": 2.5, "anchor_corrected": 1.5},
+                           {"spread_cv": 2.0, "anchor_corrected": 1.0}, n_models=8, folds=8)
+    assert hand.kept_on_a_near_tie and "lower by only 1.00 points:" in hand.reason
 
 
 def test_the_pick_never_reads_the_held_out_models_answers() -> None:

@@ -3,8 +3,8 @@
 `build_difficulty_subset` picks the subset and its estimator from the earlier models' answers: by default
 (``estimator="auto"``) whichever of `spread_cv` (a systematic sample spread over category and difficulty, each
 doc drawn in proportion to the neighbour predictions' error, `_spread_design`) and `anchor_corrected` (anchor
-points plus a linear correction) has the
-lower error on the earlier models held out in turn (`_nested.choose_estimator`), or one asked for, `difficulty_cv`
+points plus a linear correction) has the lower error on the earlier models held out in turn, spread_cv kept unless
+anchor_corrected is lower by more than one standard error (`_nested.choose_estimator`), or one asked for, `difficulty_cv`
 included (random within difficulty strata: docs all earlier models got right, all got wrong, and quantile bins
 between, the budget split as `difficulty_cv` does in `lite_fidelity`) and `residual_cv` (random within strata of
 category and that error, `_residual_design`). The `DifficultySubset` it returns keeps
@@ -25,7 +25,7 @@ Example:
     ...                      "doc_id": np.tile(np.arange(200), 12), "acc": correct.ravel()})
     >>> sub = build_difficulty_subset(logs.filter(pl.col("model") != "m11"), 20)
     >>> len(sub), sub.meta["method"], "m11" in sub.train_models
-    (20, 'anchor_corrected', False)
+    (20, 'spread_cv', False)
     >>> answers = correct[11, np.searchsorted(np.arange(200), sub.doc_ids)]  # m11 on the subset only
     >>> bool(abs(sub.estimate(answers) - correct[11].mean()) < 0.1)
     True
@@ -157,7 +157,8 @@ def build_difficulty_subset(
     the same estimate), "spread_cv" (a systematic sample spread with probability in proportion to the prediction
     error, `_spread_design`; the same estimate), "anchor_corrected" (anchor points of the earlier models' answers, weighted
     mean plus a linear correction; `_anchors`, `_corrections`) or "auto" (default): the one of spread_cv and
-    anchor_corrected with the lower error on the earlier models held out in turn (`_nested.choose_estimator`); ``meta["estimator_reason"]`` says
+    anchor_corrected with the lower error on the earlier models held out in turn, spread_cv kept unless
+    anchor_corrected is lower by more than one standard error (`_nested.choose_estimator`); ``meta["estimator_reason"]`` says
     which and why, and `subset_summary` repeats it.
     """
     if estimator != "auto" and estimator not in ESTIMATORS:

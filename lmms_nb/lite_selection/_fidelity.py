@@ -36,7 +36,8 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
 - ``spread_cv``: docs drawn with probability in proportion to that error, by systematic sampling spread over
   category, difficulty and the training models' main axis of disagreement (`_spread_design`), scored as residual_cv;
 - ``chosen``: per fold, whichever of spread_cv and anchor_corrected has the lower error on the fold's
-  training models held out by inner folds (`_nested.choose_estimator`: nested cross-validation; the pick never
+  training models held out by inner folds, spread_cv kept unless anchor_corrected is lower by more than one
+  standard error (`_nested.choose_estimator`: nested cross-validation; the pick never
   sees the fold's held-out models), or difficulty_cv (`_nested.DEFAULT_ESTIMATOR`) when the fold has too few
   training models to choose; its subset and estimate as in that method's row (the same draws as spread_cv's
   or difficulty_cv's row, or the anchor subset repeated). `LiteFidelity.choices` says what each fold picked and why.
