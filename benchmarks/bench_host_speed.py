@@ -17,7 +17,9 @@ work larger. It prints, for the runs whose probe was within 25% of the fastest p
 `--ab-text` alternates the runs between Qwen's processor as transformers
 has it and with the pad runs put in as ids (`lmms_nb.models._qwen_text`), and prints both per host state: an A/B
 at equal machine speed. `--both-vcpus` runs the probe alone on each vCPU at once (two pinned processes) and prints
-3-second medians side by side: whether the slow periods are the whole guest's or one vCPU's at a time.
+3-second medians side by side (and how often each probe was preempted by another task of the guest): whether the
+slow periods are the whole guest's or one vCPU's at a time, and whether sharing a vCPU inside the guest goes with
+them.
 `--other-vcpu` instead pins the probe to vCPU 0 while a child process on vCPU 1 sleeps, runs Python, or runs
 bfloat16 or float32 matmuls, in turns: whether the guest's other vCPU shares the probe's core (a busy sibling
 would slow it).
@@ -185,17 +187,26 @@ def both_vcpus(seconds: float) -> None:
         cells = []
         for cpu, table in enumerate(tables):
             part = table[(table[:, 0] >= low) & (table[:, 0] < low + 3)]
-            cells.append(f"vCPU {cpu} python {np.median(part[:, 1]):5.1f}, bf16 matmul {np.median(part[:, 2]):5.1f}"
-                         if len(part) else f"vCPU {cpu} -")
+            cells.append(f"vCPU {cpu} python {np.median(part[:, 1]):5.1f}, bf16 matmul {np.median(part[:, 2]):5.1f}, "
+                         f"preempted {part[:, 3].mean():4.1f}x" if len(part) else f"vCPU {cpu} -")
         print(f"  {low:3d}-{low + 3:3d} s: " + " | ".join(cells))
+    for cpu, table in enumerate(tables):  # slow: a probe 25% above the fastest fifth's
+        slow = table[:, 1] > 1.25 * np.percentile(table[:, 1], 20)
+        if slow.any() and (~slow).any():
+            print(f"  vCPU {cpu}: {slow.sum()} of {len(table)} probes slow; involuntary context switches per probe: "
+                  f"{table[slow, 3].mean():.1f} in the slow ones, {table[~slow, 3].mean():.1f} in the others")
 
 
 def _probe_on(cpu: int, start: float, seconds: float) -> None:
+    import resource
+
     os.sched_setaffinity(0, {cpu})
     time.sleep(max(0.0, start - time.time()))
     while time.time() < start + seconds:
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
         python, matmul = probe()
-        print(f"{time.time() - start:.2f} {python * 1e3:.2f} {matmul * 1e3:.2f}")
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches
+        print(f"{time.time() - start:.2f} {python * 1e3:.2f} {matmul * 1e3:.2f} {switches}")
 
 
 def main() -> None:
