@@ -274,7 +274,7 @@ def oracle_floor(samples: pl.DataFrame, k: int, *, control: bool = True, stratif
     squares fit on the other models' answers to every doc leaves unexplained (with `control`), else the answers
     themselves. No held-out estimator that corrects a random subset by a linear function of other models'
     answers does better on average: it shows whether a goal needs a better estimator or cannot be met."""
-    from lmms_nb.lite_selection._heldout import difficulty_design
+    from lmms_nb.lite_selection._difficulty_design import difficulty_design
 
     y = score_matrix(samples).scores
     n_models, n = y.shape

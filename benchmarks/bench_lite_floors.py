@@ -45,7 +45,8 @@ from threadpoolctl import threadpool_limits
 
 from benchmarks.bench_lite_fidelity import ZOO_METRICS, build_samples
 from lmms_nb.lite_selection import score_matrix
-from lmms_nb.lite_selection._heldout import DifficultyDesign, FoldEstimators
+from lmms_nb.lite_selection._difficulty_design import DifficultyDesign
+from lmms_nb.lite_selection._heldout import FoldEstimators
 from lmms_nb.logs.schema import conform
 
 PREDICTORS = ("none", "linear, in-sample", "linear, cross-fitted", "linear per category, cross-fitted",

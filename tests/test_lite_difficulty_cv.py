@@ -13,7 +13,8 @@ from _irt import irt_population, samples_of
 
 from lmms_nb.lite_selection import lite_fidelity
 from lmms_nb.lite_selection._corrections import neighbour_control_variate
-from lmms_nb.lite_selection._heldout import FoldEstimators, difficulty_design
+from lmms_nb.lite_selection._difficulty_design import difficulty_design
+from lmms_nb.lite_selection._heldout import FoldEstimators
 
 
 def test_design_weighted_control_variate_is_its_definition_and_exact_on_the_full_set() -> None:

@@ -175,7 +175,7 @@ def test_fidelity_verdicts_and_subset_vs_random_say_it_plainly() -> None:
 
 
 def test_difficulty_design_and_calibration() -> None:
-    from lmms_nb.lite_selection._heldout import difficulty_design
+    from lmms_nb.lite_selection._difficulty_design import difficulty_design
 
     correct, *_ = simulate(20, 500, seed=5)
     correct[:, :50] = 1.0  # docs every model gets right: no spread among the earlier models

@@ -67,7 +67,7 @@ def test_inner_errors_are_the_candidates_errors_on_inner_held_out_models(digits)
     assert {c: 100 * e / 12 for c, e in err.items()} == pytest.approx(choice.inner_mae)
     assert {c: 100 * np.sqrt(e / 12) for c, e in sq.items()} == pytest.approx(choice.inner_rmse)
     # the criterion is the mean absolute error, the figure a user compares against
-    assert choice.method == min(choice.inner_mae, key=choice.inner_mae.get)
+    assert choice.method == min(choice.inner_mae, key=choice.inner_mae.get) and not choice.kept_on_a_near_tie
     assert choice.method in choice.reason and "each held out in turn" in choice.reason
     assert "lowest error on earlier models" in choice.reason  # what _verdict reads in subsets saved before the flag
     # asked for k folds, it uses them (and says so)
@@ -115,6 +115,45 @@ def test_the_choice_goes_to_the_candidate_that_is_clearly_closer(digits) -> None
     mae = {c: np.abs(heldout_estimates(fold, c, k, new, n_draws=20, rng=np.random.default_rng(1))
                      - new.mean(axis=1)).mean() for c in CANDIDATES}
     assert mae["anchor_corrected"] < 1e-9 < 0.01 < mae["spread_cv"], mae
+
+
+def per_model_errors(scores: np.ndarray, k: int, n_draws: int) -> dict[str, np.ndarray]:
+    """Each candidate's absolute error on each model held out in turn (leave-one-out, mean over draws), replayed."""
+    err = {c: np.zeros(len(scores)) for c in CANDIDATES}
+    for f, test in enumerate(model_folds(len(scores), "loo")):
+        fold = FoldEstimators(np.delete(scores, test, axis=0))
+        for c in CANDIDATES:
+            est = heldout_estimates(fold, c, k, scores[test], n_draws=n_draws, rng=np.random.default_rng([0, k, f]))
+            err[c][test] = np.abs(est - scores[test].mean(axis=1)).mean(axis=0)
+    return err
+
+
+def test_a_near_tie_keeps_the_design_based_candidate() -> None:
+    from scipy import stats
+
+    k = 40
+    # clusters with 2% of answers flipped: anchor points are still ahead on the inner folds, but by less than the
+    # inner folds' own noise (one standard error of the paired per-model difference)
+    clusters = cluster_population()
+    noisy = np.where(np.random.default_rng(7).random(clusters.shape) < 0.02, 1 - clusters, clusters)[:-2]
+    choice = choose_estimator(noisy, k, n_draws=6)
+    err = per_model_errors(noisy, k, 6)
+    se = 100 * stats.sem(err["spread_cv"] - err["anchor_corrected"])
+    assert choice.inner_diff_se == pytest.approx({"anchor_corrected": se})
+    ahead_by = choice.inner_mae["spread_cv"] - choice.inner_mae["anchor_corrected"]
+    assert 0 < ahead_by <= se, (ahead_by, se)  # the case the rule is for: lower, within one standard error
+    assert choice.method == "spread_cv" and choice.kept_on_a_near_tie
+    assert f"lower by only {ahead_by:.2f} points, within one standard error ({se:.2f})" in choice.reason
+    # the rule keeps the first candidate, whichever it is: listed first, anchor_corrected is kept (here the lowest)
+    first = choose_estimator(noisy, k, n_draws=6, candidates=("anchor_corrected", "spread_cv"))
+    assert first.method == "anchor_corrected" and not first.kept_on_a_near_tie
+    # clear of one standard error, the lower one wins and the reason says by how much it is clear
+    clean = choose_estimator(clusters[:-2], k, n_draws=6)
+    assert clean.method == "anchor_corrected" and not clean.kept_on_a_near_tie
+    assert clean.inner_mae["spread_cv"] - clean.inner_mae["anchor_corrected"] > clean.inner_diff_se["anchor_corrected"]
+    se = clean.inner_diff_se["anchor_corrected"]
+    assert f"ahead of spread_cv by more than one standard error of the paired difference ({se:.2f})" in clean.reason
+    assert "lowest error on earlier models" in clean.reason
 
 
 def test_the_pick_never_reads_the_held_out_models_answers() -> None:
@@ -219,7 +258,7 @@ def test_chosen_falls_back_to_difficulty_cv_when_a_fold_has_too_few_models_to_ch
 
 
 def test_residual_design_with_many_categories_keeps_every_doc_reachable_within_the_budget() -> None:
-    from lmms_nb.lite_selection._heldout import difficulty_design
+    from lmms_nb.lite_selection._difficulty_design import difficulty_design
     from lmms_nb.lite_selection._residual_design import residual_design
 
     correct = irt_population(12, 1000, seed=2)

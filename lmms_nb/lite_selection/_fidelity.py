@@ -23,7 +23,7 @@ the task's embeddings, for each budget k, methods (a subset and an estimator eac
   allows), stratified estimate; a stratum that gets no doc (k below the number of strata) is estimated by the
   training models' mean there;
 - ``difficulty_cv``: the same difficulty strata, allocated in proportion to the neighbour predictions' held-out
-  error in each (`_heldout.residual_spread`), difference estimate with the neighbour control variate (the
+  error in each (`_difficulty_design.residual_spread`), difference estimate with the neighbour control variate (the
   predictions' mean over every doc plus the design-weighted mean prediction error on the subset; a stratum
   that gets no doc, k being below the number of strata, is left to the predictions); with categories, each category's docs are predicted
   by neighbours chosen on its own subset docs, shrunk toward the whole subset's by a prior chosen on the

@@ -3,7 +3,7 @@
 `difficulty_cv` corrects neighbour predictions of a new model's answers by their error on a random subset, so
 its variance is the spread of those errors (residuals) over the docs drawn. `residual_design` stratifies on
 exactly that: each training model in turn is predicted from the others (neighbours chosen per category on
-its answers, as `_heldout.residual_spread` does), each doc's root mean squared prediction error across them
+its answers, as `_difficulty_design.residual_spread` does), each doc's root mean squared prediction error across them
 is its expected residual, and the docs are binned by it (quantiles) and by category; `k` is then allocated
 by Neyman on each stratum's residual (`_allocation.neyman_allocation`, one doc per stratum first). With many
 categories and a small budget the bins per category shrink (to ``k // categories``, at least 1), so there are
@@ -29,7 +29,7 @@ import numpy as np
 
 from lmms_nb.lite_selection._allocation import neyman_allocation
 from lmms_nb.lite_selection._corrections import NEIGHBOUR_BETA
-from lmms_nb.lite_selection._heldout import DifficultyDesign
+from lmms_nb.lite_selection._difficulty_design import DifficultyDesign
 from lmms_nb.lite_selection._memo import memoised
 
 __all__ = ["RESIDUAL_BINS", "RESIDUAL_FLOOR", "doc_residuals", "residual_design"]
