@@ -21,7 +21,10 @@ both alike), a second copy of the model with issue #14's in-process speed-ups un
 process-wide once a model is on the CPU (`lmms_nb.models._hf_malloc`: freed memory kept for reuse instead of coming back
 as fresh zeroed pages) and impossible to put back as glibc's own dynamic rule had them; `--malloc-ab N` measures it in
 N pairs of fresh processes, malloc as glibc sets it (LMMS_NB_KEEP_FREED_MEMORY=0) then pinned, alternating, and prints
-CPU, wall and the minor page faults per run of each (every mode prints the faults per run).
+CPU, wall and the minor page faults per run of each (every mode prints the faults per run). `--probe` times, after each
+in-process run, `bench_host_speed.probe()` (a fixed Python loop and bf16 matmuls: no model, no allocation) and prints
+its medians per round: the in-process time's two modes (~0.46 and ~0.62 s on a 2-vCPU cloud guest) are the
+machine's, the probe slowing alike (`bench_host_speed.py` shows it run by run).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ sys.path.insert(0, str(HERE / "vs_lmms_eval"))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import bench_host_speed  # noqa: E402  the fixed-work probe of the machine's speed
 import run as vs  # noqa: E402  benchmarks/vs_lmms_eval/run.py: data, model and task builders
 
 #: stage -> (file name part, function name) whose cumulative time is the stage's, in the order printed
@@ -80,9 +84,11 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
 def undo_speed_ups(model: object) -> None:
     """Take back, on this model, the in-process speed-ups of issue #14: Qwen's vision attention back to
     transformers' per-chunk loop, its image processor's patchify back to float32 and its `_preprocess` back to
-    transformers' own (with the concatenation); `speed_ups(False)` takes back the process-wide ones (the samples
-    log's fsync in line, YAML parsed with no parse kept, the config's JSON built every run)."""
+    transformers' own (with the concatenation), its processor's text side back to transformers' (`_qwen_text`);
+    `speed_ups(False)` takes back the process-wide ones (the samples log's fsync in line, YAML parsed with no parse
+    kept, the config's JSON built every run)."""
     from lmms_nb.logs.writer import SampleLogWriter
+    from lmms_nb.models import _qwen_text
 
     for module in model.model.modules():  # type: ignore[attr-defined]
         if hasattr(module, "_lmms_nb_batched_checked"):
@@ -91,6 +97,7 @@ def undo_speed_ups(model: object) -> None:
     for hook in ("patchify", "_preprocess"):
         if image_processor is not None and hook in vars(image_processor):
             delattr(image_processor, hook)
+    _qwen_text._VERDICTS[model.processor] = False  # type: ignore[attr-defined]
     SampleLogWriter._sync = lambda self, fsync: fsync()  # type: ignore[method-assign]
 
 
@@ -127,7 +134,7 @@ def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) ->
                  batch_size=batch_size, progress=False, resume=False)
         return time.perf_counter() - wall, time.process_time() - cpu, _minor_faults() - faults
 
-    timings, baseline = [], []
+    timings, baseline, probes = [], [], []
     if BASELINE:  # the same model without this session's speed-ups, its runs alternating with the others
         plain = get_model(name, pretrained=str(model_path), device_map="cpu", device="cpu")
         undo_speed_ups(plain)
@@ -141,6 +148,8 @@ def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) ->
             model = kept
             speed_ups(True)
         timings.append(once())
+        if PROBE:
+            probes.append(bench_host_speed.probe())
     profiler = cProfile.Profile()
     profiler.enable()
     profiled_wall = once()[0]
@@ -148,7 +157,8 @@ def measure(family: str, *, n: int, batch_size: int, runs: int, threads: int) ->
     out = {"wall": statistics.median(t[0] for t in timings), "cpu": statistics.median(t[1] for t in timings),
            "faults": statistics.median(t[2] for t in timings), "cpu_min": min(t[1] for t in timings),
            "walls": [t[0] for t in timings], "stages": stage_seconds(pstats.Stats(profiler)),
-           "profiled": profiled_wall, "threads": torch.get_num_threads()}
+           "profiled": profiled_wall, "threads": torch.get_num_threads(),
+           "probe": [statistics.median(p[k] for p in probes) for k in (0, 1)] if probes else None}
     if baseline:
         out["baseline"] = {"wall": statistics.median(t[0] for t in baseline),
                            "cpu": statistics.median(t[1] for t in baseline), "walls": [t[0] for t in baseline]}
@@ -215,6 +225,9 @@ def main() -> None:
     parser.add_argument("--malloc-ab", type=int, default=0, metavar="N",
                         help="time N pairs of fresh processes with glibc's malloc thresholds as it sets them, then "
                              "pinned (lmms_nb.models._hf_malloc), alternating")
+    parser.add_argument("--probe", action="store_true",
+                        help="after each timed run, time bench_host_speed.probe() (fixed work, no model): a slow "
+                             "round with a slow probe is a slow machine, not more work")
     parser.add_argument("--child-json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true",
                         help="also time, alternating in this process, the model without issue #14's speed-ups "
@@ -225,8 +238,8 @@ def main() -> None:
 
     from lmms_nb.logs.writer import SampleLogWriter
 
-    global _BACKGROUND_SYNC, BASELINE
-    _BACKGROUND_SYNC, BASELINE = SampleLogWriter._sync, args.baseline
+    global _BACKGROUND_SYNC, BASELINE, PROBE
+    _BACKGROUND_SYNC, BASELINE, PROBE = SampleLogWriter._sync, args.baseline, args.probe
     DEFAULT_THREADS = torch.get_num_threads()
     for family in args.family:
         for threads in args.threads:
@@ -279,13 +292,16 @@ def print_rounds(args: argparse.Namespace, family: str, threads: int) -> None:
         cpus.append(theirs[1] / result["cpu"])
         print(f"  round {round_} (load average {os.getloadavg()[0]:.1f}, {result['threads']} thread(s)): lmms-eval "
               f"{theirs[0]:.1f} s wall / {theirs[1]:.1f} s CPU, in-process {result['wall']:.3f} s / "
-              f"{result['cpu']:.3f} s -> {walls[-1]:.1f}x wall, {cpus[-1]:.1f}x CPU", flush=True)
+              f"{result['cpu']:.3f} s -> {walls[-1]:.1f}x wall, {cpus[-1]:.1f}x CPU"
+              + (f"; host probe python {result['probe'][0] * 1e3:.1f} ms, bf16 matmul {result['probe'][1] * 1e3:.1f} ms"
+                 if result["probe"] else ""), flush=True)
     print(f"  median over {args.rounds} rounds: {statistics.median(walls):.1f}x wall (range {min(walls):.1f}-"
           f"{max(walls):.1f}), {statistics.median(cpus):.1f}x CPU (range {min(cpus):.1f}-{max(cpus):.1f})")
 
 
 DEFAULT_THREADS = 1
 BASELINE = False
+PROBE = False
 _BACKGROUND_SYNC = None
 
 if __name__ == "__main__":

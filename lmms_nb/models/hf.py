@@ -44,6 +44,7 @@ from lmms_nb.models._fast_path_verdicts import VerdictStore
 from lmms_nb.models._hf_malloc import keep_freed_memory
 from lmms_nb.models._patch_embed import speed_up_patch_embeddings
 from lmms_nb.models._qwen_pixels import patch_into_one_tensor, patchify_in_model_dtype
+from lmms_nb.models._qwen_text import processor_inputs
 from lmms_nb.models._vision_attention import speed_up_vision_attention
 from lmms_nb.models.base import LoglikelihoodRequest, Request, Response
 from lmms_nb.models.registry import register_model
@@ -258,8 +259,9 @@ class HFImageTextModel:
             video_kwargs.update(video_processor_kwargs(getattr(self.model.config, "model_type", None)))
         if images:
             video_kwargs.update(self.style.image_processor_kwargs)
-        inputs = self.processor(
-            text=texts, images=images or None, padding=True, return_tensors="pt", **video_kwargs
+        # Qwen: the prompts tokenized with one pad token per image, the pad runs put in as ids (same inputs)
+        inputs = processor_inputs(
+            self.processor, text=texts, images=images or None, padding=True, return_tensors="pt", **video_kwargs
         ).to(self.model.device)
         for key in ("pixel_values", "pixel_values_videos"):
             if key in inputs and inputs[key].is_floating_point():
