@@ -108,7 +108,9 @@ def timeline(seconds: float, threads: int, every: bool, ab_text: bool = False) -
                  batch_size=4, limit=limit, progress=False, resume=False)
         return time.thread_time() - start
 
-    run(limit=2)  # warm-up
+    run(limit=2)  # warm-up: the first processor call checks the fast text form against transformers' own
+    if ab_text and _qwen_text._VERDICTS.get(model.processor) is not True:
+        raise SystemExit("the fast text form did not match transformers' own processor here: nothing to compare")
     rows, began = [], time.perf_counter()
     while time.perf_counter() - began < seconds:
         arm = len(rows) % 2 if ab_text else 1  # 0: the processor as transformers has it, 1: lmms-nb's
@@ -226,6 +228,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.probe_on:
         _probe_on(int(args.probe_on[0]), args.probe_on[1], args.probe_on[2])
+    elif (args.both_vcpus or args.other_vcpu) and not {0, 1} <= os.sched_getaffinity(0):
+        parser.error("--both-vcpus and --other-vcpu need vCPUs 0 and 1 available to this process")
     elif args.both_vcpus:
         both_vcpus(args.seconds)
     elif args.other_vcpu:

@@ -80,6 +80,64 @@ def test_whatever_the_fast_form_does_not_cover_is_the_processors_own_call(proces
     assert torch.equal(only_text["input_ids"], plain(text=[PROMPTS[0]], return_tensors="pt")["input_ids"])
 
 
+def _fresh(processors):
+    """A third processor of the same folder, with no verdict yet."""
+    from transformers import AutoProcessor
+
+    return AutoProcessor.from_pretrained(processors[0].tokenizer.name_or_path)
+
+
+def test_a_fast_form_that_differs_is_never_used(processors, monkeypatch):
+    import lmms_nb.models._qwen_text as qwen_text
+
+    plain = processors[1]
+    texts, images, _ = _batches(plain)[1]
+    kwargs = dict(padding=True, return_tensors="pt")
+    expected = plain(text=list(texts), images=images, **kwargs)
+
+    def one_pad_too_many(*args):
+        out = _fast(*args)
+        out["input_ids"] = torch.cat([out["input_ids"][:, :1], out["input_ids"]], dim=1)
+        return out
+
+    # a fast form whose ids differ: the first call finds it out and returns the processor's own; so do the next
+    wrong = _fresh(processors)
+    monkeypatch.setattr(qwen_text, "_fast", one_pad_too_many)
+    for _ in range(2):
+        got = processor_inputs(wrong, text=list(texts), images=images, **kwargs)
+        assert _VERDICTS[wrong] is False and torch.equal(got["input_ids"], expected["input_ids"])
+
+    # transformers' private API moved under it (an error inside the fast form): the processor's own call, from now on
+    def moved(*args):
+        raise TypeError("_merge_kwargs() missing 1 required positional argument: 'ModelProcessorKwargs'")
+
+    broken = _fresh(processors)
+    monkeypatch.setattr(qwen_text, "_fast", moved)
+    got = processor_inputs(broken, text=list(texts), images=images, **kwargs)
+    assert _VERDICTS[broken] is False and all(torch.equal(got[k], expected[k]) for k in expected)
+    # a processor of transformers 4.x (its _merge_kwargs takes the kwargs class first) is not taken on at all
+    old = _fresh(processors)
+    old._merge_kwargs = lambda ModelProcessorKwargs, tokenizer_init_kwargs=None, **kw: None  # noqa: N803
+    assert not fits(old)
+
+
+def test_qwen2_vl_processor_too(tmp_path):
+    from transformers import AutoProcessor
+
+    from lmms_nb.models.tiny import build_tiny_qwen2_vl
+
+    path = build_tiny_qwen2_vl(tmp_path, vocab_texts=PROMPTS, seed=0)
+    fast, plain = AutoProcessor.from_pretrained(str(path)), AutoProcessor.from_pretrained(str(path))
+    assert type(fast).__name__ == "Qwen2VLProcessor" and fits(fast)
+    texts, images, _ = _batches(plain)[1]
+    kwargs = dict(padding=True, return_tensors="pt")
+    expected = plain(text=list(texts), images=images, **kwargs)
+    processor_inputs(fast, text=list(texts), images=images, **kwargs)
+    assert _VERDICTS[fast] is True
+    got = processor_inputs(fast, text=list(texts), images=images, **kwargs)
+    assert set(got) == set(expected) and all(torch.equal(got[k], expected[k]) for k in expected)
+
+
 def test_other_processors_are_left_alone():
     assert not fits(object())
     assert not fits(type("LlavaProcessor", (), {"tokenizer": 1, "image_processor": 1, "image_token": "<image>"})())
