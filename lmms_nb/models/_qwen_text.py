@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import weakref
@@ -47,24 +48,32 @@ _PRIVATE_USE_A = re.compile("[\U000f0000-\U000ffffd]")
 #: processor -> whether the fast form gave its own output (absent: not checked yet); kept off the processor, whose
 #: instance attributes transformers would serialise
 _VERDICTS: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+#: `_merge_kwargs` function -> whether it is 5.x's (`_merge_kwargs_needs_no_kwargs_class`)
+_SIGNATURE_VERDICTS: dict[Any, bool] = {}
 
 
 def fits(processor: Any) -> bool:
     """Whether `processor` is one of Qwen's (by class name) with a tokenizer and an image processor, from a
     transformers whose processor call the fast form follows (5.x: `_merge_kwargs` needs no kwargs class,
     `unused_input_names`, `image_token_ids`; 4.x's differs, and there the processor's own call runs)."""
-    import inspect
-
     if type(processor).__name__ not in QWEN_PROCESSORS or not isinstance(getattr(processor, "image_token", None), str):
         return False
-    try:
-        kwargs_class = inspect.signature(processor._merge_kwargs).parameters.get("ModelProcessorKwargs")
-        needs_kwargs_class = kwargs_class is not None and kwargs_class.default is inspect.Parameter.empty
-    except (AttributeError, TypeError, ValueError):
-        needs_kwargs_class = True
     return (getattr(processor, "tokenizer", None) is not None and getattr(processor, "image_processor", None) is not None
-            and not needs_kwargs_class and hasattr(processor, "unused_input_names")
-            and hasattr(processor, "image_token_ids"))
+            and _merge_kwargs_needs_no_kwargs_class(processor._merge_kwargs)
+            and hasattr(processor, "unused_input_names") and hasattr(processor, "image_token_ids"))
+
+
+def _merge_kwargs_needs_no_kwargs_class(merge_kwargs: Any) -> bool:
+    """Whether `_merge_kwargs` is transformers 5.x's (its kwargs class optional), remembered per function: asked on
+    every batch, and `inspect.signature` is not free."""
+    func = getattr(merge_kwargs, "__func__", merge_kwargs)
+    if func not in _SIGNATURE_VERDICTS:
+        try:
+            kwargs_class = inspect.signature(func).parameters.get("ModelProcessorKwargs")
+            _SIGNATURE_VERDICTS[func] = kwargs_class is None or kwargs_class.default is not inspect.Parameter.empty
+        except (TypeError, ValueError):
+            _SIGNATURE_VERDICTS[func] = False
+    return _SIGNATURE_VERDICTS[func]
 
 
 def _eligible(processor: Any, text: Any, images: Any, kwargs: dict[str, Any]) -> bool:
