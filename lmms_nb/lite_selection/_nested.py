@@ -14,9 +14,9 @@ candidate), unless it is not the first candidate (`spread_cv`) and beats it by n
 the paired per-model difference: the first is then kept (the "one-standard-error rule" of cross-validation,
 Breiman et al. 1984; Hastie, Tibshirani & Friedman, *Elements of Statistical Learning*, 7.10). Why the first:
 its unbiasedness comes from the sampling design (each doc drawn with a known probability), whatever the
-population, so where it loses it loses by little (0.2-0.4 points on the zoo), while anchor points' linear
-correction is a model fitted on the earlier models and misses by far where it does not fit (2.7-4.2 points
-against 1.3 on the digits classifiers). A near tie is noise in the inner folds, and following it fold by fold
+population, so where it loses it loses by little (0.04-0.43 points on the zoo's six seeds), while anchor points'
+linear correction is a model fitted on the earlier models and misses by far where it does not fit (inner errors of
+2.7-4.2 points against 1.3 on the digits classifiers). A near tie is noise in the inner folds, and following it fold by fold
 can land further off than either candidate alone (`bench_lite_fidelity.py --population zoo`, seed 5, before
 this rule: 1.52 points where spread_cv alone read 1.39 and anchor_corrected 1.19). The standard error treats the
 held-out models' differences as independent, which they are not quite (leave-one-out's training sets overlap,
